@@ -1,0 +1,42 @@
+# The two commands of the README: `make up` starts the whole stack, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV := .venv
+BIN := $(VENV)/bin
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: up test install install-dev uv lint typecheck deploy migrate clean
+
+uv:  ## uv, through pip, when the machine lacks it
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+		$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+
+install: uv  ## the service's dependencies, exactly as locked
+	$(UV) sync --frozen --no-dev
+
+install-dev: uv
+	$(UV) sync --frozen --extra dev
+
+up: install  ## Prefect server + migrations + pool/deployment + worker + API; Ctrl-C stops all
+	$(BIN)/python -m app.devstack
+
+migrate: install
+	$(BIN)/alembic upgrade head
+
+deploy: install
+	$(BIN)/python app/pipeline/deploy.py
+
+lint: install-dev
+	$(BIN)/ruff check app tests migrations
+	$(BIN)/ruff format --check app tests migrations
+
+typecheck: install-dev
+	$(BIN)/mypy app
+
+test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + PostgreSQL, end to end
+	$(BIN)/pytest
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

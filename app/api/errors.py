@@ -1,0 +1,59 @@
+"""Error responses a person can act on: which field is wrong and how to fix it; what is down."""
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from app.pipeline.orchestrator import PrefectUnavailableError
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    problems = []
+    for error in errors:
+        field, message = (
+            _field(tuple(error["loc"])),
+            str(error["msg"]).removeprefix("Value error, "),
+        )
+        if error["type"] == "extra_forbidden":
+            message = "unknown field; remove it (see /docs for the accepted fields)"
+        elif error["type"] == "json_invalid":
+            field, message = "body", f"not valid JSON (error at character {error['loc'][-1]})"
+        problems.append(f"{field}: {message}")
+    return JSONResponse(
+        status_code=422,
+        content={
+            "message": "; ".join(problems),
+            "detail": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors],
+        },
+    )
+
+
+async def _prefect_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content={"detail": str(exc)}
+    )
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={
+            "detail": f"database unavailable ({type(exc).__name__}); "
+            "check DATABASE_URL and that the database server is running"
+        },
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(PrefectUnavailableError, _prefect_unavailable)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_unavailable)

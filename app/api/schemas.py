@@ -1,0 +1,105 @@
+"""Request and response bodies of the pipelines API, separate from the tables."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.config import get_settings
+from app.models import Status
+
+PipelineStatus = Literal["created", "pending", "running", "completed", "failed", "cancelled"]
+
+
+class PipelineCreate(BaseModel):
+    """A new pipeline; `trigger: true` starts its first run at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str | None, Field(max_length=2000)] = None
+    record_count: Annotated[
+        int, Field(ge=1, description="Synthetic records to generate per run.")
+    ] = 1000
+    trigger: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name must not be blank; give the pipeline a name")
+        return value.strip()
+
+    @field_validator("record_count")
+    @classmethod
+    def _record_count_bound(cls, value: int) -> int:
+        limit = get_settings().max_record_count
+        if value > limit:
+            raise ValueError(
+                f"record_count must be at most {limit:,} (PIPELINE_MAX_RECORD_COUNT); got {value:,}"
+            )
+        return value
+
+
+class StageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    status: Status
+    message: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_seconds: float | None
+    records_in: int | None
+    records_out: int | None
+    records_rejected: int | None
+    attempts: int
+    error: str | None
+
+
+class RunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    status: Status
+    record_count: int
+    prefect_flow_run_id: str | None
+    prefect_flow_run_url: str | None = None
+    input_file: str | None
+    output_file: str | None
+    records_processed: int | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_seconds: float | None
+    stages: list[StageOut] = []
+
+
+class PipelineOut(BaseModel):
+    """A pipeline with the status of its latest run ("created" before its first run)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str | None
+    record_count: int
+    created_at: datetime
+    status: PipelineStatus
+    latest_run: RunOut | None
+
+
+class PipelinePage(BaseModel):
+    items: list[PipelineOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class TriggerOut(BaseModel):
+    pipeline_id: int
+    run_id: int
+    prefect_flow_run_id: str
+    prefect_flow_run_url: str
+    status: Status

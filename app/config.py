@@ -1,0 +1,92 @@
+"""Settings: the one place that reads the service's environment."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PREFECT_API_URL = "http://127.0.0.1:4200/api"
+
+
+class Settings(BaseSettings):
+    """Service configuration, read once from the environment (and an optional .env file)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'pipelines.db'}",
+        description="SQLAlchemy async URL; an embedded SQLite file when unset.",
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "data",
+        validation_alias=AliasChoices("PIPELINE_DATA_DIR", "DATA_DIR"),
+        description="Root of the per-run directories holding each stage's Parquet files.",
+    )
+    prefect_api_url: str = Field(
+        default=DEFAULT_PREFECT_API_URL,
+        validation_alias=AliasChoices("PREFECT_API_URL"),
+    )
+    prefect_ui_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PREFECT_UI_URL"),
+        description="Base URL of the Prefect UI for run links; derived from the API URL if unset.",
+    )
+    deployment_name: str = "Data Pipeline/data-pipeline-deployment"
+    work_pool_name: str = "default"
+    prefect_timeout_seconds: float = Field(
+        default=10.0, validation_alias=AliasChoices("PIPELINE_PREFECT_TIMEOUT_SECONDS")
+    )
+
+    seed: int = Field(default=42, validation_alias=AliasChoices("PIPELINE_SEED"))
+    max_record_count: int = Field(
+        default=50_000_000, validation_alias=AliasChoices("PIPELINE_MAX_RECORD_COUNT")
+    )
+    batch_rows: int = Field(default=1_000_000, validation_alias=AliasChoices("PIPELINE_BATCH_ROWS"))
+    flow_retries: int = Field(
+        default=0, ge=0, validation_alias=AliasChoices("PIPELINE_FLOW_RETRIES")
+    )
+    flow_retry_delay_seconds: int = Field(
+        default=10, ge=0, validation_alias=AliasChoices("PIPELINE_FLOW_RETRY_DELAY_SECONDS")
+    )
+    fail_stage: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PIPELINE_FAIL_STAGE"),
+        description="Fault injection: 'stage' fails that stage on every attempt, "
+        "'stage:N' fails its first N attempts. For tests and drills only.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Accept plain postgresql:// and sqlite:// URLs and pick the async driver for them."""
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if value.startswith(plain):
+                return driver + value.removeprefix(plain)
+        return value
+
+    @field_validator("prefect_api_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def prefect_ui_base(self) -> str:
+        """The Prefect UI's address: PREFECT_UI_URL, else the API URL without its /api suffix."""
+        if self.prefect_ui_url:
+            return self.prefect_ui_url.rstrip("/")
+        return self.prefect_api_url.removesuffix("/api")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

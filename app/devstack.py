@@ -1,0 +1,234 @@
+"""`make up`: the whole stack as local processes — Prefect server, migrations, pool and deployment,
+worker(s) and the API — stopped together, in reverse order, on Ctrl-C. Tests start the same stack."""
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import httpx
+
+from app.config import PROJECT_ROOT
+
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class Process:
+    """One child process the stack started, in a session of its own so its children stop with it."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace period; only this process's group is signalled."""
+        if self.popen.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.popen.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.popen.wait()
+        self._signal(signal.SIGKILL)  # anything the process left behind in its group
+        self.log.close()
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signum)
+
+
+@dataclass
+class Stack:
+    """The local topology: one Prefect server, `workers` workers on pool `default`, one API."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    host: str = "127.0.0.1"
+    prefect_port: int = 4200
+    api_port: int = 8000
+    workers: int = 1
+    log_dir: Path = PROJECT_ROOT / "var" / "log"
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://{self.host}:{self.prefect_port}/api"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    def process_env(self) -> dict[str, str]:
+        """The environment every process shares: always the same, configured Prefect server."""
+        env = dict(self.env)
+        env.update(
+            PREFECT_API_URL=self.prefect_api_url,
+            PREFECT_UI_API_URL=env.get("PREFECT_UI_API_URL", self.prefect_api_url),
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_SERVER_EPHEMERAL_ENABLED="false",
+            PREFECT_WORKER_QUERY_SECONDS=env.get("PREFECT_WORKER_QUERY_SECONDS", "1"),
+            PREFECT_HOME=env.get("PREFECT_HOME", str(PROJECT_ROOT / "var" / "prefect")),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def start(self) -> None:
+        """Start everything and wait until each part answers; on any failure stop what started."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._spawn(
+                "prefect-server",
+                [
+                    _prefect(),
+                    "server",
+                    "start",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.prefect_port),
+                ],
+            )
+            self._wait_http("prefect-server", f"{self.prefect_api_url}/health", timeout=90)
+            self._run("migrate", [sys.executable, "-m", "alembic", "upgrade", "head"])
+            self._run("deploy", [sys.executable, str(PROJECT_ROOT / "app/pipeline/deploy.py")])
+            for number in range(1, self.workers + 1):
+                self.start_worker(number)
+            self._spawn(
+                "api",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "app.main:app",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.api_port),
+                    "--no-access-log",
+                ],
+            )
+            self._wait_http("api", f"{self.api_url}/health", timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_worker(self, number: int) -> Process:
+        pool = self.env.get("PIPELINE_WORK_POOL", "default")
+        return self._spawn(
+            f"worker-{number}",
+            [
+                _prefect(),
+                "worker",
+                "start",
+                "--pool",
+                pool,
+                "--type",
+                "process",
+                "--name",
+                f"worker-{number}-{os.getpid()}",
+            ],
+        )
+
+    def stop(self) -> None:
+        """Stop every process this stack started, newest first."""
+        while self.processes:
+            self.processes.pop().stop()
+
+    def _spawn(self, name: str, argv: list[str]) -> Process:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        popen = subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env=self.process_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        process = Process(name, popen, log)
+        self.processes.append(process)
+        return process
+
+    def _run(self, name: str, argv: list[str]) -> None:
+        result = subprocess.run(
+            argv,
+            cwd=PROJECT_ROOT,
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        (self.log_dir / f"{name}.log").write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{name} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
+
+    def _wait_http(self, name: str, url: str, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        process = next(p for p in self.processes if p.name == name)
+        while time.monotonic() < deadline:
+            if process.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {process.popen.returncode}; see {process.log.name}"
+                )
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        raise TimeoutError(
+            f"{name} did not answer {url} within {timeout:.0f} s; see {process.log.name}"
+        )
+
+
+def _prefect() -> str:
+    return str(Path(sys.executable).with_name("prefect"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the stack, print where everything is, and stop it all on Ctrl-C or SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--prefect-port", type=int, default=4200)
+    parser.add_argument("--api-port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    stack = Stack(workers=args.workers, prefect_port=args.prefect_port, api_port=args.api_port)
+
+    def _terminate(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    print("starting Prefect server, migrations, deployment, worker and API …", flush=True)
+    try:
+        stack.start()
+        print(
+            f"\n  API          {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)\n"
+            f"  Prefect UI   http://{stack.host}:{stack.prefect_port}\n"
+            f"  Prefect API  {stack.prefect_api_url}\n"
+            f"  logs         {stack.log_dir}/*.log\n\nCtrl-C stops everything.",
+            flush=True,
+        )
+        while all(p.popen.poll() is None for p in stack.processes):
+            time.sleep(0.5)
+        dead = [p.name for p in stack.processes if p.popen.poll() is not None]
+        print(f"{', '.join(dead)} exited; stopping the stack", file=sys.stderr)
+        raise SystemExit(1)
+    except KeyboardInterrupt:
+        print("\nstopping …", flush=True)
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Create (idempotently) the process work pool `default` and the deployment of the Data Pipeline flow.
+
+Run it as `python app/pipeline/deploy.py`; running it again changes nothing.
+"""
+
+import sys
+from pathlib import Path
+from typing import Any, cast
+from uuid import UUID
+
+from prefect import Flow, flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectNotFound
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent.parent) not in sys.path:  # `python app/pipeline/deploy.py` from a checkout
+    sys.path.insert(0, str(HERE.parent.parent))
+
+from app.config import get_settings  # noqa: E402
+
+DEPLOYMENT_NAME = "data-pipeline-deployment"
+
+
+def ensure_work_pool(name: str) -> bool:
+    """Create the process work pool `name` unless it exists; True when it was created."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            return False
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            return True
+
+
+def deploy() -> UUID:
+    """Register the flow from this directory as `data-pipeline-deployment` on the pool."""
+    settings = get_settings()
+    created = ensure_work_pool(settings.work_pool_name)
+    print(f"work pool '{settings.work_pool_name}': {'created' if created else 'exists'}")
+    source = cast(
+        "Flow[..., Any]",
+        flow.from_source(source=HERE, entrypoint="flows.py:run_data_pipeline_flow"),
+    )
+    deployment_id = cast(
+        UUID,
+        source.deploy(
+            name=DEPLOYMENT_NAME,
+            work_pool_name=settings.work_pool_name,
+            description="Five-stage data pipeline: generate, ingest, process, transform, export.",
+            tags=["data-pipeline"],
+            print_next_steps=False,
+        ),
+    )
+    print(f"deployment 'Data Pipeline/{DEPLOYMENT_NAME}': {deployment_id}")
+    return deployment_id
+
+
+if __name__ == "__main__":
+    deploy()

@@ -1,0 +1,206 @@
+"""The Prefect flow `Data Pipeline`: five tasks, each a thin wrapper that reads, calls, writes, reports."""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from prefect.runtime import flow_run
+
+from app.config import get_settings
+from app.models import Status
+from app.pipeline import stages
+from app.pipeline.status import RunRef, claim_run, run_id_from_tags, update_pipeline_status
+from app.pipeline.store import RunFiles, count_rows, scan, sink
+
+_settings = get_settings()
+
+
+class InjectedFaultError(RuntimeError):
+    """A failure requested through PIPELINE_FAIL_STAGE, for tests and drills."""
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    records_in: int
+    records_out: int
+    records_rejected: int = 0
+
+
+def _inject_fault(stage: str, attempt: int) -> None:
+    spec = _settings.fail_stage
+    if not spec:
+        return
+    name, _, attempts = spec.partition(":")
+    if name == stage and (not attempts or attempt <= int(attempts)):
+        raise InjectedFaultError(f"injected failure in {stage} on attempt {attempt}")
+
+
+async def _run_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
+    """Report running, do the work off the event loop, report completed or failed."""
+    context = TaskRunContext.get()
+    attempt = context.task_run.run_count if context else 1
+    retries = (context.task.retries if context else 0) or 0
+    logger = get_run_logger()
+    await update_pipeline_status(
+        ref.pipeline_id, stage, Status.RUNNING, run_id=ref.run_id, attempt=attempt
+    )
+    try:
+        _inject_fault(stage, attempt)
+        output = await asyncio.to_thread(work)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        if attempt <= retries:
+            logger.warning("stage %s attempt %d failed (%s); retrying", stage, attempt, error)
+            await update_pipeline_status(
+                ref.pipeline_id,
+                stage,
+                Status.RUNNING,
+                f"attempt {attempt} failed: {error}; retrying",
+                run_id=ref.run_id,
+            )
+        else:
+            await update_pipeline_status(
+                ref.pipeline_id, stage, Status.FAILED, error=error, run_id=ref.run_id
+            )
+        raise
+    await update_pipeline_status(
+        ref.pipeline_id,
+        stage,
+        Status.COMPLETED,
+        records_in=output.records_in,
+        records_out=output.records_out,
+        records_rejected=output.records_rejected,
+        run_id=ref.run_id,
+    )
+    logger.info("stage %s completed: %d in, %d out", stage, output.records_in, output.records_out)
+    return output
+
+
+@task(
+    name="generate_data",
+    retries=2,
+    retry_delay_seconds=1,
+    tags=["pipeline", "generate"],
+    cache_policy=NO_CACHE,
+)
+async def generate_data(ref: RunRef, files: RunFiles) -> StageOutput:
+    """Generate the run's synthetic records as Parquet parts (deterministic for the seed)."""
+
+    def work() -> StageOutput:
+        stages.write_generated(
+            files.raw, ref.record_count, seed=_settings.seed, batch_rows=_settings.batch_rows
+        )
+        return StageOutput(records_in=ref.record_count, records_out=count_rows(files.raw))
+
+    return await _run_stage(ref, "generate", work)
+
+
+@task(
+    name="ingest_data",
+    retries=2,
+    retry_delay_seconds=2,
+    tags=["pipeline", "ingest"],
+    cache_policy=NO_CACHE,
+)
+async def ingest_data(ref: RunRef, files: RunFiles) -> StageOutput:
+    """Validate the input: good rows go on, bad rows go to the rejects file with a reason."""
+
+    def work() -> StageOutput:
+        source = files.raw
+        records_in = count_rows(source)
+        valid, rejects = stages.validate(scan(source))
+        records_out = sink(valid, files.ingested)
+        rejected = sink(rejects, files.rejects)
+        if records_out == 0:
+            raise ValueError(f"all {records_in} input records were rejected; see {files.rejects}")
+        return StageOutput(records_in, records_out, rejected)
+
+    return await _run_stage(ref, "ingest", work)
+
+
+@task(name="process_data", tags=["pipeline", "process"], cache_policy=NO_CACHE)
+async def process_data(ref: RunRef, files: RunFiles) -> StageOutput:
+    """Compute each record's total value."""
+
+    def work() -> StageOutput:
+        records_out = sink(stages.process(scan(files.ingested)), files.processed)
+        return StageOutput(count_rows(files.ingested), records_out)
+
+    return await _run_stage(ref, "process", work)
+
+
+@task(name="transform_data", tags=["pipeline", "transform"], cache_policy=NO_CACHE)
+async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
+    """Flag high-value records, assign tiers, category averages and discounts."""
+
+    def work() -> StageOutput:
+        records_out = sink(stages.transform(scan(files.processed)), files.transformed)
+        return StageOutput(count_rows(files.processed), records_out)
+
+    return await _run_stage(ref, "transform", work)
+
+
+@task(
+    name="export_results",
+    retries=2,
+    retry_delay_seconds=2,
+    tags=["pipeline", "export"],
+    cache_policy=NO_CACHE,
+)
+async def export_results(ref: RunRef, files: RunFiles) -> StageOutput:
+    """Write the results file and the per-category summary."""
+
+    def work() -> StageOutput:
+        records_out = sink(scan(files.transformed), files.results)
+        sink(stages.summarize(scan(files.transformed)), files.summary)
+        return StageOutput(count_rows(files.transformed), records_out)
+
+    return await _run_stage(ref, "export", work)
+
+
+@flow(
+    name="Data Pipeline",
+    log_prints=True,
+    retries=_settings.flow_retries,
+    retry_delay_seconds=_settings.flow_retry_delay_seconds,
+)
+async def run_data_pipeline_flow(pipeline_id: int, record_count: int = 1000) -> dict[str, Any]:
+    """Run the five stages for one run of `pipeline_id`, writing their status as they go."""
+    ref = await claim_run(
+        pipeline_id=pipeline_id,
+        flow_run_id=str(flow_run.id),
+        run_id=run_id_from_tags(flow_run.tags),
+        record_count=record_count,
+    )
+    files = RunFiles.for_run(ref.run_id)
+    print(f"pipeline {pipeline_id} run {ref.run_id}: {ref.record_count} records in {files.root}")
+    try:
+        await generate_data(ref, files)
+        await ingest_data(ref, files)
+        await process_data(ref, files)
+        await transform_data(ref, files)
+        exported = await export_results(ref, files)
+    except BaseException as exc:
+        await update_pipeline_status(
+            pipeline_id,
+            None,
+            Status.CANCELLED if isinstance(exc, asyncio.CancelledError) else Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            run_id=ref.run_id,
+        )
+        raise
+    await update_pipeline_status(
+        pipeline_id,
+        None,
+        Status.COMPLETED,
+        run_id=ref.run_id,
+        records_out=exported.records_out,
+        input_file=str(files.raw),
+        output_file=str(files.results),
+    )
+    print(f"pipeline {pipeline_id} run {ref.run_id}: completed, {exported.records_out} records")
+    return {"run_id": ref.run_id, "records": exported.records_out, "output": str(files.results)}

@@ -1,0 +1,216 @@
+"""update_pipeline_status: how a flow run writes its run and stage rows, straight to the database."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.db import get_sessionmaker
+from app.models import (
+    FINAL_STATUSES,
+    STAGE_NAMES,
+    Pipeline,
+    PipelineRun,
+    PipelineStage,
+    Status,
+    utcnow,
+)
+
+RUN_TAG_PREFIX = "pipeline-run:"
+UNFINISHED = (Status.PENDING, Status.RUNNING)
+
+
+class PipelineNotFoundError(LookupError):
+    """The flow was started for a pipeline id the database does not know."""
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Identifies the run a flow-run process is executing."""
+
+    pipeline_id: int
+    run_id: int
+    record_count: int
+
+
+def run_tag(run_id: int) -> str:
+    """The flow-run tag that tells the flow which run row is its own."""
+    return f"{RUN_TAG_PREFIX}{run_id}"
+
+
+def run_id_from_tags(tags: list[str]) -> int | None:
+    for tag in tags:
+        if tag.startswith(RUN_TAG_PREFIX) and tag.removeprefix(RUN_TAG_PREFIX).isdigit():
+            return int(tag.removeprefix(RUN_TAG_PREFIX))
+    return None
+
+
+def new_stage_rows() -> list[PipelineStage]:
+    return [
+        PipelineStage(name=name, position=position, status=Status.PENDING, attempts=0)
+        for position, name in enumerate(STAGE_NAMES)
+    ]
+
+
+def _elapsed(started_at: datetime | None, ended_at: datetime) -> float | None:
+    return (ended_at - started_at).total_seconds() if started_at else None
+
+
+async def claim_run(
+    *, pipeline_id: int, flow_run_id: str, run_id: int | None, record_count: int
+) -> RunRef:
+    """Find (or, for runs started outside the API, create) the run this flow run executes.
+
+    A flow run retried by Prefect finds its run again and starts its stages afresh.
+    """
+    async with get_sessionmaker()() as session, session.begin():
+        pipeline = await session.get(Pipeline, pipeline_id)
+        if pipeline is None:
+            raise PipelineNotFoundError(f"pipeline {pipeline_id} does not exist")
+        run = await _find_run(session, pipeline_id, flow_run_id, run_id)
+        if run is None:
+            run = PipelineRun(
+                pipeline_id=pipeline_id,
+                record_count=record_count,
+                status=Status.PENDING,
+                stages=new_stage_rows(),
+            )
+            session.add(run)
+        run.prefect_flow_run_id = flow_run_id
+        if run.status != Status.CANCELLED:
+            run.status, run.error, run.completed_at, run.duration_seconds = (
+                Status.PENDING,
+                None,
+                None,
+                None,
+            )
+            for stage in run.stages:
+                stage.status, stage.error, stage.message = Status.PENDING, None, None
+                stage.started_at = stage.completed_at = stage.duration_seconds = None
+        await session.flush()
+        return RunRef(pipeline_id=pipeline_id, run_id=run.id, record_count=run.record_count)
+
+
+async def _find_run(
+    session: AsyncSession, pipeline_id: int, flow_run_id: str, run_id: int | None
+) -> PipelineRun | None:
+    query = (
+        select(PipelineRun)
+        .where(PipelineRun.pipeline_id == pipeline_id)
+        .options(selectinload(PipelineRun.stages))
+    )
+    if run_id is not None:
+        query = query.where(PipelineRun.id == run_id)
+    else:
+        query = query.where(PipelineRun.prefect_flow_run_id == flow_run_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def update_pipeline_status(
+    pipeline_id: int,
+    stage_name: str | None,
+    status: Status,
+    message: str | None = None,
+    *,
+    run_id: int,
+    records_in: int | None = None,
+    records_out: int | None = None,
+    records_rejected: int | None = None,
+    error: str | None = None,
+    input_file: str | None = None,
+    output_file: str | None = None,
+    attempt: int | None = None,
+) -> None:
+    """Record a stage's (or, with stage_name None, the whole run's) new status, timing and counts.
+
+    A run already in a final state (completed, failed, cancelled) is never moved back.
+    """
+    now = utcnow()
+    async with get_sessionmaker()() as session, session.begin():
+        run = (
+            await session.execute(
+                select(PipelineRun)
+                .where(PipelineRun.id == run_id, PipelineRun.pipeline_id == pipeline_id)
+                .with_for_update()
+            )
+        ).scalar_one()
+        if run.status in FINAL_STATUSES:
+            return
+        if input_file is not None:
+            run.input_file = input_file
+        if output_file is not None:
+            run.output_file = output_file
+        if stage_name is None:
+            await _set_run_status(session, run, status, now, error or message)
+            if records_out is not None:
+                run.records_processed = records_out
+            return
+        stage = (
+            await session.execute(
+                select(PipelineStage).where(
+                    PipelineStage.run_id == run_id, PipelineStage.name == stage_name
+                )
+            )
+        ).scalar_one()
+        _set_stage_status(stage, status, now, message, error)
+        if attempt is not None:
+            stage.attempts = attempt
+        for field, value in (
+            ("records_in", records_in),
+            ("records_out", records_out),
+            ("records_rejected", records_rejected),
+        ):
+            if value is not None:
+                setattr(stage, field, value)
+        if status == Status.RUNNING and run.status == Status.PENDING:
+            await _set_run_status(session, run, Status.RUNNING, now, None)
+        elif status == Status.FAILED:
+            await _set_run_status(session, run, Status.FAILED, now, f"{stage_name}: {error}")
+
+
+def _set_stage_status(
+    stage: PipelineStage, status: Status, now: datetime, message: str | None, error: str | None
+) -> None:
+    if status == Status.RUNNING:
+        if stage.status != Status.RUNNING:
+            stage.started_at = now
+        stage.completed_at = stage.duration_seconds = None
+    elif status in FINAL_STATUSES:
+        stage.completed_at = now
+        stage.duration_seconds = _elapsed(stage.started_at, now)
+    stage.status = status
+    stage.message = message
+    stage.error = error
+
+
+async def _set_run_status(
+    session: AsyncSession, run: PipelineRun, status: Status, now: datetime, error: str | None
+) -> None:
+    run.status = status
+    if status == Status.RUNNING:
+        run.started_at = run.started_at or now
+        return
+    if status in FINAL_STATUSES:
+        run.completed_at = now
+        run.duration_seconds = _elapsed(run.started_at, now)
+        run.error = error if status != Status.COMPLETED else None
+        await close_unfinished_stages(session, run.id, status, now)
+
+
+async def close_unfinished_stages(
+    session: AsyncSession, run_id: int, run_status: Status, now: datetime
+) -> None:
+    """Stages still pending or running when their run ends are cancelled, never left dangling."""
+    reason = {
+        Status.FAILED: "not run: an earlier stage failed",
+        Status.CANCELLED: "cancelled",
+        Status.COMPLETED: "not run",
+    }[run_status]
+    await session.execute(
+        update(PipelineStage)
+        .where(PipelineStage.run_id == run_id, PipelineStage.status.in_(UNFINISHED))
+        .values(status=Status.CANCELLED, completed_at=now, message=reason)
+        .execution_options(synchronize_session=False)
+    )

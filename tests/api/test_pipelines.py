@@ -1,0 +1,122 @@
+"""The pipelines API on a real database (SQLite and PostgreSQL), with Prefect really unreachable."""
+
+import httpx
+from sqlalchemy import func, select
+
+from app.db import get_sessionmaker
+from app.models import Pipeline, PipelineRun, PipelineStage, Status
+
+
+async def _count(model: type) -> int:
+    async with get_sessionmaker()() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_create_returns_the_pipeline_without_a_run(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/pipelines", json={"name": "  demo  ", "record_count": 250, "description": "d"}
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert {k: body[k] for k in ("id", "name", "description", "record_count", "status")} == {
+        "id": 1,
+        "name": "demo",
+        "description": "d",
+        "record_count": 250,
+        "status": "created",
+    }
+    assert body["latest_run"] is None
+    assert (await client.get("/api/pipelines/1")).json() == body
+
+
+async def test_record_count_defaults_to_1000(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/pipelines", json={"name": "x"})
+    assert response.json()["record_count"] == 1000
+
+
+async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) -> None:
+    cases = {
+        '{"name": "x", "record_count": 0}': "record_count: Input should be greater than or equal to 1",
+        '{"name": "x", "record_count": 50000001}': "record_count: record_count must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); got 50,000,001",
+        '{"name": "x", "record_count": "many"}': "record_count: Input should be a valid integer, unable to parse string as an integer",
+        '{"name": "   "}': "name: name must not be blank; give the pipeline a name",
+        '{"record_count": 5}': "name: Field required",
+        '{"name": "x", "colour": "red"}': "colour: unknown field; remove it (see /docs for the accepted fields)",
+        '{"name": "x",': "body: not valid JSON (error at character 13)",
+    }
+    for body, message in cases.items():
+        response = await client.post(
+            "/api/pipelines", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, body
+        assert response.json()["message"] == message, body
+    assert await _count(Pipeline) == 0
+
+
+async def test_unknown_or_invalid_id(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/pipelines/42")).status_code == 404
+    assert (await client.get("/api/pipelines/42")).json() == {"detail": "pipeline 42 not found"}
+    assert (await client.post("/api/pipelines/42/trigger")).status_code == 404
+    assert (await client.get("/api/pipelines/42/stages")).status_code == 404
+    response = await client.get("/api/pipelines/-1")
+    assert response.status_code == 422
+    assert response.json()["message"] == "pipeline_id: Input should be greater than or equal to 1"
+
+
+async def test_list_pages_newest_first_and_filters_by_status(client: httpx.AsyncClient) -> None:
+    for number in range(1, 6):
+        await client.post("/api/pipelines", json={"name": f"p{number}"})
+    async with get_sessionmaker()() as session:
+        session.add(PipelineRun(pipeline_id=2, record_count=1, status=Status.COMPLETED))
+        session.add(PipelineRun(pipeline_id=3, record_count=1, status=Status.COMPLETED))
+        session.add(PipelineRun(pipeline_id=3, record_count=1, status=Status.FAILED))
+        await session.commit()
+
+    page = (await client.get("/api/pipelines", params={"page_size": 2, "page": 2})).json()
+    assert [item["name"] for item in page["items"]] == ["p3", "p2"]
+    assert (page["total"], page["page"], page["page_size"]) == (5, 2, 2)
+
+    completed = (await client.get("/api/pipelines", params={"status": "completed"})).json()
+    assert [item["name"] for item in completed["items"]] == ["p2"]  # p3's latest run failed
+    failed = (await client.get("/api/pipelines", params={"status": "failed"})).json()
+    assert [item["name"] for item in failed["items"]] == ["p3"]
+    created = (await client.get("/api/pipelines", params={"status": "created"})).json()
+    assert [item["name"] for item in created["items"]] == ["p5", "p4", "p1"]
+
+    too_big = await client.get("/api/pipelines", params={"page_size": 101})
+    assert too_big.status_code == 422
+    assert too_big.json()["message"] == "page_size: Input should be less than or equal to 100"
+    bad_status = await client.get("/api/pipelines", params={"status": "sleeping"})
+    assert bad_status.status_code == 422
+
+
+async def test_trigger_with_prefect_down_is_a_503_and_leaves_no_rows(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/api/pipelines", json={"name": "p"})
+    response = await client.post("/api/pipelines/1/trigger")
+    assert response.status_code == 503
+    assert response.json()["detail"] == (
+        "Prefect API at http://127.0.0.1:9/api is unreachable (ConnectError). "
+        "Start the server (make up, or prefect server start) and check PREFECT_API_URL."
+    )
+    assert (await _count(PipelineRun), await _count(PipelineStage)) == (0, 0)
+    assert (await client.get("/api/pipelines/1")).json()["status"] == "created"
+
+
+async def test_create_and_trigger_with_prefect_down_creates_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/api/pipelines", json={"name": "p", "trigger": True})
+    assert response.status_code == 503
+    assert "make up" in response.json()["detail"]
+    assert (await _count(Pipeline), await _count(PipelineRun)) == (0, 0)
+
+
+async def test_stages_of_a_pipeline_without_runs_is_empty(client: httpx.AsyncClient) -> None:
+    await client.post("/api/pipelines", json={"name": "p"})
+    assert (await client.get("/api/pipelines/1/stages")).json() == []
+
+
+async def test_health(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}

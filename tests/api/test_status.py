@@ -1,0 +1,126 @@
+"""update_pipeline_status and claim_run on a real database: the rows a flow run writes."""
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.db import get_sessionmaker
+from app.models import STAGE_NAMES, Pipeline, PipelineRun, Status
+from app.pipeline.status import (
+    PipelineNotFoundError,
+    claim_run,
+    new_stage_rows,
+    run_id_from_tags,
+    update_pipeline_status,
+)
+
+
+async def _pipeline_with_run() -> tuple[int, int]:
+    async with get_sessionmaker()() as session:
+        pipeline = Pipeline(name="p", record_count=10)
+        run = PipelineRun(pipeline=pipeline, record_count=10, stages=new_stage_rows())
+        session.add_all([pipeline, run])
+        await session.commit()
+        return pipeline.id, run.id
+
+
+async def _run(run_id: int) -> PipelineRun:
+    async with get_sessionmaker()() as session:
+        query = (
+            select(PipelineRun)
+            .where(PipelineRun.id == run_id)
+            .options(selectinload(PipelineRun.stages))
+        )
+        return (await session.execute(query)).scalar_one()
+
+
+@pytest.mark.usefixtures("database")
+async def test_stage_lifecycle_sets_timings_counts_and_run_status() -> None:
+    pipeline_id, run_id = await _pipeline_with_run()
+    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id, attempt=1)
+    run = await _run(run_id)
+    assert run.status == Status.RUNNING
+    assert run.started_at == run.stages[0].started_at
+    assert (run.stages[0].status, run.stages[0].attempts) == (Status.RUNNING, 1)
+
+    await update_pipeline_status(
+        pipeline_id,
+        "generate",
+        Status.COMPLETED,
+        run_id=run_id,
+        records_in=10,
+        records_out=9,
+        records_rejected=1,
+    )
+    stage = (await _run(run_id)).stages[0]
+    assert (stage.status, stage.records_in, stage.records_out, stage.records_rejected) == (
+        Status.COMPLETED,
+        10,
+        9,
+        1,
+    )
+    assert stage.completed_at is not None and stage.started_at is not None
+    assert stage.duration_seconds == (stage.completed_at - stage.started_at).total_seconds()
+
+    await update_pipeline_status(
+        pipeline_id, None, Status.COMPLETED, run_id=run_id, records_out=9, output_file="/o.parquet"
+    )
+    run = await _run(run_id)
+    assert (run.status, run.records_processed, run.output_file, run.error) == (
+        Status.COMPLETED,
+        9,
+        "/o.parquet",
+        None,
+    )
+    assert [s.status for s in run.stages] == [Status.COMPLETED] + [Status.CANCELLED] * 4
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_failed_stage_fails_the_run_and_cancels_the_rest() -> None:
+    pipeline_id, run_id = await _pipeline_with_run()
+    for stage in ("generate", "ingest"):
+        await update_pipeline_status(pipeline_id, stage, Status.RUNNING, run_id=run_id)
+        await update_pipeline_status(pipeline_id, stage, Status.COMPLETED, run_id=run_id)
+    await update_pipeline_status(pipeline_id, "process", Status.RUNNING, run_id=run_id)
+    await update_pipeline_status(
+        pipeline_id, "process", Status.FAILED, error="ValueError: boom", run_id=run_id
+    )
+    run = await _run(run_id)
+    assert (run.status, run.error) == (Status.FAILED, "process: ValueError: boom")
+    assert [(s.name, s.status) for s in run.stages] == [
+        ("generate", Status.COMPLETED),
+        ("ingest", Status.COMPLETED),
+        ("process", Status.FAILED),
+        ("transform", Status.CANCELLED),
+        ("export", Status.CANCELLED),
+    ]
+    assert run.stages[3].message == "not run: an earlier stage failed"
+    # a final run is never moved back
+    await update_pipeline_status(pipeline_id, "transform", Status.RUNNING, run_id=run_id)
+    assert (await _run(run_id)).stages[3].status == Status.CANCELLED
+
+
+@pytest.mark.usefixtures("database")
+async def test_claim_run_finds_the_tagged_run_or_creates_one() -> None:
+    pipeline_id, run_id = await _pipeline_with_run()
+    ref = await claim_run(
+        pipeline_id=pipeline_id, flow_run_id="fr-1", run_id=run_id, record_count=10
+    )
+    assert (ref.run_id, ref.record_count) == (run_id, 10)
+    assert (await _run(run_id)).prefect_flow_run_id == "fr-1"
+
+    started_elsewhere = await claim_run(
+        pipeline_id=pipeline_id, flow_run_id="fr-2", run_id=None, record_count=7
+    )
+    assert started_elsewhere.run_id == run_id + 1
+    run = await _run(started_elsewhere.run_id)
+    assert (run.record_count, run.prefect_flow_run_id) == (7, "fr-2")
+    assert [s.name for s in run.stages] == list(STAGE_NAMES)
+
+    with pytest.raises(PipelineNotFoundError, match="pipeline 999 does not exist"):
+        await claim_run(pipeline_id=999, flow_run_id="fr-3", run_id=None, record_count=1)
+
+
+def test_run_id_from_tags() -> None:
+    assert run_id_from_tags(["pipeline:3", "pipeline-run:17"]) == 17
+    assert run_id_from_tags(["pipeline-run:x", "other"]) is None

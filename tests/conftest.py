@@ -1,0 +1,109 @@
+"""Shared fixtures: every database test runs on SQLite and on a throwaway PostgreSQL cluster."""
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+_TMP = Path(tempfile.mkdtemp(prefix="pipeline-tests-"))
+# Before anything imports Prefect or the app: never an ephemeral Prefect server, and no real one
+# unless a test starts it (port 9 is closed, so "Prefect unreachable" is real, not mocked).
+os.environ.update(
+    PREFECT_API_URL="http://127.0.0.1:9/api",
+    PREFECT_SERVER_EPHEMERAL_ENABLED="false",
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    PREFECT_HOME=str(_TMP / "prefect-home"),
+    PIPELINE_DATA_DIR=str(_TMP / "data"),
+    DATABASE_URL=f"sqlite+aiosqlite:///{_TMP / 'unused.db'}",
+)
+
+import httpx  # noqa: E402
+from httpx import ASGITransport  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from app import config, db  # noqa: E402
+from app.config import PROJECT_ROOT  # noqa: E402
+from app.main import create_app  # noqa: E402
+from tests.support.postgres import create_database, postgres_cluster  # noqa: E402
+
+TABLES = ("pipeline_stages", "pipeline_runs", "pipelines")
+
+
+def migrate(database_url: str) -> None:
+    """Apply the Alembic migrations, as the start command does."""
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Path:
+    return _TMP
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> Iterator[str]:
+    """A PostgreSQL server: TEST_DATABASE_URL's, or a cluster started for this session."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url.rsplit("/", 1)[0]
+        return
+    with postgres_cluster() as url:
+        yield url
+
+
+_db_counter = iter(range(1_000_000))
+
+
+def new_database_url(backend: str, request: pytest.FixtureRequest, tmp_root: Path) -> str:
+    """A fresh, migrated database on `backend`."""
+    name = f"pipelines_{next(_db_counter)}"
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_root / name}.db"
+    else:
+        url = create_database(request.getfixturevalue("pg_base_url"), name)
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_root: Path) -> str:
+    return new_database_url(request.param, request, tmp_root)
+
+
+async def use_settings(**env: str) -> None:
+    """Point the app at new settings: the env changes and the cached settings/engine are rebuilt."""
+    await db.get_engine().dispose()
+    os.environ.update(env)
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    db.get_sessionmaker.cache_clear()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[str]:
+    """The migrated database of this backend, emptied before the test."""
+    await use_settings(DATABASE_URL=database_url)
+    async with db.get_engine().begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in TABLES:
+                await conn.execute(text(f"DELETE FROM {table}"))
+    yield database_url
+
+
+@pytest.fixture
+async def client(database: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in-process over ASGI, on the test's database."""
+    async with httpx.AsyncClient(
+        transport=ASGITransport(app=create_app()), base_url="http://test"
+    ) as http:
+        yield http

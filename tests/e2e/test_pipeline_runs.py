@@ -1,0 +1,225 @@
+"""End to end over HTTP: FastAPI → Prefect deployment → real worker → five stages → database."""
+
+import asyncio
+import subprocess
+import sys
+import time
+from typing import Any
+from uuid import UUID
+
+import httpx
+import polars as pl
+from polars.testing import assert_frame_equal
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
+
+from app.config import PROJECT_ROOT
+from app.pipeline import stages
+from tests.e2e.conftest import RunningStack
+
+FINAL = {"completed", "failed", "cancelled"}
+TASK_NAMES = ["generate_data", "ingest_data", "process_data", "transform_data", "export_results"]
+
+
+async def wait_for_final(
+    api: httpx.AsyncClient, pipeline_id: int, within: float = 90
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = (await api.get(f"/api/pipelines/{pipeline_id}")).json()
+        if body["status"] in FINAL:
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"pipeline {pipeline_id} not finished after {within} s: {body}")
+
+
+async def task_runs(prefect: PrefectClient, flow_run_id: str, expected: int) -> list[TaskRun]:
+    """Task runs reach the Prefect API a few seconds after the flow finishes: wait for them."""
+    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
+    runs: list[TaskRun] = []
+    for _ in range(150):
+        runs = await prefect.read_task_runs(flow_run_filter=flow_filter)
+        if len(runs) == expected and all(run.state and run.state.is_final() for run in runs):
+            return sorted(runs, key=lambda run: TASK_NAMES.index(run.task_key.rsplit("-", 1)[0]))
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"expected {expected} finished task runs, got {runs}")
+
+
+async def deploy(env: dict[str, str]) -> None:
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(PROJECT_ROOT / "app/pipeline/deploy.py")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def expected_results(record_count: int) -> pl.DataFrame:
+    """The stages applied in memory to the same generated records: what the run must export."""
+    raw = stages.generate_batch(1, record_count, seed=42).lazy()
+    valid, _ = stages.validate(raw)
+    return stages.transform(stages.process(valid)).collect()
+
+
+async def test_trigger_over_http_runs_all_five_stages(
+    api: httpx.AsyncClient, prefect: PrefectClient, stack: RunningStack
+) -> None:
+    started = time.monotonic()
+    created = await api.post(
+        "/api/pipelines", json={"name": "demo", "record_count": 1000, "trigger": True}
+    )
+    assert created.status_code == 201
+    pipeline = created.json()
+    assert pipeline["status"] == "pending"
+    flow_run_id = pipeline["latest_run"]["prefect_flow_run_id"]
+
+    body = await wait_for_final(api, pipeline["id"])
+    print(f"[{stack.backend}] trigger -> completed: {time.monotonic() - started:.2f} s")
+    run = body["latest_run"]
+    assert (body["status"], run["status"], run["error"]) == ("completed", "completed", None)
+    assert run["prefect_flow_run_id"] == flow_run_id
+    assert run["prefect_flow_run_url"] == (
+        f"http://127.0.0.1:{stack.stack.prefect_port}/runs/flow-run/{flow_run_id}"
+    )
+    assert run["records_processed"] == 1000
+    assert [
+        (
+            s["name"],
+            s["status"],
+            s["records_in"],
+            s["records_out"],
+            s["records_rejected"],
+            s["attempts"],
+        )
+        for s in run["stages"]
+    ] == [
+        (name, "completed", 1000, 1000, 0, 1)
+        for name in ("generate", "ingest", "process", "transform", "export")
+    ]
+    for stage in run["stages"]:
+        assert stage["started_at"] <= stage["completed_at"]
+        assert stage["duration_seconds"] > 0
+    assert (await api.get(f"/api/pipelines/{pipeline['id']}/stages")).json() == run["stages"]
+
+    results = pl.read_parquet(run["output_file"])
+    assert_frame_equal(results, expected_results(1000))
+    summary = pl.read_parquet(
+        stack.data_dir / "runs" / str(run["id"]) / "output" / "summary.parquet"
+    )
+    assert_frame_equal(summary, stages.summarize(expected_results(1000).lazy()).collect())
+
+    flow_run = await prefect.read_flow_run(UUID(flow_run_id))
+    assert flow_run.state is not None and flow_run.state.is_completed()
+    assert flow_run.parameters == {"pipeline_id": pipeline["id"], "record_count": 1000}
+    runs = await task_runs(prefect, flow_run_id, expected=5)
+    assert [r.name.rsplit("-", 1)[0] for r in runs] == TASK_NAMES
+    assert all(r.state is not None and r.state.is_completed() for r in runs)
+
+
+async def test_trigger_keeps_history_one_run_per_trigger(
+    api: httpx.AsyncClient, stack: RunningStack
+) -> None:
+    pipeline = (await api.post("/api/pipelines", json={"name": "twice", "record_count": 10})).json()
+    first = await api.post(f"/api/pipelines/{pipeline['id']}/trigger")
+    assert first.status_code == 202
+    await wait_for_final(api, pipeline["id"])
+    second = (await api.post(f"/api/pipelines/{pipeline['id']}/trigger")).json()
+    body = await wait_for_final(api, pipeline["id"])
+    assert second["run_id"] == first.json()["run_id"] + 1
+    assert second["prefect_flow_run_id"] != first.json()["prefect_flow_run_id"]
+    assert (body["latest_run"]["id"], body["status"]) == (second["run_id"], "completed")
+    for run_id in (first.json()["run_id"], second["run_id"]):
+        assert (stack.data_dir / "runs" / str(run_id) / "output" / "results.parquet").exists()
+
+
+async def _run_with_env(
+    api: httpx.AsyncClient, prefect: PrefectClient, env: dict[str, str], name: str
+) -> tuple[dict[str, Any], str]:
+    """Start a run from Prefect itself (as a schedule or the UI would), with fault injection."""
+    pipeline = (await api.post("/api/pipelines", json={"name": name, "record_count": 100})).json()
+    deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+    flow_run = await prefect.create_flow_run_from_deployment(
+        deployment.id,
+        parameters={"pipeline_id": pipeline["id"], "record_count": 100},
+        job_variables={"env": env},
+    )
+    return await wait_for_final(api, pipeline["id"]), str(flow_run.id)
+
+
+async def test_failing_stage_fails_the_run_in_both_places(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    body, flow_run_id = await _run_with_env(
+        api, prefect, {"PIPELINE_FAIL_STAGE": "transform"}, "doomed"
+    )
+    run = body["latest_run"]
+    assert (body["status"], run["prefect_flow_run_id"]) == ("failed", flow_run_id)
+    assert (
+        run["error"] == "transform: InjectedFaultError: injected failure in transform on attempt 1"
+    )
+    assert [(s["name"], s["status"]) for s in run["stages"]] == [
+        ("generate", "completed"),
+        ("ingest", "completed"),
+        ("process", "completed"),
+        ("transform", "failed"),
+        ("export", "cancelled"),
+    ]
+    assert (
+        run["stages"][3]["error"]
+        == "InjectedFaultError: injected failure in transform on attempt 1"
+    )
+    assert all(s["completed_at"] is not None for s in run["stages"])
+
+    for _ in range(50):
+        flow_run = await prefect.read_flow_run(UUID(flow_run_id))
+        if flow_run.state is not None and flow_run.state.is_final():
+            break
+        await asyncio.sleep(0.2)
+    assert flow_run.state is not None and flow_run.state.is_failed()
+
+
+async def test_retried_task_shows_its_retries(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    body, flow_run_id = await _run_with_env(
+        api, prefect, {"PIPELINE_FAIL_STAGE": "generate:1"}, "flaky"
+    )
+    generate = body["latest_run"]["stages"][0]
+    assert (body["status"], generate["status"], generate["attempts"]) == (
+        "completed",
+        "completed",
+        2,
+    )
+    runs = await task_runs(prefect, flow_run_id, expected=5)
+    assert runs[0].name.startswith("generate_data")
+    assert (runs[0].run_count, runs[1].run_count) == (2, 1)
+
+
+async def test_deploy_is_idempotent_and_a_missing_deployment_is_a_503(
+    api: httpx.AsyncClient, prefect: PrefectClient, stack: RunningStack
+) -> None:
+    before = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+    env = stack.stack.process_env()
+    await deploy(env)
+    after = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+    fields = ("id", "entrypoint", "path", "work_pool_name", "parameters", "tags", "pull_steps")
+    assert [getattr(after, f) for f in fields] == [getattr(before, f) for f in fields]
+    assert len(await prefect.read_work_pools()) == 1
+
+    await prefect.delete_deployment(before.id)
+    try:
+        pipeline = (await api.post("/api/pipelines", json={"name": "orphan"})).json()
+        response = await api.post(f"/api/pipelines/{pipeline['id']}/trigger")
+        assert response.status_code == 503
+        assert response.json()["detail"] == (
+            f"Deployment 'Data Pipeline/data-pipeline-deployment' not found on "
+            f"{stack.stack.prefect_api_url}. Create it with: python app/pipeline/deploy.py"
+        )
+        assert (await api.get(f"/api/pipelines/{pipeline['id']}")).json()["latest_run"] is None
+    finally:
+        await deploy(env)
+    response = await api.post(f"/api/pipelines/{pipeline['id']}/trigger")
+    assert response.status_code == 202
+    assert (await wait_for_final(api, pipeline["id"]))["status"] == "completed"
