@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: up test install install-dev uv lint typecheck deploy migrate clean
+.PHONY: up test install install-dev uv lint typecheck deploy migrate doctor clean
 
 uv:  ## uv, through pip, when the machine lacks it
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -40,3 +40,6 @@ test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + Post
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+
+doctor: install  ## checks database, Prefect, pool, worker, deployment, stranded runs; prints fixes
+	$(BIN)/python -m app.readiness

@@ -57,6 +57,41 @@ class Settings(BaseSettings):
         "'stage:N' fails its first N attempts. For tests and drills only.",
     )
 
+    api_keys_csv: str = Field(
+        default="",
+        validation_alias=AliasChoices("API_KEYS"),
+        description="Comma-separated API keys; when set, mutating endpoints need one.",
+    )
+    api_keys_for_reads: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("API_KEYS_FOR_READS"),
+        description="Also require a key on read endpoints.",
+    )
+    idempotency_window_seconds: float = Field(
+        default=86_400.0, gt=0, validation_alias=AliasChoices("IDEMPOTENCY_WINDOW_SECONDS")
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, gt=0, validation_alias=AliasChoices("PIPELINE_MAX_BODY_BYTES")
+    )
+    heartbeat_seconds: float = Field(
+        default=5.0, gt=0, validation_alias=AliasChoices("PIPELINE_HEARTBEAT_SECONDS")
+    )
+    watchdog_interval_seconds: float = Field(
+        default=10.0, gt=0, validation_alias=AliasChoices("PIPELINE_WATCHDOG_INTERVAL_SECONDS")
+    )
+    watchdog_enabled: bool = Field(
+        default=True, validation_alias=AliasChoices("PIPELINE_WATCHDOG_ENABLED")
+    )
+    stale_heartbeat_seconds: float = Field(
+        default=30.0, gt=0, validation_alias=AliasChoices("PIPELINE_STALE_HEARTBEAT_SECONDS")
+    )
+    no_worker_timeout_seconds: float = Field(
+        default=120.0, gt=0, validation_alias=AliasChoices("PIPELINE_NO_WORKER_TIMEOUT_SECONDS")
+    )
+    queued_timeout_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias=AliasChoices("PIPELINE_QUEUED_TIMEOUT_SECONDS")
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -73,6 +108,10 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.api_keys_csv.split(",") if key.strip())
 
     @property
     def is_sqlite(self) -> bool:

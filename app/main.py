@@ -2,18 +2,29 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from app.api import health, pipelines
 from app.api.errors import install_error_handlers
+from app.api.limits import BodySizeLimit
+from app.config import get_settings
 from app.db import get_engine
+from app.pipeline.watchdog import Watchdog
 
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    yield
-    await get_engine().dispose()
+    settings = get_settings()
+    watchdog = Watchdog(timedelta(seconds=settings.watchdog_interval_seconds))
+    if settings.watchdog_enabled:
+        watchdog.start()
+    try:
+        yield
+    finally:
+        await watchdog.stop()
+        await get_engine().dispose()
 
 
 def create_app() -> FastAPI:
@@ -26,6 +37,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(pipelines.router)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     return app
 
 

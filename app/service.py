@@ -1,14 +1,17 @@
 """Pipelines and their runs: the queries and the trigger sequence the API routes call."""
 
+from prefect.client.schemas.objects import StateType
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from app import idempotency
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
-from app.pipeline.status import new_stage_rows
+from app.pipeline.status import new_stage_rows, update_pipeline_status
 
 
 def _latest_run_id() -> ScalarSelect[int]:
@@ -74,28 +77,58 @@ async def list_pipelines(
     return [(pipeline, run) for pipeline, run in rows.tuples()], total
 
 
-async def create_pipeline(*, session: AsyncSession, data: PipelineCreate) -> Pipeline:
+async def create_pipeline(
+    *, session: AsyncSession, data: PipelineCreate, idempotency_key: str | None = None
+) -> tuple[Pipeline, bool]:
+    """The new pipeline and True; or, for a key seen within the window, that pipeline and False."""
+    if idempotency_key and (seen := await idempotency.find(session, Pipeline, idempotency_key)):
+        return seen, False
     pipeline = Pipeline(
-        name=data.name, description=data.description, record_count=data.record_count
+        name=data.name,
+        description=data.description,
+        record_count=data.record_count,
+        idempotency_key=idempotency_key,
     )
     session.add(pipeline)
-    await session.commit()
-    return pipeline
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        assert idempotency_key is not None  # the only unique column a new row can collide on
+        winner = await idempotency.find(session, Pipeline, idempotency_key)
+        if winner is None:
+            raise
+        return winner, False
+    return pipeline, True
 
 
-async def start_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
+async def start_run(
+    *, session: AsyncSession, pipeline: Pipeline, idempotency_key: str | None = None
+) -> PipelineRun:
     """Add a pending run and create its flow run; if Prefect refuses, the run row is removed.
+    With an idempotency key seen within the window, the run of that key is returned instead.
 
     Raises orchestrator.PrefectUnavailableError with the fix in its message.
     """
+    key = idempotency.run_key(pipeline.id, idempotency_key) if idempotency_key else None
+    if key and (seen := await idempotency.wait_for_run(session, key)):
+        return seen
     run = PipelineRun(
         pipeline_id=pipeline.id,
         record_count=pipeline.record_count,
         status=Status.PENDING,
         stages=new_stage_rows(),
+        idempotency_key=key,
     )
     session.add(run)
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        assert key is not None
+        if winner := await idempotency.wait_for_run(session, key):
+            return winner
+        raise
     try:
         flow_run = await orchestrator.trigger_run(
             pipeline_id=pipeline.id, run_id=run.id, record_count=run.record_count
@@ -114,3 +147,69 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
     """Remove a pipeline whose creation could not be completed (its first trigger failed)."""
     await session.execute(delete(Pipeline).where(Pipeline.id == pipeline.id))
     await session.commit()
+
+
+class ConflictError(RuntimeError):
+    """The request does not fit the pipeline's current state (answered with 409)."""
+
+
+RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED})
+
+
+async def list_runs(
+    *, session: AsyncSession, pipeline_id: int, page: int, page_size: int
+) -> tuple[list[PipelineRun], int]:
+    """The pipeline's runs, newest first, each with its stages."""
+    total = (
+        await session.execute(select(func.count()).where(PipelineRun.pipeline_id == pipeline_id))
+    ).scalar_one()
+    rows = await session.execute(
+        select(PipelineRun)
+        .where(PipelineRun.pipeline_id == pipeline_id)
+        .order_by(PipelineRun.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+        .options(selectinload(PipelineRun.stages))
+    )
+    return list(rows.scalars()), total
+
+
+async def retry_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
+    """A new run (new flow run) for a pipeline whose latest run failed or was cancelled."""
+    latest = await get_latest_run(session=session, pipeline_id=pipeline.id)
+    if latest is None or latest.status not in RETRYABLE:
+        state = latest.status.value if latest else "never run"
+        raise ConflictError(
+            f"pipeline {pipeline.id} is {state}; only a failed or cancelled pipeline can be "
+            f"retried (use POST /api/pipelines/{pipeline.id}/trigger for a new run)"
+        )
+    return await start_run(session=session, pipeline=pipeline)
+
+
+async def cancel_latest_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
+    """Cancel the pipeline's unfinished latest run in Prefect and in our rows; idempotent."""
+    latest = await get_latest_run(session=session, pipeline_id=pipeline.id)
+    if latest is None:
+        raise ConflictError(f"pipeline {pipeline.id} has no run to cancel")
+    if latest.status == Status.CANCELLED:
+        return latest
+    if latest.status.is_final:
+        raise ConflictError(
+            f"run {latest.id} of pipeline {pipeline.id} already {latest.status.value}; "
+            "only a pending or running run can be cancelled"
+        )
+    if latest.prefect_flow_run_id:
+        before = await orchestrator.cancel_flow_run(latest.prefect_flow_run_id)
+        if before in (StateType.COMPLETED, StateType.FAILED, StateType.CRASHED):
+            raise ConflictError(
+                f"run {latest.id} of pipeline {pipeline.id} already ended in Prefect "
+                f"({before.value.lower()}); its status here follows shortly"
+            )
+    await update_pipeline_status(
+        pipeline.id, None, Status.CANCELLED, "cancelled through the API", run_id=latest.id
+    )
+    pipeline_id = pipeline.id
+    session.expire_all()  # the cancel was written by another session
+    refreshed = await get_latest_run(session=session, pipeline_id=pipeline_id)
+    assert refreshed is not None
+    return refreshed

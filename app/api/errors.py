@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.pipeline.orchestrator import PrefectUnavailableError
+from app.service import ConflictError
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -52,7 +53,12 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ConflictError, _conflict)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(PrefectUnavailableError, _prefect_unavailable)
     app.add_exception_handler(OperationalError, _database_unavailable)

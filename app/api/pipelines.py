@@ -2,37 +2,55 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
 
 from app import service
+from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, SessionDep
 from app.api.schemas import (
     PipelineCreate,
     PipelineOut,
     PipelinePage,
     PipelineStatus,
+    RunOut,
+    RunPage,
     StageOut,
     TriggerOut,
 )
+from app.idempotency import MAX_KEY_LENGTH
+from app.models import Pipeline, PipelineRun
 from app.pipeline import orchestrator
 
-router = APIRouter(prefix="/api/pipelines", tags=["pipelines"])
+router = APIRouter(prefix="/api/pipelines", tags=["pipelines"], dependencies=[ReadAccess])
 
 MAX_PAGE_SIZE = 100
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="Repeat a request safely: the same key returns the same pipeline/run.",
+    ),
+]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def create_pipeline(session: SessionDep, data: PipelineCreate) -> PipelineOut:
-    """Create a pipeline; with `"trigger": true` its first run starts at once."""
-    pipeline = await service.create_pipeline(session=session, data=data)
-    run = None
-    if data.trigger:
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[WriteAccess])
+async def create_pipeline(
+    session: SessionDep, data: PipelineCreate, idempotency_key: IdempotencyKey = None
+) -> PipelineOut:
+    """Create a pipeline; with `"trigger": true` its first run starts at once. Repeating the
+    request with the same Idempotency-Key returns the same pipeline and never a second run."""
+    pipeline, created = await service.create_pipeline(
+        session=session, data=data, idempotency_key=idempotency_key
+    )
+    if data.trigger and created:
         try:
-            run = await service.start_run(session=session, pipeline=pipeline)
+            await service.start_run(session=session, pipeline=pipeline)
         except orchestrator.PrefectUnavailableError:
             await service.delete_pipeline(session=session, pipeline=pipeline)
             raise
-        run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
+    run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
     return service.pipeline_out(pipeline, run)
 
 
@@ -69,10 +87,7 @@ async def read_stages(session: SessionDep, pipeline: PipelineDep) -> list[StageO
     return [StageOut.model_validate(stage) for stage in run.stages] if run else []
 
 
-@router.post("/{pipeline_id}/trigger", status_code=status.HTTP_202_ACCEPTED)
-async def trigger_pipeline(session: SessionDep, pipeline: PipelineDep) -> TriggerOut:
-    """Start a new run: a flow run of `data-pipeline-deployment` on the `default` pool."""
-    run = await service.start_run(session=session, pipeline=pipeline)
+def _triggered(pipeline: Pipeline, run: PipelineRun) -> TriggerOut:
     assert run.prefect_flow_run_id is not None
     return TriggerOut(
         pipeline_id=pipeline.id,
@@ -80,4 +95,50 @@ async def trigger_pipeline(session: SessionDep, pipeline: PipelineDep) -> Trigge
         prefect_flow_run_id=run.prefect_flow_run_id,
         prefect_flow_run_url=orchestrator.flow_run_url(run.prefect_flow_run_id),
         status=run.status,
+    )
+
+
+@router.post(
+    "/{pipeline_id}/trigger", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess]
+)
+async def trigger_pipeline(
+    session: SessionDep, pipeline: PipelineDep, idempotency_key: IdempotencyKey = None
+) -> TriggerOut:
+    """Start a new run: a flow run of `data-pipeline-deployment` on the `default` pool. The same
+    Idempotency-Key within the window returns the same run and creates no second flow run."""
+    run = await service.start_run(
+        session=session, pipeline=pipeline, idempotency_key=idempotency_key
+    )
+    return _triggered(pipeline, run)
+
+
+@router.post(
+    "/{pipeline_id}/retry", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess]
+)
+async def retry_pipeline(session: SessionDep, pipeline: PipelineDep) -> TriggerOut:
+    """Start a new run of a failed or cancelled pipeline; earlier runs are kept (409 otherwise)."""
+    return _triggered(pipeline, await service.retry_run(session=session, pipeline=pipeline))
+
+
+@router.post(
+    "/{pipeline_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess]
+)
+async def cancel_pipeline(session: SessionDep, pipeline: PipelineDep) -> RunOut:
+    """Cancel the latest run (Prefect: Cancelling → Cancelled); a finished run is a 409."""
+    return service.run_out(await service.cancel_latest_run(session=session, pipeline=pipeline))
+
+
+@router.get("/{pipeline_id}/runs")
+async def list_runs(
+    session: SessionDep,
+    pipeline: PipelineDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+) -> RunPage:
+    """Every run of the pipeline, newest first, with its stages."""
+    runs, total = await service.list_runs(
+        session=session, pipeline_id=pipeline.id, page=page, page_size=page_size
+    )
+    return RunPage(
+        items=[service.run_out(run) for run in runs], total=total, page=page, page_size=page_size
     )

@@ -97,6 +97,13 @@ class PipelinePage(BaseModel):
     page_size: int
 
 
+class RunPage(BaseModel):
+    items: list[RunOut]
+    total: int
+    page: int
+    page_size: int
+
+
 class TriggerOut(BaseModel):
     pipeline_id: int
     run_id: int

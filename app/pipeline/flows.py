@@ -13,7 +13,13 @@ from prefect.runtime import flow_run
 from app.config import get_settings
 from app.models import Status
 from app.pipeline import stages
-from app.pipeline.status import RunRef, claim_run, run_id_from_tags, update_pipeline_status
+from app.pipeline.status import (
+    RunRef,
+    claim_run,
+    heartbeat,
+    run_id_from_tags,
+    update_pipeline_status,
+)
 from app.pipeline.store import RunFiles, count_rows, scan, sink
 
 _settings = get_settings()
@@ -37,6 +43,16 @@ def _inject_fault(stage: str, attempt: int) -> None:
     name, _, attempts = spec.partition(":")
     if name == stage and (not attempts or attempt <= int(attempts)):
         raise InjectedFaultError(f"injected failure in {stage} on attempt {attempt}")
+
+
+async def _beat(ref: RunRef) -> None:
+    """Tell the watchdog this process is alive, until the flow ends."""
+    while True:
+        try:
+            await heartbeat(run_id=ref.run_id)
+        except Exception as exc:  # a missed beat must never fail the run
+            get_run_logger().warning("heartbeat for run %d failed: %s", ref.run_id, exc)
+        await asyncio.sleep(_settings.heartbeat_seconds)
 
 
 async def _run_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
@@ -178,6 +194,7 @@ async def run_data_pipeline_flow(pipeline_id: int, record_count: int = 1000) -> 
     )
     files = RunFiles.for_run(ref.run_id)
     print(f"pipeline {pipeline_id} run {ref.run_id}: {ref.record_count} records in {files.root}")
+    beating = asyncio.create_task(_beat(ref))
     try:
         await generate_data(ref, files)
         await ingest_data(ref, files)
@@ -193,6 +210,8 @@ async def run_data_pipeline_flow(pipeline_id: int, record_count: int = 1000) -> 
             run_id=ref.run_id,
         )
         raise
+    finally:
+        beating.cancel()
     await update_pipeline_status(
         pipeline_id,
         None,

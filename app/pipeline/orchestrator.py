@@ -2,15 +2,19 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
 from prefect import get_client
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+from prefect.states import Cancelled, Cancelling, Crashed
 
 from app.config import get_settings
 from app.pipeline.status import run_tag
@@ -90,6 +94,87 @@ async def trigger_run(*, pipeline_id: int, run_id: int, record_count: int) -> Fl
     raise PrefectUnavailableError(
         f"Deployment '{get_settings().deployment_name}' disappeared while triggering. "
         "Re-create it with: python app/pipeline/deploy.py"
+    )
+
+
+async def cancel_flow_run(flow_run_id: str) -> StateType | None:
+    """Ask Prefect to cancel a flow run: Cancelled if it never started, else Cancelling (the
+    worker then stops its process). Returns the state the run was in; final runs are left alone."""
+    async with prefect_client() as client:
+        flow_run = await client.read_flow_run(UUID(flow_run_id))
+        state = flow_run.state
+        if state is None or state.is_final():
+            return state.type if state else None
+        message = "cancelled through the API"
+        new_state: State[Any] = (
+            Cancelled(message=message) if state.is_scheduled() else Cancelling(message=message)
+        )
+        await client.set_flow_run_state(UUID(flow_run_id), new_state, force=True)
+        return state.type
+
+
+async def read_flow_run_states(flow_run_ids: list[str]) -> dict[str, State]:
+    """The current Prefect state of each of these flow runs (missing ids are left out)."""
+    if not flow_run_ids:
+        return {}
+    async with prefect_client() as client:
+        flow_runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in flow_run_ids])),
+            limit=len(flow_run_ids),
+        )
+    return {str(run.id): run.state for run in flow_runs if run.state is not None}
+
+
+async def mark_flow_run_crashed(flow_run_id: str, message: str) -> None:
+    """Tell Prefect a run whose process is gone has crashed, so it stops showing Running."""
+    async with prefect_client() as client:
+        await client.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)
+
+
+async def cancel_stranded_flow_run(flow_run_id: str, message: str) -> None:
+    """Cancel a run that never started, so a worker cannot pick it up after we gave up on it."""
+    async with prefect_client() as client:
+        await client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message), force=True)
+
+
+@dataclass(frozen=True)
+class PoolHealth:
+    """What Prefect says about the work pool and the deployment."""
+
+    pool_exists: bool
+    pool_paused: bool
+    pool_concurrency_limit: int | None
+    live_workers: list[str]
+    deployment_exists: bool
+
+
+async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) -> PoolHealth:
+    """The pool, its workers with a recent heartbeat, and the deployment, in one look."""
+    settings = get_settings()
+    async with prefect_client() as client:
+        try:
+            pool = await client.read_work_pool(settings.work_pool_name)
+        except ObjectNotFound:
+            pool = None
+        workers = await client.read_workers_for_work_pool(settings.work_pool_name) if pool else []
+        try:
+            await client.read_deployment_by_name(settings.deployment_name)
+            deployment_exists = True
+        except ObjectNotFound:
+            deployment_exists = False
+    now = datetime.now(UTC)
+    live = [
+        worker.name
+        for worker in workers
+        if worker.last_heartbeat_time is not None
+        and now - worker.last_heartbeat_time < worker_stale_after
+    ]
+    return PoolHealth(
+        pool_exists=pool is not None,
+        pool_paused=bool(pool and pool.is_paused),
+        pool_concurrency_limit=pool.concurrency_limit if pool else None,
+        live_workers=live,
+        deployment_exists=deployment_exists,
     )
 
 

@@ -170,6 +170,16 @@ async def update_pipeline_status(
             await _set_run_status(session, run, Status.FAILED, now, f"{stage_name}: {error}")
 
 
+async def heartbeat(*, run_id: int) -> None:
+    """Record that the flow-run process of this run is alive (the watchdog looks at this)."""
+    async with get_sessionmaker()() as session, session.begin():
+        await session.execute(
+            update(PipelineRun)
+            .where(PipelineRun.id == run_id, PipelineRun.status.in_(UNFINISHED))
+            .values(heartbeat_at=utcnow())
+        )
+
+
 def _set_stage_status(
     stage: PipelineStage, status: Status, now: datetime, message: str | None, error: str | None
 ) -> None:

@@ -1,0 +1,52 @@
+"""Idempotency-Key: the same key (within the window) returns the same pipeline or run, and a race
+between two requests with one key is settled by the database's unique index, never by luck."""
+
+import asyncio
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.config import get_settings
+from app.models import Pipeline, PipelineRun, utcnow
+
+Row = TypeVar("Row", Pipeline, PipelineRun)
+MAX_KEY_LENGTH = 200
+WAIT_FOR_WINNER_SECONDS = 15.0
+
+
+def run_key(pipeline_id: int, key: str) -> str:
+    """Trigger keys are scoped to their pipeline."""
+    return f"{pipeline_id}:{key}"
+
+
+async def find(session: AsyncSession, model: type[Row], key: str) -> Row | None:
+    """The row holding `key`, if it was created within the window; an expired key is released."""
+    query = (
+        select(model).where(model.idempotency_key == key).execution_options(populate_existing=True)
+    )
+    if model is PipelineRun:
+        query = query.options(selectinload(PipelineRun.stages))
+    row = (await session.execute(query)).scalar_one_or_none()
+    if row is None:
+        return None
+    window = timedelta(seconds=get_settings().idempotency_window_seconds)
+    if utcnow() - row.created_at <= window:
+        return row
+    await session.execute(update(model).where(model.id == row.id).values(idempotency_key=None))
+    await session.commit()
+    return None
+
+
+async def wait_for_run(session: AsyncSession, key: str) -> PipelineRun | None:
+    """The winning request's run once it has its flow run; None if that trigger failed."""
+    deadline = asyncio.get_running_loop().time() + WAIT_FOR_WINNER_SECONDS
+    while True:
+        run = await find(session, PipelineRun, key)
+        if run is None or run.prefect_flow_run_id is not None:
+            return run
+        if asyncio.get_running_loop().time() > deadline:
+            return run
+        await asyncio.sleep(0.1)

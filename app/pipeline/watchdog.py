@@ -1,0 +1,168 @@
+"""The watchdog: mirrors Prefect's view into runs we still show as pending or running, so no dead
+run stays "running" — crashed workers, killed processes, runs no worker will ever pick up."""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prefect.client.schemas.objects import State, StateType
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.config import get_settings
+from app.db import get_sessionmaker
+from app.models import PipelineRun, Status, utcnow
+from app.pipeline import orchestrator
+from app.pipeline.status import UNFINISHED, update_pipeline_status
+
+logger = logging.getLogger(__name__)
+
+NO_WORKER_FIX = (
+    "no worker is taking runs from pool '{pool}' — start one (prefect worker start --pool {pool} "
+    "--type process), resume the pool if paused, or raise its concurrency limit"
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the watchdog decided for one run."""
+
+    run_id: int
+    status: Status
+    reason: str
+
+
+async def unfinished_runs() -> list[PipelineRun]:
+    async with get_sessionmaker()() as session:
+        query = (
+            select(PipelineRun)
+            .where(PipelineRun.status.in_(UNFINISHED))
+            .options(selectinload(PipelineRun.stages))
+        )
+        return list((await session.execute(query)).scalars())
+
+
+def _age(since: datetime | None, now: datetime) -> float:
+    return (now - since).total_seconds() if since else 0.0
+
+
+def judge(
+    run: PipelineRun,
+    state: State | None,
+    *,
+    now: datetime,
+    live_workers: bool,
+) -> Verdict | None:
+    """The final status a stranded run should get, with a reason a person understands; None
+    while the run is still healthy."""
+    settings = get_settings()
+    if run.prefect_flow_run_id is None:
+        if _age(run.created_at, now) > 60:
+            return Verdict(run.id, Status.FAILED, "the trigger never reached Prefect")
+        return None
+    if state is None:
+        return Verdict(run.id, Status.FAILED, "its Prefect flow run no longer exists")
+    detail = f" ({state.message})" if state.message else ""
+    if state.type == StateType.COMPLETED:
+        unfinished = [s.name for s in run.stages if s.status != Status.COMPLETED]
+        if not unfinished:
+            return Verdict(run.id, Status.COMPLETED, "completed in Prefect")
+        return Verdict(
+            run.id,
+            Status.FAILED,
+            f"Prefect reports completed but stages {unfinished} did not finish",
+        )
+    if state.type == StateType.FAILED:
+        return Verdict(run.id, Status.FAILED, f"the Prefect flow run failed{detail}")
+    if state.type == StateType.CRASHED:
+        return Verdict(
+            run.id,
+            Status.FAILED,
+            f"the worker or its flow-run process died (Prefect: Crashed{detail})",
+        )
+    if state.type == StateType.CANCELLED:
+        return Verdict(run.id, Status.CANCELLED, f"cancelled in Prefect{detail}")
+    if state.type in (StateType.RUNNING, StateType.CANCELLING):
+        silent = _age(run.heartbeat_at or run.started_at or run.created_at, now)
+        if silent > settings.stale_heartbeat_seconds:
+            return Verdict(
+                run.id,
+                Status.FAILED,
+                f"its flow-run process stopped responding (no heartbeat for {silent:.0f} s; "
+                "worker or process killed?)",
+            )
+        return None
+    waited = _age(run.created_at, now)
+    pool = settings.work_pool_name
+    if (not live_workers and waited > settings.no_worker_timeout_seconds) or (
+        waited > settings.queued_timeout_seconds
+    ):
+        return Verdict(
+            run.id,
+            Status.FAILED,
+            f"not started after {waited:.0f} s in Prefect state {state.name}: "
+            + NO_WORKER_FIX.format(pool=pool),
+        )
+    return None
+
+
+async def reconcile_once() -> list[Verdict]:
+    """One pass over every unfinished run; returns what was changed."""
+    runs = await unfinished_runs()
+    if not runs:
+        return []
+    ids = [run.prefect_flow_run_id for run in runs if run.prefect_flow_run_id]
+    states = await orchestrator.read_flow_run_states(ids)
+    health = await orchestrator.pool_health()
+    live = bool(health.live_workers) and health.pool_exists and not health.pool_paused
+    now = utcnow()
+    verdicts = []
+    for run in runs:
+        state = states.get(run.prefect_flow_run_id) if run.prefect_flow_run_id else None
+        verdict = judge(run, state, now=now, live_workers=live)
+        if verdict is None:
+            continue
+        await _apply(run, state, verdict)
+        verdicts.append(verdict)
+    return verdicts
+
+
+async def _apply(run: PipelineRun, state: State | None, verdict: Verdict) -> None:
+    if run.prefect_flow_run_id and state is not None and not state.is_final():
+        message = f"watchdog: {verdict.reason}"
+        if state.type in (StateType.RUNNING, StateType.CANCELLING):
+            await orchestrator.mark_flow_run_crashed(run.prefect_flow_run_id, message)
+        else:
+            await orchestrator.cancel_stranded_flow_run(run.prefect_flow_run_id, message)
+    await update_pipeline_status(
+        run.pipeline_id, None, verdict.status, error=verdict.reason, run_id=run.id
+    )
+    logger.warning("watchdog: run %d %s: %s", run.id, verdict.status.value, verdict.reason)
+
+
+class Watchdog:
+    """A small named service: reconcile every `interval`, from start() until stop()."""
+
+    def __init__(self, interval: timedelta) -> None:
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="pipeline-watchdog")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await reconcile_once()
+            except orchestrator.PrefectUnavailableError as exc:
+                logger.warning("watchdog: %s", exc)
+            except Exception:
+                logger.exception("watchdog pass failed")
+            await asyncio.sleep(self.interval.total_seconds())

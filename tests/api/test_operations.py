@@ -1,0 +1,219 @@
+"""Operations on a real database with Prefect really unreachable: runs history, retry and cancel
+rules, API keys, idempotency keys, limits, readiness."""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from app.db import get_sessionmaker
+from app.models import Pipeline, PipelineRun, Status, utcnow
+from app.pipeline.status import new_stage_rows
+from tests.conftest import use_settings
+
+Configure = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+async def configure(database: str) -> AsyncIterator[Configure]:
+    """Change settings for one test; the environment is restored afterwards."""
+    saved = dict(os.environ)
+
+    async def _configure(**env: str) -> None:
+        await use_settings(**env)
+
+    yield _configure
+    os.environ.clear()
+    os.environ.update(saved)
+    await use_settings()
+
+
+async def _add_run(pipeline_id: int, status: Status, flow_run_id: str | None = None) -> int:
+    async with get_sessionmaker()() as session:
+        run = PipelineRun(
+            pipeline_id=pipeline_id,
+            record_count=5,
+            status=status,
+            prefect_flow_run_id=flow_run_id,
+            stages=new_stage_rows(),
+        )
+        session.add(run)
+        await session.commit()
+        return run.id
+
+
+async def _count(model: type) -> int:
+    async with get_sessionmaker()() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_runs_lists_every_run_newest_first(client: httpx.AsyncClient) -> None:
+    await client.post("/api/pipelines", json={"name": "p"})
+    ids = [await _add_run(1, s) for s in (Status.FAILED, Status.CANCELLED, Status.COMPLETED)]
+    page = (await client.get("/api/pipelines/1/runs", params={"page_size": 2})).json()
+    assert [run["id"] for run in page["items"]] == [ids[2], ids[1]]
+    assert [run["status"] for run in page["items"]] == ["completed", "cancelled"]
+    assert page["total"] == 3
+    assert [s["name"] for s in page["items"][0]["stages"]] == [
+        "generate",
+        "ingest",
+        "process",
+        "transform",
+        "export",
+    ]
+
+
+async def test_retry_needs_a_failed_or_cancelled_pipeline(client: httpx.AsyncClient) -> None:
+    await client.post("/api/pipelines", json={"name": "p"})
+    never = await client.post("/api/pipelines/1/retry")
+    assert (never.status_code, never.json()["detail"]) == (
+        409,
+        "pipeline 1 is never run; only a failed or cancelled pipeline can be retried "
+        "(use POST /api/pipelines/1/trigger for a new run)",
+    )
+    await _add_run(1, Status.COMPLETED)
+    assert (await client.post("/api/pipelines/1/retry")).status_code == 409
+
+    await _add_run(1, Status.FAILED)
+    down = await client.post("/api/pipelines/1/retry")
+    assert down.status_code == 503  # Prefect unreachable: no new run, the history is intact
+    runs = (await client.get("/api/pipelines/1/runs")).json()
+    assert [run["status"] for run in runs["items"]] == ["failed", "completed"]
+
+
+async def test_cancel_rules(client: httpx.AsyncClient) -> None:
+    await client.post("/api/pipelines", json={"name": "p"})
+    none = await client.post("/api/pipelines/1/cancel")
+    assert (none.status_code, none.json()["detail"]) == (409, "pipeline 1 has no run to cancel")
+
+    run_id = await _add_run(1, Status.COMPLETED)
+    done = await client.post("/api/pipelines/1/cancel")
+    assert (done.status_code, done.json()["detail"]) == (
+        409,
+        f"run {run_id} of pipeline 1 already completed; only a pending or running run can be "
+        "cancelled",
+    )
+
+    pending = await _add_run(1, Status.PENDING)  # never reached Prefect: nothing to ask there
+    first = await client.post("/api/pipelines/1/cancel")
+    assert first.status_code == 202
+    body = first.json()
+    assert (body["id"], body["status"], body["error"]) == (
+        pending,
+        "cancelled",
+        "cancelled through the API",
+    )
+    assert {s["status"] for s in body["stages"]} == {"cancelled"}
+    second = await client.post("/api/pipelines/1/cancel")
+    assert (second.status_code, second.json()["status"]) == (202, "cancelled")
+
+
+async def test_api_keys_guard_mutations(client: httpx.AsyncClient, configure: Configure) -> None:
+    await configure(API_KEYS="alpha, beta")
+    missing = await client.post("/api/pipelines", json={"name": "p"})
+    assert missing.status_code == 401
+    assert missing.json()["detail"] == (
+        "this endpoint needs an API key: send it as 'X-API-Key: <key>' or "
+        "'Authorization: Bearer <key>' (keys are configured in API_KEYS)"
+    )
+    wrong = await client.post("/api/pipelines", json={"name": "p"}, headers={"X-API-Key": "gamma"})
+    assert (wrong.status_code, wrong.json()["detail"]) == (
+        401,
+        "the API key is not valid; check the key you send against API_KEYS",
+    )
+    assert (await _count(Pipeline)) == 0
+    ok = await client.post("/api/pipelines", json={"name": "p"}, headers={"X-API-Key": "beta"})
+    assert ok.status_code == 201
+    bearer = await client.post("/api/pipelines/1/cancel", headers={"Authorization": "Bearer alpha"})
+    assert bearer.status_code == 409  # authorised; there is just nothing to cancel
+    assert (await client.post("/api/pipelines/1/trigger")).status_code == 401
+    assert (await client.get("/api/pipelines/1")).status_code == 200  # reads stay open
+
+    await configure(API_KEYS="alpha", API_KEYS_FOR_READS="true")
+    assert (await client.get("/api/pipelines/1")).status_code == 401
+    assert (await client.get("/api/pipelines/1", headers={"X-API-Key": "alpha"})).status_code == 200
+
+
+async def test_idempotency_key_returns_the_same_pipeline(
+    client: httpx.AsyncClient, configure: Configure
+) -> None:
+    headers = {"Idempotency-Key": "order-7"}
+    first = await client.post("/api/pipelines", json={"name": "p"}, headers=headers)
+    again = await client.post("/api/pipelines", json={"name": "p"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+
+    racing = await asyncio.gather(
+        *(
+            client.post("/api/pipelines", json={"name": "r"}, headers={"Idempotency-Key": "race"})
+            for _ in range(6)
+        )
+    )
+    assert {r.json()["id"] for r in racing} == {2}
+    assert await _count(Pipeline) == 2
+
+    async with get_sessionmaker()() as session:  # outside the window, a key is new again
+        await session.execute(
+            update(Pipeline).where(Pipeline.id == 1).values(created_at=utcnow() - timedelta(days=2))
+        )
+        await session.commit()
+    later = await client.post("/api/pipelines", json={"name": "p"}, headers=headers)
+    assert later.json()["id"] == 3
+
+
+async def test_oversized_body_is_a_413(client: httpx.AsyncClient, configure: Configure) -> None:
+    await configure(PIPELINE_MAX_BODY_BYTES="1000")
+    response = await client.post("/api/pipelines", json={"name": "p", "description": "x" * 2000})
+    assert (response.status_code, response.json()["detail"]) == (
+        413,
+        "request body larger than 1,000 bytes (PIPELINE_MAX_BODY_BYTES); send a smaller body",
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/pipelines", "[1, 2]"),
+        ("POST", "/api/pipelines", '{"name": 5}'),
+        ("POST", "/api/pipelines", '{"name": "x", "record_count": 1e400}'),
+        ("POST", "/api/pipelines", '{"name": "x", "record_count": 100000000000000000000000}'),
+        ("POST", "/api/pipelines", '{"name": "x", "trigger": "maybe"}'),
+        ("POST", "/api/pipelines", "null"),
+        ("POST", "/api/pipelines", "\x00\xff"),
+        ("GET", "/api/pipelines/99999999999999999999", None),
+        ("GET", "/api/pipelines/-3/runs", None),
+        ("GET", "/api/pipelines/abc/stages", None),
+        ("POST", "/api/pipelines/0/trigger", None),
+        ("POST", "/api/pipelines/-1/cancel", None),
+        ("POST", "/api/pipelines/1e3/retry", None),
+        ("GET", "/api/pipelines?page=0", None),
+        ("GET", "/api/pipelines?page_size=-1", None),
+        ("GET", "/api/pipelines?page=99999999999999999999", None),
+        ("GET", "/api/pipelines/1/runs?page_size=1000", None),
+    ],
+)
+async def test_malformed_requests_are_4xx_never_500(
+    client: httpx.AsyncClient, method: str, path: str, body: str | None
+) -> None:
+    response = await client.request(
+        method, path, content=body, headers={"content-type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["detail"]
+
+
+async def test_ready_is_503_naming_the_fix_when_prefect_is_down(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+    assert response.status_code == 503
+    checks = {check["name"]: check for check in response.json()["checks"]}
+    assert list(checks) == ["database", "migrations", "prefect_api"]
+    assert (checks["database"]["ok"], checks["migrations"]["ok"]) == (True, True)
+    assert checks["prefect_api"]["ok"] is False
+    assert checks["prefect_api"]["fix"] == (
+        "start the Prefect server and set PREFECT_API_URL (now http://127.0.0.1:9/api) to its "
+        "address in every process: API, worker and this one"
+    )

@@ -1,0 +1,92 @@
+"""The watchdog's verdicts for each way Prefect can leave a run behind (no I/O)."""
+
+from datetime import UTC, datetime, timedelta
+
+from prefect.states import Cancelled, Completed, Crashed, Failed, Late, Pending, Running
+
+from app.models import PipelineRun, Status
+from app.pipeline.status import new_stage_rows
+from app.pipeline.watchdog import Verdict, judge
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+FIX = (
+    "no worker is taking runs from pool 'default' — start one (prefect worker start --pool "
+    "default --type process), resume the pool if paused, or raise its concurrency limit"
+)
+
+
+def _run(
+    *, age: float = 10, heartbeat_age: float | None = None, flow_run: bool = True
+) -> PipelineRun:
+    run = PipelineRun(
+        id=7,
+        pipeline_id=1,
+        record_count=5,
+        status=Status.RUNNING,
+        prefect_flow_run_id="fr" if flow_run else None,
+        created_at=NOW - timedelta(seconds=age),
+        started_at=NOW - timedelta(seconds=age),
+        heartbeat_at=None if heartbeat_age is None else NOW - timedelta(seconds=heartbeat_age),
+        stages=new_stage_rows(),
+    )
+    return run
+
+
+def test_crashed_failed_cancelled_mirror_prefect() -> None:
+    assert judge(_run(), Crashed(message="exit code -9"), now=NOW, live_workers=True) == Verdict(
+        7,
+        Status.FAILED,
+        "the worker or its flow-run process died (Prefect: Crashed (exit code -9))",
+    )
+    assert judge(_run(), Failed(), now=NOW, live_workers=True) == Verdict(
+        7, Status.FAILED, "the Prefect flow run failed"
+    )
+    assert judge(_run(), Cancelled(), now=NOW, live_workers=True) == Verdict(
+        7, Status.CANCELLED, "cancelled in Prefect"
+    )
+
+
+def test_completed_in_prefect_needs_every_stage_completed() -> None:
+    run = _run()
+    assert judge(run, Completed(), now=NOW, live_workers=True) == Verdict(
+        7,
+        Status.FAILED,
+        "Prefect reports completed but stages ['generate', 'ingest', 'process', 'transform', "
+        "'export'] did not finish",
+    )
+    for stage in run.stages:
+        stage.status = Status.COMPLETED
+    assert judge(run, Completed(), now=NOW, live_workers=True) == Verdict(
+        7, Status.COMPLETED, "completed in Prefect"
+    )
+
+
+def test_running_without_heartbeat_is_a_dead_process() -> None:
+    assert judge(_run(heartbeat_age=5), Running(), now=NOW, live_workers=True) is None
+    assert judge(_run(heartbeat_age=45), Running(), now=NOW, live_workers=True) == Verdict(
+        7,
+        Status.FAILED,
+        "its flow-run process stopped responding (no heartbeat for 45 s; worker or process "
+        "killed?)",
+    )
+
+
+def test_waiting_runs_fail_only_without_a_worker_or_after_the_queue_timeout() -> None:
+    assert judge(_run(age=500), Late(), now=NOW, live_workers=True) is None
+    assert judge(_run(age=60), Pending(), now=NOW, live_workers=False) is None
+    assert judge(_run(age=130), Late(), now=NOW, live_workers=False) == Verdict(
+        7, Status.FAILED, f"not started after 130 s in Prefect state Late: {FIX}"
+    )
+    assert judge(_run(age=3700), Pending(), now=NOW, live_workers=True) == Verdict(
+        7, Status.FAILED, f"not started after 3700 s in Prefect state Pending: {FIX}"
+    )
+
+
+def test_runs_lost_on_the_way_to_prefect() -> None:
+    assert judge(_run(flow_run=False, age=30), None, now=NOW, live_workers=True) is None
+    assert judge(_run(flow_run=False, age=90), None, now=NOW, live_workers=True) == Verdict(
+        7, Status.FAILED, "the trigger never reached Prefect"
+    )
+    assert judge(_run(), None, now=NOW, live_workers=True) == Verdict(
+        7, Status.FAILED, "its Prefect flow run no longer exists"
+    )
