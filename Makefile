@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: up test install install-dev uv lint typecheck deploy migrate doctor clean
+.PHONY: up test install install-dev uv lint typecheck deploy migrate doctor chaos clean bench-observability
 
 uv:  ## uv, through pip, when the machine lacks it
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -29,8 +29,8 @@ deploy: install
 	$(BIN)/python app/pipeline/deploy.py
 
 lint: install-dev
-	$(BIN)/ruff check app tests migrations
-	$(BIN)/ruff format --check app tests migrations
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests migrations bench
 
 typecheck: install-dev
 	$(BIN)/mypy app
@@ -41,5 +41,11 @@ test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + Post
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
+chaos: install-dev  ## the load test: a burst of BURST_TRIGGERS (200) triggers, 2 workers, PostgreSQL
+	$(BIN)/pytest -m chaos -s
+
 doctor: install  ## checks database, Prefect, pool, worker, deployment, stranded runs; prints fixes
 	$(BIN)/python -m app.readiness
+
+bench-observability: install-dev  ## Datadog on vs off: trigger→completed and stage time (not in CI)
+	$(BIN)/python -m bench.observability

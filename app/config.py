@@ -1,6 +1,7 @@
 """Settings: the one place that reads the service's environment."""
 
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
@@ -8,6 +9,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PREFECT_API_URL = "http://127.0.0.1:4200/api"
+
+
+def _package_version() -> str:
+    """The installed service's version: the default DD_VERSION."""
+    try:
+        return metadata.version("data-pipeline-service")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
 
 
 class Settings(BaseSettings):
@@ -73,6 +82,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, gt=0, validation_alias=AliasChoices("PIPELINE_MAX_BODY_BYTES")
     )
+    stage_delay: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PIPELINE_STAGE_DELAY"),
+        description="Drills: 'stage:seconds' holds that stage that long before its work.",
+    )
     heartbeat_seconds: float = Field(
         default=5.0, gt=0, validation_alias=AliasChoices("PIPELINE_HEARTBEAT_SECONDS")
     )
@@ -90,6 +104,26 @@ class Settings(BaseSettings):
     )
     queued_timeout_seconds: float = Field(
         default=3600.0, gt=0, validation_alias=AliasChoices("PIPELINE_QUEUED_TIMEOUT_SECONDS")
+    )
+
+    # Datadog (app/observability.py): off unless DD_AGENT_HOST is set or DD_TRACE_ENABLED=true.
+    dd_service: str = Field(
+        default="data-pipeline-service", validation_alias=AliasChoices("DD_SERVICE")
+    )
+    dd_env: str = Field(default="local", validation_alias=AliasChoices("DD_ENV"))
+    dd_version: str = Field(
+        default_factory=_package_version, validation_alias=AliasChoices("DD_VERSION")
+    )
+    dd_agent_host: str | None = Field(default=None, validation_alias=AliasChoices("DD_AGENT_HOST"))
+    dd_trace_agent_port: int = Field(
+        default=8126, validation_alias=AliasChoices("DD_TRACE_AGENT_PORT")
+    )
+    dd_dogstatsd_port: int = Field(default=8125, validation_alias=AliasChoices("DD_DOGSTATSD_PORT"))
+    dd_trace_enabled: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DD_TRACE_ENABLED"),
+        description="true traces to DD_AGENT_HOST (default 127.0.0.1); false never traces; "
+        "unset traces exactly when DD_AGENT_HOST is set.",
     )
 
     @field_validator("database_url")

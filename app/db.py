@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from app import observability
 from app.config import get_settings
 
 
@@ -46,8 +47,8 @@ def create_engine(url: str) -> AsyncEngine:
 
 @lru_cache
 def get_engine() -> AsyncEngine:
-    """The process-wide engine for the configured DATABASE_URL."""
-    return create_engine(get_settings().database_url)
+    """The process-wide engine for the configured DATABASE_URL (traced when Datadog is on)."""
+    return observability.traced_engine(create_engine(get_settings().database_url))
 
 
 @lru_cache

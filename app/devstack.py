@@ -55,6 +55,7 @@ class Stack:
     prefect_port: int = 4200
     api_port: int = 8000
     workers: int = 1
+    worker_limit: int = 4  # flow-run processes per worker; a burst must not fork hundreds
     log_dir: Path = PROJECT_ROOT / "var" / "log"
     processes: list[Process] = field(default_factory=list)
 
@@ -120,6 +121,21 @@ class Stack:
             self.stop()
             raise
 
+    def start_server(self) -> Process:
+        """The Prefect server (UI included), once it answers /api/health."""
+        server = self._spawn(
+            "prefect-server",
+            [_prefect(), "server", "start", "--host", self.host, "--port", str(self.prefect_port)],
+        )
+        self._wait_http("prefect-server", f"{self.prefect_api_url}/health", timeout=90)
+        return server
+
+    def stop_process(self, name: str) -> None:
+        """Stop one of the stack's processes (tests: a server outage, a dead worker)."""
+        process = next(p for p in self.processes if p.name == name)
+        self.processes.remove(process)
+        process.stop()
+
     def start_worker(self, number: int) -> Process:
         pool = self.env.get("PIPELINE_WORK_POOL", "default")
         return self._spawn(
@@ -134,6 +150,8 @@ class Stack:
                 "process",
                 "--name",
                 f"worker-{number}-{os.getpid()}",
+                "--limit",
+                str(self.worker_limit),
             ],
         )
 
@@ -175,7 +193,7 @@ class Stack:
 
     def _wait_http(self, name: str, url: str, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        process = next(p for p in self.processes if p.name == name)
+        process = next(p for p in reversed(self.processes) if p.name == name)
         while time.monotonic() < deadline:
             if process.popen.poll() is not None:
                 raise RuntimeError(
@@ -200,10 +218,18 @@ def main(argv: list[str] | None = None) -> None:
     """Start the stack, print where everything is, and stop it all on Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--worker-limit", type=int, default=4, help="concurrent flow runs per worker"
+    )
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--api-port", type=int, default=8000)
     args = parser.parse_args(argv)
-    stack = Stack(workers=args.workers, prefect_port=args.prefect_port, api_port=args.api_port)
+    stack = Stack(
+        workers=args.workers,
+        worker_limit=args.worker_limit,
+        prefect_port=args.prefect_port,
+        api_port=args.api_port,
+    )
 
     def _terminate(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from app.api import health, pipelines
+from app import observability
+from app.api import health, logs, pipelines, schedules
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit
 from app.config import get_settings
@@ -28,6 +29,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    observability.setup()  # before the app: ddtrace's FastAPI integration wraps it
     app = FastAPI(
         title="Data Pipeline Service",
         description="Create and trigger five-stage data pipelines run by Prefect 3.",
@@ -36,6 +38,8 @@ def create_app() -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(pipelines.router)
+    app.include_router(logs.router)
+    app.include_router(schedules.router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     return app

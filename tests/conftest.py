@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix="pipeline-tests-"))
+# Datadog stays off unless a test turns it on against its own test agent.
+for _name in [name for name in os.environ if name.startswith("DD_")]:
+    del os.environ[_name]
 # Before anything imports Prefect or the app: never an ephemeral Prefect server, and no real one
 # unless a test starts it (port 9 is closed, so "Prefect unreachable" is real, not mocked).
 os.environ.update(

@@ -63,3 +63,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PrefectUnavailableError, _prefect_unavailable)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_unavailable)
+    # asyncpg lets a refused connection through unwrapped; Prefect's are wrapped in orchestrator
+    app.add_exception_handler(ConnectionError, _database_unavailable)

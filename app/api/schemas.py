@@ -1,9 +1,11 @@
 """Request and response bodies of the pipelines API, separate from the tables."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.config import get_settings
 from app.models import Status
@@ -110,3 +112,56 @@ class TriggerOut(BaseModel):
     prefect_flow_run_id: str
     prefect_flow_run_url: str
     status: Status
+
+
+class ScheduleIn(BaseModel):
+    """A cron expression or an interval, in a timezone; Prefect's scheduler carries it out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: Annotated[str | None, Field(max_length=120, examples=["0 6 * * *"])] = None
+    interval_seconds: Annotated[int | None, Field(ge=10, le=366 * 86_400)] = None
+    timezone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "UTC"
+    active: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ScheduleIn":
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of cron or interval_seconds")
+        if self.cron is not None:
+            try:
+                self.to_prefect()
+            except ValueError:
+                raise ValueError(
+                    f"cron {self.cron!r} is not a valid cron expression "
+                    "(five fields: minute hour day-of-month month day-of-week)"
+                ) from None
+        return self
+
+    def to_prefect(self) -> CronSchedule | IntervalSchedule:
+        if self.cron is not None:
+            return CronSchedule(cron=self.cron, timezone=self.timezone)
+        assert self.interval_seconds is not None
+        return IntervalSchedule(
+            interval=timedelta(seconds=self.interval_seconds), timezone=self.timezone
+        )
+
+
+class ScheduleOut(BaseModel):
+    pipeline_id: int
+    schedule_id: str
+    cron: str | None
+    interval_seconds: float | None
+    timezone: str | None
+    active: bool

@@ -7,9 +7,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.runtime import flow_run
 
+from app import observability
 from app.config import get_settings
 from app.models import Status
 from app.pipeline import stages
@@ -23,6 +24,7 @@ from app.pipeline.status import (
 from app.pipeline.store import RunFiles, count_rows, scan, sink
 
 _settings = get_settings()
+observability.setup()  # at import, before the run: its logs are JSON from the first line
 
 
 class InjectedFaultError(RuntimeError):
@@ -45,6 +47,13 @@ def _inject_fault(stage: str, attempt: int) -> None:
         raise InjectedFaultError(f"injected failure in {stage} on attempt {attempt}")
 
 
+async def _hold(stage: str) -> None:
+    """Drills: PIPELINE_STAGE_DELAY='stage:seconds' keeps a stage running, e.g. to cancel it."""
+    name, _, seconds = (_settings.stage_delay or "").partition(":")
+    if name == stage and seconds:
+        await asyncio.sleep(float(seconds))
+
+
 async def _beat(ref: RunRef) -> None:
     """Tell the watchdog this process is alive, until the flow ends."""
     while True:
@@ -56,6 +65,18 @@ async def _beat(ref: RunRef) -> None:
 
 
 async def _run_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
+    """One attempt of a stage, traced and measured (app/observability.py)."""
+    context = TaskRunContext.get()
+    attempt = context.task_run.run_count if context else 1
+    with observability.stage(
+        stage, pipeline_id=ref.pipeline_id, run_id=ref.run_id, attempt=attempt
+    ) as tracking:
+        output = await _attempt_stage(ref, stage, work)
+        tracking.records(output.records_out)
+        return output
+
+
+async def _attempt_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
     """Report running, do the work off the event loop, report completed or failed."""
     context = TaskRunContext.get()
     attempt = context.task_run.run_count if context else 1
@@ -66,6 +87,7 @@ async def _run_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -
     )
     try:
         _inject_fault(stage, attempt)
+        await _hold(stage)
         output = await asyncio.to_thread(work)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -186,12 +208,26 @@ async def export_results(ref: RunRef, files: RunFiles) -> StageOutput:
 )
 async def run_data_pipeline_flow(pipeline_id: int, record_count: int = 1000) -> dict[str, Any]:
     """Run the five stages for one run of `pipeline_id`, writing their status as they go."""
+    context = FlowRunContext.get()
+    with observability.flow_run(
+        flow_name=flow_run.flow_name,
+        pipeline_id=pipeline_id,
+        flow_run_id=str(flow_run.id),
+        labels=context.flow_run.labels if context and context.flow_run else {},
+    ) as tracking:
+        return await _run_pipeline(pipeline_id, record_count, tracking)
+
+
+async def _run_pipeline(
+    pipeline_id: int, record_count: int, tracking: observability.RunTracking
+) -> dict[str, Any]:
     ref = await claim_run(
         pipeline_id=pipeline_id,
         flow_run_id=str(flow_run.id),
         run_id=run_id_from_tags(flow_run.tags),
         record_count=record_count,
     )
+    tracking.run(ref.run_id)
     files = RunFiles.for_run(ref.run_id)
     print(f"pipeline {pipeline_id} run {ref.run_id}: {ref.record_count} records in {files.root}")
     beating = asyncio.create_task(_beat(ref))

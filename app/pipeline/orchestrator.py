@@ -1,5 +1,6 @@
 """The only module that talks to the Prefect API: trigger runs of the deployment, read them back."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,15 +11,23 @@ from uuid import UUID
 import httpx
 from prefect import get_client
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
 from prefect.states import Cancelled, Cancelling, Crashed
 
+from app import observability
 from app.config import get_settings
 from app.pipeline.status import run_tag
 
+_log = logging.getLogger(__name__)
 _deployment_ids: dict[tuple[str, str], UUID] = {}
 
 
@@ -59,7 +68,7 @@ def _is_not_found(exc: Exception) -> bool:
     )
 
 
-async def _deployment_id(client: PrefectClient, *, refresh: bool = False) -> UUID:
+async def read_deployment_id(client: PrefectClient, *, refresh: bool = False) -> UUID:
     settings = get_settings()
     key = (settings.prefect_api_url, settings.deployment_name)
     if refresh or key not in _deployment_ids:
@@ -75,22 +84,27 @@ async def _deployment_id(client: PrefectClient, *, refresh: bool = False) -> UUI
     return _deployment_ids[key]
 
 
+@observability.traced("pipeline.trigger", resource="Data Pipeline")
 async def trigger_run(*, pipeline_id: int, run_id: int, record_count: int) -> FlowRun:
-    """Create a flow run of the deployment for one pipeline run; the tag ties it to the run row."""
+    """Create a flow run of the deployment for one pipeline run; the tag ties it to the run row,
+    the labels carry the trace on into the flow-run process."""
     async with prefect_client() as client:
         for refresh in (False, True):
-            deployment_id = await _deployment_id(client, refresh=refresh)
+            deployment_id = await read_deployment_id(client, refresh=refresh)
             try:
-                return await client.create_flow_run_from_deployment(
+                flow_run = await client.create_flow_run_from_deployment(
                     deployment_id,
                     parameters={"pipeline_id": pipeline_id, "record_count": record_count},
                     tags=[f"pipeline:{pipeline_id}", run_tag(run_id)],
                     idempotency_key=run_tag(run_id),
+                    labels=observability.trace_labels(),
                 )
             except (ObjectNotFound, PrefectHTTPStatusError) as exc:
                 if not _is_not_found(exc):
                     raise
                 continue  # the deployment was deleted or re-created: look its id up again
+            _log.info("pipeline %d run %d: flow run %s created", pipeline_id, run_id, flow_run.id)
+            return flow_run
     raise PrefectUnavailableError(
         f"Deployment '{get_settings().deployment_name}' disappeared while triggering. "
         "Re-create it with: python app/pipeline/deploy.py"
@@ -181,3 +195,34 @@ async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) 
 def flow_run_url(flow_run_id: str) -> str:
     """Where a person sees this flow run, its task runs and logs in the Prefect UI."""
     return f"{get_settings().prefect_ui_base}/runs/flow-run/{flow_run_id}"
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """One log line that a flow run, or one of its task runs, sent to Prefect."""
+
+    timestamp: datetime
+    level: str
+    logger: str
+    message: str
+    task_run_id: str | None
+
+
+async def read_run_logs(flow_run_id: str, *, limit: int) -> list[RunLog]:
+    """The first `limit` log lines of a flow run and its task runs, oldest first."""
+    async with prefect_client() as client:
+        logs = await client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)])),
+            limit=limit,
+            sort=LogSort.TIMESTAMP_ASC,
+        )
+    return [
+        RunLog(
+            timestamp=log.timestamp,
+            level=logging.getLevelName(log.level),
+            logger=log.name,
+            message=log.message,
+            task_run_id=str(log.task_run_id) if log.task_run_id else None,
+        )
+        for log in logs
+    ]

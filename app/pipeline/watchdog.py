@@ -84,7 +84,11 @@ def judge(
     if state.type == StateType.CANCELLED:
         return Verdict(run.id, Status.CANCELLED, f"cancelled in Prefect{detail}")
     if state.type in (StateType.RUNNING, StateType.CANCELLING):
-        silent = _age(run.heartbeat_at or run.started_at or run.created_at, now)
+        # a process that never beat is judged from when Prefect saw it start, not when queued
+        last_sign = max(
+            t for t in (run.heartbeat_at, run.started_at, state.timestamp, run.created_at) if t
+        )
+        silent = _age(last_sign, now)
         if silent > settings.stale_heartbeat_seconds:
             return Verdict(
                 run.id,

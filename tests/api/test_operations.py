@@ -217,3 +217,24 @@ async def test_ready_is_503_naming_the_fix_when_prefect_is_down(client: httpx.As
         "start the Prefect server and set PREFECT_API_URL (now http://127.0.0.1:9/api) to its "
         "address in every process: API, worker and this one"
     )
+
+
+async def test_schedule_input_is_validated_before_prefect(client: httpx.AsyncClient) -> None:
+    await client.post("/api/pipelines", json={"name": "p"})
+    cases = {
+        '{"cron": "61 * * * *"}': "body: cron '61 * * * *' is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)",
+        '{"cron": "0 6 * * *", "interval_seconds": 60}': "body: give exactly one of cron or interval_seconds",
+        "{}": "body: give exactly one of cron or interval_seconds",
+        '{"interval_seconds": 5}': "interval_seconds: Input should be greater than or equal to 10",
+        '{"cron": "0 6 * * *", "timezone": "Mars/Olympus"}': "timezone: unknown timezone 'Mars/Olympus'; use an IANA name such as 'UTC' or 'Europe/Paris'",
+    }
+    for body, message in cases.items():
+        response = await client.put(
+            "/api/pipelines/1/schedule", content=body, headers={"content-type": "application/json"}
+        )
+        assert (response.status_code, response.json()["message"]) == (422, message), body
+    down = await client.put("/api/pipelines/1/schedule", json={"cron": "0 6 * * *"})
+    assert down.status_code == 503
+    assert (
+        await client.put("/api/pipelines/9/schedule", json={"cron": "0 6 * * *"})
+    ).status_code == 404

@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,28 +23,53 @@ class RunningStack:
     backend: str
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def running_stack(request: pytest.FixtureRequest, tmp_root: Path) -> Iterator[RunningStack]:
-    """The whole stack on `backend`: the app's database and the Prefect server's own database."""
-    backend = request.param
-    root = tmp_root / f"stack-{backend}"
-    env = {
+@contextmanager
+def started_stack(
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_root: Path,
+    *,
+    name: str,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+) -> Iterator[RunningStack]:
+    """A whole stack on `backend`: its own app database, Prefect server database, ports, files."""
+    root = tmp_root / f"stack-{name}"
+    stack_env = {
         **os.environ,
         "DATABASE_URL": new_database_url(backend, request, tmp_root),
         "PIPELINE_DATA_DIR": str(root / "data"),
         "PREFECT_HOME": str(root / "prefect-home"),
         "PREFECT_LOGGING_LEVEL": "INFO",
+        # a quick watchdog, so the fault tests see stranded runs settled within seconds
+        "PIPELINE_HEARTBEAT_SECONDS": "2",
+        "PIPELINE_STALE_HEARTBEAT_SECONDS": "20",
+        "PIPELINE_WATCHDOG_INTERVAL_SECONDS": "2",
+        **(env or {}),
     }
     if backend == "postgresql":
-        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = create_database(
-            request.getfixturevalue("pg_base_url"), "prefect", extensions=("pg_trgm",)
+        stack_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = create_database(
+            request.getfixturevalue("pg_base_url"), f"prefect_{name}", extensions=("pg_trgm",)
         )
-    stack = Stack(env=env, prefect_port=free_port(), api_port=free_port(), log_dir=root / "logs")
+    stack = Stack(
+        env=stack_env,
+        prefect_port=free_port(),
+        api_port=free_port(),
+        workers=workers,
+        log_dir=root / "logs",
+    )
     stack.start()
     try:
-        yield RunningStack(stack, env["DATABASE_URL"], root / "data", backend)
+        yield RunningStack(stack, stack_env["DATABASE_URL"], root / "data", backend)
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def running_stack(request: pytest.FixtureRequest, tmp_root: Path) -> Iterator[RunningStack]:
+    """The stack the end-to-end tests share, once per backend."""
+    with started_stack(request.param, request, tmp_root, name=request.param) as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,59 +1,23 @@
 """End to end over HTTP: FastAPI → Prefect deployment → real worker → five stages → database."""
 
-import asyncio
-import subprocess
-import sys
 import time
-from typing import Any
 from uuid import UUID
 
 import httpx
 import polars as pl
 from polars.testing import assert_frame_equal
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import TaskRun
 
-from app.config import PROJECT_ROOT
 from app.pipeline import stages
 from tests.e2e.conftest import RunningStack
-
-FINAL = {"completed", "failed", "cancelled"}
-TASK_NAMES = ["generate_data", "ingest_data", "process_data", "transform_data", "export_results"]
-
-
-async def wait_for_final(
-    api: httpx.AsyncClient, pipeline_id: int, within: float = 90
-) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = (await api.get(f"/api/pipelines/{pipeline_id}")).json()
-        if body["status"] in FINAL:
-            return body
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"pipeline {pipeline_id} not finished after {within} s: {body}")
-
-
-async def task_runs(prefect: PrefectClient, flow_run_id: str, expected: int) -> list[TaskRun]:
-    """Task runs reach the Prefect API a few seconds after the flow finishes: wait for them."""
-    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
-    runs: list[TaskRun] = []
-    for _ in range(150):
-        runs = await prefect.read_task_runs(flow_run_filter=flow_filter)
-        if len(runs) == expected and all(run.state and run.state.is_final() for run in runs):
-            return sorted(runs, key=lambda run: TASK_NAMES.index(run.task_key.rsplit("-", 1)[0]))
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"expected {expected} finished task runs, got {runs}")
-
-
-async def deploy(env: dict[str, str]) -> None:
-    await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, str(PROJECT_ROOT / "app/pipeline/deploy.py")],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+from tests.e2e.helpers import (
+    TASK_NAMES,
+    deploy,
+    run_with_env,
+    task_runs,
+    wait_for_final,
+    wait_for_flow_run,
+)
 
 
 def expected_results(record_count: int) -> pl.DataFrame:
@@ -134,24 +98,10 @@ async def test_trigger_keeps_history_one_run_per_trigger(
         assert (stack.data_dir / "runs" / str(run_id) / "output" / "results.parquet").exists()
 
 
-async def _run_with_env(
-    api: httpx.AsyncClient, prefect: PrefectClient, env: dict[str, str], name: str
-) -> tuple[dict[str, Any], str]:
-    """Start a run from Prefect itself (as a schedule or the UI would), with fault injection."""
-    pipeline = (await api.post("/api/pipelines", json={"name": name, "record_count": 100})).json()
-    deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
-    flow_run = await prefect.create_flow_run_from_deployment(
-        deployment.id,
-        parameters={"pipeline_id": pipeline["id"], "record_count": 100},
-        job_variables={"env": env},
-    )
-    return await wait_for_final(api, pipeline["id"]), str(flow_run.id)
-
-
 async def test_failing_stage_fails_the_run_in_both_places(
     api: httpx.AsyncClient, prefect: PrefectClient
 ) -> None:
-    body, flow_run_id = await _run_with_env(
+    body, flow_run_id = await run_with_env(
         api, prefect, {"PIPELINE_FAIL_STAGE": "transform"}, "doomed"
     )
     run = body["latest_run"]
@@ -172,18 +122,14 @@ async def test_failing_stage_fails_the_run_in_both_places(
     )
     assert all(s["completed_at"] is not None for s in run["stages"])
 
-    for _ in range(50):
-        flow_run = await prefect.read_flow_run(UUID(flow_run_id))
-        if flow_run.state is not None and flow_run.state.is_final():
-            break
-        await asyncio.sleep(0.2)
+    flow_run = await wait_for_flow_run(prefect, flow_run_id)
     assert flow_run.state is not None and flow_run.state.is_failed()
 
 
 async def test_retried_task_shows_its_retries(
     api: httpx.AsyncClient, prefect: PrefectClient
 ) -> None:
-    body, flow_run_id = await _run_with_env(
+    body, flow_run_id = await run_with_env(
         api, prefect, {"PIPELINE_FAIL_STAGE": "generate:1"}, "flaky"
     )
     generate = body["latest_run"]["stages"][0]

@@ -34,67 +34,91 @@ def _as_postgres(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
-@contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """Start a cluster and yield its base URL `postgresql://postgres@127.0.0.1:<port>`."""
-    bin_dir = server_bin_dir()
-    if bin_dir is None:
-        raise RuntimeError("PostgreSQL server binaries not found; apt-get install postgresql")
-    root = Path(tempfile.mkdtemp(prefix="pipeline-pg-"))
-    data = root / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        for path in (root, data):
-            os.chown(path, user.pw_uid, user.pw_gid)
-    port = free_port()
-    subprocess.run(
-        _as_postgres(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=200"
-    )
-    subprocess.run(
-        _as_postgres(
-            [
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(root / "server.log"),
-                "-w",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
+class PostgresCluster:
+    """A cluster in a temporary directory, on a free port; stop() and start() keep its data."""
+
+    def __init__(self) -> None:
+        bin_dir = server_bin_dir()
+        if bin_dir is None:
+            raise RuntimeError("PostgreSQL server binaries not found; apt-get install postgresql")
+        self.bin_dir = bin_dir
+        self.root = Path(tempfile.mkdtemp(prefix="pipeline-pg-"))
+        self.data = self.root / "data"
+        self.data.mkdir()
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            for path in (self.root, self.data):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        self.port = free_port()
         subprocess.run(
-            _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            _as_postgres(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
+            "-c max_connections=300"
+        )
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.root / "server.log"),
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def stop(self) -> None:
+        subprocess.run(
+            _as_postgres(
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
+            ),
             check=False,
             capture_output=True,
         )
-        shutil.rmtree(root, ignore_errors=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """Start a cluster and yield its base URL `postgresql://postgres@127.0.0.1:<port>`."""
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.remove()
 
 
 def create_database(base_url: str, name: str, *, extensions: tuple[str, ...] = ()) -> str:

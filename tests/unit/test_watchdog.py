@@ -62,8 +62,13 @@ def test_completed_in_prefect_needs_every_stage_completed() -> None:
 
 
 def test_running_without_heartbeat_is_a_dead_process() -> None:
-    assert judge(_run(heartbeat_age=5), Running(), now=NOW, live_workers=True) is None
-    assert judge(_run(heartbeat_age=45), Running(), now=NOW, live_workers=True) == Verdict(
+    running_since = Running(timestamp=NOW - timedelta(seconds=50))
+    assert judge(_run(heartbeat_age=5), running_since, now=NOW, live_workers=True) is None
+    slow_start = Running(timestamp=NOW - timedelta(seconds=20))  # queued long, started lately
+    assert judge(_run(age=300), slow_start, now=NOW, live_workers=True) is None
+    assert judge(
+        _run(age=100, heartbeat_age=45), running_since, now=NOW, live_workers=True
+    ) == Verdict(
         7,
         Status.FAILED,
         "its flow-run process stopped responding (no heartbeat for 45 s; worker or process "

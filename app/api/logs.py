@@ -1,0 +1,41 @@
+"""GET /api/pipelines/{id}/logs: the latest run's logs, as its flow run sent them to Prefect."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from app import service
+from app.api.auth import ReadAccess
+from app.api.deps import PipelineDep, SessionDep
+from app.pipeline import orchestrator
+
+router = APIRouter(prefix="/api/pipelines", tags=["logs"], dependencies=[ReadAccess])
+
+MAX_LOG_LINES = 200  # Prefect's own page limit (PREFECT_API_DEFAULT_LIMIT)
+
+
+class LogOut(BaseModel):
+    timestamp: datetime
+    level: str
+    logger: str
+    message: str
+    task_run_id: str | None
+
+
+@router.get("/{pipeline_id}/logs")
+async def read_logs(
+    session: SessionDep,
+    pipeline: PipelineDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_LINES)] = MAX_LOG_LINES,
+) -> list[LogOut]:
+    """The latest run's log lines (flow and task runs), oldest first; empty before its first run.
+
+    503 when Prefect, which keeps the logs, is unreachable.
+    """
+    run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
+    if run is None or run.prefect_flow_run_id is None:
+        return []
+    lines = await orchestrator.read_run_logs(run.prefect_flow_run_id, limit=limit)
+    return [LogOut.model_validate(line, from_attributes=True) for line in lines]

@@ -1,0 +1,89 @@
+"""Routes of pipeline schedules: set, read, pause, resume, remove, list — kept in Prefect."""
+
+from fastapi import APIRouter, HTTPException, Response, status
+from prefect.client.schemas.objects import DeploymentSchedule
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+
+from app.api.auth import ReadAccess, WriteAccess
+from app.api.deps import PipelineDep
+from app.api.schemas import ScheduleIn, ScheduleOut
+from app.pipeline import schedules
+
+router = APIRouter(tags=["schedules"], dependencies=[ReadAccess])
+
+
+def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
+    kind = schedule.schedule
+    return ScheduleOut(
+        pipeline_id=pipeline_id,
+        schedule_id=str(schedule.id),
+        cron=kind.cron if isinstance(kind, CronSchedule) else None,
+        interval_seconds=kind.interval.total_seconds()
+        if isinstance(kind, IntervalSchedule)
+        else None,
+        timezone=getattr(kind, "timezone", None),
+        active=schedule.active,
+    )
+
+
+def _none(pipeline_id: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"pipeline {pipeline_id} has no schedule; set one with PUT /api/pipelines/{pipeline_id}/schedule",
+    )
+
+
+@router.get("/api/schedules")
+async def list_schedules() -> list[ScheduleOut]:
+    """Every pipeline schedule, by pipeline id."""
+    found = await schedules.read_pipeline_schedules()
+    return [_out(pipeline_id, found[pipeline_id]) for pipeline_id in sorted(found)]
+
+
+@router.put("/api/pipelines/{pipeline_id}/schedule", dependencies=[WriteAccess])
+async def set_schedule(pipeline: PipelineDep, data: ScheduleIn) -> ScheduleOut:
+    """Create or replace the pipeline's schedule; each scheduled run is a run of the pipeline."""
+    schedule = await schedules.set_pipeline_schedule(
+        pipeline_id=pipeline.id,
+        record_count=pipeline.record_count,
+        schedule=data.to_prefect(),
+        active=data.active,
+    )
+    return _out(pipeline.id, schedule)
+
+
+@router.get("/api/pipelines/{pipeline_id}/schedule")
+async def read_schedule(pipeline: PipelineDep) -> ScheduleOut:
+    found = (await schedules.read_pipeline_schedules()).get(pipeline.id)
+    if found is None:
+        raise _none(pipeline.id)
+    return _out(pipeline.id, found)
+
+
+@router.post("/api/pipelines/{pipeline_id}/schedule/pause", dependencies=[WriteAccess])
+async def pause_schedule(pipeline: PipelineDep) -> ScheduleOut:
+    """Stop scheduling runs (future scheduled runs are removed) until resumed."""
+    return await _set_active(pipeline.id, active=False)
+
+
+@router.post("/api/pipelines/{pipeline_id}/schedule/resume", dependencies=[WriteAccess])
+async def resume_schedule(pipeline: PipelineDep) -> ScheduleOut:
+    return await _set_active(pipeline.id, active=True)
+
+
+@router.delete(
+    "/api/pipelines/{pipeline_id}/schedule",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[WriteAccess],
+)
+async def delete_schedule(pipeline: PipelineDep) -> Response:
+    if not await schedules.delete_pipeline_schedule(pipeline.id):
+        raise _none(pipeline.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _set_active(pipeline_id: int, *, active: bool) -> ScheduleOut:
+    schedule = await schedules.set_pipeline_schedule_active(pipeline_id, active)
+    if schedule is None:
+        raise _none(pipeline_id)
+    return _out(pipeline_id, schedule)

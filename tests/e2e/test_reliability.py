@@ -1,0 +1,136 @@
+"""Fault tests on the real stack: cancel, retry, a killed worker, Prefect down, racing triggers."""
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+from tests.e2e.conftest import RunningStack
+from tests.e2e.helpers import start_with_env, wait_for_final, wait_for_flow_run, wait_for_stage
+
+HOLD_GENERATE = {"PIPELINE_STAGE_DELAY": "generate:60"}
+
+
+async def test_cancel_a_running_run_then_retry_it(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    pipeline_id, flow_run_id = await start_with_env(api, prefect, HOLD_GENERATE, "to-cancel")
+    await wait_for_stage(api, pipeline_id, "generate", "running")
+
+    cancelled = await api.post(f"/api/pipelines/{pipeline_id}/cancel")
+    assert cancelled.status_code == 202
+    run = cancelled.json()
+    assert (run["status"], run["error"]) == ("cancelled", "cancelled through the API")
+    assert [s["status"] for s in run["stages"]] == ["cancelled"] * 5
+    flow_run = await wait_for_flow_run(prefect, flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_cancelled()
+    again = await api.post(f"/api/pipelines/{pipeline_id}/cancel")
+    assert (again.status_code, again.json()["id"]) == (202, run["id"])
+
+    retried = await api.post(f"/api/pipelines/{pipeline_id}/retry")
+    assert retried.status_code == 202
+    assert retried.json()["prefect_flow_run_id"] != flow_run_id
+    assert (await wait_for_final(api, pipeline_id))["status"] == "completed"
+    runs = (await api.get(f"/api/pipelines/{pipeline_id}/runs")).json()["items"]
+    assert [r["status"] for r in runs] == ["completed", "cancelled"]
+    assert [s["status"] for s in runs[1]["stages"]] == ["cancelled"] * 5  # history untouched
+    finished = await api.post(f"/api/pipelines/{pipeline_id}/cancel")
+    assert finished.status_code == 409
+
+
+async def test_racing_triggers_with_one_idempotency_key_make_one_flow_run(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    pipeline = (await api.post("/api/pipelines", json={"name": "racy", "record_count": 10})).json()
+    responses = await asyncio.gather(
+        *(
+            api.post(
+                f"/api/pipelines/{pipeline['id']}/trigger", headers={"Idempotency-Key": "once"}
+            )
+            for _ in range(8)
+        )
+    )
+    assert {r.status_code for r in responses} == {202}
+    assert len({(r.json()["run_id"], r.json()["prefect_flow_run_id"]) for r in responses}) == 1
+    run_id = responses[0].json()["run_id"]
+    flow_runs = await prefect.read_flow_runs(
+        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"pipeline-run:{run_id}"]))
+    )
+    assert len(flow_runs) == 1
+    assert (await wait_for_final(api, pipeline["id"]))["status"] == "completed"
+    runs = (await api.get(f"/api/pipelines/{pipeline['id']}/runs")).json()
+    assert runs["total"] == 1
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (the flow-run processes of a worker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def test_killed_worker_fails_its_run_and_a_retry_completes(
+    api: httpx.AsyncClient, prefect: PrefectClient, stack: RunningStack
+) -> None:
+    pipeline_id, flow_run_id = await start_with_env(api, prefect, HOLD_GENERATE, "doomed-worker")
+    await wait_for_stage(api, pipeline_id, "generate", "running")
+    worker = next(p for p in stack.stack.processes if p.name.startswith("worker-"))
+    victims = [worker.popen.pid, *_children(worker.popen.pid)]
+    assert len(victims) >= 2, "the worker should be running the flow-run process"
+    killed_at = time.monotonic()
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    stack.stack.stop_process(worker.name)
+
+    body = await wait_for_final(api, pipeline_id, within=60)
+    settled_after = time.monotonic() - killed_at
+    print(f"[{stack.backend}] killed worker: run settled after {settled_after:.1f} s")
+    run = body["latest_run"]
+    assert run["status"] == "failed"
+    assert run["error"].startswith("its flow-run process stopped responding (no heartbeat for ")
+    assert run["error"].endswith(" s; worker or process killed?)")
+    assert [s["status"] for s in run["stages"]] == ["cancelled"] * 5
+    flow_run = await wait_for_flow_run(prefect, flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_crashed()
+
+    stack.stack.start_worker(int(worker.name.split("-")[1]) + 10)
+    assert (await api.post(f"/api/pipelines/{pipeline_id}/retry")).status_code == 202
+    assert (await wait_for_final(api, pipeline_id, within=60))["status"] == "completed"
+
+
+async def test_prefect_down_is_a_503_and_the_same_trigger_works_when_it_is_back(
+    api: httpx.AsyncClient, prefect: PrefectClient, stack: RunningStack
+) -> None:
+    pipeline = (
+        await api.post("/api/pipelines", json={"name": "outage", "record_count": 10})
+    ).json()
+    stack.stack.stop_process("prefect-server")
+    try:
+        down = await api.post(f"/api/pipelines/{pipeline['id']}/trigger")
+        assert down.status_code == 503
+        assert down.json()["detail"] == (
+            f"Prefect API at {stack.stack.prefect_api_url} is unreachable (ConnectError). "
+            "Start the server (make up, or prefect server start) and check PREFECT_API_URL."
+        )
+        assert (await api.get(f"/api/pipelines/{pipeline['id']}/runs")).json()["total"] == 0
+        ready = (await api.get("/ready")).json()
+        assert ready["ready"] is False
+    finally:
+        await asyncio.to_thread(stack.stack.start_server)
+    back = await api.post(f"/api/pipelines/{pipeline['id']}/trigger")
+    assert back.status_code == 202
+    assert (await wait_for_final(api, pipeline["id"], within=90))["status"] == "completed"
+    flow_run = await prefect.read_flow_run(UUID(back.json()["prefect_flow_run_id"]))
+    assert flow_run.state is not None and flow_run.state.is_completed()

@@ -1,0 +1,137 @@
+"""Without an agent configured, app/observability.py is inert: nothing imported, nothing changed."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+from app.config import PROJECT_ROOT, Settings
+from app.observability import JsonLogFormatter, is_enabled
+
+# A fresh interpreter, as the API and a flow-run process start: module state and sys.modules clean.
+SCRIPT = """
+import asyncio, json, logging, sys, time
+from app import observability
+from app.main import create_app
+
+def handlers():
+    names = ["", "uvicorn", "prefect", "app"]
+    return {name: list(logging.getLogger(name).handlers) for name in names}
+
+before = handlers()
+create_app()
+
+@observability.traced("pipeline.trigger", resource="Data Pipeline")
+async def trigger(*, pipeline_id: int, run_id: int) -> int:
+    return pipeline_id * 10 + run_id
+
+labels = {"datadog.trace_context": "{}"}
+with observability.flow_run(
+    flow_name="Data Pipeline", pipeline_id=1, flow_run_id="f", labels=labels
+) as run:
+    run.run(2)
+    result = asyncio.run(trigger(pipeline_id=1, run_id=2))
+    with observability.stage("generate", pipeline_id=1, run_id=2, attempt=1) as stage:
+        stage.records(10)
+    try:
+        with observability.stage("ingest", pipeline_id=1, run_id=2, attempt=1):
+            raise ValueError("boom")
+    except ValueError:
+        pass
+observability.flush()
+
+started = time.perf_counter()
+for _ in range(10_000):
+    with observability.stage("process", pipeline_id=1, run_id=2, attempt=1) as stage:
+        stage.records(1)
+per_call_us = (time.perf_counter() - started) / 10_000 * 1e6
+
+print(json.dumps({
+    "enabled": observability.setup(),
+    "result": result,
+    "labels": observability.trace_labels(),
+    "imported": sorted({m.split(".")[0] for m in sys.modules} & {"ddtrace", "datadog"}),
+    "handlers_unchanged": handlers() == before,
+    "app_log_level": logging.getLogger("app").level,
+    "fast": per_call_us < 20,
+}))
+"""
+
+
+def test_without_an_agent_nothing_is_imported_changed_or_printed() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout) == {
+        "enabled": False,
+        "result": 12,
+        "labels": {},
+        "imported": [],
+        "handlers_unchanged": True,
+        "app_log_level": logging.NOTSET,
+        "fast": True,
+    }
+
+
+def test_an_agent_host_or_an_explicit_trace_flag_turns_it_on() -> None:
+    def settings(**env: str) -> Settings:
+        return Settings.model_validate(env)  # only these values: the environment is not read
+
+    assert [
+        is_enabled(settings()),
+        is_enabled(settings(DD_AGENT_HOST="")),
+        is_enabled(settings(DD_AGENT_HOST="datadog-agent")),
+        is_enabled(settings(DD_TRACE_ENABLED="true")),
+        is_enabled(settings(DD_TRACE_ENABLED="false")),
+        is_enabled(settings(DD_AGENT_HOST="datadog-agent", DD_TRACE_ENABLED="false")),
+    ] == [False, False, True, True, False, True]
+
+
+def test_json_log_lines_carry_the_correlation_attributes() -> None:
+    settings = Settings.model_validate(
+        {"DD_SERVICE": "svc", "DD_ENV": "prod", "DD_VERSION": "1.2.3"}
+    )
+    record = logging.LogRecord("app.x", logging.ERROR, __file__, 1, "run %d failed", (7,), None)
+    record.created = 0.25
+    record.__dict__.update({"dd.trace_id": "abc123", "dd.span_id": "42", "task_run_id": "t-1"})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    line = json.loads(JsonLogFormatter(settings).format(record))
+    assert line.pop("error.stack").endswith("ValueError: boom")
+    assert line == {
+        "timestamp": "1970-01-01T00:00:00.250+00:00",
+        "level": "ERROR",
+        "logger": "app.x",
+        "message": "run 7 failed",
+        "dd.trace_id": "abc123",
+        "dd.span_id": "42",
+        "dd.service": "svc",
+        "dd.env": "prod",
+        "dd.version": "1.2.3",
+        "task_run_id": "t-1",
+        "error.kind": "ValueError",
+        "error.message": "boom",
+    }
+    untraced = logging.LogRecord("app.x", logging.INFO, __file__, 1, "hello", None, None)
+    assert {
+        k: v
+        for k, v in json.loads(JsonLogFormatter(settings).format(untraced)).items()
+        if k.startswith("dd.")
+    } == {
+        "dd.trace_id": "0",
+        "dd.span_id": "0",
+        "dd.service": "svc",
+        "dd.env": "prod",
+        "dd.version": "1.2.3",
+    }

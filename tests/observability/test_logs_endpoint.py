@@ -1,0 +1,46 @@
+"""GET /api/pipelines/{id}/logs in-process, with Prefect really unreachable (port 9)."""
+
+import uuid
+
+import httpx
+
+from app import db
+from app.models import PipelineRun, Status
+
+UNREACHABLE = (
+    "Prefect API at http://127.0.0.1:9/api is unreachable (ConnectError). "
+    "Start the server (make up, or prefect server start) and check PREFECT_API_URL."
+)
+
+
+async def test_unknown_pipeline_is_a_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/pipelines/424242/logs")
+    assert (response.status_code, response.json()) == (404, {"detail": "pipeline 424242 not found"})
+
+
+async def test_no_logs_before_the_first_run(client: httpx.AsyncClient) -> None:
+    pipeline = (await client.post("/api/pipelines", json={"name": "idle"})).json()
+    response = await client.get(f"/api/pipelines/{pipeline['id']}/logs")
+    assert (response.status_code, response.json()) == (200, [])
+
+
+async def test_prefect_down_is_a_503_that_says_what_to_do(client: httpx.AsyncClient) -> None:
+    pipeline = (await client.post("/api/pipelines", json={"name": "ran once"})).json()
+    async with db.get_sessionmaker()() as session, session.begin():
+        session.add(
+            PipelineRun(
+                pipeline_id=pipeline["id"],
+                record_count=10,
+                status=Status.COMPLETED,
+                prefect_flow_run_id=str(uuid.uuid4()),
+            )
+        )
+    response = await client.get(f"/api/pipelines/{pipeline['id']}/logs")
+    assert (response.status_code, response.json()) == (503, {"detail": UNREACHABLE})
+
+
+async def test_limit_is_checked(client: httpx.AsyncClient) -> None:
+    pipeline = (await client.post("/api/pipelines", json={"name": "limits"})).json()
+    response = await client.get(f"/api/pipelines/{pipeline['id']}/logs?limit=201")
+    assert response.status_code == 422
+    assert response.json()["message"] == "limit: Input should be less than or equal to 200"
