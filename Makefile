@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: up test install install-dev uv lint typecheck deploy migrate doctor chaos clean bench-observability
+.PHONY: up test install install-dev uv lint typecheck deploy migrate doctor chaos clean bench-observability bench-data
 
 uv:  ## uv, through pip, when the machine lacks it
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -49,3 +49,7 @@ doctor: install  ## checks database, Prefect, pool, worker, deployment, stranded
 
 bench-observability: install-dev  ## Datadog on vs off: trigger→completed and stage time (not in CI)
 	$(BIN)/python -m bench.observability
+
+BENCH_SIZES ?= 1000000 10000000
+bench-data: install-dev  ## stages vs one Polars query vs row-wise Python; smoke: BENCH_SIZES=10000 BENCH_OUTPUT=/tmp/d.json
+	BENCH_SIZES="$(BENCH_SIZES)" $(BIN)/python -m bench.data

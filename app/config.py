@@ -48,6 +48,20 @@ class Settings(BaseSettings):
         default=10.0, validation_alias=AliasChoices("PIPELINE_PREFECT_TIMEOUT_SECONDS")
     )
 
+    input_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PIPELINE_INPUT_DIR"),
+        description="Directory whose files a pipeline may name as input_path; unset: none.",
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3, gt=0, validation_alias=AliasChoices("PIPELINE_MAX_UPLOAD_BYTES")
+    )
+    retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias=AliasChoices("PIPELINE_RETENTION_DAYS"),
+        description="Finished runs' directories are removed after this many days; 0 keeps them.",
+    )
     seed: int = Field(default=42, validation_alias=AliasChoices("PIPELINE_SEED"))
     max_record_count: int = Field(
         default=50_000_000, validation_alias=AliasChoices("PIPELINE_MAX_RECORD_COUNT")
@@ -58,6 +72,25 @@ class Settings(BaseSettings):
     )
     flow_retry_delay_seconds: int = Field(
         default=10, ge=0, validation_alias=AliasChoices("PIPELINE_FLOW_RETRY_DELAY_SECONDS")
+    )
+    deployment_concurrency_limit: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=AliasChoices("PIPELINE_DEPLOYMENT_CONCURRENCY_LIMIT"),
+        description="A hard cap on pipelines running at once, kept by Prefect (deploy.py).",
+    )
+    dask_partitions: int = Field(
+        default=0,
+        ge=0,
+        validation_alias=AliasChoices("PIPELINE_DASK_PARTITIONS"),
+        description="Row ranges the transform stage fans out over on Dask; 0 keeps it in the "
+        "flow-run process.",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PIPELINE_DASK_ADDRESS"),
+        description="Dask scheduler (tcp://host:8786) for the fan-out; a LocalCluster per run "
+        "when unset.",
     )
     fail_stage: str | None = Field(
         default=None,

@@ -10,11 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.config import get_settings
+from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, utcnow
 
 Row = TypeVar("Row", Pipeline, PipelineRun)
 MAX_KEY_LENGTH = 200
 WAIT_FOR_WINNER_SECONDS = 15.0
+
+
+class KeyInUseError(RuntimeError):
+    """The first request with this key has not finished yet (answered with 409)."""
 
 
 def run_key(pipeline_id: int, key: str) -> str:
@@ -40,13 +45,19 @@ async def find(session: AsyncSession, model: type[Row], key: str) -> Row | None:
     return None
 
 
-async def wait_for_run(session: AsyncSession, key: str) -> PipelineRun | None:
-    """The winning request's run once it has its flow run; None if that trigger failed."""
+async def wait_for_run(key: str) -> PipelineRun | None:
+    """The winning request's run once it has its flow run; None if that trigger failed.
+
+    Each look is a fresh session: a long read snapshot would hide the winner's commit."""
     deadline = asyncio.get_running_loop().time() + WAIT_FOR_WINNER_SECONDS
     while True:
-        run = await find(session, PipelineRun, key)
+        async with get_sessionmaker()() as session:
+            run = await find(session, PipelineRun, key)
         if run is None or run.prefect_flow_run_id is not None:
             return run
         if asyncio.get_running_loop().time() > deadline:
-            return run
+            raise KeyInUseError(
+                f"a request with Idempotency-Key {key.split(':', 1)[1]!r} is still being "
+                "processed; repeat this request in a few seconds"
+            )
         await asyncio.sleep(0.1)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from app import observability
-from app.api import health, logs, pipelines, schedules
+from app.api import health, logs, pipelines, results, schedules, uploads
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit
 from app.config import get_settings
@@ -37,7 +37,9 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(health.router)
+    app.include_router(uploads.router)  # before pipelines: it takes the multipart POSTs
     app.include_router(pipelines.router)
+    app.include_router(results.router)
     app.include_router(logs.router)
     app.include_router(schedules.router)
     install_error_handlers(app)

@@ -69,6 +69,9 @@ class Pipeline(Base):
     description: Mapped[str | None] = mapped_column(Text)
     record_count: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
+    # a file instead of generated records: its resolved path and format (csv, jsonl, parquet)
+    input_path: Mapped[str | None] = mapped_column(Text)
+    input_format: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     runs: Mapped[list["PipelineRun"]] = relationship(

@@ -11,6 +11,7 @@ from app import idempotency
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
+from app.pipeline.inputs import CheckedInput
 from app.pipeline.status import new_stage_rows, update_pipeline_status
 
 
@@ -25,6 +26,8 @@ def _latest_run_id() -> ScalarSelect[int]:
 
 def run_out(run: PipelineRun) -> RunOut:
     out = RunOut.model_validate(run)
+    rejected = [s.records_rejected for s in run.stages if s.records_rejected is not None]
+    out.records_rejected = sum(rejected) if rejected else None
     if run.prefect_flow_run_id:
         out.prefect_flow_run_url = orchestrator.flow_run_url(run.prefect_flow_run_id)
     return out
@@ -36,6 +39,8 @@ def pipeline_out(pipeline: Pipeline, run: PipelineRun | None) -> PipelineOut:
         name=pipeline.name,
         description=pipeline.description,
         record_count=pipeline.record_count,
+        input_path=pipeline.input_path,
+        input_format=pipeline.input_format,
         created_at=pipeline.created_at,
         status=run.status.value if run else "created",
         latest_run=run_out(run) if run else None,
@@ -78,15 +83,22 @@ async def list_pipelines(
 
 
 async def create_pipeline(
-    *, session: AsyncSession, data: PipelineCreate, idempotency_key: str | None = None
+    *,
+    session: AsyncSession,
+    data: PipelineCreate,
+    idempotency_key: str | None = None,
+    source: CheckedInput | None = None,
 ) -> tuple[Pipeline, bool]:
-    """The new pipeline and True; or, for a key seen within the window, that pipeline and False."""
+    """The new pipeline and True; or, for a key seen within the window, that pipeline and False.
+    With `source`, its runs read that checked input file instead of generating records."""
     if idempotency_key and (seen := await idempotency.find(session, Pipeline, idempotency_key)):
         return seen, False
     pipeline = Pipeline(
         name=data.name,
         description=data.description,
-        record_count=data.record_count,
+        record_count=source.rows if source else data.record_count,
+        input_path=str(source.path) if source else None,
+        input_format=source.format if source else None,
         idempotency_key=idempotency_key,
     )
     session.add(pipeline)
@@ -111,7 +123,7 @@ async def start_run(
     Raises orchestrator.PrefectUnavailableError with the fix in its message.
     """
     key = idempotency.run_key(pipeline.id, idempotency_key) if idempotency_key else None
-    if key and (seen := await idempotency.wait_for_run(session, key)):
+    if key and (seen := await idempotency.wait_for_run(key)):
         return seen
     run = PipelineRun(
         pipeline_id=pipeline.id,
@@ -126,7 +138,7 @@ async def start_run(
     except IntegrityError:
         await session.rollback()
         assert key is not None
-        if winner := await idempotency.wait_for_run(session, key):
+        if winner := await idempotency.wait_for_run(key):
             return winner
         raise
     try:

@@ -5,6 +5,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from app.idempotency import KeyInUseError
+from app.pipeline.inputs import InputError
 from app.pipeline.orchestrator import PrefectUnavailableError
 from app.service import ConflictError
 
@@ -37,6 +39,18 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _input_error(_: Request, exc: Exception) -> JSONResponse:
+    """A whole-file problem with an input file: the field, what is wrong and where."""
+    assert isinstance(exc, InputError)
+    return JSONResponse(
+        status_code=422,
+        content={
+            "message": str(exc),
+            "detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": "input_file"}],
+        },
+    )
+
+
 async def _prefect_unavailable(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content={"detail": str(exc)}
@@ -59,7 +73,9 @@ async def _conflict(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConflictError, _conflict)
+    app.add_exception_handler(KeyInUseError, _conflict)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(PrefectUnavailableError, _prefect_unavailable)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_unavailable)

@@ -6,6 +6,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import get_settings
 
+FORM_OVERHEAD_BYTES = 1024 * 1024  # an upload's form fields and part headers, beside the file
+
 
 class BodySizeLimit:
     """Pure ASGI middleware: rejects a declared or streamed body larger than PIPELINE_MAX_BODY_BYTES."""
@@ -13,17 +15,28 @@ class BodySizeLimit:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    @property
-    def max_bytes(self) -> int:
-        return get_settings().max_body_bytes
+    @staticmethod
+    def limit(scope: Scope) -> tuple[int, str]:
+        """The byte limit of this request and the setting that sets it: file uploads (multipart
+        POST /api/pipelines) have their own, the route streams them to disk."""
+        settings = get_settings()
+        content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
+        if (
+            scope["method"] == "POST"
+            and scope["path"].rstrip("/") == "/api/pipelines"
+            and content_type.startswith(b"multipart/form-data")
+        ):
+            return settings.max_upload_bytes + FORM_OVERHEAD_BYTES, "PIPELINE_MAX_UPLOAD_BYTES"
+        return settings.max_body_bytes, "PIPELINE_MAX_BODY_BYTES"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, setting = self.limit(scope)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._reject(send, max_bytes, setting)
             return
         seen = 0
 
@@ -32,20 +45,19 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
-            await self._reject(send)
+            await self._reject(send, max_bytes, setting)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, max_bytes: int, setting: str) -> None:
         body = json.dumps(
             {
-                "detail": f"request body larger than {self.max_bytes:,} bytes "
-                "(PIPELINE_MAX_BODY_BYTES); send a smaller body"
+                "detail": f"request body larger than {max_bytes:,} bytes ({setting}); send a smaller body"
             }
         ).encode()
         await send(

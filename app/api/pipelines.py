@@ -1,5 +1,6 @@
 """Routes of /api/pipelines: create, list, read, stages, trigger."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
@@ -17,9 +18,10 @@ from app.api.schemas import (
     StageOut,
     TriggerOut,
 )
+from app.config import get_settings
 from app.idempotency import MAX_KEY_LENGTH
-from app.models import Pipeline, PipelineRun
-from app.pipeline import orchestrator
+from app.models import PipelineRun
+from app.pipeline import inputs, orchestrator
 
 router = APIRouter(prefix="/api/pipelines", tags=["pipelines"], dependencies=[ReadAccess])
 
@@ -40,9 +42,13 @@ async def create_pipeline(
     session: SessionDep, data: PipelineCreate, idempotency_key: IdempotencyKey = None
 ) -> PipelineOut:
     """Create a pipeline; with `"trigger": true` its first run starts at once. Repeating the
-    request with the same Idempotency-Key returns the same pipeline and never a second run."""
+    request with the same Idempotency-Key returns the same pipeline and never a second run.
+    `input_path` names a file under PIPELINE_INPUT_DIR to read instead of generating records;
+    to upload a file instead, send multipart/form-data (name, description, trigger, format, file).
+    """
+    source = await _input_file(data) if data.input_path is not None else None
     pipeline, created = await service.create_pipeline(
-        session=session, data=data, idempotency_key=idempotency_key
+        session=session, data=data, idempotency_key=idempotency_key, source=source
     )
     if data.trigger and created:
         try:
@@ -52,6 +58,19 @@ async def create_pipeline(
             raise
     run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
     return service.pipeline_out(pipeline, run)
+
+
+async def _input_file(data: PipelineCreate) -> inputs.CheckedInput:
+    """The checked file `input_path` names (InputError → 422 naming what is wrong)."""
+    assert data.input_path is not None
+    if "record_count" in data.model_fields_set:
+        raise inputs.InputError(
+            "record_count", "leave it out with input_path; the file's rows are the records"
+        )
+    settings = get_settings()
+    return await asyncio.to_thread(
+        inputs.check_under, data.input_path, settings.input_dir, settings.data_dir / "tmp"
+    )
 
 
 @router.get("")
@@ -87,10 +106,10 @@ async def read_stages(session: SessionDep, pipeline: PipelineDep) -> list[StageO
     return [StageOut.model_validate(stage) for stage in run.stages] if run else []
 
 
-def _triggered(pipeline: Pipeline, run: PipelineRun) -> TriggerOut:
+def _triggered(run: PipelineRun) -> TriggerOut:
     assert run.prefect_flow_run_id is not None
     return TriggerOut(
-        pipeline_id=pipeline.id,
+        pipeline_id=run.pipeline_id,
         run_id=run.id,
         prefect_flow_run_id=run.prefect_flow_run_id,
         prefect_flow_run_url=orchestrator.flow_run_url(run.prefect_flow_run_id),
@@ -109,7 +128,7 @@ async def trigger_pipeline(
     run = await service.start_run(
         session=session, pipeline=pipeline, idempotency_key=idempotency_key
     )
-    return _triggered(pipeline, run)
+    return _triggered(run)
 
 
 @router.post(
@@ -117,7 +136,7 @@ async def trigger_pipeline(
 )
 async def retry_pipeline(session: SessionDep, pipeline: PipelineDep) -> TriggerOut:
     """Start a new run of a failed or cancelled pipeline; earlier runs are kept (409 otherwise)."""
-    return _triggered(pipeline, await service.retry_run(session=session, pipeline=pipeline))
+    return _triggered(await service.retry_run(session=session, pipeline=pipeline))
 
 
 @router.post(

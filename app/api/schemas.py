@@ -23,6 +23,15 @@ class PipelineCreate(BaseModel):
     record_count: Annotated[
         int, Field(ge=1, description="Synthetic records to generate per run.")
     ] = 1000
+    input_path: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=1000,
+            description="A CSV, JSON Lines or Parquet file under PIPELINE_INPUT_DIR, relative to "
+            "it, to use instead of generated records. Or upload a file: multipart/form-data.",
+        ),
+    ] = None
     trigger: bool = False
 
     @field_validator("name")
@@ -41,6 +50,22 @@ class PipelineCreate(BaseModel):
                 f"record_count must be at most {limit:,} (PIPELINE_MAX_RECORD_COUNT); got {value:,}"
             )
         return value
+
+
+class PipelineUpload(BaseModel):
+    """The text fields of a multipart/form-data pipeline creation, beside its `file`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str | None, Field(max_length=2000)] = None
+    trigger: bool = False
+    format: Literal["csv", "jsonl", "parquet"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        return PipelineCreate._name_not_blank(value)
 
 
 class StageOut(BaseModel):
@@ -70,6 +95,7 @@ class RunOut(BaseModel):
     input_file: str | None
     output_file: str | None
     records_processed: int | None
+    records_rejected: int | None = None
     error: str | None
     created_at: datetime
     started_at: datetime | None
@@ -87,6 +113,8 @@ class PipelineOut(BaseModel):
     name: str
     description: str | None
     record_count: int
+    input_path: str | None = None
+    input_format: str | None = None
     created_at: datetime
     status: PipelineStatus
     latest_run: RunOut | None

@@ -49,6 +49,7 @@ def deploy() -> UUID:
             work_pool_name=settings.work_pool_name,
             description="Five-stage data pipeline: generate, ingest, process, transform, export.",
             tags=["data-pipeline"],
+            concurrency_limit=settings.deployment_concurrency_limit,
             print_next_steps=False,
         ),
     )

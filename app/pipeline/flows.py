@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -13,7 +13,8 @@ from prefect.runtime import flow_run
 from app import observability
 from app.config import get_settings
 from app.models import Status
-from app.pipeline import stages
+from app.pipeline import inputs
+from app.pipeline import work as stage_work
 from app.pipeline.status import (
     RunRef,
     claim_run,
@@ -21,7 +22,8 @@ from app.pipeline.status import (
     run_id_from_tags,
     update_pipeline_status,
 )
-from app.pipeline.store import RunFiles, count_rows, scan, sink
+from app.pipeline.store import RunFiles, uploads_dir
+from app.pipeline.work import InputSource, StageOutput
 
 _settings = get_settings()
 observability.setup()  # at import, before the run: its logs are JSON from the first line
@@ -29,13 +31,6 @@ observability.setup()  # at import, before the run: its logs are JSON from the f
 
 class InjectedFaultError(RuntimeError):
     """A failure requested through PIPELINE_FAIL_STAGE, for tests and drills."""
-
-
-@dataclass(frozen=True)
-class StageOutput:
-    records_in: int
-    records_out: int
-    records_rejected: int = 0
 
 
 def _inject_fault(stage: str, attempt: int) -> None:
@@ -126,15 +121,33 @@ async def _attempt_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput
     cache_policy=NO_CACHE,
 )
 async def generate_data(ref: RunRef, files: RunFiles) -> StageOutput:
-    """Generate the run's synthetic records as Parquet parts (deterministic for the seed)."""
+    """Generate the run's synthetic records as Parquet parts (deterministic for the seed), or
+    convert the pipeline's input file to them."""
+    return await _run_stage(
+        ref,
+        "generate",
+        lambda: stage_work.generate(
+            files,
+            record_count=ref.record_count,
+            seed=_settings.seed,
+            batch_rows=_settings.batch_rows,
+            source=_input_source(ref),
+        ),
+    )
 
-    def work() -> StageOutput:
-        stages.write_generated(
-            files.raw, ref.record_count, seed=_settings.seed, batch_rows=_settings.batch_rows
+
+def _input_source(ref: RunRef) -> InputSource | None:
+    """The pipeline's input file, if it has one; only ever one under the uploads directory or
+    PIPELINE_INPUT_DIR, whatever the database says."""
+    if not (ref.input_path and ref.input_format):
+        return None
+    path = Path(ref.input_path)
+    allowed = [uploads_dir(), *([_settings.input_dir] if _settings.input_dir else [])]
+    if not inputs.within(path, allowed):
+        raise inputs.InputError(
+            "input_path", f"{path} is outside the uploads directory and PIPELINE_INPUT_DIR"
         )
-        return StageOutput(records_in=ref.record_count, records_out=count_rows(files.raw))
-
-    return await _run_stage(ref, "generate", work)
+    return InputSource(path, ref.input_format)
 
 
 @task(
@@ -146,40 +159,27 @@ async def generate_data(ref: RunRef, files: RunFiles) -> StageOutput:
 )
 async def ingest_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Validate the input: good rows go on, bad rows go to the rejects file with a reason."""
-
-    def work() -> StageOutput:
-        source = files.raw
-        records_in = count_rows(source)
-        valid, rejects = stages.validate(scan(source))
-        records_out = sink(valid, files.ingested)
-        rejected = sink(rejects, files.rejects)
-        if records_out == 0:
-            raise ValueError(f"all {records_in} input records were rejected; see {files.rejects}")
-        return StageOutput(records_in, records_out, rejected)
-
-    return await _run_stage(ref, "ingest", work)
+    return await _run_stage(ref, "ingest", lambda: stage_work.ingest(files))
 
 
 @task(name="process_data", tags=["pipeline", "process"], cache_policy=NO_CACHE)
 async def process_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Compute each record's total value."""
-
-    def work() -> StageOutput:
-        records_out = sink(stages.process(scan(files.ingested)), files.processed)
-        return StageOutput(count_rows(files.ingested), records_out)
-
-    return await _run_stage(ref, "process", work)
+    return await _run_stage(ref, "process", lambda: stage_work.process(files))
 
 
 @task(name="transform_data", tags=["pipeline", "transform"], cache_policy=NO_CACHE)
 async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Flag high-value records, assign tiers, category averages and discounts."""
-
-    def work() -> StageOutput:
-        records_out = sink(stages.transform(scan(files.processed)), files.transformed)
-        return StageOutput(count_rows(files.processed), records_out)
-
-    return await _run_stage(ref, "transform", work)
+    return await _run_stage(
+        ref,
+        "transform",
+        lambda: stage_work.transform(
+            files,
+            dask_partitions=_settings.dask_partitions,
+            dask_address=_settings.dask_address,
+        ),
+    )
 
 
 @task(
@@ -190,14 +190,8 @@ async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
     cache_policy=NO_CACHE,
 )
 async def export_results(ref: RunRef, files: RunFiles) -> StageOutput:
-    """Write the results file and the per-category summary."""
-
-    def work() -> StageOutput:
-        records_out = sink(scan(files.transformed), files.results)
-        sink(stages.summarize(scan(files.transformed)), files.summary)
-        return StageOutput(count_rows(files.transformed), records_out)
-
-    return await _run_stage(ref, "export", work)
+    """Publish the results file and write the per-category summary."""
+    return await _run_stage(ref, "export", lambda: stage_work.export(files))
 
 
 @flow(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -31,6 +32,9 @@ REQUIRED_COLUMNS: dict[str, pl.DataType] = {
 }
 
 REJECT_REASON = "reject_reason"
+ROW_INDEX = "__row"
+DEDUP_BUCKET_ROWS = 4_000_000  # ids counted at once while looking for duplicates
+_HASH_SEED = 20261125
 _BOOL_STRINGS: dict[str, bool] = {
     "true": True,
     "t": True,
@@ -54,7 +58,7 @@ def generate_batch(start_id: int, size: int, *, seed: int) -> pl.DataFrame:
         raise ValueError(f"size must be >= 0, got {size}")
     rng = np.random.default_rng([seed, start_id])
     ids = np.arange(start_id, start_id + size, dtype=np.int64)
-    categories = np.asarray(CATEGORIES)[rng.integers(0, len(CATEGORIES), size)]
+    category_codes = rng.integers(0, len(CATEGORIES), size)
     values = np.round(rng.uniform(VALUE_RANGE[0], VALUE_RANGE[1], size), 2)
     quantities = rng.integers(QUANTITY_RANGE[0], QUANTITY_RANGE[1] + 1, size, dtype=np.int64)
     is_active = rng.random(size) < ACTIVE_PROBABILITY
@@ -63,7 +67,8 @@ def generate_batch(start_id: int, size: int, *, seed: int) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "id": pl.Series(ids, dtype=pl.Int64),
-            "category": pl.Series(categories, dtype=pl.String),
+            # a gather, not numpy strings: converting those cost most of a batch's time
+            "category": pl.Series(CATEGORIES, dtype=pl.String).gather(category_codes),
             "value": pl.Series(values, dtype=pl.Float64),
             "quantity": pl.Series(quantities, dtype=pl.Int64),
             "is_active": pl.Series(is_active, dtype=pl.Boolean),
@@ -95,7 +100,10 @@ def write_generated(
         start = index * batch_rows
         size = min(batch_rows, record_count - start)
         path = out_dir / f"part-{index:05d}.parquet"
-        generate_batch(start + 1, size, seed=seed).write_parquet(path)
+        # uncompressed, without statistics: ingest reads it back once, whole
+        generate_batch(start + 1, size, seed=seed).write_parquet(
+            path, compression="uncompressed", statistics=False
+        )
         paths.append(path)
     return paths
 
@@ -113,7 +121,7 @@ def _cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
     col = pl.col(name)
     if isinstance(source, pl.String) and isinstance(target, pl.Boolean):
         lowered = col.str.strip_chars().str.to_lowercase()
-        return lowered.replace_strict(_BOOL_STRINGS, default=None, return_dtype=pl.Boolean)
+        return _lookup(lowered, _BOOL_STRINGS, None, pl.Boolean)
     if isinstance(source, pl.String) and isinstance(target, pl.Datetime):
         return col.str.strip_chars().str.to_datetime(time_unit="us", strict=False)
     if isinstance(source, pl.Datetime) and source.time_zone is not None:
@@ -121,8 +129,55 @@ def _cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
     return col.cast(target, strict=False)
 
 
-def validate(lf: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Cast required columns and split rows into (valid, rejects); rejects get a reject_reason."""
+def _lookup(
+    key: pl.Expr, mapping: dict[str, Any], default: Any, dtype: type[pl.DataType]
+) -> pl.Expr:
+    """mapping[key] else default, as a when/then chain: unlike replace_strict it streams."""
+    chain: Any = pl
+    for name, result in mapping.items():
+        chain = chain.when(key == name).then(pl.lit(result, dtype=dtype))
+    return cast(pl.Expr, chain.otherwise(pl.lit(default, dtype=dtype)))
+
+
+def duplicate_rows(checked: pl.LazyFrame, *, bucket_rows: int = DEDUP_BUCKET_ROWS) -> pl.Series:
+    """Row numbers of otherwise-valid rows whose id an earlier otherwise-valid row already has.
+
+    Bounded memory: ids are first checked for repeats alone — one streaming pass when they are
+    strictly increasing (then there are none), else a streaming count per id, hash-partitioned
+    into buckets of about `bucket_rows` ids; only rows carrying a repeated id are looked at again.
+    """
+    ids = checked.select("id").filter(pl.col("id").is_not_null())
+    increasing = ids.select((pl.col("id").diff() > 0).all()).collect(engine="streaming").item()
+    if increasing:
+        return pl.Series(ROW_INDEX, [], dtype=pl.get_index_type())
+    rows = int(ids.select(pl.len()).collect(engine="streaming").item())
+    buckets = max(1, math.ceil(rows / bucket_rows))
+    repeated: list[pl.Series] = []
+    for bucket in range(buckets):
+        part = ids
+        if buckets > 1:
+            part = part.filter(pl.col("id").hash(seed=_HASH_SEED) % buckets == bucket)
+        counts = part.group_by("id").len().filter(pl.col("len") > 1)
+        found = counts.collect(engine="streaming")["id"]
+        if found.len():
+            repeated.append(found)
+    if not repeated:
+        return pl.Series(ROW_INDEX, [], dtype=pl.get_index_type())
+    candidates = (
+        checked.with_row_index(ROW_INDEX)
+        .filter(pl.col(REJECT_REASON).is_null() & pl.col("id").is_in(pl.concat(repeated).implode()))
+        .select(ROW_INDEX, "id")
+    )
+    return candidates.filter(~pl.col("id").is_first_distinct()).collect()[ROW_INDEX]
+
+
+def validate(
+    lf: pl.LazyFrame, *, bucket_rows: int = DEDUP_BUCKET_ROWS
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Cast required columns and split rows into (valid, rejects); rejects get a reject_reason.
+
+    Streams, except one bounded pass that finds duplicate ids (see duplicate_rows).
+    """
     schema = lf.collect_schema()
     missing = missing_columns(schema)
     if missing:
@@ -146,20 +201,21 @@ def validate(lf: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
         .then(pl.lit("unknown category"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
+    checked = lf.with_columns(casts).with_columns(reason.alias(REJECT_REASON))
     # Duplicates are judged among rows that passed every other check, so the first
     # *otherwise valid* occurrence of an id is the one kept.
-    candidate_id = pl.when(pl.col(REJECT_REASON).is_null()).then(pl.col("id"))
-    duplicate = candidate_id.is_not_null() & ~candidate_id.is_first_distinct()
-    checked = (
-        lf.with_columns(casts)
-        .with_columns(reason.alias(REJECT_REASON))
-        .with_columns(
-            pl.when(duplicate)
-            .then(pl.lit("duplicate id"))
-            .otherwise(pl.col(REJECT_REASON))
-            .alias(REJECT_REASON)
+    duplicates = duplicate_rows(checked, bucket_rows=bucket_rows)
+    if duplicates.len():
+        checked = (
+            checked.with_row_index(ROW_INDEX)
+            .with_columns(
+                pl.when(pl.col(ROW_INDEX).is_in(duplicates.implode()))
+                .then(pl.lit("duplicate id"))
+                .otherwise(pl.col(REJECT_REASON))
+                .alias(REJECT_REASON)
+            )
+            .drop(ROW_INDEX)
         )
-    )
     valid = checked.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON)
     rejects = checked.filter(pl.col(REJECT_REASON).is_not_null())
     return valid, rejects
@@ -181,9 +237,7 @@ def transform(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Add value flags, tier, per-category average (group_by + join, streamable) and discounts."""
     total = pl.col("total_value")
     category_avg = lf.group_by("category").agg(total.mean().alias("category_avg_total_value"))
-    discount = pl.col("category").replace_strict(
-        DISCOUNT_FACTORS, default=DEFAULT_DISCOUNT, return_dtype=pl.Float64
-    )
+    discount = _lookup(pl.col("category"), DISCOUNT_FACTORS, DEFAULT_DISCOUNT, pl.Float64)
     return (
         lf.join(category_avg, on="category", how="left", nulls_equal=True, maintain_order="left")
         .with_columns(

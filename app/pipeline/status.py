@@ -33,6 +33,8 @@ class RunRef:
     pipeline_id: int
     run_id: int
     record_count: int
+    input_path: str | None = None  # the pipeline's input file, instead of generated records
+    input_format: str | None = None
 
 
 def run_tag(run_id: int) -> str:
@@ -90,7 +92,13 @@ async def claim_run(
                 stage.status, stage.error, stage.message = Status.PENDING, None, None
                 stage.started_at = stage.completed_at = stage.duration_seconds = None
         await session.flush()
-        return RunRef(pipeline_id=pipeline_id, run_id=run.id, record_count=run.record_count)
+        return RunRef(
+            pipeline_id=pipeline_id,
+            run_id=run.id,
+            record_count=run.record_count,
+            input_path=pipeline.input_path,
+            input_format=pipeline.input_format,
+        )
 
 
 async def _find_run(

@@ -16,7 +16,7 @@ class RunFiles:
 
     @classmethod
     def for_run(cls, run_id: int) -> "RunFiles":
-        return cls(get_settings().data_dir / "runs" / str(run_id))
+        return cls(runs_dir() / str(run_id))
 
     @property
     def raw(self) -> Path:
@@ -47,6 +47,15 @@ class RunFiles:
         return self.root / "output" / "summary.parquet"
 
 
+def uploads_dir() -> Path:
+    """Where uploaded input files are kept, one directory per upload."""
+    return get_settings().data_dir / "uploads"
+
+
+def runs_dir() -> Path:
+    return get_settings().data_dir / "runs"
+
+
 def scan(path: Path) -> pl.LazyFrame:
     """Lazily read a Parquet file, or every part file of a Parquet directory."""
     return pl.scan_parquet(path / "*.parquet" if path.is_dir() else path)
@@ -57,8 +66,22 @@ def count_rows(path: Path) -> int:
     return int(scan(path).select(pl.len()).collect().item())
 
 
-def sink(frame: pl.LazyFrame, path: Path) -> int:
-    """Write a lazy frame to Parquet (streaming) and return the number of rows written."""
+ROW_GROUP_ROWS = 256_000  # a row group is what a reader holds at once: ~20 MB at our schema
+
+
+def sink(frame: pl.LazyFrame, path: Path, *, final: bool = False) -> int:
+    """Write a lazy frame to Parquet with the streaming engine; the number of rows written.
+    `final` files (those users download) get zstd and column statistics."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.sink_parquet(path, row_group_size=256_000)
+    frame.sink_parquet(
+        path,
+        # intermediates are read back once, whole, from local disk: uncompressed is cheapest
+        # (LZ4 costs ~0.2 s per 10M rows and stage); final files get zstd level 1, about as
+        # fast to write as LZ4 and a third smaller (the default level 3 is twice as slow)
+        compression="zstd" if final else "uncompressed",
+        compression_level=1 if final else None,
+        statistics=final,
+        row_group_size=ROW_GROUP_ROWS,
+        engine="streaming",
+    )
     return count_rows(path)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline import orchestrator
+from app.pipeline import orchestrator, retention
 from app.pipeline.status import UNFINISHED, update_pipeline_status
 
 logger = logging.getLogger(__name__)
@@ -169,4 +169,8 @@ class Watchdog:
                 logger.warning("watchdog: %s", exc)
             except Exception:
                 logger.exception("watchdog pass failed")
+            try:
+                await retention.remove_expired_runs()
+            except Exception:
+                logger.exception("retention pass failed")
             await asyncio.sleep(self.interval.total_seconds())

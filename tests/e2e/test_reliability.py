@@ -8,11 +8,16 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import start_with_env, wait_for_final, wait_for_flow_run, wait_for_stage
+
+# Process faults and schedules do not depend on the database backend: these run on the production
+# topology (PostgreSQL for the service and the Prefect server) only; tests/api covers both backends.
+pytestmark = pytest.mark.parametrize("running_stack", ["postgresql"], indirect=True)
 
 HOLD_GENERATE = {"PIPELINE_STAGE_DELAY": "generate:60"}
 

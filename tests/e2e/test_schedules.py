@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     DeploymentFilter,
@@ -18,6 +19,10 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 
 from tests.e2e.conftest import RunningStack
+
+# Process faults and schedules do not depend on the database backend: these run on the production
+# topology (PostgreSQL for the service and the Prefect server) only; tests/api covers both backends.
+pytestmark = pytest.mark.parametrize("running_stack", ["postgresql"], indirect=True)
 
 
 async def _completed_runs(api: httpx.AsyncClient, pipeline_id: int, at_least: int) -> list[Any]:

@@ -1,0 +1,144 @@
+"""Routes of /api/pipelines/{id}/runs/{run_id}/…: a run's results, summary and rejects.
+
+Files are streamed from the run's directory, never read into memory; CSV and JSON Lines are
+converted once with Polars' streaming sinks and kept beside the Parquet file. Only files that
+resolve inside the run's directory are ever served.
+"""
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from typing import Annotated, Literal
+
+import polars as pl
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from app.api.auth import ReadAccess
+from app.api.deps import PipelineDep, SessionDep
+from app.models import PipelineRun, Status
+from app.pipeline.store import RunFiles
+
+router = APIRouter(
+    prefix="/api/pipelines/{pipeline_id}/runs/{run_id}", tags=["results"], dependencies=[ReadAccess]
+)
+
+RunId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The run's id.")]
+Format = Literal["parquet", "csv", "jsonl"]
+FormatQuery = Annotated[Format, Query(description="parquet (as stored), csv or jsonl")]
+MEDIA_TYPES: dict[str, str] = {
+    "parquet": "application/vnd.apache.parquet",
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson; charset=utf-8",
+}
+
+
+class CategorySummary(BaseModel):
+    category: str
+    records: int
+    total_value: float
+    avg_total_value: float
+    high_value_records: int
+    discounted_value: float
+
+
+async def _run(session: SessionDep, pipeline: PipelineDep, run_id: RunId) -> PipelineRun:
+    run = await session.get(PipelineRun, run_id)
+    if run is None or run.pipeline_id != pipeline.id:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"run {run_id} not found in pipeline {pipeline.id}"
+        )
+    return run
+
+
+RunDep = Annotated[PipelineRun, Depends(_run)]
+
+
+def _not_found(run: PipelineRun, what: str) -> HTTPException:
+    name = f"run {run.id} of pipeline {run.pipeline_id}"
+    if not run.status.is_final:
+        detail = f"{name} has no {what} yet: it is {run.status.value}"
+    elif RunFiles.for_run(run.id).root.exists():
+        detail = f"{name} has no {what}: it {run.status.value}" + (
+            f" ({run.error})" if run.error else ""
+        )
+    else:
+        detail = f"{name} has no files any more: they were removed (PIPELINE_RETENTION_DAYS)"
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail)
+
+
+def _inside_run(run: PipelineRun, path: Path) -> Path:
+    """The file, if it resolves (symlinks followed) inside the run's directory; else a 404."""
+    root = RunFiles.for_run(run.id).root.resolve()
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"run {run.id} of pipeline {run.pipeline_id}: {path.name} is outside the run directory",
+        )
+    return resolved
+
+
+def _available(run: PipelineRun, path: Path, what: str, *, needs_completed: bool) -> Path:
+    if (needs_completed and run.status != Status.COMPLETED) or not run.status.is_final:
+        raise _not_found(run, what)
+    if not path.is_file() and not path.is_symlink():
+        raise _not_found(run, what)
+    return _inside_run(run, path)
+
+
+def converted(source: Path, fmt: Format) -> Path:
+    """`source` in `fmt`: itself for parquet, else a CSV/JSON Lines copy written once, streaming."""
+    if fmt == "parquet":
+        return source
+    target = source.with_suffix(f".{fmt}")
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    frame = pl.scan_parquet(source)
+    try:
+        if fmt == "csv":
+            frame.sink_csv(staging, engine="streaming")
+        else:
+            frame.sink_ndjson(staging, engine="streaming")
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    return target
+
+
+async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> FileResponse:
+    target = _inside_run(run, await asyncio.to_thread(converted, path, fmt))
+    return FileResponse(
+        target,
+        media_type=MEDIA_TYPES[fmt],
+        filename=f"pipeline-{run.pipeline_id}-run-{run.id}-{label}.{fmt}",
+    )
+
+
+@router.get("/output", response_class=FileResponse)
+async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
+    """The run's results file as Parquet, CSV or JSON Lines (404 until the run completed)."""
+    files = RunFiles.for_run(run.id)
+    source = _available(run, files.results, "output", needs_completed=True)
+    return await _download(run, source, format, "results")
+
+
+@router.get("/rejects", response_class=FileResponse)
+async def download_rejects(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
+    """The rows ingest rejected, each with its reject_reason (also for a failed run)."""
+    files = RunFiles.for_run(run.id)
+    source = _available(run, files.rejects, "rejects file", needs_completed=False)
+    return await _download(run, source, format, "rejects")
+
+
+@router.get("/summary")
+async def read_summary(run: RunDep) -> list[CategorySummary]:
+    """The per-category summary of a completed run."""
+    files = RunFiles.for_run(run.id)
+    source = _available(run, files.summary, "summary", needs_completed=True)
+    frame = await asyncio.to_thread(pl.read_parquet, source)
+    return [CategorySummary.model_validate(row) for row in frame.to_dicts()]

@@ -1,0 +1,236 @@
+"""POST /api/pipelines as multipart/form-data: a pipeline whose input is an uploaded file.
+
+The file is streamed to disk under the data directory as it arrives (never held in memory),
+decompressed if it is gzip/bz2/xz, checked as a whole (InputError → 422 naming what is wrong and
+where), and only then is the pipeline created. JSON bodies go on to the route in pipelines.py.
+"""
+
+import asyncio
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.routing import Match
+from starlette.types import Scope
+
+from app import service
+from app.api.auth import WriteAccess
+from app.api.deps import SessionDep
+from app.api.pipelines import IdempotencyKey
+from app.api.schemas import PipelineCreate, PipelineOut, PipelineUpload
+from app.config import get_settings
+from app.pipeline import inputs, orchestrator
+from app.pipeline.store import uploads_dir
+
+MAX_FIELD_BYTES = 64 * 1024
+FILE_FIELD = "file"
+
+
+def is_multipart(scope: Scope) -> bool:
+    content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+    return bool(content_type.lower().startswith(b"multipart/form-data"))
+
+
+class MultipartRoute(APIRoute):
+    """Matches only multipart/form-data requests, so other bodies reach the JSON route."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match != Match.NONE and not is_multipart(scope):
+            return Match.NONE, {}
+        return match, child
+
+
+router = APIRouter(prefix="/api/pipelines", tags=["pipelines"], route_class=MultipartRoute)
+
+
+@dataclass
+class ReceivedForm:
+    """The text fields of a form and where its file part was written."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    file_name: str | None = None
+    file_path: Path | None = None
+    file_bytes: int = 0
+
+
+class _Receiver:
+    """python-multipart callbacks: text fields into memory (bounded), the file part to disk."""
+
+    def __init__(self, dest: Path, max_bytes: int) -> None:
+        self.form = ReceivedForm()
+        self.dest = dest
+        self.max_bytes = max_bytes
+        self.pending = bytearray()  # file bytes parsed from the last chunk, written off the loop
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name = ""
+        self._text = bytearray()
+        self._is_file = False
+        self.handle: IO[bytes] | None = None
+
+    async def flush(self) -> None:
+        """Write the file bytes parsed so far, off the event loop."""
+        if self.pending and self.handle is not None:
+            await asyncio.to_thread(self.handle.write, bytes(self.pending))
+            self.pending.clear()
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field_data,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers, self._text, self._is_file = {}, bytearray(), False
+
+    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        self._is_file = self._name == FILE_FIELD
+        if self._is_file:
+            if self.form.file_path is not None:
+                raise _FormError(FILE_FIELD, "send one file per pipeline")
+            filename = options.get(b"filename", b"").decode("utf-8", "replace")
+            self.form.file_name = Path(filename.replace("\\", "/")).name or "upload"
+            self.form.file_path = self.dest / "upload"
+            self.handle = self.form.file_path.open("wb")
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._is_file:
+            self.form.file_bytes += end - start
+            if self.form.file_bytes > self.max_bytes:
+                raise _TooLarge
+            self.pending += data[start:end]
+            return
+        self._text += data[start:end]
+        if len(self._text) > MAX_FIELD_BYTES:
+            raise _FormError(self._name or "body", f"longer than {MAX_FIELD_BYTES:,} bytes")
+
+    def _part_end(self) -> None:
+        if not self._is_file:
+            self.form.fields[self._name] = self._text.decode("utf-8", "replace")
+
+
+class _FormError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> ReceivedForm:
+    """Parse a multipart/form-data body as it streams in, writing its file part into `dest`."""
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise inputs.InputError("body", "multipart/form-data without a boundary")
+    receiver = _Receiver(dest, max_bytes)
+    parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            await receiver.flush()
+        parser.finalize()
+        await receiver.flush()
+    except _TooLarge:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"file: larger than {max_bytes:,} bytes (PIPELINE_MAX_UPLOAD_BYTES); "
+            "send a smaller file or name a file under PIPELINE_INPUT_DIR",
+        ) from None
+    except _FormError as exc:
+        raise inputs.InputError(exc.field, exc.message) from None
+    except FormParserError as exc:
+        raise inputs.InputError("body", f"not valid multipart/form-data ({exc})") from None
+    finally:
+        if receiver.handle is not None:
+            receiver.handle.close()
+    return receiver.form
+
+
+def _fields(form: ReceivedForm) -> PipelineUpload:
+    try:
+        return PipelineUpload.model_validate(form.fields)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+def _prepare(form: ReceivedForm, declared: str | None, dest: Path) -> inputs.CheckedInput:
+    """Decompress the uploaded file if needed and check it as a whole (runs in a thread)."""
+    if form.file_path is None or form.file_name is None:
+        raise inputs.InputError(FILE_FIELD, "send the input file as the form field 'file'")
+    fmt = inputs.format_of(form.file_name, declared)
+    stored = dest / f"input.{fmt}"
+    if not inputs.decompress(form.file_path, stored):
+        form.file_path.replace(stored)
+    form.file_path.unlink(missing_ok=True)
+    return inputs.CheckedInput(stored, fmt, inputs.check(stored, fmt))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[WriteAccess],
+    include_in_schema=False,  # documented on the JSON route, which shares the path
+)
+async def upload_pipeline(
+    request: Request, session: SessionDep, idempotency_key: IdempotencyKey = None
+) -> PipelineOut:
+    """Create a pipeline from an uploaded CSV, JSON Lines or Parquet file (fields: name,
+    description, trigger, format, file)."""
+    dest = uploads_dir() / uuid.uuid4().hex
+    dest.mkdir(parents=True)
+    keep = False
+    try:
+        form = await receive_form(request, dest, max_bytes=get_settings().max_upload_bytes)
+        fields = _fields(form)
+        source = await asyncio.to_thread(_prepare, form, fields.format, dest)
+        data = PipelineCreate(
+            name=fields.name, description=fields.description, trigger=fields.trigger
+        )
+        pipeline, created = await service.create_pipeline(
+            session=session, data=data, idempotency_key=idempotency_key, source=source
+        )
+        keep = created
+        if data.trigger and created:
+            try:
+                await service.start_run(session=session, pipeline=pipeline)
+            except orchestrator.PrefectUnavailableError:
+                await service.delete_pipeline(session=session, pipeline=pipeline)
+                keep = False
+                raise
+    finally:
+        if not keep:
+            await asyncio.to_thread(shutil.rmtree, dest, ignore_errors=True)
+    run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
+    return service.pipeline_out(pipeline, run)

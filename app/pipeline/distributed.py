@@ -1,0 +1,139 @@
+"""The transform stage fanned out over row ranges of its input onto a Dask cluster, for data that
+outgrows one machine; its output file reads back exactly as `stages.transform`'s (same rows, same
+order), so the export stage is unchanged.
+
+The category averages are global, so it runs in two passes: each partition returns its per-category
+sum and count of total_value, the caller combines them into the averages, and each partition then
+applies the row-level transform with those averages and writes its own part file. Workers read the
+input and write the parts themselves (the paths must be shared storage for workers on other
+machines); only the tiny partial sums travel through the scheduler. The parts are then streamed, in
+order, into the one output file.
+
+The cluster is Prefect's `DaskTaskRunner` (prefect-dask): an existing scheduler's `address`, or a
+temporary `distributed.LocalCluster` it starts and stops. The partition functions are plain
+functions, not Prefect tasks, so Dask workers need the project installed but no Prefect API.
+"""
+
+import shutil
+from collections.abc import Mapping
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect_dask import DaskTaskRunner
+
+from app.pipeline import stages
+from app.pipeline.store import count_rows, scan
+
+AVERAGE = "category_avg_total_value"
+PART_NAME = "part-{:05d}.parquet"
+ROW_GROUP_ROWS = 256_000
+
+
+def partition_bounds(rows: int, partitions: int) -> list[tuple[int, int]]:
+    """(offset, length) of contiguous row ranges covering `rows`, sizes differing by at most one."""
+    if partitions < 1:
+        raise ValueError(
+            f"partitions must be at least 1 (PIPELINE_DASK_PARTITIONS); got {partitions}"
+        )
+    count = max(1, min(partitions, rows))
+    starts = [index * rows // count for index in range(count + 1)]
+    return [(start, end - start) for start, end in pairwise(starts)]
+
+
+def partial_totals(source: Path, offset: int, length: int) -> pl.DataFrame:
+    """Per category: the sum and the count of non-null total_value in one row range."""
+    return (
+        scan(source)
+        .slice(offset, length)
+        .group_by("category")
+        .agg(
+            pl.col("total_value").sum().alias("total"),
+            pl.col("total_value").count().alias("count"),
+        )
+        .collect()
+    )
+
+
+def combine_averages(partials: list[pl.DataFrame]) -> pl.DataFrame:
+    """The global per-category mean of total_value from every partition's sums and counts."""
+    combined = pl.concat(partials).group_by("category").agg(pl.sum("total"), pl.sum("count"))
+    return combined.select(
+        "category",
+        pl.when(pl.col("count") > 0)
+        .then(pl.col("total") / pl.col("count"))
+        .otherwise(None)
+        .cast(pl.Float64)
+        .alias(AVERAGE),
+    )
+
+
+def apply_transform(
+    source: Path, offset: int, length: int, averages: pl.DataFrame, part: Path
+) -> int:
+    """Transform one row range with the global averages and write it as `part`; rows written."""
+    transformed = stages.transform(scan(source).slice(offset, length))
+    columns = transformed.collect_schema().names()
+    # stages.transform owns the row-level rules; only its (partition-local) average is replaced.
+    frame = (
+        transformed.drop(AVERAGE)
+        .join(averages.lazy(), on="category", how="left", nulls_equal=True, maintain_order="left")
+        .select(columns)
+    )
+    part.parent.mkdir(parents=True, exist_ok=True)
+    frame.sink_parquet(part, compression="lz4", row_group_size=ROW_GROUP_ROWS)
+    return count_rows(part)
+
+
+def transform_partitioned(
+    source: Path,
+    dest: Path,
+    *,
+    partitions: int,
+    address: str | None = None,
+    cluster_kwargs: Mapping[str, Any] | None = None,
+) -> int:
+    """Run the transform stage over `partitions` row ranges of `source` on a Dask cluster and
+    write the result to the Parquet file `dest`; returns the number of rows written.
+
+    `address` is an existing scheduler's (tcp://host:8786); without it a LocalCluster with
+    `cluster_kwargs` runs for this call. The part files go to a directory beside `dest`.
+    """
+    bounds = partition_bounds(count_rows(source), partitions)
+    parts_dir = dest.with_name(f".{dest.name}.parts")
+    shutil.rmtree(parts_dir, ignore_errors=True)  # a retried stage starts from nothing
+    runner = (
+        DaskTaskRunner(address=address)
+        if address
+        else DaskTaskRunner(cluster_kwargs=dict(cluster_kwargs or {}))
+    )
+    parts = [parts_dir / PART_NAME.format(index) for index in range(len(bounds))]
+    with runner:
+        client = runner.client
+        offsets, lengths = [o for o, _ in bounds], [n for _, n in bounds]
+        sources = [source] * len(bounds)
+        partials = client.gather(client.map(partial_totals, sources, offsets, lengths, pure=False))
+        averages = client.scatter(combine_averages(partials), broadcast=True)
+        written = client.gather(
+            client.map(
+                apply_transform,
+                sources,
+                offsets,
+                lengths,
+                [averages] * len(bounds),
+                parts,
+                pure=False,
+            )
+        )
+    try:
+        # the parts in row order, streamed into the one file the export stage reads
+        pl.scan_parquet(parts).sink_parquet(
+            dest, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS
+        )
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+    rows = count_rows(dest)
+    if rows != sum(written):
+        raise RuntimeError(f"transform wrote {sum(written)} rows in parts but {rows} in {dest}")
+    return rows

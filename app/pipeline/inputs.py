@@ -1,0 +1,293 @@
+"""Users' input files (CSV, JSON Lines, Parquet): their format, whole-file checks, conversion.
+
+Whole-file problems (empty, not the declared format, wrong delimiter, missing required columns,
+unreadable compression) raise InputError naming what is wrong and where; row-level problems are
+left to stages.validate, which sends those rows to the rejects file. CSV and JSON Lines are read
+as text columns, so an unparseable number rejects its row instead of failing the file.
+"""
+
+import bz2
+import csv
+import gzip
+import json
+import lzma
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+
+from app.pipeline import stages
+from app.pipeline.store import ROW_GROUP_ROWS, count_rows
+
+FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
+SUFFIXES: dict[str, str] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+_OPENERS: dict[str, Callable[..., Any]] = {
+    "gzip": gzip.open,
+    "bz2": bz2.open,
+    "xz": lzma.open,
+}
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"PK\x03\x04", "zip"),
+)
+_PARQUET_MAGIC = b"PAR1"
+_DELIMITERS = (";", "\t", "|")
+JSONL_SCHEMA_LINES = 10_000  # lines read to learn a JSON Lines file's column names
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class CheckedInput:
+    """An input file that passed the whole-file checks: where, its format, its rows."""
+
+    path: Path
+    format: str
+    rows: int
+
+
+class InputError(ValueError):
+    """A whole-file problem with a user's input, answered with a 422 naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def format_of(filename: str, declared: str | None = None, *, field: str = "file") -> str:
+    """The input's format: the declared one, else the file name's suffix (after .gz/.bz2/.xz)."""
+    if declared is not None:
+        if declared not in FORMATS:
+            raise InputError("format", f"must be one of {', '.join(FORMATS)}; got {declared!r}")
+        return declared
+    suffixes = [s.lower() for s in Path(filename).suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes.pop()
+    if suffixes and suffixes[-1] in SUFFIXES:
+        return SUFFIXES[suffixes[-1]]
+    raise InputError(
+        field,
+        f"cannot tell the format of {filename!r}: name it .csv, .jsonl or .parquet "
+        "(optionally .gz, .bz2 or .xz compressed), or send format=csv|jsonl|parquet",
+    )
+
+
+def _head(path: Path, size: int = 8) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+def compression_of(path: Path) -> str | None:
+    """The compression the file's first bytes show (gzip, bz2, xz, zstd, zip), or None."""
+    head = _head(path)
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+
+
+def decompress(source: Path, dest: Path, *, field: str = "file") -> bool:
+    """Stream a gzip/bz2/xz file into `dest`; False (nothing written) when it is not compressed."""
+    compression = compression_of(source)
+    if compression is None:
+        return False
+    opener = _OPENERS.get(compression)
+    if opener is None:
+        raise InputError(
+            field,
+            f"is {compression}-compressed, which is not supported; "
+            "send it uncompressed or gzip/bz2/xz-compressed",
+        )
+    try:
+        with opener(source, "rb") as packed, dest.open("wb") as out:
+            shutil.copyfileobj(packed, out, _CHUNK)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        dest.unlink(missing_ok=True)
+        raise InputError(field, f"cannot decompress {compression}: {exc}") from None
+    return True
+
+
+@contextmanager
+def plain(path: Path, scratch: Path, *, field: str = "file") -> Iterator[Path]:
+    """The file itself, or a decompressed copy of it in `scratch` that is removed afterwards."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    copy = scratch / f".{path.name}.decompressed"
+    try:
+        yield copy if decompress(path, copy, field=field) else path
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def scan_input(path: Path, fmt: str) -> pl.LazyFrame:
+    """A plain (uncompressed) input file as a lazy frame; CSV and JSON Lines as text columns."""
+    if fmt == "parquet":
+        return pl.scan_parquet(path)
+    if fmt == "jsonl":
+        names = pl.scan_ndjson(path, infer_schema_length=JSONL_SCHEMA_LINES).collect_schema()
+        return pl.scan_ndjson(path, schema=dict.fromkeys(names.names(), pl.String))
+    frame = pl.scan_csv(path, infer_schema=False, raise_if_empty=True)
+    # blank lines read as all-null rows: they are not records
+    return frame.filter(~pl.all_horizontal(pl.all().is_null()))
+
+
+def check(path: Path, fmt: str, *, field: str = "file") -> int:
+    """Raise InputError for a whole-file problem of a plain input file; else its row count."""
+    if path.stat().st_size == 0:
+        raise InputError(field, "the file is empty")
+    head = _head(path, 64).lstrip()
+    if fmt != "parquet" and head.startswith(_PARQUET_MAGIC):
+        raise InputError(field, f"the content is Parquet, not {fmt}; send it as format=parquet")
+    if fmt == "parquet" and not head.startswith(_PARQUET_MAGIC):
+        raise InputError(field, "not a Parquet file (it does not start with PAR1)")
+    if fmt == "jsonl" and not head.startswith(b"{"):
+        what = "a JSON array" if head.startswith(b"[") else "not JSON Lines"
+        raise InputError(
+            field, f'line 1: {what}; JSON Lines has one JSON object per line, like {{"id": 1}}'
+        )
+    try:
+        schema = scan_input(path, fmt).collect_schema()
+    except pl.exceptions.NoDataError:
+        raise InputError(field, "the file is empty") from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(field, _locate(path, fmt, exc)) from None
+    if fmt == "csv" and len(schema) == 1:
+        header = schema.names()[0]
+        for delimiter in _DELIMITERS:
+            if delimiter in header:
+                raise InputError(
+                    field,
+                    f"line 1: columns are separated by {delimiter!r}, not ','; "
+                    "save the CSV comma-separated",
+                )
+    missing = stages.missing_columns(schema)
+    if missing:
+        raise InputError(field, f"missing required columns: {', '.join(missing)}")
+    try:
+        # every column is decoded once, streaming, so malformed lines show up now
+        counts = (
+            scan_input(path, fmt)
+            .select(pl.len(), *(pl.col(name).null_count() for name in schema.names()))
+            .collect(engine="streaming")
+        )
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(field, _locate(path, fmt, exc)) from None
+    rows = int(counts.item(0, 0))
+    if rows == 0:
+        raise InputError(field, "the file has no records, only a header")
+    return rows
+
+
+def convert(path: Path, fmt: str, dest: Path, *, field: str = "file") -> int:
+    """Stream an input file (decompressing it first if needed) into one Parquet file; its rows."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with plain(path, dest.parent, field=field) as source:
+        try:
+            scan_input(source, fmt).sink_parquet(
+                dest, compression="uncompressed", statistics=False, row_group_size=ROW_GROUP_ROWS
+            )
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise InputError(field, _locate(source, fmt, exc)) from None
+    return count_rows(dest)
+
+
+def _locate(path: Path, fmt: str, exc: Exception) -> str:
+    """The first malformed line of a CSV or JSON Lines file, else Polars' own words."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    found: str | None = None
+    try:
+        if fmt == "jsonl":
+            with path.open("rb") as handle:
+                found = _first_bad_jsonl_line(handle)
+        elif fmt == "csv":
+            found = _first_non_utf8_line(path) or _first_bad_csv_line(path)
+    except OSError:
+        pass
+    if found:
+        return found
+    return f"not a readable {fmt} file ({reason})"
+
+
+def _first_bad_jsonl_line(handle: IO[bytes]) -> str | None:
+    for number, line in enumerate(handle, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except UnicodeDecodeError:
+            return f"line {number}: not UTF-8 text; save the file as UTF-8"
+        except json.JSONDecodeError as exc:
+            return f"line {number}: not valid JSON ({exc.msg} at character {exc.pos + 1})"
+        if not isinstance(value, dict):
+            return f"line {number}: not a JSON object; JSON Lines has one object per line"
+    return None
+
+
+def _first_non_utf8_line(path: Path) -> str | None:
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"line {number}: not UTF-8 text; save the file as UTF-8"
+    return None
+
+
+def _first_bad_csv_line(path: Path) -> str | None:
+    with path.open(encoding="utf-8-sig", newline="") as text:
+        reader = csv.reader(text)
+        try:
+            header = next(reader, [])
+            for row in reader:
+                if len(row) > len(header):
+                    return (
+                        f"line {reader.line_num}: {len(row)} fields where the header has "
+                        f"{len(header)}; quote values that contain commas"
+                    )
+        except csv.Error as exc:
+            return f"line {reader.line_num}: {exc}"
+    return None
+
+
+def resolve_under(relative: str, base: Path | None, *, field: str = "input_path") -> Path:
+    """The file `relative` names under `base`, fully resolved; never anything outside `base`
+    (absolute paths, '..' and symlinks leading out are refused)."""
+    if base is None:
+        raise InputError(
+            field,
+            "reading files from the server is off: set PIPELINE_INPUT_DIR, or upload the file",
+        )
+    if "\x00" in relative or Path(relative).is_absolute():
+        raise InputError(field, f"must be relative to PIPELINE_INPUT_DIR; got {relative!r}")
+    root = base.resolve()
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root):
+        raise InputError(field, f"{relative!r} is outside PIPELINE_INPUT_DIR")
+    if not target.is_file():
+        raise InputError(field, f"no file {relative!r} in PIPELINE_INPUT_DIR")
+    return target
+
+
+def check_under(relative: str, base: Path | None, scratch: Path) -> CheckedInput:
+    """The checked input file `relative` names under PIPELINE_INPUT_DIR (`base`)."""
+    path = resolve_under(relative, base)
+    fmt = format_of(path.name, field="input_path")
+    with plain(path, scratch, field="input_path") as source:
+        rows = check(source, fmt, field="input_path")
+    return CheckedInput(path, fmt, rows)
+
+
+def within(path: Path, roots: list[Path]) -> bool:
+    """Whether `path`, resolved, lies under one of `roots` (resolved)."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)

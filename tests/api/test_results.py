@@ -1,0 +1,283 @@
+"""A run's results over HTTP (output in three formats, summary, rejects), their 404s, downloads
+that try to leave the run directory, and the retention of run directories."""
+
+import io
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from sqlalchemy import update
+
+from app import config
+from app.db import get_sessionmaker
+from app.models import PipelineRun, PipelineStage, Status, utcnow
+from app.pipeline import work
+from app.pipeline.retention import remove_expired_runs
+from app.pipeline.status import new_stage_rows
+from app.pipeline.store import RunFiles, runs_dir
+
+INPUT = (
+    "id,name,category,value,quantity,is_active,created_at,note\n"
+    "1,Zoë 🚀,A,100,60,true,2026-03-01 12:00:00,x\n"
+    "2,日本,B,20.5,2,false,2026-03-02 00:00:00,\n"
+    "3,bad,Q,10,1,true,2026-03-01,y\n"
+)
+CSV_OUTPUT = (
+    "id,name,category,value,quantity,is_active,created_at,note,total_value,"
+    "category_avg_total_value,is_high_value,tier,discount_factor,discounted_value\n"
+    "1,Zoë 🚀,A,100.0,60,true,2026-03-01T12:00:00.000000,x,6000.0,6000.0,true,standard,0.9,5400.0\n"
+    "2,日本,B,20.5,2,false,2026-03-02T00:00:00.000000,,41.0,41.0,false,basic,0.85,34.85\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def no_run_files() -> None:
+    """Run ids restart with every test's database: start without any run directory."""
+    shutil.rmtree(runs_dir(), ignore_errors=True)
+
+
+async def add_run(
+    pipeline_id: int, status: Status, *, age_days: float = 0, error: str | None = None
+) -> int:
+    when = utcnow() - timedelta(days=age_days)
+    async with get_sessionmaker()() as session:
+        run = PipelineRun(
+            pipeline_id=pipeline_id,
+            record_count=3,
+            status=status,
+            error=error,
+            created_at=when,
+            completed_at=when if status.is_final else None,
+            stages=new_stage_rows(),
+        )
+        session.add(run)
+        await session.commit()
+        return run.id
+
+
+def run_stages(run_id: int, tmp_path: Path) -> RunFiles:
+    """The five stages, as the tasks run them, on INPUT for this run."""
+    source = tmp_path / "input.csv"
+    source.write_text(INPUT)
+    files = RunFiles.for_run(run_id)
+    work.run_all(
+        files,
+        record_count=0,
+        seed=1,
+        batch_rows=10,
+        source=work.InputSource(source, "csv"),
+    )
+    return files
+
+
+@pytest.fixture
+async def completed(client: httpx.AsyncClient, tmp_path: Path) -> AsyncIterator[int]:
+    """Pipeline 1 with completed run 1 whose files were written by the stages."""
+    await client.post("/api/pipelines", json={"name": "p"})
+    run_id = await add_run(1, Status.COMPLETED)
+    run_stages(run_id, tmp_path)
+    yield run_id
+
+
+async def test_output_as_parquet_csv_and_jsonl(client: httpx.AsyncClient, completed: int) -> None:
+    base = f"/api/pipelines/1/runs/{completed}/output"
+    parquet = await client.get(base)
+    assert parquet.status_code == 200
+    assert parquet.headers["content-type"] == "application/vnd.apache.parquet"
+    assert parquet.headers["content-disposition"] == (
+        'attachment; filename="pipeline-1-run-1-results.parquet"'
+    )
+    assert_frame_equal(
+        pl.read_parquet(io.BytesIO(parquet.content)),
+        pl.read_parquet(RunFiles.for_run(completed).results),
+    )
+
+    as_csv = await client.get(base, params={"format": "csv"})
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert as_csv.content.decode() == CSV_OUTPUT
+
+    as_jsonl = await client.get(base, params={"format": "jsonl"})
+    assert as_jsonl.headers["content-type"] == "application/x-ndjson; charset=utf-8"
+    rows = [json.loads(line) for line in as_jsonl.text.splitlines()]
+    assert rows[1] == {
+        "id": 2,
+        "name": "日本",
+        "category": "B",
+        "value": 20.5,
+        "quantity": 2,
+        "is_active": False,
+        "created_at": "2026-03-02 00:00:00",
+        "note": None,
+        "total_value": 41.0,
+        "category_avg_total_value": 41.0,
+        "is_high_value": False,
+        "tier": "basic",
+        "discount_factor": 0.85,
+        "discounted_value": 34.85,
+    }
+    assert [row["name"] for row in rows] == ["Zoë 🚀", "日本"]
+    # converted once, then served from the run directory
+    assert sorted(p.name for p in RunFiles.for_run(completed).results.parent.iterdir()) == [
+        "results.csv",
+        "results.jsonl",
+        "results.parquet",
+        "summary.parquet",
+    ]
+
+
+async def test_summary_and_rejects(client: httpx.AsyncClient, completed: int) -> None:
+    summary = await client.get(f"/api/pipelines/1/runs/{completed}/summary")
+    assert summary.json() == [
+        {
+            "category": "A",
+            "records": 1,
+            "total_value": 6000.0,
+            "avg_total_value": 6000.0,
+            "high_value_records": 1,
+            "discounted_value": 5400.0,
+        },
+        {
+            "category": "B",
+            "records": 1,
+            "total_value": 41.0,
+            "avg_total_value": 41.0,
+            "high_value_records": 0,
+            "discounted_value": 34.85,
+        },
+    ]
+    rejects = await client.get(
+        f"/api/pipelines/1/runs/{completed}/rejects", params={"format": "csv"}
+    )
+    assert rejects.text == (
+        "id,name,category,value,quantity,is_active,created_at,note,reject_reason\n"
+        "3,bad,Q,10.0,1,true,2026-03-01T00:00:00.000000,y,unknown category\n"
+    )
+
+
+async def test_run_shows_its_rejected_records(client: httpx.AsyncClient, completed: int) -> None:
+    async with get_sessionmaker()() as session:
+        await session.execute(
+            update(PipelineStage)
+            .where(PipelineStage.run_id == completed, PipelineStage.name == "ingest")
+            .values(records_in=3, records_out=2, records_rejected=1)
+        )
+        await session.commit()
+    run = (await client.get("/api/pipelines/1")).json()["latest_run"]
+    assert run["records_rejected"] == 1
+    assert [s["records_rejected"] for s in run["stages"]] == [None, 1, None, None, None]
+
+
+async def test_failed_run_has_rejects_but_no_output(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await client.post("/api/pipelines", json={"name": "p"})
+    run_id = await add_run(1, Status.FAILED, error="ingest: ValueError: all rejected")
+    files = RunFiles.for_run(run_id)
+    files.root.mkdir(parents=True)
+    pl.DataFrame({"id": [1], "reject_reason": ["null id"]}).write_parquet(files.rejects)
+    output = await client.get(f"/api/pipelines/1/runs/{run_id}/output")
+    assert output.status_code == 404
+    assert output.json()["detail"] == (
+        "run 1 of pipeline 1 has no output: it failed (ingest: ValueError: all rejected)"
+    )
+    rejects = await client.get(
+        f"/api/pipelines/1/runs/{run_id}/rejects", params={"format": "jsonl"}
+    )
+    assert rejects.text == '{"id":1,"reject_reason":"null id"}\n'
+
+
+async def test_not_found_answers(client: httpx.AsyncClient) -> None:
+    await client.post("/api/pipelines", json={"name": "one"})
+    await client.post("/api/pipelines", json={"name": "two"})
+    pending = await add_run(1, Status.PENDING)
+    other = await add_run(2, Status.COMPLETED)
+    removed = await add_run(1, Status.COMPLETED)
+    cases = {
+        f"/api/pipelines/1/runs/{pending}/output": "run 1 of pipeline 1 has no output yet: it is pending",
+        f"/api/pipelines/1/runs/{pending}/rejects": "run 1 of pipeline 1 has no rejects file yet: it is pending",
+        f"/api/pipelines/1/runs/{other}/summary": "run 2 not found in pipeline 1",
+        "/api/pipelines/1/runs/99/output": "run 99 not found in pipeline 1",
+        "/api/pipelines/7/runs/1/output": "pipeline 7 not found",
+        f"/api/pipelines/1/runs/{removed}/output": (
+            "run 3 of pipeline 1 has no files any more: they were removed (PIPELINE_RETENTION_DAYS)"
+        ),
+    }
+    for url, detail in cases.items():
+        response = await client.get(url)
+        assert (response.status_code, response.json()["detail"]) == (404, detail), url
+
+
+async def test_downloads_never_leave_the_run_directory(
+    client: httpx.AsyncClient, completed: int, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.parquet"
+    pl.DataFrame({"password": ["hunter2"]}).write_parquet(secret)
+    results = RunFiles.for_run(completed).results
+    results.unlink()
+    results.symlink_to(secret)
+    response = await client.get(f"/api/pipelines/1/runs/{completed}/output")
+    assert (response.status_code, response.json()["detail"]) == (
+        404,
+        "run 1 of pipeline 1: results.parquet is outside the run directory",
+    )
+    for url in (
+        f"/api/pipelines/1/runs/{completed}/output?format=../../secret",
+        "/api/pipelines/1/runs/..%2F..%2Fsecret/output",
+        "/api/pipelines/1/runs/1%2F..%2F..%2F/output",
+    ):
+        response = await client.get(url)
+        assert response.status_code in (404, 422), url
+        assert "hunter2" not in response.text
+    bad_format = await client.get(f"/api/pipelines/1/runs/{completed}/output?format=../x")
+    assert bad_format.json()["message"] == "format: Input should be 'parquet', 'csv' or 'jsonl'"
+
+
+async def test_retention_removes_only_finished_runs_past_the_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/api/pipelines", json={"name": "p"})
+    runs = {
+        "old completed": await add_run(1, Status.COMPLETED, age_days=31),
+        "old failed": await add_run(1, Status.FAILED, age_days=40),
+        "recent completed": await add_run(1, Status.COMPLETED, age_days=29),
+        "old running": await add_run(1, Status.RUNNING, age_days=90),
+        "old pending": await add_run(1, Status.PENDING, age_days=90),
+    }
+    for run_id in runs.values():
+        (RunFiles.for_run(run_id).root / "output").mkdir(parents=True)
+    orphan_old, orphan_new = runs_dir() / "900", runs_dir() / "901"
+    orphan_old.mkdir()
+    orphan_new.mkdir()
+    month_ago = (utcnow() - timedelta(days=31)).timestamp()
+    os.utime(orphan_old, (month_ago, month_ago))
+    (runs_dir() / "not-a-run").mkdir()
+
+    assert await remove_expired_runs() == [runs["old completed"], runs["old failed"], 900]
+    assert sorted(p.name for p in runs_dir().iterdir()) == sorted(
+        [str(runs[k]) for k in ("recent completed", "old running", "old pending")]
+        + ["901", "not-a-run"]
+    )
+    assert await remove_expired_runs() == []
+    later = utcnow() + timedelta(days=31)
+    assert await remove_expired_runs(now=later) == [runs["recent completed"], 901]
+
+
+async def test_retention_zero_keeps_everything(client: httpx.AsyncClient) -> None:
+    await client.post("/api/pipelines", json={"name": "p"})
+    run_id = await add_run(1, Status.COMPLETED, age_days=400)
+    RunFiles.for_run(run_id).root.mkdir(parents=True)
+    os.environ["PIPELINE_RETENTION_DAYS"] = "0"
+    config.get_settings.cache_clear()
+    try:
+        assert await remove_expired_runs() == []
+    finally:
+        del os.environ["PIPELINE_RETENTION_DAYS"]
+        config.get_settings.cache_clear()
+    assert RunFiles.for_run(run_id).root.is_dir()

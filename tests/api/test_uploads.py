@@ -1,0 +1,472 @@
+"""Pipelines whose input is a file: multipart uploads and input_path under PIPELINE_INPUT_DIR.
+
+Whole-file problems are a 422 naming what is wrong and where; row-level problems are accepted
+at upload and end up in the rejects file when the stages read the stored file.
+"""
+
+import gzip
+import io
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+from sqlalchemy import func, select
+
+from app import config
+from app.db import get_sessionmaker
+from app.models import Pipeline
+from app.pipeline import stages, work
+from app.pipeline.store import RunFiles, uploads_dir
+from app.pipeline.work import InputSource
+
+HEADER = "id,name,category,value,quantity,is_active,created_at"
+GOOD = "1,first,A,10.5,2,true,2026-03-01 12:00:00"
+
+
+def csv(*rows: str, header: str = HEADER) -> bytes:
+    return "\n".join([header, *rows, ""]).encode()
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    return buffer.getvalue()
+
+
+async def upload(
+    client: httpx.AsyncClient, content: bytes, filename: str = "data.csv", **fields: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/pipelines",
+        data={"name": "upload", **fields},
+        files={"file": (filename, content, "application/octet-stream")},
+    )
+
+
+async def pipelines() -> int:
+    async with get_sessionmaker()() as session:
+        return int((await session.execute(select(func.count()).select_from(Pipeline))).scalar_one())
+
+
+def stored_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def leftover_uploads() -> list[Path]:
+    root = uploads_dir()
+    return sorted(root.iterdir()) if root.exists() else []
+
+
+@pytest.fixture
+def settings_env() -> Iterator[dict[str, str]]:
+    """Environment overrides for this test, undone afterwards."""
+    overrides: dict[str, str] = {}
+    yield overrides
+    for key in overrides:
+        os.environ.pop(key, None)
+    config.get_settings.cache_clear()
+
+
+def set_env(overrides: dict[str, str], **env: str) -> None:
+    overrides.update(env)
+    os.environ.update(env)
+    config.get_settings.cache_clear()
+
+
+@pytest.fixture
+async def input_dir(
+    tmp_path: Path, settings_env: dict[str, str], client: httpx.AsyncClient
+) -> AsyncIterator[Path]:
+    root = tmp_path / "inputs"
+    root.mkdir()
+    set_env(settings_env, PIPELINE_INPUT_DIR=str(root))
+    yield root
+
+
+async def assert_rejected_upload(
+    client: httpx.AsyncClient, content: bytes, message: str, filename: str = "data.csv"
+) -> None:
+    before = leftover_uploads()
+    response = await upload(client, content, filename)
+    assert response.status_code == 422, response.text
+    assert response.json()["message"] == message
+    assert await pipelines() == 0
+    assert leftover_uploads() == before  # nothing of a refused upload is kept
+
+
+def stage_rejects(pipeline: dict[str, Any], root: Path) -> list[tuple[Any, ...]]:
+    """Run generate + ingest (the stage code the tasks call) on the stored input: the rejects."""
+    files = RunFiles(root)
+    source = InputSource(Path(pipeline["input_path"]), pipeline["input_format"])
+    work.generate(files, record_count=0, seed=1, batch_rows=10, source=source)
+    work.ingest(files)
+    return pl.read_parquet(files.rejects).select("id", "name", "reject_reason").rows()
+
+
+# --------------------------------------------------------------------------- accepted uploads
+
+
+async def test_csv_upload_creates_a_pipeline_reading_the_file(client: httpx.AsyncClient) -> None:
+    content = csv(GOOD, "2,Zoë 日本 🚀,B,20,3,false,2026-03-02 00:00:00", header=HEADER)
+    response = await upload(client, content, "orders.csv", description="from a file")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert {k: body[k] for k in ("name", "description", "record_count", "input_format")} == {
+        "name": "upload",
+        "description": "from a file",
+        "record_count": 2,
+        "input_format": "csv",
+    }
+    stored = Path(body["input_path"])
+    assert stored.parent.parent == uploads_dir()
+    assert (stored.name, stored_bytes(stored)) == ("input.csv", content)
+    assert body["status"] == "created"
+    assert (await client.get(f"/api/pipelines/{body['id']}")).json() == body
+
+
+async def test_jsonl_upload(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    lines = [
+        '{"id": 1, "name": "a", "category": "A", "value": 10, "quantity": 1, '
+        '"is_active": true, "created_at": "2026-03-01T12:00:00", "note": {"k": 1}}',
+        '{"id": 2, "name": "b", "category": "C", "value": "12.5", "quantity": "4", '
+        '"is_active": false, "created_at": "2026-03-01 13:00:00"}',
+    ]
+    response = await upload(client, "\n".join(lines).encode(), "rows.jsonl")
+    assert response.status_code == 201, response.text
+    assert (response.json()["record_count"], response.json()["input_format"]) == (2, "jsonl")
+    assert stage_rejects(response.json(), tmp_path / "run") == []
+    ingested = pl.read_parquet(RunFiles(tmp_path / "run").ingested)
+    assert ingested.select("id", "value", "quantity", "is_active", "note").rows() == [
+        (1, 10.0, 1, True, '{"k": 1}'),
+        (2, 12.5, 4, False, None),
+    ]
+
+
+async def test_parquet_upload_keeps_extra_columns(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    frame = pl.read_csv(csv(GOOD, "2,b,D,999,100,false,2026-03-02 00:00:00")).with_columns(
+        pl.lit("x").alias("extra")
+    )
+    response = await upload(client, parquet_bytes(frame), "data.parquet")
+    assert response.status_code == 201, response.text
+    assert (response.json()["record_count"], response.json()["input_format"]) == (2, "parquet")
+    assert stage_rejects(response.json(), tmp_path / "run") == []
+    ingested = pl.read_parquet(RunFiles(tmp_path / "run").ingested)
+    assert ingested.columns == [*HEADER.split(","), "extra"]
+    assert ingested["extra"].to_list() == ["x", "x"]
+
+
+async def test_large_upload_arrives_intact(client: httpx.AsyncClient) -> None:
+    content = stages.generate_batch(1, 60_000, seed=5).write_csv().encode()
+    assert len(content) > 3_000_000
+    response = await upload(client, content, "big.csv")
+    assert response.status_code == 201, response.text
+    assert response.json()["record_count"] == 60_000
+    assert stored_bytes(Path(response.json()["input_path"])) == content
+
+
+async def test_gzip_upload_is_stored_decompressed(client: httpx.AsyncClient) -> None:
+    content = csv(GOOD)
+    response = await upload(client, gzip.compress(content), "data.csv.gz")
+    assert response.status_code == 201, response.text
+    assert stored_bytes(Path(response.json()["input_path"])) == content
+
+
+async def test_format_field_overrides_the_file_name(client: httpx.AsyncClient) -> None:
+    response = await upload(client, csv(GOOD), "export.txt", format="csv")
+    assert response.status_code == 201, response.text
+    assert response.json()["input_format"] == "csv"
+
+
+async def test_upload_with_trigger_and_prefect_down_keeps_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    before = leftover_uploads()
+    response = await upload(client, csv(GOOD), trigger="true")
+    assert response.status_code == 503
+    assert await pipelines() == 0
+    assert leftover_uploads() == before
+
+
+async def test_upload_idempotency_key_returns_the_same_pipeline(client: httpx.AsyncClient) -> None:
+    headers = {"Idempotency-Key": "upload-1"}
+    before = leftover_uploads()
+    first = await client.post(
+        "/api/pipelines", data={"name": "a"}, files={"file": ("a.csv", csv(GOOD))}, headers=headers
+    )
+    second = await client.post(
+        "/api/pipelines", data={"name": "a"}, files={"file": ("a.csv", csv(GOOD))}, headers=headers
+    )
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json()["id"] == first.json()["id"]
+    assert set(leftover_uploads()) - set(before) == {Path(first.json()["input_path"]).parent}
+
+
+# --------------------------------------------------------------------------- whole-file problems
+
+
+async def test_empty_file(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(client, b"", "file: the file is empty")
+
+
+async def test_header_only(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(client, csv(), "file: the file has no records, only a header")
+
+
+async def test_wrong_delimiter(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        csv(GOOD.replace(",", ";"), header=HEADER.replace(",", ";")),
+        "file: line 1: columns are separated by ';', not ','; save the CSV comma-separated",
+    )
+
+
+async def test_missing_required_columns(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        csv("1,a,A,10,true", header="id,name,category,value,is_active"),
+        "file: missing required columns: quantity, created_at",
+    )
+
+
+async def test_parquet_sent_as_csv(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        parquet_bytes(pl.read_csv(csv(GOOD))),
+        "file: the content is Parquet, not csv; send it as format=parquet",
+    )
+
+
+async def test_csv_sent_as_parquet(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client, csv(GOOD), "file: not a Parquet file (it does not start with PAR1)", "d.parquet"
+    )
+
+
+async def test_json_array_sent_as_json_lines(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        b'[{"id": 1}]\n',
+        'file: line 1: a JSON array; JSON Lines has one JSON object per line, like {"id": 1}',
+        "rows.jsonl",
+    )
+
+
+async def test_malformed_json_line(client: httpx.AsyncClient) -> None:
+    first = (
+        '{"id": 1, "name": "a", "category": "A", "value": 10, "quantity": 1, '
+        '"is_active": true, "created_at": "2026-03-01 12:00:00"}'
+    )
+    await assert_rejected_upload(
+        client,
+        f'{first}\n{{"id": 2, "name": }}\n'.encode(),
+        "file: line 2: not valid JSON (Expecting value at character 19)",
+        "rows.jsonl",
+    )
+
+
+async def test_ragged_csv_line(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        csv(GOOD, GOOD.replace("first", "a,b")),
+        "file: line 3: 8 fields where the header has 7; quote values that contain commas",
+    )
+
+
+async def test_not_utf8(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        csv(GOOD).replace(b"first", "café".encode("latin-1")),
+        "file: line 2: not UTF-8 text; save the file as UTF-8",
+    )
+
+
+async def test_truncated_gzip(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        gzip.compress(csv(GOOD) * 50)[:40],
+        "file: cannot decompress gzip: Compressed file ended before the end-of-stream marker "
+        "was reached",
+        "data.csv.gz",
+    )
+
+
+async def test_unsupported_compression(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        b"\x28\xb5\x2f\xfd" + b"\x00" * 20,
+        "file: is zstd-compressed, which is not supported; "
+        "send it uncompressed or gzip/bz2/xz-compressed",
+        "data.csv.zst",
+    )
+
+
+async def test_unknown_format(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        csv(GOOD),
+        "file: cannot tell the format of 'data.txt': name it .csv, .jsonl or .parquet "
+        "(optionally .gz, .bz2 or .xz compressed), or send format=csv|jsonl|parquet",
+        "data.txt",
+    )
+
+
+async def test_form_without_a_file(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/pipelines", files={"name": (None, "x")})
+    assert response.status_code == 422
+    assert response.json()["message"] == "file: send the input file as the form field 'file'"
+
+
+async def test_form_fields_are_validated_like_json(client: httpx.AsyncClient) -> None:
+    cases = {
+        (("description", "d"),): "name: Field required",
+        (("name", "  "),): "name: name must not be blank; give the pipeline a name",
+        (("name", "x"), ("colour", "red")): (
+            "colour: unknown field; remove it (see /docs for the accepted fields)"
+        ),
+        (("name", "x"), ("format", "xlsx")): "format: Input should be 'csv', 'jsonl' or 'parquet'",
+    }
+    before = leftover_uploads()
+    for fields, message in cases.items():
+        response = await client.post(
+            "/api/pipelines", data=dict(fields), files={"file": ("a.csv", csv(GOOD))}
+        )
+        assert response.status_code == 422, fields
+        assert response.json()["message"] == message
+    assert await pipelines() == 0
+    assert leftover_uploads() == before
+
+
+async def test_upload_over_the_size_limit_is_a_413(
+    client: httpx.AsyncClient, settings_env: dict[str, str]
+) -> None:
+    set_env(settings_env, PIPELINE_MAX_UPLOAD_BYTES="100")
+    before = leftover_uploads()
+    response = await upload(client, csv(GOOD, GOOD, GOOD))
+    assert response.status_code == 413
+    assert response.json()["detail"] == (
+        "file: larger than 100 bytes (PIPELINE_MAX_UPLOAD_BYTES); "
+        "send a smaller file or name a file under PIPELINE_INPUT_DIR"
+    )
+    assert leftover_uploads() == before
+    # JSON bodies keep their own, smaller limit
+    set_env(settings_env, PIPELINE_MAX_BODY_BYTES="10")
+    response = await client.post("/api/pipelines", json={"name": "a long enough name"})
+    assert response.status_code == 413
+    assert "PIPELINE_MAX_BODY_BYTES" in response.json()["detail"]
+
+
+# --------------------------------------------------------------------------- row-level problems
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("2,b,A,abc,1,true,2026-03-01", "unparseable value"),
+        ("2,b,A,10,many,true,2026-03-01", "unparseable quantity"),
+        ("2,b,A,1000.5,1,true,2026-03-01", "value out of range [10, 1000]"),
+        ("2,b,A,10,0,true,2026-03-01", "quantity out of range [1, 100]"),
+        ("2,b,Z,10,1,true,2026-03-01", "unknown category"),
+        ("1,b,A,10,1,true,2026-03-01", "duplicate id"),
+    ],
+    ids=[
+        "unparseable-number",
+        "unparseable-quantity",
+        "value-range",
+        "quantity-range",
+        "category",
+        "duplicate-id",
+    ],
+)
+async def test_bad_row_goes_to_rejects(
+    client: httpx.AsyncClient, tmp_path: Path, row: str, reason: str
+) -> None:
+    response = await upload(client, csv(GOOD, row))
+    assert response.status_code == 201, response.text
+    assert stage_rejects(response.json(), tmp_path / "run") == [(int(row[0]), "b", reason)]
+
+
+async def test_null_id_goes_to_rejects(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    response = await upload(client, csv(GOOD, ",b,A,10,1,true,2026-03-01"))
+    assert stage_rejects(response.json(), tmp_path / "run") == [(None, "b", "null id")]
+
+
+async def test_every_row_rejected_fails_ingest_with_the_reasons(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    response = await upload(
+        client, csv("1,a,Z,10,1,true,2026-03-01", "2,b,Z,10,1,true,2026-03-01", ",c,A,10,1,,")
+    )
+    files = RunFiles(tmp_path / "run")
+    source = InputSource(Path(response.json()["input_path"]), "csv")
+    assert work.generate(files, record_count=0, seed=1, batch_rows=10, source=source) == (
+        work.StageOutput(3, 3)
+    )
+    with pytest.raises(ValueError) as failure:
+        work.ingest(files)
+    assert str(failure.value) == (
+        "all 3 input records were rejected (unknown category: 2, null id: 1); "
+        "the run's rejects file lists each with its reject_reason"
+    )
+
+
+# --------------------------------------------------------------------------- input_path
+
+
+async def test_input_path_under_the_input_dir(client: httpx.AsyncClient, input_dir: Path) -> None:
+    (input_dir / "daily").mkdir()
+    (input_dir / "daily" / "orders.csv.gz").write_bytes(
+        gzip.compress(csv(GOOD, GOOD.replace("1,", "2,", 1)))
+    )
+    response = await client.post(
+        "/api/pipelines", json={"name": "daily", "input_path": "daily/orders.csv.gz"}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["record_count"], body["input_format"], body["input_path"]) == (
+        2,
+        "csv",
+        str((input_dir / "daily" / "orders.csv.gz").resolve()),
+    )
+
+
+async def test_input_path_problems(
+    client: httpx.AsyncClient, input_dir: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes(csv(GOOD))
+    (input_dir / "link.csv").symlink_to(secret)
+    (input_dir / "bad.csv").write_bytes(csv("1,a", header="id,name"))
+    cases = {
+        "../secret.csv": "input_path: '../secret.csv' is outside PIPELINE_INPUT_DIR",
+        "link.csv": "input_path: 'link.csv' is outside PIPELINE_INPUT_DIR",
+        str(secret): f"input_path: must be relative to PIPELINE_INPUT_DIR; got '{secret}'",
+        "nope.csv": "input_path: no file 'nope.csv' in PIPELINE_INPUT_DIR",
+        "bad.csv": "input_path: missing required columns: category, value, quantity, "
+        "is_active, created_at",
+    }
+    for path, message in cases.items():
+        response = await client.post("/api/pipelines", json={"name": "x", "input_path": path})
+        assert response.status_code == 422, path
+        assert response.json()["message"] == message
+    response = await client.post(
+        "/api/pipelines", json={"name": "x", "input_path": "bad.csv", "record_count": 5}
+    )
+    assert response.json()["message"] == (
+        "record_count: leave it out with input_path; the file's rows are the records"
+    )
+    assert await pipelines() == 0
+
+
+async def test_input_path_without_an_input_dir(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/pipelines", json={"name": "x", "input_path": "a.csv"})
+    assert response.status_code == 422
+    assert response.json()["message"] == (
+        "input_path: reading files from the server is off: set PIPELINE_INPUT_DIR, "
+        "or upload the file"
+    )

@@ -1,0 +1,167 @@
+"""The stage work functions on small files (exact values), input files, and the pipeline's
+outputs against the hand-written one-query anchor of bench/data.py on 100k records."""
+
+import gzip
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from app.pipeline import inputs, stages, work
+from app.pipeline.flows import _input_source
+from app.pipeline.status import RunRef
+from app.pipeline.store import RunFiles, count_rows, uploads_dir
+from bench.data import engine_query, generated
+
+HEADER = "id,name,category,value,quantity,is_active,created_at"
+
+
+def test_run_all_on_generated_records_matches_the_stages_in_memory(tmp_path: Path) -> None:
+    files = RunFiles(tmp_path / "run")
+    outputs = work.run_all(files, record_count=10, seed=3, batch_rows=3)
+    assert {
+        name: (o.records_in, o.records_out, o.records_rejected) for name, o in outputs.items()
+    } == {
+        "generate": (10, 10, 0),
+        "ingest": (10, 10, 0),
+        "process": (10, 10, 0),
+        "transform": (10, 10, 0),
+        "export": (10, 10, 0),
+    }
+    assert sorted(p.name for p in files.raw.iterdir()) == [
+        f"part-0000{i}.parquet" for i in range(4)
+    ]
+    raw = pl.concat([stages.generate_batch(s, min(3, 11 - s), seed=3) for s in (1, 4, 7, 10)])
+    valid, _ = stages.validate(raw.lazy())
+    expected = stages.transform(stages.process(valid)).collect()
+    assert_frame_equal(pl.read_parquet(files.results), expected)
+    assert_frame_equal(pl.read_parquet(files.summary), stages.summarize(expected.lazy()).collect())
+    # the results file is the transform stage's file, published without a copy
+    assert files.results.stat().st_ino == files.transformed.stat().st_ino
+
+
+def test_a_retried_generate_starts_from_nothing(tmp_path: Path) -> None:
+    files = RunFiles(tmp_path / "run")
+    work.generate(files, record_count=10, seed=1, batch_rows=2)
+    assert work.generate(files, record_count=3, seed=1, batch_rows=2) == work.StageOutput(3, 3)
+    assert len(list(files.raw.iterdir())) == 2
+
+
+def test_input_file_replaces_the_generator(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(f"{HEADER},extra\n5,e,C,10,3,yes,2026-01-02 03:04:05,k\n\n6,f,D,20,1,no,,\n")
+    files = RunFiles(tmp_path / "run")
+    output = work.generate(
+        files, record_count=999, seed=1, batch_rows=1, source=work.InputSource(source, "csv")
+    )
+    assert output == work.StageOutput(2, 2)  # the blank line is not a record
+    assert work.ingest(files) == work.StageOutput(2, 2, 0)
+    work.process(files)
+    work.transform(files)
+    work.export(files)
+    results = pl.read_parquet(files.results)
+    assert results.select("id", "is_active", "extra", "total_value", "discounted_value").rows() == [
+        (5, True, "k", 30.0, 24.0),
+        (6, False, None, 20.0, 19.0),
+    ]
+
+
+def test_duplicate_ids_found_across_hash_buckets() -> None:
+    frame = pl.LazyFrame(
+        {
+            "id": [1, 2, 3, 2, 5, 1, 7, 3, 3],
+            "name": ["a", "b", "c", "d", "e", "f", "g", "h", "i"],
+            "category": ["A", "A", "Z", "A", "A", "A", "A", "A", "A"],
+            "value": [10.0] * 9,
+            "quantity": [1] * 9,
+            "is_active": [True] * 9,
+            "created_at": [stages.EPOCH] * 9,
+        }
+    )
+    for bucket_rows in (2, 100):
+        valid, rejects = stages.validate(frame, bucket_rows=bucket_rows)
+        assert valid.collect()["name"].to_list() == ["a", "b", "e", "g", "h"]
+        assert rejects.collect().select("name", "reject_reason").rows() == [
+            ("c", "unknown category"),
+            ("d", "duplicate id"),
+            ("f", "duplicate id"),
+            ("i", "duplicate id"),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "expected"),
+    [
+        ("a.csv", None, "csv"),
+        ("a.CSV.gz", None, "csv"),
+        ("a.ndjson", None, "jsonl"),
+        ("a.jsonl.bz2", None, "jsonl"),
+        ("a.pq", None, "parquet"),
+        ("a.txt", "parquet", "parquet"),
+    ],
+)
+def test_format_of(name: str, declared: str | None, expected: str) -> None:
+    assert inputs.format_of(name, declared) == expected
+
+
+def test_input_dir_paths_resolve_inside_only(tmp_path: Path) -> None:
+    base = tmp_path / "in"
+    (base / "sub").mkdir(parents=True)
+    (base / "sub" / "a.csv").write_text("x")
+    (tmp_path / "out.csv").write_text("x")
+    (base / "escape").symlink_to(tmp_path)
+    assert inputs.resolve_under("sub/../sub/a.csv", base) == (base / "sub" / "a.csv").resolve()
+    for bad, message in {
+        "../out.csv": "input_path: '../out.csv' is outside PIPELINE_INPUT_DIR",
+        "escape/out.csv": "input_path: 'escape/out.csv' is outside PIPELINE_INPUT_DIR",
+        "sub": "input_path: no file 'sub' in PIPELINE_INPUT_DIR",
+        "/etc/passwd": "input_path: must be relative to PIPELINE_INPUT_DIR; got '/etc/passwd'",
+    }.items():
+        with pytest.raises(inputs.InputError) as error:
+            inputs.resolve_under(bad, base)
+        assert str(error.value) == message
+
+
+def test_compressed_input_is_converted_streaming(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl.gz"
+    lines = [
+        f'{{"id": {i}, "name": "n{i}", "category": "A", "value": 10, "quantity": 1, '
+        f'"is_active": true, "created_at": "2026-01-01"}}'
+        for i in range(1, 1001)
+    ]
+    source.write_bytes(gzip.compress("\n".join(lines).encode()))
+    dest = tmp_path / "raw" / "part-00000.parquet"
+    assert inputs.convert(source, "jsonl", dest) == 1000
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["part-00000.parquet"]
+    assert count_rows(dest) == 1000
+
+
+def test_pipeline_outputs_equal_the_one_query_anchor_on_100k(tmp_path: Path) -> None:
+    """The five stages and one hand-written Polars query agree on 100k generated records."""
+    records, batch_rows = 100_000, 30_000
+    files = RunFiles(tmp_path / "pipeline")
+    work.run_all(files, record_count=records, seed=42, batch_rows=batch_rows)
+    engine_query(generated(records, batch_rows), tmp_path / "engine")
+    for name in ("output/results.parquet", "output/summary.parquet", "rejects.parquet"):
+        assert_frame_equal(
+            pl.read_parquet(files.root / name),
+            pl.read_parquet(tmp_path / "engine" / name),
+            check_exact=False,
+            rel_tol=1e-9,
+            abs_tol=0.0,
+        )
+    assert count_rows(files.results) == records
+
+
+def test_the_flow_reads_input_files_only_from_allowed_directories(tmp_path: Path) -> None:
+    outside = tmp_path / "x.csv"
+    with pytest.raises(inputs.InputError) as error:
+        _input_source(RunRef(1, 1, 1, input_path=str(outside), input_format="csv"))
+    assert str(error.value) == (
+        f"input_path: {outside} is outside the uploads directory and PIPELINE_INPUT_DIR"
+    )
+    inside = uploads_dir() / "abc" / "input.csv"
+    ref = RunRef(1, 1, 1, input_path=str(inside), input_format="csv")
+    assert _input_source(ref) == work.InputSource(inside, "csv")
+    assert _input_source(RunRef(1, 1, 1)) is None
