@@ -14,7 +14,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 
 from tests.e2e.conftest import RunningStack, started_stack
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(30 * 60)]
 
 TRIGGERS = int(os.environ.get("BURST_TRIGGERS", "200"))
 CLIENTS = 20
