@@ -1,7 +1,6 @@
 """End to end over HTTP: FastAPI → Prefect deployment → real worker → five stages → database."""
 
 import time
-from uuid import UUID
 
 import httpx
 import polars as pl
@@ -74,7 +73,7 @@ async def test_trigger_over_http_runs_all_five_stages(
     )
     assert_frame_equal(summary, stages.summarize(expected_results(1000).lazy()).collect())
 
-    flow_run = await prefect.read_flow_run(UUID(flow_run_id))
+    flow_run = await wait_for_flow_run(prefect, flow_run_id)  # Prefect's Completed lands last
     assert flow_run.state is not None and flow_run.state.is_completed()
     assert flow_run.parameters == {"pipeline_id": pipeline["id"], "record_count": 1000}
     runs = await task_runs(prefect, flow_run_id, expected=5)

@@ -5,7 +5,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from uuid import UUID
 
 import httpx
 import pytest
@@ -137,5 +136,6 @@ async def test_prefect_down_is_a_503_and_the_same_trigger_works_when_it_is_back(
     back = await api.post(f"/api/pipelines/{pipeline['id']}/trigger")
     assert back.status_code == 202
     assert (await wait_for_final(api, pipeline["id"], within=90))["status"] == "completed"
-    flow_run = await prefect.read_flow_run(UUID(back.json()["prefect_flow_run_id"]))
+    # our rows are written before Prefect records Completed: wait for Prefect's final state
+    flow_run = await wait_for_flow_run(prefect, back.json()["prefect_flow_run_id"])
     assert flow_run.state is not None and flow_run.state.is_completed()
