@@ -79,12 +79,14 @@ def run_pipeline(root: Path, records: int, batch_rows: int = BATCH_ROWS) -> dict
     return {"stage_s": durations, "peak_rss_mb": peaks["export"], "peak_rss_after_mb": peaks}
 
 
-def pipeline_in_subprocess(root: Path, records: int, batch_rows: int) -> dict[str, Any]:
+def in_subprocess(mode: str, root: Path, records: int, batch_rows: int) -> dict[str, Any]:
+    """One part of the benchmark (`pipeline` or `rowwise`) in a process of its own, so its peak
+    RSS is its own and its memory is gone when it ends."""
     shutil.rmtree(root, ignore_errors=True)
     done = subprocess.run(
         [
             *(sys.executable, "-m", "bench.data"),
-            *("--pipeline-only", str(root), str(records), "--batch-rows", str(batch_rows)),
+            *(f"--{mode}-only", str(root), str(records), "--batch-rows", str(batch_rows)),
         ],
         cwd=PROJECT_ROOT,
         check=True,
@@ -290,23 +292,6 @@ def run_rowwise(root: Path, records: int, batch_rows: int) -> dict[str, float]:
     return {"seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
 
 
-def rowwise_in_subprocess(root: Path, records: int, batch_rows: int) -> dict[str, float]:
-    """Row-wise in a process of its own: its millions of dicts are gone when it ends."""
-    shutil.rmtree(root, ignore_errors=True)
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "bench.data"),
-            *("--rowwise-only", str(root), str(records), "--batch-rows", str(batch_rows)),
-        ],
-        cwd=PROJECT_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 def available_memory_mb() -> float:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable"):
@@ -360,7 +345,7 @@ def bench_size(work_dir: Path, records: int, rounds: int, batch_rows: int) -> di
     pipeline_dir, engine_dir = work_dir / "pipeline", work_dir / "engine"
     pipeline_runs, engine_runs = [], []
     for _ in range(rounds):
-        pipeline_runs.append(pipeline_in_subprocess(pipeline_dir, records, batch_rows))
+        pipeline_runs.append(in_subprocess("pipeline", pipeline_dir, records, batch_rows))
         engine_runs.append(run_engine(engine_dir, records, batch_rows))
     assert_same_outputs(pipeline_dir, engine_dir)
     best = min(pipeline_runs, key=lambda run: sum(run["stage_s"].values()))
@@ -401,7 +386,7 @@ def add_rowwise(
         result["rowwise_measured_at"] = measured["records"]
         result["rowwise_extrapolated_because"] = "time" if too_slow else "memory"
     else:
-        run = rowwise_in_subprocess(work_dir / "row", records, batch_rows)
+        run = in_subprocess("rowwise", work_dir / "row", records, batch_rows)
         rowwise_s = run["seconds"]
         assert_same_outputs(work_dir / "pipeline", work_dir / "row")
         result["rowwise_measured_at"] = records

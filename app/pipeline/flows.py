@@ -66,15 +66,20 @@ async def _run_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -
     with observability.stage(
         stage, pipeline_id=ref.pipeline_id, run_id=ref.run_id, attempt=attempt
     ) as tracking:
-        output = await _attempt_stage(ref, stage, work)
+        output = await _attempt_stage(ref, stage, work, attempt=attempt, context=context)
         tracking.records(output.records_out)
         return output
 
 
-async def _attempt_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
+async def _attempt_stage(
+    ref: RunRef,
+    stage: str,
+    work: Callable[[], StageOutput],
+    *,
+    attempt: int,
+    context: TaskRunContext | None,
+) -> StageOutput:
     """Report running, do the work off the event loop, report completed or failed."""
-    context = TaskRunContext.get()
-    attempt = context.task_run.run_count if context else 1
     retries = (context.task.retries if context else 0) or 0
     logger = get_run_logger()
     await update_pipeline_status(
