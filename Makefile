@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: up test install install-dev uv lint typecheck deploy migrate doctor chaos clean bench-observability bench-data
+.PHONY: up test install install-dev uv lint typecheck deploy migrate doctor chaos clean bench-observability bench-data bench
 
 uv:  ## uv, through pip, when the machine lacks it
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -46,6 +46,9 @@ chaos: install-dev  ## the load test: a burst of BURST_TRIGGERS (200) triggers, 
 
 doctor: install  ## checks database, Prefect, pool, worker, deployment, stranded runs; prints fixes
 	$(BIN)/python -m app.readiness
+
+bench: install-dev  ## latency vs bare Prefect, API vs bare FastAPI, burst makespan; smoke: BENCH_ARGS=--smoke
+	$(BIN)/python -m bench.service $(BENCH_ARGS)
 
 bench-observability: install-dev  ## Datadog on vs off: trigger→completed and stage time (not in CI)
 	$(BIN)/python -m bench.observability

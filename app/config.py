@@ -79,6 +79,20 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PIPELINE_DEPLOYMENT_CONCURRENCY_LIMIT"),
         description="A hard cap on pipelines running at once, kept by Prefect (deploy.py).",
     )
+    read_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        validation_alias=AliasChoices("PIPELINE_READ_CACHE_SECONDS"),
+        description="How long GET /api/pipelines/{id} may answer a finished pipeline from memory "
+        "(this process's own writes clear it at once); 0 turns the cache off.",
+    )
+    warm_start: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("PIPELINE_WARM_START"),
+        description="Flow runs start through app.pipeline.launcher, forked from the worker's "
+        "warm zygote (python -m app.pipeline.worker); false keeps Prefect's own start.",
+    )
     dask_partitions: int = Field(
         default=0,
         ge=0,

@@ -141,9 +141,9 @@ class Stack:
         return self._spawn(
             f"worker-{number}",
             [
-                _prefect(),
-                "worker",
-                "start",
+                sys.executable,
+                "-m",
+                "app.pipeline.worker",
                 "--pool",
                 pool,
                 "--type",
@@ -223,12 +223,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--log-dir", type=Path, default=PROJECT_ROOT / "var" / "log")
     args = parser.parse_args(argv)
     stack = Stack(
         workers=args.workers,
         worker_limit=args.worker_limit,
         prefect_port=args.prefect_port,
         api_port=args.api_port,
+        log_dir=args.log_dir,
     )
 
     def _terminate(signum: int, _frame: FrameType | None) -> None:

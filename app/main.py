@@ -13,6 +13,7 @@ from app.api.limits import BodySizeLimit
 from app.config import get_settings
 from app.db import get_engine
 from app.pipeline.watchdog import Watchdog
+from app.web import install as install_dashboard
 
 
 @asynccontextmanager
@@ -42,6 +43,7 @@ def create_app() -> FastAPI:
     app.include_router(results.router)
     app.include_router(logs.router)
     app.include_router(schedules.router)
+    install_dashboard(app)  # the HTML dashboard at / and its /static files
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     return app

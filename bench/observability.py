@@ -7,7 +7,6 @@ between them, one at a time, so both see the same machine. Not part of CI: `make
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import statistics
@@ -24,6 +23,7 @@ import httpx
 
 from app.config import PROJECT_ROOT
 from app.devstack import Stack
+from bench.stack import free_port, start_stack
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "observability.json"
 
@@ -35,22 +35,16 @@ class Sample:
     stage_compute_s: float
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start_agent(workdir: Path, exits: ExitStack) -> int:
     """Datadog's test agent, standing in for the real one; returns its trace port."""
-    port = _free_port()
+    port = free_port()
     log = exits.enter_context((workdir / "agent.log").open("wb"))
     agent = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("ddapm-test-agent")),
             f"--port={port}",
-            f"--otlp-http-port={_free_port()}",
-            f"--otlp-grpc-port={_free_port()}",
+            f"--otlp-http-port={free_port()}",
+            f"--otlp-grpc-port={free_port()}",
         ],
         cwd=workdir,
         stdout=log,
@@ -83,21 +77,6 @@ def _start_statsd_sink(exits: ExitStack) -> int:
 
     threading.Thread(target=drain, daemon=True).start()
     return int(sock.getsockname()[1])
-
-
-def _start_stack(root: Path, extra_env: dict[str, str], exits: ExitStack) -> Stack:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DD_")},
-        "DATABASE_URL": f"sqlite+aiosqlite:///{root / 'pipelines.db'}",
-        "PIPELINE_DATA_DIR": str(root / "data"),
-        "PREFECT_HOME": str(root / "prefect-home"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        **extra_env,
-    }
-    stack = Stack(env=env, prefect_port=_free_port(), api_port=_free_port(), log_dir=root / "logs")
-    stack.start()
-    exits.callback(stack.stop)
-    return stack
 
 
 def _run_once(stack: Stack, mode: str, record_count: int) -> Sample:
@@ -138,8 +117,8 @@ def _measure(root: Path, runs: int, records: int) -> list[Sample]:
             "DD_ENV": "bench",
         }
         stacks = {
-            "off": _start_stack(root / "off", {}, exits),
-            "on": _start_stack(root / "on", datadog_env, exits),
+            "off": start_stack(root / "off", {}, exits),
+            "on": start_stack(root / "on", datadog_env, exits),
         }
         for mode, stack in stacks.items():  # warm-up: first imports, deployment lookup
             _run_once(stack, mode, 1000)

@@ -28,7 +28,7 @@ import httpx  # noqa: E402
 from httpx import ASGITransport  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from app import config, db  # noqa: E402
+from app import config, db, read_cache  # noqa: E402
 from app.config import PROJECT_ROOT  # noqa: E402
 from app.main import create_app  # noqa: E402
 from tests.support.postgres import create_database, postgres_cluster  # noqa: E402
@@ -84,6 +84,7 @@ def database_url(request: pytest.FixtureRequest, tmp_root: Path) -> str:
 async def use_settings(**env: str) -> None:
     """Point the app at new settings: the env changes and the cached settings/engine are rebuilt."""
     await db.get_engine().dispose()
+    read_cache.invalidate()
     os.environ.update(env)
     config.get_settings.cache_clear()
     db.get_engine.cache_clear()

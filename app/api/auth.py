@@ -2,8 +2,9 @@
 
 import hmac
 from typing import Annotated
+from urllib.parse import unquote
 
-from fastapi import Depends, Header, HTTPException, status
+from fastapi import Cookie, Depends, Header, HTTPException, status
 
 from app.config import get_settings
 
@@ -42,6 +43,10 @@ def _check(presented: str | None) -> None:
 
 XApiKey = Annotated[str | None, Header(alias="X-API-Key", include_in_schema=False)]
 AuthorizationHeader = Annotated[str | None, Header(include_in_schema=False)]
+# The dashboard keeps the key in this session cookie (URI-encoded) so that page loads and download
+# links carry it. It counts for reads only: writes need the header, so no other site can forge one.
+API_KEY_COOKIE = "pipeline_api_key"
+ApiKeyCookie = Annotated[str | None, Cookie(alias=API_KEY_COOKIE, include_in_schema=False)]
 
 
 async def require_key(x_api_key: XApiKey = None, authorization: AuthorizationHeader = None) -> None:
@@ -50,11 +55,16 @@ async def require_key(x_api_key: XApiKey = None, authorization: AuthorizationHea
 
 
 async def require_read_key(
-    x_api_key: XApiKey = None, authorization: AuthorizationHeader = None
+    x_api_key: XApiKey = None,
+    authorization: AuthorizationHeader = None,
+    cookie_key: ApiKeyCookie = None,
 ) -> None:
-    """For read endpoints: a valid key when API_KEYS is set and API_KEYS_FOR_READS is true."""
+    """For read endpoints: a valid key (header, or the dashboard's cookie) when API_KEYS is set
+    and API_KEYS_FOR_READS is true."""
     if get_settings().api_keys_for_reads:
-        _check(_presented(x_api_key, authorization))
+        _check(
+            _presented(x_api_key, authorization) or (unquote(cookie_key) if cookie_key else None)
+        )
 
 
 WriteAccess = Depends(require_key)

@@ -13,11 +13,15 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 PipelineId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The pipeline's id.")]
 
 
-async def _pipeline(session: SessionDep, pipeline_id: PipelineId) -> Pipeline:
+async def pipeline_or_404(session: AsyncSession, pipeline_id: int) -> Pipeline:
     pipeline = await service.get_pipeline(session=session, pipeline_id=pipeline_id)
     if pipeline is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"pipeline {pipeline_id} not found")
     return pipeline
+
+
+async def _pipeline(session: SessionDep, pipeline_id: PipelineId) -> Pipeline:
+    return await pipeline_or_404(session, pipeline_id)
 
 
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]

@@ -33,6 +33,13 @@ def ensure_work_pool(name: str) -> bool:
             return True
 
 
+def job_variables(*, warm_start: bool) -> dict[str, Any]:
+    """The run's command: the warm launcher (it falls back to Prefect's engine without a zygote)."""
+    if not warm_start:
+        return {}
+    return {"command": f"{sys.executable} -m app.pipeline.launcher"}
+
+
 def deploy() -> UUID:
     """Register the flow from this directory as `data-pipeline-deployment` on the pool."""
     settings = get_settings()
@@ -50,6 +57,7 @@ def deploy() -> UUID:
             description="Five-stage data pipeline: generate, ingest, process, transform, export.",
             tags=["data-pipeline"],
             concurrency_limit=settings.deployment_concurrency_limit,
+            job_variables=job_variables(warm_start=settings.warm_start),
             print_next_steps=False,
         ),
     )

@@ -122,9 +122,9 @@ def test_one_image_for_every_app_service(resolved: dict[str, Any]) -> None:
     assert services["api"]["command"][:2] == ["uvicorn", "app.main:app"]
     assert services["prefect-server"]["command"][:3] == ["prefect", "server", "start"]
     assert services["prefect-worker"]["command"] == [
-        "prefect",
-        "worker",
-        "start",
+        "python",
+        "-m",
+        "app.pipeline.worker",  # `prefect worker start` with the warm zygote beside it
         "--pool",
         "default",
         "--type",

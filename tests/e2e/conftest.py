@@ -74,13 +74,17 @@ def running_stack(request: pytest.FixtureRequest, tmp_root: Path) -> Iterator[Ru
 
 @pytest.fixture
 async def stack(running_stack: RunningStack) -> AsyncIterator[RunningStack]:
-    """The running stack, with this test process's settings pointed at the same database/server."""
+    """The running stack, with this test process's settings pointed at the same database/server
+    for the test, and back to what they were after it (later tests expect Prefect unreachable)."""
+    names = ("DATABASE_URL", "PREFECT_API_URL", "PIPELINE_DATA_DIR")
+    before = {name: os.environ[name] for name in names}
     await use_settings(
         DATABASE_URL=running_stack.database_url,
         PREFECT_API_URL=running_stack.stack.prefect_api_url,
         PIPELINE_DATA_DIR=str(running_stack.data_dir),
     )
     yield running_stack
+    await use_settings(**before)
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """End to end over HTTP: FastAPI → Prefect deployment → real worker → five stages → database."""
 
+import asyncio
+import re
 import time
 
 import httpx
@@ -43,6 +45,13 @@ async def test_trigger_over_http_runs_all_five_stages(
     run = body["latest_run"]
     assert (body["status"], run["status"], run["error"]) == ("completed", "completed", None)
     assert run["prefect_flow_run_id"] == flow_run_id
+    # the run started warm: forked by the worker's zygote, not a cold `python -m prefect.engine`
+    exited = re.compile(r"zygote: flow-run process \d+ exited 0 \(cpu ")
+    deadline = time.monotonic() + 30  # the process exits a moment after our rows say completed
+    while not exited.search(log := (stack.stack.log_dir / "worker-1.log").read_text()):
+        assert time.monotonic() < deadline, log
+        await asyncio.sleep(0.2)
+    assert "warm start unavailable" not in log
     assert run["prefect_flow_run_url"] == (
         f"http://127.0.0.1:{stack.stack.prefect_port}/runs/flow-run/{flow_run_id}"
     )

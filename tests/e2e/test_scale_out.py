@@ -76,6 +76,9 @@ def scale_stack(request: pytest.FixtureRequest, tmp_root: Path) -> Iterator[Scal
         "PIPELINE_STALE_HEARTBEAT_SECONDS": "15",
         # An over-claimed run waits this long before it is offered again (Prefect's default: 30 s).
         "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+        # Runs stay Running for a few seconds (a warm-started 1,000-record run takes under one),
+        # so there are instants when a worker holds only Running runs.
+        "PIPELINE_STAGE_DELAY": "transform:3",
     }
     with started_stack(
         "postgresql", request, tmp_root, name="scale_out", workers=WORKERS, env=env
@@ -147,7 +150,7 @@ def signal_group(pid: int, signum: int) -> None:
 def resume(worker: Process, flow_run_pids: list[int]) -> None:
     for pid in flow_run_pids:
         signal_group(pid, signal.SIGCONT)
-    os.kill(worker.popen.pid, signal.SIGCONT)
+    os.killpg(worker.popen.pid, signal.SIGCONT)
 
 
 async def kill_a_worker_holding_runs(
@@ -189,8 +192,9 @@ async def kill_a_worker_holding_runs(
             and worker_of(r) == victim
             and r.infrastructure_pid is not None
         ]
-        os.kill(process.popen.pid, signal.SIGSTOP)
-        for pid in frozen:
+        # the worker's group: the worker, its zygote and the flow-run processes forked from it
+        os.killpg(process.popen.pid, signal.SIGSTOP)
+        for pid in frozen:  # the launchers Prefect watches lead groups of their own
             signal_group(pid, signal.SIGSTOP)
         try:
             await asyncio.sleep(1.0)  # let the server finish any request they had sent
@@ -216,7 +220,7 @@ async def kill_a_worker_holding_runs(
             resume(process, frozen)
             raise
         if safe:
-            os.kill(process.popen.pid, signal.SIGKILL)
+            os.killpg(process.popen.pid, signal.SIGKILL)
             process.popen.wait(10)
             for pid in frozen:
                 signal_group(pid, signal.SIGKILL)

@@ -1,0 +1,18 @@
+"""`pipeline`: the service's command line (typer + rich), a client of its HTTP API."""
+
+from app.cli import runs, service
+from app.cli.base import app, stderr
+from app.cli.client import ExitCode
+
+__all__ = ["app", "main", "runs", "service"]
+
+
+def main() -> None:
+    """The console script `pipeline`."""
+    try:
+        app()
+    except Exception as exc:  # a bug of ours: one line, never a traceback
+        stderr().print(
+            f"error: unexpected {type(exc).__name__}: {exc}", soft_wrap=True, markup=False
+        )
+        raise SystemExit(ExitCode.BUG) from None

@@ -1,0 +1,105 @@
+"""The `pipeline` Typer app: its global options, how commands reach the API and report errors."""
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, cast
+
+import typer
+from rich.console import Console
+
+from app.cli.client import (
+    DEFAULT_API_URL,
+    EXIT_CODES_HELP,
+    Api,
+    ClientFactory,
+    CliError,
+    ExitCode,
+    http_client,
+)
+
+app = typer.Typer(
+    name="pipeline",
+    help="Create, trigger, watch and operate data pipelines through the pipeline service's API. "
+    "Times are UTC.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="markdown",  # docstrings' line breaks are not kept in --help
+)
+
+P = ParamSpec("P")
+
+
+def command(name: str | None = None) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """`app.command`, with every CliError reported as one line on stderr and its exit code."""
+
+    def register(func: Callable[P, None]) -> Callable[P, None]:
+        @functools.wraps(func)
+        def reported(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                func(*args, **kwargs)
+            except CliError as exc:
+                stderr().print(f"error: {exc.message}", soft_wrap=True, markup=False)
+                raise typer.Exit(exc.code) from None
+            except KeyboardInterrupt:
+                stderr().print("interrupted")
+                raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+        app.command(name)(reported)
+        return func
+
+    return register
+
+
+def stdout() -> Console:
+    return Console(highlight=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def api(ctx: typer.Context) -> Api:
+    return cast(Api, ctx.obj)
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@app.callback()
+def _connect(
+    ctx: typer.Context,
+    api_url: Annotated[
+        str, typer.Option(envvar="PIPELINE_API_URL", help="The pipeline service's address.")
+    ] = DEFAULT_API_URL,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PIPELINE_API_KEY",
+            help="An API key, when the service sets API_KEYS.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    # tests pass a client factory as `obj` (the app in-process); otherwise a real HTTP client
+    factory = cast(ClientFactory, ctx.obj) if callable(ctx.obj) else http_client
+    connection = Api(api_url.rstrip("/"), api_key or None, factory)
+    ctx.obj = connection
+    ctx.call_on_close(connection.close)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead.")]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", "-w", help="Show the stages live until the run ends.")
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(help="With --wait: give up after this many seconds (exit 7).", min=0),
+]
+IntervalOption = Annotated[
+    float, typer.Option(help="Seconds between two polls of the API.", min=0.05)
+]
+PipelineId = Annotated[int, typer.Argument(help="The pipeline's id.", min=1)]

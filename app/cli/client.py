@@ -1,0 +1,143 @@
+"""The CLI's one way to the API: an httpx client whose failures become messages a person can act
+on, each with its own exit code."""
+
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import httpx
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+TIMEOUT_SECONDS = 30.0
+
+
+class ExitCode(IntEnum):
+    """What `pipeline` exits with; listed in its --help."""
+
+    OK = 0
+    RUN_FAILED = 1  # the run failed or was cancelled; `doctor`: a check failed
+    USAGE = 2  # a bad option or argument (typer's own)
+    UNREACHABLE = 3  # no answer from the API
+    REFUSED = 4  # the API refused the request (404, 409, 413, 422): its message says why
+    UNAUTHORIZED = 5  # 401: missing or wrong API key
+    SERVER_ERROR = 6  # the API or a service behind it failed (5xx, e.g. Prefect unreachable)
+    TIMEOUT = 7  # --timeout passed before the run finished
+    STACK_FAILED = 8  # `up`: a part of the stack did not start
+    BUG = 70  # an unexpected error in `pipeline` itself
+    INTERRUPTED = 130  # Ctrl-C
+
+
+EXIT_CODES_HELP = """Exit codes:
+
+- 0 done (--wait: the run completed)
+- 1 the run failed or was cancelled; doctor: a check failed
+- 2 bad usage
+- 3 cannot reach the API
+- 4 the API refused the request (404, 409, 422, …): its message says why
+- 5 the API key is missing or wrong (set PIPELINE_API_KEY)
+- 6 the API or Prefect behind it failed (5xx)
+- 7 --timeout passed before the run ended
+- 8 up: the stack did not start
+- 70 a bug in pipeline itself
+- 130 interrupted
+"""
+
+
+class CliError(Exception):
+    """A failure to report in one line, then exit with `code`."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+ClientFactory = Callable[[str, dict[str, str]], httpx.Client]
+
+
+def http_client(base_url: str, headers: dict[str, str]) -> httpx.Client:
+    """The real client; tests pass another factory (the app in-process) to `pipeline`."""
+    return httpx.Client(base_url=base_url, headers=headers, timeout=TIMEOUT_SECONDS)
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    text = re.sub(r"^\[Errno -?\d+\] ", "", str(exc)) or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+@dataclass
+class Api:
+    """The pipeline service at `url`, with the API key if one is set."""
+
+    url: str
+    key: str | None = None
+    factory: ClientFactory = http_client
+    _client: httpx.Client | None = field(default=None, repr=False)
+
+    def get(self, path: str, *, ok: Collection[int] = (), **params: Any) -> Any:
+        return self.request("GET", path, ok=ok, params=params or None)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def request(self, method: str, path: str, *, ok: Collection[int] = (), **kwargs: Any) -> Any:
+        """The JSON body of a 2xx answer (or of a status in `ok`); anything else is a CliError."""
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise CliError(
+                f"the API at {self.url} did not answer {method} {path} within "
+                f"{TIMEOUT_SECONDS:.0f} s; check it with `pipeline doctor` and its log "
+                "(var/log/api.log under `make up`)",
+                ExitCode.UNREACHABLE,
+            ) from None
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"cannot reach the API at {self.url}: {_reason(exc)}; start it with `make up` "
+                "(or `pipeline up`) or set PIPELINE_API_URL",
+                ExitCode.UNREACHABLE,
+            ) from None
+        return self._body(response, method, path, ok)
+
+    def _body(self, response: httpx.Response, method: str, path: str, ok: Collection[int]) -> Any:
+        try:
+            body = response.json()
+        except ValueError:
+            raise CliError(
+                f"the API at {self.url} answered {method} {path} with {response.status_code} "
+                f"and no JSON; is PIPELINE_API_URL the pipeline service?",
+                ExitCode.SERVER_ERROR,
+            ) from None
+        status = response.status_code
+        if status < 400 or status in ok:
+            return body
+        detail = body.get("detail") if isinstance(body, dict) else None
+        message = body.get("message") if isinstance(body, dict) else None
+        text = str(message or detail or body)
+        if status == 401:
+            raise CliError(
+                f"{text}; set PIPELINE_API_KEY (or pass --api-key) to one of the service's API_KEYS",
+                ExitCode.UNAUTHORIZED,
+            )
+        if status == 404 and detail == "Not Found":  # FastAPI's own: no such route
+            raise CliError(
+                f"the API at {self.url} has no {method} {path}; is PIPELINE_API_URL the pipeline "
+                "service?",
+                ExitCode.REFUSED,
+            )
+        code = ExitCode.SERVER_ERROR if status >= 500 else ExitCode.REFUSED
+        raise CliError(text, code)
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            headers = {"X-API-Key": self.key} if self.key else {}
+            self._client = self.factory(self.url, headers)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,251 @@
+"""Commands that start and follow runs: run, trigger, retry, watch, list, show."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.text import Text
+
+from app.cli import render, watch
+from app.cli.base import (
+    IntervalOption,
+    JsonOption,
+    PipelineId,
+    TimeoutOption,
+    WaitOption,
+    api,
+    command,
+    print_json,
+    stdout,
+)
+from app.cli.client import Api, CliError, ExitCode
+
+
+@command()
+def run(
+    ctx: typer.Context,
+    records: Annotated[
+        int | None,
+        typer.Option("--records", "-n", help="Synthetic records to generate.", show_default="1000"),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="The pipeline's name.", show_default="cli-N, or the file's name"),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A CSV, JSON Lines or Parquet file (optionally .gz/.bz2/.xz) to upload as the "
+            "input instead of generated records.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
+    file_format: Annotated[
+        Literal["csv", "jsonl", "parquet"] | None,
+        typer.Option("--format", help="The file's format, when its name does not tell."),
+    ] = None,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = None,
+    interval: IntervalOption = 0.5,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a pipeline and start its first run (--wait: follow it live).
+
+    With --wait it exits 0 when the run completes and 1 when it fails or is cancelled.
+    """
+    client = api(ctx)
+    if file is not None and records is not None:
+        raise typer.BadParameter("give --records or --file, not both", param_hint="--records")
+    if file is None:
+        count = 1000 if records is None else records
+        body = {"name": name or f"cli-{count}", "record_count": count, "trigger": True}
+        pipeline = client.post("/api/pipelines", json=body)
+    else:
+        fields = {"name": name or file.name, "trigger": "true"}
+        if file_format:
+            fields["format"] = file_format
+        with file.open("rb") as handle:
+            pipeline = client.post(
+                "/api/pipelines", data=fields, files={"file": (file.name, handle)}
+            )
+    run = pipeline["latest_run"]
+    if not as_json:
+        line = Text(f"pipeline {pipeline['id']} “{pipeline['name']}” created; run {run['id']} ")
+        line.append_text(render.status(run["status"]))
+        stdout().print(line, soft_wrap=True)
+        if run["prefect_flow_run_url"]:
+            stdout().print(f"Prefect flow run: {run['prefect_flow_run_url']}", soft_wrap=True)
+    if wait:
+        watch.finish(
+            client, pipeline["id"], run["id"], as_json=as_json, interval=interval, timeout=timeout
+        )
+    elif as_json:
+        print_json(pipeline)
+    else:
+        stdout().print(f"follow it: pipeline watch {pipeline['id']}")
+
+
+def _started(
+    client: Api,
+    started: dict[str, Any],
+    *,
+    wait: bool,
+    as_json: bool,
+    interval: float,
+    timeout: float | None,
+) -> None:
+    """Report a run that trigger or retry started; with `wait`, follow it to its end."""
+    pipeline_id, run_id = started["pipeline_id"], started["run_id"]
+    if not as_json:
+        console = stdout()
+        console.print(f"pipeline {pipeline_id}: run {run_id} started")
+        console.print(f"Prefect flow run: {started['prefect_flow_run_url']}", soft_wrap=True)
+    if wait:
+        watch.finish(
+            client, pipeline_id, run_id, as_json=as_json, interval=interval, timeout=timeout
+        )
+    elif as_json:
+        print_json(started)
+    else:
+        stdout().print(f"follow it: pipeline watch {pipeline_id}")
+
+
+@command()
+def trigger(
+    ctx: typer.Context,
+    pipeline_id: PipelineId,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = None,
+    interval: IntervalOption = 0.5,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a new run of a pipeline (--wait: follow it live).
+
+    With --wait it exits 0 when the run completes and 1 when it fails or is cancelled.
+    """
+    client = api(ctx)
+    started = client.post(f"/api/pipelines/{pipeline_id}/trigger")
+    _started(client, started, wait=wait, as_json=as_json, interval=interval, timeout=timeout)
+
+
+@command()
+def retry(
+    ctx: typer.Context,
+    pipeline_id: PipelineId,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = None,
+    interval: IntervalOption = 0.5,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a new run of a failed or cancelled pipeline (--wait: follow it live).
+
+    Any other pipeline is refused (exit 4). With --wait it exits 0 when the run completes and 1
+    when it fails or is cancelled.
+    """
+    client = api(ctx)
+    started = client.post(f"/api/pipelines/{pipeline_id}/retry")
+    _started(client, started, wait=wait, as_json=as_json, interval=interval, timeout=timeout)
+
+
+@command("watch")
+def watch_(
+    ctx: typer.Context,
+    pipeline_id: PipelineId,
+    timeout: TimeoutOption = None,
+    interval: IntervalOption = 0.5,
+    as_json: JsonOption = False,
+) -> None:
+    """Follow a pipeline's latest run live until it ends.
+
+    Exits 0 when the run completes and 1 when it fails or is cancelled.
+    """
+    client = api(ctx)
+    pipeline = client.get(f"/api/pipelines/{pipeline_id}")
+    if pipeline["latest_run"] is None:
+        raise CliError(
+            f"pipeline {pipeline_id} has not run yet; start it with `pipeline trigger {pipeline_id}`",
+            ExitCode.REFUSED,
+        )
+    run_id = pipeline["latest_run"]["id"]
+    watch.finish(client, pipeline_id, run_id, as_json=as_json, interval=interval, timeout=timeout)
+
+
+Status = Literal["created", "pending", "running", "completed", "failed", "cancelled"]
+
+
+@command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[
+        Status | None, typer.Option(help="Only pipelines whose latest run has this status.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Pipelines per page.", min=1, max=100)] = 20,
+    page: Annotated[int, typer.Option(help="Which page, newest first.", min=1)] = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Pipelines, newest first, with their latest run's status."""
+    params: dict[str, Any] = {"page": page, "page_size": limit}
+    if status:
+        params["status"] = status
+    body = api(ctx).get("/api/pipelines", **params)
+    if as_json:
+        print_json(body)
+        return
+    console = stdout()
+    items = body["items"]
+    if not items:
+        if status:
+            console.print(f"no pipelines whose latest run is {status}")
+        elif page > 1:
+            console.print(f"no pipelines on page {page}; there are {body['total']}")
+        else:
+            console.print("no pipelines yet; create one with: pipeline run --records 1000 --wait")
+        return
+    console.print(render.pipelines_table(items))
+    shown = (page - 1) * limit + len(items)
+    more = f"; next: --page {page + 1}" if shown < body["total"] else ""
+    console.print(f"{len(items)} of {body['total']} pipeline(s), newest first{more}")
+
+
+@command()
+def show(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
+    """A pipeline: its latest run's stages, then every run (newest first)."""
+    client = api(ctx)
+    pipeline = client.get(f"/api/pipelines/{pipeline_id}")
+    runs = client.get(f"/api/pipelines/{pipeline_id}/runs", page_size=watch.PAGE_SIZE)
+    if as_json:
+        print_json({"pipeline": pipeline, "runs": runs["items"]})
+        return
+    console = stdout()
+    title = Text(f"pipeline {pipeline['id']} “{pipeline['name']}” · ", style="bold")
+    title.append_text(render.status(pipeline["status"]))
+    console.print(title)
+    source = (
+        f"{pipeline['input_path']} ({pipeline['input_format']})"
+        if pipeline["input_path"]
+        else "generated"
+    )
+    console.print(
+        f"  records   {render.count(pipeline['record_count'])} ({source})", soft_wrap=True
+    )
+    if pipeline["description"]:
+        console.print(f"  about     {pipeline['description']}", soft_wrap=True)
+    console.print(f"  created   {render.timestamp(pipeline['created_at'])} UTC")
+    run = pipeline["latest_run"]
+    if run is None:
+        console.print("  not run yet")
+        return
+    now = datetime.now(UTC)
+    console.print(Text("  latest    ").append_text(render.run_summary(run, now)))
+    if run["prefect_flow_run_url"]:
+        console.print(f"  Prefect   {run['prefect_flow_run_url']}", soft_wrap=True)
+    if run["output_file"]:
+        console.print(f"  output    {run['output_file']}", soft_wrap=True)
+    if run["error"]:
+        console.print(Text(f"  error     {run['error']}", style="red"), soft_wrap=True)
+    console.print(render.stages_table(run, now=now))
+    console.print(f"runs ({runs['total']}, newest first)")
+    console.print(render.runs_table(runs["items"]))

@@ -1,0 +1,151 @@
+"""Commands that operate the service: logs, cancel, doctor, up."""
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from app.cli import render
+from app.cli.base import (
+    IntervalOption,
+    JsonOption,
+    PipelineId,
+    api,
+    command,
+    print_json,
+    stderr,
+    stdout,
+)
+from app.cli.client import CliError, ExitCode
+
+MAX_LOG_LINES = 200  # what GET /api/pipelines/{id}/logs returns at most
+FOLLOW_GRACE_SECONDS = 3.0
+
+
+@command()
+def logs(
+    ctx: typer.Context,
+    pipeline_id: PipelineId,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
+    ] = False,
+    interval: IntervalOption = 1.0,
+    as_json: JsonOption = False,
+) -> None:
+    """The latest run's log lines, as its flow run sent them to Prefect.
+
+    --follow keeps printing new lines until the run ends; --json prints JSON Lines.
+    """
+    client = api(ctx)
+    console = stdout()
+    seen = 0
+    last_new = datetime.now(UTC)
+    while True:
+        lines = client.get(f"/api/pipelines/{pipeline_id}/logs", limit=MAX_LOG_LINES)
+        for line in lines[seen:]:
+            if as_json:
+                typer.echo(json.dumps(line, ensure_ascii=False))
+            else:
+                console.print(render.log_line(line), soft_wrap=True)
+        if len(lines) > seen:
+            seen, last_new = len(lines), datetime.now(UTC)
+        if not follow:
+            break
+        if seen >= MAX_LOG_LINES:
+            stderr().print(
+                f"(the API returns the first {MAX_LOG_LINES} lines; the Prefect UI has the rest: "
+                f"pipeline show {pipeline_id} links the flow run)"
+            )
+            break
+        if _settled(client.get(f"/api/pipelines/{pipeline_id}")["latest_run"], last_new):
+            break
+        time.sleep(interval)
+    if seen == 0 and not as_json:
+        stderr().print(f"no log lines for pipeline {pipeline_id} yet")
+
+
+def _settled(run: dict[str, Any] | None, last_new: datetime) -> bool:
+    """No run, or a run that ended and has sent no new line for a few seconds: Prefect receives
+    a flow run's last lines a moment after it ends."""
+    if run is None:
+        return True
+    if run["status"] not in render.FINAL:
+        return False
+    ended = render.parse_time(run["completed_at"]) or last_new
+    quiet = datetime.now(UTC) - max(ended, last_new)
+    return quiet.total_seconds() >= FOLLOW_GRACE_SECONDS
+
+
+@command()
+def cancel(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
+    """Cancel a pipeline's pending or running run.
+
+    A finished run cannot be cancelled (exit 4); cancelling a cancelled run again is fine.
+    """
+    run = api(ctx).post(f"/api/pipelines/{pipeline_id}/cancel")
+    if as_json:
+        print_json(run)
+        return
+    stdout().print(f"run {run['id']} of pipeline {pipeline_id} {run['status']}")
+
+
+@command()
+def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Check the service is ready to run pipelines; each failed check says its fix.
+
+    The API's GET /ready: database, migrations, Prefect, pool, live worker, deployment, stranded
+    runs. Exits 1 when any check fails.
+    """
+    body = api(ctx).get("/ready", ok={503})
+    if as_json:
+        print_json(body)
+    else:
+        console = stdout()
+        for check in body["checks"]:
+            mark = Text("ok  ", style="green") if check["ok"] else Text("FAIL", style="bold red")
+            console.print(
+                mark.append(f"  {check['name']:<14} {check['detail']}", style=""), soft_wrap=True
+            )
+            if check["fix"]:
+                console.print(f"      {'':<14} fix: {check['fix']}", soft_wrap=True)
+        failed = sum(not check["ok"] for check in body["checks"])
+        console.print("ready" if body["ready"] else f"not ready: {failed} check(s) failed")
+    if not body["ready"]:
+        raise typer.Exit(ExitCode.RUN_FAILED)
+
+
+@command()
+def up(
+    workers: Annotated[int, typer.Option(help="Prefect workers to start.", min=1)] = 1,
+    worker_limit: Annotated[int, typer.Option(help="Flow runs at once per worker.", min=1)] = 4,
+    prefect_port: Annotated[int, typer.Option(help="The Prefect server's port.")] = 4200,
+    api_port: Annotated[int, typer.Option(help="The API's port.")] = 8000,
+    log_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the processes' logs go.", show_default="var/log"),
+    ] = None,
+) -> None:
+    """Start the local stack as `make up` does; Ctrl-C stops it all.
+
+    Prefect server, migrations, pool and deployment, worker(s) and the API, configured by the
+    same environment variables (DATABASE_URL, PIPELINE_DATA_DIR, PREFECT_HOME, …). Exits 8 when
+    the stack does not start; the message names the log to read.
+    """
+    from app import devstack  # only here: every other command starts faster without it
+
+    argv = [
+        f"--workers={workers}",
+        f"--worker-limit={worker_limit}",
+        f"--prefect-port={prefect_port}",
+        f"--api-port={api_port}",
+    ]
+    if log_dir is not None:
+        argv.append(f"--log-dir={log_dir}")
+    try:
+        devstack.main(argv)
+    except (RuntimeError, TimeoutError) as exc:  # a part did not start; the stack stopped
+        raise CliError(f"the stack did not start: {exc}", ExitCode.STACK_FAILED) from None

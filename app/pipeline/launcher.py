@@ -1,0 +1,70 @@
+"""The command a worker runs for each flow run: hands the run to the worker's warm zygote.
+
+The deployment's job variable `command` is `python -m app.pipeline.launcher`. This process stays
+what Prefect's worker watches (its pid, output and exit code) while a child forked by the zygote
+(app/pipeline/zygote.py) — with Prefect's engine and the pipeline's modules already imported —
+runs the flow. Without a zygote (PIPELINE_ZYGOTE_SOCKET unset or not answering) it becomes
+Prefect's own `python -m prefect.engine`, so a run never depends on the warm path.
+
+Kept to the standard library on purpose: it starts in a few milliseconds.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+from typing import NoReturn
+
+SOCKET_ENV = "PIPELINE_ZYGOTE_SOCKET"
+MAX_MESSAGE = 1 << 20
+
+
+def _cold_start(reason: str) -> NoReturn:
+    print(f"warm start unavailable ({reason}); starting the flow run cold", file=sys.stderr)
+    os.execv(sys.executable, [sys.executable, "-m", "prefect.engine", *sys.argv[1:]])
+
+
+def _forward(child: int) -> None:
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+
+
+def main() -> int:
+    # a session of its own, as Prefect gives a flow run: a signal to this group reaches only the run
+    if os.getsid(0) != os.getpid():
+        os.setsid()
+    path = os.environ.get(SOCKET_ENV)
+    if not path:
+        _cold_start(f"{SOCKET_ENV} is not set")
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        conn.connect(str(path))
+    except OSError as exc:
+        _cold_start(f"no zygote at {path}: {exc}")
+    request = {"env": dict(os.environ), "cwd": os.getcwd(), "argv": sys.argv}
+    socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
+    child = 0
+    while True:
+        try:
+            message = conn.recv(MAX_MESSAGE)
+        except InterruptedError:
+            continue
+        if not message:
+            print("the zygote went away before the flow run finished", file=sys.stderr)
+            return 1
+        kind, _, value = message.decode().partition(" ")
+        if kind == "pid":
+            child = int(value)
+            _forward(child)
+        elif kind == "exit":
+            return int(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

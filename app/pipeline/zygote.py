@@ -1,0 +1,212 @@
+"""A worker's warm start: imports Prefect's engine and the pipeline once, then forks a flow run.
+
+A flow-run process spends ~3 s importing Prefect's engine, Polars and the pipeline before it
+does any work. The zygote pays that once: it imports everything, opens a Unix socket and waits.
+For each flow run the worker starts `python -m app.pipeline.launcher`, which sends its
+environment, working directory and stdio here; the zygote forks, and the child — already warm —
+takes the launcher's environment and runs Prefect's own engine entry point (`prefect.engine`).
+The zygote reports the child's exit code back to the launcher, kills the child when the launcher
+is killed, and exits when the worker that started it is gone.
+
+It runs no threads and no event loop of its own, so forking it is safe.
+"""
+
+import contextlib
+import ctypes
+import importlib
+import json
+import os
+import runpy
+import selectors
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.pipeline.launcher import MAX_MESSAGE, SOCKET_ENV
+
+PRELOAD = (
+    "prefect.engine",
+    "prefect.flow_engine",
+    "prefect._internal.metrics",
+    "prefect.deployments.steps.core",
+    "prefect.deployments.steps.pull",
+    "app.pipeline.work",
+    "app.pipeline.status",
+    "app.pipeline.inputs",
+    "app.pipeline.store",
+    "app.observability",
+)
+PR_SET_PDEATHSIG = 1
+PARENT_CHECK_SECONDS = 1.0
+
+
+def preload() -> None:
+    """Import what every flow run imports, so a forked child starts warm."""
+    for module in PRELOAD:
+        importlib.import_module(module)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux; elsewhere a no-op)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class Zygote:
+    """The accept/fork/reap loop: one connection per launcher, one child per connection."""
+
+    path: str
+    parent: int = field(default_factory=os.getppid)
+    children: dict[int, socket.socket] = field(default_factory=dict)
+    selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector)
+
+    def serve(self) -> Callable[[], int] | None:
+        """Serve until the parent is gone (returns None); in a forked child, return its job."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener.bind(self.path)
+        listener.listen(64)
+        wakeup_read, wakeup_write = os.pipe()
+        os.set_blocking(wakeup_write, False)
+        signal.set_wakeup_fd(wakeup_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes the loop
+        selector = self.selector
+        selector.register(listener, selectors.EVENT_READ, "accept")
+        selector.register(wakeup_read, selectors.EVENT_READ, "reap")
+        print(f"zygote {os.getpid()}: warm, listening on {self.path}", flush=True)
+        try:
+            while os.getppid() == self.parent:
+                for key, _ in selector.select(PARENT_CHECK_SECONDS):
+                    if key.data == "accept":
+                        job = self._accept(listener)
+                        if job is not None:  # the forked child: leave the loop and run
+                            selector.close()
+                            listener.close()
+                            os.close(wakeup_read)
+                            os.close(wakeup_write)
+                            return job
+                    elif key.data == "reap":
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(wakeup_read, 4096)
+                        self._reap()
+                    else:  # a launcher hung up before its run ended: it was killed
+                        self._hang_up(key.fileobj)  # type: ignore[arg-type]
+            return None
+        finally:
+            if listener.fileno() != -1:  # the zygote itself, not a child that left the loop
+                listener.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+
+    def _accept(self, listener: socket.socket) -> Callable[[], int] | None:
+        conn, _ = listener.accept()
+        try:
+            message, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 3)
+            request = json.loads(message)
+        except (OSError, ValueError) as exc:
+            print(f"zygote: unreadable request: {exc}", file=sys.stderr, flush=True)
+            conn.close()
+            return None
+        pid = os.fork()
+        if pid == 0:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _die_with_parent()
+            for child_conn in self.children.values():
+                child_conn.close()
+            conn.close()
+            return lambda: run_flow_run(fds, request)
+        for fd in fds:
+            os.close(fd)
+        self.children[pid] = conn
+        self.selector.register(conn, selectors.EVENT_READ, pid)
+        conn.send(f"pid {pid}".encode())
+        return None
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            print(
+                f"zygote: flow-run process {pid} exited {code} "
+                f"(cpu {usage.ru_utime + usage.ru_stime:.2f} s, max rss {usage.ru_maxrss // 1024} MB)",
+                flush=True,
+            )
+            with contextlib.suppress(OSError):
+                conn.send(f"exit {code if code >= 0 else 128 - code}".encode())
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(conn)
+            conn.close()
+
+    def _hang_up(self, conn: socket.socket) -> None:
+        try:
+            pid = self.selector.get_key(conn).data
+        except (KeyError, ValueError):  # already reaped and closed earlier in this round
+            return
+        self.selector.unregister(conn)
+        with contextlib.suppress(OSError):
+            if conn.recv(MAX_MESSAGE):
+                return  # launchers never write after their request; ignore stray data
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def run_flow_run(fds: list[int], request: dict[str, object]) -> int:
+    """In the forked child: become the launcher's process in all but pid, then run the engine."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    env = request["env"]
+    assert isinstance(env, dict)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(str(request["cwd"]))
+    argv = request["argv"]
+    assert isinstance(argv, list)
+    sys.argv = [str(arg) for arg in argv]
+    _refresh_settings()
+    sys.modules.pop("prefect.engine", None)  # run as __main__, as `python -m prefect.engine` does
+    try:
+        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
+def _refresh_settings() -> None:
+    """Settings read at import saw the zygote's environment; read them again from the run's."""
+    import prefect.context
+    import prefect.logging.configuration
+
+    from app.config import get_settings
+
+    prefect.context.refresh_global_settings_context()
+    prefect.logging.configuration.setup_logging(incremental=False)
+    get_settings.cache_clear()
+
+
+def main() -> int:
+    path = os.environ.get(SOCKET_ENV)
+    if not path:
+        print(f"zygote: {SOCKET_ENV} is not set", file=sys.stderr)
+        return 2
+    _die_with_parent()
+    preload()
+    job = Zygote(path).serve()
+    return job() if job is not None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The dashboard's pages: the pipelines list with the create form, and a pipeline's live page.
+
+Routes stay thin: they read through app.service, as the JSON API does, and render templates.
+Everything the pages change (create, trigger, cancel, retry) goes through the JSON API from the
+browser, so its validation, API keys and idempotency apply unchanged.
+"""
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.templating import Jinja2Templates
+
+from app import display, service
+from app.api import auth
+from app.api.deps import SessionDep
+from app.api.schemas import PipelineOut, PipelineStatus
+from app.config import get_settings
+from app.web import view
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+PAGE_SIZE = 20
+STATUSES: dict[str, PipelineStatus] = {status: status for status in get_args(PipelineStatus)}
+HEADERS = {
+    # every script and stylesheet is served from /static: nothing else may load
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.trim_blocks = templates.env.lstrip_blocks = True
+templates.env.filters.update(duration=display.duration, count=view.count, when=view.when)
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+
+
+async def _reads_open(
+    x_api_key: auth.XApiKey = None,
+    authorization: auth.AuthorizationHeader = None,
+    cookie_key: auth.ApiKeyCookie = None,
+) -> bool:
+    """The API's own read rule (API_KEYS_FOR_READS), answered instead of raised."""
+    try:
+        await auth.require_read_key(x_api_key, authorization, cookie_key)
+    except HTTPException:
+        return False
+    return True
+
+
+ReadsOpen = Annotated[bool, Depends(_reads_open)]
+
+
+def _render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    settings = get_settings()
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "keys_configured": bool(settings.api_keys),
+            "key_cookie": auth.API_KEY_COOKIE,
+            **context,
+        },
+        status_code=status_code,
+        headers=HEADERS,
+    )
+
+
+def _key_required(request: Request) -> HTMLResponse:
+    return _render(request, "key_required.html", {}, status_code=401)
+
+
+async def _pipeline(session: SessionDep, pipeline_id: str) -> PipelineOut | None:
+    """The pipeline as the JSON API shows it, or None for an unknown or malformed id."""
+    if not re.fullmatch(r"[0-9]{1,10}", pipeline_id) or not 1 <= int(pipeline_id) < 2**31:
+        return None
+    pipeline = await service.get_pipeline(session=session, pipeline_id=int(pipeline_id))
+    if pipeline is None:
+        return None
+    run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
+    return service.pipeline_out(pipeline, run)
+
+
+def _progress(pipeline: PipelineOut) -> dict[str, Any]:
+    run = pipeline.latest_run
+    return {
+        "pipeline": pipeline,
+        "run": run,
+        "stages": view.stage_rows(run) if run else [],
+        "downloads": view.downloads(pipeline),
+        "progress_line": view.progress_line(pipeline),
+    }
+
+
+@router.get("/")
+async def pipelines_page(
+    request: Request,
+    session: SessionDep,
+    reads_open: ReadsOpen,
+    status: str = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    """Pipelines, newest first, filtered by status and paged; the create-and-run form."""
+    if not reads_open:
+        return _key_required(request)
+    wanted = STATUSES.get(status)
+    rows, total = await service.list_pipelines(
+        session=session, status=wanted, page=page, page_size=PAGE_SIZE
+    )
+    return _render(
+        request,
+        "pipelines.html",
+        {
+            "pipelines": [service.pipeline_out(pipeline, run) for pipeline, run in rows],
+            "total": total,
+            "page": page,
+            "pages": max(1, math.ceil(total / PAGE_SIZE)),
+            "status": wanted,
+            "unknown_status": status if status and wanted is None else None,
+            "statuses": list(STATUSES),
+            "max_record_count": get_settings().max_record_count,
+        },
+    )
+
+
+@router.get("/pipelines/{pipeline_id}")
+async def pipeline_page(
+    request: Request, session: SessionDep, reads_open: ReadsOpen, pipeline_id: str
+) -> HTMLResponse:
+    """A pipeline's latest run, live: stages, logs, actions and downloads."""
+    if not reads_open:
+        return _key_required(request)
+    pipeline = await _pipeline(session, pipeline_id)
+    if pipeline is None:
+        return _render(request, "not_found.html", {"pipeline_id": pipeline_id}, status_code=404)
+    return _render(request, "pipeline.html", _progress(pipeline))
+
+
+@router.get("/pipelines/{pipeline_id}/progress", response_model=None)
+async def progress_fragment(
+    request: Request, session: SessionDep, reads_open: ReadsOpen, pipeline_id: str
+) -> HTMLResponse | PlainTextResponse:
+    """The progress region of the pipeline page alone: what the page polls (errors as text)."""
+    if not reads_open:
+        return PlainTextResponse(
+            "reading needs an API key: enter it under 'API key'", status_code=401, headers=HEADERS
+        )
+    pipeline = await _pipeline(session, pipeline_id)
+    if pipeline is None:
+        return PlainTextResponse(f"pipeline {pipeline_id} not found", 404, headers=HEADERS)
+    return _render(request, "_progress.html", _progress(pipeline))

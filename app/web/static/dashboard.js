@@ -1,0 +1,161 @@
+// The dashboard's shared script: the API key, calls to the JSON API, the create-and-run form.
+"use strict";
+
+const Dashboard = (() => {
+  const cookieName = () => document.body.dataset.keyCookie || "pipeline_api_key";
+
+  function apiKey() {
+    const prefix = cookieName() + "=";
+    const found = document.cookie.split("; ").find((part) => part.startsWith(prefix));
+    return found ? decodeURIComponent(found.slice(prefix.length)) : "";
+  }
+
+  function saveKey(key) {
+    // a session cookie: no expiry, so the browser drops it when it closes
+    const value = key ? encodeURIComponent(key) : "";
+    const expiry = key ? "" : "; max-age=0";
+    document.cookie = `${cookieName()}=${value}; path=/; SameSite=Strict${expiry}`;
+  }
+
+  /** fetch() against the JSON API, with the stored key as X-API-Key. */
+  function api(path, options = {}) {
+    const headers = new Headers(options.headers || {});
+    const key = apiKey();
+    if (key) headers.set("X-API-Key", key);
+    return fetch(path, { ...options, headers, credentials: "same-origin" });
+  }
+
+  /** The message of an error response: the API's `message`, else its `detail`. */
+  async function errorText(response) {
+    try {
+      const body = await response.json();
+      if (typeof body.message === "string") return body.message;
+      if (typeof body.detail === "string") return body.detail;
+    } catch (_) {
+      /* not JSON */
+    }
+    return `${response.status} ${response.statusText}`;
+  }
+
+  /** Open the API key panel and put the keyboard there (after a 401). */
+  function askForKey() {
+    const panel = document.getElementById("api-key-panel");
+    if (panel) {
+      panel.open = true;
+      document.getElementById("api-key").focus();
+    }
+  }
+
+  function setupKeyForm() {
+    const form = document.getElementById("api-key-form");
+    if (!form) return;
+    const input = document.getElementById("api-key");
+    const status = document.getElementById("api-key-status");
+    status.textContent = apiKey() ? "A key is saved for this session." : "No key saved.";
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      saveKey(input.value.trim());
+      input.value = "";
+      status.textContent = apiKey() ? "Key saved for this session." : "No key saved.";
+      if (document.body.dataset.reloadOnKey !== undefined) location.reload();
+    });
+    document.getElementById("api-key-forget").addEventListener("click", () => {
+      saveKey("");
+      status.textContent = "Key forgotten.";
+    });
+  }
+
+  // The create-and-run form: JSON for generated records, multipart when a file is chosen. The
+  // API validates; its 422 details are shown next to their fields.
+  function setupCreateForm() {
+    const form = document.getElementById("create-form");
+    if (!form) return;
+    const fields = ["name", "record_count", "file", "format"];
+    const formError = document.getElementById("form-error");
+    const submit = document.getElementById("create-submit");
+
+    function clearErrors() {
+      formError.textContent = "";
+      for (const name of fields) {
+        document.getElementById(`${name}-error`).textContent = "";
+        document.getElementById(name).removeAttribute("aria-invalid");
+      }
+    }
+
+    function showFieldErrors(detail) {
+      let first = null;
+      const unplaced = [];
+      for (const problem of detail) {
+        const loc = problem.loc || [];
+        const field = loc[0] === "body" ? loc[1] : loc[0];
+        const message = String(problem.msg).replace(/^Value error, /, "");
+        const slot = fields.includes(field) ? document.getElementById(`${field}-error`) : null;
+        if (!slot) {
+          unplaced.push(`${field || "body"}: ${message}`);
+          continue;
+        }
+        slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
+        document.getElementById(field).setAttribute("aria-invalid", "true");
+        first = first || document.getElementById(field);
+      }
+      formError.textContent = unplaced.length
+        ? unplaced.join("; ")
+        : "The pipeline was not created: see the message by each field above.";
+      if (first) first.focus();
+    }
+
+    function request() {
+      const file = document.getElementById("file").files[0];
+      const name = document.getElementById("name").value;
+      if (file) {
+        const body = new FormData();
+        body.set("name", name);
+        body.set("trigger", "true");
+        const format = document.getElementById("format").value;
+        if (format) body.set("format", format);
+        body.set("file", file);
+        return api("/api/pipelines", { method: "POST", body });
+      }
+      const record_count = document.getElementById("record_count").value;
+      return api("/api/pipelines", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name, record_count, trigger: true }),
+      });
+    }
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors();
+      submit.disabled = true;
+      try {
+        const response = await request();
+        if (response.ok) {
+          const pipeline = await response.json();
+          location.assign(`/pipelines/${pipeline.id}`);
+          return;
+        }
+        if (response.status === 422) {
+          const body = await response.json();
+          showFieldErrors(body.detail || []);
+        } else if (response.status === 413) {
+          showFieldErrors([{ loc: ["body", "file"], msg: await errorText(response) }]);
+        } else {
+          formError.textContent = await errorText(response);
+          if (response.status === 401) askForKey();
+        }
+      } catch (error) {
+        formError.textContent = `The API did not answer (${error.message}); is it running?`;
+      } finally {
+        submit.disabled = false;
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    setupKeyForm();
+    setupCreateForm();
+  });
+
+  return { api, errorText, askForKey };
+})();

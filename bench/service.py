@@ -1,0 +1,348 @@
+"""`make bench`: this service against its anchors, each pair measured side by side in one run.
+
+1. trigger→completed latency (1,000 records): HTTP POST → our status `completed`, against a bare
+   Prefect deployment of five empty tasks run with `run_deployment` on the same server and
+   workers — once as Prefect starts it (the anchor) and once through our warm launcher;
+2. API read throughput: `GET /api/pipelines/{id}` against a bare FastAPI endpoint returning the
+   same JSON from memory, both under the same uvicorn settings, 64 connections;
+3. a burst of triggers at once on 2 workers against the makespan their limits allow.
+
+The stack is the production topology as processes: PostgreSQL, the Prefect server, 2 workers
+(limit 4 each), the API. Results go to bench/results/bench.json and latency.png; the last line
+printed is the summary. `--smoke` runs a few of each, for CI.
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.config import PROJECT_ROOT
+from app.devstack import Stack
+from bench.load import LoadResult, run_load
+from bench.stack import free_port, start_stack
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+WORKERS = 2
+FINAL = ("completed", "failed", "cancelled")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def describe(values: list[float]) -> dict[str, float]:
+    return {
+        "runs": len(values),
+        "median_s": round(statistics.median(values), 3),
+        "p95_s": round(percentile(values, 95), 3),
+        "min_s": round(min(values), 3),
+        "max_s": round(max(values), 3),
+    }
+
+
+# 1. latency ------------------------------------------------------------------------------------
+
+
+def trigger_and_wait(api: httpx.Client, name: str) -> tuple[int, float]:
+    """POST a 1,000-record pipeline with trigger, poll until final; (id, seconds)."""
+    started = time.monotonic()
+    created = api.post("/api/pipelines", json={"name": name, "record_count": 1000, "trigger": True})
+    created.raise_for_status()
+    pipeline_id = int(created.json()["id"])
+    while True:
+        body = api.get(f"/api/pipelines/{pipeline_id}").json()
+        if body["status"] in FINAL:
+            break
+        time.sleep(0.1)
+    elapsed = time.monotonic() - started
+    if body["status"] != "completed":
+        raise RuntimeError(f"pipeline {pipeline_id} ended {body['status']}")
+    return pipeline_id, elapsed
+
+
+def deploy_anchors(stack: Stack) -> None:
+    """Register the bare flow twice: as Prefect starts it, and through the warm launcher."""
+    subprocess.run(
+        [sys.executable, "-m", "bench.anchor_deploy"],
+        cwd=PROJECT_ROOT,
+        env=stack.process_env(),
+        check=True,
+        capture_output=True,
+    )
+
+
+def run_anchor(deployment: str) -> float:
+    from prefect.deployments import run_deployment
+
+    started = time.monotonic()
+    flow_run = run_deployment(deployment, timeout=None, poll_interval=0.1, as_subflow=False)
+    elapsed = time.monotonic() - started
+    if flow_run.state is None or not flow_run.state.is_completed():
+        raise RuntimeError(f"{deployment} ended {flow_run.state}")
+    return elapsed
+
+
+def measure_latency(stack: Stack, runs: int) -> tuple[dict[str, list[float]], int]:
+    kinds = ("service", "anchor", "anchor_warm")
+    samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+    last_id = 0
+    with httpx.Client(base_url=stack.api_url, timeout=60) as api:
+
+        def once(kind: str) -> float:
+            nonlocal last_id
+            if kind == "service":
+                last_id, elapsed = trigger_and_wait(api, "bench-latency")
+                return elapsed
+            name = "bare-anchor" if kind == "anchor" else "bare-anchor-warm"
+            return run_anchor(f"Bare Pipeline/{name}")
+
+        for kind in kinds:  # warm-up: first imports, caches, deployment lookups
+            once(kind)
+        for round_ in range(runs):
+            order = kinds if round_ % 2 == 0 else tuple(reversed(kinds))
+            for kind in order:
+                samples[kind].append(once(kind))
+            print(
+                f"  latency round {round_ + 1:>2}: "
+                + "  ".join(f"{k} {samples[k][-1]:5.2f} s" for k in kinds),
+                flush=True,
+            )
+    return samples, last_id
+
+
+# 2. API throughput -----------------------------------------------------------------------------
+
+
+def serve_bare(body: dict[str, Any], root: Path, exits: ExitStack) -> int:
+    """The bare endpoint under the same uvicorn settings as the stack's API."""
+    body_file = root / "body.json"
+    body_file.write_text(json.dumps(body))
+    port = free_port()
+    log = exits.enter_context((root / "bare-api.log").open("wb"))
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "bench.bare_api:app"),
+            *("--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "BENCH_BODY_FILE": str(body_file)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    exits.callback(process.wait, 10)
+    exits.callback(process.terminate)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/pipelines/1", timeout=2).json() == body:
+                return port
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the bare API did not start; see {root / 'bare-api.log'}")
+
+
+def measure_api(
+    stack: Stack, pipeline_id: int, root: Path, exits: ExitStack, requests: int
+) -> dict[str, dict[str, float]]:
+    path = f"/api/pipelines/{pipeline_id}"
+    body = httpx.get(f"{stack.api_url}{path}").json()
+    ports = {"service": stack.api_port, "bare": serve_bare(body, root, exits)}
+    results: dict[str, list[LoadResult]] = {"service": [], "bare": []}
+    for port in ports.values():  # warm-up
+        asyncio.run(run_load(port, path, connections=64, requests=500, max_seconds=30))
+    for round_ in range(2):
+        for target in ("bare", "service") if round_ == 0 else ("service", "bare"):
+            result = asyncio.run(
+                run_load(ports[target], path, connections=64, requests=requests, max_seconds=60)
+            )
+            if result.errors:
+                raise RuntimeError(f"{target}: {result.errors} responses were not 200")
+            results[target].append(result)
+            print(
+                f"  api round {round_ + 1} {target:>7}: {result.requests_per_second:7.0f} req/s, "
+                f"p99 {result.percentile(99):6.1f} ms",
+                flush=True,
+            )
+    return {
+        target: LoadResult(
+            sum(r.requests for r in runs),
+            0,
+            sum(r.seconds for r in runs),
+            [ms for r in runs for ms in r.latencies_ms],
+        ).summary()
+        for target, runs in results.items()
+    }
+
+
+# 3. burst --------------------------------------------------------------------------------------
+
+
+async def burst(stack: Stack, triggers: int, clients: int) -> tuple[float, dict[str, int]]:
+    """`triggers` create-and-trigger requests from `clients` clients; makespan to the last final."""
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as api:
+        queue = list(range(triggers))
+        ids: list[int] = []
+
+        async def client() -> None:
+            while queue:
+                number = queue.pop()
+                response = await api.post(
+                    "/api/pipelines",
+                    json={"name": f"burst-{number}", "record_count": 1000, "trigger": True},
+                )
+                response.raise_for_status()
+                ids.append(int(response.json()["id"]))
+
+        started = time.monotonic()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        pending = set(ids)
+        statuses: dict[str, int] = {}
+        while pending:
+            await asyncio.sleep(0.25)
+            bodies = await asyncio.gather(*(api.get(f"/api/pipelines/{i}") for i in pending))
+            for pipeline_id, response in zip(list(pending), bodies, strict=True):
+                status = response.json()["status"]
+                if status in FINAL:
+                    pending.discard(pipeline_id)
+                    statuses[status] = statuses.get(status, 0) + 1
+            if time.monotonic() - started > 1800:
+                raise RuntimeError(f"burst: {len(pending)} runs not final after 30 min")
+        return time.monotonic() - started, statuses
+
+
+ZYGOTE_EXIT = re.compile(r"zygote: flow-run process \d+ exited -?\d+ \(cpu ([0-9.]+) s")
+
+
+def flow_run_cpu(stack: Stack) -> list[float]:
+    """CPU seconds of every flow-run process the workers' zygotes have reaped so far."""
+    return [
+        float(cpu)
+        for log in sorted(stack.log_dir.glob("worker-*.log"))
+        for cpu in ZYGOTE_EXIT.findall(log.read_text(errors="replace"))
+    ]
+
+
+# report ----------------------------------------------------------------------------------------
+
+
+def chart(samples: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {
+        "service": "this service\n(HTTP POST → completed)",
+        "anchor_warm": "bare Prefect, 5 empty tasks\n(through our warm launcher)",
+        "anchor": "bare Prefect, 5 empty tasks\n(Prefect's own start)",
+    }
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    axis.boxplot(
+        [samples[k] for k in labels], orientation="horizontal", tick_labels=list(labels.values())
+    )
+    for row, kind in enumerate(labels, start=1):
+        axis.scatter(samples[kind], [row] * len(samples[kind]), s=10, alpha=0.6)
+    axis.set_xlabel("trigger → completed, seconds (1,000 records)")
+    axis.set_title(f"Trigger latency, {len(samples['service'])} runs each, same server and workers")
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{platform.system()} {platform.machine()}, {cpus} cores, {memory_gib:.0f} GiB, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20, help="latency runs of each kind")
+    parser.add_argument("--api-requests", type=int, default=20_000, help="requests per API round")
+    parser.add_argument("--burst", type=int, default=100, help="triggers in the burst")
+    parser.add_argument("--smoke", action="store_true", help="a few of each (CI)")
+    parser.add_argument("--output", type=Path, default=RESULTS / "bench.json")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.runs, args.api_requests, args.burst = 2, 1000, 8
+
+    root = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    with ExitStack() as exits:
+        print(f"starting PostgreSQL, the Prefect server, {WORKERS} workers and the API …")
+        stack = start_stack(root / "stack", {}, exits, workers=WORKERS, postgres=True)
+        os.environ["PREFECT_API_URL"] = stack.prefect_api_url
+        deploy_anchors(stack)
+        print(f"1. trigger→completed latency, {args.runs} runs each")
+        samples, pipeline_id = measure_latency(stack, args.runs)
+        print(f"2. API read throughput, 64 connections, 2 x {args.api_requests} requests each")
+        api = measure_api(stack, pipeline_id, root, exits, args.api_requests)
+        print(
+            f"3. a burst of {args.burst} triggers, {WORKERS} workers x limit {stack.worker_limit}"
+        )
+        cpu_before = len(flow_run_cpu(stack))
+        makespan, statuses = asyncio.run(burst(stack, args.burst, clients=20))
+        time.sleep(2)  # the last processes exit a moment after their runs are final
+        burst_cpu = flow_run_cpu(stack)[cpu_before:]
+
+    latency = {kind: describe(values) for kind, values in samples.items()}
+    single_run_s = latency["service"]["median_s"]
+    waves = math.ceil(args.burst / (WORKERS * stack.worker_limit))
+    theoretical = waves * single_run_s
+    report = {
+        "machine": machine(),
+        "topology": f"PostgreSQL, Prefect server, {WORKERS} workers (limit {stack.worker_limit}), API",
+        "latency": latency,
+        "latency_samples_s": {k: [round(v, 3) for v in vs] for k, vs in samples.items()},
+        "latency_ratio": round(single_run_s / latency["anchor"]["median_s"], 3),
+        "latency_ratio_same_launcher": round(single_run_s / latency["anchor_warm"]["median_s"], 3),
+        "api": api,
+        "api_ratio": round(
+            api["service"]["requests_per_second"] / api["bare"]["requests_per_second"], 3
+        ),
+        "burst": {
+            "triggers": args.burst,
+            "statuses": statuses,
+            "makespan_s": round(makespan, 2),
+            "theoretical_s": round(theoretical, 2),
+            "waves": waves,
+            "single_run_s": single_run_s,
+            "flow_run_cpu_s_median": round(statistics.median(burst_cpu), 3) if burst_cpu else None,
+            "cpu_bound_makespan_s": round(sum(burst_cpu) / (os.cpu_count() or 1), 2),
+        },
+        "burst_ratio": round(makespan / theoretical, 3),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    chart(samples, args.output.with_name("latency.png"))
+    print(f"\nwritten to {args.output} and {args.output.with_name('latency.png')}")
+    if statuses.get("completed", 0) != args.burst:
+        raise SystemExit(f"burst: not every run completed: {statuses}")
+    print(
+        f"bench: latency_ratio={report['latency_ratio']} "
+        f"latency_median_s={single_run_s} api_ratio={report['api_ratio']} "
+        f"api_p99_ms={api['service']['p99_ms']} burst_ratio={report['burst_ratio']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The dashboard's HTML routes: 404s, nothing loaded from elsewhere, and API keys for reads."""
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from tests.conftest import use_settings
+from tests.support.html import parse
+from tests.support.rows import add_pipeline
+
+
+async def test_unknown_pipeline_is_a_404_page(client: httpx.AsyncClient) -> None:
+    for pipeline_id in ("42", "0", "abc", "99999999999"):
+        response = await client.get(f"/pipelines/{pipeline_id}")
+        assert response.status_code == 404, pipeline_id
+        page = parse(response.text)
+        assert page.select("h1")[0].text == "Pipeline not found"
+        assert page.select("p", "notice")[0].text == f"pipeline {pipeline_id} not found"
+    fragment = await client.get("/pipelines/42/progress")
+    assert (fragment.status_code, fragment.text) == (404, "pipeline 42 not found")
+    assert fragment.headers["content-type"] == "text/plain; charset=utf-8"
+    escaped = await client.get("/pipelines/%3Cb%3E")
+    assert (escaped.status_code, "<b>" in escaped.text) == (404, False)
+
+
+async def test_pages_load_nothing_from_elsewhere(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.headers["content-security-policy"] == (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    )
+    page = parse(response.text)
+    assert [e.attrs["src"] for e in page.select("script")] == ["/static/dashboard.js"]
+    assert [e.attrs["href"] for e in page.select("link")] == [
+        "/static/favicon.svg",
+        "/static/dashboard.css",
+    ]
+    for path, media_type in (
+        ("/static/dashboard.js", "text/javascript; charset=utf-8"),
+        ("/static/pipeline.js", "text/javascript; charset=utf-8"),
+        ("/static/dashboard.css", "text/css; charset=utf-8"),
+        ("/static/favicon.svg", "image/svg+xml"),
+    ):
+        asset = await client.get(path)
+        assert (asset.status_code, asset.headers["content-type"]) == (200, media_type)
+        if not path.endswith(".svg"):  # an SVG names its XML namespace with a URL
+            assert "://" not in asset.text, path
+
+
+Configure = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+async def configure(database: str) -> AsyncIterator[Configure]:
+    """Change settings for one test; the environment is restored afterwards."""
+    saved = dict(os.environ)
+    yield use_settings
+    os.environ.clear()
+    os.environ.update(saved)
+    await use_settings()
+
+
+async def test_read_keys_lock_the_pages_until_the_key_cookie_is_sent(
+    client: httpx.AsyncClient, configure: Configure
+) -> None:
+    pipeline_id = await add_pipeline("secret")
+    assert not parse((await client.get("/")).text).has_id("api-key-panel")  # no keys: no field
+
+    await configure(API_KEYS="alpha")
+    open_page = await client.get("/")
+    assert open_page.status_code == 200  # reads stay open; writes need the key
+    assert parse(open_page.text).by_id("api-key").attrs["type"] == "password"
+
+    key = "k;=% é"
+    cookie = {"Cookie": "pipeline_api_key=k%3B%3D%25%20%C3%A9"}  # as the page's script sets it
+    await configure(API_KEYS=f"alpha,{key}", API_KEYS_FOR_READS="true")
+    locked = await client.get("/")
+    assert locked.status_code == 401
+    page = parse(locked.text)
+    assert page.select("h1")[0].text == "An API key is needed"
+    assert "open" in page.by_id("api-key-panel").attrs
+    assert "secret" not in locked.text
+    assert (await client.get(f"/pipelines/{pipeline_id}")).status_code == 401
+    fragment = await client.get(f"/pipelines/{pipeline_id}/progress")
+    assert (fragment.status_code, fragment.text) == (
+        401,
+        "reading needs an API key: enter it under 'API key'",
+    )
+    wrong = await client.get("/", headers={"Cookie": "pipeline_api_key=beta"})
+    assert wrong.status_code == 401
+
+    for path in ("/", f"/pipelines/{pipeline_id}", f"/api/pipelines/{pipeline_id}"):
+        assert (await client.get(path, headers=cookie)).status_code == 200, path
+    assert (await client.get("/", headers={"X-API-Key": "alpha"})).status_code == 200
+    # the cookie is for reads only: a write needs the header, so no other site can forge one
+    write = await client.post(f"/api/pipelines/{pipeline_id}/trigger", headers=cookie)
+    assert write.status_code == 401

@@ -1,0 +1,125 @@
+"""GET /api/pipelines/{id} answers finished pipelines from memory, for a bounded time.
+
+A write by another process is simulated with the database driver itself (sqlite3 / asyncpg), which
+this process's SQLAlchemy engine never sees; the app's own commits clear the cache at once.
+"""
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+
+from app import read_cache
+from app.models import Status
+from tests.conftest import use_settings
+from tests.support.rows import add_pipeline, add_run, done
+
+STAGES = ("generate", "ingest", "process", "transform", "export")
+
+
+@pytest.fixture(autouse=True)
+async def restore_ttl() -> AsyncIterator[None]:
+    """The tests below set PIPELINE_READ_CACHE_SECONDS; the rest of the suite keeps its default."""
+    before = os.environ.get("PIPELINE_READ_CACHE_SECONDS")
+    yield
+    os.environ.pop("PIPELINE_READ_CACHE_SECONDS", None)
+    await use_settings(**({"PIPELINE_READ_CACHE_SECONDS": before} if before else {}))
+
+
+async def rename_elsewhere(database_url: str, pipeline_id: int, name: str) -> None:
+    """Rename a pipeline the way another process would: not through this process's engine."""
+    if database_url.startswith("sqlite"):
+        with sqlite3.connect(database_url.split("///", 1)[1]) as conn:
+            conn.execute("UPDATE pipelines SET name = ? WHERE id = ?", (name, pipeline_id))
+        return
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute("UPDATE pipelines SET name = $1 WHERE id = $2", name, pipeline_id)
+    finally:
+        await conn.close()
+
+
+async def finished_pipeline(name: str) -> int:
+    pipeline_id = await add_pipeline(name)
+    await add_run(pipeline_id, Status.COMPLETED, {s: done(0.5, 10, 10) for s in STAGES})
+    return pipeline_id
+
+
+async def names(client: httpx.AsyncClient, pipeline_id: int) -> str:
+    response = await client.get(f"/api/pipelines/{pipeline_id}")
+    assert response.status_code == 200
+    return str(response.json()["name"])
+
+
+async def test_a_finished_pipeline_is_served_from_memory_until_the_ttl(
+    client: httpx.AsyncClient, database: str
+) -> None:
+    await use_settings(PIPELINE_READ_CACHE_SECONDS="0.5")
+    pipeline_id = await finished_pipeline("before")
+    assert await names(client, pipeline_id) == "before"
+    await rename_elsewhere(database, pipeline_id, "after")
+    assert await names(client, pipeline_id) == "before"  # from memory
+    await asyncio.sleep(0.6)
+    assert await names(client, pipeline_id) == "after"
+
+
+async def test_this_process_commits_clear_it_at_once(client: httpx.AsyncClient) -> None:
+    await use_settings(PIPELINE_READ_CACHE_SECONDS="60")
+    pipeline_id = await finished_pipeline("first")
+    assert await names(client, pipeline_id) == "first"
+    await add_run(pipeline_id, Status.RUNNING, {})  # e.g. a retry through this API
+    body = (await client.get(f"/api/pipelines/{pipeline_id}")).json()
+    assert (body["status"], body["latest_run"]["status"]) == ("running", "running")
+
+
+async def test_a_running_pipeline_is_always_read_from_the_database(
+    client: httpx.AsyncClient, database: str
+) -> None:
+    await use_settings(PIPELINE_READ_CACHE_SECONDS="60")
+    pipeline_id = await add_pipeline("live")
+    await add_run(pipeline_id, Status.RUNNING, {"generate": done(0.5, 10, 10)})
+    assert await names(client, pipeline_id) == "live"
+    await rename_elsewhere(database, pipeline_id, "renamed")
+    assert await names(client, pipeline_id) == "renamed"
+    assert read_cache.get(pipeline_id) is None
+
+
+async def test_zero_turns_it_off(client: httpx.AsyncClient, database: str) -> None:
+    await use_settings(PIPELINE_READ_CACHE_SECONDS="0")
+    pipeline_id = await finished_pipeline("off")
+    assert await names(client, pipeline_id) == "off"
+    await rename_elsewhere(database, pipeline_id, "still off")
+    assert await names(client, pipeline_id) == "still off"
+
+
+async def test_an_unknown_pipeline_is_still_a_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/pipelines/4242")
+    assert (response.status_code, response.json()) == (404, {"detail": "pipeline 4242 not found"})
+
+
+async def test_concurrent_misses_load_once() -> None:
+    loads = 0
+
+    async def load() -> tuple[str, bytes]:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.05)
+        return "completed", b'{"id": 7}'
+
+    await use_settings(PIPELINE_READ_CACHE_SECONDS="60")
+    bodies = await asyncio.gather(*(read_cache.fetch(7, load) for _ in range(64)))
+    assert (loads, set(bodies)) == (1, {b'{"id": 7}'})
+
+
+async def test_a_commit_during_the_load_keeps_its_result_out() -> None:
+    async def load() -> tuple[str, bytes]:
+        read_cache.invalidate()  # what a commit in the middle of the read does
+        return "completed", b'{"id": 8}'
+
+    await use_settings(PIPELINE_READ_CACHE_SECONDS="60")
+    assert await read_cache.fetch(8, load) == b'{"id": 8}'
+    assert read_cache.get(8) is None

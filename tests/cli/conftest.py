@@ -1,0 +1,89 @@
+"""The CLI in-process against the real app on the test's database (SQLite and PostgreSQL).
+
+The CLI is synchronous and runs in a worker thread; its HTTP requests cross back to the test's
+event loop, where the app, its database engine and the fixtures live.
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from typer.testing import CliRunner
+
+from app.cli import app as cli_app
+from app.main import create_app
+from tests.conftest import use_settings
+
+API_URL = "http://cli.test"
+# a plain 100-column terminal-less output, whatever the machine running the tests has set
+CLI_ENV: dict[str, str | None] = {
+    "COLUMNS": "100",
+    "PIPELINE_API_URL": API_URL,
+    "PIPELINE_API_KEY": None,
+    "FORCE_COLOR": None,
+    "TTY_COMPATIBLE": None,
+    "NO_COLOR": "1",
+}
+
+
+class AppTransport(httpx.BaseTransport):
+    """Sends each request of the CLI's (sync) client to the app on the test's event loop."""
+
+    def __init__(self, app: FastAPI, loop: asyncio.AbstractEventLoop) -> None:
+        self.asgi = httpx.ASGITransport(app=app)
+        self.loop = loop
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()  # a multipart upload becomes bytes the ASGI transport can send
+        return asyncio.run_coroutine_threadsafe(self._send(request), self.loop).result(30)
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        response = await self.asgi.handle_async_request(request)
+        content = await response.aread()
+        return httpx.Response(response.status_code, headers=response.headers, content=content)
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+Cli = Callable[..., Awaitable[Result]]
+
+
+@pytest.fixture
+async def cli(database: str) -> Cli:
+    """`await cli("list", "--json")`: the `pipeline` command against the app in-process."""
+    transport = AppTransport(create_app(), asyncio.get_running_loop())
+
+    def factory(base_url: str, headers: dict[str, str]) -> httpx.Client:
+        return httpx.Client(base_url=base_url, headers=headers, transport=transport)
+
+    async def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli_app,
+            list(args),
+            obj=factory,
+            env={**CLI_ENV, **(env or {})},
+            catch_exceptions=False,
+        )
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+@pytest.fixture
+async def configure(database: str) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """Change the app's settings for one test; the environment is restored afterwards."""
+    saved = dict(os.environ)
+    yield use_settings
+    os.environ.clear()
+    os.environ.update(saved)
+    await use_settings()

@@ -1,0 +1,83 @@
+"""`pipeline up` starts the whole stack as `make up` does, and Ctrl-C stops all of it."""
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.support.postgres import free_port
+
+PIPELINE = str(Path(sys.executable).with_name("pipeline"))
+READY_LINE = "Ctrl-C stops everything."
+
+
+def _env(root: Path) -> dict[str, str]:
+    """The test process's environment, with a fresh database, data and Prefect home."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("PIPELINE_API_KEY", "FORCE_COLOR", "TTY_COMPATIBLE")
+    }
+    env.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{root / 'pipelines.db'}",
+        PIPELINE_DATA_DIR=str(root / "data"),
+        PREFECT_HOME=str(root / "prefect-home"),
+        COLUMNS="200",
+        NO_COLOR="1",
+    )
+    return env
+
+
+async def _pipeline(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        PIPELINE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    api_url = f"http://127.0.0.1:{free_port()}"
+    up = await asyncio.create_subprocess_exec(
+        PIPELINE,
+        "up",
+        f"--api-port={api_url.rsplit(':', 1)[1]}",
+        f"--prefect-port={free_port()}",
+        f"--log-dir={tmp_path / 'logs'}",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert up.stdout is not None
+    printed: list[str] = []
+    try:
+        while READY_LINE not in printed:
+            line = await asyncio.wait_for(up.stdout.readline(), 150)
+            assert line, f"`pipeline up` ended before the stack was up: {printed}"
+            printed.append(line.decode().strip())
+        assert f"API          {api_url}   (OpenAPI docs: {api_url}/docs)" in printed
+
+        # the worker's first heartbeat can trail the API by a moment
+        for _ in range(60):
+            code, out, _ = await _pipeline(env, "--api-url", api_url, "doctor")
+            if code == 0:
+                break
+            await asyncio.sleep(0.5)
+        assert (code, out.splitlines()[-1]) == (0, "ready")
+    finally:
+        if up.returncode is None:
+            up.send_signal(signal.SIGINT)  # Ctrl-C
+        rest, _ = await asyncio.wait_for(up.communicate(), 60)
+    assert up.returncode == 0
+    assert rest.decode().splitlines()[-1] == "stopping …"
+
+    down = await _pipeline(env, "--api-url", api_url, "list")
+    assert down == (
+        3,
+        "",
+        f"error: cannot reach the API at {api_url}: connection refused; start it with `make up` "
+        "(or `pipeline up`) or set PIPELINE_API_URL\n",
+    )

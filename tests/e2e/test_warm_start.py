@@ -1,0 +1,107 @@
+"""The warm start on its own: a real zygote process and the real launcher command, no stack.
+
+Prefect's engine runs in the forked child exactly as `python -m prefect.engine` would; with the
+API unreachable (port 9) it fails in a known way, which is what these tests look for.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.pipeline.launcher import SOCKET_ENV
+
+LAUNCHER = [sys.executable, "-m", "app.pipeline.launcher"]
+
+
+@pytest.fixture(scope="module")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    path = str(tmp_path_factory.mktemp("zygote") / "zygote.sock")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.pipeline.zygote"],
+        env={**os.environ, SOCKET_ENV: path},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    ready = process.stdout.readline()  # after the imports: ~3 s
+    assert ready == f"zygote {process.pid}: warm, listening on {path}\n"
+    yield process, path
+    process.kill()
+    process.wait()
+
+
+def launch(socket_path: str | None, flow_run_id: str, **kwargs: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PREFECT__FLOW_RUN_ID": flow_run_id}
+    env.pop(SOCKET_ENV, None)
+    if socket_path:
+        env[SOCKET_ENV] = socket_path
+    return subprocess.Popen(
+        LAUNCHER, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+    )  # type: ignore[call-overload]
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_the_engine_runs_in_a_forked_child_and_its_exit_code_and_output_come_back(
+    zygote: tuple[subprocess.Popen[str], str],
+) -> None:
+    started = time.monotonic()
+    launcher = launch(zygote[1], "not-a-uuid")
+    output, _ = launcher.communicate(timeout=60)
+    print(f"warm start to the engine's exit: {time.monotonic() - started:.2f} s")
+    assert launcher.returncode == 1
+    assert "Invalid flow run id. Received arguments: ['" in output
+    assert "warm start unavailable" not in output
+    assert zygote[0].poll() is None  # the zygote lives on for the next run
+
+
+def test_without_a_zygote_the_launcher_is_prefects_own_engine(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no.sock")
+    output, _ = launch(missing, "not-a-uuid").communicate(timeout=120)
+    assert output.startswith(f"warm start unavailable (no zygote at {missing}: ")
+    assert "starting the flow run cold" in output
+    assert "Invalid flow run id. Received arguments: ['" in output
+
+
+def test_killing_the_launcher_kills_its_flow_run_process(
+    zygote: tuple[subprocess.Popen[str], str],
+) -> None:
+    # a well-formed id and an unreachable API: the engine keeps retrying, so it is still running
+    launcher = launch(zygote[1], str(uuid.uuid4()))
+    deadline = time.monotonic() + 30
+    while not (running := children(zygote[0].pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(running) == 1
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    deadline = time.monotonic() + 10
+    while children(zygote[0].pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children(zygote[0].pid) == []
+    assert zygote[0].poll() is None
+
+
+def test_sigterm_to_the_launcher_reaches_the_flow_run_process(
+    zygote: tuple[subprocess.Popen[str], str],
+) -> None:
+    launcher = launch(zygote[1], str(uuid.uuid4()))
+    deadline = time.monotonic() + 30
+    while not children(zygote[0].pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the engine install its handlers
+    launcher.send_signal(signal.SIGTERM)
+    output, _ = launcher.communicate(timeout=30)
+    assert launcher.returncode != 0, output
+    assert children(zygote[0].pid) == []
