@@ -8,7 +8,7 @@ import pytest
 from playwright.async_api import Browser, FilePayload, Page, async_playwright, expect
 from prefect.client.orchestration import PrefectClient
 
-from app.web.view import duration
+from app.display import duration
 from tests.e2e.browser import chromium_path, low_contrast, screenshot
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import start_with_env, wait_for_stage
