@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=RESULTS / "bench.json")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.runs, args.api_requests, args.burst = 2, 1000, 8
+        args.runs, args.api_requests, args.burst = 1, 1000, 8
 
     root = Path(tempfile.mkdtemp(prefix="bench-service-"))
     with ExitStack() as exits:

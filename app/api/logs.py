@@ -29,6 +29,9 @@ async def read_logs(
     session: SessionDep,
     pipeline: PipelineDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_LINES)] = MAX_LOG_LINES,
+    tail: Annotated[
+        bool, Query(description="The last `limit` lines instead of the first; still oldest first.")
+    ] = False,
 ) -> list[LogOut]:
     """The latest run's log lines (flow and task runs), oldest first; empty before its first run.
 
@@ -37,5 +40,5 @@ async def read_logs(
     run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
     if run is None or run.prefect_flow_run_id is None:
         return []
-    lines = await orchestrator.read_run_logs(run.prefect_flow_run_id, limit=limit)
+    lines = await orchestrator.read_run_logs(run.prefect_flow_run_id, limit=limit, tail=tail)
     return [LogOut.model_validate(line, from_attributes=True) for line in lines]

@@ -208,14 +208,17 @@ class RunLog:
     task_run_id: str | None
 
 
-async def read_run_logs(flow_run_id: str, *, limit: int) -> list[RunLog]:
-    """The first `limit` log lines of a flow run and its task runs, oldest first."""
+async def read_run_logs(flow_run_id: str, *, limit: int, tail: bool = False) -> list[RunLog]:
+    """The first (or with `tail`, the last) `limit` log lines of a flow run and its task runs,
+    oldest first."""
     async with prefect_client() as client:
         logs = await client.read_logs(
             log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)])),
             limit=limit,
-            sort=LogSort.TIMESTAMP_ASC,
+            sort=LogSort.TIMESTAMP_DESC if tail else LogSort.TIMESTAMP_ASC,
         )
+    if tail:
+        logs.reverse()
     return [
         RunLog(
             timestamp=log.timestamp,

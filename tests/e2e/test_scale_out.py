@@ -78,7 +78,7 @@ def scale_stack(request: pytest.FixtureRequest, tmp_root: Path) -> Iterator[Scal
         "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
         # Runs stay Running for a few seconds (a warm-started 1,000-record run takes under one),
         # so there are instants when a worker holds only Running runs.
-        "PIPELINE_STAGE_DELAY": "transform:3",
+        "PIPELINE_STAGE_DELAY": "transform:2",
     }
     with started_stack(
         "postgresql", request, tmp_root, name="scale_out", workers=WORKERS, env=env

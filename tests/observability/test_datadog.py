@@ -354,6 +354,8 @@ async def test_logs_endpoint_serves_the_latest_run_logs_from_prefect(
     assert [line["timestamp"] for line in body] == sorted(line["timestamp"] for line in body)
     limited = (await api.get(f"/api/pipelines/{pipeline_id}/logs?limit=2")).json()
     assert limited == body[:2]
+    last = (await api.get(f"/api/pipelines/{pipeline_id}/logs?limit=2&tail=true")).json()
+    assert last == body[-2:]  # the dashboard's log tail: the newest lines, still oldest first
 
     fresh = (await api.post("/api/pipelines", json={"name": "never run"})).json()
     assert (await api.get(f"/api/pipelines/{fresh['id']}/logs")).json() == []

@@ -100,7 +100,7 @@
     } else {
       try {
         const response = await Dashboard.api(
-          `/api/pipelines/${pipelineId}/logs?limit=${LOG_LINES}`,
+          `/api/pipelines/${pipelineId}/logs?limit=${LOG_LINES}&tail=true`,
         );
         if (response.ok) {
           const lines = await response.json();
