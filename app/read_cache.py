@@ -60,11 +60,6 @@ async def fetch(pipeline_id: int, load: Callable[[], Awaitable[tuple[str, bytes]
     return body
 
 
-def generation() -> int:
-    """Taken before a database read; `put` stores the result only if nothing committed since."""
-    return _generation
-
-
 def get(pipeline_id: int) -> bytes | None:
     entry = _entries.get(pipeline_id)
     if entry is None:

@@ -5,9 +5,16 @@ than the server it measures (both share this machine's two cores). Only ever 127
 """
 
 import asyncio
+import math
 import statistics
 import time
 from dataclasses import dataclass
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 @dataclass(frozen=True)
@@ -22,8 +29,7 @@ class LoadResult:
         return self.requests / self.seconds
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+        return percentile(self.latencies_ms, q)
 
     def summary(self) -> dict[str, float]:
         return {

@@ -32,18 +32,12 @@ import httpx
 
 from app.config import PROJECT_ROOT
 from app.devstack import Stack
-from bench.load import LoadResult, run_load
+from bench.load import LoadResult, percentile, run_load
 from bench.stack import free_port, start_stack
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 WORKERS = 2
 FINAL = ("completed", "failed", "cancelled")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def describe(values: list[float]) -> dict[str, float]:

@@ -155,10 +155,7 @@ class Zygote:
             pid = self.selector.get_key(conn).data
         except (KeyError, ValueError):  # already reaped and closed earlier in this round
             return
-        self.selector.unregister(conn)
-        with contextlib.suppress(OSError):
-            if conn.recv(MAX_MESSAGE):
-                return  # launchers never write after their request; ignore stray data
+        self.selector.unregister(conn)  # launchers never write after their request: this is EOF
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
