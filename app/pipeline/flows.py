@@ -5,8 +5,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.runtime import flow_run
 
@@ -27,6 +28,9 @@ from app.pipeline.work import InputSource, StageOutput
 
 _settings = get_settings()
 observability.setup()  # at import, before the run: its logs are JSON from the first line
+
+
+CANCELLED_IN_PREFECT = "cancelled: Prefect stopped the flow run (through the API or the Prefect UI)"
 
 
 class InjectedFaultError(RuntimeError):
@@ -91,7 +95,7 @@ async def _attempt_stage(
         output = await asyncio.to_thread(work)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        if attempt <= retries:
+        if attempt <= retries and _retryable(exc):
             logger.warning("stage %s attempt %d failed (%s); retrying", stage, attempt, error)
             await update_pipeline_status(
                 ref.pipeline_id,
@@ -101,8 +105,16 @@ async def _attempt_stage(
                 run_id=ref.run_id,
             )
         else:
+            counts = exc.counts if isinstance(exc, stage_work.RecordsRejectedError) else None
             await update_pipeline_status(
-                ref.pipeline_id, stage, Status.FAILED, error=error, run_id=ref.run_id
+                ref.pipeline_id,
+                stage,
+                Status.FAILED,
+                error=error,
+                run_id=ref.run_id,
+                records_in=counts.records_in if counts else None,
+                records_out=counts.records_out if counts else None,
+                records_rejected=counts.records_rejected if counts else None,
             )
         raise
     await update_pipeline_status(
@@ -118,12 +130,23 @@ async def _attempt_stage(
     return output
 
 
+def _retryable(exc: BaseException) -> bool:
+    """Bad input fails the same way on every attempt: only other errors are worth a retry."""
+    return not isinstance(exc, inputs.InputError | stage_work.RecordsRejectedError)
+
+
+def _retry_condition(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect's side of `_retryable`: the failed attempt's state carries the exception."""
+    return not isinstance(state.data, BaseException) or _retryable(state.data)
+
+
 # The tasks carry no tags on purpose: for each tag Prefect asks the server for a tag concurrency
 # slot before every task run — five round trips per run, which stall ~2 s when the server's
 # SQLite database is busy. Runs are found by their flow run's tag `pipeline-run:<id>`.
 @task(
     name="generate_data",
     retries=2,
+    retry_condition_fn=_retry_condition,
     retry_delay_seconds=1,
     cache_policy=NO_CACHE,
 )
@@ -160,6 +183,7 @@ def _input_source(ref: RunRef) -> InputSource | None:
 @task(
     name="ingest_data",
     retries=2,
+    retry_condition_fn=_retry_condition,
     retry_delay_seconds=2,
     cache_policy=NO_CACHE,
 )
@@ -191,6 +215,7 @@ async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
 @task(
     name="export_results",
     retries=2,
+    retry_condition_fn=_retry_condition,
     retry_delay_seconds=2,
     cache_policy=NO_CACHE,
 )
@@ -237,11 +262,13 @@ async def _run_pipeline(
         await transform_data(ref, files)
         exported = await export_results(ref, files)
     except BaseException as exc:
+        cancelled = isinstance(exc, asyncio.CancelledError)
         await update_pipeline_status(
             pipeline_id,
             None,
-            Status.CANCELLED if isinstance(exc, asyncio.CancelledError) else Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}",
+            Status.CANCELLED if cancelled else Status.FAILED,
+            # the API's own "cancelled through the API" wins when it is written first
+            error=CANCELLED_IN_PREFECT if cancelled else f"{type(exc).__name__}: {exc}",
             run_id=ref.run_id,
         )
         raise

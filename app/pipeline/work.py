@@ -22,6 +22,14 @@ class StageOutput:
     records_rejected: int = 0
 
 
+class RecordsRejectedError(ValueError):
+    """Every input record was rejected: the stage fails, and still reports what it counted."""
+
+    def __init__(self, message: str, counts: StageOutput) -> None:
+        super().__init__(message)
+        self.counts = counts
+
+
 @dataclass(frozen=True)
 class InputSource:
     """A pipeline's input file instead of the generator: where it is and its format."""
@@ -56,9 +64,10 @@ def ingest(files: RunFiles) -> StageOutput:
     # two queries, not one collect_all: sharing the scan buffers it (1.8 GB at 50M rows vs 0.7)
     records_out, rejected = sink(valid, files.ingested), sink(rejects, files.rejects)
     if records_out == 0 and records_in > 0:
-        raise ValueError(
+        raise RecordsRejectedError(
             f"all {records_in:,} input records were rejected ({_reasons(files.rejects)}); "
-            "the run's rejects file lists each with its reject_reason"
+            "the run's rejects file lists each with its reject_reason",
+            StageOutput(records_in, records_out, rejected),
         )
     return StageOutput(records_in, records_out, rejected)
 

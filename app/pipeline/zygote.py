@@ -48,10 +48,20 @@ def preload() -> None:
         importlib.import_module(module)
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies (Linux; elsewhere a no-op)."""
+def _die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
+    """Ask the kernel to send `sig` to this process when its parent dies (Linux; elsewhere a
+    no-op)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (the worker gone, or a stop) leaves serve() through its cleanup."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 @dataclass
@@ -101,6 +111,8 @@ class Zygote:
                 listener.close()
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path)
+                with contextlib.suppress(OSError):  # the worker's private socket directory
+                    os.rmdir(os.path.dirname(self.path))
 
     def _accept(self, listener: socket.socket) -> Callable[[], int] | None:
         conn, _ = listener.accept()
@@ -115,6 +127,7 @@ class Zygote:
         if pid == 0:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # Prefect's engine installs its own
             _die_with_parent()
             for child_conn in self.children.values():
                 child_conn.close()
@@ -199,7 +212,8 @@ def main() -> int:
     if not path:
         print(f"zygote: {SOCKET_ENV} is not set", file=sys.stderr)
         return 2
-    _die_with_parent()
+    _exit_on_sigterm()
+    _die_with_parent(signal.SIGTERM)  # not SIGKILL: the socket and its directory are removed
     preload()
     job = Zygote(path).serve()
     return job() if job is not None else 0

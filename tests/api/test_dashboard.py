@@ -113,7 +113,7 @@ async def test_the_form_has_a_label_for_every_input(client: httpx.AsyncClient) -
 
 async def test_failed_run_page_shows_stages_error_and_links(client: httpx.AsyncClient) -> None:
     pipeline_id = await add_pipeline("orders")
-    error = "ValueError: all 3 input records were rejected (unknown category: 3)"
+    error = "RecordsRejectedError: all 3 input records were rejected (unknown category: 3)"
     run_id = await add_run(
         pipeline_id,
         Status.FAILED,

@@ -407,12 +407,13 @@ async def test_every_row_rejected_fails_ingest_with_the_reasons(
     assert work.generate(files, record_count=0, seed=1, batch_rows=10, source=source) == (
         work.StageOutput(3, 3)
     )
-    with pytest.raises(ValueError) as failure:
+    with pytest.raises(work.RecordsRejectedError) as failure:
         work.ingest(files)
     assert str(failure.value) == (
         "all 3 input records were rejected (unknown category: 2, null id: 1); "
         "the run's rejects file lists each with its reject_reason"
     )
+    assert failure.value.counts == work.StageOutput(3, 0, 3)
 
 
 # --------------------------------------------------------------------------- input_path

@@ -16,7 +16,9 @@ from tests.cli.conftest import CLI_ENV, Cli
 from tests.support.postgres import free_port
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-INGEST_ERROR = "ValueError: all 3 input records were rejected (unknown category: 2, null id: 1)"
+INGEST_ERROR = (
+    "RecordsRejectedError: all 3 input records were rejected (unknown category: 2, null id: 1)"
+)
 NOT_RUN = "not run: an earlier stage failed"
 
 
@@ -115,7 +117,7 @@ FAILED_STAGES = (
     "│ stage     │ status    │ duration │ records in │ records out │ error                              │\n"
     "├───────────┼───────────┼──────────┼────────────┼─────────────┼────────────────────────────────────┤\n"
     "│ generate  │ completed │   0.10 s │          3 │           3 │                                    │\n"
-    "│ ingest    │ failed    │   4.00 s │            │             │ ValueError: all 3 input records w… │\n"
+    "│ ingest    │ failed    │   4.00 s │            │             │ RecordsRejectedError: all 3 input… │\n"
     "│ process   │ cancelled │          │            │             │ not run: an earlier stage failed   │\n"
     "│ transform │ cancelled │          │            │             │ not run: an earlier stage failed   │\n"
     "│ export    │ cancelled │          │            │             │ not run: an earlier stage failed   │\n"
@@ -180,7 +182,7 @@ async def test_show_prints_the_latest_runs_stages_then_every_run(cli: Cli) -> No
         "╭─────┬───────────┬─────────────────────┬────────────┬───────────┬──────────┬──────────────────────╮\n"
         "│ run │ status    │ created (UTC)       │   duration │ processed │ rejected │ error                │\n"
         "├─────┼───────────┼─────────────────────┼────────────┼───────────┼──────────┼──────────────────────┤\n"
-        "│   3 │ failed    │ 2026-11-25 10:05:00 │ 1 min 15 s │           │          │ ingest: ValueError:… │\n"
+        "│   3 │ failed    │ 2026-11-25 10:05:00 │ 1 min 15 s │           │          │ ingest: RecordsReje… │\n"
         "│   2 │ completed │ 2026-11-25 10:00:00 │     12.5 s │         3 │          │                      │\n"
         "╰─────┴───────────┴─────────────────────┴────────────┴───────────┴──────────┴──────────────────────╯\n"
     )

@@ -23,7 +23,7 @@ STAGES = ["generate", "ingest", "process", "transform", "export"]
 DURATION = re.compile(r"\d+\.\d\d s|\d+\.\d s")
 NOT_RUN = "not run: an earlier stage failed"
 ALL_REJECTED = (
-    "ValueError: all 3 input records were rejected (unknown category: 2, null id: 1); the run's "
+    "RecordsRejectedError: all 3 input records were rejected (unknown category: 2, null id: 1); the run's "
     "rejects file lists each with its reject_reason"
 )
 REJECTED_CSV = (
@@ -136,7 +136,7 @@ async def test_a_failed_run_exits_1_with_its_error(stack: RunningStack, tmp_path
     )
     assert stage_rows(result.stdout) == [
         ("generate", "completed", "3", "3", ""),
-        ("ingest", "failed", "", "", ALL_REJECTED),
+        ("ingest", "failed", "3", "0", ALL_REJECTED),
         ("process", "cancelled", "", "", NOT_RUN),
         ("transform", "cancelled", "", "", NOT_RUN),
         ("export", "cancelled", "", "", NOT_RUN),

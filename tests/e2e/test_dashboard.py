@@ -25,7 +25,7 @@ ALL_REJECTED = (
 )
 HEADER_ONLY = ALL_REJECTED.splitlines()[0].encode() + b"\n"
 REJECTED_ERROR = (
-    "ValueError: all 3 input records were rejected (unknown category: 2, null id: 1); "
+    "RecordsRejectedError: all 3 input records were rejected (unknown category: 2, null id: 1); "
     "the run's rejects file lists each with its reject_reason"
 )
 # text on the list page whose contrast is checked (WCAG AA)
@@ -169,12 +169,13 @@ async def test_an_upload_whose_rows_are_all_rejected_shows_the_error(page: Page)
     assert await low_contrast(page, ["#run-status", "tr[data-stage='process'] .badge"]) == {}
     assert [row[:2] for row in rows] == [
         ["generate", "completed"],
-        ["ingest", "failed (3 attempts)"],
+        ["ingest", "failed"],
         ["process", "cancelled"],
         ["transform", "cancelled"],
         ["export", "cancelled"],
     ]
-    assert (rows[1][6], rows[2][6]) == (REJECTED_ERROR, "not run: an earlier stage failed")
+    assert rows[1][3:] == ["3", "0", "3", REJECTED_ERROR]  # in, out, rejected: bad data, no retry
+    assert rows[2][6] == "not run: an earlier stage failed"
     await expect(page.get_by_role("button", name="Retry")).to_be_visible()
     await expect(page.get_by_role("link", name="Rejected rows (CSV)")).to_be_visible()
     await screenshot(page, "pipeline-failed")

@@ -5,12 +5,15 @@ import os
 import signal
 import time
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.states import Cancelling
 
+from app.pipeline.flows import CANCELLED_IN_PREFECT
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import start_with_env, wait_for_final, wait_for_flow_run, wait_for_stage
 
@@ -46,6 +49,21 @@ async def test_cancel_a_running_run_then_retry_it(
     assert [s["status"] for s in runs[1]["stages"]] == ["cancelled"] * 5  # history untouched
     finished = await api.post(f"/api/pipelines/{pipeline_id}/cancel")
     assert finished.status_code == 409
+
+
+async def test_a_run_cancelled_in_the_prefect_ui_says_so(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    pipeline_id, flow_run_id = await start_with_env(api, prefect, HOLD_GENERATE, "ui-cancel")
+    await wait_for_stage(api, pipeline_id, "generate", "running")
+
+    await prefect.set_flow_run_state(UUID(flow_run_id), Cancelling(), force=True)  # the UI's button
+    body = await wait_for_final(api, pipeline_id)
+    run = body["latest_run"]
+    assert (run["status"], run["error"]) == ("cancelled", CANCELLED_IN_PREFECT)
+    assert [s["status"] for s in run["stages"]] == ["cancelled"] * 5
+    flow_run = await wait_for_flow_run(prefect, flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_cancelled()
 
 
 async def test_racing_triggers_with_one_idempotency_key_make_one_flow_run(

@@ -35,6 +35,7 @@ def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproces
     yield process, path
     process.kill()
     process.wait()
+    process.stdout.close()
 
 
 def launch(socket_path: str | None, flow_run_id: str, **kwargs: object) -> subprocess.Popen[str]:
@@ -86,6 +87,7 @@ def test_killing_the_launcher_kills_its_flow_run_process(
     assert len(running) == 1
     os.kill(launcher.pid, signal.SIGKILL)
     launcher.wait()
+    launcher.stdout.close()  # type: ignore[union-attr]
     deadline = time.monotonic() + 10
     while children(zygote[0].pid) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -105,3 +107,46 @@ def test_sigterm_to_the_launcher_reaches_the_flow_run_process(
     output, _ = launcher.communicate(timeout=30)
     assert launcher.returncode != 0, output
     assert children(zygote[0].pid) == []
+
+
+def test_when_its_worker_dies_the_zygote_exits_and_removes_its_socket(tmp_path: Path) -> None:
+    socket_dir = tmp_path / "pipeline-zygote-x"
+    socket_dir.mkdir()
+    path = socket_dir / "zygote.sock"
+    worker = subprocess.Popen(  # stands in for the worker: the zygote's parent, then killed
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "zygote = subprocess.Popen([sys.executable, '-m', 'app.pipeline.zygote'])\n"
+            "print(zygote.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        env={**os.environ, SOCKET_ENV: str(path)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None
+    zygote_pid = int(worker.stdout.readline())
+    deadline = time.monotonic() + 30
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.exists(), "the zygote never listened"
+
+    worker.kill()
+    worker.wait()
+    worker.stdout.close()
+    deadline = time.monotonic() + 10
+    while (socket_dir.exists() or alive(zygote_pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not socket_dir.exists()
+    assert not alive(zygote_pid)
+
+
+def alive(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in "ZX"

@@ -7,9 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from prefect.states import Failed
 
 from app.pipeline import inputs, stages, work
-from app.pipeline.flows import _input_source
+from app.pipeline.flows import _input_source, _retry_condition, _retryable, generate_data
 from app.pipeline.status import RunRef
 from app.pipeline.store import RunFiles, count_rows, uploads_dir
 from bench.data import engine_query, generated
@@ -165,3 +166,17 @@ def test_the_flow_reads_input_files_only_from_allowed_directories(tmp_path: Path
     ref = RunRef(1, 1, 1, input_path=str(inside), input_format="csv")
     assert _input_source(ref) == work.InputSource(inside, "csv")
     assert _input_source(RunRef(1, 1, 1)) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (work.RecordsRejectedError("all rejected", work.StageOutput(3, 0, 3)), False),
+        (inputs.InputError("input_path", "not a CSV file"), False),
+        (OSError("disk full"), True),
+        (RuntimeError("injected failure in generate on attempt 1"), True),
+    ],
+)
+def test_bad_input_is_not_retried_other_errors_are(error: Exception, retried: bool) -> None:
+    assert _retryable(error) is retried
+    assert _retry_condition(generate_data, None, Failed(data=error)) is retried  # type: ignore[arg-type]
