@@ -19,6 +19,13 @@ import httpx
 from app.config import PROJECT_ROOT
 
 STOP_GRACE_SECONDS = 10.0
+# The Prefect server's task-run recorder writes each task-run event in a transaction of its own
+# by default (batch size 1): ~22% of the server's CPU per flow run. Batches of up to 50, flushed
+# every second, cut the server's CPU per run by a quarter; task runs show up within ~1 s.
+SERVER_TUNING = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "50",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
 
 
 @dataclass
@@ -69,7 +76,7 @@ class Stack:
 
     def process_env(self) -> dict[str, str]:
         """The environment every process shares: always the same, configured Prefect server."""
-        env = dict(self.env)
+        env = {**SERVER_TUNING, **self.env}
         env.update(
             PREFECT_API_URL=self.prefect_api_url,
             PREFECT_UI_API_URL=env.get("PREFECT_UI_API_URL", self.prefect_api_url),
