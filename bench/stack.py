@@ -21,6 +21,7 @@ def start_stack(
     exits: ExitStack,
     *,
     workers: int = 1,
+    worker_limit: int = 4,
     postgres: bool = False,
 ) -> Stack:
     """A whole stack under `root` (SQLite, or a throwaway PostgreSQL cluster), stopped by `exits`."""
@@ -45,6 +46,7 @@ def start_stack(
         prefect_port=free_port(),
         api_port=free_port(),
         workers=workers,
+        worker_limit=worker_limit,
         log_dir=root / "logs",
     )
     stack.start()
