@@ -240,6 +240,9 @@ class Zygote:
 
 def run_flow_run(fds: list[int], request: dict[str, object]) -> int:
     """In the forked child: become the launcher's process in all but pid, then run the engine."""
+    # a session of its own, as the launcher has: a signal to the worker's process group (a stop,
+    # Ctrl-C) reaches the run only through the worker's cancellation or the launcher
+    os.setsid()
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)

@@ -142,6 +142,23 @@ class Kill:
     scheduled: list[FlowRun]  # not yet claimed by anyone when it died
 
 
+def forked_by_zygote(worker_pid: int) -> list[int]:
+    """The flow-run processes the worker's zygote has forked (children of its children)."""
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+        tree.setdefault(parent, []).append(int(stat.parent.name))
+    zygotes = [
+        pid
+        for pid in tree.get(worker_pid, [])
+        if b"app.pipeline.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    return [child for zygote in zygotes for child in tree.get(zygote, [])]
+
+
 def signal_group(pid: int, signum: int) -> None:
     with suppress(ProcessLookupError):
         os.killpg(pid, signum)  # a flow-run process leads a session (and group) of its own
@@ -192,9 +209,12 @@ async def kill_a_worker_holding_runs(
             and worker_of(r) == victim
             and r.infrastructure_pid is not None
         ]
-        # the worker's group: the worker, its zygote and the flow-run processes forked from it
+        # the worker's group: the worker and its zygote; then, with the zygote stopped, the
+        # flow-run processes forked from it and the launchers Prefect watches (each of them
+        # leads a session and group of its own)
         os.killpg(process.popen.pid, signal.SIGSTOP)
-        for pid in frozen:  # the launchers Prefect watches lead groups of their own
+        frozen += forked_by_zygote(process.popen.pid)
+        for pid in frozen:
             signal_group(pid, signal.SIGSTOP)
         try:
             await asyncio.sleep(1.0)  # let the server finish any request they had sent
@@ -210,10 +230,12 @@ async def kill_a_worker_holding_runs(
                 (await api.get(f"/api/pipelines/{r.parameters['pipeline_id']}")).json()["status"]
                 for r in held
             ]
+            launchers = [int(str(r.infrastructure_pid)) for r in held]
             safe = (
                 held
                 and not maybe_its_claims
-                and sorted(int(str(r.infrastructure_pid)) for r in held) == sorted(frozen)
+                and set(launchers) <= set(frozen)
+                and len(frozen) == 2 * len(launchers)  # a forked process for each launcher
                 and not FINAL.intersection(statuses)
             )
         except BaseException:
