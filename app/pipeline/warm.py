@@ -85,7 +85,9 @@ def _share_tls_contexts() -> None:
             return ssl.create_default_context(purpose, capath=capath, cadata=cadata)
         key = (purpose, cafile, capath, cadata)
         if key not in contexts:
-            contexts[key] = ssl.create_default_context(purpose, cafile=cafile)
+            contexts[key] = ssl.create_default_context(
+                purpose, cafile=cafile, capath=capath, cadata=cadata
+            )
         return contexts[key]
 
     shared = types.ModuleType("ssl")

@@ -4,6 +4,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +17,19 @@ from app.config import PROJECT_ROOT
 
 FINAL = {"completed", "failed", "cancelled"}
 TASK_NAMES = ["generate_data", "ingest_data", "process_data", "transform_data", "export_results"]
+
+
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 async def wait_for_final(

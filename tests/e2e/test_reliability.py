@@ -4,7 +4,6 @@ import asyncio
 import os
 import signal
 import time
-from pathlib import Path
 from uuid import UUID
 
 import httpx
@@ -15,7 +14,13 @@ from prefect.states import Cancelling
 
 from app.pipeline.flows import CANCELLED_IN_PREFECT
 from tests.e2e.conftest import RunningStack
-from tests.e2e.helpers import start_with_env, wait_for_final, wait_for_flow_run, wait_for_stage
+from tests.e2e.helpers import (
+    child_pids,
+    start_with_env,
+    wait_for_final,
+    wait_for_flow_run,
+    wait_for_stage,
+)
 
 # Process faults and schedules do not depend on the database backend: these run on the production
 # topology (PostgreSQL for the service and the Prefect server) only; tests/api covers both backends.
@@ -90,26 +95,13 @@ async def test_racing_triggers_with_one_idempotency_key_make_one_flow_run(
     assert runs["total"] == 1
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (the flow-run processes of a worker)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 async def test_killed_worker_fails_its_run_and_a_retry_completes(
     api: httpx.AsyncClient, prefect: PrefectClient, stack: RunningStack
 ) -> None:
     pipeline_id, flow_run_id = await start_with_env(api, prefect, HOLD_GENERATE, "doomed-worker")
     await wait_for_stage(api, pipeline_id, "generate", "running")
     worker = next(p for p in stack.stack.processes if p.name.startswith("worker-"))
-    victims = [worker.popen.pid, *_children(worker.popen.pid)]
+    victims = [worker.popen.pid, *child_pids(worker.popen.pid)]  # its zygote and launchers
     assert len(victims) >= 2, "the worker should be running the flow-run process"
     killed_at = time.monotonic()
     for pid in victims:

@@ -49,6 +49,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 
 from app.devstack import Process, Stack
 from tests.e2e.conftest import started_stack
+from tests.e2e.helpers import child_pids
 
 RUNS = 30
 RECORDS = 1000
@@ -144,19 +145,12 @@ class Kill:
 
 def forked_by_zygote(worker_pid: int) -> list[int]:
     """The flow-run processes the worker's zygote has forked (children of its children)."""
-    tree: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError):
-            continue
-        tree.setdefault(parent, []).append(int(stat.parent.name))
     zygotes = [
         pid
-        for pid in tree.get(worker_pid, [])
+        for pid in child_pids(worker_pid)
         if b"app.pipeline.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
-    return [child for zygote in zygotes for child in tree.get(zygote, [])]
+    return [child for zygote in zygotes for child in child_pids(zygote)]
 
 
 def signal_group(pid: int, signum: int) -> None:
