@@ -12,6 +12,7 @@ from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit
 from app.config import get_settings
 from app.db import get_engine
+from app.pipeline.tls import share_tls_contexts
 from app.pipeline.watchdog import Watchdog
 from app.web import install as install_dashboard
 
@@ -19,6 +20,7 @@ from app.web import install as install_dashboard
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    share_tls_contexts()  # each trigger creates a Prefect client
     watchdog = Watchdog(timedelta(seconds=settings.watchdog_interval_seconds))
     if settings.watchdog_enabled:
         watchdog.start()

@@ -15,6 +15,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_postgres(exits: ExitStack) -> tuple[PostgresCluster, dict[str, str]]:
+    """A throwaway cluster, removed by `exits`, and the environment that points a stack at it."""
+    cluster = PostgresCluster()
+    cluster.start()
+    exits.callback(cluster.remove)
+    return cluster, {
+        "DATABASE_URL": create_database(cluster.url, "pipelines"),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": create_database(
+            cluster.url, "prefect", extensions=("pg_trgm",)
+        ),
+    }
+
+
 def start_stack(
     root: Path,
     extra_env: dict[str, str],
@@ -34,13 +47,7 @@ def start_stack(
         **extra_env,
     }
     if postgres:
-        cluster = PostgresCluster()
-        cluster.start()
-        exits.callback(cluster.remove)
-        env["DATABASE_URL"] = create_database(cluster.url, "pipelines")
-        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = create_database(
-            cluster.url, "prefect", extensions=("pg_trgm",)
-        )
+        env.update(start_postgres(exits)[1])
     stack = Stack(
         env=env,
         prefect_port=free_port(),

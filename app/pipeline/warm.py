@@ -5,7 +5,7 @@ now 0.31. Three causes, none of them Prefect's engine as such:
 - its exit (~0.45 CPU-s): the final collection and teardown walked the ~180,000 objects inherited
   from the zygote — now frozen (gc.freeze) and skipped (exit_without_teardown);
 - imports at run time (~0.3 CPU-s): everything a run imports is preloaded;
-- TLS contexts (~0.18 CPU-s): one per CA file, shared, instead of ~12 per run.
+- TLS contexts (~0.18 CPU-s): one per CA file, shared, instead of ~12 per run (app/pipeline/tls.py).
 """
 
 import atexit
@@ -13,11 +13,11 @@ import contextlib
 import gc
 import importlib
 import os
-import ssl
 import sys
 import threading
-import types
 from typing import NoReturn
+
+from app.pipeline.tls import share_tls_contexts
 
 PRELOAD = (
     "prefect.engine",
@@ -61,43 +61,9 @@ def preload() -> None:
     for module in OPTIONAL_PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
-    _share_tls_contexts()
+    share_tls_contexts()
     gc.collect()
     gc.freeze()
-
-
-def _share_tls_contexts() -> None:
-    """Prefect builds a verified SSLContext for every client it creates (about 12 per flow run),
-    each loading the whole CA bundle (~15 ms). Build each once, here, and share it."""
-    import prefect._internal.version_checking
-    import prefect.client.orchestration
-
-    contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
-
-    def create_default_context(
-        purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH,
-        *,
-        cafile: str | None = None,
-        capath: str | None = None,
-        cadata: str | bytes | None = None,
-    ) -> ssl.SSLContext:
-        if cafile is None:  # Prefect's insecure path changes the context it gets: never share it
-            return ssl.create_default_context(purpose, capath=capath, cadata=cadata)
-        key = (purpose, cafile, capath, cadata)
-        if key not in contexts:
-            contexts[key] = ssl.create_default_context(
-                purpose, cafile=cafile, capath=capath, cadata=cadata
-            )
-        return contexts[key]
-
-    shared = types.ModuleType("ssl")
-    shared.__dict__.update(ssl.__dict__)
-    shared.create_default_context = create_default_context  # type: ignore[attr-defined]
-    for module in (prefect.client.orchestration, prefect._internal.version_checking):
-        module.ssl = shared  # type: ignore[attr-defined]
-    import certifi
-
-    create_default_context(cafile=certifi.where())  # Prefect's default: built before the fork
 
 
 def exit_without_teardown(code: int) -> NoReturn:

@@ -1,13 +1,13 @@
 """`python -m app.pipeline.worker [prefect worker start options]`: a Prefect worker with a warm start.
 
-Starts the worker's zygote (app/pipeline/zygote.py) and then becomes `prefect worker start …`
-with the zygote's socket in its environment, so every flow run it starts through the launcher
-forks from a process that has already imported Prefect and the pipeline. Plain
-`prefect worker start` still works: its runs start cold.
+Starts the worker's zygote (app/pipeline/zygote.py) and then runs `prefect worker start …` in
+this process, with the zygote's socket in its environment, so every flow run it starts through
+the launcher forks from a process that has already imported Prefect and the pipeline. Its
+Prefect clients share one TLS context (app/pipeline/tls.py). Plain `prefect worker start` still
+works: its runs start cold.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from app.pipeline.launcher import SOCKET_ENV
+from app.pipeline.tls import share_tls_contexts
 
 ZYGOTE_READY_SECONDS = 60.0
 
@@ -22,13 +23,54 @@ ZYGOTE_READY_SECONDS = 60.0
 def main(argv: list[str]) -> None:
     path = Path(tempfile.mkdtemp(prefix="pipeline-zygote-")) / "zygote.sock"
     os.environ[SOCKET_ENV] = str(path)
-    # the zygote is this process's child; after the exec below, the worker's — and it exits with it
+    # the zygote is this process's child, the worker's — and it exits with it
     zygote = subprocess.Popen(
         [sys.executable, "-m", "app.pipeline.zygote"], stdin=subprocess.DEVNULL
     )
     wait_until_warm(zygote, path, ZYGOTE_READY_SECONDS)
-    prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    os.execvp(prefect, [prefect, "worker", "start", *argv])
+    share_tls_contexts()
+    remember_settings_environment()
+    from prefect.cli import app  # what the `prefect` command runs
+
+    sys.argv = ["prefect", "worker", "start", *argv]
+    app()  # exits the process with the command's status
+
+
+def remember_settings_environment(keep: int = 8) -> None:
+    """For each flow run it starts, Prefect's worker renders its whole settings object into
+    environment variables twice (the job's base environment, the engine command's), walking
+    every field for secrets: ~30% of a worker's CPU in a burst. The settings object in use does
+    not change while the worker runs, so each rendering is kept per settings object — the same
+    object, by identity, held here so its id is never reused — and copied out on each call."""
+    from prefect.settings.base import PrefectBaseSettings
+
+    render = PrefectBaseSettings.to_environment_variables
+    kept: list[tuple[PrefectBaseSettings, tuple[bool, bool, bool], dict[str, str]]] = []
+    rendering = False  # the nested settings a rendering walks are not kept apart
+
+    def to_environment_variables(
+        self: PrefectBaseSettings,
+        exclude_unset: bool = False,
+        include_secrets: bool = True,
+        include_aliases: bool = False,
+    ) -> dict[str, str]:
+        nonlocal rendering
+        options = (exclude_unset, include_secrets, include_aliases)
+        if rendering:
+            return render(self, *options)
+        for settings, kept_options, environment in kept:
+            if settings is self and kept_options == options:
+                return dict(environment)
+        rendering = True
+        try:
+            environment = render(self, *options)
+        finally:
+            rendering = False
+        kept.insert(0, (self, options, environment))
+        del kept[keep:]
+        return dict(environment)
+
+    PrefectBaseSettings.to_environment_variables = to_environment_variables  # type: ignore[method-assign]
 
 
 def wait_until_warm(zygote: subprocess.Popen[bytes], path: Path, within: float) -> None:

@@ -17,6 +17,7 @@ import yaml
 
 from app import healthcheck
 from app.config import PROJECT_ROOT
+from app.devstack import SERVER_TUNING
 from tests.support.postgres import postgres_cluster, server_bin_dir
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
@@ -171,6 +172,11 @@ def test_environment_of_the_app(resolved: dict[str, Any]) -> None:
     )
     assert services["prefect-server"]["ports"] == [{"published": 4200, "target": 4200}]
     assert services["api"]["ports"] == [{"published": 8000, "target": 8000}]
+
+
+def test_the_prefect_server_is_tuned_as_make_up_tunes_it(resolved: dict[str, Any]) -> None:
+    server_env = resolved["services"]["prefect-server"]["environment"]
+    assert {name: server_env.get(name) for name in SERVER_TUNING} == SERVER_TUNING
 
 
 def test_worker_and_api_share_the_data_volume(resolved: dict[str, Any]) -> None:

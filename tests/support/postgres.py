@@ -70,6 +70,11 @@ class PostgresCluster:
         )
 
     @property
+    def pid(self) -> int:
+        """The postmaster's process id (the first line of its pid file), while it runs."""
+        return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+
+    @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}"
 
