@@ -9,6 +9,7 @@ import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, get_args
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
@@ -25,6 +26,7 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 PAGE_SIZE = 20
 STATUSES: dict[str, PipelineStatus] = {status: status for status in get_args(PipelineStatus)}
+ACTIVE = ("pending", "running")
 HEADERS = {
     # every script and stylesheet is served from /static: nothing else may load
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -111,23 +113,52 @@ async def pipelines_page(
     if not reads_open:
         return _key_required(request)
     wanted = STATUSES.get(status)
-    rows, total = await service.list_pipelines(
-        session=session, status=wanted, page=page, page_size=PAGE_SIZE
-    )
     return _render(
         request,
         "pipelines.html",
         {
-            "pipelines": [service.pipeline_out(pipeline, run) for pipeline, run in rows],
-            "total": total,
-            "page": page,
-            "pages": max(1, math.ceil(total / PAGE_SIZE)),
-            "status": wanted,
+            **await _pipeline_list(session, wanted, page),
             "unknown_status": status if status and wanted is None else None,
             "statuses": list(STATUSES),
             "max_record_count": get_settings().max_record_count,
         },
     )
+
+
+@router.get("/pipelines-list", response_model=None)
+async def pipeline_list_fragment(
+    request: Request,
+    session: SessionDep,
+    reads_open: ReadsOpen,
+    status: str = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse | PlainTextResponse:
+    """The list region of the pipelines page alone: what the page polls (errors as text)."""
+    if not reads_open:
+        return PlainTextResponse(
+            "reading needs an API key: enter it under 'API key'", status_code=401, headers=HEADERS
+        )
+    context = await _pipeline_list(session, STATUSES.get(status), page)
+    return _render(request, "_pipeline_list.html", context)
+
+
+async def _pipeline_list(
+    session: SessionDep, status: PipelineStatus | None, page: int
+) -> dict[str, Any]:
+    rows, total = await service.list_pipelines(
+        session=session, status=status, page=page, page_size=PAGE_SIZE
+    )
+    pipelines = [service.pipeline_out(pipeline, run) for pipeline, run in rows]
+    return {
+        "pipelines": pipelines,
+        "total": total,
+        "page": page,
+        "pages": max(1, math.ceil(total / PAGE_SIZE)),
+        "status": status,
+        "query_string": urlencode({"page": page, **({"status": status} if status else {})}),
+        # pending or running on this page: the page then polls faster
+        "active": sum(item.status in ACTIVE for item in pipelines),
+    }
 
 
 @router.get("/pipelines/{pipeline_id}")

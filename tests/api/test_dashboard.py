@@ -94,6 +94,36 @@ async def test_list_pages_and_filters_by_status(client: httpx.AsyncClient) -> No
     ]
 
 
+async def test_the_list_fragment_is_the_pages_list_region(client: httpx.AsyncClient) -> None:
+    for number in range(1, 24):
+        pipeline_id = await add_pipeline(f"p{number}", minutes=number)
+        status = {3: Status.RUNNING, 13: Status.PENDING, 20: Status.COMPLETED}.get(number)
+        if status:
+            await add_run(pipeline_id, status, {})
+
+    for params, active in (({}, 1), ({"page": 2}, 1), ({"status": "completed"}, 0)):
+        page = parse((await client.get("/", params=params)).text).by_id("pipeline-list")
+        response = await client.get("/pipelines-list", params=params)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        fragment = parse(response.text).by_id("pipeline-list")
+        assert fragment.rows() == page.rows(), params
+        assert fragment.select("nav", "pager")[0].text == page.select("nav", "pager")[0].text
+        # the page polls the same query; faster while a pipeline on it is pending or running
+        assert fragment.attrs["data-query"] == page.attrs["data-query"]
+        assert fragment.attrs["data-active"] == str(active), params
+    second = parse((await client.get("/pipelines-list", params={"page": 2})).text)
+    assert second.by_id("pipeline-list").attrs["data-query"] == "page=2"
+    assert [row[1:3] for row in second.select("table")[0].rows()] == [
+        ["p3", "running"],
+        ["p2", "created"],
+        ["p1", "created"],
+    ]
+    unknown = parse((await client.get("/pipelines-list", params={"status": "done"})).text)
+    assert unknown.by_id("pipeline-list").attrs["data-query"] == "page=1"
+    assert len(unknown.select("table")[0].rows()) == 20
+
+
 async def test_the_form_has_a_label_for_every_input(client: httpx.AsyncClient) -> None:
     page = parse((await client.get("/")).text)
     form = page.by_id("create-form")

@@ -32,7 +32,10 @@ async def test_pages_load_nothing_from_elsewhere(client: httpx.AsyncClient) -> N
         "base-uri 'none'"
     )
     page = parse(response.text)
-    assert [e.attrs["src"] for e in page.select("script")] == ["/static/dashboard.js"]
+    assert [e.attrs["src"] for e in page.select("script")] == [
+        "/static/dashboard.js",
+        "/static/pipelines.js",
+    ]
     assert [e.attrs["href"] for e in page.select("link")] == [
         "/static/favicon.svg",
         "/static/dashboard.css",
@@ -40,6 +43,7 @@ async def test_pages_load_nothing_from_elsewhere(client: httpx.AsyncClient) -> N
     for path, media_type in (
         ("/static/dashboard.js", "text/javascript; charset=utf-8"),
         ("/static/pipeline.js", "text/javascript; charset=utf-8"),
+        ("/static/pipelines.js", "text/javascript; charset=utf-8"),
         ("/static/dashboard.css", "text/css; charset=utf-8"),
         ("/static/favicon.svg", "image/svg+xml"),
     ):
@@ -83,15 +87,21 @@ async def test_read_keys_lock_the_pages_until_the_key_cookie_is_sent(
     assert "open" in page.by_id("api-key-panel").attrs
     assert "secret" not in locked.text
     assert (await client.get(f"/pipelines/{pipeline_id}")).status_code == 401
-    fragment = await client.get(f"/pipelines/{pipeline_id}/progress")
-    assert (fragment.status_code, fragment.text) == (
-        401,
-        "reading needs an API key: enter it under 'API key'",
-    )
+    for fragment_path in (f"/pipelines/{pipeline_id}/progress", "/pipelines-list"):
+        fragment = await client.get(fragment_path)
+        assert (fragment.status_code, fragment.text) == (
+            401,
+            "reading needs an API key: enter it under 'API key'",
+        ), fragment_path
     wrong = await client.get("/", headers={"Cookie": "pipeline_api_key=beta"})
     assert wrong.status_code == 401
 
-    for path in ("/", f"/pipelines/{pipeline_id}", f"/api/pipelines/{pipeline_id}"):
+    for path in (
+        "/",
+        "/pipelines-list",
+        f"/pipelines/{pipeline_id}",
+        f"/api/pipelines/{pipeline_id}",
+    ):
         assert (await client.get(path, headers=cookie)).status_code == 200, path
     assert (await client.get("/", headers={"X-API-Key": "alpha"})).status_code == 200
     # the cookie is for reads only: a write needs the header, so no other site can forge one

@@ -152,6 +152,24 @@ async def test_create_through_the_form_and_watch_it_complete_live(
     await screenshot(page, "pipelines-list")
 
 
+async def test_the_list_follows_new_pipelines_and_their_runs_without_a_reload(
+    page: Page, api: httpx.AsyncClient
+) -> None:
+    await page.goto("/")
+    await page.evaluate("() => { window.notReloaded = true; }")
+    created = await api.post(
+        "/api/pipelines", json={"name": "listed live", "record_count": 1000, "trigger": True}
+    )
+    pipeline_id = created.json()["id"]
+
+    row = page.locator(f"tr[data-pipeline-id='{pipeline_id}']")
+    await expect(row.get_by_role("link")).to_have_text("listed live", timeout=30_000)
+    await expect(row.locator(".badge")).to_have_text("completed", timeout=LIVE)
+    run_id = (await api.get(f"/api/pipelines/{pipeline_id}")).json()["latest_run"]["id"]
+    await expect(row.locator("td[data-label='Last run']")).to_contain_text(f"run {run_id}, ")
+    assert await page.evaluate("window.notReloaded") is True
+
+
 async def test_an_upload_whose_rows_are_all_rejected_shows_the_error(page: Page) -> None:
     await page.goto("/")
     await page.get_by_label("Name").fill("all rejected")

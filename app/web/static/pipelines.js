@@ -1,0 +1,69 @@
+// The pipelines page, live: polls its list region (server-rendered HTML, the same page and
+// filter) and swaps in the rows that changed, without reloading the page. Every 2 s while a
+// pipeline on the page is pending or running, every 10 s otherwise (new pipelines from other
+// clients appear too); not at all while the tab is hidden.
+"use strict";
+
+(() => {
+  const ACTIVE_MS = 2000;
+  const IDLE_MS = 10000;
+
+  let list = null;
+  let timer = null;
+
+  const rowKey = (row) => row.dataset.pipelineId;
+
+  /** Replace the rows whose HTML changed; the whole region only when its shape changed. */
+  function patch(fresh) {
+    const oldRows = [...list.querySelectorAll("tr[data-pipeline-id]")];
+    const newRows = [...fresh.querySelectorAll("tr[data-pipeline-id]")];
+    const sameRows =
+      oldRows.length === newRows.length &&
+      oldRows.every((row, i) => rowKey(row) === rowKey(newRows[i]));
+    if (!sameRows) {
+      list.replaceChildren(...fresh.childNodes);
+    } else {
+      newRows.forEach((row, i) => {
+        if (oldRows[i].outerHTML !== row.outerHTML) oldRows[i].replaceWith(row);
+      });
+      const pager = list.querySelector(".pager");
+      const freshPager = fresh.querySelector(".pager");
+      if (pager && freshPager && pager.outerHTML !== freshPager.outerHTML) {
+        pager.replaceWith(freshPager);
+      }
+    }
+    list.dataset.active = fresh.dataset.active;
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    if (document.hidden) return; // visibilitychange starts it again
+    timer = setTimeout(refresh, Number(list.dataset.active) > 0 ? ACTIVE_MS : IDLE_MS);
+  }
+
+  async function refresh() {
+    try {
+      const response = await fetch(`/pipelines-list?${list.dataset.query}`, {
+        credentials: "same-origin",
+      });
+      if (response.ok) {
+        const template = document.createElement("template");
+        template.innerHTML = await response.text();
+        patch(template.content.getElementById("pipeline-list"));
+      }
+    } catch (_) {
+      /* the API is away for a moment: the next poll tries again */
+    }
+    schedule();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    list = document.getElementById("pipeline-list");
+    if (!list) return;
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) refresh();
+      else clearTimeout(timer);
+    });
+    schedule();
+  });
+})();
