@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import NoReturn
 
+import sqlalchemy.orm
+
 from app.pipeline.tls import share_tls_contexts
 
 PRELOAD = (
@@ -62,6 +64,8 @@ def preload() -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     share_tls_contexts()
+    # the ORM's mappers are configured on first use: in every child, unless done here
+    sqlalchemy.orm.configure_mappers()
     gc.collect()
     gc.freeze()
 
