@@ -1,5 +1,6 @@
 """Datadog: one trace from the API request through the flow run to every stage, the pipeline
-metrics over DogStatsD, and JSON logs carrying the trace — the only module importing ddtrace/datadog.
+metrics over DogStatsD, and JSON logs carrying the trace (app/json_logs.py) — the only module
+importing ddtrace/datadog.
 
 Off unless an agent is configured (DD_AGENT_HOST set, or DD_TRACE_ENABLED=true): then neither
 library is even imported, no log handler changes, and every hook below returns at its first line.
@@ -7,18 +8,16 @@ library is even imported, no log handler changes, and every hook below returns a
 
 import asyncio
 import json
-import logging
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import wraps
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from app.config import Settings, get_settings
+from app.json_logs import use_json_logs
 
 if TYPE_CHECKING:
     from datadog.dogstatsd.base import DogStatsd
@@ -60,7 +59,7 @@ def setup(settings: Settings | None = None) -> bool:
     _export_unified_tags(settings)
     tracer = _start_tracing(settings) if settings.dd_trace_enabled is not False else None
     _datadog = _Datadog(tracer, _start_metrics(settings))
-    _use_json_logs(settings)
+    use_json_logs(settings)
     return True
 
 
@@ -280,63 +279,3 @@ def _count(metric: str, value: int, **tags: str) -> None:
 def _distribution(metric: str, value: float, **tags: str) -> None:
     if _datadog is not None and _datadog.statsd is not None:
         _datadog.statsd.distribution(metric, value, tags=[f"{k}:{v}" for k, v in tags.items()])
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line, with the dd.* attributes ddtrace's log injection puts on records."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__()
-        self.defaults = {
-            "dd.trace_id": "0",
-            "dd.span_id": "0",
-            "dd.service": settings.dd_service,
-            "dd.env": settings.dd_env,
-            "dd.version": settings.dd_version,
-        }
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, default in self.defaults.items():
-            entry[key] = getattr(record, key, None) or default
-        for key in ("flow_run_id", "task_run_id"):  # set by Prefect's run loggers
-            if getattr(record, key, None):
-                entry[key] = str(getattr(record, key))
-        if record.exc_info and record.exc_info[0] is not None:
-            entry["error.kind"] = record.exc_info[0].__name__
-            entry["error.message"] = str(record.exc_info[1])
-            entry["error.stack"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def _use_json_logs(settings: Settings) -> None:
-    """Console handlers (Prefect's, uvicorn's) write JSON lines; Prefect's API handlers stay."""
-    formatter = JsonLogFormatter(settings)
-    loggers = [logging.getLogger()] + [
-        logger
-        for logger in logging.Logger.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)
-    ]
-    for logger in loggers:
-        for index, handler in enumerate(logger.handlers):
-            stream = getattr(handler, "stream", None)
-            if isinstance(handler, logging.StreamHandler) and stream in (sys.stdout, sys.stderr):
-                json_handler = logging.StreamHandler(stream)
-                json_handler.setLevel(handler.level)
-                json_handler.setFormatter(formatter)
-                for log_filter in handler.filters:
-                    json_handler.addFilter(log_filter)
-                logger.handlers[index] = json_handler
-    root = logging.getLogger()
-    if not any(isinstance(h, logging.StreamHandler) for h in root.handlers):
-        json_handler = logging.StreamHandler(sys.stderr)
-        json_handler.setFormatter(formatter)
-        root.addHandler(json_handler)
-    logging.getLogger("app").setLevel(logging.INFO)

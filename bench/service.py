@@ -5,7 +5,8 @@
    workers — once as Prefect starts it (the anchor) and once through our warm launcher;
 2. API read throughput: `GET /api/pipelines/{id}` against a bare FastAPI endpoint returning the
    same JSON from memory, both under the same uvicorn settings, 64 connections;
-3. a burst of triggers at once on 2 workers against the makespan their limits allow.
+3. a burst of triggers at once on 2 workers against the makespan their limits allow, and the
+   same burst of the bare anchor straight in Prefect; CPU per run by process for both.
 
 The stack is the production topology as processes: PostgreSQL, the Prefect server, 2 workers
 (limit 4 each), the API. Results go to bench/results/bench.json and latency.png; the last line
@@ -24,9 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 
@@ -234,16 +237,75 @@ async def _newest(api: httpx.AsyncClient, count: int) -> list[dict[str, Any]]:
     return items
 
 
+async def bare_burst(triggers: int, clients: int) -> tuple[float, dict[str, int]]:
+    """The same burst of the bare anchor — five empty tasks, started through our warm launcher —
+    created straight in Prefect, as `run_deployment` does: what Prefect alone costs under the
+    same load, on the same server and workers."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name("Bare Pipeline/bare-anchor-warm")
+        gate = asyncio.Semaphore(clients)
+
+        async def create() -> UUID:
+            async with gate:
+                return (await client.create_flow_run_from_deployment(deployment.id)).id
+
+        started = time.monotonic()
+        pending = set(await asyncio.gather(*(create() for _ in range(triggers))))
+        statuses: dict[str, int] = {}
+        while pending:
+            await asyncio.sleep(0.25)
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(pending)))
+            )
+            for run in runs:
+                if run.state is not None and run.state.is_final():
+                    pending.discard(run.id)
+                    status = run.state.type.value.lower()
+                    statuses[status] = statuses.get(status, 0) + 1
+            if time.monotonic() - started > 1800:
+                raise RuntimeError(f"bare burst: {len(pending)} runs not final after 30 min")
+        return time.monotonic() - started, statuses
+
+
+def measure_burst(
+    stack: Stack,
+    meter: CpuMeter,
+    triggers: int,
+    run: Coroutine[Any, Any, tuple[float, dict[str, int]]],
+) -> dict[str, Any]:
+    """Run one burst; its makespan, final statuses and the CPU it used per run, by part."""
+    cpu_before, runs_before = meter.sample(), flow_run_cpu(stack)
+    makespan, statuses = asyncio.run(run)
+    time.sleep(2)  # the last processes exit a moment after their runs are final
+    flow_runs = [
+        cpu
+        for log, runs in flow_run_cpu(stack).items()
+        for cpu in runs[len(runs_before.get(log, [])) :]
+    ]
+    cpu_per_run = cpu_split(CpuMeter.spent(cpu_before, meter.sample()), flow_runs, triggers)
+    return {
+        "triggers": triggers,
+        "statuses": statuses,
+        "makespan_s": round(makespan, 2),
+        "flow_run_cpu_s_median": round(statistics.median(flow_runs), 3) if flow_runs else None,
+        "cpu_s_per_run": cpu_per_run,
+        # the machine's CPU the burst used, spread over all cores: no makespan can be shorter
+        "cpu_bound_makespan_s": round(cpu_per_run["machine"] * triggers / (os.cpu_count() or 1), 2),
+    }
+
+
 ZYGOTE_EXIT = re.compile(r"zygote: flow-run process \d+ exited -?\d+ \(cpu ([0-9.]+) s")
 
 
-def flow_run_cpu(stack: Stack) -> list[float]:
-    """CPU seconds of every flow-run process the workers' zygotes have reaped so far."""
-    return [
-        float(cpu)
+def flow_run_cpu(stack: Stack) -> dict[str, list[float]]:
+    """CPU seconds of every flow-run process each worker's zygote has reaped so far, by log."""
+    return {
+        log.name: [float(cpu) for cpu in ZYGOTE_EXIT.findall(log.read_text(errors="replace"))]
         for log in sorted(stack.log_dir.glob("worker-*.log"))
-        for cpu in ZYGOTE_EXIT.findall(log.read_text(errors="replace"))
-    ]
+    }
 
 
 def stack_meter(stack: Stack, postgres_pid: int) -> CpuMeter:
@@ -332,16 +394,17 @@ def main(argv: list[str] | None = None) -> None:
             f"3. a burst of {args.burst} triggers, {WORKERS} workers x limit {stack.worker_limit}"
         )
         meter = stack_meter(stack, cluster.pid)
-        cpu_before, runs_before = meter.sample(), len(flow_run_cpu(stack))
-        makespan, statuses = asyncio.run(burst(stack, args.burst, clients=20))
-        time.sleep(2)  # the last processes exit a moment after their runs are final
-        burst_cpu = flow_run_cpu(stack)[runs_before:]
-        cpu_per_run = cpu_split(CpuMeter.spent(cpu_before, meter.sample()), burst_cpu, args.burst)
+        service_burst = measure_burst(
+            stack, meter, args.burst, burst(stack, args.burst, clients=20)
+        )
+        print("   … and the same burst of the bare anchor, straight in Prefect")
+        bare = measure_burst(stack, meter, args.burst, bare_burst(args.burst, clients=20))
 
     latency = {kind: describe(values) for kind, values in samples.items()}
     single_run_s = latency["service"]["median_s"]
     waves = math.ceil(args.burst / (WORKERS * stack.worker_limit))
     theoretical = waves * single_run_s
+    bare_theoretical = waves * latency["anchor_warm"]["median_s"]
     report = {
         "machine": machine(),
         "topology": f"PostgreSQL, Prefect server, {WORKERS} workers (limit {stack.worker_limit}), API",
@@ -354,27 +417,28 @@ def main(argv: list[str] | None = None) -> None:
             api["service"]["requests_per_second"] / api["bare"]["requests_per_second"], 3
         ),
         "burst": {
-            "triggers": args.burst,
-            "statuses": statuses,
-            "makespan_s": round(makespan, 2),
+            **service_burst,
             "theoretical_s": round(theoretical, 2),
             "waves": waves,
             "single_run_s": single_run_s,
-            "flow_run_cpu_s_median": round(statistics.median(burst_cpu), 3) if burst_cpu else None,
-            "cpu_s_per_run": cpu_per_run,
-            # the machine's CPU the burst used, spread over all cores: no makespan can be shorter
-            "cpu_bound_makespan_s": round(
-                cpu_per_run["machine"] * args.burst / (os.cpu_count() or 1), 2
-            ),
+            "bare_prefect": {
+                **bare,
+                "theoretical_s": round(bare_theoretical, 2),
+                "single_run_s": latency["anchor_warm"]["median_s"],
+                "ratio": round(bare["makespan_s"] / bare_theoretical, 3),
+            },
+            # this service's burst against the same burst of Prefect alone
+            "makespan_vs_bare_prefect": round(service_burst["makespan_s"] / bare["makespan_s"], 3),
         },
-        "burst_ratio": round(makespan / theoretical, 3),
+        "burst_ratio": round(service_burst["makespan_s"] / theoretical, 3),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     chart(samples, args.output.with_name("latency.png"))
     print(f"\nwritten to {args.output} and {args.output.with_name('latency.png')}")
-    if statuses.get("completed", 0) != args.burst:
-        raise SystemExit(f"burst: not every run completed: {statuses}")
+    for name, result in (("burst", service_burst), ("bare burst", bare)):
+        if result["statuses"].get("completed", 0) != args.burst:
+            raise SystemExit(f"{name}: not every run completed: {result['statuses']}")
     print(
         f"bench: latency_ratio={report['latency_ratio']} "
         f"latency_median_s={single_run_s} api_ratio={report['api_ratio']} "

@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 from app.config import PROJECT_ROOT, Settings
-from app.observability import JsonLogFormatter, is_enabled
+from app.json_logs import JsonLogFormatter
+from app.observability import is_enabled
 
 # A fresh interpreter, as the API and a flow-run process start: module state and sys.modules clean.
 SCRIPT = """
-import asyncio, json, logging, sys, time
+import asyncio, json, logging, sys
 from app import observability
 from app.main import create_app
 
@@ -41,12 +42,6 @@ with observability.flow_run(
         pass
 observability.flush()
 
-started = time.perf_counter()
-for _ in range(10_000):
-    with observability.stage("process", pipeline_id=1, run_id=2, attempt=1) as stage:
-        stage.records(1)
-per_call_us = (time.perf_counter() - started) / 10_000 * 1e6
-
 print(json.dumps({
     "enabled": observability.setup(),
     "result": result,
@@ -54,7 +49,6 @@ print(json.dumps({
     "imported": sorted({m.split(".")[0] for m in sys.modules} & {"ddtrace", "datadog"}),
     "handlers_unchanged": handlers() == before,
     "app_log_level": logging.getLogger("app").level,
-    "fast": per_call_us < 20,
 }))
 """
 
@@ -78,7 +72,6 @@ def test_without_an_agent_nothing_is_imported_changed_or_printed() -> None:
         "imported": [],
         "handlers_unchanged": True,
         "app_log_level": logging.NOTSET,
-        "fast": True,
     }
 
 
