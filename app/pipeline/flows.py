@@ -54,13 +54,15 @@ async def _hold(stage: str) -> None:
 
 
 async def _beat(ref: RunRef) -> None:
-    """Tell the watchdog this process is alive, until the flow ends."""
+    """Tell the watchdog this process is alive, until the flow ends. The first beat is one interval
+    in: until then the run's start (started_at, set by its first stage) is the sign of life, and
+    a run shorter than that — most are — needs no beat, nor a second database connection."""
     while True:
+        await asyncio.sleep(_settings.heartbeat_seconds)
         try:
             await heartbeat(run_id=ref.run_id)
         except Exception as exc:  # a missed beat must never fail the run
             get_run_logger().warning("heartbeat for run %d failed: %s", ref.run_id, exc)
-        await asyncio.sleep(_settings.heartbeat_seconds)
 
 
 async def _run_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
