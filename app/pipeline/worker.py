@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -20,22 +21,69 @@ from app.pipeline.launcher import SOCKET_ENV
 from app.pipeline.tls import share_tls_contexts
 
 ZYGOTE_READY_SECONDS = 60.0
+RESTART_SECONDS = 1.0
+MAX_RESTART_SECONDS = 60.0
+YOUNG_SECONDS = 30.0  # a zygote that dies sooner than this waits longer before the next
 
 
 def main(argv: list[str]) -> None:
     path = Path(tempfile.mkdtemp(prefix="pipeline-zygote-")) / "zygote.sock"
     os.environ[SOCKET_ENV] = str(path)
-    # the zygote is this process's child, the worker's — and it exits with it
-    zygote = subprocess.Popen(
-        [sys.executable, "-m", "app.pipeline.zygote"], stdin=subprocess.DEVNULL
-    )
+    zygote = start_zygote(path)
     wait_until_warm(zygote, path, ZYGOTE_READY_SECONDS)
+    keep_zygote(zygote, path)
     share_tls_contexts()
     remember_settings_environment()
     from prefect.cli import app  # what the `prefect` command runs
 
     sys.argv = ["prefect", "worker", "start", *argv]
     app()  # exits the process with the command's status
+
+
+def start_zygote(path: Path) -> subprocess.Popen[bytes]:
+    """The zygote, as this process's child (the worker's): it exits with the thread that started
+    it (app/pipeline/zygote.py asks the kernel for that)."""
+    path.parent.mkdir(exist_ok=True)  # a zygote that exits cleanly removes its directory
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.pipeline.zygote"],
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, SOCKET_ENV: str(path)},
+    )
+
+
+def keep_zygote(zygote: subprocess.Popen[bytes], path: Path) -> threading.Thread:
+    """Reap the zygote when it dies and start another, so one crash (an OOM kill, say) does not
+    leave the worker starting every later run cold — only those in between start cold, through
+    the launcher's fallback. A zygote that exits 0 was asked to stop and is not replaced. One that
+    dies young waits longer each time before the next (1 s, doubling, at most a minute).
+
+    The thread never returns: the kernel's parent-death signal follows the thread that started a
+    child, so the zygotes it starts exit when the worker does, not when a thread ends."""
+
+    def keep() -> None:
+        current, delay = zygote, RESTART_SECONDS
+        while True:
+            started = time.monotonic()
+            code = current.wait()
+            if code == 0:
+                print(f"zygote {current.pid} stopped; not replaced", file=sys.stderr, flush=True)
+                threading.Event().wait()  # see above: this thread must outlive its zygotes
+            lived = time.monotonic() - started
+            delay = (
+                RESTART_SECONDS if lived > YOUNG_SECONDS else min(delay * 2, MAX_RESTART_SECONDS)
+            )
+            print(
+                f"zygote {current.pid} exited {code}; starting another in {delay:.0f} s "
+                "(flow runs start cold meanwhile)",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(delay)
+            current = start_zygote(path)
+
+    thread = threading.Thread(target=keep, name="zygote-keeper", daemon=True)
+    thread.start()
+    return thread
 
 
 def remember_settings_environment(keep: int = 8) -> None:

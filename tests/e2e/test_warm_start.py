@@ -6,6 +6,7 @@ API unreachable (port 9) it fails in a known way, which is what these tests look
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -150,3 +151,72 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in "ZX"
+
+
+def listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_killed_zygote_is_replaced_and_a_stopped_one_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "pipeline-zygote-x" / "zygote.sock"
+    worker = subprocess.Popen(  # stands in for the worker: app.pipeline.worker's own functions
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from app.pipeline import worker\n"
+            "path = Path(sys.argv[1])\n"
+            "zygote = worker.start_zygote(path)\n"
+            "print(zygote.pid, flush=True)\n"
+            "worker.keep_zygote(zygote, path)\n"
+            "time.sleep(600)\n",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None and worker.stderr is not None
+    try:
+        first = int(worker.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not listening(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listening(path), "the first zygote never listened"
+
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            replacements = [pid for pid in children(worker.pid) if pid != first and alive(pid)]
+            if replacements and listening(path):
+                break
+            time.sleep(0.05)
+        assert len(replacements) == 1 and listening(path), "no zygote took the dead one's place"
+        launcher = launch(str(path), "not-a-uuid")
+        output, _ = launcher.communicate(timeout=60)
+        assert (launcher.returncode, "warm start unavailable" in output) == (1, False)
+        assert "Invalid flow run id. Received arguments: ['" in output
+
+        os.kill(replacements[0], signal.SIGTERM)  # a stop, as when the worker stops: exit 0
+        deadline = time.monotonic() + 10
+        while alive(replacements[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3)  # longer than a replacement's delay (2 s after a zygote that died young)
+        assert [pid for pid in children(worker.pid) if alive(pid)] == []
+    finally:
+        worker.kill()
+        worker.wait()
+        errors = worker.stderr.read()
+        worker.stdout.close()
+        worker.stderr.close()
+    messages = [line for line in errors.splitlines() if line.startswith("zygote ")]
+    assert messages == [
+        f"zygote {first} exited -9; starting another in 2 s (flow runs start cold meanwhile)",
+        f"zygote {replacements[0]} stopped; not replaced",
+    ]
