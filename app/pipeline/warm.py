@@ -1,11 +1,13 @@
 """What makes a flow run forked from the zygote cheap (app/pipeline/zygote.py).
 
-Measured per run (py-spy over all threads, medians of 12 runs): a forked run used 1.38 CPU-s,
-now 0.31. Three causes, none of them Prefect's engine as such:
+Measured per run (py-spy over all threads, medians): a forked run used 1.38 CPU-s, now 0.26.
+The causes, none of them Prefect's engine as such:
 - its exit (~0.45 CPU-s): the final collection and teardown walked the ~180,000 objects inherited
   from the zygote — now frozen (gc.freeze) and skipped (exit_without_teardown);
 - imports at run time (~0.3 CPU-s): everything a run imports is preloaded;
-- TLS contexts (~0.18 CPU-s): one per CA file, shared, instead of ~12 per run (app/pipeline/tls.py).
+- TLS contexts (~0.18 CPU-s): one per CA file, shared, instead of ~12 per run (app/pipeline/tls.py);
+- logging configured again although nothing it is built from changed (~18%): see
+  zygote._refresh_settings; the ORM's mappers, configured on first use: now here.
 """
 
 import atexit

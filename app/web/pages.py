@@ -79,6 +79,13 @@ def _key_required(request: Request) -> HTMLResponse:
     return _render(request, "key_required.html", {}, status_code=401)
 
 
+def _fragment_key_required() -> PlainTextResponse:
+    """A polled fragment's 401: text the page shows as it is."""
+    return PlainTextResponse(
+        "reading needs an API key: enter it under 'API key'", status_code=401, headers=HEADERS
+    )
+
+
 async def _pipeline(session: SessionDep, pipeline_id: str) -> PipelineOut | None:
     """The pipeline as the JSON API shows it, or None for an unknown or malformed id."""
     if not re.fullmatch(r"[0-9]{1,10}", pipeline_id) or not 1 <= int(pipeline_id) < 2**31:
@@ -135,9 +142,7 @@ async def pipeline_list_fragment(
 ) -> HTMLResponse | PlainTextResponse:
     """The list region of the pipelines page alone: what the page polls (errors as text)."""
     if not reads_open:
-        return PlainTextResponse(
-            "reading needs an API key: enter it under 'API key'", status_code=401, headers=HEADERS
-        )
+        return _fragment_key_required()
     context = await _pipeline_list(session, STATUSES.get(status), page)
     return _render(request, "_pipeline_list.html", context)
 
@@ -180,9 +185,7 @@ async def progress_fragment(
 ) -> HTMLResponse | PlainTextResponse:
     """The progress region of the pipeline page alone: what the page polls (errors as text)."""
     if not reads_open:
-        return PlainTextResponse(
-            "reading needs an API key: enter it under 'API key'", status_code=401, headers=HEADERS
-        )
+        return _fragment_key_required()
     pipeline = await _pipeline(session, pipeline_id)
     if pipeline is None:
         return PlainTextResponse(f"pipeline {pipeline_id} not found", 404, headers=HEADERS)
