@@ -166,8 +166,10 @@ def run_flow_run(fds: list[int], request: dict[str, object]) -> int:
     env = request["env"]
     assert isinstance(env, dict)
     zygote_logging_env = _logging_environment()
+    zygote_env = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)
+    _warn_if_datadog_differs(zygote_env)
     os.chdir(str(request["cwd"]))
     argv = request["argv"]
     assert isinstance(argv, list)
@@ -179,6 +181,23 @@ def run_flow_run(fds: list[int], request: dict[str, object]) -> int:
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     return 0
+
+
+def _warn_if_datadog_differs(zygote_env: dict[str, str]) -> None:
+    """Datadog's libraries, preloaded, read DD_* at import: the zygote's values. A run whose own
+    differ (a deployment's job variables, say) is told so rather than traced elsewhere silently."""
+    if "ddtrace" not in sys.modules:
+        return
+    differing = sorted(
+        k for k, v in os.environ.items() if k.startswith("DD_") and zygote_env.get(k) != v
+    )
+    if differing:
+        print(
+            f"warning: this run's {', '.join(differing)} differ from its worker's; Datadog's "
+            "libraries were loaded with the worker's values (restart the worker to change them)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _logging_environment() -> dict[str, str]:

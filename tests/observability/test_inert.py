@@ -43,6 +43,7 @@ with observability.flow_run(
 observability.flush()
 
 print(json.dumps({
+    "preloaded": observability.preload(),
     "enabled": observability.setup(),
     "result": result,
     "labels": observability.trace_labels(),
@@ -66,12 +67,46 @@ def test_without_an_agent_nothing_is_imported_changed_or_printed() -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert json.loads(result.stdout) == {
+        "preloaded": False,
         "enabled": False,
         "result": 12,
         "labels": {},
         "imported": [],
         "handlers_unchanged": True,
         "app_log_level": logging.NOTSET,
+    }
+
+
+PRELOAD = """
+import json, sys, threading
+from app import observability
+print(json.dumps({
+    "preloaded": observability.preload(),
+    "imported": sorted({m.split(".")[0] for m in sys.modules} & {"ddtrace", "datadog"}),
+    "threads": threading.active_count(),
+    "enabled_by_preload": observability._datadog is not None,
+}))
+"""
+
+
+def test_with_an_agent_the_zygote_can_preload_the_libraries_without_a_thread() -> None:
+    # what app/pipeline/warm.py calls before the zygote forks: imports only, nothing started
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
+    result = subprocess.run(
+        [sys.executable, "-c", PRELOAD],
+        cwd=PROJECT_ROOT,
+        env={**env, "DD_AGENT_HOST": "127.0.0.1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout) == {
+        "preloaded": True,
+        "imported": ["datadog", "ddtrace"],
+        "threads": 1,
+        "enabled_by_preload": False,
     }
 
 
