@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+from typing import Any
 
 from app.config import PROJECT_ROOT, Settings
 from app.json_logs import JsonLogFormatter
@@ -54,19 +55,25 @@ print(json.dumps({
 """
 
 
-def test_without_an_agent_nothing_is_imported_changed_or_printed() -> None:
+def _fresh_interpreter(script: str, **dd_env: str) -> Any:
+    """The JSON `script` prints, run without this process's DD_* variables (only `dd_env`);
+    it must print nothing else and exit 0."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         cwd=PROJECT_ROOT,
-        env=env,
+        env={**env, **dd_env},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert (result.returncode, result.stderr) == (0, "")
-    assert json.loads(result.stdout) == {
+    return json.loads(result.stdout)
+
+
+def test_without_an_agent_nothing_is_imported_changed_or_printed() -> None:
+    assert _fresh_interpreter(SCRIPT) == {
         "preloaded": False,
         "enabled": False,
         "result": 12,
@@ -91,18 +98,7 @@ print(json.dumps({
 
 def test_with_an_agent_the_zygote_can_preload_the_libraries_without_a_thread() -> None:
     # what app/pipeline/warm.py calls before the zygote forks: imports only, nothing started
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
-    result = subprocess.run(
-        [sys.executable, "-c", PRELOAD],
-        cwd=PROJECT_ROOT,
-        env={**env, "DD_AGENT_HOST": "127.0.0.1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert (result.returncode, result.stderr) == (0, "")
-    assert json.loads(result.stdout) == {
+    assert _fresh_interpreter(PRELOAD, DD_AGENT_HOST="127.0.0.1") == {
         "preloaded": True,
         "imported": ["datadog", "ddtrace"],
         "threads": 1,
