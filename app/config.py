@@ -106,6 +106,13 @@ class Settings(BaseSettings):
         description="Dask scheduler (tcp://host:8786) for the fan-out; a LocalCluster per run "
         "when unset.",
     )
+    task_tags_csv: str = Field(
+        default="data-pipeline",
+        validation_alias=AliasChoices("PIPELINE_TASK_TAGS"),
+        description="Comma-separated tags on every stage task: filter task runs by them in the "
+        "Prefect UI, or cap stage work across all workers with a tag concurrency limit; empty: "
+        "no tags.",
+    )
     fail_stage: str | None = Field(
         default=None,
         validation_alias=AliasChoices("PIPELINE_FAIL_STAGE"),
@@ -193,6 +200,10 @@ class Settings(BaseSettings):
     @property
     def api_keys(self) -> tuple[str, ...]:
         return tuple(key.strip() for key in self.api_keys_csv.split(",") if key.strip())
+
+    @property
+    def task_tags(self) -> list[str]:
+        return [tag.strip() for tag in self.task_tags_csv.split(",") if tag.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -142,11 +142,16 @@ def _retry_condition(task: Task[Any, Any], task_run: TaskRun, state: State[Any])
     return not isinstance(state.data, BaseException) or _retryable(state.data)
 
 
-# The tasks carry no tags on purpose: for each tag Prefect asks the server for a tag concurrency
-# slot before every task run — five round trips per run, which stall ~2 s when the server's
-# SQLite database is busy. Runs are found by their flow run's tag `pipeline-run:<id>`.
+# Every task carries the same tags (PIPELINE_TASK_TAGS). Before a tagged task runs, Prefect asks
+# the server for a slot of each tag's concurrency limit; a process remembers for 5 s that a set of
+# tags has no limit, so one shared set costs one round trip per run, not one per task.
+# Runs are found by their flow run's tag `pipeline-run:<id>`, not by these.
+TASK_TAGS = _settings.task_tags
+
+
 @task(
     name="generate_data",
+    tags=TASK_TAGS,
     retries=2,
     retry_condition_fn=_retry_condition,
     retry_delay_seconds=1,
@@ -184,6 +189,7 @@ def _input_source(ref: RunRef) -> InputSource | None:
 
 @task(
     name="ingest_data",
+    tags=TASK_TAGS,
     retries=2,
     retry_condition_fn=_retry_condition,
     retry_delay_seconds=2,
@@ -194,13 +200,13 @@ async def ingest_data(ref: RunRef, files: RunFiles) -> StageOutput:
     return await _run_stage(ref, "ingest", lambda: stage_work.ingest(files))
 
 
-@task(name="process_data", cache_policy=NO_CACHE)
+@task(name="process_data", tags=TASK_TAGS, cache_policy=NO_CACHE)
 async def process_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Compute each record's total value."""
     return await _run_stage(ref, "process", lambda: stage_work.process(files))
 
 
-@task(name="transform_data", cache_policy=NO_CACHE)
+@task(name="transform_data", tags=TASK_TAGS, cache_policy=NO_CACHE)
 async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Flag high-value records, assign tiers, category averages and discounts."""
     return await _run_stage(
@@ -216,6 +222,7 @@ async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
 
 @task(
     name="export_results",
+    tags=TASK_TAGS,
     retries=2,
     retry_condition_fn=_retry_condition,
     retry_delay_seconds=2,

@@ -14,18 +14,25 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
+    FlowRunFilterTags,
     LogFilter,
     LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_CLIENT_MAX_RETRIES,
+    PREFECT_CLIENT_RETRY_JITTER_FACTOR,
+    PREFECT_SERVER_EPHEMERAL_ENABLED,
+    temporary_settings,
+)
 from prefect.states import Cancelled, Cancelling, Crashed
 
 from app import observability
 from app.config import get_settings
-from app.pipeline.status import run_tag
+from app.pipeline.status import run_id_from_tags, run_tag
 
 _log = logging.getLogger(__name__)
 _deployment_ids: dict[tuple[str, str], UUID] = {}
@@ -109,6 +116,31 @@ async def trigger_run(*, pipeline_id: int, run_id: int, record_count: int) -> Fl
         f"Deployment '{get_settings().deployment_name}' disappeared while triggering. "
         "Re-create it with: python app/pipeline/deploy.py"
     )
+
+
+def trigger_deadline() -> timedelta:
+    """The longest a trigger can take: every attempt of Prefect's client timing out, with its
+    back-off between retries (2, 4, 8 … s, plus jitter). A run still without a flow run after
+    this was not triggered by a request that is merely slow."""
+    retries = PREFECT_CLIENT_MAX_RETRIES.value()
+    backoff = sum(2**attempt for attempt in range(1, retries + 1))
+    backoff_s = backoff * (1 + PREFECT_CLIENT_RETRY_JITTER_FACTOR.value())
+    return timedelta(seconds=(retries + 1) * get_settings().prefect_timeout_seconds + backoff_s)
+
+
+async def find_flow_runs(run_ids: list[int]) -> dict[int, str]:
+    """The flow runs Prefect holds for these runs (found by their run tag): run id → flow run id."""
+    if not run_ids:
+        return {}
+    async with prefect_client() as client:
+        flow_runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(any_=[run_tag(run_id) for run_id in run_ids])
+            ),
+            limit=len(run_ids),
+        )
+    found = {run_id_from_tags(flow_run.tags): str(flow_run.id) for flow_run in flow_runs}
+    return {run_id: flow_run_id for run_id, flow_run_id in found.items() if run_id is not None}
 
 
 async def cancel_flow_run(flow_run_id: str) -> StateType | None:

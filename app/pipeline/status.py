@@ -130,10 +130,11 @@ async def update_pipeline_status(
     input_file: str | None = None,
     output_file: str | None = None,
     attempt: int | None = None,
-) -> None:
+) -> bool:
     """Record a stage's (or, with stage_name None, the whole run's) new status, timing and counts.
 
-    A run already in a final state (completed, failed, cancelled) is never moved back.
+    A run already in a final state (completed, failed, cancelled) is never moved back: False
+    then, True when the write was made.
     """
     now = utcnow()
     async with get_sessionmaker()() as session, session.begin():
@@ -145,7 +146,7 @@ async def update_pipeline_status(
             )
         ).scalar_one()
         if run.status in FINAL_STATUSES:
-            return
+            return False
         if input_file is not None:
             run.input_file = input_file
         if output_file is not None:
@@ -154,7 +155,7 @@ async def update_pipeline_status(
             await _set_run_status(session, run, status, now, error or message)
             if records_out is not None:
                 run.records_processed = records_out
-            return
+            return True
         stage = (
             await session.execute(
                 select(PipelineStage).where(
@@ -176,6 +177,19 @@ async def update_pipeline_status(
             await _set_run_status(session, run, Status.RUNNING, now, None)
         elif status == Status.FAILED:
             await _set_run_status(session, run, Status.FAILED, now, f"{stage_name}: {error}")
+    return True
+
+
+async def adopt_flow_run(*, run_id: int, flow_run_id: str) -> bool:
+    """Record the flow run Prefect created for a run whose trigger never wrote it back (the API
+    process stopped mid-request); a run that already has one keeps it."""
+    async with get_sessionmaker()() as session, session.begin():
+        result = await session.execute(
+            update(PipelineRun)
+            .where(PipelineRun.id == run_id, PipelineRun.prefect_flow_run_id.is_(None))
+            .values(prefect_flow_run_id=flow_run_id)
+        )
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def heartbeat(*, run_id: int) -> None:

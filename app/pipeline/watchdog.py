@@ -14,7 +14,7 @@ from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
 from app.pipeline import orchestrator, retention
-from app.pipeline.status import UNFINISHED, update_pipeline_status
+from app.pipeline.status import UNFINISHED, adopt_flow_run, update_pipeline_status
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def judge(
     while the run is still healthy."""
     settings = get_settings()
     if run.prefect_flow_run_id is None:
-        if _age(run.created_at, now) > 60:
+        if _age(run.created_at, now) > orchestrator.trigger_deadline().total_seconds():
             return Verdict(run.id, Status.FAILED, "the trigger never reached Prefect")
         return None
     if state is None:
@@ -116,33 +116,52 @@ async def reconcile_once() -> list[Verdict]:
     runs = await unfinished_runs()
     if not runs:
         return []
-    ids = [run.prefect_flow_run_id for run in runs if run.prefect_flow_run_id]
-    states = await orchestrator.read_flow_run_states(ids)
+    if await _adopt_flow_runs(runs, utcnow()):
+        runs = await unfinished_runs()
+    flow_runs = {run.id: run.prefect_flow_run_id for run in runs}
+    states = await orchestrator.read_flow_run_states([i for i in flow_runs.values() if i])
     health = await orchestrator.pool_health()
     live = bool(health.live_workers) and health.pool_exists and not health.pool_paused
     now = utcnow()
     verdicts = []
-    for run in runs:
+    # Our rows are read again, after Prefect's view: a run that finished meanwhile has left the
+    # list, and a flow run Prefect reports completed has written its stages (before it returned).
+    for run in await unfinished_runs():
+        if run.id not in flow_runs or flow_runs[run.id] != run.prefect_flow_run_id:
+            continue  # new, or triggered while we looked: the next pass sees it whole
         state = states.get(run.prefect_flow_run_id) if run.prefect_flow_run_id else None
         verdict = judge(run, state, now=now, live_workers=live)
-        if verdict is None:
-            continue
-        await _apply(run, state, verdict)
-        verdicts.append(verdict)
+        if verdict is not None and await _apply(run, state, verdict):
+            verdicts.append(verdict)
     return verdicts
 
 
-async def _apply(run: PipelineRun, state: State | None, verdict: Verdict) -> None:
+async def _adopt_flow_runs(runs: list[PipelineRun], now: datetime) -> bool:
+    """Runs older than a trigger can take and still without a flow run: if Prefect has one for
+    them (the API process stopped between creating it and writing its id), they get it."""
+    overdue = orchestrator.trigger_deadline().total_seconds()
+    lost = [r.id for r in runs if not r.prefect_flow_run_id and _age(r.created_at, now) > overdue]
+    adopted = False
+    for run_id, flow_run_id in (await orchestrator.find_flow_runs(lost)).items():
+        if await adopt_flow_run(run_id=run_id, flow_run_id=flow_run_id):
+            logger.warning("watchdog: run %d adopts flow run %s", run_id, flow_run_id)
+            adopted = True
+    return adopted
+
+
+async def _apply(run: PipelineRun, state: State | None, verdict: Verdict) -> bool:
     if run.prefect_flow_run_id and state is not None and not state.is_final():
         message = f"watchdog: {verdict.reason}"
         if state.type in (StateType.RUNNING, StateType.CANCELLING):
             await orchestrator.mark_flow_run_crashed(run.prefect_flow_run_id, message)
         else:
             await orchestrator.cancel_stranded_flow_run(run.prefect_flow_run_id, message)
-    await update_pipeline_status(
+    if not await update_pipeline_status(
         run.pipeline_id, None, verdict.status, error=verdict.reason, run_id=run.id
-    )
+    ):
+        return False  # it finished on its own meanwhile
     logger.warning("watchdog: run %d %s: %s", run.id, verdict.status.value, verdict.reason)
+    return True
 
 
 class Watchdog:

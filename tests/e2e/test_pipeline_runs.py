@@ -88,6 +88,7 @@ async def test_trigger_over_http_runs_all_five_stages(
     runs = await task_runs(prefect, flow_run_id, expected=5)
     assert [r.name.rsplit("-", 1)[0] for r in runs] == TASK_NAMES
     assert all(r.state is not None and r.state.is_completed() for r in runs)
+    assert [r.tags for r in runs] == [["data-pipeline"]] * 5  # PIPELINE_TASK_TAGS' default
 
 
 async def test_trigger_keeps_history_one_run_per_trigger(

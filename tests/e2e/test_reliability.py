@@ -4,15 +4,19 @@ import asyncio
 import os
 import signal
 import time
+from datetime import timedelta
 from uuid import UUID
 
 import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
-from prefect.states import Cancelling
+from prefect.states import Cancelling, Scheduled
 
+from app.db import get_sessionmaker
+from app.models import PipelineRun, Status, utcnow
 from app.pipeline.flows import CANCELLED_IN_PREFECT
+from app.pipeline.status import new_stage_rows, run_tag
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import (
     child_pids,
@@ -149,3 +153,50 @@ async def test_prefect_down_is_a_503_and_the_same_trigger_works_when_it_is_back(
     # our rows are written before Prefect records Completed: wait for Prefect's final state
     flow_run = await wait_for_flow_run(prefect, back.json()["prefect_flow_run_id"])
     assert flow_run.state is not None and flow_run.state.is_completed()
+
+
+async def test_a_flow_run_whose_id_was_never_written_back_is_adopted(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """The API process stopped between creating a run's flow run and writing its id: once no
+    trigger can still be under way, the watchdog finds the flow run by its run tag instead of
+    failing the run as a trigger that never reached Prefect."""
+    pipeline = (
+        await api.post("/api/pipelines", json={"name": "orphan", "record_count": 10})
+    ).json()
+    # the run below is 10 minutes old: with no live worker yet it would fail as unstartable
+    deadline = time.monotonic() + 30
+    while not any(
+        w.last_heartbeat_time for w in await prefect.read_workers_for_work_pool("default")
+    ):
+        assert time.monotonic() < deadline, "no worker heartbeat after 30 s"
+        await asyncio.sleep(0.5)
+    async with get_sessionmaker()() as session:
+        run = PipelineRun(
+            pipeline_id=pipeline["id"],
+            record_count=10,
+            status=Status.PENDING,
+            stages=new_stage_rows(),
+            created_at=utcnow() - timedelta(minutes=10),  # past the trigger's 134 s deadline
+        )
+        session.add(run)
+        await session.commit()
+    deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+    flow_run = await prefect.create_flow_run_from_deployment(
+        deployment.id,
+        parameters={"pipeline_id": pipeline["id"], "record_count": 10},
+        tags=[run_tag(run.id)],
+        state=Scheduled(scheduled_time=utcnow() + timedelta(hours=1)),  # no worker takes it yet
+    )
+    deadline = time.monotonic() + 30
+    latest = (await api.get(f"/api/pipelines/{pipeline['id']}")).json()["latest_run"]
+    while latest["prefect_flow_run_id"] is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        latest = (await api.get(f"/api/pipelines/{pipeline['id']}")).json()["latest_run"]
+    assert (latest["id"], latest["status"], latest["error"]) == (run.id, "pending", None)
+    assert latest["prefect_flow_run_id"] == str(flow_run.id)
+
+    cancelled = await api.post(f"/api/pipelines/{pipeline['id']}/cancel")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (202, "cancelled")
+    final = await wait_for_flow_run(prefect, str(flow_run.id))
+    assert final.state is not None and final.state.is_cancelled()

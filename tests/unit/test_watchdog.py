@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from prefect.states import Cancelled, Completed, Crashed, Failed, Late, Pending, Running
 
 from app.models import PipelineRun, Status
+from app.pipeline.orchestrator import trigger_deadline
 from app.pipeline.status import new_stage_rows
 from app.pipeline.watchdog import Verdict, judge
 
@@ -88,8 +89,10 @@ def test_waiting_runs_fail_only_without_a_worker_or_after_the_queue_timeout() ->
 
 
 def test_runs_lost_on_the_way_to_prefect() -> None:
-    assert judge(_run(flow_run=False, age=30), None, now=NOW, live_workers=True) is None
-    assert judge(_run(flow_run=False, age=90), None, now=NOW, live_workers=True) == Verdict(
+    # 6 attempts of 10 s each, and the client's back-off of 2 + 4 + 8 + 16 + 32 s (+20% jitter)
+    assert trigger_deadline() == timedelta(seconds=6 * 10 + 62 * 1.2)
+    assert judge(_run(flow_run=False, age=134), None, now=NOW, live_workers=True) is None
+    assert judge(_run(flow_run=False, age=135), None, now=NOW, live_workers=True) == Verdict(
         7, Status.FAILED, "the trigger never reached Prefect"
     )
     assert judge(_run(), None, now=NOW, live_workers=True) == Verdict(
