@@ -31,6 +31,7 @@ def started_stack(
     *,
     name: str,
     workers: int = 1,
+    worker_limit: int = 4,
     env: dict[str, str] | None = None,
 ) -> Iterator[RunningStack]:
     """A whole stack on `backend`: its own app database, Prefect server database, ports, files."""
@@ -58,6 +59,7 @@ def started_stack(
         prefect_port=free_port(),
         api_port=free_port(),
         workers=workers,
+        worker_limit=worker_limit,
         log_dir=root / "logs",
     )
     stack.start()
