@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import statistics
 import subprocess
@@ -96,8 +97,17 @@ def run_anchor(deployment: str) -> float:
     return elapsed
 
 
+def idle_pause(rng: random.Random, poll: float) -> None:
+    """Each measured run starts after a pause of one to two poll intervals. A trigger sent the
+    moment the run before it finished would be found by the look the worker makes when that run's
+    process ends (app/pipeline/worker.py), not by its next poll. It would measure a sequence, not
+    a lone trigger landing at a random point of the worker's poll cycle."""
+    time.sleep(poll * (1 + rng.random()))
+
+
 def measure_latency(stack: Stack, runs: int) -> tuple[dict[str, list[float]], int]:
     kinds = ("service", "anchor", "anchor_warm")
+    rng, poll = random.Random(0), float(stack.env.get("PREFECT_WORKER_QUERY_SECONDS", "1"))
     samples: dict[str, list[float]] = {kind: [] for kind in kinds}
     last_id = 0
     with httpx.Client(base_url=stack.api_url, timeout=60) as api:
@@ -115,6 +125,7 @@ def measure_latency(stack: Stack, runs: int) -> tuple[dict[str, list[float]], in
         for round_ in range(runs):
             order = kinds if round_ % 2 == 0 else tuple(reversed(kinds))
             for kind in order:
+                idle_pause(rng, poll)
                 samples[kind].append(once(kind))
             print(
                 f"  latency round {round_ + 1:>2}: "
@@ -373,6 +384,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=20, help="latency runs of each kind")
     parser.add_argument("--api-requests", type=int, default=20_000, help="requests per API round")
     parser.add_argument("--burst", type=int, default=100, help="triggers in the burst")
+    parser.add_argument(
+        "--worker-limit", type=int, default=4, help="flow runs at once per worker (--limit)"
+    )
     parser.add_argument("--smoke", action="store_true", help="a few of each (CI)")
     parser.add_argument("--output", type=Path, default=RESULTS / "bench.json")
     args = parser.parse_args(argv)
@@ -383,7 +397,9 @@ def main(argv: list[str] | None = None) -> None:
     with ExitStack() as exits:
         print(f"starting PostgreSQL, the Prefect server, {WORKERS} workers and the API …")
         cluster, postgres_env = start_postgres(exits)
-        stack = start_stack(root / "stack", postgres_env, exits, workers=WORKERS)
+        stack = start_stack(
+            root / "stack", postgres_env, exits, workers=WORKERS, worker_limit=args.worker_limit
+        )
         os.environ["PREFECT_API_URL"] = stack.prefect_api_url
         deploy_anchors(stack)
         print(f"1. trigger→completed latency, {args.runs} runs each")
