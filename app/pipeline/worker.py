@@ -148,7 +148,11 @@ def look_when_a_run_ends() -> None:
 
     async def look_while_wanted(self: BaseWorker) -> None:
         while wanted.pop(id(self), False):
-            await self.get_and_submit_flow_runs()
+            try:
+                await self.get_and_submit_flow_runs()
+            except Exception as exc:  # the server away for a moment: the next poll tries again
+                self._logger.warning("looking for the next flow run failed: %r", exc)
+                return
 
     async def _submit_run_and_capture_errors(
         self: BaseWorker,
