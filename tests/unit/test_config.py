@@ -1,0 +1,21 @@
+"""Settings parsed from the environment (no I/O)."""
+
+import pytest
+
+from app.config import Settings
+
+
+@pytest.mark.parametrize(
+    ("value", "tags"),
+    [
+        (None, ["data-pipeline"]),  # the default
+        ("etl, nightly ,,team-a", ["etl", "nightly", "team-a"]),
+        ("", []),  # no tags: no tag-concurrency check before each task
+    ],
+)
+def test_task_tags(monkeypatch: pytest.MonkeyPatch, value: str | None, tags: list[str]) -> None:
+    if value is None:
+        monkeypatch.delenv("PIPELINE_TASK_TAGS", raising=False)
+    else:
+        monkeypatch.setenv("PIPELINE_TASK_TAGS", value)
+    assert Settings(_env_file=None).task_tags == tags
