@@ -6,8 +6,9 @@ the launcher forks from a process that has already imported Prefect and the pipe
 per-run costs of Prefect's worker are paid once instead: its clients share one TLS context
 (app/pipeline/tls.py) and its settings are rendered into environment variables once
 (`remember_settings_environment`) — 0.14 → 0.06 CPU-s per flow run in a 100-run burst. And a
-run that ends makes the worker look for the next one at once (`look_when_a_run_ends`), not at
-its next poll. Plain `prefect worker start` still works: its runs start cold.
+run scheduled on its pool, or one of its runs ending, makes the worker look for runs at once
+(`look_promptly`), not at its next poll. Plain `prefect worker start` still works: its runs start
+cold and wait for its poll.
 """
 
 import asyncio
@@ -27,6 +28,7 @@ ZYGOTE_READY_SECONDS = 60.0
 RESTART_SECONDS = 1.0
 MAX_RESTART_SECONDS = 60.0
 YOUNG_SECONDS = 30.0  # a zygote that dies sooner than this waits longer before the next
+LISTEN_RETRY_SECONDS = 30.0
 
 
 def main(argv: list[str]) -> None:
@@ -37,7 +39,7 @@ def main(argv: list[str]) -> None:
     keep_zygote(zygote, path)
     share_tls_contexts()
     remember_settings_environment()
-    look_when_a_run_ends()
+    look_promptly()
     from prefect.cli import app  # what the `prefect` command runs
 
     sys.argv = ["prefect", "worker", "start", *argv]
@@ -127,20 +129,31 @@ def remember_settings_environment(keep: int = 8) -> None:
     PrefectBaseSettings.to_environment_variables = to_environment_variables  # type: ignore[method-assign]
 
 
-def look_when_a_run_ends() -> None:
+def look_promptly() -> None:
     """Prefect's worker looks for scheduled runs every PREFECT_WORKER_QUERY_SECONDS (10 s by
-    default), also after one of its runs ended and freed a slot of its --limit: with runs waiting,
-    that slot stays empty until the next poll. Here a run that ends (one that did run; a run the
-    server would not let start does not count, or a refused run would be asked for again and
-    again) has the worker look at once. Looks never overlap: one asked for while another is under
-    way follows it, and any number asked for meanwhile make one."""
+    default). Two moments need not wait for the next poll, and now have it look at once:
+
+    - a flow run scheduled on its pool: the server's `prefect.flow-run.Scheduled` event, from its
+      event stream (the one Prefect's worker already reads for cancellations);
+    - one of its runs ending, which frees a slot of its --limit for a run waiting. Only a run that
+      did run counts: a run the server would not let start (a concurrency limit) is not asked for
+      again and again.
+
+    The poll stays, for what these miss: runs scheduled for later coming due, an event stream that
+    is down (it is tried again every LISTEN_RETRY_SECONDS). Looks never overlap: one asked for
+    while another is under way follows it, and any number asked for meanwhile make one."""
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventNameFilter
     from prefect.workers.base import BaseWorker
 
     poll = BaseWorker.get_and_submit_flow_runs
     submit = BaseWorker._submit_run_and_capture_errors
+    enter, leave = BaseWorker.__aenter__, BaseWorker.__aexit__
     locks: dict[int, asyncio.Lock] = {}
     wanted: dict[int, bool] = {}
     looking: dict[int, asyncio.Task[None]] = {}
+    listening: dict[int, asyncio.Task[None]] = {}
+    scheduled = EventFilter(event=EventNameFilter(name=["prefect.flow-run.Scheduled"]))
 
     async def get_and_submit_flow_runs(self: BaseWorker) -> list[Any]:
         async with locks.setdefault(id(self), asyncio.Lock()):
@@ -154,6 +167,29 @@ def look_when_a_run_ends() -> None:
                 self._logger.warning("looking for the next flow run failed: %r", exc)
                 return
 
+    def look_soon(self: BaseWorker) -> None:
+        wanted[id(self)] = True
+        task = looking.get(id(self))
+        if task is None or task.done():
+            looking[id(self)] = asyncio.create_task(look_while_wanted(self))
+
+    async def listen(self: BaseWorker) -> None:
+        while True:
+            try:
+                async with get_events_subscriber(filter=scheduled) as events:
+                    async for event in events:
+                        pools = event.resources_in_role.get("work-pool", [])
+                        if any(pool.name == self._work_pool_name for pool in pools):
+                            look_soon(self)
+            except Exception as exc:
+                self._logger.warning(
+                    "not hearing of new flow runs (%r): they start at the next poll; "
+                    "listening again in %.0f s",
+                    exc,
+                    LISTEN_RETRY_SECONDS,
+                )
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
     async def _submit_run_and_capture_errors(
         self: BaseWorker,
         flow_run: Any,
@@ -161,14 +197,24 @@ def look_when_a_run_ends() -> None:
     ) -> Any:
         result = await submit(self, flow_run, task_status)
         if not isinstance(result, Exception):
-            wanted[id(self)] = True
-            task = looking.get(id(self))
-            if task is None or task.done():
-                looking[id(self)] = asyncio.create_task(look_while_wanted(self))
+            look_soon(self)
         return result
+
+    async def __aenter__(self: BaseWorker) -> BaseWorker:
+        worker = await enter(self)
+        listening[id(self)] = asyncio.create_task(listen(self))
+        return worker
+
+    async def __aexit__(self: BaseWorker, *exc_info: Any) -> None:
+        if task := listening.pop(id(self), None):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await leave(self, *exc_info)
 
     BaseWorker.get_and_submit_flow_runs = get_and_submit_flow_runs  # type: ignore[method-assign]
     BaseWorker._submit_run_and_capture_errors = _submit_run_and_capture_errors  # type: ignore[method-assign]
+    BaseWorker.__aenter__ = __aenter__  # type: ignore[method-assign,assignment]
+    BaseWorker.__aexit__ = __aexit__  # type: ignore[method-assign]
 
 
 def wait_until_warm(zygote: subprocess.Popen[bytes], path: Path, within: float) -> None:

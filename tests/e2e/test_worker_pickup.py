@@ -1,8 +1,10 @@
-"""A worker with runs waiting starts the next one as soon as one of its runs ends, not at its next
-poll (app/pipeline/worker.py, `look_when_a_run_ends`)."""
+"""A worker looks for runs at once when a run is scheduled on its pool and when one of its runs
+ends, not at its next poll (app/pipeline/worker.py, `look_promptly`)."""
 
+import asyncio
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -25,23 +27,37 @@ def one_slot_stack(request: pytest.FixtureRequest, tmp_root: Path) -> Iterator[R
         yield running
 
 
-async def test_a_waiting_run_starts_when_the_run_before_it_ends(
+def _at(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp).astimezone(UTC)
+
+
+async def test_runs_start_when_scheduled_and_when_a_slot_frees(
     one_slot_stack: RunningStack,
 ) -> None:
     async with httpx.AsyncClient(base_url=one_slot_stack.stack.api_url, timeout=30) as api:
+
+        async def run_alone(name: str) -> float:
+            sent = time.monotonic()
+            body = {"name": name, "record_count": 100, "trigger": True}
+            alone = (await api.post("/api/pipelines", json=body)).json()["id"]
+            await wait_for_final(api, alone, within=3 * POLL_SECONDS)
+            return time.monotonic() - sent
+
+        await run_alone("first")  # the stack's first run; the worker may not have polled yet
+        await asyncio.sleep(3)  # the worker's next poll is still 18 s away or more
+        lone_run_s = await run_alone("alone")
+
         ids = []
         for n in range(3):
             body = {"name": f"queued-{n}", "record_count": 100, "trigger": True}
             ids.append((await api.post("/api/pipelines", json=body)).json()["id"])
-        bodies = [await wait_for_final(api, i, within=2 * POLL_SECONDS + 30) for i in ids]
+        bodies = [await wait_for_final(api, i, within=3 * POLL_SECONDS) for i in ids]
     runs = sorted((body["latest_run"] for body in bodies), key=lambda run: run["started_at"])
     assert [run["status"] for run in runs] == ["completed"] * 3
     gaps = [
-        (
-            datetime.fromisoformat(later["started_at"])
-            - datetime.fromisoformat(earlier["completed_at"])
-        ).total_seconds()
+        (_at(later["started_at"]) - _at(earlier["completed_at"])).total_seconds()
         for earlier, later in pairwise(runs)
     ]
-    print(f"one slot, three runs: each started {gaps} s after the one before it ended")
+    print(f"a lone run took {lone_run_s:.2f} s; one slot, three runs: each started {gaps} s after")
+    assert lone_run_s < 5  # not waiting for the next poll
     assert all(0 < gap < 10 for gap in gaps), gaps
