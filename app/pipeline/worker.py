@@ -133,8 +133,10 @@ def look_promptly() -> None:
     """Prefect's worker looks for scheduled runs every PREFECT_WORKER_QUERY_SECONDS (10 s by
     default). Two moments need not wait for the next poll, and now have it look at once:
 
-    - a flow run scheduled on its pool: the server's `prefect.flow-run.Scheduled` event, from its
-      event stream (the one Prefect's worker already reads for cancellations);
+    - a flow run scheduled on its pool, if it has a free slot: the server's
+      `prefect.flow-run.Scheduled` event, from its event stream (the one Prefect's worker already
+      reads for cancellations). Under a burst the workers are full, and each event would cost the
+      server a look for nothing;
     - one of its runs ending, which frees a slot of its --limit for a run waiting. Only a run that
       did run counts: a run the server would not let start (a concurrency limit) is not asked for
       again and again.
@@ -179,8 +181,9 @@ def look_promptly() -> None:
                 async with get_events_subscriber(filter=scheduled) as events:
                     async for event in events:
                         pools = event.resources_in_role.get("work-pool", [])
-                        if any(pool.name == self._work_pool_name for pool in pools):
-                            look_soon(self)
+                        full = self._limiter is not None and self._limiter.available_tokens < 1
+                        if not full and any(p.name == self._work_pool_name for p in pools):
+                            look_soon(self)  # a full worker looks when one of its runs ends
             except Exception as exc:
                 self._logger.warning(
                     "not hearing of new flow runs (%r): they start at the next poll; "
