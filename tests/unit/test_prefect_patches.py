@@ -1,8 +1,8 @@
 """Two of the places the service changes Prefect's behaviour in its own processes, each checked in
 a subprocess (the changes are process-wide): clients share one verified TLS context per CA file
 (app/pipeline/tls.py); a worker renders each settings object into environment variables once
-(app/pipeline/worker.py). The third, a worker looking for the next run as soon as one ends, needs
-a server and a worker: tests/e2e/test_worker_pickup.py."""
+(app/pipeline/worker.py). The third, a worker looking for runs as soon as one is scheduled on its
+pool or one of its runs ends, needs a server and a worker: tests/e2e/test_worker_pickup.py."""
 
 import os
 import subprocess
