@@ -1,16 +1,32 @@
 """Pipeline schedules, carried out by Prefect: each is a schedule of the deployment with the
-pipeline's parameters and the slug `pipeline-<id>`, so it survives restarts of every process."""
+pipeline's parameters and the slug `pipeline-<id>`, so it survives restarts of every process.
 
+Every pipeline's schedule lives on the one deployment, and Prefect removes *all* of a deployment's
+future scheduled runs whenever any of its schedules is changed or removed. Its scheduler puts them
+back only on its next loop (60 s by default), and runs due in between are never made. So each
+change here asks Prefect to schedule the deployment again at once: no other pipeline loses a run.
+"""
+
+from contextlib import suppress
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import DeploymentScheduleCreate
-from prefect.client.schemas.objects import DeploymentSchedule
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import DeploymentSchedule, StateType
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.exceptions import ObjectNotFound
 
 from app.pipeline import orchestrator
 
 SCHEDULE_SLUG_PREFIX = "pipeline-"
+_PAGE = 200  # Prefect's default and largest page of flow runs
 
 
 def schedule_slug(pipeline_id: int) -> str:
@@ -54,6 +70,7 @@ async def set_pipeline_schedule(
                     )
                 ],
             )
+        await _schedule_runs(client, deployment_id)
         created = await _find_schedule(client, deployment_id, pipeline_id)
     assert created is not None
     return created
@@ -67,6 +84,9 @@ async def set_pipeline_schedule_active(pipeline_id: int, active: bool) -> Deploy
         if existing is None:
             return None
         await client.update_deployment_schedule(deployment_id, existing.id, active=active)
+        if not active:
+            await _delete_waiting_runs(client, deployment_id, pipeline_id)
+        await _schedule_runs(client, deployment_id)
         return await _find_schedule(client, deployment_id, pipeline_id)
 
 
@@ -77,6 +97,8 @@ async def delete_pipeline_schedule(pipeline_id: int) -> bool:
         if existing is None:
             return False
         await client.delete_deployment_schedule(deployment_id, existing.id)
+        await _delete_waiting_runs(client, deployment_id, pipeline_id)
+        await _schedule_runs(client, deployment_id)
         return True
 
 
@@ -85,3 +107,46 @@ async def _find_schedule(
 ) -> DeploymentSchedule | None:
     schedules = await client.read_deployment_schedules(deployment_id)
     return next((s for s in schedules if s.slug == schedule_slug(pipeline_id)), None)
+
+
+async def _schedule_runs(client: PrefectClient, deployment_id: UUID) -> None:
+    """Have Prefect make the deployment's upcoming scheduled runs now, not on its next loop.
+
+    Idempotent: a run Prefect already has for a schedule and a time is not made twice.
+    """
+    await client.request(
+        "POST", "/deployments/{id}/schedule", path_params={"id": deployment_id}, json={}
+    )
+
+
+async def _delete_waiting_runs(
+    client: PrefectClient, deployment_id: UUID, pipeline_id: int
+) -> None:
+    """Remove the pipeline's scheduled runs that have not started and are still waiting.
+
+    Prefect removes only those due in the future: a run already due but not yet taken by a
+    worker, or one its scheduler made while the schedule was being paused, would still start.
+    A run a worker takes meanwhile is no longer Scheduled and is left alone.
+    """
+    ours: list[UUID] = []
+    offset = 0
+    while True:  # every page: a burst of triggers can keep hundreds of other runs waiting
+        page = await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            ),
+            limit=_PAGE,
+            offset=offset,
+        )
+        ours += [
+            run.id
+            for run in page
+            if run.auto_scheduled and run.parameters.get("pipeline_id") == pipeline_id
+        ]
+        if len(page) < _PAGE:
+            break
+        offset += _PAGE
+    for flow_run_id in ours:
+        with suppress(ObjectNotFound):  # removed meanwhile: nothing left to do
+            await client.delete_flow_run(flow_run_id)

@@ -46,8 +46,6 @@ def started_stack(
         "PIPELINE_HEARTBEAT_SECONDS": "2",
         "PIPELINE_STALE_HEARTBEAT_SECONDS": "20",
         "PIPELINE_WATCHDOG_INTERVAL_SECONDS": "2",
-        # a new schedule's first run within seconds, not after the scheduler's 60 s loop
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
         **(env or {}),
     }
     if backend == "postgresql":

@@ -3,12 +3,14 @@ a Prefect server restart keep them as they were."""
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.client.schemas.filters import (
     DeploymentFilter,
     DeploymentFilterName,
@@ -16,7 +18,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 
 from tests.e2e.conftest import RunningStack
 
@@ -37,6 +39,11 @@ async def _completed_runs(api: httpx.AsyncClient, pipeline_id: int, at_least: in
 
 
 async def _future_runs(prefect: PrefectClient, pipeline_id: int) -> int:
+    return len(await _waiting(prefect, pipeline_id))
+
+
+async def _waiting(prefect: PrefectClient, pipeline_id: int) -> list[FlowRun]:
+    """The pipeline's runs in a Scheduled state (Scheduled, Late, AwaitingConcurrencySlot)."""
     flow_runs = await prefect.read_flow_runs(
         deployment_filter=DeploymentFilter(
             name=DeploymentFilterName(any_=["data-pipeline-deployment"])
@@ -45,7 +52,7 @@ async def _future_runs(prefect: PrefectClient, pipeline_id: int) -> int:
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
         ),
     )
-    return sum(1 for run in flow_runs if run.parameters.get("pipeline_id") == pipeline_id)
+    return [run for run in flow_runs if run.parameters.get("pipeline_id") == pipeline_id]
 
 
 async def test_schedule_runs_pause_resume_and_survives_a_server_restart(
@@ -107,3 +114,78 @@ async def test_schedule_runs_pause_resume_and_survives_a_server_restart(
         404,
         f"pipeline {pid} has no schedule; set one with PUT /api/pipelines/{pid}/schedule",
     )
+
+
+async def test_changing_one_pipelines_schedule_keeps_the_others_upcoming_runs(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    # Prefect removes every future scheduled run of the deployment when any one of its schedules
+    # changes; its scheduler would make them again only on its next loop (60 s here, as in
+    # production), and a run due in between would never happen.
+    daily = {"cron": "0 6 * * *", "timezone": "UTC"}
+    ids = []
+    for name in ("changed", "bystander"):
+        pipeline = (
+            await api.post("/api/pipelines", json={"name": name, "record_count": 10})
+        ).json()
+        assert (
+            await api.put(f"/api/pipelines/{pipeline['id']}/schedule", json=daily)
+        ).status_code == 200
+        ids.append(pipeline["id"])
+    changed, bystander = ids
+    # Prefect makes at least 3 runs ahead (PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS)
+    assert (await _future_runs(prefect, changed), await _future_runs(prefect, bystander)) == (3, 3)
+
+    assert (await api.post(f"/api/pipelines/{changed}/schedule/pause")).status_code == 200
+    assert (await _future_runs(prefect, changed), await _future_runs(prefect, bystander)) == (0, 3)
+
+    assert (await api.post(f"/api/pipelines/{changed}/schedule/resume")).status_code == 200
+    replaced = await api.put(f"/api/pipelines/{changed}/schedule", json={"cron": "0 7 * * *"})
+    assert replaced.status_code == 200
+    assert (await _future_runs(prefect, changed), await _future_runs(prefect, bystander)) == (3, 3)
+
+    assert (await api.delete(f"/api/pipelines/{changed}/schedule")).status_code == 204
+    assert (await _future_runs(prefect, changed), await _future_runs(prefect, bystander)) == (0, 3)
+    assert (await api.delete(f"/api/pipelines/{bystander}/schedule")).status_code == 204
+
+
+async def test_pausing_removes_the_pipelines_runs_already_due(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    # Prefect's own pause removes only runs due in the future; a run already due and not yet
+    # taken by a worker (here: the pool is paused) would still start after the pause.
+    pipeline = (await api.post("/api/pipelines", json={"name": "late", "record_count": 10})).json()
+    pid = pipeline["id"]
+    await prefect.update_work_pool("default", WorkPoolUpdate(is_paused=True))
+    try:
+        every_ten_minutes = {"cron": "*/10 * * * *", "timezone": "UTC"}
+        assert (
+            await api.put(f"/api/pipelines/{pid}/schedule", json=every_ten_minutes)
+        ).status_code == 200
+        # six runs that came due while no worker took them: at -60, -50, ... -10 minutes
+        mark = datetime.now(UTC).replace(second=0, microsecond=0)
+        mark -= timedelta(minutes=mark.minute % 10)
+        deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+        backfill = await prefect.request(
+            "POST",
+            "/deployments/{id}/schedule",
+            path_params={"id": deployment.id},
+            json={
+                "start_time": (mark - timedelta(minutes=60)).isoformat(),
+                "end_time": (mark - timedelta(minutes=10)).isoformat(),
+                "min_runs": 0,
+            },
+        )
+        assert backfill.status_code == 200
+        due = [
+            run
+            for run in await _waiting(prefect, pid)
+            if run.expected_start_time and run.expected_start_time < mark
+        ]
+        assert len(due) == 6
+        paused = await api.post(f"/api/pipelines/{pid}/schedule/pause")
+        assert paused.status_code == 200
+        assert await _waiting(prefect, pid) == []
+    finally:
+        await prefect.update_work_pool("default", WorkPoolUpdate(is_paused=False))
+        await api.delete(f"/api/pipelines/{pid}/schedule")
