@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser, FilePayload, Page, async_playwright, expect
+from playwright.async_api import Browser, FilePayload, Page, Route, async_playwright, expect
 from prefect.client.orchestration import PrefectClient
 
 from app.display import duration
@@ -168,6 +168,31 @@ async def test_the_list_follows_new_pipelines_and_their_runs_without_a_reload(
     run_id = (await api.get(f"/api/pipelines/{pipeline_id}")).json()["latest_run"]["id"]
     await expect(row.locator("td[data-label='Last run']")).to_contain_text(f"run {run_id}, ")
     assert await page.evaluate("window.notReloaded") is True
+
+
+async def test_the_list_says_why_it_stopped_following_and_recovers(
+    page: Page, console: list[str]
+) -> None:
+    # The list region's answer once reads need a key (its text: tests/api/test_dashboard_access.py)
+    needs_key = "reading needs an API key: enter it under 'API key'"
+    await page.goto("/")
+    message = page.locator("#list-message")
+    await expect(message).to_have_text("")
+
+    async def refuse(route: Route) -> None:
+        await route.fulfill(status=401, content_type="text/plain; charset=utf-8", body=needs_key)
+
+    await page.route("**/pipelines-list?*", refuse)
+    await page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    await expect(message).to_have_text(needs_key)
+
+    await page.unroute("**/pipelines-list?*")
+    await page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    await expect(message).to_have_text("")
+    assert [line for line in console if "status of 401" in line] == [
+        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]
+    console.clear()
 
 
 async def test_an_upload_whose_rows_are_all_rejected_shows_the_error(page: Page) -> None:

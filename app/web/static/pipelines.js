@@ -9,6 +9,7 @@
   const IDLE_MS = 10000;
 
   let list = null;
+  let message = null;
   let timer = null;
 
   const rowKey = (row) => row.dataset.pipelineId;
@@ -50,15 +51,27 @@
         const template = document.createElement("template");
         template.innerHTML = await response.text();
         patch(template.content.getElementById("pipeline-list"));
+        say("");
+      } else {
+        // e.g. a 401 once reads need a key: say so, rather than show a list that went stale
+        const plain = (response.headers.get("content-type") || "").startsWith("text/plain");
+        const first = !message.textContent;
+        say(plain ? await response.text() : await Dashboard.errorText(response));
+        if (response.status === 401 && first) Dashboard.askForKey();
       }
-    } catch (_) {
-      /* the API is away for a moment: the next poll tries again */
+    } catch (error) {
+      say(`Lost contact with the API (${error.message}); trying again.`);
     }
     schedule();
   }
 
+  function say(text) {
+    if (message.textContent !== text) message.textContent = text;
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     list = document.getElementById("pipeline-list");
+    message = document.getElementById("list-message");
     if (!list) return;
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) refresh();
