@@ -61,6 +61,12 @@ def deploy() -> UUID:
             print_next_steps=False,
         ),
     )
+    # Updating a deployment makes Prefect delete its future scheduled runs (every pipeline's
+    # schedule lives on it); have them made again now rather than on the scheduler's next loop.
+    with get_client(sync_client=True) as client:
+        client.request(
+            "POST", "/deployments/{id}/schedule", path_params={"id": deployment_id}, json={}
+        )
     print(f"deployment 'Data Pipeline/{DEPLOYMENT_NAME}': {deployment_id}")
     return deployment_id
 

@@ -21,6 +21,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 
 from tests.e2e.conftest import RunningStack
+from tests.e2e.helpers import deploy
 
 # Process faults and schedules do not depend on the database backend: these run on the production
 # topology (PostgreSQL for the service and the Prefect server) only; tests/api covers both backends.
@@ -117,7 +118,7 @@ async def test_schedule_runs_pause_resume_and_survives_a_server_restart(
 
 
 async def test_changing_one_pipelines_schedule_keeps_the_others_upcoming_runs(
-    api: httpx.AsyncClient, prefect: PrefectClient
+    api: httpx.AsyncClient, prefect: PrefectClient, stack: RunningStack
 ) -> None:
     # Prefect removes every future scheduled run of the deployment when any one of its schedules
     # changes; its scheduler would make them again only on its next loop (60 s here, as in
@@ -142,6 +143,14 @@ async def test_changing_one_pipelines_schedule_keeps_the_others_upcoming_runs(
     assert (await api.post(f"/api/pipelines/{changed}/schedule/resume")).status_code == 200
     replaced = await api.put(f"/api/pipelines/{changed}/schedule", json={"cron": "0 7 * * *"})
     assert replaced.status_code == 200
+    assert (await _future_runs(prefect, changed), await _future_runs(prefect, bystander)) == (3, 3)
+
+    # deploying again (every `make up`, compose's init) keeps every pipeline's schedule and runs
+    await deploy(stack.stack.process_env())
+    assert [s["pipeline_id"] for s in (await api.get("/api/schedules")).json()] == [
+        changed,
+        bystander,
+    ]
     assert (await _future_runs(prefect, changed), await _future_runs(prefect, bystander)) == (3, 3)
 
     assert (await api.delete(f"/api/pipelines/{changed}/schedule")).status_code == 204
