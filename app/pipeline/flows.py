@@ -5,17 +5,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, get_run_logger, task
+from prefect import Task, flow, get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
+from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
 from app import observability
 from app.config import get_settings
 from app.models import Status
 from app.pipeline import inputs
 from app.pipeline import work as stage_work
+from app.pipeline.schedules import schedule_slug
 from app.pipeline.status import (
     RunRef,
     claim_run,
@@ -31,6 +33,7 @@ observability.setup()  # at import, before the run: its logs are JSON from the f
 
 
 CANCELLED_IN_PREFECT = "cancelled: Prefect stopped the flow run (through the API or the Prefect UI)"
+SCHEDULE_STOPPED = "skipped: the pipeline's schedule was paused or removed before this run started"
 
 
 class InjectedFaultError(RuntimeError):
@@ -239,9 +242,14 @@ async def export_results(ref: RunRef, files: RunFiles) -> StageOutput:
     retries=_settings.flow_retries,
     retry_delay_seconds=_settings.flow_retry_delay_seconds,
 )
-async def run_data_pipeline_flow(pipeline_id: int, record_count: int = 1000) -> dict[str, Any]:
+async def run_data_pipeline_flow(
+    pipeline_id: int, record_count: int = 1000
+) -> dict[str, Any] | State:
     """Run the five stages for one run of `pipeline_id`, writing their status as they go."""
     context = FlowRunContext.get()
+    if context and context.flow_run and await _schedule_stopped(context.flow_run, pipeline_id):
+        # nothing was started: no pipeline run, and Cancelled (not Failed) in Prefect
+        return Cancelled(message=SCHEDULE_STOPPED)
     with observability.flow_run(
         flow_name=flow_run.flow_name,
         pipeline_id=pipeline_id,
@@ -249,6 +257,21 @@ async def run_data_pipeline_flow(pipeline_id: int, record_count: int = 1000) -> 
         labels=context.flow_run.labels if context and context.flow_run else {},
     ) as tracking:
         return await _run_pipeline(pipeline_id, record_count, tracking)
+
+
+async def _schedule_stopped(run: FlowRun, pipeline_id: int) -> bool:
+    """Whether this is a scheduled run whose schedule has since been paused or removed.
+
+    Pausing through the API removes the schedule's waiting runs, but one can still reach a
+    worker: a run Prefect's scheduler made while the pause was under way, or any run already due
+    when the schedule was paused from the Prefect UI (Prefect removes only future ones).
+    """
+    if not run.auto_scheduled or run.deployment_id is None:
+        return False
+    async with get_client() as client:
+        found = await client.read_deployment_schedules(run.deployment_id)
+    slug = schedule_slug(pipeline_id)
+    return not any(schedule.slug == slug and schedule.active for schedule in found)
 
 
 async def _run_pipeline(

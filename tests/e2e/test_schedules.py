@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 
+from app.pipeline.flows import SCHEDULE_STOPPED
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import deploy
 
@@ -172,24 +173,12 @@ async def test_pausing_removes_the_pipelines_runs_already_due(
             await api.put(f"/api/pipelines/{pid}/schedule", json=every_ten_minutes)
         ).status_code == 200
         # six runs that came due while no worker took them: at -60, -50, ... -10 minutes
-        mark = datetime.now(UTC).replace(second=0, microsecond=0)
-        mark -= timedelta(minutes=mark.minute % 10)
-        deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
-        backfill = await prefect.request(
-            "POST",
-            "/deployments/{id}/schedule",
-            path_params={"id": deployment.id},
-            json={
-                "start_time": (mark - timedelta(minutes=60)).isoformat(),
-                "end_time": (mark - timedelta(minutes=10)).isoformat(),
-                "min_runs": 0,
-            },
-        )
-        assert backfill.status_code == 200
+        await _backfill(prefect, minutes_ago=(60, 10))
+        now = datetime.now(UTC)
         due = [
             run
             for run in await _waiting(prefect, pid)
-            if run.expected_start_time and run.expected_start_time < mark
+            if run.expected_start_time and run.expected_start_time < now
         ]
         assert len(due) == 6
         paused = await api.post(f"/api/pipelines/{pid}/schedule/pause")
@@ -198,3 +187,65 @@ async def test_pausing_removes_the_pipelines_runs_already_due(
     finally:
         await prefect.update_work_pool("default", WorkPoolUpdate(is_paused=False))
         await api.delete(f"/api/pipelines/{pid}/schedule")
+
+
+async def test_a_run_of_a_schedule_paused_from_the_prefect_ui_is_skipped(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    # Runs of a paused schedule can still reach a worker: those already due when it is paused in
+    # the Prefect UI (which removes only future ones), or one Prefect's scheduler made while the
+    # pause was under way. The flow checks its schedule before it starts anything.
+    pipeline = (
+        await api.post("/api/pipelines", json={"name": "ui-paused", "record_count": 10})
+    ).json()
+    pid = pipeline["id"]
+    await prefect.update_work_pool("default", WorkPoolUpdate(is_paused=True))
+    try:
+        schedule = (
+            await api.put(f"/api/pipelines/{pid}/schedule", json={"cron": "*/10 * * * *"})
+        ).json()
+        await _backfill(prefect, minutes_ago=(20, 10))
+        deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+        await prefect.update_deployment_schedule(
+            deployment.id, UUID(schedule["schedule_id"]), active=False
+        )  # what the Prefect UI's toggle does
+        due = await _waiting(prefect, pid)
+        assert len(due) == 2
+    finally:
+        await prefect.update_work_pool("default", WorkPoolUpdate(is_paused=False))
+
+    ended = [await _final(prefect, run.id) for run in due]
+    assert [(run.state_type, run.state and run.state.message) for run in ended] == [
+        (StateType.CANCELLED, SCHEDULE_STOPPED)
+    ] * 2
+    assert (await api.get(f"/api/pipelines/{pid}/runs")).json()["items"] == []
+    assert (await api.delete(f"/api/pipelines/{pid}/schedule")).status_code == 204
+
+
+async def _backfill(prefect: PrefectClient, *, minutes_ago: tuple[int, int]) -> None:
+    """Have Prefect make the runs its active schedules had between those 10-minute marks."""
+    mark = datetime.now(UTC).replace(second=0, microsecond=0)
+    mark -= timedelta(minutes=mark.minute % 10)
+    deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+    earliest, latest = minutes_ago
+    response = await prefect.request(
+        "POST",
+        "/deployments/{id}/schedule",
+        path_params={"id": deployment.id},
+        json={
+            "start_time": (mark - timedelta(minutes=earliest)).isoformat(),
+            "end_time": (mark - timedelta(minutes=latest)).isoformat(),
+            "min_runs": 0,
+        },
+    )
+    assert response.status_code == 200
+
+
+async def _final(prefect: PrefectClient, flow_run_id: UUID) -> FlowRun:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        flow_run = await prefect.read_flow_run(flow_run_id)
+        if flow_run.state and flow_run.state.is_final():
+            return flow_run
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"flow run {flow_run_id} did not end within 60 s")
