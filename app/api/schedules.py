@@ -12,7 +12,7 @@ from app.pipeline import schedules
 router = APIRouter(tags=["schedules"], dependencies=[ReadAccess])
 
 
-def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
+async def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
     kind = schedule.schedule
     return ScheduleOut(
         pipeline_id=pipeline_id,
@@ -23,6 +23,7 @@ def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
         else None,
         timezone=getattr(kind, "timezone", None),
         active=schedule.active,
+        next_run_at=await schedules.next_run_at(schedule),
     )
 
 
@@ -37,7 +38,7 @@ def _none(pipeline_id: int) -> HTTPException:
 async def list_schedules() -> list[ScheduleOut]:
     """Every pipeline schedule, by pipeline id."""
     found = await schedules.read_pipeline_schedules()
-    return [_out(pipeline_id, found[pipeline_id]) for pipeline_id in sorted(found)]
+    return [await _out(pipeline_id, found[pipeline_id]) for pipeline_id in sorted(found)]
 
 
 @router.put("/api/pipelines/{pipeline_id}/schedule", dependencies=[WriteAccess])
@@ -49,7 +50,7 @@ async def set_schedule(pipeline: PipelineDep, data: ScheduleIn) -> ScheduleOut:
         schedule=data.to_prefect(),
         active=data.active,
     )
-    return _out(pipeline.id, schedule)
+    return await _out(pipeline.id, schedule)
 
 
 @router.get("/api/pipelines/{pipeline_id}/schedule")
@@ -57,7 +58,7 @@ async def read_schedule(pipeline: PipelineDep) -> ScheduleOut:
     found = (await schedules.read_pipeline_schedules()).get(pipeline.id)
     if found is None:
         raise _none(pipeline.id)
-    return _out(pipeline.id, found)
+    return await _out(pipeline.id, found)
 
 
 @router.post("/api/pipelines/{pipeline_id}/schedule/pause", dependencies=[WriteAccess])
@@ -86,4 +87,4 @@ async def _set_active(pipeline_id: int, *, active: bool) -> ScheduleOut:
     schedule = await schedules.set_pipeline_schedule_active(pipeline_id, active)
     if schedule is None:
         raise _none(pipeline_id)
-    return _out(pipeline_id, schedule)
+    return await _out(pipeline_id, schedule)

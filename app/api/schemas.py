@@ -193,3 +193,6 @@ class ScheduleOut(BaseModel):
     interval_seconds: float | None
     timezone: str | None
     active: bool
+    next_run_at: datetime | None = Field(
+        description="when the schedule next fires (Prefect's date rules); null while paused"
+    )

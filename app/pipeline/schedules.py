@@ -8,6 +8,7 @@ change here asks Prefect to schedule the deployment again at once: no other pipe
 """
 
 from contextlib import suppress
+from datetime import datetime
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -22,6 +23,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import DeploymentSchedule, StateType
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.exceptions import ObjectNotFound
+from prefect.server.schemas import schedules as server_schedules
 
 from app.pipeline import orchestrator
 
@@ -32,6 +34,17 @@ _PAGE = 200  # Prefect's default and largest page of flow runs
 def schedule_slug(pipeline_id: int) -> str:
     """Each pipeline's schedule is a schedule of the deployment, known by this slug."""
     return f"{SCHEDULE_SLUG_PREFIX}{pipeline_id}"
+
+
+async def next_run_at(schedule: DeploymentSchedule) -> datetime | None:
+    """When the schedule next fires, by Prefect's own date rules; None while it is paused."""
+    if not schedule.active:
+        return None
+    rules = getattr(server_schedules, type(schedule.schedule).__name__, None)
+    if rules is None:  # a kind of schedule this Prefect's server does not know
+        return None
+    dates = await rules.model_validate(schedule.schedule.model_dump()).get_dates(n=1)
+    return dates[0] if dates else None
 
 
 async def read_pipeline_schedules() -> dict[int, DeploymentSchedule]:

@@ -137,8 +137,17 @@ async def test_changing_one_pipelines_schedule_keeps_the_others_upcoming_runs(
     changed, bystander = ids
     # Prefect makes at least 3 runs ahead (PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS)
     assert (await _future_runs(prefect, changed), await _future_runs(prefect, bystander)) == (3, 3)
+    now = datetime.now(UTC)
+    six = now.replace(hour=6, minute=0, second=0, microsecond=0)
+    next_six = six if six > now else six + timedelta(days=1)
+    listed = (await api.get("/api/schedules")).json()
+    assert [(s["pipeline_id"], s["next_run_at"]) for s in listed] == [
+        (changed, next_six.isoformat().replace("+00:00", "Z")),
+        (bystander, next_six.isoformat().replace("+00:00", "Z")),
+    ]
 
-    assert (await api.post(f"/api/pipelines/{changed}/schedule/pause")).status_code == 200
+    paused = await api.post(f"/api/pipelines/{changed}/schedule/pause")
+    assert (paused.status_code, paused.json()["next_run_at"]) == (200, None)
     assert (await _future_runs(prefect, changed), await _future_runs(prefect, bystander)) == (0, 3)
 
     assert (await api.post(f"/api/pipelines/{changed}/schedule/resume")).status_code == 200
