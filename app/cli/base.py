@@ -32,8 +32,11 @@ app = typer.Typer(
 P = ParamSpec("P")
 
 
-def command(name: str | None = None) -> Callable[[Callable[P, None]], Callable[P, None]]:
-    """`app.command`, with every CliError reported as one line on stderr and its exit code."""
+def command(
+    name: str | None = None, *, group: typer.Typer | None = None
+) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """`app.command` (or a sub-group's), with every CliError reported as one line on stderr and
+    its exit code."""
 
     def register(func: Callable[P, None]) -> Callable[P, None]:
         @functools.wraps(func)
@@ -47,7 +50,7 @@ def command(name: str | None = None) -> Callable[[Callable[P, None]], Callable[P
                 stderr().print("interrupted")
                 raise typer.Exit(ExitCode.INTERRUPTED) from None
 
-        app.command(name)(reported)
+        (group or app).command(name)(reported)
         return func
 
     return register

@@ -102,6 +102,8 @@ class Api:
         return self._body(response, method, path, ok)
 
     def _body(self, response: httpx.Response, method: str, path: str, ok: Collection[int]) -> Any:
+        if response.status_code == 204:  # e.g. a DELETE: done, nothing to say
+            return None
         try:
             body = response.json()
         except ValueError:

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -186,3 +187,61 @@ async def test_doctor_passes_on_the_healthy_stack(stack: RunningStack) -> None:
         )
     ]
     assert lines[-1] == "ready"
+
+
+async def test_schedule_set_show_list_pause_resume_remove(
+    stack: RunningStack, api: httpx.AsyncClient
+) -> None:
+    pipeline_id = (
+        await api.post("/api/pipelines", json={"name": "cli-nightly", "record_count": 10})
+    ).json()["id"]
+    now = datetime.now(UTC)
+    six = now.replace(hour=6, minute=0, second=0, microsecond=0)
+    next_six = (six if six > now else six + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+
+    both = await pipeline(stack, "schedule", "set", str(pipeline_id))
+    assert (both.returncode, both.stderr) == (2, "error: give exactly one of --cron or --every\n")
+    bad = await pipeline(stack, "schedule", "set", str(pipeline_id), "--cron", "at dawn")
+    assert (bad.returncode, bad.stderr) == (
+        4,
+        "error: body: cron 'at dawn' is not a valid cron expression (five fields: minute hour "
+        "day-of-month month day-of-week)\n",
+    )
+
+    set_ = await pipeline(stack, "schedule", "set", str(pipeline_id), "--cron", "0 6 * * *")
+    assert (set_.returncode, set_.stdout) == (
+        0,
+        f"pipeline {pipeline_id}: cron 0 6 * * * (UTC); next run: {next_six} UTC\n",
+    )
+    listed = await pipeline(stack, "schedules")
+    assert [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in listed.stdout.splitlines()
+        if line.startswith("│")
+    ] == [
+        ["pipeline", "when", "next run (UTC)"],
+        [str(pipeline_id), "cron 0 6 * * * (UTC)", next_six],
+    ]
+
+    paused = await pipeline(stack, "schedule", "pause", str(pipeline_id))
+    assert paused.stdout == f"pipeline {pipeline_id}: cron 0 6 * * * (UTC); next run: paused\n"
+    resumed = await pipeline(stack, "schedule", "resume", str(pipeline_id), "--json")
+    assert json.loads(resumed.stdout)["active"] is True
+    hourly = await pipeline(stack, "schedule", "set", str(pipeline_id), "--every", "3600")
+    assert hourly.stdout.startswith(f"pipeline {pipeline_id}: every 3600 s (UTC); next run: ")
+
+    removed = await pipeline(stack, "schedule", "remove", str(pipeline_id))
+    assert (removed.returncode, removed.stdout) == (
+        0,
+        f"pipeline {pipeline_id}: schedule removed\n",
+    )
+    gone = await pipeline(stack, "schedule", "show", str(pipeline_id))
+    assert (gone.returncode, gone.stderr) == (
+        4,
+        f"error: pipeline {pipeline_id} has no schedule; set one with PUT "
+        f"/api/pipelines/{pipeline_id}/schedule\n",
+    )
+    none = await pipeline(stack, "schedules")
+    assert (
+        none.stdout == "no schedules; set one with: pipeline schedule set ID --cron '0 6 * * *'\n"
+    )

@@ -1,0 +1,112 @@
+"""`pipeline schedule …`: a pipeline's schedule, kept by Prefect — set, show, pause, resume, remove;
+and `pipeline schedules`, every one of them."""
+
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from app.cli import render
+from app.cli.base import JsonOption, PipelineId, api, app, command, print_json, stdout
+from app.cli.client import CliError, ExitCode
+
+group = typer.Typer(
+    name="schedule",
+    help="A pipeline's schedule: Prefect starts a run of it at every cron tick or interval.",
+    no_args_is_help=True,
+)
+app.add_typer(group)
+
+
+def _when(schedule: dict[str, Any]) -> str:
+    if schedule["cron"] is not None:
+        return f"cron {schedule['cron']} ({schedule['timezone']})"
+    return f"every {schedule['interval_seconds']:g} s ({schedule['timezone']})"
+
+
+def _next(schedule: dict[str, Any], *, unit: str = "") -> str:
+    if not schedule["active"]:
+        return "paused"
+    return f"{render.timestamp(schedule['next_run_at'])}{unit}" if schedule["next_run_at"] else "—"
+
+
+def _print(schedule: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print_json(schedule)
+        return
+    stdout().print(
+        f"pipeline {schedule['pipeline_id']}: {_when(schedule)}; "
+        f"next run: {_next(schedule, unit=' UTC')}",
+        soft_wrap=True,
+    )
+
+
+@command("set", group=group)
+def set_(
+    ctx: typer.Context,
+    pipeline_id: PipelineId,
+    cron: Annotated[
+        str | None,
+        typer.Option(help="A cron expression, e.g. '0 6 * * 1-5' (06:00 on weekdays)."),
+    ] = None,
+    every: Annotated[
+        int | None, typer.Option(help="An interval in seconds instead (at least 10).", min=10)
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(help="The IANA timezone the cron expression is read in.")
+    ] = "UTC",
+    paused: Annotated[bool, typer.Option("--paused", help="Set it, but paused.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create or replace the pipeline's schedule: a cron expression or an interval."""
+    if (cron is None) == (every is None):
+        raise CliError("give exactly one of --cron or --every", ExitCode.USAGE)
+    body: dict[str, Any] = {"timezone": timezone, "active": not paused}
+    body.update({"cron": cron} if cron is not None else {"interval_seconds": every})
+    schedule = api(ctx).request("PUT", f"/api/pipelines/{pipeline_id}/schedule", json=body)
+    _print(schedule, as_json=as_json)
+
+
+@command("show", group=group)
+def show(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
+    """The pipeline's schedule and when it next runs."""
+    _print(api(ctx).get(f"/api/pipelines/{pipeline_id}/schedule"), as_json=as_json)
+
+
+@command("pause", group=group)
+def pause(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
+    """Stop starting runs (those waiting are removed) until resumed."""
+    _print(api(ctx).post(f"/api/pipelines/{pipeline_id}/schedule/pause"), as_json=as_json)
+
+
+@command("resume", group=group)
+def resume(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
+    """Start runs on the schedule again."""
+    _print(api(ctx).post(f"/api/pipelines/{pipeline_id}/schedule/resume"), as_json=as_json)
+
+
+@command("remove", group=group)
+def remove(ctx: typer.Context, pipeline_id: PipelineId) -> None:
+    """Remove the pipeline's schedule (its runs so far are kept)."""
+    api(ctx).request("DELETE", f"/api/pipelines/{pipeline_id}/schedule")
+    stdout().print(f"pipeline {pipeline_id}: schedule removed")
+
+
+@command("schedules")
+def schedules(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every pipeline's schedule, by pipeline id."""
+    found = api(ctx).get("/api/schedules")
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        stdout().print("no schedules; set one with: pipeline schedule set ID --cron '0 6 * * *'")
+        return
+    table = Table(box=box.ROUNDED)
+    table.add_column("pipeline", justify="right", no_wrap=True)
+    table.add_column("when")
+    table.add_column("next run (UTC)", no_wrap=True)
+    for schedule in found:
+        table.add_row(str(schedule["pipeline_id"]), _when(schedule), _next(schedule))
+    stdout().print(table)
