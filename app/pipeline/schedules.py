@@ -8,7 +8,7 @@ change here asks Prefect to schedule the deployment again at once: no other pipe
 """
 
 from contextlib import suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -44,7 +44,7 @@ async def next_run_at(schedule: DeploymentSchedule) -> datetime | None:
     if rules is None:  # a kind of schedule this Prefect's server does not know
         return None
     dates = await rules.model_validate(schedule.schedule.model_dump()).get_dates(n=1)
-    return dates[0] if dates else None
+    return dates[0].astimezone(UTC) if dates else None
 
 
 async def read_pipeline_schedules() -> dict[int, DeploymentSchedule]:

@@ -2,6 +2,8 @@
 real stack (Prefect server, worker, API). Screenshots go to tests/results/screenshots/."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -222,6 +224,36 @@ async def test_an_upload_whose_rows_are_all_rejected_shows_the_error(page: Page)
     await expect(page.get_by_role("button", name="Retry")).to_be_visible()
     await expect(page.get_by_role("link", name="Rejected rows (CSV)")).to_be_visible()
     await screenshot(page, "pipeline-failed")
+
+
+async def test_the_pipeline_page_shows_its_schedule_and_next_run(
+    page: Page, api: httpx.AsyncClient
+) -> None:
+    pipeline_id = (
+        await api.post("/api/pipelines", json={"name": "scheduled", "record_count": 10})
+    ).json()["id"]
+    await page.goto(f"/pipelines/{pipeline_id}")
+    schedule = page.locator("#schedule")
+    await expect(schedule).to_have_text(
+        f"none (pipeline schedule set {pipeline_id} --cron …, or PUT …/schedule)"
+    )
+
+    paris = ZoneInfo("Europe/Paris")
+    now = datetime.now(paris)
+    six = now.replace(hour=6, minute=0, second=0, microsecond=0)
+    next_six = (six if six > now else six + timedelta(days=1)).astimezone(UTC)
+    body = {"cron": "0 6 * * *", "timezone": "Europe/Paris"}
+    assert (await api.put(f"/api/pipelines/{pipeline_id}/schedule", json=body)).status_code == 200
+    try:
+        await page.reload()
+        await expect(schedule).to_have_text(
+            f"cron 0 6 * * * (Europe/Paris) · next run {next_six:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        await api.post(f"/api/pipelines/{pipeline_id}/schedule/pause")
+        await page.reload()
+        await expect(schedule).to_have_text("cron 0 6 * * * (Europe/Paris) · paused")
+    finally:
+        await api.delete(f"/api/pipelines/{pipeline_id}/schedule")
 
 
 async def test_cancel_then_retry_from_the_page(

@@ -119,6 +119,35 @@
     }
   }
 
+  /** The schedule Prefect keeps for the pipeline, and when it next runs (times in UTC). */
+  async function showSchedule() {
+    const cell = document.getElementById("schedule");
+    let text;
+    try {
+      // the list, not …/schedule: a pipeline without one is no 404 in the console
+      const response = await Dashboard.api("/api/schedules");
+      const s = response.ok
+        ? (await response.json()).find((one) => String(one.pipeline_id) === pipelineId)
+        : undefined;
+      if (s) {
+        const when = s.cron !== null ? `cron ${s.cron}` : `every ${s.interval_seconds} s`;
+        const next = !s.active
+          ? "paused"
+          : s.next_run_at
+            ? `next run ${new Date(s.next_run_at).toISOString().slice(0, 19).replace("T", " ")} UTC`
+            : "no run planned";
+        text = `${when} (${s.timezone}) · ${next}`;
+      } else if (response.ok) {
+        text = `none (pipeline schedule set ${pipelineId} --cron …, or PUT …/schedule)`;
+      } else {
+        text = `unknown: ${await Dashboard.errorText(response)}`;
+      }
+    } catch (error) {
+      text = `unknown: ${error.message}`;
+    }
+    cell.textContent = text;
+  }
+
   const DONE = { cancel: "Cancel requested.", retry: "Retry started.", trigger: "Run started." };
 
   async function act(button) {
@@ -155,5 +184,6 @@
     }
     updateActions();
     refresh();
+    showSchedule();
   });
 })();
