@@ -12,7 +12,7 @@ from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
 from app.pipeline.inputs import CheckedInput
-from app.pipeline.status import new_stage_rows, update_pipeline_status
+from app.pipeline.status import give_cancel_reason, new_stage_rows, update_pipeline_status
 
 
 def _latest_run_id() -> ScalarSelect[int]:
@@ -217,9 +217,12 @@ async def cancel_latest_run(*, session: AsyncSession, pipeline: Pipeline) -> Pip
                 f"run {latest.id} of pipeline {pipeline.id} already ended in Prefect "
                 f"({before.value.lower()}); its status here follows shortly"
             )
-    await update_pipeline_status(
-        pipeline.id, None, Status.CANCELLED, "cancelled through the API", run_id=latest.id
-    )
+    reason = "cancelled through the API"
+    if not await update_pipeline_status(
+        pipeline.id, None, Status.CANCELLED, reason, run_id=latest.id
+    ):
+        # the flow-run process, stopped by this cancel, wrote its own "cancelled" first
+        await give_cancel_reason(run_id=latest.id, reason=reason)
     pipeline_id = pipeline.id
     session.expire_all()  # the cancel was written by another session
     refreshed = await get_latest_run(session=session, pipeline_id=pipeline_id)

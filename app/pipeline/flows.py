@@ -19,6 +19,7 @@ from app.pipeline import inputs
 from app.pipeline import work as stage_work
 from app.pipeline.schedules import schedule_slug
 from app.pipeline.status import (
+    CANCELLED_IN_PREFECT,
     RunRef,
     claim_run,
     heartbeat,
@@ -32,7 +33,6 @@ _settings = get_settings()
 observability.setup()  # at import, before the run: its logs are JSON from the first line
 
 
-CANCELLED_IN_PREFECT = "cancelled: Prefect stopped the flow run (through the API or the Prefect UI)"
 SCHEDULE_STOPPED = "skipped: the pipeline's schedule was paused or removed before this run started"
 
 

@@ -19,6 +19,8 @@ from app.models import (
 )
 
 RUN_TAG_PREFIX = "pipeline-run:"
+# what a flow-run process stopped by Prefect writes; the API's own reason replaces it (see below)
+CANCELLED_IN_PREFECT = "cancelled: Prefect stopped the flow run (through the API or the Prefect UI)"
 UNFINISHED = (Status.PENDING, Status.RUNNING)
 
 
@@ -178,6 +180,21 @@ async def update_pipeline_status(
         elif status == Status.FAILED:
             await _set_run_status(session, run, Status.FAILED, now, f"{stage_name}: {error}")
     return True
+
+
+async def give_cancel_reason(*, run_id: int, reason: str) -> None:
+    """The API cancelled this run: its reason replaces the generic one that the flow-run process,
+    stopped by that very cancel, may have written first."""
+    async with get_sessionmaker()() as session, session.begin():
+        await session.execute(
+            update(PipelineRun)
+            .where(
+                PipelineRun.id == run_id,
+                PipelineRun.status == Status.CANCELLED,
+                PipelineRun.error == CANCELLED_IN_PREFECT,
+            )
+            .values(error=reason)
+        )
 
 
 async def adopt_flow_run(*, run_id: int, flow_run_id: str) -> bool:

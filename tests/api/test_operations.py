@@ -8,11 +8,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from prefect.client.schemas.objects import StateType
 from sqlalchemy import func, select, update
 
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status, utcnow
-from app.pipeline.status import new_stage_rows
+from app.pipeline import orchestrator
+from app.pipeline.status import CANCELLED_IN_PREFECT, new_stage_rows, update_pipeline_status
 from tests.conftest import use_settings
 
 Configure = Callable[..., Awaitable[None]]
@@ -110,6 +112,31 @@ async def test_cancel_rules(client: httpx.AsyncClient) -> None:
     assert {s["status"] for s in body["stages"]} == {"cancelled"}
     second = await client.post("/api/pipelines/1/cancel")
     assert (second.status_code, second.json()["status"]) == (202, "cancelled")
+
+
+async def test_a_cancel_keeps_its_reason_when_the_stopped_process_writes_first(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race CI once lost: Prefect's worker stops the flow-run process within milliseconds of
+    # the API's Cancelling, and the process writes its own generic "cancelled" before the API.
+    await client.post("/api/pipelines", json={"name": "p"})
+    run_id = await _add_run(1, Status.RUNNING, flow_run_id="00000000-0000-4000-8000-000000000001")
+
+    async def stopped_at_once(flow_run_id: str) -> StateType:
+        await update_pipeline_status(
+            1, None, Status.CANCELLED, error=CANCELLED_IN_PREFECT, run_id=run_id
+        )
+        return StateType.RUNNING
+
+    monkeypatch.setattr(orchestrator, "cancel_flow_run", stopped_at_once)
+    cancelled = await client.post("/api/pipelines/1/cancel")
+    assert cancelled.status_code == 202
+    body = cancelled.json()
+    assert (body["id"], body["status"], body["error"]) == (
+        run_id,
+        "cancelled",
+        "cancelled through the API",
+    )
 
 
 async def test_api_keys_guard_mutations(client: httpx.AsyncClient, configure: Configure) -> None:

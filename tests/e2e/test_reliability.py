@@ -15,8 +15,7 @@ from prefect.states import Cancelling, Scheduled
 
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline.flows import CANCELLED_IN_PREFECT
-from app.pipeline.status import new_stage_rows, run_tag
+from app.pipeline.status import CANCELLED_IN_PREFECT, new_stage_rows, run_tag
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import (
     child_pids,
