@@ -42,14 +42,10 @@ templates.env.filters.update(duration=display.duration, count=view.count, when=v
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
 
-async def _reads_open(
-    x_api_key: auth.XApiKey = None,
-    authorization: auth.AuthorizationHeader = None,
-    cookie_key: auth.ApiKeyCookie = None,
-) -> bool:
+async def _reads_open(request: Request) -> bool:
     """The API's own read rule (API_KEYS_FOR_READS), answered instead of raised."""
     try:
-        await auth.require_read_key(x_api_key, authorization, cookie_key)
+        await auth.require_read_key(request)
     except HTTPException:
         return False
     return True
