@@ -5,9 +5,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, get_client, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import FlowRun, State, TaskRun
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
@@ -17,7 +17,7 @@ from app.config import get_settings
 from app.models import Status
 from app.pipeline import inputs
 from app.pipeline import work as stage_work
-from app.pipeline.schedules import schedule_slug
+from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
     CANCELLED_IN_PREFECT,
     RunRef,
@@ -31,9 +31,6 @@ from app.pipeline.work import InputSource, StageOutput
 
 _settings = get_settings()
 observability.setup()  # at import, before the run: its logs are JSON from the first line
-
-
-SCHEDULE_STOPPED = "skipped: the pipeline's schedule was paused or removed before this run started"
 
 
 class InjectedFaultError(RuntimeError):
@@ -247,7 +244,7 @@ async def run_data_pipeline_flow(
 ) -> dict[str, Any] | State:
     """Run the five stages for one run of `pipeline_id`, writing their status as they go."""
     context = FlowRunContext.get()
-    if context and context.flow_run and await _schedule_stopped(context.flow_run, pipeline_id):
+    if context and context.flow_run and await schedule_stopped(context.flow_run, pipeline_id):
         # nothing was started: no pipeline run, and Cancelled (not Failed) in Prefect
         return Cancelled(message=SCHEDULE_STOPPED)
     with observability.flow_run(
@@ -257,21 +254,6 @@ async def run_data_pipeline_flow(
         labels=context.flow_run.labels if context and context.flow_run else {},
     ) as tracking:
         return await _run_pipeline(pipeline_id, record_count, tracking)
-
-
-async def _schedule_stopped(run: FlowRun, pipeline_id: int) -> bool:
-    """Whether this is a scheduled run whose schedule has since been paused or removed.
-
-    Pausing through the API removes the schedule's waiting runs, but one can still reach a
-    worker: a run Prefect's scheduler made while the pause was under way, or any run already due
-    when the schedule was paused from the Prefect UI (Prefect removes only future ones).
-    """
-    if not run.auto_scheduled or run.deployment_id is None:
-        return False
-    async with get_client() as client:
-        found = await client.read_deployment_schedules(run.deployment_id)
-    slug = schedule_slug(pipeline_id)
-    return not any(schedule.slug == slug and schedule.active for schedule in found)
 
 
 async def _run_pipeline(

@@ -11,6 +11,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from uuid import UUID
 
+from prefect import get_client
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.filters import (
@@ -20,7 +21,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import DeploymentSchedule, StateType
+from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.exceptions import ObjectNotFound
 from prefect.server.schemas import schedules as server_schedules
@@ -28,6 +29,7 @@ from prefect.server.schemas import schedules as server_schedules
 from app.pipeline import orchestrator
 
 SCHEDULE_SLUG_PREFIX = "pipeline-"
+SCHEDULE_STOPPED = "skipped: the pipeline's schedule was paused or removed before this run started"
 _PAGE = 200  # Prefect's default and largest page of flow runs
 
 
@@ -120,6 +122,22 @@ async def _find_schedule(
 ) -> DeploymentSchedule | None:
     schedules = await client.read_deployment_schedules(deployment_id)
     return next((s for s in schedules if s.slug == schedule_slug(pipeline_id)), None)
+
+
+async def schedule_stopped(run: FlowRun, pipeline_id: int) -> bool:
+    """In the flow-run process: is this a scheduled run whose schedule has since been paused or
+    removed? Then the flow starts nothing and ends Cancelled with SCHEDULE_STOPPED.
+
+    Pausing through the API removes the schedule's waiting runs, but one can still reach a
+    worker: a run Prefect's scheduler made while the pause was under way, or any run already due
+    when the schedule was paused from the Prefect UI (Prefect removes only future ones).
+    """
+    if not run.auto_scheduled or run.deployment_id is None:
+        return False
+    async with get_client() as client:  # the run's own Prefect settings, from its environment
+        found = await client.read_deployment_schedules(run.deployment_id)
+    slug = schedule_slug(pipeline_id)
+    return not any(schedule.slug == slug and schedule.active for schedule in found)
 
 
 async def _schedule_runs(client: PrefectClient, deployment_id: UUID) -> None:

@@ -4,9 +4,11 @@ import asyncio
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import httpx
 from prefect.client.orchestration import PrefectClient
@@ -17,6 +19,13 @@ from app.config import PROJECT_ROOT
 
 FINAL = {"completed", "failed", "cancelled"}
 TASK_NAMES = ["generate_data", "ingest_data", "process_data", "transform_data", "export_results"]
+
+
+def next_daily(hour: int, timezone: str = "UTC") -> datetime:
+    """When a daily cron `0 <hour> * * *` in `timezone` fires next, in UTC."""
+    now = datetime.now(ZoneInfo(timezone))
+    today = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return (today if today > now else today + timedelta(days=1)).astimezone(UTC)
 
 
 def child_pids(pid: int) -> list[int]:

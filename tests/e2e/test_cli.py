@@ -7,13 +7,13 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import RunningStack
+from tests.e2e.helpers import next_daily
 
 # The command does not depend on the database backend: the SQLite stack only (tests/cli covers
 # the commands against the app on both backends).
@@ -195,9 +195,7 @@ async def test_schedule_set_show_list_pause_resume_remove(
     pipeline_id = (
         await api.post("/api/pipelines", json={"name": "cli-nightly", "record_count": 10})
     ).json()["id"]
-    now = datetime.now(UTC)
-    six = now.replace(hour=6, minute=0, second=0, microsecond=0)
-    next_six = (six if six > now else six + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    next_six = f"{next_daily(6):%Y-%m-%d %H:%M:%S}"
 
     both = await pipeline(stack, "schedule", "set", str(pipeline_id))
     assert (both.returncode, both.stderr) == (2, "error: give exactly one of --cron or --every\n")

@@ -2,8 +2,6 @@
 real stack (Prefect server, worker, API). Screenshots go to tests/results/screenshots/."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -13,7 +11,7 @@ from prefect.client.orchestration import PrefectClient
 from app.display import duration
 from tests.e2e.browser import chromium_path, low_contrast, screenshot
 from tests.e2e.conftest import RunningStack
-from tests.e2e.helpers import start_with_env, wait_for_stage
+from tests.e2e.helpers import next_daily, start_with_env, wait_for_stage
 
 # one backend is enough for the browser: the API under it is tested on both
 pytestmark = pytest.mark.parametrize("running_stack", ["sqlite"], indirect=True)
@@ -238,10 +236,7 @@ async def test_the_pipeline_page_shows_its_schedule_and_next_run(
         f"none (pipeline schedule set {pipeline_id} --cron …, or PUT …/schedule)"
     )
 
-    paris = ZoneInfo("Europe/Paris")
-    now = datetime.now(paris)
-    six = now.replace(hour=6, minute=0, second=0, microsecond=0)
-    next_six = (six if six > now else six + timedelta(days=1)).astimezone(UTC)
+    next_six = next_daily(6, "Europe/Paris")
     body = {"cron": "0 6 * * *", "timezone": "Europe/Paris"}
     assert (await api.put(f"/api/pipelines/{pipeline_id}/schedule", json=body)).status_code == 200
     try:

@@ -20,9 +20,9 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 
-from app.pipeline.flows import SCHEDULE_STOPPED
+from app.pipeline.schedules import SCHEDULE_STOPPED
 from tests.e2e.conftest import RunningStack
-from tests.e2e.helpers import deploy
+from tests.e2e.helpers import deploy, next_daily
 
 # Process faults and schedules do not depend on the database backend: these run on the production
 # topology (PostgreSQL for the service and the Prefect server) only; tests/api covers both backends.
@@ -137,9 +137,7 @@ async def test_changing_one_pipelines_schedule_keeps_the_others_upcoming_runs(
     changed, bystander = ids
     # Prefect makes at least 3 runs ahead (PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS)
     assert (await _future_runs(prefect, changed), await _future_runs(prefect, bystander)) == (3, 3)
-    now = datetime.now(UTC)
-    six = now.replace(hour=6, minute=0, second=0, microsecond=0)
-    next_six = six if six > now else six + timedelta(days=1)
+    next_six = next_daily(6)
     listed = (await api.get("/api/schedules")).json()
     assert [(s["pipeline_id"], s["next_run_at"]) for s in listed] == [
         (changed, next_six.isoformat().replace("+00:00", "Z")),
