@@ -23,7 +23,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.server.schemas import schedules as server_schedules
 
 from app.pipeline import orchestrator
@@ -69,21 +69,23 @@ async def set_pipeline_schedule(
     async with orchestrator.prefect_client() as client:
         deployment_id = await orchestrator.read_deployment_id(client)
         existing = await _find_schedule(client, deployment_id, pipeline_id)
+        if existing is None:
+            create = DeploymentScheduleCreate(
+                schedule=schedule,
+                active=active,
+                parameters=parameters,
+                slug=schedule_slug(pipeline_id),
+            )
+            try:
+                await client.create_deployment_schedules(deployment_id, [create])
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code != 409:  # 409: the slug is taken
+                    raise
+                # another request created it meanwhile: this one replaces it, as if it came later
+                existing = await _find_schedule(client, deployment_id, pipeline_id)
         if existing is not None:
             await client.update_deployment_schedule(
                 deployment_id, existing.id, active=active, schedule=schedule, parameters=parameters
-            )
-        else:
-            await client.create_deployment_schedules(
-                deployment_id,
-                [
-                    DeploymentScheduleCreate(
-                        schedule=schedule,
-                        active=active,
-                        parameters=parameters,
-                        slug=schedule_slug(pipeline_id),
-                    )
-                ],
             )
         await _schedule_runs(client, deployment_id)
         created = await _find_schedule(client, deployment_id, pipeline_id)

@@ -256,3 +256,20 @@ async def _final(prefect: PrefectClient, flow_run_id: UUID) -> FlowRun:
             return flow_run
         await asyncio.sleep(0.5)
     raise AssertionError(f"flow run {flow_run_id} did not end within 60 s")
+
+
+async def test_racing_puts_of_one_pipelines_schedule_leave_one_schedule(
+    api: httpx.AsyncClient,
+) -> None:
+    pipeline = (await api.post("/api/pipelines", json={"name": "raced", "record_count": 10})).json()
+    pid = pipeline["id"]
+    crons = [f"{minute} 6 * * *" for minute in range(4)]
+    answers = await asyncio.gather(
+        *(api.put(f"/api/pipelines/{pid}/schedule", json={"cron": cron}) for cron in crons)
+    )
+    assert [answer.status_code for answer in answers] == [200] * 4
+    mine = [s for s in (await api.get("/api/schedules")).json() if s["pipeline_id"] == pid]
+    # one schedule (Prefect's slugs are unique per deployment: a create that lost the race
+    # became an update); which PUT ended last is the race's to decide
+    assert len(mine) == 1 and mine[0]["cron"] in crons
+    assert (await api.delete(f"/api/pipelines/{pid}/schedule")).status_code == 204
