@@ -87,6 +87,8 @@ async def set_pipeline_schedule(
             await client.update_deployment_schedule(
                 deployment_id, existing.id, active=active, schedule=schedule, parameters=parameters
             )
+        if not active:  # set paused: as a pause, nothing of it may start any more
+            await _delete_waiting_runs(client, deployment_id, pipeline_id)
         await _schedule_runs(client, deployment_id)
         created = await _find_schedule(client, deployment_id, pipeline_id)
     assert created is not None

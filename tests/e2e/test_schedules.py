@@ -166,8 +166,16 @@ async def test_changing_one_pipelines_schedule_keeps_the_others_upcoming_runs(
     assert (await api.delete(f"/api/pipelines/{bystander}/schedule")).status_code == 204
 
 
-async def test_pausing_removes_the_pipelines_runs_already_due(
-    api: httpx.AsyncClient, prefect: PrefectClient
+STOPS = {
+    "pause": ("POST", "/schedule/pause", None, 200),
+    "put-inactive": ("PUT", "/schedule", {"cron": "*/10 * * * *", "active": False}, 200),
+    "delete": ("DELETE", "/schedule", None, 204),
+}
+
+
+@pytest.mark.parametrize("stop", sorted(STOPS))
+async def test_stopping_a_schedule_removes_the_pipelines_runs_already_due(
+    api: httpx.AsyncClient, prefect: PrefectClient, stop: str
 ) -> None:
     # Prefect's own pause removes only runs due in the future; a run already due and not yet
     # taken by a worker (here: the pool is paused) would still start after the pause.
@@ -188,8 +196,9 @@ async def test_pausing_removes_the_pipelines_runs_already_due(
             if run.expected_start_time and run.expected_start_time < now
         ]
         assert len(due) == 6
-        paused = await api.post(f"/api/pipelines/{pid}/schedule/pause")
-        assert paused.status_code == 200
+        method, suffix, body, expected = STOPS[stop]
+        stopped = await api.request(method, f"/api/pipelines/{pid}{suffix}", json=body)
+        assert stopped.status_code == expected
         assert await _waiting(prefect, pid) == []
     finally:
         await prefect.update_work_pool("default", WorkPoolUpdate(is_paused=False))
