@@ -87,9 +87,7 @@ async def set_pipeline_schedule(
             await client.update_deployment_schedule(
                 deployment_id, existing.id, active=active, schedule=schedule, parameters=parameters
             )
-        if not active:  # set paused: as a pause, nothing of it may start any more
-            await _delete_waiting_runs(client, deployment_id, pipeline_id)
-        await _schedule_runs(client, deployment_id)
+        await _settle(client, deployment_id, pipeline_id, stopped=not active)
         created = await _find_schedule(client, deployment_id, pipeline_id)
     assert created is not None
     return created
@@ -103,9 +101,7 @@ async def set_pipeline_schedule_active(pipeline_id: int, active: bool) -> Deploy
         if existing is None:
             return None
         await client.update_deployment_schedule(deployment_id, existing.id, active=active)
-        if not active:
-            await _delete_waiting_runs(client, deployment_id, pipeline_id)
-        await _schedule_runs(client, deployment_id)
+        await _settle(client, deployment_id, pipeline_id, stopped=not active)
         return await _find_schedule(client, deployment_id, pipeline_id)
 
 
@@ -116,8 +112,7 @@ async def delete_pipeline_schedule(pipeline_id: int) -> bool:
         if existing is None:
             return False
         await client.delete_deployment_schedule(deployment_id, existing.id)
-        await _delete_waiting_runs(client, deployment_id, pipeline_id)
-        await _schedule_runs(client, deployment_id)
+        await _settle(client, deployment_id, pipeline_id, stopped=True)
         return True
 
 
@@ -142,6 +137,16 @@ async def schedule_stopped(run: FlowRun, pipeline_id: int) -> bool:
         found = await client.read_deployment_schedules(run.deployment_id)
     slug = schedule_slug(pipeline_id)
     return not any(schedule.slug == slug and schedule.active for schedule in found)
+
+
+async def _settle(
+    client: PrefectClient, deployment_id: UUID, pipeline_id: int, *, stopped: bool
+) -> None:
+    """After any change of a pipeline's schedule: a stopped one (paused or removed) leaves nothing
+    waiting to start, and every other pipeline's upcoming runs are made again."""
+    if stopped:
+        await _delete_waiting_runs(client, deployment_id, pipeline_id)
+    await _schedule_runs(client, deployment_id)
 
 
 async def _schedule_runs(client: PrefectClient, deployment_id: UUID) -> None:
