@@ -6,15 +6,18 @@ For each size (BENCH_SIZES, default 1M and 10M synthetic records), side by side 
     subprocess of their own so its peak RSS (VmHWM) is theirs alone; time = sum of stages;
 (b) engine   — one hand-written Polars lazy query from the same generated records to the same three
     outputs (results, summary, rejects): the "raw engine" anchor, no intermediate files;
-(c) rowwise  — the origin-style implementation: every record a Python dict, validated, computed
-    and summarised in loops, in a subprocess. Run at the sizes where it would finish within
-    ROWWISE_LIMIT_S and fit in 3/4 of the available memory; above that its time is extrapolated
-    linearly from the largest size it ran at (the JSON says so, and why).
+(c) rowwise  — the origin-style implementation in pure Python (bench/rowwise.py): every record a
+    dict made one at a time, written to a JSON Lines file and read back, validated, computed and
+    summarised in loops, outputs written as JSON Lines; in a subprocess. Run at the sizes where
+    it would finish within ROWWISE_LIMIT_S and fit in 3/4 of the available memory; above that
+    its time is extrapolated linearly from the largest size it ran at (the JSON says so, and why).
 
-All three start from the same records (stages.generate_batch with the same seed and batch size)
-and each timing includes producing them; (a) and (b) write their outputs with the same Parquet
-settings (zstd level 1), so the ratio measures the stages' structure, not a compression level. Outputs are checked identical: every column exactly,
-floating-point columns to 1e-9 relative (sums taken in another order differ in the last bits).
+All three start from the same records (app.pipeline.generator: (a) and (b) a batch at a time with
+numpy, (c) one record at a time with `generator.record`) and each timing includes producing them;
+(a) and (b) write their outputs with the same Parquet settings (zstd level 1), so their ratio
+measures the stages' structure, not a compression level. Outputs are checked identical: every
+column exactly, floating-point columns to 1e-9 relative (sums taken in another order differ in
+the last bits).
 Timings are the fastest of BENCH_ROUNDS rounds, (a) and (b) alternating, to damp a shared machine.
 
 Writes bench/results/data.json (BENCH_OUTPUT elsewhere, e.g. for a CI smoke run at
@@ -31,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from app.config import PROJECT_ROOT
-from app.pipeline import stages
+from bench import engine, rowwise
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "data.json"
 SEED = 42
@@ -100,195 +102,19 @@ def in_subprocess(mode: str, root: Path, records: int, batch_rows: int) -> dict[
 # --------------------------------------------------------------------------- (b) the engine
 
 
-def generated(records: int, batch_rows: int) -> pl.LazyFrame:
-    """The same records the generate stage writes, built in memory."""
-    batches = [
-        stages.generate_batch(start + 1, min(batch_rows, records - start), seed=SEED).lazy()
-        for start in range(0, records, batch_rows)
-    ] or [stages.generate_batch(1, 0, seed=SEED).lazy()]
-    return pl.concat(batches)
-
-
-def engine_query(raw: pl.LazyFrame, out: Path) -> None:
-    """Validate, process, transform and summarise in one hand-written lazy query, three sinks."""
-    value, quantity, category = pl.col("value"), pl.col("quantity"), pl.col("category")
-    reason = (
-        pl.when(pl.col("id").is_null())
-        .then(pl.lit("null id"))
-        .when(value.is_null())
-        .then(pl.lit("unparseable value"))
-        .when(~value.is_between(10.0, 1000.0))
-        .then(pl.lit("value out of range [10, 1000]"))
-        .when(quantity.is_null())
-        .then(pl.lit("unparseable quantity"))
-        .when(~quantity.is_between(1, 100))
-        .then(pl.lit("quantity out of range [1, 100]"))
-        .when(~category.is_in(["A", "B", "C", "D"]).fill_null(False))
-        .then(pl.lit("unknown category"))
-    )
-    checked = raw.with_columns(reason.alias("reject_reason"))
-    candidate = pl.when(pl.col("reject_reason").is_null()).then(pl.col("id"))
-    checked = checked.with_columns(
-        pl.when(candidate.is_not_null() & ~candidate.is_first_distinct())
-        .then(pl.lit("duplicate id"))
-        .otherwise(pl.col("reject_reason"))
-        .alias("reject_reason")
-    )
-    total = pl.col("total_value")
-    results = (
-        checked.filter(pl.col("reject_reason").is_null())
-        .drop("reject_reason")
-        .with_columns((value * quantity).alias("total_value"))
-        .with_columns(
-            total.mean().over("category").alias("category_avg_total_value"),
-            (total > 5000.0).alias("is_high_value"),
-            pl.when(total > 50_000.0)
-            .then(pl.lit("premium"))
-            .when(total > 5000.0)
-            .then(pl.lit("standard"))
-            .otherwise(pl.lit("basic"))
-            .alias("tier"),
-            category.replace_strict(
-                {"A": 0.90, "B": 0.85, "C": 0.80}, default=0.95, return_dtype=pl.Float64
-            ).alias("discount_factor"),
-        )
-        .with_columns((total * pl.col("discount_factor")).alias("discounted_value"))
-    )
-    summary = (
-        results.group_by("category")
-        .agg(
-            pl.len().cast(pl.Int64).alias("records"),
-            total.sum().alias("total_value"),
-            total.mean().alias("avg_total_value"),
-            pl.col("is_high_value").sum().cast(pl.Int64).alias("high_value_records"),
-            pl.col("discounted_value").sum().alias("discounted_value"),
-        )
-        .sort("category")
-    )
-    rejects = checked.filter(pl.col("reject_reason").is_not_null())
-    (out / "output").mkdir(parents=True, exist_ok=True)
-    final: dict[str, Any] = {"compression": "zstd", "compression_level": 1}  # as the pipeline's
-    pl.collect_all(
-        [
-            results.sink_parquet(out / "output" / "results.parquet", lazy=True, **final),
-            summary.sink_parquet(out / "output" / "summary.parquet", lazy=True, **final),
-            rejects.sink_parquet(out / "rejects.parquet", lazy=True, compression="lz4"),
-        ]
-    )
-
-
 def run_engine(root: Path, records: int, batch_rows: int) -> float:
     shutil.rmtree(root, ignore_errors=True)
     started = time.perf_counter()
-    engine_query(generated(records, batch_rows), root)
+    engine.engine_query(engine.generated(records, batch_rows, seed=SEED), root)
     return time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------- (c) row-wise Python
 
 
-def _reason(row: dict[str, Any]) -> str | None:
-    value, quantity = row["value"], row["quantity"]
-    if row["id"] is None:
-        return "null id"
-    if value is None:
-        return "unparseable value"
-    if not 10.0 <= value <= 1000.0:
-        return "value out of range [10, 1000]"
-    if quantity is None:
-        return "unparseable quantity"
-    if not 1 <= quantity <= 100:
-        return "quantity out of range [1, 100]"
-    if row["category"] not in ("A", "B", "C", "D"):
-        return "unknown category"
-    return None
-
-
-def rowwise(records: int, batch_rows: int, out: Path) -> None:
-    """The origin-style implementation: one Python dict per record, loops for every rule."""
-    valid: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    for start in range(0, records, batch_rows):
-        batch = stages.generate_batch(start + 1, min(batch_rows, records - start), seed=SEED)
-        for row in batch.iter_rows(named=True):
-            reason = _reason(row)
-            if reason is None and row["id"] in seen:
-                reason = "duplicate id"
-            if reason is None:
-                seen.add(row["id"])
-                valid.append(row)
-            else:
-                rejects.append({**row, "reject_reason": reason})
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    for row in valid:
-        row["total_value"] = row["value"] * row["quantity"]
-        sums[row["category"]] += row["total_value"]
-        counts[row["category"]] += 1
-    factors = {"A": 0.90, "B": 0.85, "C": 0.80}
-    summary: dict[str, dict[str, Any]] = {}
-    for row in valid:
-        total, category = row["total_value"], row["category"]
-        row["category_avg_total_value"] = sums[category] / counts[category]
-        row["is_high_value"] = total > 5000.0
-        row["tier"] = "premium" if total > 50_000.0 else "standard" if total > 5000.0 else "basic"
-        row["discount_factor"] = factors.get(category, 0.95)
-        row["discounted_value"] = total * row["discount_factor"]
-        entry = summary.setdefault(
-            category, {"records": 0, "total_value": 0.0, "high": 0, "discounted_value": 0.0}
-        )
-        entry["records"] += 1
-        entry["total_value"] += total
-        entry["high"] += row["is_high_value"]
-        entry["discounted_value"] += row["discounted_value"]
-    (out / "output").mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(valid, schema=_results_schema()).write_parquet(out / "output" / "results.parquet")
-    pl.DataFrame(
-        [
-            {
-                "category": category,
-                "records": entry["records"],
-                "total_value": entry["total_value"],
-                "avg_total_value": entry["total_value"] / entry["records"],
-                "high_value_records": entry["high"],
-                "discounted_value": entry["discounted_value"],
-            }
-            for category, entry in sorted(summary.items())
-        ],
-        schema=_summary_schema(),
-    ).write_parquet(out / "output" / "summary.parquet")
-    pl.DataFrame(
-        rejects, schema={**stages.REQUIRED_COLUMNS, "reject_reason": pl.String}
-    ).write_parquet(out / "rejects.parquet")
-
-
-def _results_schema() -> dict[str, pl.DataType]:
-    return {
-        **stages.REQUIRED_COLUMNS,
-        "total_value": pl.Float64(),
-        "category_avg_total_value": pl.Float64(),
-        "is_high_value": pl.Boolean(),
-        "tier": pl.String(),
-        "discount_factor": pl.Float64(),
-        "discounted_value": pl.Float64(),
-    }
-
-
-def _summary_schema() -> dict[str, pl.DataType]:
-    return {
-        "category": pl.String(),
-        "records": pl.Int64(),
-        "total_value": pl.Float64(),
-        "avg_total_value": pl.Float64(),
-        "high_value_records": pl.Int64(),
-        "discounted_value": pl.Float64(),
-    }
-
-
-def run_rowwise(root: Path, records: int, batch_rows: int) -> dict[str, float]:
+def run_rowwise(root: Path, records: int) -> dict[str, float]:
     started = time.perf_counter()
-    rowwise(records, batch_rows, root)
+    rowwise.run(root, records, seed=SEED)
     return {"seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
 
 
@@ -305,11 +131,11 @@ def available_memory_mb() -> float:
 OUTPUTS = ("output/results.parquet", "output/summary.parquet", "rejects.parquet")
 
 
-def assert_same_outputs(expected: Path, actual: Path) -> None:
+def assert_same_outputs(expected: Path, actual: Path | dict[str, pl.DataFrame]) -> None:
     """The three outputs are equal: exactly, floats to 1e-9 relative."""
     for name in OUTPUTS:
         assert_frame_equal(
-            pl.read_parquet(actual / name),
+            actual[name] if isinstance(actual, dict) else pl.read_parquet(actual / name),
             pl.read_parquet(expected / name),
             check_exact=False,
             rel_tol=1e-9,
@@ -388,7 +214,7 @@ def add_rowwise(
     else:
         run = in_subprocess("rowwise", work_dir / "row", records, batch_rows)
         rowwise_s = run["seconds"]
-        assert_same_outputs(work_dir / "pipeline", work_dir / "row")
+        assert_same_outputs(work_dir / "pipeline", rowwise.read_outputs(work_dir / "row"))
         result["rowwise_measured_at"] = records
         result["rowwise_peak_rss_mb"] = round(run["peak_rss_mb"])
         measured = {
@@ -427,7 +253,7 @@ def main() -> None:
         return
     if args.rowwise_only:
         root, records = Path(args.rowwise_only[0]), int(args.rowwise_only[1])
-        print(json.dumps(run_rowwise(root, records, args.batch_rows)))
+        print(json.dumps(run_rowwise(root, records)))
         return
     sizes = sorted(int(size) for size in args.sizes.replace(",", " ").split())
     host = machine()

@@ -26,7 +26,6 @@ from prefect_dask import DaskTaskRunner
 from app.pipeline import stages
 from app.pipeline.store import count_rows, scan
 
-AVERAGE = "category_avg_total_value"
 PART_NAME = "part-{:05d}.parquet"
 ROW_GROUP_ROWS = 256_000
 
@@ -56,31 +55,20 @@ def partial_totals(source: Path, offset: int, length: int) -> pl.DataFrame:
     )
 
 
-def combine_averages(partials: list[pl.DataFrame]) -> pl.DataFrame:
+def combine_averages(partials: list[pl.DataFrame]) -> stages.CategoryAverages:
     """The global per-category mean of total_value from every partition's sums and counts."""
     combined = pl.concat(partials).group_by("category").agg(pl.sum("total"), pl.sum("count"))
-    return combined.select(
-        "category",
-        pl.when(pl.col("count") > 0)
-        .then(pl.col("total") / pl.col("count"))
-        .otherwise(None)
-        .cast(pl.Float64)
-        .alias(AVERAGE),
-    )
+    return {
+        category: total / count if count else None
+        for category, total, count in combined.iter_rows()
+    }
 
 
 def apply_transform(
-    source: Path, offset: int, length: int, averages: pl.DataFrame, part: Path
+    source: Path, offset: int, length: int, averages: stages.CategoryAverages, part: Path
 ) -> int:
     """Transform one row range with the global averages and write it as `part`; rows written."""
-    transformed = stages.transform(scan(source).slice(offset, length))
-    columns = transformed.collect_schema().names()
-    # stages.transform owns the row-level rules; only its (partition-local) average is replaced.
-    frame = (
-        transformed.drop(AVERAGE)
-        .join(averages.lazy(), on="category", how="left", nulls_equal=True, maintain_order="left")
-        .select(columns)
-    )
+    frame = stages.transform(scan(source).slice(offset, length), averages)
     part.parent.mkdir(parents=True, exist_ok=True)
     frame.sink_parquet(part, compression="lz4", row_group_size=ROW_GROUP_ROWS)
     return count_rows(part)

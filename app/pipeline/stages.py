@@ -1,13 +1,12 @@
-"""Pure Polars transformations for the five pipeline stages (no I/O beyond Parquet writing)."""
+"""Pure Polars transformations of the pipeline stages after generate (app/pipeline/generator.py)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import polars as pl
 
 CATEGORIES: tuple[str, ...] = ("A", "B", "C", "D")
@@ -19,7 +18,6 @@ VALUE_RANGE: tuple[float, float] = (10.0, 1000.0)
 QUANTITY_RANGE: tuple[int, int] = (1, 100)
 ACTIVE_PROBABILITY = 0.8
 EPOCH = datetime(2026, 1, 1)
-_YEAR_SECONDS = 365 * 24 * 60 * 60
 
 REQUIRED_COLUMNS: dict[str, pl.DataType] = {
     "id": pl.Int64(),
@@ -32,6 +30,7 @@ REQUIRED_COLUMNS: dict[str, pl.DataType] = {
 }
 
 REJECT_REASON = "reject_reason"
+AVERAGE = "category_avg_total_value"
 ROW_INDEX = "__row"
 DEDUP_BUCKET_ROWS = 4_000_000  # ids counted at once while looking for duplicates
 _HASH_SEED = 20261125
@@ -47,65 +46,6 @@ _BOOL_STRINGS: dict[str, bool] = {
     "n": False,
     "0": False,
 }
-
-
-# --------------------------------------------------------------------------- generate
-
-
-def generate_batch(start_id: int, size: int, *, seed: int) -> pl.DataFrame:
-    """Build `size` synthetic records with ids from start_id; deterministic in (seed, start_id)."""
-    if size < 0:
-        raise ValueError(f"size must be >= 0, got {size}")
-    rng = np.random.default_rng([seed, start_id])
-    ids = np.arange(start_id, start_id + size, dtype=np.int64)
-    category_codes = rng.integers(0, len(CATEGORIES), size)
-    values = np.round(rng.uniform(VALUE_RANGE[0], VALUE_RANGE[1], size), 2)
-    quantities = rng.integers(QUANTITY_RANGE[0], QUANTITY_RANGE[1] + 1, size, dtype=np.int64)
-    is_active = rng.random(size) < ACTIVE_PROBABILITY
-    offsets = rng.integers(0, _YEAR_SECONDS, size).astype("timedelta64[s]")
-    created_at = np.datetime64(EPOCH, "us") + offsets
-    return pl.DataFrame(
-        {
-            "id": pl.Series(ids, dtype=pl.Int64),
-            # a gather, not numpy strings: converting those cost most of a batch's time
-            "category": pl.Series(CATEGORIES, dtype=pl.String).gather(category_codes),
-            "value": pl.Series(values, dtype=pl.Float64),
-            "quantity": pl.Series(quantities, dtype=pl.Int64),
-            "is_active": pl.Series(is_active, dtype=pl.Boolean),
-            "created_at": pl.Series(created_at).cast(pl.Datetime("us")),
-        }
-    ).select(
-        "id",
-        pl.format("record-{}", pl.col("id")).alias("name"),
-        "category",
-        "value",
-        "quantity",
-        "is_active",
-        "created_at",
-    )
-
-
-def write_generated(
-    out_dir: Path, record_count: int, *, seed: int, batch_rows: int = 1_000_000
-) -> list[Path]:
-    """Write ids 1..record_count as part-NNNNN.parquet; deterministic per (seed, batch_rows)."""
-    # Each batch seeds its own RNG from (seed, start_id), so changing batch_rows changes the data.
-    if record_count < 0:
-        raise ValueError(f"record_count must be >= 0, got {record_count}")
-    if batch_rows <= 0:
-        raise ValueError(f"batch_rows must be > 0, got {batch_rows}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
-    for index in range(math.ceil(record_count / batch_rows)):
-        start = index * batch_rows
-        size = min(batch_rows, record_count - start)
-        path = out_dir / f"part-{index:05d}.parquet"
-        # uncompressed, without statistics: ingest reads it back once, whole
-        generate_batch(start + 1, size, seed=seed).write_parquet(
-            path, compression="uncompressed", statistics=False
-        )
-        paths.append(path)
-    return paths
 
 
 # --------------------------------------------------------------------------- validate
@@ -130,12 +70,16 @@ def _cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
 
 
 def _lookup(
-    key: pl.Expr, mapping: dict[str, Any], default: Any, dtype: type[pl.DataType]
+    key: pl.Expr,
+    mapping: Mapping[str, Any] | Mapping[str | None, Any],
+    default: Any,
+    dtype: type[pl.DataType],
 ) -> pl.Expr:
     """mapping[key] else default, as a when/then chain: unlike replace_strict it streams."""
     chain: Any = pl
     for name, result in mapping.items():
-        chain = chain.when(key == name).then(pl.lit(result, dtype=dtype))
+        matches = key.is_null() if name is None else key == name
+        chain = chain.when(matches).then(pl.lit(result, dtype=dtype))
     return cast(pl.Expr, chain.otherwise(pl.lit(default, dtype=dtype)))
 
 
@@ -233,25 +177,37 @@ def process(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def transform(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Add value flags, tier, per-category average (group_by + join, streamable) and discounts."""
-    total = pl.col("total_value")
-    category_avg = lf.group_by("category").agg(total.mean().alias("category_avg_total_value"))
-    discount = _lookup(pl.col("category"), DISCOUNT_FACTORS, DEFAULT_DISCOUNT, pl.Float64)
-    return (
-        lf.join(category_avg, on="category", how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(
-            (total > HIGH_VALUE_THRESHOLD).alias("is_high_value"),
-            pl.when(total > PREMIUM_THRESHOLD)
-            .then(pl.lit("premium"))
-            .when(total > HIGH_VALUE_THRESHOLD)
-            .then(pl.lit("standard"))
-            .otherwise(pl.lit("basic"))
-            .alias("tier"),
-            discount.alias("discount_factor"),
-        )
-        .with_columns((total * pl.col("discount_factor")).alias("discounted_value"))
-    )
+CategoryAverages = dict[str | None, float | None]
+
+
+def category_averages(lf: pl.LazyFrame) -> CategoryAverages:
+    """Mean total_value per category: the one figure transform needs from all the rows."""
+    means = lf.group_by("category").agg(pl.col("total_value").mean())
+    return dict(means.collect(engine="streaming").iter_rows())
+
+
+def transform(lf: pl.LazyFrame, averages: CategoryAverages | None = None) -> pl.LazyFrame:
+    """Add value flags, tier, per-category average and discounts.
+
+    The averages (computed first from `lf` unless given, e.g. combined from a cluster's
+    partitions) go into the query as constants: a pass over two columns, then one streaming pass
+    over the rows with no join.
+    """
+    if averages is None:
+        averages = category_averages(lf)
+    total, category = pl.col("total_value"), pl.col("category")
+    discount = _lookup(category, DISCOUNT_FACTORS, DEFAULT_DISCOUNT, pl.Float64)
+    return lf.with_columns(
+        _lookup(category, averages, None, pl.Float64).alias(AVERAGE),
+        (total > HIGH_VALUE_THRESHOLD).alias("is_high_value"),
+        pl.when(total > PREMIUM_THRESHOLD)
+        .then(pl.lit("premium"))
+        .when(total > HIGH_VALUE_THRESHOLD)
+        .then(pl.lit("standard"))
+        .otherwise(pl.lit("basic"))
+        .alias("tier"),
+        discount.alias("discount_factor"),
+    ).with_columns((total * pl.col("discount_factor")).alias("discounted_value"))
 
 
 # --------------------------------------------------------------------------- summarize

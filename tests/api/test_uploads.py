@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from app import config
 from app.db import get_sessionmaker
 from app.models import Pipeline
-from app.pipeline import stages, work
+from app.pipeline import generator, work
 from app.pipeline.store import RunFiles, uploads_dir
 from app.pipeline.work import InputSource
 
@@ -162,7 +162,7 @@ async def test_parquet_upload_keeps_extra_columns(
 
 
 async def test_large_upload_arrives_intact(client: httpx.AsyncClient) -> None:
-    content = stages.generate_batch(1, 60_000, seed=5).write_csv().encode()
+    content = generator.generate_batch(1, 60_000, seed=5).write_csv().encode()
     assert len(content) > 3_000_000
     response = await upload(client, content, "big.csv")
     assert response.status_code == 201, response.text

@@ -9,7 +9,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 from prefect.client.orchestration import PrefectClient
 
-from app.pipeline import stages
+from app.pipeline import generator, stages
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import (
     TASK_NAMES,
@@ -23,7 +23,7 @@ from tests.e2e.helpers import (
 
 def expected_results(record_count: int) -> pl.DataFrame:
     """The stages applied in memory to the same generated records: what the run must export."""
-    raw = stages.generate_batch(1, record_count, seed=42).lazy()
+    raw = generator.generate_batch(1, record_count, seed=42).lazy()
     valid, _ = stages.validate(raw)
     return stages.transform(stages.process(valid)).collect()
 

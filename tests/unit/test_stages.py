@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -12,18 +10,16 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from app.pipeline.stages import (
-    CATEGORIES,
+    AVERAGE,
     DEFAULT_DISCOUNT,
     DISCOUNT_FACTORS,
-    EPOCH,
     REQUIRED_COLUMNS,
-    generate_batch,
+    category_averages,
     missing_columns,
     process,
     summarize,
     transform,
     validate,
-    write_generated,
 )
 
 TS = datetime(2026, 3, 1, 12, 0, 0)
@@ -85,6 +81,18 @@ def test_transform_category_average_keeps_row_order() -> None:
     assert out["category"].to_list() == ["B", "A", "B", "A", "C"]
     assert out["total_value"].to_list() == [10.0, 200.0, 30.0, 100.0, 7.0]
     assert out["category_avg_total_value"].to_list() == [20.0, 150.0, 20.0, 150.0, 7.0]
+
+
+def test_transform_takes_given_averages_as_they_are() -> None:
+    # the Dask fan-out passes averages combined from its partitions; null is a category too
+    frame = pl.LazyFrame(
+        {"category": ["A", None, "B", "A"], "total_value": [1.0, 2.0, 3.0, 4.0]},
+        schema={"category": pl.String, "total_value": pl.Float64},
+    )
+    assert category_averages(frame) == {"A": 2.5, None: 2.0, "B": 3.0}
+    out = transform(frame, {"A": 7.5, None: 1.25}).collect()
+    assert out[AVERAGE].to_list() == [7.5, 1.25, None, 7.5]
+    assert transform(frame).collect()[AVERAGE].to_list() == [2.5, 2.0, 3.0, 2.5]
 
 
 def test_transform_discount_factors() -> None:
@@ -240,61 +248,3 @@ def test_missing_columns() -> None:
     assert missing_columns(pl.Schema(REQUIRED_COLUMNS)) == []
     with pytest.raises(ValueError, match="missing required columns"):
         validate(pl.LazyFrame(schema=schema))
-
-
-# --------------------------------------------------------------------------- generate
-
-
-def test_generate_same_seed_is_identical() -> None:
-    assert_frame_equal(generate_batch(1, 500, seed=42), generate_batch(1, 500, seed=42))
-
-
-def test_generate_different_seed_differs() -> None:
-    assert not generate_batch(1, 500, seed=1).equals(generate_batch(1, 500, seed=2))
-
-
-def test_generate_schema_ranges_and_ids() -> None:
-    df = generate_batch(101, 5000, seed=7)
-    assert dict(df.schema) == REQUIRED_COLUMNS
-    assert df["id"].to_list() == list(range(101, 5101))
-    assert df["name"][0] == "record-101"
-    assert df["name"][-1] == "record-5100"
-    assert df.null_count().sum_horizontal().item() == 0
-    assert df["value"].min() >= 10.0  # type: ignore[operator]
-    assert df["value"].max() <= 1000.0  # type: ignore[operator]
-    assert (df["value"] == df["value"].round(2)).all()
-    assert df["quantity"].min() == 1
-    assert df["quantity"].max() == 100
-    assert set(df["category"].unique()) == set(CATEGORIES)
-    assert 0.75 < df["is_active"].mean() < 0.85  # type: ignore[operator]
-    assert df["created_at"].min() >= EPOCH  # type: ignore[operator]
-    assert df["created_at"].max() < datetime(2027, 1, 1)  # type: ignore[operator]
-    assert (df["created_at"].dt.microsecond() == 0).all()
-    valid, rejects = validate(df.lazy())
-    assert valid.collect().height == 5000
-    assert rejects.collect().height == 0
-
-
-def test_generate_empty_batch() -> None:
-    df = generate_batch(1, 0, seed=1)
-    assert df.height == 0
-    assert dict(df.schema) == REQUIRED_COLUMNS
-
-
-@pytest.mark.parametrize(("count", "batch"), [(10, 3), (9, 3), (1, 5), (0, 4)])
-def test_write_generated(tmp_path: Path, count: int, batch: int) -> None:
-    out_dir = tmp_path / "nested" / "raw"
-    paths = write_generated(out_dir, count, seed=3, batch_rows=batch)
-    assert len(paths) == math.ceil(count / batch)
-    assert [p.name for p in paths] == [f"part-{i:05d}.parquet" for i in range(len(paths))]
-    assert all(p.parent == out_dir and p.exists() for p in paths)
-    if paths:
-        df = pl.read_parquet(paths)
-        assert df.height == count
-        assert df["id"].to_list() == list(range(1, count + 1))
-
-
-def test_write_generated_is_deterministic(tmp_path: Path) -> None:
-    first = pl.read_parquet(write_generated(tmp_path / "a", 7, seed=9, batch_rows=3))
-    second = pl.read_parquet(write_generated(tmp_path / "b", 7, seed=9, batch_rows=3))
-    assert_frame_equal(first, second)

@@ -9,11 +9,11 @@ import pytest
 from polars.testing import assert_frame_equal
 from prefect.states import Failed
 
-from app.pipeline import inputs, stages, work
+from app.pipeline import generator, inputs, stages, work
 from app.pipeline.flows import _input_source, _retry_condition, _retryable, generate_data
 from app.pipeline.status import RunRef
 from app.pipeline.store import RunFiles, count_rows, uploads_dir
-from bench.data import engine_query, generated
+from bench.engine import engine_query, generated
 
 HEADER = "id,name,category,value,quantity,is_active,created_at"
 
@@ -33,13 +33,17 @@ def test_run_all_on_generated_records_matches_the_stages_in_memory(tmp_path: Pat
     assert sorted(p.name for p in files.raw.iterdir()) == [
         f"part-0000{i}.parquet" for i in range(4)
     ]
-    raw = pl.concat([stages.generate_batch(s, min(3, 11 - s), seed=3) for s in (1, 4, 7, 10)])
+    raw = pl.concat([generator.generate_batch(1, 10, seed=3)])
     valid, _ = stages.validate(raw.lazy())
     expected = stages.transform(stages.process(valid)).collect()
     assert_frame_equal(pl.read_parquet(files.results), expected)
     assert_frame_equal(pl.read_parquet(files.summary), stages.summarize(expected.lazy()).collect())
     # the results file is the transform stage's file, published without a copy
     assert files.results.stat().st_ino == files.transformed.stat().st_ino
+    # nothing rejected: the rejects file is written without a pass over the rows, same columns
+    rejects = pl.read_parquet(files.rejects)
+    assert rejects.height == 0
+    assert rejects.schema == pl.Schema({**stages.REQUIRED_COLUMNS, stages.REJECT_REASON: pl.String})
 
 
 def test_a_retried_generate_starts_from_nothing(tmp_path: Path) -> None:
@@ -143,7 +147,7 @@ def test_pipeline_outputs_equal_the_one_query_anchor_on_100k(tmp_path: Path) -> 
     records, batch_rows = 100_000, 30_000
     files = RunFiles(tmp_path / "pipeline")
     work.run_all(files, record_count=records, seed=42, batch_rows=batch_rows)
-    engine_query(generated(records, batch_rows), tmp_path / "engine")
+    engine_query(generated(records, batch_rows, seed=42), tmp_path / "engine")
     for name in ("output/results.parquet", "output/summary.parquet", "rejects.parquet"):
         assert_frame_equal(
             pl.read_parquet(files.root / name),

@@ -1,0 +1,132 @@
+"""The synthetic records: each one a pure function of (seed, id).
+
+`record` is the definition, one record in plain Python; `generate_batch` computes the same records
+a batch at a time with numpy. Because nothing depends on what came before, the data is the same
+whatever the batch size, the process or the order the records are made in.
+"""
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from app.pipeline.stages import (
+    ACTIVE_PROBABILITY,
+    CATEGORIES,
+    EPOCH,
+    QUANTITY_RANGE,
+    VALUE_RANGE,
+)
+
+_MASK = (1 << 64) - 1
+_LOW32 = 0xFFFF_FFFF
+_GOLDEN = 0x9E37_79B9_7F4A_7C15  # splitmix64's increment
+_MIX1, _MIX2 = 0xBF58_476D_1CE4_E5B9, 0x94D0_49BB_1331_11EB
+_CENTS_LOW = round(VALUE_RANGE[0] * 100)
+_CENTS_SPAN = round(VALUE_RANGE[1] * 100) - _CENTS_LOW + 1
+_QUANTITY_SPAN = QUANTITY_RANGE[1] - QUANTITY_RANGE[0] + 1
+_ACTIVE_BELOW = round(ACTIVE_PROBABILITY * 2**32)
+_YEAR_SECONDS = 365 * 24 * 60 * 60
+
+
+def _key(seed: int) -> int:
+    return (seed * _GOLDEN) & _MASK
+
+
+def _mix(z: int) -> int:
+    """splitmix64's finaliser: 64 well-mixed bits from a counter."""
+    z = (z + _GOLDEN) & _MASK
+    z = ((z ^ (z >> 30)) * _MIX1) & _MASK
+    z = ((z ^ (z >> 27)) * _MIX2) & _MASK
+    return z ^ (z >> 31)
+
+
+def record(record_id: int, *, seed: int) -> dict[str, Any]:
+    """The record with this id: 128 bits from two hashes of (seed, id), cut into the fields."""
+    a = _mix((record_id + _key(seed)) & _MASK)
+    b = _mix(a)
+    return {
+        "id": record_id,
+        "name": f"record-{record_id}",
+        "category": CATEGORIES[a & 3],
+        "value": (_CENTS_LOW + ((a >> 2) & _LOW32) % _CENTS_SPAN) / 100,
+        "quantity": QUANTITY_RANGE[0] + (b & _LOW32) % _QUANTITY_SPAN,
+        "is_active": (b >> 32) < _ACTIVE_BELOW,
+        "created_at": EPOCH + timedelta(seconds=(a >> 34) % _YEAR_SECONDS),
+    }
+
+
+def _mix_array(z: np.ndarray) -> np.ndarray:
+    """`_mix` on a uint64 array (numpy's unsigned arithmetic wraps as the masks do)."""
+    z = z + np.uint64(_GOLDEN)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    return z ^ (z >> np.uint64(31))
+
+
+def generate_batch(start_id: int, size: int, *, seed: int) -> pl.DataFrame:
+    """The records with ids start_id .. start_id + size - 1, exactly as `record` makes them."""
+    if size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    ids = np.arange(start_id, start_id + size, dtype=np.uint64)
+    a = _mix_array(ids + np.uint64(_key(seed)))
+    b = _mix_array(a)
+    low32 = np.uint64(_LOW32)
+    cents = ((a >> np.uint64(2)) & low32) % np.uint64(_CENTS_SPAN) + np.uint64(_CENTS_LOW)
+    quantities = (b & low32) % np.uint64(_QUANTITY_SPAN) + np.uint64(QUANTITY_RANGE[0])
+    seconds = ((a >> np.uint64(34)) % np.uint64(_YEAR_SECONDS)).astype(np.int64)
+    return pl.DataFrame(
+        {
+            "id": pl.Series(ids.astype(np.int64), dtype=pl.Int64),
+            # a gather, not numpy strings: converting those cost most of a batch's time
+            "category": pl.Series(CATEGORIES, dtype=pl.String).gather(
+                (a & np.uint64(3)).astype(np.uint32)
+            ),
+            "value": pl.Series(cents.astype(np.float64) / 100, dtype=pl.Float64),
+            "quantity": pl.Series(quantities.astype(np.int64), dtype=pl.Int64),
+            "is_active": pl.Series((b >> np.uint64(32)) < np.uint64(_ACTIVE_BELOW)),
+            "created_at": pl.Series(
+                np.datetime64(EPOCH, "us") + seconds.astype("timedelta64[s]")
+            ).cast(pl.Datetime("us")),
+        }
+    ).select(
+        "id",
+        pl.format("record-{}", pl.col("id")).alias("name"),
+        "category",
+        "value",
+        "quantity",
+        "is_active",
+        "created_at",
+    )
+
+
+def write_generated(
+    out_dir: Path, record_count: int, *, seed: int, batch_rows: int = 1_000_000
+) -> list[Path]:
+    """Write ids 1..record_count as part-NNNNN.parquet, batch_rows records per part.
+
+    Parts are made on as many threads as there are cores (numpy and Polars release the GIL), one
+    batch in memory per thread.
+    """
+    if record_count < 0:
+        raise ValueError(f"record_count must be >= 0, got {record_count}")
+    if batch_rows <= 0:
+        raise ValueError(f"batch_rows must be > 0, got {batch_rows}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write_part(index: int) -> Path:
+        start = index * batch_rows
+        path = out_dir / f"part-{index:05d}.parquet"
+        # uncompressed, without statistics: ingest reads it back once, whole
+        generate_batch(start + 1, min(batch_rows, record_count - start), seed=seed).write_parquet(
+            path, compression="uncompressed", statistics=False
+        )
+        return path
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(write_part, range(math.ceil(record_count / batch_rows))))
