@@ -1,7 +1,6 @@
 """(b) of bench/data.py: the raw-engine anchor — one hand-written Polars lazy query from the
 generated records to the pipeline's three outputs, with no intermediate files."""
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ def generated(records: int, batch_rows: int, *, seed: int) -> pl.LazyFrame:
         size = min(batch_rows, records - start)
         return generator.generate_batch(start + 1, size, seed=seed).lazy()
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=generator.threads()) as pool:
         batches = list(pool.map(batch, range(0, records, batch_rows)))
     return pl.concat(batches or [generator.generate_batch(1, 0, seed=seed).lazy()])
 

@@ -5,7 +5,6 @@ a batch at a time with numpy. Because nothing depends on what came before, the d
 whatever the batch size, the process or the order the records are made in.
 """
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -105,14 +104,16 @@ def generate_batch(start_id: int, size: int, *, seed: int) -> pl.DataFrame:
     )
 
 
+def threads() -> int:
+    """Batches made at once: one per core this process may use, at most 4 (each holds ~90 MB)."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 def write_generated(
     out_dir: Path, record_count: int, *, seed: int, batch_rows: int = 1_000_000
 ) -> list[Path]:
-    """Write ids 1..record_count as part-NNNNN.parquet, batch_rows records per part.
-
-    Parts are made on as many threads as there are cores (numpy and Polars release the GIL), one
-    batch in memory per thread.
-    """
+    """Write ids 1..record_count as part-NNNNN.parquet, batch_rows records per part, `threads()`
+    parts at once (numpy and Polars release the GIL)."""
     if record_count < 0:
         raise ValueError(f"record_count must be >= 0, got {record_count}")
     if batch_rows <= 0:
@@ -128,5 +129,10 @@ def write_generated(
         )
         return path
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(write_part, range(math.ceil(record_count / batch_rows))))
+    with ThreadPoolExecutor(max_workers=threads()) as pool:
+        parts = [pool.submit(write_part, index) for index in range(-(-record_count // batch_rows))]
+        try:
+            return [part.result() for part in parts]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failed part fails the stage at once
+            raise

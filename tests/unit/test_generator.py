@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from app.pipeline import generator
 from app.pipeline.generator import generate_batch, record, write_generated
 from app.pipeline.stages import CATEGORIES, EPOCH, REQUIRED_COLUMNS, validate
 
@@ -91,3 +92,21 @@ def test_the_batch_size_does_not_change_the_records(tmp_path: Path) -> None:
     by_seven = pl.read_parquet(write_generated(tmp_path / "b", 10, seed=9, batch_rows=7))
     assert_frame_equal(by_three, by_seven)
     assert_frame_equal(by_three, generate_batch(1, 10, seed=9))
+
+
+def test_a_failed_part_stops_the_parts_not_yet_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def batch(start_id: int, size: int, *, seed: int) -> pl.DataFrame:
+        if start_id == 3:
+            raise OSError("No space left on device")
+        return generate_batch(start_id, size, seed=seed)
+
+    monkeypatch.setattr(generator, "generate_batch", batch)
+    monkeypatch.setattr(generator, "threads", lambda: 1)
+    with pytest.raises(OSError, match=r"^No space left on device$"):
+        write_generated(tmp_path, 50, seed=1, batch_rows=1)
+    written = sorted(path.name for path in tmp_path.iterdir())
+    # parts 0 and 1 came first; the one thread may have begun part 3 before the failure was seen
+    assert written[:2] == ["part-00000.parquet", "part-00001.parquet"]
+    assert len(written) <= 3
