@@ -33,7 +33,7 @@ lint: install-dev
 	$(BIN)/ruff format --check app tests migrations bench
 
 typecheck: install-dev
-	$(BIN)/mypy app
+	$(BIN)/mypy app bench
 
 test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + PostgreSQL, end to end
 	$(BIN)/pytest

@@ -29,7 +29,7 @@ import time
 from collections.abc import Coroutine
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import httpx
@@ -87,10 +87,15 @@ def deploy_anchors(stack: Stack) -> None:
 
 
 def run_anchor(deployment: str) -> float:
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
     started = time.monotonic()
-    flow_run = run_deployment(deployment, timeout=None, poll_interval=0.1, as_subflow=False)
+    # sync_compatible: called outside an event loop it returns the FlowRun, not a coroutine
+    flow_run = cast(
+        FlowRun,
+        run_deployment(deployment, timeout=None, poll_interval=0.1, as_subflow=False),
+    )
     elapsed = time.monotonic() - started
     if flow_run.state is None or not flow_run.state.is_completed():
         raise RuntimeError(f"{deployment} ended {flow_run.state}")
