@@ -5,6 +5,7 @@ a batch at a time with numpy. Because nothing depends on what came before, the d
 whatever the batch size, the process or the order the records are made in.
 """
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -130,7 +131,8 @@ def write_generated(
         return path
 
     with ThreadPoolExecutor(max_workers=threads()) as pool:
-        parts = [pool.submit(write_part, index) for index in range(-(-record_count // batch_rows))]
+        count = math.ceil(record_count / batch_rows)
+        parts = [pool.submit(write_part, index) for index in range(count)]
         try:
             return [part.result() for part in parts]
         except BaseException:
