@@ -15,7 +15,7 @@ from prefect.states import Cancelled
 from app import observability
 from app.config import get_settings
 from app.models import Status
-from app.pipeline import inputs
+from app.pipeline import drills, inputs
 from app.pipeline import work as stage_work
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
@@ -31,26 +31,6 @@ from app.pipeline.work import InputSource, StageOutput
 
 _settings = get_settings()
 observability.setup()  # at import, before the run: its logs are JSON from the first line
-
-
-class InjectedFaultError(RuntimeError):
-    """A failure requested through PIPELINE_FAIL_STAGE, for tests and drills."""
-
-
-def _inject_fault(stage: str, attempt: int) -> None:
-    spec = _settings.fail_stage
-    if not spec:
-        return
-    name, _, attempts = spec.partition(":")
-    if name == stage and (not attempts or attempt <= int(attempts)):
-        raise InjectedFaultError(f"injected failure in {stage} on attempt {attempt}")
-
-
-async def _hold(stage: str) -> None:
-    """Drills: PIPELINE_STAGE_DELAY='stage:seconds' keeps a stage running, e.g. to cancel it."""
-    name, _, seconds = (_settings.stage_delay or "").partition(":")
-    if name == stage and seconds:
-        await asyncio.sleep(float(seconds))
 
 
 async def _beat(ref: RunRef) -> None:
@@ -92,8 +72,8 @@ async def _attempt_stage(
         ref.pipeline_id, stage, Status.RUNNING, run_id=ref.run_id, attempt=attempt
     )
     try:
-        _inject_fault(stage, attempt)
-        await _hold(stage)
+        drills.inject_fault(stage, attempt)
+        await drills.hold(stage)
         output = await asyncio.to_thread(work)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"

@@ -214,15 +214,14 @@ async def test_a_failing_stage_flags_its_span_with_the_error(runs: ObservedRuns)
         ("transform", "failed", 1),
     ]
     transform = stages[3]
-    # Prefect imports the deployment's entrypoint flows.py as the module `flows`.
     assert (transform["meta"]["error.type"], transform["meta"]["error.message"]) == (
-        "flows.InjectedFaultError",
+        "app.pipeline.drills.InjectedFaultError",
         message,
     )
     assert transform["meta"]["error.stack"].startswith("Traceback (most recent call last):\n")
     assert transform["meta"]["error.stack"].endswith(f"InjectedFaultError: {message}\n")
     assert (flow["meta"]["error.type"], flow["meta"]["error.message"]) == (
-        "flows.InjectedFaultError",
+        "app.pipeline.drills.InjectedFaultError",
         message,
     )
     assert "records_out" not in transform["metrics"]
