@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     max_record_count: int = Field(
         default=50_000_000, validation_alias=AliasChoices("PIPELINE_MAX_RECORD_COUNT")
     )
-    batch_rows: int = Field(default=1_000_000, validation_alias=AliasChoices("PIPELINE_BATCH_ROWS"))
+    batch_rows: int = Field(
+        default=1_000_000, gt=0, validation_alias=AliasChoices("PIPELINE_BATCH_ROWS")
+    )
     flow_retries: int = Field(
         default=0, ge=0, validation_alias=AliasChoices("PIPELINE_FLOW_RETRIES")
     )

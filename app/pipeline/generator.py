@@ -7,7 +7,8 @@ whatever the batch size, the process or the order the records are made in.
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -130,11 +131,20 @@ def write_generated(
         )
         return path
 
-    with ThreadPoolExecutor(max_workers=threads()) as pool:
-        count = math.ceil(record_count / batch_rows)
-        parts = [pool.submit(write_part, index) for index in range(count)]
+    workers = threads()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # a window of parts in flight, not one future per part: at 50M records of batch_rows=1
+        # those would take gigabytes
+        window: deque[Future[Path]] = deque()
+        paths: list[Path] = []
         try:
-            return [part.result() for part in parts]
+            for index in range(math.ceil(record_count / batch_rows)):
+                window.append(pool.submit(write_part, index))
+                if len(window) > workers:
+                    paths.append(window.popleft().result())
+            paths.extend(part.result() for part in list(window))
         except BaseException:
-            pool.shutdown(cancel_futures=True)  # a failed part fails the stage at once
+            for part in window:
+                part.cancel()  # a failed part fails the stage at once
             raise
+        return paths

@@ -1,6 +1,7 @@
 """Settings parsed from the environment (no I/O)."""
 
 import pytest
+from pydantic import ValidationError
 
 from app.config import Settings
 
@@ -19,3 +20,11 @@ def test_task_tags(monkeypatch: pytest.MonkeyPatch, value: str | None, tags: lis
     else:
         monkeypatch.setenv("PIPELINE_TASK_TAGS", value)
     assert Settings(_env_file=None).task_tags == tags
+
+
+def test_batch_rows_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_BATCH_ROWS", "0")
+    with pytest.raises(
+        ValidationError, match=r"PIPELINE_BATCH_ROWS\n  Input should be greater than 0"
+    ):
+        Settings(_env_file=None)

@@ -1,8 +1,11 @@
 """The synthetic records: the vectorized generator makes exactly the records of the definition."""
 
 import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -110,3 +113,31 @@ def test_a_failed_part_stops_the_parts_not_yet_started(
     # parts 0 and 1 came first; the one thread may have begun part 3 before the failure was seen
     assert written[:2] == ["part-00000.parquet", "part-00001.parquet"]
     assert len(written) <= 3
+
+
+def test_parts_in_flight_are_a_window_not_all_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outstanding, most = 0, 0
+    lock = threading.Lock()
+
+    class CountingPool(ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+            nonlocal outstanding, most
+            with lock:
+                outstanding += 1
+                most = max(most, outstanding)
+            future = super().submit(fn, *args, **kwargs)
+            future.add_done_callback(lambda _: finished())
+            return future
+
+    def finished() -> None:
+        nonlocal outstanding
+        with lock:
+            outstanding -= 1
+
+    monkeypatch.setattr(generator, "ThreadPoolExecutor", CountingPool)
+    monkeypatch.setattr(generator, "threads", lambda: 2)
+    paths = write_generated(tmp_path, 40, seed=1, batch_rows=1)
+    assert [path.name for path in paths] == [f"part-{i:05d}.parquet" for i in range(40)]
+    assert most <= 3  # two writing, one waiting
