@@ -9,20 +9,17 @@ import math
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from app.pipeline.stages import (
-    ACTIVE_PROBABILITY,
-    CATEGORIES,
-    EPOCH,
-    QUANTITY_RANGE,
-    VALUE_RANGE,
-)
+from app.pipeline.stages import CATEGORIES, QUANTITY_RANGE, VALUE_RANGE
+
+ACTIVE_PROBABILITY = 0.8
+EPOCH = datetime(2026, 1, 1)  # created_at falls in the year from here
 
 _MASK = (1 << 64) - 1
 _LOW32 = 0xFFFF_FFFF

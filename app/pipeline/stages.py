@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, cast
 
 import polars as pl
@@ -16,8 +15,6 @@ HIGH_VALUE_THRESHOLD = 5000.0
 PREMIUM_THRESHOLD = 50_000.0
 VALUE_RANGE: tuple[float, float] = (10.0, 1000.0)
 QUANTITY_RANGE: tuple[int, int] = (1, 100)
-ACTIVE_PROBABILITY = 0.8
-EPOCH = datetime(2026, 1, 1)
 
 REQUIRED_COLUMNS: dict[str, pl.DataType] = {
     "id": pl.Int64(),

@@ -12,8 +12,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from app.pipeline import generator
-from app.pipeline.generator import generate_batch, record, write_generated
-from app.pipeline.stages import CATEGORIES, EPOCH, REQUIRED_COLUMNS, validate
+from app.pipeline.generator import EPOCH, generate_batch, record, write_generated
+from app.pipeline.stages import CATEGORIES, REQUIRED_COLUMNS, validate
 
 
 def test_first_records_of_the_default_seed() -> None:

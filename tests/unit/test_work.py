@@ -81,7 +81,7 @@ def test_duplicate_ids_found_across_hash_buckets() -> None:
             "value": [10.0] * 9,
             "quantity": [1] * 9,
             "is_active": [True] * 9,
-            "created_at": [stages.EPOCH] * 9,
+            "created_at": [generator.EPOCH] * 9,
         }
     )
     for bucket_rows in (2, 100):
