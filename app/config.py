@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PIPELINE_RETENTION_DAYS"),
         description="Finished runs' directories are removed after this many days; 0 keeps them.",
     )
+    keep_intermediates: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("PIPELINE_KEEP_INTERMEDIATES"),
+        description="Keep completed runs' ingested and processed files (removed by default).",
+    )
     seed: int = Field(default=42, validation_alias=AliasChoices("PIPELINE_SEED"))
     max_record_count: int = Field(
         default=50_000_000, validation_alias=AliasChoices("PIPELINE_MAX_RECORD_COUNT")

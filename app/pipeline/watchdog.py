@@ -189,7 +189,7 @@ class Watchdog:
             except Exception:
                 logger.exception("watchdog pass failed")
             try:
-                await retention.remove_expired_runs()
+                await retention.sweep_runs()
             except Exception:
                 logger.exception("retention pass failed")
             await asyncio.sleep(self.interval.total_seconds())

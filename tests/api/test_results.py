@@ -1,11 +1,11 @@
 """A run's results over HTTP (output in three formats, summary, rejects), their 404s, downloads
-that try to leave the run directory, and the retention of run directories."""
+that try to leave the run directory, and retention: of run directories, of intermediate files."""
 
 import io
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from app import config
 from app.db import get_sessionmaker
 from app.models import PipelineRun, PipelineStage, Status, utcnow
 from app.pipeline import work
-from app.pipeline.retention import remove_expired_runs
+from app.pipeline.retention import Sweep, sweep_runs
 from app.pipeline.status import new_stage_rows
 from app.pipeline.store import RunFiles, runs_dir
 
@@ -35,6 +35,22 @@ CSV_OUTPUT = (
     "1,Zoë 🚀,A,100.0,60,true,2026-03-01T12:00:00.000000,x,6000.0,6000.0,true,standard,0.9,5400.0\n"
     "2,日本,B,20.5,2,false,2026-03-02T00:00:00.000000,,41.0,41.0,false,basic,0.85,34.85\n"
 )
+
+
+SetSetting = Callable[[str, str], None]
+
+
+@pytest.fixture
+def setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetSetting]:
+    """Set a PIPELINE_* variable for this test; the settings are read again, and after it."""
+
+    def set_setting(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        config.get_settings.cache_clear()
+
+    yield set_setting
+    monkeypatch.undo()
+    config.get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -259,25 +275,71 @@ async def test_retention_removes_only_finished_runs_past_the_limit(
     os.utime(orphan_old, (month_ago, month_ago))
     (runs_dir() / "not-a-run").mkdir()
 
-    assert await remove_expired_runs() == [runs["old completed"], runs["old failed"], 900]
+    assert (await sweep_runs()).removed == [runs["old completed"], runs["old failed"], 900]
     assert sorted(p.name for p in runs_dir().iterdir()) == sorted(
         [str(runs[k]) for k in ("recent completed", "old running", "old pending")]
         + ["901", "not-a-run"]
     )
-    assert await remove_expired_runs() == []
+    assert await sweep_runs() == Sweep()
     later = utcnow() + timedelta(days=31)
-    assert await remove_expired_runs(now=later) == [runs["recent completed"], 901]
+    assert (await sweep_runs(now=later)).removed == [runs["recent completed"], 901]
 
 
-async def test_retention_zero_keeps_everything(client: httpx.AsyncClient) -> None:
+async def test_retention_zero_keeps_everything(
+    client: httpx.AsyncClient, setting: SetSetting
+) -> None:
     await client.post("/api/pipelines", json={"name": "p"})
     run_id = await add_run(1, Status.COMPLETED, age_days=400)
     RunFiles.for_run(run_id).root.mkdir(parents=True)
-    os.environ["PIPELINE_RETENTION_DAYS"] = "0"
-    config.get_settings.cache_clear()
-    try:
-        assert await remove_expired_runs() == []
-    finally:
-        del os.environ["PIPELINE_RETENTION_DAYS"]
-        config.get_settings.cache_clear()
+    setting("PIPELINE_RETENTION_DAYS", "0")
+    assert await sweep_runs() == Sweep()
     assert RunFiles.for_run(run_id).root.is_dir()
+
+
+def run_files(files: RunFiles) -> list[str]:
+    return sorted(str(p.relative_to(files.root)) for p in files.root.rglob("*") if p.is_file())
+
+
+async def test_completed_runs_lose_only_their_intermediate_files(
+    client: httpx.AsyncClient, completed: int, tmp_path: Path
+) -> None:
+    failed = await add_run(1, Status.FAILED)
+    running = await add_run(1, Status.RUNNING)
+    for run_id in (failed, running):
+        run_stages(run_id, tmp_path)
+    files = RunFiles.for_run(completed)
+    everything = run_files(files)
+    assert everything == [
+        "ingested.parquet",
+        "output/results.parquet",
+        "output/summary.parquet",
+        "processed.parquet",
+        "raw/part-00000.parquet",
+        "rejects.parquet",
+        "transformed.parquet",
+    ]
+
+    assert await sweep_runs() == Sweep(trimmed=[completed])
+    assert run_files(files) == [
+        "output/results.parquet",
+        "output/summary.parquet",
+        "raw/part-00000.parquet",
+        "rejects.parquet",
+        "transformed.parquet",
+    ]
+    for run_id in (failed, running):
+        assert run_files(RunFiles.for_run(run_id)) == everything
+    assert await sweep_runs() == Sweep()
+    # what a completed run serves is still there
+    for what in ("output", "summary", "rejects"):
+        response = await client.get(f"/api/pipelines/1/runs/{completed}/{what}")
+        assert response.status_code == 200, what
+
+
+async def test_keep_intermediates(
+    client: httpx.AsyncClient, completed: int, setting: SetSetting
+) -> None:
+    setting("PIPELINE_KEEP_INTERMEDIATES", "true")
+    assert await sweep_runs() == Sweep()
+    files = RunFiles.for_run(completed)
+    assert files.ingested.is_file() and files.processed.is_file()
