@@ -2,7 +2,8 @@
 a subprocess (the changes are process-wide): clients share one verified TLS context per CA file
 (app/pipeline/tls.py); a worker renders each settings object into environment variables once
 (app/pipeline/worker.py). The third, a worker looking for runs as soon as one is scheduled on its
-pool or one of its runs ends, needs a server and a worker: tests/e2e/test_worker_pickup.py."""
+pool or one of its runs ends, needs a server and a worker: tests/e2e/test_worker_pickup.py.
+Last, what the zygote readies for the runs it forks (app/pipeline/warm.py)."""
 
 import os
 import subprocess
@@ -84,3 +85,24 @@ def test_a_worker_renders_each_settings_object_once() -> None:
     # a kept rendering is copied out (a caller's change does not stick), another settings object
     # is rendered afresh, and other options are not answered from the kept one
     assert _run(SETTINGS) == "True http://other.invalid/api True"
+
+
+PRELOADED = textwrap.dedent(
+    """
+    import sys
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.utilities.importtools import load_script_as_module
+    from app.pipeline import warm
+
+    deferred = FlowRun.__pydantic_complete__
+    warm.preload()
+    before = set(sys.modules)
+    load_script_as_module("app/pipeline/flows.py")  # as Prefect loads the deployment's entrypoint
+    print(deferred, FlowRun.__pydantic_complete__, sorted(set(sys.modules) - before))
+    """
+)
+
+
+def test_a_forked_run_finds_its_imports_done_and_prefects_models_built() -> None:
+    # Prefect builds FlowRun's validator on first use; a run that loads the flow imports only it
+    assert _run(PRELOADED) == "False True ['flows']"
