@@ -3,6 +3,7 @@ run stays "running" — crashed workers, killed processes, runs no worker will e
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -164,8 +165,13 @@ async def _apply(run: PipelineRun, state: State | None, verdict: Verdict) -> boo
     return True
 
 
+# Retention looks at every run directory; the files of finished runs can wait a minute.
+SWEEP_INTERVAL = timedelta(minutes=1)
+
+
 class Watchdog:
-    """A small named service: reconcile every `interval`, from start() until stop()."""
+    """A small named service: reconcile every `interval`, sweep the run directories at most every
+    SWEEP_INTERVAL, from start() until stop()."""
 
     def __init__(self, interval: timedelta) -> None:
         self.interval = interval
@@ -181,6 +187,7 @@ class Watchdog:
             self._task = None
 
     async def _loop(self) -> None:
+        next_sweep = 0.0
         while True:
             try:
                 await reconcile_once()
@@ -188,8 +195,10 @@ class Watchdog:
                 logger.warning("watchdog: %s", exc)
             except Exception:
                 logger.exception("watchdog pass failed")
-            try:
-                await retention.sweep_runs()
-            except Exception:
-                logger.exception("retention pass failed")
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_INTERVAL.total_seconds()
+                try:
+                    await retention.sweep_runs()
+                except Exception:
+                    logger.exception("retention pass failed")
             await asyncio.sleep(self.interval.total_seconds())

@@ -1,13 +1,17 @@
-"""The watchdog's verdicts for each way Prefect can leave a run behind (no I/O)."""
+"""The watchdog's verdicts for each way Prefect can leave a run behind, and how often its loop
+sweeps the run directories (no I/O)."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prefect.states import Cancelled, Completed, Crashed, Failed, Late, Pending, Running
 
 from app.models import PipelineRun, Status
+from app.pipeline import retention, watchdog
 from app.pipeline.orchestrator import trigger_deadline
 from app.pipeline.status import new_stage_rows
-from app.pipeline.watchdog import Verdict, judge
+from app.pipeline.watchdog import Verdict, Watchdog, judge
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FIX = (
@@ -98,3 +102,23 @@ def test_runs_lost_on_the_way_to_prefect() -> None:
     assert judge(_run(), None, now=NOW, live_workers=True) == Verdict(
         7, Status.FAILED, "its Prefect flow run no longer exists"
     )
+
+
+async def test_the_loop_reconciles_every_interval_and_sweeps_at_most_once_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = {"reconcile": 0, "sweep": 0}
+    twenty_passes = asyncio.Event()
+
+    async def count(name: str) -> None:
+        calls[name] += 1
+        if calls["reconcile"] == 20:
+            twenty_passes.set()
+
+    monkeypatch.setattr(watchdog, "reconcile_once", lambda: count("reconcile"))
+    monkeypatch.setattr(retention, "sweep_runs", lambda: count("sweep"))
+    loop = Watchdog(timedelta(seconds=0.01))
+    loop.start()
+    await asyncio.wait_for(twenty_passes.wait(), timeout=10)
+    await loop.stop()
+    assert calls["sweep"] == 1  # the first pass sweeps; the next is due a minute later
