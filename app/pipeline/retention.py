@@ -123,8 +123,18 @@ async def sweep_runs(*, now: datetime | None = None) -> Sweep:
     )
     if sweep.removed:
         logger.info(
-            "retention: removed the files of runs %s (older than %g days)", sweep.removed, days
+            "retention: removed the files of %s (older than %g days)",
+            _runs_named(sweep.removed),
+            days,
         )
     if sweep.trimmed:
-        logger.info("retention: removed the intermediate files of completed runs %s", sweep.trimmed)
+        logger.info(
+            "retention: removed the intermediate files of completed %s", _runs_named(sweep.trimmed)
+        )
     return sweep
+
+
+def _runs_named(ids: list[int], *, shown: int = 20) -> str:
+    """`runs 3, 5, 8`; the first sweep after an upgrade may name thousands: `runs 1, 2, … (4,000)`."""
+    named = ", ".join(str(run_id) for run_id in ids[:shown])
+    return f"runs {named}" if len(ids) <= shown else f"runs {named}, … ({len(ids):,})"

@@ -3,6 +3,7 @@ that try to leave the run directory, and retention: of run directories, of inter
 
 import io
 import json
+import logging
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -301,7 +302,7 @@ def run_files(files: RunFiles) -> list[str]:
 
 
 async def test_completed_runs_lose_only_their_intermediate_files(
-    client: httpx.AsyncClient, completed: int, tmp_path: Path
+    client: httpx.AsyncClient, completed: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     failed = await add_run(1, Status.FAILED)
     running = await add_run(1, Status.RUNNING)
@@ -319,7 +320,9 @@ async def test_completed_runs_lose_only_their_intermediate_files(
         "transformed.parquet",
     ]
 
-    assert await sweep_runs() == Sweep(trimmed=[completed])
+    with caplog.at_level(logging.INFO, logger="app.pipeline.retention"):
+        assert await sweep_runs() == Sweep(trimmed=[completed])
+    assert caplog.messages == ["retention: removed the intermediate files of completed runs 1"]
     assert run_files(files) == [
         "output/results.parquet",
         "output/summary.parquet",
