@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,6 +89,22 @@ async def use_settings(**env: str) -> None:
     config.get_settings.cache_clear()
     db.get_engine.cache_clear()
     db.get_sessionmaker.cache_clear()
+
+
+SetSetting = Callable[[str, str], None]
+
+
+@pytest.fixture
+def setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetSetting]:
+    """Set a PIPELINE_* variable for this test; the settings are read again, and after it."""
+
+    def set_setting(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        config.get_settings.cache_clear()
+
+    yield set_setting
+    monkeypatch.undo()
+    config.get_settings.cache_clear()
 
 
 @pytest.fixture

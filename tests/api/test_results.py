@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,13 +16,13 @@ import pytest
 from polars.testing import assert_frame_equal
 from sqlalchemy import update
 
-from app import config
 from app.db import get_sessionmaker
 from app.models import PipelineRun, PipelineStage, Status, utcnow
 from app.pipeline import work
 from app.pipeline.retention import Sweep, sweep_runs
 from app.pipeline.status import new_stage_rows
 from app.pipeline.store import RunFiles, runs_dir
+from tests.conftest import SetSetting
 
 INPUT = (
     "id,name,category,value,quantity,is_active,created_at,note\n"
@@ -36,22 +36,6 @@ CSV_OUTPUT = (
     "1,Zoë 🚀,A,100.0,60,true,2026-03-01T12:00:00.000000,x,6000.0,6000.0,true,standard,0.9,5400.0\n"
     "2,日本,B,20.5,2,false,2026-03-02T00:00:00.000000,,41.0,41.0,false,basic,0.85,34.85\n"
 )
-
-
-SetSetting = Callable[[str, str], None]
-
-
-@pytest.fixture
-def setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetSetting]:
-    """Set a PIPELINE_* variable for this test; the settings are read again, and after it."""
-
-    def set_setting(name: str, value: str) -> None:
-        monkeypatch.setenv(name, value)
-        config.get_settings.cache_clear()
-
-    yield set_setting
-    monkeypatch.undo()
-    config.get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,7 @@ at upload and end up in the rejects file when the stages read the stored file.
 
 import gzip
 import io
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ import polars as pl
 import pytest
 from sqlalchemy import func, select
 
-from app import config
 from app.db import get_sessionmaker
 from app.models import Pipeline
 from app.pipeline import generator, work
 from app.pipeline.store import RunFiles, uploads_dir
 from app.pipeline.work import InputSource
+from tests.conftest import SetSetting
 
 HEADER = "id,name,category,value,quantity,is_active,created_at"
 GOOD = "1,first,A,10.5,2,true,2026-03-01 12:00:00"
@@ -62,28 +61,12 @@ def leftover_uploads() -> list[Path]:
 
 
 @pytest.fixture
-def settings_env() -> Iterator[dict[str, str]]:
-    """Environment overrides for this test, undone afterwards."""
-    overrides: dict[str, str] = {}
-    yield overrides
-    for key in overrides:
-        os.environ.pop(key, None)
-    config.get_settings.cache_clear()
-
-
-def set_env(overrides: dict[str, str], **env: str) -> None:
-    overrides.update(env)
-    os.environ.update(env)
-    config.get_settings.cache_clear()
-
-
-@pytest.fixture
 async def input_dir(
-    tmp_path: Path, settings_env: dict[str, str], client: httpx.AsyncClient
+    tmp_path: Path, setting: SetSetting, client: httpx.AsyncClient
 ) -> AsyncIterator[Path]:
     root = tmp_path / "inputs"
     root.mkdir()
-    set_env(settings_env, PIPELINE_INPUT_DIR=str(root))
+    setting("PIPELINE_INPUT_DIR", str(root))
     yield root
 
 
@@ -343,9 +326,9 @@ async def test_form_fields_are_validated_like_json(client: httpx.AsyncClient) ->
 
 
 async def test_upload_over_the_size_limit_is_a_413(
-    client: httpx.AsyncClient, settings_env: dict[str, str]
+    client: httpx.AsyncClient, setting: SetSetting
 ) -> None:
-    set_env(settings_env, PIPELINE_MAX_UPLOAD_BYTES="100")
+    setting("PIPELINE_MAX_UPLOAD_BYTES", "100")
     before = leftover_uploads()
     response = await upload(client, csv(GOOD, GOOD, GOOD))
     assert response.status_code == 413
@@ -355,7 +338,7 @@ async def test_upload_over_the_size_limit_is_a_413(
     )
     assert leftover_uploads() == before
     # JSON bodies keep their own, smaller limit
-    set_env(settings_env, PIPELINE_MAX_BODY_BYTES="10")
+    setting("PIPELINE_MAX_BODY_BYTES", "10")
     response = await client.post("/api/pipelines", json={"name": "a long enough name"})
     assert response.status_code == 413
     assert "PIPELINE_MAX_BODY_BYTES" in response.json()["detail"]
