@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=2 * 1024**3, gt=0, validation_alias=AliasChoices("PIPELINE_MAX_UPLOAD_BYTES")
     )
+    max_input_bytes: int = Field(
+        default=16 * 1024**3,
+        gt=0,
+        validation_alias=AliasChoices("PIPELINE_MAX_INPUT_BYTES"),
+        description="Largest input file once decompressed: a few KB of gzip can unpack to TBs.",
+    )
     retention_days: float = Field(
         default=30.0,
         ge=0,
@@ -68,8 +74,11 @@ class Settings(BaseSettings):
         description="Keep completed runs' ingested and processed files (removed by default).",
     )
     seed: int = Field(default=42, validation_alias=AliasChoices("PIPELINE_SEED"))
-    max_record_count: int = Field(
-        default=50_000_000, validation_alias=AliasChoices("PIPELINE_MAX_RECORD_COUNT")
+    max_record_count: int = Field(  # the runs table's INTEGER column holds up to 2**31 - 1
+        default=50_000_000,
+        ge=1,
+        le=2**31 - 1,
+        validation_alias=AliasChoices("PIPELINE_MAX_RECORD_COUNT"),
     )
     batch_rows: int = Field(
         default=1_000_000, gt=0, validation_alias=AliasChoices("PIPELINE_BATCH_ROWS")

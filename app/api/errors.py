@@ -3,7 +3,7 @@
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from app.idempotency import KeyInUseError
 from app.pipeline.inputs import InputError
@@ -67,6 +67,16 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _refused_value(_: Request, exc: Exception) -> JSONResponse:
+    """A value the API let through but the database cannot store: the request, not an outage."""
+    assert isinstance(exc, DataError)
+    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+    return JSONResponse(
+        status_code=422,
+        content={"message": f"body: the database refused a value ({reason}); change it"},
+    )
+
+
 async def _conflict(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
 
@@ -79,5 +89,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PrefectUnavailableError, _prefect_unavailable)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(DataError, _refused_value)
     # asyncpg lets a refused connection through unwrapped; Prefect's are wrapped in orchestrator
     app.add_exception_handler(ConnectionError, _database_unavailable)

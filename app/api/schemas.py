@@ -2,15 +2,26 @@
 
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, is_valid_timezone
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.config import get_settings
 from app.models import Status
+from app.pipeline.schedules import cron_problem
 
 PipelineStatus = Literal["created", "pending", "running", "completed", "failed", "cancelled"]
+
+
+def _no_nul(value: str | None) -> str | None:
+    """PostgreSQL cannot store the NUL character in text; refuse it here, naming the field."""
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000); remove it")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Description = Annotated[str | None, Field(max_length=2000), AfterValidator(_no_nul)]
 
 
 class PipelineCreate(BaseModel):
@@ -18,8 +29,8 @@ class PipelineCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str | None, Field(max_length=2000)] = None
+    name: Name
+    description: Description = None
     record_count: Annotated[
         int, Field(ge=1, description="Synthetic records to generate per run.")
     ] = 1000
@@ -57,8 +68,8 @@ class PipelineUpload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str | None, Field(max_length=2000)] = None
+    name: Name
+    description: Description = None
     trigger: bool = False
     format: Literal["csv", "jsonl", "parquet"] | None = None
 
@@ -152,29 +163,27 @@ class ScheduleIn(BaseModel):
     timezone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "UTC"
     active: bool = True
 
+    @field_validator("cron")
+    @classmethod
+    def _cron_fires(cls, value: str | None) -> str | None:
+        problem = cron_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        if not is_valid_timezone(value):
             raise ValueError(
                 f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
-            ) from None
+            )
         return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> "ScheduleIn":
         if (self.cron is None) == (self.interval_seconds is None):
             raise ValueError("give exactly one of cron or interval_seconds")
-        if self.cron is not None:
-            try:
-                self.to_prefect()
-            except ValueError:
-                raise ValueError(
-                    f"cron {self.cron!r} is not a valid cron expression "
-                    "(five fields: minute hour day-of-month month day-of-week)"
-                ) from None
         return self
 
     def to_prefect(self) -> CronSchedule | IntervalSchedule:

@@ -11,7 +11,6 @@ import csv
 import gzip
 import json
 import lzma
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import IO, Any
 
 import polars as pl
 
+from app.config import get_settings
 from app.pipeline import stages
 from app.pipeline.store import ROW_GROUP_ROWS, count_rows
 
@@ -98,7 +98,10 @@ def compression_of(path: Path) -> str | None:
 
 
 def decompress(source: Path, dest: Path, *, field: str = "file") -> bool:
-    """Stream a gzip/bz2/xz file into `dest`; False (nothing written) when it is not compressed."""
+    """Stream a gzip/bz2/xz file into `dest`; False (nothing written) when it is not compressed.
+
+    Refused past PIPELINE_MAX_INPUT_BYTES of output, so a small archive cannot fill the disk.
+    """
     compression = compression_of(source)
     if compression is None:
         return False
@@ -109,12 +112,24 @@ def decompress(source: Path, dest: Path, *, field: str = "file") -> bool:
             f"is {compression}-compressed, which is not supported; "
             "send it uncompressed or gzip/bz2/xz-compressed",
         )
+    limit, written = get_settings().max_input_bytes, 0
     try:
         with opener(source, "rb") as packed, dest.open("wb") as out:
-            shutil.copyfileobj(packed, out, _CHUNK)
+            while chunk := packed.read(_CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    raise InputError(
+                        field,
+                        f"decompresses to more than {limit:,} bytes (PIPELINE_MAX_INPUT_BYTES); "
+                        "send a smaller file, or raise the limit",
+                    )
+                out.write(chunk)
     except (OSError, EOFError, lzma.LZMAError) as exc:
         dest.unlink(missing_ok=True)
         raise InputError(field, f"cannot decompress {compression}: {exc}") from None
+    except InputError:
+        dest.unlink(missing_ok=True)
+        raise
     return True
 
 

@@ -38,14 +38,38 @@ def schedule_slug(pipeline_id: int) -> str:
     return f"{SCHEDULE_SLUG_PREFIX}{pipeline_id}"
 
 
+def cron_problem(cron: str) -> str | None:
+    """What is wrong with a cron expression for a schedule, or None.
+
+    A cron that names no real date (the 30th of February) is valid syntax, but Prefect's
+    scheduler fails on it, and with it on every other pipeline's schedule of the deployment.
+    """
+    try:
+        rules = server_schedules.CronSchedule(cron=cron)
+    except ValueError:
+        return (
+            f"{cron!r} is not a valid cron expression "
+            "(five fields: minute hour day-of-month month day-of-week)"
+        )
+    try:
+        next(rules._get_dates_generator(n=1))
+    except ValueError:  # croniter's "failed to find next date"
+        return f"{cron!r} never fires: no date matches its day-of-month and month; change them"
+    return None
+
+
 async def next_run_at(schedule: DeploymentSchedule) -> datetime | None:
-    """When the schedule next fires, by Prefect's own date rules; None while it is paused."""
+    """When the schedule next fires, by Prefect's own date rules; None while it is paused or
+    when it never fires."""
     if not schedule.active:
         return None
     rules = getattr(server_schedules, type(schedule.schedule).__name__, None)
     if rules is None:  # a kind of schedule this Prefect's server does not know
         return None
-    dates = await rules.model_validate(schedule.schedule.model_dump()).get_dates(n=1)
+    try:
+        dates = await rules.model_validate(schedule.schedule.model_dump()).get_dates(n=1)
+    except ValueError:  # a cron made before the API refused those that never fire
+        return None
     return dates[0].astimezone(UTC) if dates else None
 
 

@@ -250,11 +250,16 @@ async def test_ready_is_503_naming_the_fix_when_prefect_is_down(client: httpx.As
 async def test_schedule_input_is_validated_before_prefect(client: httpx.AsyncClient) -> None:
     await client.post("/api/pipelines", json={"name": "p"})
     cases = {
-        '{"cron": "61 * * * *"}': "body: cron '61 * * * *' is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)",
+        '{"cron": "61 * * * *"}': "cron: '61 * * * *' is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)",
+        # valid syntax, but no 30th of February: Prefect's scheduler would fail on the deployment
+        '{"cron": "0 0 30 2 *"}': "cron: '0 0 30 2 *' never fires: no date matches its day-of-month and month; change them",
         '{"cron": "0 6 * * *", "interval_seconds": 60}': "body: give exactly one of cron or interval_seconds",
         "{}": "body: give exactly one of cron or interval_seconds",
         '{"interval_seconds": 5}': "interval_seconds: Input should be greater than or equal to 10",
         '{"cron": "0 6 * * *", "timezone": "Mars/Olympus"}': "timezone: unknown timezone 'Mars/Olympus'; use an IANA name such as 'UTC' or 'Europe/Paris'",
+        # a tzdata directory, and a name zoneinfo knows but Prefect does not
+        '{"interval_seconds": 60, "timezone": "America"}': "timezone: unknown timezone 'America'; use an IANA name such as 'UTC' or 'Europe/Paris'",
+        '{"cron": "0 6 * * *", "timezone": "posix/UTC"}': "timezone: unknown timezone 'posix/UTC'; use an IANA name such as 'UTC' or 'Europe/Paris'",
     }
     for body, message in cases.items():
         response = await client.put(

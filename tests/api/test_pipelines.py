@@ -43,6 +43,9 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) ->
         '{"record_count": 5}': "name: Field required",
         '{"name": "x", "colour": "red"}': "colour: unknown field; remove it (see /docs for the accepted fields)",
         '{"name": "x",': "body: not valid JSON (error at character 13)",
+        # PostgreSQL cannot store NUL in text: refused before the database, naming the field
+        '{"name": "a\\u0000b"}': "name: must not contain the NUL character (\\u0000); remove it",
+        '{"name": "x", "description": "\\u0000"}': "description: must not contain the NUL character (\\u0000); remove it",
     }
     for body, message in cases.items():
         response = await client.post(

@@ -4,6 +4,7 @@ Whole-file problems are a 422 naming what is wrong and where; row-level problems
 at upload and end up in the rejects file when the stages read the stored file.
 """
 
+import bz2
 import gzip
 import io
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import polars as pl
 import pytest
 from sqlalchemy import func, select
 
+from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline
 from app.pipeline import generator, work
@@ -277,6 +279,27 @@ async def test_truncated_gzip(client: httpx.AsyncClient) -> None:
         "was reached",
         "data.csv.gz",
     )
+
+
+async def test_a_small_archive_cannot_unpack_past_the_input_limit(
+    client: httpx.AsyncClient, setting: SetSetting, input_dir: Path
+) -> None:
+    setting("PIPELINE_MAX_INPUT_BYTES", "1000000")
+    bomb = bz2.compress(csv(GOOD) + b"\n" * 2_000_000)  # 2 MB of blank lines in 200-odd bytes
+    message = (
+        "decompresses to more than 1,000,000 bytes (PIPELINE_MAX_INPUT_BYTES); "
+        "send a smaller file, or raise the limit"
+    )
+    await assert_rejected_upload(client, bomb, f"file: {message}", "data.csv.bz2")
+    (input_dir / "bomb.csv.bz2").write_bytes(bomb)
+    response = await client.post("/api/pipelines", json={"name": "x", "input_path": "bomb.csv.bz2"})
+    assert (response.status_code, response.json()["message"]) == (422, f"input_path: {message}")
+    assert await pipelines() == 0
+    assert list((get_settings().data_dir / "tmp").iterdir()) == []  # no unpacked copy left
+    # at the limit it is accepted: blank lines are not records
+    setting("PIPELINE_MAX_INPUT_BYTES", str(len(csv(GOOD)) + 2_000_000))
+    response = await upload(client, bomb, "data.csv.bz2")
+    assert (response.status_code, response.json()["record_count"]) == (201, 1), response.text
 
 
 async def test_unsupported_compression(client: httpx.AsyncClient) -> None:

@@ -28,3 +28,12 @@ def test_batch_rows_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
         ValidationError, match=r"PIPELINE_BATCH_ROWS\n  Input should be greater than 0"
     ):
         Settings(_env_file=None)
+
+
+def test_max_record_count_fits_the_integer_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_MAX_RECORD_COUNT", str(2**31))
+    with pytest.raises(
+        ValidationError,
+        match=r"PIPELINE_MAX_RECORD_COUNT\n  Input should be less than or equal to 2147483647",
+    ):
+        Settings(_env_file=None)
