@@ -187,7 +187,8 @@ async def list_runs(
 
 
 async def retry_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
-    """A new run (new flow run) for a pipeline whose latest run failed or was cancelled."""
+    """A new run (new flow run) for a pipeline whose latest run failed or was cancelled; a
+    retry racing another of the same run gets that one's new run."""
     latest = await get_latest_run(session=session, pipeline_id=pipeline.id)
     if latest is None or latest.status not in RETRYABLE:
         state = latest.status.value if latest else "never run"
@@ -195,7 +196,10 @@ async def retry_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun
             f"pipeline {pipeline.id} is {state}; only a failed or cancelled pipeline can be "
             f"retried (use POST /api/pipelines/{pipeline.id}/trigger for a new run)"
         )
-    return await start_run(session=session, pipeline=pipeline)
+    # one new run per failed run, however many retries race: the key's unique index settles it
+    return await start_run(
+        session=session, pipeline=pipeline, idempotency_key=f"retry of run {latest.id}"
+    )
 
 
 async def cancel_latest_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:

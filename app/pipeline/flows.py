@@ -20,6 +20,7 @@ from app.pipeline import work as stage_work
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
     CANCELLED_IN_PREFECT,
+    RunCancelledError,
     RunRef,
     claim_run,
     heartbeat,
@@ -233,7 +234,10 @@ async def run_data_pipeline_flow(
         flow_run_id=str(flow_run.id),
         labels=context.flow_run.labels if context and context.flow_run else {},
     ) as tracking:
-        return await _run_pipeline(pipeline_id, record_count, tracking)
+        try:
+            return await _run_pipeline(pipeline_id, record_count, tracking)
+        except RunCancelledError as exc:  # a cancel won the race with the trigger
+            return Cancelled(message=str(exc))
 
 
 async def _run_pipeline(

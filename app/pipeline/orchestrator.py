@@ -145,9 +145,13 @@ async def find_flow_runs(run_ids: list[int]) -> dict[int, str]:
 
 async def cancel_flow_run(flow_run_id: str) -> StateType | None:
     """Ask Prefect to cancel a flow run: Cancelled if it never started, else Cancelling (the
-    worker then stops its process). Returns the state the run was in; final runs are left alone."""
+    worker then stops its process). Returns the state the run was in (None when Prefect has no
+    such flow run); final runs are left alone."""
     async with prefect_client() as client:
-        flow_run = await client.read_flow_run(UUID(flow_run_id))
+        try:
+            flow_run = await client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:  # deleted in Prefect: nothing there to stop
+            return None
         state = flow_run.state
         if state is None or state.is_final():
             return state.type if state else None

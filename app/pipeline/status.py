@@ -28,6 +28,10 @@ class PipelineNotFoundError(LookupError):
     """The flow was started for a pipeline id the database does not know."""
 
 
+class RunCancelledError(RuntimeError):
+    """The run was cancelled before its flow run claimed it: a cancel that raced the trigger."""
+
+
 @dataclass(frozen=True)
 class RunRef:
     """Identifies the run a flow-run process is executing."""
@@ -67,7 +71,8 @@ async def claim_run(
 ) -> RunRef:
     """Find (or, for runs started outside the API, create) the run this flow run executes.
 
-    A flow run retried by Prefect finds its run again and starts its stages afresh.
+    A flow run retried by Prefect finds its run again and starts its stages afresh. A run
+    already cancelled raises RunCancelledError: nothing of it may start.
     """
     async with get_sessionmaker()() as session, session.begin():
         pipeline = await session.get(Pipeline, pipeline_id)
@@ -82,17 +87,20 @@ async def claim_run(
                 stages=new_stage_rows(),
             )
             session.add(run)
-        run.prefect_flow_run_id = flow_run_id
-        if run.status != Status.CANCELLED:
-            run.status, run.error, run.completed_at, run.duration_seconds = (
-                Status.PENDING,
-                None,
-                None,
-                None,
+        if run.status == Status.CANCELLED:
+            raise RunCancelledError(
+                f"run {run.id} was cancelled before its flow run started ({run.error})"
             )
-            for stage in run.stages:
-                stage.status, stage.error, stage.message = Status.PENDING, None, None
-                stage.started_at = stage.completed_at = stage.duration_seconds = None
+        run.prefect_flow_run_id = flow_run_id
+        run.status, run.error, run.completed_at, run.duration_seconds = (
+            Status.PENDING,
+            None,
+            None,
+            None,
+        )
+        for stage in run.stages:
+            stage.status, stage.error, stage.message = Status.PENDING, None, None
+            stage.started_at = stage.completed_at = stage.duration_seconds = None
         await session.flush()
         return RunRef(
             pipeline_id=pipeline_id,

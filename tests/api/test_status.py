@@ -8,6 +8,7 @@ from app.db import get_sessionmaker
 from app.models import STAGE_NAMES, Pipeline, PipelineRun, Status
 from app.pipeline.status import (
     PipelineNotFoundError,
+    RunCancelledError,
     claim_run,
     new_stage_rows,
     run_id_from_tags,
@@ -119,6 +120,24 @@ async def test_claim_run_finds_the_tagged_run_or_creates_one() -> None:
 
     with pytest.raises(PipelineNotFoundError, match="pipeline 999 does not exist"):
         await claim_run(pipeline_id=999, flow_run_id="fr-3", run_id=None, record_count=1)
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_run_cancelled_before_its_flow_run_claims_it_stays_cancelled() -> None:
+    """The cancel won a race with the trigger: the flow run must start nothing."""
+    pipeline_id, run_id = await _pipeline_with_run()
+    assert await update_pipeline_status(
+        pipeline_id, None, Status.CANCELLED, "cancelled through the API", run_id=run_id
+    )
+    with pytest.raises(
+        RunCancelledError,
+        match=rf"^run {run_id} was cancelled before its flow run started "
+        r"\(cancelled through the API\)$",
+    ):
+        await claim_run(pipeline_id=pipeline_id, flow_run_id="fr-1", run_id=run_id, record_count=10)
+    run = await _run(run_id)
+    assert (run.status, run.error) == (Status.CANCELLED, "cancelled through the API")
+    assert [s.status for s in run.stages] == [Status.CANCELLED] * 5
 
 
 def test_run_id_from_tags() -> None:

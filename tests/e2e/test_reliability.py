@@ -5,7 +5,7 @@ import os
 import signal
 import time
 from datetime import timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ from prefect.states import Cancelling, Scheduled
 
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
+from app.pipeline import orchestrator
 from app.pipeline.status import CANCELLED_IN_PREFECT, new_stage_rows, run_tag
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import (
@@ -199,3 +200,73 @@ async def test_a_flow_run_whose_id_was_never_written_back_is_adopted(
     assert (cancelled.status_code, cancelled.json()["status"]) == (202, "cancelled")
     final = await wait_for_flow_run(prefect, str(flow_run.id))
     assert final.state is not None and final.state.is_cancelled()
+
+
+async def test_a_cancel_that_wins_the_race_with_its_trigger_starts_nothing(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """The cancel came while the trigger was creating the flow run (so it had no flow run to stop
+    in Prefect): the flow run, once a worker starts it, runs no stage and ends Cancelled."""
+    pipeline = (await api.post("/api/pipelines", json={"name": "raced", "record_count": 10})).json()
+    async with get_sessionmaker()() as session:
+        run = PipelineRun(
+            pipeline_id=pipeline["id"],
+            record_count=10,
+            status=Status.PENDING,
+            stages=new_stage_rows(),
+        )
+        session.add(run)
+        await session.commit()
+    cancelled = await api.post(f"/api/pipelines/{pipeline['id']}/cancel")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (202, "cancelled")
+    deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+    flow_run = await prefect.create_flow_run_from_deployment(  # the trigger, finishing late
+        deployment.id,
+        parameters={"pipeline_id": pipeline["id"], "record_count": 10},
+        tags=[run_tag(run.id)],
+    )
+    final = await wait_for_flow_run(prefect, str(flow_run.id))
+    assert final.state is not None and final.state.is_cancelled()
+    assert final.state.message == (
+        f"run {run.id} was cancelled before its flow run started (cancelled through the API)"
+    )
+    latest = (await api.get(f"/api/pipelines/{pipeline['id']}")).json()["latest_run"]
+    assert (latest["status"], latest["error"]) == ("cancelled", "cancelled through the API")
+    assert [(s["status"], s["started_at"]) for s in latest["stages"]] == [("cancelled", None)] * 5
+
+
+async def test_cancelling_a_flow_run_deleted_in_prefect_leaves_nothing_to_stop(
+    prefect: PrefectClient,
+) -> None:
+    assert await orchestrator.cancel_flow_run(str(uuid4())) is None
+
+
+async def test_racing_retries_of_one_failed_run_make_one_new_run(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """A double-clicked Retry: requests that saw the run failed all get one new run (one flow
+    run); a request that came after it was made is a 409, as the new run is not failed."""
+    pipeline = (await api.post("/api/pipelines", json={"name": "twice", "record_count": 10})).json()
+    async with get_sessionmaker()() as session:
+        failed = PipelineRun(
+            pipeline_id=pipeline["id"],
+            record_count=10,
+            status=Status.FAILED,
+            error="RuntimeError: boom",
+            stages=new_stage_rows(),
+        )
+        session.add(failed)
+        await session.commit()
+    retries = await asyncio.gather(
+        *(api.post(f"/api/pipelines/{pipeline['id']}/retry") for _ in range(8))
+    )
+    accepted = [r.json() for r in retries if r.status_code == 202]
+    assert {r.status_code for r in retries} <= {202, 409}
+    assert len({(r["run_id"], r["prefect_flow_run_id"]) for r in accepted}) == 1
+    flow_runs = await prefect.read_flow_runs(
+        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"pipeline:{pipeline['id']}"]))
+    )
+    assert len(flow_runs) == 1
+    assert (await wait_for_final(api, pipeline["id"]))["status"] == "completed"
+    runs = (await api.get(f"/api/pipelines/{pipeline['id']}/runs")).json()
+    assert [r["status"] for r in runs["items"]] == ["completed", "failed"]
