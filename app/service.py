@@ -1,5 +1,7 @@
 """Pipelines and their runs: the queries and the trigger sequence the API routes call."""
 
+import asyncio
+
 from prefect.client.schemas.objects import StateType
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -9,6 +11,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from app import idempotency
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
+from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
 from app.pipeline.inputs import CheckedInput
@@ -90,7 +93,9 @@ async def create_pipeline(
     source: CheckedInput | None = None,
 ) -> tuple[Pipeline, bool]:
     """The new pipeline and True; or, for a key seen within the window, that pipeline and False.
-    With `source`, its runs read that checked input file instead of generating records."""
+    With `source`, its runs read that checked input file instead of generating records. With
+    `data.trigger`, its first run is added in the same commit (see `first_run`), so a
+    repeat of the request finds the run as soon as it finds the pipeline."""
     if idempotency_key and (seen := await idempotency.find(session, Pipeline, idempotency_key)):
         return seen, False
     pipeline = Pipeline(
@@ -102,6 +107,8 @@ async def create_pipeline(
         idempotency_key=idempotency_key,
     )
     session.add(pipeline)
+    if data.trigger:
+        session.add(_pending_run(pipeline))
     try:
         await session.commit()
     except IntegrityError:
@@ -112,6 +119,58 @@ async def create_pipeline(
             raise
         return winner, False
     return pipeline, True
+
+
+async def first_run(
+    *, session: AsyncSession, pipeline: Pipeline, trigger: bool, created: bool
+) -> PipelineRun | None:
+    """The run to answer a create request with: with `trigger`, the first run, started by this
+    request or, for a repeat (same Idempotency-Key), by the first one."""
+    if trigger and created:
+        return await _launch_first_run(session=session, pipeline=pipeline)
+    if trigger:
+        return await _wait_for_first_run(pipeline.id)
+    return await get_latest_run(session=session, pipeline_id=pipeline.id)
+
+
+async def _launch_first_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
+    """Create the flow run of the run `create_pipeline` added; if that fails (Prefect
+    unavailable), the pipeline is removed with its run: nothing of the request is kept."""
+    run = await get_latest_run(session=session, pipeline_id=pipeline.id)
+    assert run is not None and run.prefect_flow_run_id is None
+    return await _launch(session=session, run=run, with_pipeline=True)
+
+
+async def _wait_for_first_run(pipeline_id: int) -> PipelineRun | None:
+    """A repeat of a create-and-trigger request: the first request's run once it has its flow
+    run (None when that request did not trigger). Each look is a fresh session."""
+    deadline = asyncio.get_running_loop().time() + idempotency.WAIT_FOR_WINNER_SECONDS
+    while True:
+        async with get_sessionmaker()() as session:
+            if await session.get(Pipeline, pipeline_id) is None:
+                raise orchestrator.PrefectUnavailableError(
+                    "the first request with this Idempotency-Key could not start its run "
+                    "(Prefect was unavailable) and kept nothing; repeat the request"
+                )
+            run = await get_latest_run(session=session, pipeline_id=pipeline_id)
+        if run is None or run.prefect_flow_run_id is not None or run.status.is_final:
+            return run
+        if asyncio.get_running_loop().time() > deadline:
+            raise idempotency.KeyInUseError(
+                "the first request with this Idempotency-Key is still starting its run; "
+                "repeat this request in a few seconds"
+            )
+        await asyncio.sleep(0.1)
+
+
+def _pending_run(pipeline: Pipeline, key: str | None = None) -> PipelineRun:
+    return PipelineRun(
+        pipeline=pipeline,
+        record_count=pipeline.record_count,
+        status=Status.PENDING,
+        stages=new_stage_rows(),
+        idempotency_key=key,
+    )
 
 
 async def start_run(
@@ -125,13 +184,7 @@ async def start_run(
     key = idempotency.run_key(pipeline.id, idempotency_key) if idempotency_key else None
     if key and (seen := await idempotency.wait_for_run(key)):
         return seen
-    run = PipelineRun(
-        pipeline_id=pipeline.id,
-        record_count=pipeline.record_count,
-        status=Status.PENDING,
-        stages=new_stage_rows(),
-        idempotency_key=key,
-    )
+    run = _pending_run(pipeline, key)
     session.add(run)
     try:
         await session.commit()
@@ -141,24 +194,28 @@ async def start_run(
         if winner := await idempotency.wait_for_run(key):
             return winner
         raise
+    return await _launch(session=session, run=run)
+
+
+async def _launch(
+    *, session: AsyncSession, run: PipelineRun, with_pipeline: bool = False
+) -> PipelineRun:
+    """Create the committed pending run's flow run; if that fails, the run's rows are removed
+    (`with_pipeline`: its pipeline's too, in the same commit) and the error raised."""
     try:
         flow_run = await orchestrator.trigger_run(
-            pipeline_id=pipeline.id, run_id=run.id, record_count=run.record_count
+            pipeline_id=run.pipeline_id, run_id=run.id, record_count=run.record_count
         )
     except BaseException:
         await session.execute(delete(PipelineStage).where(PipelineStage.run_id == run.id))
         await session.execute(delete(PipelineRun).where(PipelineRun.id == run.id))
+        if with_pipeline:
+            await session.execute(delete(Pipeline).where(Pipeline.id == run.pipeline_id))
         await session.commit()
         raise
     run.prefect_flow_run_id = str(flow_run.id)
     await session.commit()
     return run
-
-
-async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
-    """Remove a pipeline whose creation could not be completed (its first trigger failed)."""
-    await session.execute(delete(Pipeline).where(Pipeline.id == pipeline.id))
-    await session.commit()
 
 
 class ConflictError(RuntimeError):

@@ -51,13 +51,9 @@ async def create_pipeline(
     pipeline, created = await service.create_pipeline(
         session=session, data=data, idempotency_key=idempotency_key, source=source
     )
-    if data.trigger and created:
-        try:
-            await service.start_run(session=session, pipeline=pipeline)
-        except orchestrator.PrefectUnavailableError:
-            await service.delete_pipeline(session=session, pipeline=pipeline)
-            raise
-    run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
+    run = await service.first_run(
+        session=session, pipeline=pipeline, trigger=data.trigger, created=created
+    )
     return service.pipeline_out(pipeline, run)
 
 

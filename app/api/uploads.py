@@ -27,7 +27,7 @@ from app.api.deps import SessionDep
 from app.api.pipelines import IdempotencyKey
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineUpload
 from app.config import get_settings
-from app.pipeline import inputs, orchestrator
+from app.pipeline import inputs
 from app.pipeline.store import uploads_dir
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -222,15 +222,14 @@ async def upload_pipeline(
             session=session, data=data, idempotency_key=idempotency_key, source=source
         )
         keep = created
-        if data.trigger and created:
-            try:
-                await service.start_run(session=session, pipeline=pipeline)
-            except orchestrator.PrefectUnavailableError:
-                await service.delete_pipeline(session=session, pipeline=pipeline)
-                keep = False
-                raise
+        try:
+            run = await service.first_run(
+                session=session, pipeline=pipeline, trigger=data.trigger, created=created
+            )
+        except BaseException:
+            keep = False  # the pipeline was removed with its first run
+            raise
     finally:
         if not keep:
             await asyncio.to_thread(shutil.rmtree, dest, ignore_errors=True)
-    run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
     return service.pipeline_out(pipeline, run)

@@ -1,10 +1,14 @@
 """The pipelines API on a real database (SQLite and PostgreSQL), with Prefect really unreachable."""
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
+from app import idempotency, service
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
+from app.pipeline import orchestrator
+from app.pipeline.status import new_stage_rows
 
 
 async def _count(model: type) -> int:
@@ -113,7 +117,61 @@ async def test_create_and_trigger_with_prefect_down_creates_nothing(
     response = await client.post("/api/pipelines", json={"name": "p", "trigger": True})
     assert response.status_code == 503
     assert "make up" in response.json()["detail"]
-    assert (await _count(Pipeline), await _count(PipelineRun)) == (0, 0)
+    assert (await _count(Pipeline), await _count(PipelineStage), await _count(PipelineRun)) == (
+        0,
+        0,
+        0,
+    )
+
+
+async def test_a_repeated_create_and_trigger_answers_with_the_first_requests_run(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeat (same Idempotency-Key) came while the first request was creating its flow run:
+    it waits for that run, never answering "created" with no run."""
+    monkeypatch.setattr(idempotency, "WAIT_FOR_WINNER_SECONDS", 0.3)
+    async with get_sessionmaker()() as session:
+        pipeline = Pipeline(name="p", record_count=10, idempotency_key="k")
+        run = PipelineRun(
+            pipeline=pipeline, record_count=10, status=Status.PENDING, stages=new_stage_rows()
+        )
+        session.add_all([pipeline, run])
+        await session.commit()
+
+    async def repeat() -> httpx.Response:
+        return await client.post(
+            "/api/pipelines", json={"name": "p", "trigger": True}, headers={"Idempotency-Key": "k"}
+        )
+
+    still_starting = await repeat()
+    assert (still_starting.status_code, still_starting.json()) == (
+        409,
+        {
+            "detail": "the first request with this Idempotency-Key is still starting its run; "
+            "repeat this request in a few seconds"
+        },
+    )
+    async with get_sessionmaker()() as session:
+        started = await session.get(PipelineRun, run.id)
+        assert started is not None
+        started.prefect_flow_run_id = "fr-1"
+        await session.commit()
+    answered = (await repeat()).json()
+    assert (answered["id"], answered["status"], answered["latest_run"]["id"]) == (
+        pipeline.id,
+        "pending",
+        run.id,
+    )
+    assert answered["latest_run"]["prefect_flow_run_id"] == "fr-1"
+
+
+async def test_a_repeat_after_the_first_trigger_failed_is_a_503(client: httpx.AsyncClient) -> None:
+    """The first request's trigger failed and removed its pipeline while the repeat waited."""
+    async with get_sessionmaker()() as session:
+        with pytest.raises(orchestrator.PrefectUnavailableError, match="could not start its run"):
+            await service.first_run(
+                session=session, pipeline=Pipeline(id=999), trigger=True, created=False
+            )
 
 
 async def test_stages_of_a_pipeline_without_runs_is_empty(client: httpx.AsyncClient) -> None:

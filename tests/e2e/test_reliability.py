@@ -99,6 +99,40 @@ async def test_racing_triggers_with_one_idempotency_key_make_one_flow_run(
     assert runs["total"] == 1
 
 
+async def test_racing_creates_with_one_idempotency_key_share_the_first_run(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """Create-and-trigger sent 8 times at once with one key: one pipeline, one run, one flow
+    run, and every answer shows that run (none says "created" with no run)."""
+    responses = await asyncio.gather(
+        *(
+            api.post(
+                "/api/pipelines",
+                json={"name": "racy-create", "record_count": 10, "trigger": True},
+                headers={"Idempotency-Key": "create-once"},
+            )
+            for _ in range(8)
+        )
+    )
+    assert {r.status_code for r in responses} == {201}
+    shown = {
+        (
+            r.json()["id"],
+            r.json()["latest_run"]["id"],
+            r.json()["latest_run"]["prefect_flow_run_id"],
+        )
+        for r in responses
+    }
+    assert len(shown) == 1
+    (pipeline_id, run_id, flow_run_id) = shown.pop()
+    assert flow_run_id is not None
+    flow_runs = await prefect.read_flow_runs(
+        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"pipeline:{pipeline_id}"]))
+    )
+    assert [str(f.id) for f in flow_runs] == [flow_run_id]
+    assert (await wait_for_final(api, pipeline_id))["latest_run"]["id"] == run_id
+
+
 async def test_killed_worker_fails_its_run_and_a_retry_completes(
     api: httpx.AsyncClient, prefect: PrefectClient, stack: RunningStack
 ) -> None:
