@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from app.config import get_settings
 from app.db import get_sessionmaker
-from app.models import Pipeline, PipelineRun, utcnow
+from app.models import Pipeline, PipelineRun, Status, utcnow
 
 Row = TypeVar("Row", Pipeline, PipelineRun)
 MAX_KEY_LENGTH = 200
@@ -40,19 +40,29 @@ async def find(session: AsyncSession, model: type[Row], key: str) -> Row | None:
     window = timedelta(seconds=get_settings().idempotency_window_seconds)
     if utcnow() - row.created_at <= window:
         return row
-    await session.execute(update(model).where(model.id == row.id).values(idempotency_key=None))
-    await session.commit()
+    await _release(session, model, row.id)
     return None
 
 
+async def _release(session: AsyncSession, model: type[Row], row_id: int) -> None:
+    """The key may be used again; the row keeps everything else."""
+    await session.execute(update(model).where(model.id == row_id).values(idempotency_key=None))
+    await session.commit()
+
+
 async def wait_for_run(key: str) -> PipelineRun | None:
-    """The winning request's run once it has its flow run; None if that trigger failed.
+    """The winning request's run once it has its flow run; None if that trigger failed, or
+    never reached Prefect (its process stopped; the watchdog then failed the run): the key is
+    released then, so this request makes the run.
 
     Each look is a fresh session: a long read snapshot would hide the winner's commit."""
     deadline = asyncio.get_running_loop().time() + WAIT_FOR_WINNER_SECONDS
     while True:
         async with get_sessionmaker()() as session:
             run = await find(session, PipelineRun, key)
+            if run is not None and run.prefect_flow_run_id is None and run.status == Status.FAILED:
+                await _release(session, PipelineRun, run.id)
+                return None
         if run is None or run.prefect_flow_run_id is not None:
             return run
         if asyncio.get_running_loop().time() > deadline:

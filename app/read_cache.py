@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from app.config import get_settings
 
@@ -85,6 +86,9 @@ def invalidate() -> None:
     _entries.clear()
 
 
+# before the database commits (a Core or ORM commit), and again once it has (an ORM commit): a
+# read that ran in between saw the old rows, and what it cached is dropped
 @event.listens_for(Engine, "commit")
+@event.listens_for(Session, "after_commit")
 def _on_commit(*_: Any) -> None:
     invalidate()

@@ -181,3 +181,33 @@ async def test_stages_of_a_pipeline_without_runs_is_empty(client: httpx.AsyncCli
 
 async def test_health(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json() == {"status": "ok"}
+
+
+async def test_a_trigger_key_whose_run_never_reached_prefect_can_be_used_again(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first trigger's process stopped before Prefect had the flow run, and the watchdog
+    failed the run: repeating the request makes the run (here Prefect is down: a 503), not a
+    24-hour "still being processed"."""
+    monkeypatch.setattr(idempotency, "WAIT_FOR_WINNER_SECONDS", 0.3)
+    pipeline_id = (await client.post("/api/pipelines", json={"name": "p"})).json()["id"]
+    async with get_sessionmaker()() as session:
+        stranded = PipelineRun(
+            pipeline_id=pipeline_id,
+            record_count=10,
+            status=Status.FAILED,
+            error="the trigger never reached Prefect",
+            stages=new_stage_rows(),
+            idempotency_key=idempotency.run_key(pipeline_id, "nightly"),
+        )
+        session.add(stranded)
+        await session.commit()
+    response = await client.post(
+        f"/api/pipelines/{pipeline_id}/trigger", headers={"Idempotency-Key": "nightly"}
+    )
+    assert response.status_code == 503, response.text
+    async with get_sessionmaker()() as session:
+        kept = await session.get(PipelineRun, stranded.id)
+        assert kept is not None
+        assert (kept.status, kept.idempotency_key) == (Status.FAILED, None)
+    assert await _count(PipelineRun) == 1

@@ -12,9 +12,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from app import read_cache
-from app.models import Status
+from app.db import get_sessionmaker
+from app.models import Pipeline, Status
 from tests.conftest import use_settings
 from tests.support.rows import add_pipeline, add_run, done
 
@@ -123,3 +126,25 @@ async def test_a_commit_during_the_load_keeps_its_result_out() -> None:
     await use_settings(PIPELINE_READ_CACHE_SECONDS="60")
     assert await read_cache.fetch(8, load) == b'{"id": 8}'
     assert read_cache.get(8) is None
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_read_between_the_commit_starting_and_ending_is_dropped() -> None:
+    """The engine's commit event comes before the database has committed: a read in between
+    sees the old rows. What it cached must not outlive the commit."""
+    await use_settings(PIPELINE_READ_CACHE_SECONDS="60")
+    pipeline_id = await add_pipeline("p")
+
+    def read_meanwhile(*_: object) -> None:
+        read_cache.put(pipeline_id, "completed", b"old", since=read_cache._generation)
+
+    event.listen(Engine, "commit", read_meanwhile)
+    try:
+        async with get_sessionmaker()() as session:
+            pipeline = await session.get(Pipeline, pipeline_id)
+            assert pipeline is not None
+            pipeline.name = "renamed"
+            await session.commit()
+    finally:
+        event.remove(Engine, "commit", read_meanwhile)
+    assert read_cache.get(pipeline_id) is None
