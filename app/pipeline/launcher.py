@@ -48,7 +48,10 @@ def main() -> int:
     except OSError as exc:
         _cold_start(f"no zygote at {path}: {exc}")
     request = {"env": dict(os.environ), "cwd": os.getcwd(), "argv": sys.argv}
-    socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
+    try:
+        socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
+    except OSError as exc:  # an environment too large for one message, say
+        _cold_start(f"the zygote at {path} did not take the request: {exc}")
     child = 0
     while True:
         try:

@@ -98,11 +98,14 @@ class Zygote:
 
     def _accept(self, listener: socket.socket) -> Callable[[], int] | None:
         conn, _ = listener.accept()
+        fds: list[int] = []
         try:
             message, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 3)
             request = json.loads(message)
         except (OSError, ValueError) as exc:
             print(f"zygote: unreadable request: {exc}", file=sys.stderr, flush=True)
+            for fd in fds:  # the launcher's stdio: kept open, its worker would wait on them
+                os.close(fd)
             conn.close()
             return None
         pid = os.fork()
@@ -119,7 +122,10 @@ class Zygote:
             os.close(fd)
         self.children[pid] = conn
         self.selector.register(conn, selectors.EVENT_READ, pid)
-        conn.send(f"pid {pid}".encode())
+        try:
+            conn.send(f"pid {pid}".encode())
+        except OSError:  # the launcher was killed right after asking: its run goes with it
+            self._hang_up(conn)
         return None
 
     def _reap(self) -> None:

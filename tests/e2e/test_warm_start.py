@@ -4,7 +4,9 @@ Prefect's engine runs in the forked child exactly as `python -m prefect.engine` 
 API unreachable (port 9) it fails in a known way, which is what these tests look for.
 """
 
+import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -93,6 +95,45 @@ def test_killing_the_launcher_kills_its_flow_run_process(
     while children(zygote[0].pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert children(zygote[0].pid) == []
+    assert zygote[0].poll() is None
+
+
+def test_a_launcher_gone_before_it_hears_the_pid_costs_only_its_own_run(
+    zygote: tuple[subprocess.Popen[str], str],
+) -> None:
+    """Killed between sending its request and reading the pid (a cancel at that moment): the
+    zygote kills that one child and serves the next launcher."""
+    request = {"env": {**os.environ, "PREFECT__FLOW_RUN_ID": str(uuid.uuid4())}, "cwd": "/"}
+    with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as out:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        conn.connect(zygote[1])
+        message = json.dumps({**request, "argv": ["launcher"]}).encode()
+        socket.send_fds(conn, [message], [stdin.fileno(), out.fileno(), out.fileno()])
+        conn.close()  # before the zygote has forked: its "pid" meets a closed socket
+    deadline = time.monotonic() + 10
+    while children(zygote[0].pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (zygote[0].poll(), children(zygote[0].pid)) == (None, [])
+    launcher = launch(zygote[1], "not-a-uuid")  # the next run is still served warm
+    output, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 1
+    assert "warm start unavailable" not in output
+
+
+def test_an_unreadable_request_does_not_keep_the_launchers_output_open(
+    zygote: tuple[subprocess.Popen[str], str],
+) -> None:
+    """The worker reads a run's output until its end: the zygote must not hold it open."""
+    read_end, write_end = os.pipe()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    conn.connect(zygote[1])
+    socket.send_fds(conn, [b"{not json"], [write_end, write_end, write_end])
+    os.close(write_end)
+    assert conn.recv(64) == b""  # refused: the zygote hung up
+    conn.close()
+    ready, _, _ = select.select([read_end], [], [], 10)
+    assert ready and os.read(read_end, 1) == b""  # end of output: no copy of it left open
+    os.close(read_end)
     assert zygote[0].poll() is None
 
 
