@@ -29,6 +29,7 @@ REQUIRED_COLUMNS: dict[str, pl.DataType] = {
 REJECT_REASON = "reject_reason"
 AVERAGE = "category_avg_total_value"
 ROW_INDEX = "__row"
+_GIVEN = "__given_"  # prefix of validate's working columns: the text had a value
 DEDUP_BUCKET_ROWS = 4_000_000  # ids counted at once while looking for duplicates
 _HASH_SEED = 20261125
 _BOOL_STRINGS: dict[str, bool] = {
@@ -60,10 +61,22 @@ def _cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
         lowered = col.str.strip_chars().str.to_lowercase()
         return _lookup(lowered, _BOOL_STRINGS, None, pl.Boolean)
     if isinstance(source, pl.String) and isinstance(target, pl.Datetime):
-        return col.str.strip_chars().str.to_datetime(time_unit="us", strict=False)
+        return _parse_timestamp(col.str.strip_chars())
     if isinstance(source, pl.Datetime) and source.time_zone is not None:
         return col.dt.replace_time_zone(None).cast(target, strict=False)
     return col.cast(target, strict=False)
+
+
+def _parse_timestamp(text: pl.Expr) -> pl.Expr:
+    """ISO 8601 text as a naive UTC timestamp, value by value: with an offset or Z (converted to
+    UTC), without one (taken as it is), or a date alone. Anything else is null."""
+    zoned = text.str.to_datetime("%+", time_unit="us", time_zone="UTC", strict=False)
+    naive = [
+        text.str.to_datetime(layout, time_unit="us", strict=False)
+        for layout in ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+    ]
+    day = text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
+    return pl.coalesce(zoned.dt.replace_time_zone(None), *naive, day)
 
 
 def _lookup(
@@ -126,9 +139,27 @@ def validate(
     casts = [
         _cast(name, schema[name], dtype).alias(name) for name, dtype in REQUIRED_COLUMNS.items()
     ]
+    # a text column's value that the cast turned null was unparseable (blank text is missing)
+    texts = [
+        name
+        for name, dtype in REQUIRED_COLUMNS.items()
+        if isinstance(schema[name], pl.String) and not isinstance(dtype, pl.String)
+    ]
+    given = [
+        pl.col(name).str.strip_chars().str.len_chars().gt(0).fill_null(False).alias(_GIVEN + name)
+        for name in texts
+    ]
+
+    def unparseable(name: str) -> pl.Expr:
+        if name not in texts:
+            return pl.lit(False)
+        return pl.col(_GIVEN + name) & pl.col(name).is_null()
+
     value, quantity = pl.col("value"), pl.col("quantity")
     reason = (
-        pl.when(pl.col("id").is_null())
+        pl.when(unparseable("id"))
+        .then(pl.lit("unparseable id"))
+        .when(pl.col("id").is_null())
         .then(pl.lit("null id"))
         .when(value.is_null())
         .then(pl.lit("unparseable value"))
@@ -140,9 +171,18 @@ def validate(
         .then(pl.lit(f"quantity out of range [{QUANTITY_RANGE[0]}, {QUANTITY_RANGE[1]}]"))
         .when(~pl.col("category").is_in(CATEGORIES).fill_null(False))
         .then(pl.lit("unknown category"))
+        .when(unparseable("is_active"))
+        .then(pl.lit("unparseable is_active (true or false)"))
+        .when(unparseable("created_at"))
+        .then(pl.lit("unparseable created_at (ISO 8601, such as 2026-03-01T10:00:00Z)"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    checked = lf.with_columns(casts).with_columns(reason.alias(REJECT_REASON))
+    checked = (
+        lf.with_columns(given)
+        .with_columns(casts)
+        .with_columns(reason.alias(REJECT_REASON))
+        .drop(_GIVEN + name for name in texts)
+    )
     # Duplicates are judged among rows that passed every other check, so the first
     # *otherwise valid* occurrence of an id is the one kept.
     duplicates = duplicate_rows(checked, bucket_rows=bucket_rows)

@@ -8,6 +8,7 @@ import bz2
 import gzip
 import io
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +380,11 @@ async def test_upload_over_the_size_limit_is_a_413(
         ("2,b,A,10,0,true,2026-03-01", "quantity out of range [1, 100]"),
         ("2,b,Z,10,1,true,2026-03-01", "unknown category"),
         ("1,b,A,10,1,true,2026-03-01", "duplicate id"),
+        ("2,b,A,10,1,maybe,2026-03-01", "unparseable is_active (true or false)"),
+        (
+            "2,b,A,10,1,true,01/03/2026",
+            "unparseable created_at (ISO 8601, such as 2026-03-01T10:00:00Z)",
+        ),
     ],
     ids=[
         "unparseable-number",
@@ -387,6 +393,8 @@ async def test_upload_over_the_size_limit_is_a_413(
         "quantity-range",
         "category",
         "duplicate-id",
+        "unparseable-is-active",
+        "unparseable-created-at",
     ],
 )
 async def test_bad_row_goes_to_rejects(
@@ -395,6 +403,22 @@ async def test_bad_row_goes_to_rejects(
     response = await upload(client, csv(GOOD, row))
     assert response.status_code == 201, response.text
     assert stage_rejects(response.json(), tmp_path / "run") == [(int(row[0]), "b", reason)]
+
+
+async def test_timestamps_with_an_offset_are_read_as_utc(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A file's timestamps may carry Z or an offset, some rows and not others."""
+    rows = ("1,a,A,10,1,true,2026-03-01T10:00:00Z", "2,b,A,10,1,true,2026-03-01 10:00:00+02:00")
+    response = await upload(client, csv(GOOD.replace("1,", "3,", 1), *rows))
+    assert response.status_code == 201, response.text
+    files = RunFiles(tmp_path / "run")
+    assert stage_rejects(response.json(), tmp_path / "run") == []
+    assert pl.read_parquet(files.ingested).sort("id")["created_at"].to_list() == [
+        datetime(2026, 3, 1, 10),
+        datetime(2026, 3, 1, 8),
+        datetime(2026, 3, 1, 12),
+    ]
 
 
 async def test_null_id_goes_to_rejects(client: httpx.AsyncClient, tmp_path: Path) -> None:

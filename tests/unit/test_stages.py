@@ -229,17 +229,43 @@ def test_validate_casts_string_columns() -> None:
     rows = [
         {"id": "1", "value": "12.5", "quantity": "3", "is_active": "false"},
         {"id": "2", "is_active": "TRUE", "created_at": "2026-02-03 04:05:06"},
-        {"id": "3", "is_active": "maybe", "created_at": "not a date"},
+        {"id": "3", "is_active": " ", "created_at": ""},  # blank: missing, not wrong
+        {"id": "4", "is_active": "maybe"},
+        {"id": "5", "created_at": "not a date"},
+        {"id": "x"},
     ]
     as_text = [
         {k: str(v) for k, v in {"created_at": "2026-03-01 12:00:00", **r}.items()} for r in rows
     ]
     valid, rejects = _split(as_text)
-    assert rejects.height == 0
     assert valid["value"].to_list() == [12.5, 10.0, 10.0]
     assert valid["quantity"].to_list() == [3, 1, 1]
     assert valid["is_active"].to_list() == [False, True, None]
     assert valid["created_at"].to_list() == [TS, datetime(2026, 2, 3, 4, 5, 6), None]
+    assert rejects["reject_reason"].to_list() == [
+        "unparseable is_active (true or false)",
+        "unparseable created_at (ISO 8601, such as 2026-03-01T10:00:00Z)",
+        "unparseable id",
+    ]
+
+
+def test_validate_reads_iso_timestamps_with_or_without_an_offset() -> None:
+    """Value by value: a file may mix them. Offsets are converted to UTC; the result is naive."""
+    stamps = {
+        "2026-03-01T10:00:00Z": datetime(2026, 3, 1, 10),
+        "2026-03-01T10:00:00+02:00": datetime(2026, 3, 1, 8),
+        "2026-03-01 10:00:00.5-05:00": datetime(2026, 3, 1, 15, 0, 0, 500_000),
+        "2026-03-01 10:00:00": datetime(2026, 3, 1, 10),
+        "2026-03-01T10:00:00.123456": datetime(2026, 3, 1, 10, 0, 0, 123_456),
+        " 2026-03-01 ": datetime(2026, 3, 1),
+    }
+    valid, rejects = _split([{"id": str(i), "created_at": t} for i, t in enumerate(stamps)])
+    assert rejects.height == 0
+    assert valid["created_at"].to_list() == list(stamps.values())
+    _, impossible = _split([{"id": "1", "created_at": "2026-02-30"}])
+    assert impossible["reject_reason"].to_list() == [
+        "unparseable created_at (ISO 8601, such as 2026-03-01T10:00:00Z)"
+    ]
 
 
 def test_missing_columns() -> None:
