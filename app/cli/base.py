@@ -57,11 +57,11 @@ def command(
 
 
 def stdout() -> Console:
-    return Console(highlight=False)
+    return Console(highlight=False, markup=False)  # names and errors are user text, not markup
 
 
 def stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)
 
 
 def api(ctx: typer.Context) -> Api:
@@ -88,6 +88,11 @@ def _connect(
     ] = None,
 ) -> None:
     # tests pass a client factory as `obj` (the app in-process); otherwise a real HTTP client
+    if api_key and not (api_key.isascii() and api_key.isprintable()):
+        raise typer.BadParameter(
+            "must be printable ASCII (it travels in an HTTP header); check PIPELINE_API_KEY",
+            param_hint="--api-key",
+        )
     factory = cast(ClientFactory, ctx.obj) if callable(ctx.obj) else http_client
     connection = Api(api_url.rstrip("/"), api_key or None, factory)
     ctx.obj = connection

@@ -146,6 +146,31 @@ async def test_list_is_a_table_of_the_newest_first(cli: Cli) -> None:
     )
 
 
+async def test_names_are_printed_as_they_are_never_as_markup(cli: Cli) -> None:
+    """Rich reads "[/]" as a closing tag: such a name made every `list` a crash."""
+    async with get_sessionmaker()() as session:
+        session.add(
+            Pipeline(
+                name="a[/b] [bold]x",
+                description="[link=http://x]y[/link]",
+                record_count=1000,
+                created_at=T0,
+            )
+        )
+        await session.commit()
+    listed = await cli("list")
+    assert (listed.exit_code, listed.stdout.splitlines()[3]) == (
+        0,
+        "│  1 │ a[/b] [bold]x │ created │   1,000 │     │ 2026-11-25 09:00:00 │          │",
+    )
+    shown = await cli("show", "1")
+    assert shown.stdout.splitlines()[:3] == [
+        "pipeline 1 “a[/b] [bold]x” · created",
+        "  records   1,000 (generated)",
+        "  about     [link=http://x]y[/link]",
+    ]
+
+
 async def test_list_filters_by_status_and_pages(cli: Cli) -> None:
     await _seed()
     failed = await cli("list", "--status", "failed")
@@ -291,6 +316,9 @@ async def test_usage_errors_exit_2(cli: Cli, tmp_path: Path) -> None:
     assert "give --records or --file, not both" in both.stderr
     assert (await cli("show", "0")).exit_code == 2
     assert (await cli("list", "--status", "lost")).exit_code == 2
+    key = await cli("--api-key", "clé", "list")
+    assert key.exit_code == 2
+    assert "Invalid value for --api-key: must be printable ASCII" in key.stderr
 
 
 def test_api_down_is_one_line_naming_the_url_and_the_fix() -> None:
