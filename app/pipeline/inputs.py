@@ -203,17 +203,30 @@ def check(path: Path, fmt: str, *, field: str = "file") -> int:
     return rows
 
 
-def convert(path: Path, fmt: str, dest: Path, *, field: str = "file") -> int:
-    """Stream an input file (decompressing it first if needed) into one Parquet file; its rows."""
+def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> int:
+    """Stream an input file (decompressing it first if needed) into one Parquet file; its rows.
+
+    The file was checked when its pipeline was made, but a file under PIPELINE_INPUT_DIR may have
+    been replaced since: one without the required columns or without records is refused here.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     with plain(path, dest.parent, field=field) as source:
         try:
-            scan_input(source, fmt).sink_parquet(
+            frame = scan_input(source, fmt)
+            missing = stages.missing_columns(frame.collect_schema())
+            if missing:
+                raise InputError(field, f"missing required columns: {', '.join(missing)}")
+            frame.sink_parquet(
                 dest, compression="uncompressed", statistics=False, row_group_size=ROW_GROUP_ROWS
             )
+        except pl.exceptions.NoDataError:
+            raise InputError(field, "the file is empty") from None
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise InputError(field, _locate(source, fmt, exc)) from None
-    return count_rows(dest)
+    rows = count_rows(dest)
+    if rows == 0:
+        raise InputError(field, "the file has no records, only a header")
+    return rows
 
 
 def _locate(path: Path, fmt: str, exc: Exception) -> str:

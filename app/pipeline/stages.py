@@ -86,6 +86,8 @@ def _lookup(
     dtype: type[pl.DataType],
 ) -> pl.Expr:
     """mapping[key] else default, as a when/then chain: unlike replace_strict it streams."""
+    if not mapping:  # no rows, no categories: a chain needs at least one `when`
+        return pl.lit(default, dtype=dtype)
     chain: Any = pl
     for name, result in mapping.items():
         matches = key.is_null() if name is None else key == name

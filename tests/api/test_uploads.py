@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline
-from app.pipeline import generator, work
+from app.pipeline import generator, inputs, work
 from app.pipeline.store import RunFiles, uploads_dir
 from app.pipeline.work import InputSource
 from tests.conftest import SetSetting
@@ -492,6 +492,30 @@ async def test_input_path_problems(
         "record_count: leave it out with input_path; the file's rows are the records"
     )
     assert await pipelines() == 0
+
+
+async def test_an_input_file_replaced_since_is_checked_again_by_its_run(
+    client: httpx.AsyncClient, input_dir: Path, tmp_path: Path
+) -> None:
+    """A file under PIPELINE_INPUT_DIR can change between runs (a scheduled pipeline)."""
+    (input_dir / "daily.csv").write_bytes(csv(GOOD))
+    response = await client.post("/api/pipelines", json={"name": "d", "input_path": "daily.csv"})
+    source = InputSource(Path(response.json()["input_path"]), "csv")
+    for content, message in (
+        (csv(), "input_path: the file has no records, only a header"),
+        (
+            csv("1,a", header="id,name"),
+            "input_path: missing required columns: category, value, "
+            "quantity, is_active, created_at",
+        ),
+        (b"", "input_path: the file is empty"),
+    ):
+        (input_dir / "daily.csv").write_bytes(content)
+        with pytest.raises(inputs.InputError) as refused:
+            work.generate(
+                RunFiles(tmp_path / "run"), record_count=0, seed=1, batch_rows=10, source=source
+            )
+        assert str(refused.value) == message
 
 
 async def test_input_path_without_an_input_dir(client: httpx.AsyncClient) -> None:

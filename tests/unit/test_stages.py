@@ -95,6 +95,12 @@ def test_transform_takes_given_averages_as_they_are() -> None:
     assert transform(frame).collect()[AVERAGE].to_list() == [2.5, 2.0, 3.0, 2.5]
 
 
+def test_transform_of_no_rows_is_no_rows() -> None:
+    empty = pl.LazyFrame(schema={"category": pl.String, "total_value": pl.Float64})
+    out = transform(empty).collect()
+    assert (out.height, out.columns[:3]) == (0, ["category", "total_value", AVERAGE])
+
+
 def test_transform_discount_factors() -> None:
     out = _enriched(
         [("A", 100.0, 1), ("B", 100.0, 1), ("C", 100.0, 1), ("D", 100.0, 1), ("Q", 100, 1)]
