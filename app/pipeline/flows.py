@@ -98,6 +98,7 @@ async def _attempt_stage(
                 records_in=counts.records_in if counts else None,
                 records_out=counts.records_out if counts else None,
                 records_rejected=counts.records_rejected if counts else None,
+                retrying=_flow_retry(),
             )
         raise
     await update_pipeline_status(
@@ -111,6 +112,21 @@ async def _attempt_stage(
     )
     logger.info("stage %s completed: %d in, %d out", stage, output.records_in, output.records_out)
     return output
+
+
+def _flow_retry() -> str | None:
+    """When Prefect will run this flow again after it fails (PIPELINE_FLOW_RETRIES), what the
+    run says meanwhile; None on the last attempt."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
+    policy, attempt = context.flow_run.empirical_policy, context.flow_run.run_count
+    if policy.retries is None or attempt > policy.retries:
+        return None
+    return (
+        f"attempt {attempt} of {policy.retries + 1} failed; "
+        f"Prefect runs the flow again in {policy.retry_delay or 0:g} s"
+    )
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -261,13 +277,16 @@ async def _run_pipeline(
         exported = await export_results(ref, files)
     except BaseException as exc:
         cancelled = isinstance(exc, asyncio.CancelledError)
+        retrying = None if cancelled else _flow_retry()
+        error = f"{type(exc).__name__}: {exc}"
         await update_pipeline_status(
             pipeline_id,
             None,
-            Status.CANCELLED if cancelled else Status.FAILED,
+            Status.CANCELLED if cancelled else Status.PENDING if retrying else Status.FAILED,
             # the API's own "cancelled through the API" wins when it is written first
-            error=CANCELLED_IN_PREFECT if cancelled else f"{type(exc).__name__}: {exc}",
+            error=CANCELLED_IN_PREFECT if cancelled else error,
             run_id=ref.run_id,
+            retrying=retrying,
         )
         raise
     finally:

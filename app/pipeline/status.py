@@ -101,6 +101,7 @@ async def claim_run(
         for stage in run.stages:
             stage.status, stage.error, stage.message = Status.PENDING, None, None
             stage.started_at = stage.completed_at = stage.duration_seconds = None
+            stage.records_in = stage.records_out = stage.records_rejected = None
         await session.flush()
         return RunRef(
             pipeline_id=pipeline_id,
@@ -140,11 +141,13 @@ async def update_pipeline_status(
     input_file: str | None = None,
     output_file: str | None = None,
     attempt: int | None = None,
+    retrying: str | None = None,
 ) -> bool:
     """Record a stage's (or, with stage_name None, the whole run's) new status, timing and counts.
 
     A run already in a final state (completed, failed, cancelled) is never moved back: False
-    then, True when the write was made.
+    then, True when the write was made. A stage that fails fails its run, unless Prefect will
+    run the flow again (`retrying` says when): the run is pending until then, with the error.
     """
     now = utcnow()
     async with get_sessionmaker()() as session, session.begin():
@@ -162,7 +165,12 @@ async def update_pipeline_status(
         if output_file is not None:
             run.output_file = output_file
         if stage_name is None:
-            await _set_run_status(session, run, status, now, error or message)
+            if retrying and run.status == Status.PENDING and run.error:
+                return False  # its failed stage has said why, and that Prefect runs it again
+            reason = error or message
+            await _set_run_status(
+                session, run, status, now, f"{reason}; {retrying}" if retrying else reason
+            )
             if records_out is not None:
                 run.records_processed = records_out
             return True
@@ -186,7 +194,13 @@ async def update_pipeline_status(
         if status == Status.RUNNING and run.status == Status.PENDING:
             await _set_run_status(session, run, Status.RUNNING, now, None)
         elif status == Status.FAILED:
-            await _set_run_status(session, run, Status.FAILED, now, f"{stage_name}: {error}")
+            await _set_run_status(
+                session,
+                run,
+                Status.PENDING if retrying else Status.FAILED,
+                now,
+                f"{stage_name}: {error}" + (f"; {retrying}" if retrying else ""),
+            )
     return True
 
 
@@ -248,6 +262,9 @@ async def _set_run_status(
     run.status = status
     if status == Status.RUNNING:
         run.started_at = run.started_at or now
+        return
+    if status == Status.PENDING:  # a failed attempt Prefect will run again: why it waits
+        run.error = error
         return
     if status in FINAL_STATUSES:
         run.completed_at = now

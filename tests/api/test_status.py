@@ -140,6 +140,54 @@ async def test_a_run_cancelled_before_its_flow_run_claims_it_stays_cancelled() -
     assert [s.status for s in run.stages] == [Status.CANCELLED] * 5
 
 
+@pytest.mark.usefixtures("database")
+async def test_a_failure_prefect_will_retry_leaves_the_run_pending_not_failed() -> None:
+    """PIPELINE_FLOW_RETRIES: a failed run would come back to life on the retry. Until the last
+    attempt it is pending, saying why; the retry starts its stages afresh, counts and all."""
+    pipeline_id, run_id = await _pipeline_with_run()
+    ref = await claim_run(pipeline_id=pipeline_id, flow_run_id="fr", run_id=run_id, record_count=10)
+    retrying = "attempt 1 of 2 failed; Prefect runs the flow again in 10 s"
+    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
+    await update_pipeline_status(
+        pipeline_id,
+        "generate",
+        Status.FAILED,
+        run_id=run_id,
+        records_in=10,
+        error="OSError: disk full",
+        retrying=retrying,
+    )
+    # the flow's own run-level write after it must not replace the stage's reason
+    assert not await update_pipeline_status(
+        pipeline_id,
+        None,
+        Status.PENDING,
+        error="OSError: disk full",
+        run_id=run_id,
+        retrying=retrying,
+    )
+    run = await _run(run_id)
+    assert (run.status, run.error, run.completed_at) == (
+        Status.PENDING,
+        f"generate: OSError: disk full; {retrying}",
+        None,
+    )
+    assert (run.stages[0].status, run.stages[0].records_in) == (Status.FAILED, 10)
+
+    await claim_run(pipeline_id=pipeline_id, flow_run_id="fr", run_id=ref.run_id, record_count=10)
+    run = await _run(run_id)
+    assert (run.status, run.error) == (Status.PENDING, None)
+    assert [(s.status, s.error, s.records_in) for s in run.stages] == [
+        (Status.PENDING, None, None)
+    ] * 5
+    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
+    await update_pipeline_status(
+        pipeline_id, "generate", Status.FAILED, run_id=run_id, error="OSError: disk full"
+    )
+    run = await _run(run_id)
+    assert (run.status, run.error) == (Status.FAILED, "generate: OSError: disk full")
+
+
 def test_run_id_from_tags() -> None:
     assert run_id_from_tags(["pipeline:3", "pipeline-run:17"]) == 17
     assert run_id_from_tags(["pipeline-run:x", "other"]) is None

@@ -15,6 +15,7 @@ from tests.e2e.helpers import (
     TASK_NAMES,
     deploy,
     run_with_env,
+    start_with_env,
     task_runs,
     wait_for_final,
     wait_for_flow_run,
@@ -133,6 +134,35 @@ async def test_failing_stage_fails_the_run_in_both_places(
 
     flow_run = await wait_for_flow_run(prefect, flow_run_id)
     assert flow_run.state is not None and flow_run.state.is_failed()
+
+
+async def test_a_failure_prefect_retries_shows_pending_until_the_last_attempt(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """PIPELINE_FLOW_RETRIES=1: between the attempts the run waits (pending, with the reason);
+    it fails once, after the last attempt, and never shows failed before that."""
+    env = {
+        "PIPELINE_FAIL_STAGE": "process",
+        "PIPELINE_FLOW_RETRIES": "1",
+        "PIPELINE_FLOW_RETRY_DELAY_SECONDS": "3",
+    }
+    pipeline_id, flow_run_id = await start_with_env(api, prefect, env, "retried-flow")
+    seen: list[tuple[str, str | None]] = []
+    deadline = time.monotonic() + 90
+    while not seen or seen[-1][0] != "failed":
+        assert time.monotonic() < deadline, f"not failed after 90 s: {seen[-3:]}"
+        run = (await api.get(f"/api/pipelines/{pipeline_id}")).json()["latest_run"]
+        if run and (not seen or seen[-1] != (run["status"], run["error"])):
+            seen.append((run["status"], run["error"]))
+        await asyncio.sleep(0.1)
+    fault = "process: InjectedFaultError: injected failure in process on attempt 1"
+    waiting = ("pending", f"{fault}; attempt 1 of 2 failed; Prefect runs the flow again in 3 s")
+    assert waiting in seen
+    assert [status for status, _ in seen].count("failed") == 1  # only the last
+    assert seen[-1] == ("failed", fault)
+    flow_run = await wait_for_flow_run(prefect, flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_failed()
+    assert flow_run.run_count == 2
 
 
 async def test_retried_task_shows_its_retries(
