@@ -29,7 +29,7 @@ REQUIRED_COLUMNS: dict[str, pl.DataType] = {
 REJECT_REASON = "reject_reason"
 AVERAGE = "category_avg_total_value"
 ROW_INDEX = "__row"
-_GIVEN = "__given_"  # prefix of validate's working columns: the text had a value
+_TEXT = "__text_"  # prefix of validate's working columns: a column's text before its cast
 DEDUP_BUCKET_ROWS = 4_000_000  # ids counted at once while looking for duplicates
 _HASH_SEED = 20261125
 _BOOL_STRINGS: dict[str, bool] = {
@@ -141,21 +141,19 @@ def validate(
     casts = [
         _cast(name, schema[name], dtype).alias(name) for name, dtype in REQUIRED_COLUMNS.items()
     ]
-    # a text column's value that the cast turned null was unparseable (blank text is missing)
+    # the text of columns read as text (CSV, JSON Lines) is kept beside the cast: a value the
+    # cast made null was unparseable (blank text is missing), and rejects show what was sent
     texts = [
         name
         for name, dtype in REQUIRED_COLUMNS.items()
         if isinstance(schema[name], pl.String) and not isinstance(dtype, pl.String)
     ]
-    given = [
-        pl.col(name).str.strip_chars().str.len_chars().gt(0).fill_null(False).alias(_GIVEN + name)
-        for name in texts
-    ]
 
     def unparseable(name: str) -> pl.Expr:
         if name not in texts:
             return pl.lit(False)
-        return pl.col(_GIVEN + name) & pl.col(name).is_null()
+        given = pl.col(_TEXT + name).str.strip_chars().str.len_chars().gt(0).fill_null(False)
+        return given & pl.col(name).is_null()
 
     value, quantity = pl.col("value"), pl.col("quantity")
     reason = (
@@ -179,11 +177,11 @@ def validate(
         .then(pl.lit("unparseable created_at (ISO 8601, such as 2026-03-01T10:00:00Z)"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
+    texts_kept = [_TEXT + name for name in texts]
     checked = (
-        lf.with_columns(given)
+        lf.with_columns(pl.col(name).alias(_TEXT + name) for name in texts)
         .with_columns(casts)
         .with_columns(reason.alias(REJECT_REASON))
-        .drop(_GIVEN + name for name in texts)
     )
     # Duplicates are judged among rows that passed every other check, so the first
     # *otherwise valid* occurrence of an id is the one kept.
@@ -199,8 +197,12 @@ def validate(
             )
             .drop(ROW_INDEX)
         )
-    valid = checked.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON)
-    rejects = checked.filter(pl.col(REJECT_REASON).is_not_null())
+    valid = checked.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, *texts_kept)
+    rejects = (
+        checked.filter(pl.col(REJECT_REASON).is_not_null())
+        .with_columns(pl.col(_TEXT + name).alias(name) for name in texts)
+        .drop(texts_kept)
+    )
     return valid, rejects
 
 

@@ -158,7 +158,7 @@ async def test_summary_and_rejects(client: httpx.AsyncClient, completed: int) ->
     )
     assert rejects.text == (
         "id,name,category,value,quantity,is_active,created_at,note,reject_reason\n"
-        "3,bad,Q,10.0,1,true,2026-03-01T00:00:00.000000,y,unknown category\n"
+        "3,bad,Q,10,1,true,2026-03-01,y,unknown category\n"  # as sent, not as cast
     )
 
 

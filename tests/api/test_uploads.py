@@ -402,7 +402,22 @@ async def test_bad_row_goes_to_rejects(
 ) -> None:
     response = await upload(client, csv(GOOD, row))
     assert response.status_code == 201, response.text
-    assert stage_rejects(response.json(), tmp_path / "run") == [(int(row[0]), "b", reason)]
+    assert stage_rejects(response.json(), tmp_path / "run") == [(row[0], "b", reason)]
+
+
+async def test_rejects_show_the_values_as_they_were_sent(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Not the nulls the casts made of them: the user can find the row and see what was wrong."""
+    response = await upload(
+        client, csv(GOOD, "x,b,A,10,1,true,2026-03-01", "3,c,A,1 000.50,1,true,2026-03-01")
+    )
+    run = tmp_path / "run"
+    assert stage_rejects(response.json(), run) == [
+        ("x", "b", "unparseable id"),
+        ("3", "c", "unparseable value"),
+    ]
+    assert pl.read_parquet(RunFiles(run).rejects)["value"].to_list() == ["10", "1 000.50"]
 
 
 async def test_timestamps_with_an_offset_are_read_as_utc(
