@@ -13,12 +13,12 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.states import Cancelling, Scheduled
 
-from app.db import get_sessionmaker
-from app.models import PipelineRun, Status, utcnow
+from app.models import Status, utcnow
 from app.pipeline import orchestrator
-from app.pipeline.status import CANCELLED_IN_PREFECT, new_stage_rows, run_tag
+from app.pipeline.status import CANCELLED_IN_PREFECT, run_tag
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import (
+    add_run_row,
     child_pids,
     start_with_env,
     wait_for_final,
@@ -205,16 +205,10 @@ async def test_a_flow_run_whose_id_was_never_written_back_is_adopted(
     ):
         assert time.monotonic() < deadline, "no worker heartbeat after 30 s"
         await asyncio.sleep(0.5)
-    async with get_sessionmaker()() as session:
-        run = PipelineRun(
-            pipeline_id=pipeline["id"],
-            record_count=10,
-            status=Status.PENDING,
-            stages=new_stage_rows(),
-            created_at=utcnow() - timedelta(minutes=10),  # past the trigger's 134 s deadline
-        )
-        session.add(run)
-        await session.commit()
+    # past the trigger's 134 s deadline
+    run = await add_run_row(
+        pipeline["id"], Status.PENDING, created_at=utcnow() - timedelta(minutes=10)
+    )
     deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
     flow_run = await prefect.create_flow_run_from_deployment(
         deployment.id,
@@ -242,15 +236,7 @@ async def test_a_cancel_that_wins_the_race_with_its_trigger_starts_nothing(
     """The cancel came while the trigger was creating the flow run (so it had no flow run to stop
     in Prefect): the flow run, once a worker starts it, runs no stage and ends Cancelled."""
     pipeline = (await api.post("/api/pipelines", json={"name": "raced", "record_count": 10})).json()
-    async with get_sessionmaker()() as session:
-        run = PipelineRun(
-            pipeline_id=pipeline["id"],
-            record_count=10,
-            status=Status.PENDING,
-            stages=new_stage_rows(),
-        )
-        session.add(run)
-        await session.commit()
+    run = await add_run_row(pipeline["id"], Status.PENDING)
     cancelled = await api.post(f"/api/pipelines/{pipeline['id']}/cancel")
     assert (cancelled.status_code, cancelled.json()["status"]) == (202, "cancelled")
     deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
@@ -281,16 +267,7 @@ async def test_racing_retries_of_one_failed_run_make_one_new_run(
     """A double-clicked Retry: requests that saw the run failed all get one new run (one flow
     run); a request that came after it was made is a 409, as the new run is not failed."""
     pipeline = (await api.post("/api/pipelines", json={"name": "twice", "record_count": 10})).json()
-    async with get_sessionmaker()() as session:
-        failed = PipelineRun(
-            pipeline_id=pipeline["id"],
-            record_count=10,
-            status=Status.FAILED,
-            error="RuntimeError: boom",
-            stages=new_stage_rows(),
-        )
-        session.add(failed)
-        await session.commit()
+    await add_run_row(pipeline["id"], Status.FAILED, error="RuntimeError: boom")
     retries = await asyncio.gather(
         *(api.post(f"/api/pipelines/{pipeline['id']}/retry") for _ in range(8))
     )
