@@ -90,15 +90,36 @@ def _available(run: PipelineRun, path: Path, what: str, *, needs_completed: bool
     return _inside_run(run, path)
 
 
+# what each text format cannot write (a Parquet input's extra columns can be of any type)
+_UNWRITABLE: dict[str, tuple[type[pl.DataType], ...]] = {
+    "csv": (pl.List, pl.Array, pl.Struct, pl.Binary, pl.Duration, pl.Object),
+    "jsonl": (pl.Binary, pl.Object),
+}
+
+
 def converted(source: Path, fmt: Format) -> Path:
-    """`source` in `fmt`: itself for parquet, else a CSV/JSON Lines copy written once, streaming."""
+    """`source` in `fmt`: itself for parquet, else a CSV/JSON Lines copy written once, streaming.
+
+    A column the format cannot hold is a 422 naming it, before anything is written.
+    """
     if fmt == "parquet":
         return source
     target = source.with_suffix(f".{fmt}")
     if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
         return target
-    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     frame = pl.scan_parquet(source)
+    unwritable = [
+        f"{name} ({dtype})"
+        for name, dtype in frame.collect_schema().items()
+        if isinstance(dtype, _UNWRITABLE[fmt])
+    ]
+    if unwritable:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"format: {fmt} cannot hold the column(s) {', '.join(unwritable)}; "
+            f"download format=parquet{' or format=jsonl' if fmt == 'csv' else ''}",
+        )
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         if fmt == "csv":
             frame.sink_csv(staging, engine="streaming")

@@ -71,17 +71,24 @@ ROW_GROUP_ROWS = 256_000  # a row group is what a reader holds at once: ~20 MB a
 
 def sink(frame: pl.LazyFrame, path: Path, *, final: bool = False) -> int:
     """Write a lazy frame to Parquet with the streaming engine; the number of rows written.
-    `final` files (those users download) get zstd and column statistics."""
+    `final` files (those users download) get zstd and column statistics. The file appears whole
+    or not at all: a process killed mid-write leaves no truncated file to be read or served."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.sink_parquet(
-        path,
-        # intermediates are read back once, whole, from local disk: uncompressed is cheapest
-        # (LZ4 costs ~0.2 s per 10M rows and stage); final files get zstd level 1, about as
-        # fast to write as LZ4 and a third smaller (the default level 3 is twice as slow)
-        compression="zstd" if final else "uncompressed",
-        compression_level=1 if final else None,
-        statistics=final,
-        row_group_size=ROW_GROUP_ROWS,
-        engine="streaming",
-    )
+    staging = path.with_name(f".{path.name}.partial")
+    try:
+        frame.sink_parquet(
+            staging,
+            # intermediates are read back once, whole, from local disk: uncompressed is cheapest
+            # (LZ4 costs ~0.2 s per 10M rows and stage); final files get zstd level 1, about as
+            # fast to write as LZ4 and a third smaller (the default level 3 is twice as slow)
+            compression="zstd" if final else "uncompressed",
+            compression_level=1 if final else None,
+            statistics=final,
+            row_group_size=ROW_GROUP_ROWS,
+            engine="streaming",
+        )
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    staging.replace(path)
     return count_rows(path)

@@ -133,6 +133,42 @@ async def test_output_as_parquet_csv_and_jsonl(client: httpx.AsyncClient, comple
     ]
 
 
+async def test_columns_a_text_format_cannot_hold_are_a_422_naming_them(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A Parquet input's extra columns reach the results: lists, binary, durations."""
+    await client.post("/api/pipelines", json={"name": "p"})
+    run_id = await add_run(1, Status.COMPLETED)
+    frame = (
+        pl.read_csv(io.StringIO(INPUT), infer_schema=False)
+        .head(1)
+        .with_columns(
+            tags=pl.lit(["a", "b"]), blob=pl.lit(b"\x00"), took=pl.lit(timedelta(seconds=1))
+        )
+    )
+    frame.write_parquet(tmp_path / "input.parquet")
+    work.run_all(
+        RunFiles.for_run(run_id),
+        record_count=0,
+        seed=1,
+        batch_rows=10,
+        source=work.InputSource(tmp_path / "input.parquet", "parquet"),
+    )
+    base = f"/api/pipelines/1/runs/{run_id}/output"
+    as_csv = await client.get(base, params={"format": "csv"})
+    assert (as_csv.status_code, as_csv.json()["detail"]) == (
+        422,
+        "format: csv cannot hold the column(s) tags (List(String)), blob (Binary), took "
+        "(Duration(time_unit='us')); download format=parquet or format=jsonl",
+    )
+    as_jsonl = await client.get(base, params={"format": "jsonl"})
+    assert (as_jsonl.status_code, as_jsonl.json()["detail"]) == (
+        422,
+        "format: jsonl cannot hold the column(s) blob (Binary); download format=parquet",
+    )
+    assert (await client.get(base)).status_code == 200
+
+
 async def test_summary_and_rejects(client: httpx.AsyncClient, completed: int) -> None:
     summary = await client.get(f"/api/pipelines/1/runs/{completed}/summary")
     assert summary.json() == [

@@ -12,7 +12,7 @@ from prefect.states import Failed
 from app.pipeline import generator, inputs, stages, work
 from app.pipeline.flows import _input_source, _retry_condition, _retryable, generate_data
 from app.pipeline.status import RunRef
-from app.pipeline.store import RunFiles, count_rows, uploads_dir
+from app.pipeline.store import RunFiles, count_rows, sink, uploads_dir
 from bench.engine import engine_query, generated
 
 HEADER = "id,name,category,value,quantity,is_active,created_at"
@@ -184,3 +184,12 @@ def test_the_flow_reads_input_files_only_from_allowed_directories(tmp_path: Path
 def test_bad_input_is_not_retried_other_errors_are(error: Exception, retried: bool) -> None:
     assert _retryable(error) is retried
     assert _retry_condition(generate_data, None, Failed(data=error)) is retried  # type: ignore[arg-type]
+
+
+def test_a_write_that_fails_midway_leaves_no_file(tmp_path: Path) -> None:
+    """Rejects are served even for a failed run: a truncated file must never be among them."""
+    values = pl.LazyFrame({"a": [1] * 500_000 + [300]})  # the last value does not fit a UInt8
+    rows = values.select(pl.col("a").cast(pl.UInt8, strict=True))
+    with pytest.raises(pl.exceptions.InvalidOperationError):
+        sink(rows, tmp_path / "rejects.parquet")
+    assert list(tmp_path.iterdir()) == []
