@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import IO
 
 import httpx
 
-from app.config import PROJECT_ROOT
+from app.config import PROJECT_ROOT, get_settings
 
 STOP_GRACE_SECONDS = 10.0
 # The Prefect server's settings for bursts of runs (docker-compose.yml sets the same):
@@ -97,6 +98,9 @@ class Stack:
     def start(self) -> None:
         """Start everything and wait until each part answers; on any failure stop what started."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # a port already taken would look like success: someone else's server answering
+        _refuse_taken_port(self.host, self.prefect_port, "Prefect server", "--prefect-port")
+        _refuse_taken_port(self.host, self.api_port, "API", "--api-port")
         try:
             self._spawn(
                 "prefect-server",
@@ -150,7 +154,8 @@ class Stack:
         process.stop()
 
     def start_worker(self, number: int) -> Process:
-        pool = self.env.get("PIPELINE_WORK_POOL", "default")
+        # the pool deploy.py (run with this stack's environment) puts the deployment in
+        pool = self.env.get("WORK_POOL_NAME") or get_settings().work_pool_name
         return self._spawn(
             f"worker-{number}",
             [
@@ -223,6 +228,18 @@ class Stack:
         )
 
 
+def _refuse_taken_port(host: str, port: int, what: str, option: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: only a
+        try:  # listener refuses it, not a connection of a stopped one still closing
+            probe.bind((host, port))
+        except OSError:
+            raise RuntimeError(
+                f"port {port} on {host} is already in use (another {what}, or `docker compose "
+                f"up`?): stop it, or give the stack another port with {option}"
+            ) from None
+
+
 def _prefect() -> str:
     return str(Path(sys.executable).with_name("prefect"))
 
@@ -249,7 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     def _terminate(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _terminate)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a stop, or the terminal closed
+        signal.signal(signum, _terminate)
     print("starting Prefect server, migrations, deployment, worker and API …", flush=True)
     try:
         stack.start()
@@ -268,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("\nstopping …", flush=True)
     finally:
+        # its processes run in sessions of their own: only this stop reaches them, so a second
+        # Ctrl-C must not cut it short
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         stack.stop()
 
 

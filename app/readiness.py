@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import text
 
 from app.config import PROJECT_ROOT, get_settings
@@ -72,6 +73,16 @@ async def _prefect() -> list[Check]:
                 "to its address in every process: API, worker and this one",
             )
         ]
+    except PrefectHTTPStatusError as exc:  # a 4xx: the server is there but refuses this client
+        return [
+            Check(
+                "prefect_api",
+                False,
+                f"{settings.prefect_api_url} answered {exc.response.status_code}",
+                "if the server requires authentication, set PREFECT_API_AUTH_STRING (or "
+                "PREFECT_API_KEY) in every process as the server expects",
+            )
+        ]
     checks = [
         Check("prefect_api", True, f"{settings.prefect_api_url} reachable"),
         Check(
@@ -102,15 +113,24 @@ async def _prefect() -> list[Check]:
             else f"start a worker: prefect worker start --pool {pool} --type process (with "
             "PREFECT_API_URL set to this server; a worker that cannot connect sends no heartbeat)",
         ),
-        Check(
-            "deployment",
-            health.deployment_exists,
-            f"'{settings.deployment_name}' "
-            + ("exists" if health.deployment_exists else "missing"),
-            None if health.deployment_exists else "run python app/pipeline/deploy.py",
-        ),
+        _deployment_check(health, settings.deployment_name, pool),
     ]
     return checks
+
+
+def _deployment_check(health: orchestrator.PoolHealth, name: str, pool: str) -> Check:
+    if not health.deployment_exists:
+        return Check("deployment", False, f"'{name}' missing", "run python app/pipeline/deploy.py")
+    if health.deployment_pool != pool:
+        return Check(
+            "deployment",
+            False,
+            f"'{name}' sends its runs to pool '{health.deployment_pool}', not '{pool}' "
+            "(WORK_POOL_NAME), whose workers this service watches",
+            "run python app/pipeline/deploy.py to move it to this pool, or set "
+            f"WORK_POOL_NAME={health.deployment_pool} in every process",
+        )
+    return Check("deployment", True, f"'{name}' exists, in pool '{pool}'", None)
 
 
 async def _stranded(live_workers: bool) -> Check:

@@ -1,5 +1,6 @@
 """Request body size limit: a 413 that says the limit, before the body is read into memory."""
 
+import contextlib
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,20 +40,31 @@ class BodySizeLimit:
             await self._reject(send, max_bytes, setting)
             return
         seen = 0
+        started = answered = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if answered:  # the 413 went out: what the app says about the cut-off body does not
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, answered
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > max_bytes:
+                    # answered here, not where _TooLarge is caught: FastAPI's body parsing
+                    # catches what its receive raises and would answer 400 "error parsing"
+                    if not (started or answered):
+                        answered = True
+                        await self._reject(send, max_bytes, setting)
                     raise _TooLarge
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._reject(send, max_bytes, setting)
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, limited_receive, guarded_send)
 
     async def _reject(self, send: Send, max_bytes: int, setting: str) -> None:
         body = json.dumps(

@@ -196,6 +196,7 @@ class PoolHealth:
     pool_concurrency_limit: int | None
     live_workers: list[str]
     deployment_exists: bool
+    deployment_pool: str | None = None  # the pool the deployment sends its runs to
 
 
 async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) -> PoolHealth:
@@ -208,10 +209,9 @@ async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) 
             pool = None
         workers = await client.read_workers_for_work_pool(settings.work_pool_name) if pool else []
         try:
-            await client.read_deployment_by_name(settings.deployment_name)
-            deployment_exists = True
+            deployment = await client.read_deployment_by_name(settings.deployment_name)
         except ObjectNotFound:
-            deployment_exists = False
+            deployment = None
     now = datetime.now(UTC)
     live = [
         worker.name
@@ -224,7 +224,8 @@ async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) 
         pool_paused=bool(pool and pool.is_paused),
         pool_concurrency_limit=pool.concurrency_limit if pool else None,
         live_workers=live,
-        deployment_exists=deployment_exists,
+        deployment_exists=deployment is not None,
+        deployment_pool=deployment.work_pool_name if deployment else None,
     )
 
 

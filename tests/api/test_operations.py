@@ -2,6 +2,7 @@
 rules, API keys, idempotency keys, limits, readiness."""
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -195,11 +196,20 @@ async def test_idempotency_key_returns_the_same_pipeline(
 
 async def test_oversized_body_is_a_413(client: httpx.AsyncClient, configure: Configure) -> None:
     await configure(PIPELINE_MAX_BODY_BYTES="1000")
-    response = await client.post("/api/pipelines", json={"name": "p", "description": "x" * 2000})
-    assert (response.status_code, response.json()["detail"]) == (
-        413,
-        "request body larger than 1,000 bytes (PIPELINE_MAX_BODY_BYTES); send a smaller body",
-    )
+    body = json.dumps({"name": "p", "description": "x" * 2000}).encode()
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: chunked, as it arrives
+        for start in range(0, len(body), 500):
+            yield body[start : start + 500]
+
+    declared = await client.post("/api/pipelines", content=body)
+    chunked = await client.post("/api/pipelines", content=streamed())
+    for response in (declared, chunked):
+        assert (response.status_code, response.json()["detail"]) == (
+            413,
+            "request body larger than 1,000 bytes (PIPELINE_MAX_BODY_BYTES); send a smaller body",
+        )
+    assert "content-length" not in chunked.request.headers
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -39,13 +40,16 @@ async def _pipeline(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 
 
 async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    """Ctrl-C, a stop (SIGTERM) or the terminal closing (SIGHUP) stop every process; another
+    Ctrl-C while it stops does not cut the stop short (here: SIGHUP, then Ctrl-C)."""
     env = _env(tmp_path)
     api_url = f"http://127.0.0.1:{free_port()}"
+    prefect_port = free_port()
     up = await asyncio.create_subprocess_exec(
         PIPELINE,
         "up",
         f"--api-port={api_url.rsplit(':', 1)[1]}",
-        f"--prefect-port={free_port()}",
+        f"--prefect-port={prefect_port}",
         f"--log-dir={tmp_path / 'logs'}",
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -69,10 +73,16 @@ async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         assert (code, out.splitlines()[-1]) == (0, "ready")
     finally:
         if up.returncode is None:
-            up.send_signal(signal.SIGINT)  # Ctrl-C
-        rest, _ = await asyncio.wait_for(up.communicate(), 60)
+            up.send_signal(signal.SIGHUP)  # the terminal closed
+            while (
+                await asyncio.wait_for(up.stdout.readline(), 30)
+            ).strip() != b"stopping \xe2\x80\xa6":
+                pass
+            up.send_signal(signal.SIGINT)  # Ctrl-C while it stops
+        await asyncio.wait_for(up.communicate(), 90)
     assert up.returncode == 0
-    assert rest.decode().splitlines()[-1] == "stopping …"
+    with socket.socket() as probe:  # the Prefect server, stopped last, is gone too
+        assert probe.connect_ex(("127.0.0.1", prefect_port)) != 0
 
     down = await _pipeline(env, "--api-url", api_url, "list")
     assert down == (
@@ -80,4 +90,21 @@ async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         "",
         f"error: cannot reach the API at {api_url}: connection refused; start it with `make up` "
         "(or `pipeline up`) or set PIPELINE_API_URL\n",
+    )
+
+
+async def test_up_refuses_a_port_already_taken(tmp_path: Path) -> None:
+    """Another server there would answer the health checks as if it were the stack's own."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = await _pipeline(
+            _env(tmp_path), "up", f"--prefect-port={port}", f"--api-port={free_port()}"
+        )
+    assert (code, out) == (8, "starting Prefect server, migrations, deployment, worker and API …\n")
+    assert err == (
+        f"error: the stack did not start: port {port} on 127.0.0.1 is already in use (another "
+        "Prefect server, or `docker compose up`?): stop it, or give the stack another port with "
+        "--prefect-port\n"
     )
