@@ -178,6 +178,7 @@ class RunTracking:
 
     def __init__(self, span: "Span | None" = None) -> None:
         self.span = span
+        self.cancelled = False  # ended Cancelled without an exception (cancelled before it began)
 
     def run(self, run_id: int) -> None:
         if self.span is not None:
@@ -215,8 +216,11 @@ def flow_run(
         )
         span.set_tag("pipeline_id", str(pipeline_id))
         span.set_tag("prefect.flow_run_id", flow_run_id)
+    tracking = RunTracking(span)
     try:
-        yield RunTracking(span)
+        yield tracking
+        if tracking.cancelled:
+            status = "cancelled"
     except BaseException as exc:
         status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
         if exc is not _last_stage_error:

@@ -8,6 +8,7 @@ resolve inside the run's directory are ever served.
 import asyncio
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,7 +20,8 @@ from pydantic import BaseModel
 
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
-from app.models import PipelineRun, Status
+from app.config import get_settings
+from app.models import PipelineRun, Status, utcnow
 from app.pipeline.store import RunFiles
 
 router = APIRouter(
@@ -65,9 +67,19 @@ def _not_found(run: PipelineRun, what: str) -> HTTPException:
         detail = f"{name} has no {what}: it {run.status.value}" + (
             f" ({run.error})" if run.error else ""
         )
-    else:
+    elif run.status == Status.COMPLETED or _past_retention(run):
         detail = f"{name} has no files any more: they were removed (PIPELINE_RETENTION_DAYS)"
+    else:  # it ended before its first stage wrote anything
+        detail = f"{name} has no {what}: it {run.status.value} before writing any file" + (
+            f" ({run.error})" if run.error else ""
+        )
     return HTTPException(status.HTTP_404_NOT_FOUND, detail)
+
+
+def _past_retention(run: PipelineRun) -> bool:
+    days = get_settings().retention_days
+    ended = run.completed_at
+    return days > 0 and ended is not None and utcnow() - ended > timedelta(days=days)
 
 
 def _inside_run(run: PipelineRun, path: Path) -> Path:

@@ -253,6 +253,7 @@ async def run_data_pipeline_flow(
         try:
             return await _run_pipeline(pipeline_id, record_count, tracking)
         except RunCancelledError as exc:  # a cancel won the race with the trigger
+            tracking.cancelled = True
             return Cancelled(message=str(exc))
 
 

@@ -236,6 +236,7 @@ async def test_not_found_answers(client: httpx.AsyncClient) -> None:
     pending = await add_run(1, Status.PENDING)
     other = await add_run(2, Status.COMPLETED)
     removed = await add_run(1, Status.COMPLETED)
+    never_started = await add_run(1, Status.FAILED)
     cases = {
         f"/api/pipelines/1/runs/{pending}/output": "run 1 of pipeline 1 has no output yet: it is pending",
         f"/api/pipelines/1/runs/{pending}/rejects": "run 1 of pipeline 1 has no rejects file yet: it is pending",
@@ -244,6 +245,9 @@ async def test_not_found_answers(client: httpx.AsyncClient) -> None:
         "/api/pipelines/7/runs/1/output": "pipeline 7 not found",
         f"/api/pipelines/1/runs/{removed}/output": (
             "run 3 of pipeline 1 has no files any more: they were removed (PIPELINE_RETENTION_DAYS)"
+        ),
+        f"/api/pipelines/1/runs/{never_started}/rejects": (
+            "run 4 of pipeline 1 has no rejects file: it failed before writing any file"
         ),
     }
     for url, detail in cases.items():
