@@ -5,9 +5,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, get_run_logger, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
@@ -15,7 +15,7 @@ from prefect.states import Cancelled
 from app import observability
 from app.config import get_settings
 from app.models import Status
-from app.pipeline import drills, inputs
+from app.pipeline import drills, inputs, retries
 from app.pipeline import work as stage_work
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
@@ -67,7 +67,7 @@ async def _attempt_stage(
     context: TaskRunContext | None,
 ) -> StageOutput:
     """Report running, do the work off the event loop, report completed or failed."""
-    retries = (context.task.retries if context else 0) or 0
+    task_retries = (context.task.retries if context else 0) or 0
     logger = get_run_logger()
     await update_pipeline_status(
         ref.pipeline_id, stage, Status.RUNNING, run_id=ref.run_id, attempt=attempt
@@ -78,7 +78,7 @@ async def _attempt_stage(
         output = await asyncio.to_thread(work)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        if attempt <= retries and _retryable(exc):
+        if attempt <= task_retries and retries.retryable(exc):
             logger.warning("stage %s attempt %d failed (%s); retrying", stage, attempt, error)
             await update_pipeline_status(
                 ref.pipeline_id,
@@ -98,7 +98,7 @@ async def _attempt_stage(
                 records_in=counts.records_in if counts else None,
                 records_out=counts.records_out if counts else None,
                 records_rejected=counts.records_rejected if counts else None,
-                retrying=_flow_retry(),
+                retrying=retries.flow_retry(),
             )
         raise
     await update_pipeline_status(
@@ -114,31 +114,6 @@ async def _attempt_stage(
     return output
 
 
-def _flow_retry() -> str | None:
-    """When Prefect will run this flow again after it fails (PIPELINE_FLOW_RETRIES), what the
-    run says meanwhile; None on the last attempt."""
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
-        return None
-    policy, attempt = context.flow_run.empirical_policy, context.flow_run.run_count
-    if policy.retries is None or attempt > policy.retries:
-        return None
-    return (
-        f"attempt {attempt} of {policy.retries + 1} failed; "
-        f"Prefect runs the flow again in {policy.retry_delay or 0:g} s"
-    )
-
-
-def _retryable(exc: BaseException) -> bool:
-    """Bad input fails the same way on every attempt: only other errors are worth a retry."""
-    return not isinstance(exc, inputs.InputError | stage_work.RecordsRejectedError)
-
-
-def _retry_condition(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect's side of `_retryable`: the failed attempt's state carries the exception."""
-    return not isinstance(state.data, BaseException) or _retryable(state.data)
-
-
 # Every task carries the same tags (PIPELINE_TASK_TAGS). Before a tagged task runs, Prefect asks
 # the server for a slot of each tag's concurrency limit; a process remembers for 5 s that a set of
 # tags has no limit, so one shared set costs one round trip per run, not one per task.
@@ -150,7 +125,7 @@ TASK_TAGS = _settings.task_tags
     name="generate_data",
     tags=TASK_TAGS,
     retries=2,
-    retry_condition_fn=_retry_condition,
+    retry_condition_fn=retries.retry_condition,
     retry_delay_seconds=1,
     cache_policy=NO_CACHE,
 )
@@ -188,7 +163,7 @@ def _input_source(ref: RunRef) -> InputSource | None:
     name="ingest_data",
     tags=TASK_TAGS,
     retries=2,
-    retry_condition_fn=_retry_condition,
+    retry_condition_fn=retries.retry_condition,
     retry_delay_seconds=2,
     cache_policy=NO_CACHE,
 )
@@ -221,7 +196,7 @@ async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
     name="export_results",
     tags=TASK_TAGS,
     retries=2,
-    retry_condition_fn=_retry_condition,
+    retry_condition_fn=retries.retry_condition,
     retry_delay_seconds=2,
     cache_policy=NO_CACHE,
 )
@@ -278,7 +253,7 @@ async def _run_pipeline(
         exported = await export_results(ref, files)
     except BaseException as exc:
         cancelled = isinstance(exc, asyncio.CancelledError)
-        retrying = None if cancelled else _flow_retry()
+        retrying = None if cancelled else retries.flow_retry()
         error = f"{type(exc).__name__}: {exc}"
         await update_pipeline_status(
             pipeline_id,

@@ -7,20 +7,19 @@ as text columns, so an unparseable number rejects its row instead of failing the
 """
 
 import bz2
-import csv
 import gzip
-import json
 import lzma
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import polars as pl
 
 from app.config import get_settings
 from app.pipeline import stages
+from app.pipeline.locate import locate
 from app.pipeline.store import ROW_GROUP_ROWS, count_rows
 
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
@@ -175,7 +174,7 @@ def check(path: Path, fmt: str, *, field: str = "file") -> int:
     except pl.exceptions.NoDataError:
         raise InputError(field, "the file is empty") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(field, _locate(path, fmt, exc)) from None
+        raise InputError(field, locate(path, fmt, exc)) from None
     if fmt == "csv" and len(schema) == 1:
         header = schema.names()[0]
         for delimiter in _DELIMITERS:
@@ -196,7 +195,7 @@ def check(path: Path, fmt: str, *, field: str = "file") -> int:
             .collect(engine="streaming")
         )
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(field, _locate(path, fmt, exc)) from None
+        raise InputError(field, locate(path, fmt, exc)) from None
     rows = int(counts.item(0, 0))
     if rows == 0:
         raise InputError(field, "the file has no records, only a header")
@@ -222,69 +221,11 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
         except pl.exceptions.NoDataError:
             raise InputError(field, "the file is empty") from None
         except (pl.exceptions.PolarsError, OSError) as exc:
-            raise InputError(field, _locate(source, fmt, exc)) from None
+            raise InputError(field, locate(source, fmt, exc)) from None
     rows = count_rows(dest)
     if rows == 0:
         raise InputError(field, "the file has no records, only a header")
     return rows
-
-
-def _locate(path: Path, fmt: str, exc: Exception) -> str:
-    """The first malformed line of a CSV or JSON Lines file, else Polars' own words."""
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    found: str | None = None
-    try:
-        if fmt == "jsonl":
-            with path.open("rb") as handle:
-                found = _first_bad_jsonl_line(handle)
-        elif fmt == "csv":
-            found = _first_non_utf8_line(path) or _first_bad_csv_line(path)
-    except OSError:
-        pass
-    if found:
-        return found
-    return f"not a readable {fmt} file ({reason})"
-
-
-def _first_bad_jsonl_line(handle: IO[bytes]) -> str | None:
-    for number, line in enumerate(handle, 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except UnicodeDecodeError:
-            return f"line {number}: not UTF-8 text; save the file as UTF-8"
-        except json.JSONDecodeError as exc:
-            return f"line {number}: not valid JSON ({exc.msg} at character {exc.pos + 1})"
-        if not isinstance(value, dict):
-            return f"line {number}: not a JSON object; JSON Lines has one object per line"
-    return None
-
-
-def _first_non_utf8_line(path: Path) -> str | None:
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return f"line {number}: not UTF-8 text; save the file as UTF-8"
-    return None
-
-
-def _first_bad_csv_line(path: Path) -> str | None:
-    with path.open(encoding="utf-8-sig", newline="") as text:
-        reader = csv.reader(text)
-        try:
-            header = next(reader, [])
-            for row in reader:
-                if len(row) > len(header):
-                    return (
-                        f"line {reader.line_num}: {len(row)} fields where the header has "
-                        f"{len(header)}; quote values that contain commas"
-                    )
-        except csv.Error as exc:
-            return f"line {reader.line_num}: {exc}"
-    return None
 
 
 def resolve_under(relative: str, base: Path | None, *, field: str = "input_path") -> Path:

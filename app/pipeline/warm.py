@@ -47,6 +47,7 @@ PRELOAD = (
     "app.pipeline.work",
     "app.pipeline.status",
     "app.pipeline.drills",
+    "app.pipeline.retries",
     "app.pipeline.schedules",  # with Prefect's server-side schedule schemas, croniter and pytz
     "app.pipeline.inputs",
     "app.pipeline.store",

@@ -10,7 +10,8 @@ from polars.testing import assert_frame_equal
 from prefect.states import Failed
 
 from app.pipeline import generator, inputs, stages, work
-from app.pipeline.flows import _input_source, _retry_condition, _retryable, generate_data
+from app.pipeline.flows import _input_source, generate_data
+from app.pipeline.retries import retry_condition, retryable
 from app.pipeline.status import RunRef
 from app.pipeline.store import RunFiles, count_rows, sink, uploads_dir
 from bench.engine import engine_query, generated
@@ -182,8 +183,8 @@ def test_the_flow_reads_input_files_only_from_allowed_directories(tmp_path: Path
     ],
 )
 def test_bad_input_is_not_retried_other_errors_are(error: Exception, retried: bool) -> None:
-    assert _retryable(error) is retried
-    assert _retry_condition(generate_data, None, Failed(data=error)) is retried  # type: ignore[arg-type]
+    assert retryable(error) is retried
+    assert retry_condition(generate_data, None, Failed(data=error)) is retried  # type: ignore[arg-type]
 
 
 def test_a_write_that_fails_midway_leaves_no_file(tmp_path: Path) -> None:

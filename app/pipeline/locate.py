@@ -1,0 +1,65 @@
+"""Where a malformed CSV or JSON Lines file first goes wrong, for an error a person can act on:
+the line and what is wrong with it, else Polars' own words."""
+
+import csv
+import json
+from pathlib import Path
+from typing import IO
+
+
+def locate(path: Path, fmt: str, exc: Exception) -> str:
+    """The first malformed line of a CSV or JSON Lines file, else Polars' own words."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    found: str | None = None
+    try:
+        if fmt == "jsonl":
+            with path.open("rb") as handle:
+                found = _first_bad_jsonl_line(handle)
+        elif fmt == "csv":
+            found = _first_non_utf8_line(path) or _first_bad_csv_line(path)
+    except OSError:
+        pass
+    if found:
+        return found
+    return f"not a readable {fmt} file ({reason})"
+
+
+def _first_bad_jsonl_line(handle: IO[bytes]) -> str | None:
+    for number, line in enumerate(handle, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except UnicodeDecodeError:
+            return f"line {number}: not UTF-8 text; save the file as UTF-8"
+        except json.JSONDecodeError as exc:
+            return f"line {number}: not valid JSON ({exc.msg} at character {exc.pos + 1})"
+        if not isinstance(value, dict):
+            return f"line {number}: not a JSON object; JSON Lines has one object per line"
+    return None
+
+
+def _first_non_utf8_line(path: Path) -> str | None:
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"line {number}: not UTF-8 text; save the file as UTF-8"
+    return None
+
+
+def _first_bad_csv_line(path: Path) -> str | None:
+    with path.open(encoding="utf-8-sig", newline="") as text:
+        reader = csv.reader(text)
+        try:
+            header = next(reader, [])
+            for row in reader:
+                if len(row) > len(header):
+                    return (
+                        f"line {reader.line_num}: {len(row)} fields where the header has "
+                        f"{len(header)}; quote values that contain commas"
+                    )
+        except csv.Error as exc:
+            return f"line {reader.line_num}: {exc}"
+    return None

@@ -1,0 +1,36 @@
+"""Retries: which failures are worth another attempt of a task, and what a run says while
+Prefect waits to run its flow again (PIPELINE_FLOW_RETRIES)."""
+
+from typing import Any
+
+from prefect import Task
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.context import FlowRunContext
+
+from app.pipeline import inputs
+from app.pipeline import work as stage_work
+
+
+def retryable(exc: BaseException) -> bool:
+    """Bad input fails the same way on every attempt: only other errors are worth a retry."""
+    return not isinstance(exc, inputs.InputError | stage_work.RecordsRejectedError)
+
+
+def retry_condition(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect's side of `retryable`: the failed attempt's state carries the exception."""
+    return not isinstance(state.data, BaseException) or retryable(state.data)
+
+
+def flow_retry() -> str | None:
+    """When Prefect will run this flow again after it fails (PIPELINE_FLOW_RETRIES), what the
+    run says meanwhile; None on the last attempt."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
+    policy, attempt = context.flow_run.empirical_policy, context.flow_run.run_count
+    if policy.retries is None or attempt > policy.retries:
+        return None
+    return (
+        f"attempt {attempt} of {policy.retries + 1} failed; "
+        f"Prefect runs the flow again in {policy.retry_delay or 0:g} s"
+    )
