@@ -2,6 +2,7 @@
 between two requests with one key is settled by the database's unique index, never by luck."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
@@ -14,6 +15,7 @@ from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status, utcnow
 
 Row = TypeVar("Row", Pipeline, PipelineRun)
+T = TypeVar("T")
 MAX_KEY_LENGTH = 200
 WAIT_FOR_WINNER_SECONDS = 15.0
 
@@ -50,24 +52,38 @@ async def _release(session: AsyncSession, model: type[Row], row_id: int) -> None
     await session.commit()
 
 
-async def wait_for_run(key: str) -> PipelineRun | None:
-    """The winning request's run once it has its flow run; None if that trigger failed, or
-    never reached Prefect (its process stopped; the watchdog then failed the run): the key is
-    released then, so this request makes the run.
+async def wait_for_winner(
+    look: Callable[[AsyncSession], Awaitable[tuple[bool, T]]], *, still_busy: str
+) -> T:
+    """What `look` finds once it says the first request with a key is done (it returns done and
+    what it found); KeyInUseError(still_busy) after WAIT_FOR_WINNER_SECONDS.
 
     Each look is a fresh session: a long read snapshot would hide the winner's commit."""
     deadline = asyncio.get_running_loop().time() + WAIT_FOR_WINNER_SECONDS
     while True:
         async with get_sessionmaker()() as session:
-            run = await find(session, PipelineRun, key)
-            if run is not None and run.prefect_flow_run_id is None and run.status == Status.FAILED:
-                await _release(session, PipelineRun, run.id)
-                return None
-        if run is None or run.prefect_flow_run_id is not None:
-            return run
+            done, found = await look(session)
+        if done:
+            return found
         if asyncio.get_running_loop().time() > deadline:
-            raise KeyInUseError(
-                f"a request with Idempotency-Key {key.split(':', 1)[1]!r} is still being "
-                "processed; repeat this request in a few seconds"
-            )
+            raise KeyInUseError(f"{still_busy}; repeat this request in a few seconds")
         await asyncio.sleep(0.1)
+
+
+async def wait_for_run(key: str) -> PipelineRun | None:
+    """The winning request's run once it has its flow run; None if that trigger failed, or
+    never reached Prefect (its process stopped; the watchdog then failed the run): the key is
+    released then, so this request makes the run."""
+
+    async def look(session: AsyncSession) -> tuple[bool, PipelineRun | None]:
+        run = await find(session, PipelineRun, key)
+        if run is not None and run.prefect_flow_run_id is None and run.status == Status.FAILED:
+            await _release(session, PipelineRun, run.id)
+            return True, None
+        return run is None or run.prefect_flow_run_id is not None, run
+
+    return await wait_for_winner(
+        look,
+        still_busy=f"a request with Idempotency-Key {key.split(':', 1)[1]!r} is still being "
+        "processed",
+    )

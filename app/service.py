@@ -1,7 +1,5 @@
 """Pipelines and their runs: the queries and the trigger sequence the API routes call."""
 
-import asyncio
-
 from prefect.client.schemas.objects import StateType
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -11,7 +9,6 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from app import idempotency
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
-from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
 from app.pipeline.inputs import CheckedInput
@@ -143,24 +140,20 @@ async def _launch_first_run(*, session: AsyncSession, pipeline: Pipeline) -> Pip
 
 async def _wait_for_first_run(pipeline_id: int) -> PipelineRun | None:
     """A repeat of a create-and-trigger request: the first request's run once it has its flow
-    run (None when that request did not trigger). Each look is a fresh session."""
-    deadline = asyncio.get_running_loop().time() + idempotency.WAIT_FOR_WINNER_SECONDS
-    while True:
-        async with get_sessionmaker()() as session:
-            if await session.get(Pipeline, pipeline_id) is None:
-                raise orchestrator.PrefectUnavailableError(
-                    "the first request with this Idempotency-Key could not start its run "
-                    "(Prefect was unavailable) and kept nothing; repeat the request"
-                )
-            run = await get_latest_run(session=session, pipeline_id=pipeline_id)
-        if run is None or run.prefect_flow_run_id is not None or run.status.is_final:
-            return run
-        if asyncio.get_running_loop().time() > deadline:
-            raise idempotency.KeyInUseError(
-                "the first request with this Idempotency-Key is still starting its run; "
-                "repeat this request in a few seconds"
+    run (None when that request did not trigger)."""
+
+    async def look(session: AsyncSession) -> tuple[bool, PipelineRun | None]:
+        if await session.get(Pipeline, pipeline_id) is None:
+            raise orchestrator.PrefectUnavailableError(
+                "the first request with this Idempotency-Key could not start its run "
+                "(Prefect was unavailable) and kept nothing; repeat the request"
             )
-        await asyncio.sleep(0.1)
+        run = await get_latest_run(session=session, pipeline_id=pipeline_id)
+        return run is None or run.prefect_flow_run_id is not None or run.status.is_final, run
+
+    return await idempotency.wait_for_winner(
+        look, still_busy="the first request with this Idempotency-Key is still starting its run"
+    )
 
 
 def _pending_run(pipeline: Pipeline, key: str | None = None) -> PipelineRun:
