@@ -98,7 +98,9 @@ def judge(
                 "worker or process killed?)",
             )
         return None
-    waited = _age(run.created_at, now)
+    # a flow run failed and waiting to run again (PIPELINE_FLOW_RETRIES) waits from then
+    retrying = state.name == "AwaitingRetry" and state.timestamp is not None
+    waited = _age(state.timestamp if retrying else run.created_at, now)
     pool = settings.work_pool_name
     if (not live_workers and waited > settings.no_worker_timeout_seconds) or (
         waited > settings.queued_timeout_seconds

@@ -5,7 +5,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prefect.states import Cancelled, Completed, Crashed, Failed, Late, Pending, Running
+from prefect.states import (
+    AwaitingRetry,
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Late,
+    Pending,
+    Running,
+)
 
 from app.models import PipelineRun, Status
 from app.pipeline import retention, watchdog
@@ -89,6 +98,17 @@ def test_waiting_runs_fail_only_without_a_worker_or_after_the_queue_timeout() ->
     )
     assert judge(_run(age=3700), Pending(), now=NOW, live_workers=True) == Verdict(
         7, Status.FAILED, f"not started after 3700 s in Prefect state Pending: {FIX}"
+    )
+
+
+def test_a_run_waiting_for_a_flow_retry_waits_from_its_failed_attempt() -> None:
+    """An hour-long run whose attempt failed is not a run that waited an hour in the queue."""
+    retrying = AwaitingRetry(scheduled_time=NOW + timedelta(seconds=10))
+    retrying.timestamp = NOW - timedelta(seconds=5)
+    assert judge(_run(age=7200), retrying, now=NOW, live_workers=True) is None
+    retrying.timestamp = NOW - timedelta(seconds=130)
+    assert judge(_run(age=7200), retrying, now=NOW, live_workers=False) == Verdict(
+        7, Status.FAILED, f"not started after 130 s in Prefect state AwaitingRetry: {FIX}"
     )
 
 
