@@ -216,11 +216,9 @@ def flow_run(
         )
         span.set_tag("pipeline_id", str(pipeline_id))
         span.set_tag("prefect.flow_run_id", flow_run_id)
-    tracking = RunTracking(span)
     try:
-        yield tracking
-        if tracking.cancelled:
-            status = "cancelled"
+        yield (tracking := RunTracking(span))
+        status = "cancelled" if tracking.cancelled else status
     except BaseException as exc:
         status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
         if exc is not _last_stage_error:
