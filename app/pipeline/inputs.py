@@ -9,6 +9,7 @@ as text columns, so an unparseable number rejects its row instead of failing the
 import bz2
 import gzip
 import lzma
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,13 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "zip"),
 )
 _PARQUET_MAGIC = b"PAR1"
+_UTF16_32_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+_DUPLICATED = re.compile(r"^(?P<name>.+)_duplicated_\d+$")  # how Polars renames a repeated header
 _DELIMITERS = (";", "\t", "|")
 JSONL_SCHEMA_LINES = 10_000  # lines read to learn a JSON Lines file's column names
 _CHUNK = 1 << 20
@@ -159,7 +167,11 @@ def check(path: Path, fmt: str, *, field: str = "file") -> int:
     """Raise InputError for a whole-file problem of a plain input file; else its row count."""
     if path.stat().st_size == 0:
         raise InputError(field, "the file is empty")
-    head = _head(path, 64).lstrip()
+    head = _head(path, 64)
+    for bom, encoding in _UTF16_32_BOMS:
+        if fmt != "parquet" and head.startswith(bom):
+            raise InputError(field, f"the file is {encoding} text; save it as UTF-8")
+    head = head.lstrip()
     if fmt != "parquet" and head.startswith(_PARQUET_MAGIC):
         raise InputError(field, f"the content is Parquet, not {fmt}; send it as format=parquet")
     if fmt == "parquet" and not head.startswith(_PARQUET_MAGIC):
@@ -184,9 +196,9 @@ def check(path: Path, fmt: str, *, field: str = "file") -> int:
                     f"line 1: columns are separated by {delimiter!r}, not ','; "
                     "save the CSV comma-separated",
                 )
-    missing = stages.missing_columns(schema)
-    if missing:
-        raise InputError(field, f"missing required columns: {', '.join(missing)}")
+    problem = column_problem(schema)
+    if problem:
+        raise InputError(field, problem)
     try:
         # every column is decoded once, streaming, so malformed lines show up now
         counts = (
@@ -202,6 +214,26 @@ def check(path: Path, fmt: str, *, field: str = "file") -> int:
     return rows
 
 
+def column_problem(schema: pl.Schema) -> str | None:
+    """What is wrong with an input's columns (a required one missing or repeated), or None."""
+    names = schema.names()
+    repeated = sorted(
+        {m["name"] for m in map(_DUPLICATED.match, names) if m and m["name"] in schema}
+    )
+    if repeated:
+        return f"line 1: the header names {', '.join(repeated)} more than once"
+    missing = stages.missing_columns(schema)
+    if not missing:
+        return None
+    problem = f"missing required columns: {', '.join(missing)}"
+    by_lowercase = {name.strip().lower(): name for name in names}
+    near = [f"{by_lowercase[m]!r} for {m!r}" for m in missing if m in by_lowercase]
+    if near:
+        return f"{problem}; the file has {', '.join(near)} (names are exact: lowercase, no spaces)"
+    shown = ", ".join(repr(name) for name in names[:10]) + (", …" if len(names) > 10 else "")
+    return f"{problem}; the file's columns are {shown}"
+
+
 def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> int:
     """Stream an input file (decompressing it first if needed) into one Parquet file; its rows.
 
@@ -212,9 +244,9 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
     with plain(path, dest.parent, field=field) as source:
         try:
             frame = scan_input(source, fmt)
-            missing = stages.missing_columns(frame.collect_schema())
-            if missing:
-                raise InputError(field, f"missing required columns: {', '.join(missing)}")
+            problem = column_problem(frame.collect_schema())
+            if problem:
+                raise InputError(field, problem)
             frame.sink_parquet(
                 dest, compression="uncompressed", statistics=False, row_group_size=ROW_GROUP_ROWS
             )

@@ -216,7 +216,36 @@ async def test_missing_required_columns(client: httpx.AsyncClient) -> None:
     await assert_rejected_upload(
         client,
         csv("1,a,A,10,true", header="id,name,category,value,is_active"),
-        "file: missing required columns: quantity, created_at",
+        "file: missing required columns: quantity, created_at; the file's columns are 'id', "
+        "'name', 'category', 'value', 'is_active'",
+    )
+
+
+async def test_columns_named_in_another_case_are_pointed_out(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        csv(
+            "1,a,A,10,2,true,2024-01-01",
+            header="ID,name,category,Value ,quantity,is_active,created_at",
+        ),
+        "file: missing required columns: id, value; the file has 'ID' for 'id', 'Value ' for "
+        "'value' (names are exact: lowercase, no spaces)",
+    )
+
+
+async def test_a_repeated_column_is_refused(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        csv("1,a,A,10,2,true,2024-01-01,5", header=HEADER + ",id"),
+        "file: line 1: the header names id more than once",
+    )
+
+
+async def test_utf16_text_is_refused_with_its_encoding(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        csv(GOOD).decode().encode("utf-16"),
+        "file: the file is UTF-16 text; save it as UTF-8",
     )
 
 
@@ -494,7 +523,7 @@ async def test_input_path_problems(
         str(secret): f"input_path: must be relative to PIPELINE_INPUT_DIR; got '{secret}'",
         "nope.csv": "input_path: no file 'nope.csv' in PIPELINE_INPUT_DIR",
         "bad.csv": "input_path: missing required columns: category, value, quantity, "
-        "is_active, created_at",
+        "is_active, created_at; the file's columns are 'id', 'name'",
     }
     for path, message in cases.items():
         response = await client.post("/api/pipelines", json={"name": "x", "input_path": path})
@@ -521,7 +550,7 @@ async def test_an_input_file_replaced_since_is_checked_again_by_its_run(
         (
             csv("1,a", header="id,name"),
             "input_path: missing required columns: category, value, "
-            "quantity, is_active, created_at",
+            "quantity, is_active, created_at; the file's columns are 'id', 'name'",
         ),
         (b"", "input_path: the file is empty"),
     ):
