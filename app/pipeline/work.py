@@ -102,7 +102,7 @@ def transform(
     or fanned out over `dask_partitions` row ranges on a Dask cluster (same output)."""
     if dask_partitions:
         # imported here: dask.distributed adds seconds to every flow-run start otherwise
-        from app.pipeline.distributed import transform_partitioned
+        from app.pipeline.dask_fanout import transform_partitioned
 
         records_out = transform_partitioned(
             files.processed, files.transformed, partitions=dask_partitions, address=dask_address

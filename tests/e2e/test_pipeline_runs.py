@@ -136,6 +136,26 @@ async def test_failing_stage_fails_the_run_in_both_places(
     assert flow_run.state is not None and flow_run.state.is_failed()
 
 
+async def test_the_dask_fan_out_runs_in_a_real_flow_run(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """PIPELINE_DASK_PARTITIONS in the flow-run process: the transform fans out on a LocalCluster
+    and the run writes the same rows as the single-process transform."""
+    body, _ = await run_with_env(api, prefect, {"PIPELINE_DASK_PARTITIONS": "2"}, "fanned-out")
+    run = body["latest_run"]
+    assert (body["status"], run["error"], run["records_processed"]) == ("completed", None, 100)
+    transform = run["stages"][3]
+    assert (transform["name"], transform["records_in"], transform["records_out"]) == (
+        "transform",
+        100,
+        100,
+    )
+    # the category average is a float sum regrouped by partition: equal up to rounding
+    assert_frame_equal(
+        pl.read_parquet(run["output_file"]), expected_results(100), check_exact=False, rel_tol=1e-12
+    )
+
+
 async def test_a_failure_prefect_retries_shows_pending_until_the_last_attempt(
     api: httpx.AsyncClient, prefect: PrefectClient
 ) -> None:

@@ -9,7 +9,7 @@ from distributed import LocalCluster
 from polars.testing import assert_frame_equal, assert_series_equal
 
 from app.pipeline import generator, stages
-from app.pipeline.distributed import (
+from app.pipeline.dask_fanout import (
     apply_transform,
     combine_averages,
     partial_totals,
