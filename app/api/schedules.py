@@ -7,6 +7,7 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep
 from app.api.schemas import ScheduleIn, ScheduleOut
+from app.models import Pipeline
 from app.pipeline import schedules
 
 router = APIRouter(tags=["schedules"], dependencies=[ReadAccess])
@@ -64,12 +65,12 @@ async def read_schedule(pipeline: PipelineDep) -> ScheduleOut:
 @router.post("/api/pipelines/{pipeline_id}/schedule/pause", dependencies=[WriteAccess])
 async def pause_schedule(pipeline: PipelineDep) -> ScheduleOut:
     """Stop scheduling runs (future scheduled runs are removed) until resumed."""
-    return await _set_active(pipeline.id, active=False)
+    return await _set_active(pipeline, active=False)
 
 
 @router.post("/api/pipelines/{pipeline_id}/schedule/resume", dependencies=[WriteAccess])
 async def resume_schedule(pipeline: PipelineDep) -> ScheduleOut:
-    return await _set_active(pipeline.id, active=True)
+    return await _set_active(pipeline, active=True)
 
 
 @router.delete(
@@ -83,8 +84,10 @@ async def delete_schedule(pipeline: PipelineDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def _set_active(pipeline_id: int, *, active: bool) -> ScheduleOut:
-    schedule = await schedules.set_pipeline_schedule_active(pipeline_id, active)
+async def _set_active(pipeline: Pipeline, *, active: bool) -> ScheduleOut:
+    schedule = await schedules.set_pipeline_schedule_active(
+        pipeline.id, active, record_count=pipeline.record_count
+    )
     if schedule is None:
-        raise _none(pipeline_id)
-    return await _out(pipeline_id, schedule)
+        raise _none(pipeline.id)
+    return await _out(pipeline.id, schedule)

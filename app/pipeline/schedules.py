@@ -89,7 +89,7 @@ async def set_pipeline_schedule(
     *, pipeline_id: int, record_count: int, schedule: CronSchedule | IntervalSchedule, active: bool
 ) -> DeploymentSchedule:
     """Create or replace the pipeline's schedule: Prefect's scheduler then creates its runs."""
-    parameters = {"pipeline_id": pipeline_id, "record_count": record_count}
+    parameters = schedule_parameters(pipeline_id, record_count)
     async with orchestrator.prefect_client() as client:
         deployment_id = await orchestrator.read_deployment_id(client)
         existing = await _find_schedule(client, deployment_id, pipeline_id)
@@ -117,14 +117,28 @@ async def set_pipeline_schedule(
     return created
 
 
-async def set_pipeline_schedule_active(pipeline_id: int, active: bool) -> DeploymentSchedule | None:
+def schedule_parameters(pipeline_id: int, record_count: int) -> dict[str, int]:
+    """The flow parameters of every run a pipeline's schedule makes."""
+    return {"pipeline_id": pipeline_id, "record_count": record_count}
+
+
+async def set_pipeline_schedule_active(
+    pipeline_id: int, active: bool, *, record_count: int
+) -> DeploymentSchedule | None:
     """Pause (active False) or resume a pipeline's schedule; None when it has none."""
     async with orchestrator.prefect_client() as client:
         deployment_id = await orchestrator.read_deployment_id(client)
         existing = await _find_schedule(client, deployment_id, pipeline_id)
         if existing is None:
             return None
-        await client.update_deployment_schedule(deployment_id, existing.id, active=active)
+        # Prefect 3.8.8's server takes a PATCH without parameters as parameters={}: every run
+        # the schedule made after that would start with no pipeline_id and fail
+        await client.update_deployment_schedule(
+            deployment_id,
+            existing.id,
+            active=active,
+            parameters=schedule_parameters(pipeline_id, record_count),
+        )
         await _settle(client, deployment_id, pipeline_id, stopped=not active)
         return await _find_schedule(client, deployment_id, pipeline_id)
 
@@ -190,7 +204,9 @@ async def _delete_waiting_runs(
 
     Prefect removes only those due in the future: a run already due but not yet taken by a
     worker, or one its scheduler made while the schedule was being paused, would still start.
-    A run a worker takes meanwhile is no longer Scheduled and is left alone.
+    A run a worker takes meanwhile is no longer Scheduled and is left alone, and so is one that
+    has run and waits for a flow retry (AwaitingRetry is a Scheduled state too): its history
+    stays, and schedule_stopped ends its next attempt.
     """
     ours: list[UUID] = []
     offset = 0
@@ -206,7 +222,9 @@ async def _delete_waiting_runs(
         ours += [
             run.id
             for run in page
-            if run.auto_scheduled and run.parameters.get("pipeline_id") == pipeline_id
+            if run.auto_scheduled
+            and run.run_count == 0
+            and run.parameters.get("pipeline_id") == pipeline_id
         ]
         if len(page) < _PAGE:
             break

@@ -44,6 +44,14 @@ async def _future_runs(prefect: PrefectClient, pipeline_id: int) -> int:
     return len(await _waiting(prefect, pipeline_id))
 
 
+async def _waiting_for(prefect: PrefectClient, pipeline_id: int, at_least: int) -> list[FlowRun]:
+    deadline = time.monotonic() + 30
+    while len(waiting := await _waiting(prefect, pipeline_id)) < at_least:
+        assert time.monotonic() < deadline, f"pipeline {pipeline_id}: no scheduled run waiting"
+        await asyncio.sleep(0.25)
+    return waiting
+
+
 async def _waiting(prefect: PrefectClient, pipeline_id: int) -> list[FlowRun]:
     """The pipeline's runs in a Scheduled state (Scheduled, Late, AwaitingConcurrencySlot)."""
     flow_runs = await prefect.read_flow_runs(
@@ -102,6 +110,12 @@ async def test_schedule_runs_pause_resume_and_survives_a_server_restart(
 
     resumed = await api.post(f"/api/pipelines/{pid}/schedule/resume")
     assert (resumed.status_code, resumed.json()["active"]) == (200, True)
+    # the runs the resumed schedule makes still name their pipeline (a PATCH of `active` alone
+    # once left the schedule, and every run it made, with no parameters at all)
+    waiting = await _waiting_for(prefect, pid, at_least=1)
+    assert {tuple(sorted(run.parameters.items())) for run in waiting} == {
+        (("pipeline_id", pid), ("record_count", 10))
+    }
     swapped = await api.put(
         f"/api/pipelines/{pid}/schedule", json={"cron": "0 6 * * 1-5", "timezone": "UTC"}
     )
