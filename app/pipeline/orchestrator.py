@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
@@ -35,6 +35,8 @@ from app.config import get_settings
 from app.pipeline.status import run_id_from_tags, run_tag
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+READ_LIMIT = 200  # the most flow runs Prefect returns for one read
 _deployment_ids: dict[tuple[str, str], UUID] = {}
 
 
@@ -128,17 +130,24 @@ def trigger_deadline() -> timedelta:
     return timedelta(seconds=(retries + 1) * get_settings().prefect_timeout_seconds + backoff_s)
 
 
+def _chunks(items: list[_T]) -> list[list[_T]]:
+    """`items` in lists Prefect answers whole: it refuses a read of more than 200 (422)."""
+    return [items[i : i + READ_LIMIT] for i in range(0, len(items), READ_LIMIT)]
+
+
 async def find_flow_runs(run_ids: list[int]) -> dict[int, str]:
     """The flow runs Prefect holds for these runs (found by their run tag): run id → flow run id."""
     if not run_ids:
         return {}
+    flow_runs: list[FlowRun] = []
     async with prefect_client() as client:
-        flow_runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(any_=[run_tag(run_id) for run_id in run_ids])
-            ),
-            limit=len(run_ids),
-        )
+        for chunk in _chunks(run_ids):
+            flow_runs += await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(any_=[run_tag(run_id) for run_id in chunk])
+                ),
+                limit=len(chunk),
+            )
     found = {run_id_from_tags(flow_run.tags): str(flow_run.id) for flow_run in flow_runs}
     return {run_id: flow_run_id for run_id, flow_run_id in found.items() if run_id is not None}
 
@@ -167,11 +176,13 @@ async def read_flow_run_states(flow_run_ids: list[str]) -> dict[str, State]:
     """The current Prefect state of each of these flow runs (missing ids are left out)."""
     if not flow_run_ids:
         return {}
+    flow_runs: list[FlowRun] = []
     async with prefect_client() as client:
-        flow_runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in flow_run_ids])),
-            limit=len(flow_run_ids),
-        )
+        for chunk in _chunks(flow_run_ids):
+            flow_runs += await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in chunk])),
+                limit=len(chunk),
+            )
     return {str(run.id): run.state for run in flow_runs if run.state is not None}
 
 

@@ -281,3 +281,23 @@ async def test_racing_retries_of_one_failed_run_make_one_new_run(
     assert (await wait_for_final(api, pipeline["id"]))["status"] == "completed"
     runs = (await api.get(f"/api/pipelines/{pipeline['id']}/runs")).json()
     assert [r["status"] for r in runs["items"]] == ["completed", "failed"]
+
+
+async def test_the_watchdog_reads_more_flow_runs_than_prefect_returns_at_once(
+    api: httpx.AsyncClient, stack: RunningStack
+) -> None:
+    """A backlog of more than 200 unfinished runs (a burst with no live worker): Prefect refuses
+    a read of more than 200 flow runs, so the watchdog reads them in parts, not at all."""
+    pipeline = (
+        await api.post("/api/pipelines", json={"name": "backlog", "record_count": 10})
+    ).json()
+    run = (await api.post(f"/api/pipelines/{pipeline['id']}/trigger")).json()
+    unknown_runs = list(range(10**6, 10**6 + orchestrator.READ_LIMIT + 1))
+    found = await orchestrator.find_flow_runs([*unknown_runs, run["run_id"]])
+    assert found == {run["run_id"]: run["prefect_flow_run_id"]}
+    unknown_flow_runs = [str(uuid4()) for _ in range(orchestrator.READ_LIMIT + 1)]
+    states = await orchestrator.read_flow_run_states(
+        [*unknown_flow_runs, run["prefect_flow_run_id"]]
+    )
+    assert list(states) == [run["prefect_flow_run_id"]]
+    await wait_for_final(api, pipeline["id"])
