@@ -6,13 +6,11 @@ Off unless an agent is configured (DD_AGENT_HOST set, or DD_TRACE_ENABLED=true):
 library is even imported, no log handler changes, and every hook below returns at its first line.
 """
 
-import asyncio
 import importlib
 import json
 import os
-import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -22,7 +20,7 @@ from app.json_logs import use_json_logs
 
 if TYPE_CHECKING:
     from datadog.dogstatsd.base import DogStatsd
-    from ddtrace.trace import Span, Tracer
+    from ddtrace.trace import Tracer
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 TRACE_LABEL = "datadog.trace_context"
@@ -40,7 +38,6 @@ class _Datadog:
 
 _datadog: _Datadog | None = None
 _set_up = False
-_last_stage_error: BaseException | None = None  # counted by its stage; the flow must not recount it
 
 
 def is_enabled(settings: Settings) -> bool:
@@ -160,7 +157,7 @@ def traced(
 
 
 def trace_labels() -> dict[str, str | int | float | bool]:
-    """The active trace as flow-run labels, continued by `flow_run` in the flow-run process."""
+    """The active trace as flow-run labels, continued by the flow-run process (telemetry.py)."""
     if _datadog is None or _datadog.tracer is None:
         return {}
     from ddtrace.propagation.http import HTTPPropagator
@@ -173,109 +170,21 @@ def trace_labels() -> dict[str, str | int | float | bool]:
     return {TRACE_LABEL: json.dumps(headers, sort_keys=True)}
 
 
-class RunTracking:
-    """What the flow learns while it runs, put on its span."""
-
-    def __init__(self, span: "Span | None" = None) -> None:
-        self.span = span
-        self.cancelled = False  # ended Cancelled without an exception (cancelled before it began)
-
-    def run(self, run_id: int) -> None:
-        if self.span is not None:
-            self.span.set_tag("run_id", str(run_id))
-
-
-class StageTracking:
-    """What a stage learns while it runs: the records it produced."""
-
-    def __init__(self, span: "Span | None" = None) -> None:
-        self.span = span
-        self.records_out: int | None = None
-
-    def records(self, records_out: int) -> None:
-        self.records_out = records_out
-        if self.span is not None:
-            self.span.set_metric("records_out", records_out)
-
-
-@contextmanager
-def flow_run(
-    *, flow_name: str, pipeline_id: int, flow_run_id: str, labels: Mapping[str, Any]
-) -> Iterator[RunTracking]:
-    """Span `pipeline.flow` continuing the trigger's trace; pipeline.runs and pipeline.duration."""
-    setup()
-    if _datadog is None:
-        yield RunTracking()
-        return
-    tracer, started, status = _datadog.tracer, time.perf_counter(), "completed"
-    span = None
-    if tracer is not None:
-        parent = _extract(labels.get(TRACE_LABEL))
-        span = tracer.start_span(
-            "pipeline.flow", child_of=parent, resource=flow_name, activate=True
-        )
-        span.set_tag("pipeline_id", str(pipeline_id))
-        span.set_tag("prefect.flow_run_id", flow_run_id)
-    try:
-        yield (tracking := RunTracking(span))
-        status = "cancelled" if tracking.cancelled else status
-    except BaseException as exc:
-        status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
-        if exc is not _last_stage_error:
-            _count("pipeline.errors", 1, stage="flow", error_type=type(exc).__name__)
-        if span is not None:
-            span.set_exc_info(type(exc), exc, exc.__traceback__)
-        raise
-    finally:
-        _count("pipeline.runs", 1, status=status)
-        _distribution("pipeline.duration", time.perf_counter() - started, status=status)
-        if span is not None:
-            span.set_tag("status", status)
-            span.finish()
-        flush()
-
-
-@contextmanager
-def stage(name: str, *, pipeline_id: int, run_id: int, attempt: int) -> Iterator[StageTracking]:
-    """Span `pipeline.stage` of one attempt; pipeline.stage.duration, records_processed, errors."""
-    global _last_stage_error
-    if _datadog is None:
-        yield StageTracking()
-        return
-    started, status = time.perf_counter(), "completed"
-    span = None
-    if _datadog.tracer is not None:
-        span = _datadog.tracer.trace("pipeline.stage", resource=name)
-        for key, value in (("stage", name), ("pipeline_id", pipeline_id), ("run_id", run_id)):
-            span.set_tag(key, str(value))
-        span.set_metric("attempt", attempt)
-    tracking = StageTracking(span)
-    try:
-        yield tracking
-    except BaseException as exc:
-        status, _last_stage_error = "failed", exc
-        _count("pipeline.errors", 1, stage=name, error_type=type(exc).__name__)
-        if span is not None:
-            span.set_exc_info(type(exc), exc, exc.__traceback__)
-        raise
-    finally:
-        _distribution(
-            "pipeline.stage.duration", time.perf_counter() - started, stage=name, status=status
-        )
-        if tracking.records_out is not None:
-            _count("pipeline.records_processed", tracking.records_out, stage=name)
-        if span is not None:
-            span.set_tag("status", status)
-            span.finish()
+def tracer() -> "Tracer | None":
+    """ddtrace's tracer when tracing is on in this process, else None."""
+    return _datadog.tracer if _datadog is not None else None
 
 
 def flush() -> None:
-    """Send what is buffered now: a flow-run process may exit before ddtrace's own flush."""
+    """Start sending what is buffered now, on a thread of its own: a flow-run process may exit
+    before ddtrace's periodic flush, and a flush to an agent that does not answer takes ~3 s of
+    retries, which must not hold up the run. ddtrace's flush at exit sends what is left."""
     if _datadog is not None and _datadog.tracer is not None:
-        _datadog.tracer.flush()
+        threading.Thread(target=_datadog.tracer.flush, name="ddtrace-flush", daemon=True).start()
 
 
-def _extract(carrier: object) -> Any:
+def extract(carrier: object) -> Any:
+    """The trace context `trace_labels` put in a flow-run label, or None."""
     from ddtrace.propagation.http import HTTPPropagator
 
     if not isinstance(carrier, str):
@@ -290,11 +199,11 @@ def _extract(carrier: object) -> Any:
     return context if context.trace_id else None
 
 
-def _count(metric: str, value: int, **tags: str) -> None:
+def count(metric: str, value: int, **tags: str) -> None:
     if _datadog is not None and _datadog.statsd is not None:
         _datadog.statsd.increment(metric, value, tags=[f"{k}:{v}" for k, v in tags.items()])
 
 
-def _distribution(metric: str, value: float, **tags: str) -> None:
+def distribution(metric: str, value: float, **tags: str) -> None:
     if _datadog is not None and _datadog.statsd is not None:
         _datadog.statsd.distribution(metric, value, tags=[f"{k}:{v}" for k, v in tags.items()])

@@ -138,10 +138,10 @@ def _measure(root: Path, runs: int, records: int) -> list[Sample]:
 
 INERT_HOOK = """
 import time
-from app import observability
+from app.pipeline import telemetry
 started = time.perf_counter()
 for _ in range(100_000):
-    with observability.stage("process", pipeline_id=1, run_id=2, attempt=1) as stage:
+    with telemetry.stage("process", pipeline_id=1, run_id=2, attempt=1) as stage:
         stage.records(1)
 print((time.perf_counter() - started) / 100_000 * 1e6)
 """

@@ -15,7 +15,7 @@ from prefect.states import Cancelled
 from app import observability
 from app.config import get_settings
 from app.models import Status
-from app.pipeline import drills, inputs, retries
+from app.pipeline import drills, inputs, retries, telemetry
 from app.pipeline import work as stage_work
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
@@ -47,10 +47,10 @@ async def _beat(ref: RunRef) -> None:
 
 
 async def _run_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
-    """One attempt of a stage, traced and measured (app/observability.py)."""
+    """One attempt of a stage, traced and measured (app/pipeline/telemetry.py)."""
     context = TaskRunContext.get()
     attempt = context.task_run.run_count if context else 1
-    with observability.stage(
+    with telemetry.stage(
         stage, pipeline_id=ref.pipeline_id, run_id=ref.run_id, attempt=attempt
     ) as tracking:
         output = await _attempt_stage(ref, stage, work, attempt=attempt, context=context)
@@ -219,7 +219,7 @@ async def run_data_pipeline_flow(
     if context and context.flow_run and await schedule_stopped(context.flow_run, pipeline_id):
         # nothing was started: no pipeline run, and Cancelled (not Failed) in Prefect
         return Cancelled(message=SCHEDULE_STOPPED)
-    with observability.flow_run(
+    with telemetry.flow_run(
         flow_name=flow_run.flow_name,
         pipeline_id=pipeline_id,
         flow_run_id=str(flow_run.id),
@@ -233,7 +233,7 @@ async def run_data_pipeline_flow(
 
 
 async def _run_pipeline(
-    pipeline_id: int, record_count: int, tracking: observability.RunTracking
+    pipeline_id: int, record_count: int, tracking: telemetry.RunTracking
 ) -> dict[str, Any]:
     ref = await claim_run(
         pipeline_id=pipeline_id,
@@ -254,6 +254,7 @@ async def _run_pipeline(
     except BaseException as exc:
         cancelled = isinstance(exc, asyncio.CancelledError)
         retrying = None if cancelled else retries.flow_retry()
+        tracking.retrying = retrying is not None
         error = f"{type(exc).__name__}: {exc}"
         await update_pipeline_status(
             pipeline_id,

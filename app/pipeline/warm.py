@@ -52,6 +52,7 @@ PRELOAD = (
     "app.pipeline.inputs",
     "app.pipeline.store",
     "app.observability",
+    "app.pipeline.telemetry",
 )
 # The database driver the first query loads: whichever DATABASE_URL names, so both.
 OPTIONAL_PRELOAD = (

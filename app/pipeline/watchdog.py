@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline import orchestrator, retention
+from app.pipeline import orchestrator, retention, telemetry
 from app.pipeline.status import UNFINISHED, adopt_flow_run, update_pipeline_status
 
 logger = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ async def _apply(run: PipelineRun, state: State | None, verdict: Verdict) -> boo
         run.pipeline_id, None, verdict.status, error=verdict.reason, run_id=run.id
     ):
         return False  # it finished on its own meanwhile
+    telemetry.run_ended(verdict.status.value)  # its flow-run process, gone, never counted it
     logger.warning("watchdog: run %d %s: %s", run.id, verdict.status.value, verdict.reason)
     return True
 

@@ -15,6 +15,7 @@ from app.observability import is_enabled
 SCRIPT = """
 import asyncio, json, logging, sys
 from app import observability
+from app.pipeline import telemetry
 from app.main import create_app
 
 def handlers():
@@ -29,15 +30,15 @@ async def trigger(*, pipeline_id: int, run_id: int) -> int:
     return pipeline_id * 10 + run_id
 
 labels = {"datadog.trace_context": "{}"}
-with observability.flow_run(
+with telemetry.flow_run(
     flow_name="Data Pipeline", pipeline_id=1, flow_run_id="f", labels=labels
 ) as run:
     run.run(2)
     result = asyncio.run(trigger(pipeline_id=1, run_id=2))
-    with observability.stage("generate", pipeline_id=1, run_id=2, attempt=1) as stage:
+    with telemetry.stage("generate", pipeline_id=1, run_id=2, attempt=1) as stage:
         stage.records(10)
     try:
-        with observability.stage("ingest", pipeline_id=1, run_id=2, attempt=1):
+        with telemetry.stage("ingest", pipeline_id=1, run_id=2, attempt=1):
             raise ValueError("boom")
     except ValueError:
         pass

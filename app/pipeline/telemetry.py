@@ -1,0 +1,137 @@
+"""What a pipeline run reports to Datadog (through app/observability.py, inert without an agent):
+span `pipeline.flow` continuing the trigger's trace, a `pipeline.stage` span per stage attempt,
+and the metrics pipeline.runs, pipeline.duration, pipeline.stage.duration,
+pipeline.records_processed and pipeline.errors.
+
+A run counts once in pipeline.runs, by how it ended: an attempt Prefect runs again
+(PIPELINE_FLOW_RETRIES) is not an end, and a run the watchdog settles (its process gone) is
+counted by the watchdog. A cancel is no error: it counts as cancelled, never in pipeline.errors.
+"""
+
+import asyncio
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from app import observability
+from app.observability import TRACE_LABEL
+
+if TYPE_CHECKING:
+    from ddtrace.trace import Span
+
+_last_stage_error: BaseException | None = None  # counted by its stage; the flow must not recount it
+_first_attempt_started: dict[str, float] = {}  # by flow run: Prefect retries a flow in-process
+
+
+class RunTracking:
+    """What the flow learns while it runs, put on its span."""
+
+    def __init__(self, span: "Span | None" = None) -> None:
+        self.span = span
+        self.cancelled = False  # ended Cancelled without an exception (cancelled before it began)
+        self.retrying = False  # this attempt failed and Prefect runs the flow again
+
+    def run(self, run_id: int) -> None:
+        if self.span is not None:
+            self.span.set_tag("run_id", str(run_id))
+
+
+class StageTracking:
+    """What a stage learns while it runs: the records it produced."""
+
+    def __init__(self, span: "Span | None" = None) -> None:
+        self.span = span
+        self.records_out: int | None = None
+
+    def records(self, records_out: int) -> None:
+        self.records_out = records_out
+        if self.span is not None:
+            self.span.set_metric("records_out", records_out)
+
+
+@contextmanager
+def flow_run(
+    *, flow_name: str, pipeline_id: int, flow_run_id: str, labels: Mapping[str, Any]
+) -> Iterator[RunTracking]:
+    """Span `pipeline.flow` of one flow-run attempt; pipeline.runs and pipeline.duration (from the
+    first attempt's start) once the run has ended."""
+    if not observability.setup():
+        yield RunTracking()
+        return
+    started = _first_attempt_started.setdefault(flow_run_id, time.perf_counter())
+    tracer, status = observability.tracer(), "completed"
+    span = None
+    if tracer is not None:
+        parent = observability.extract(labels.get(TRACE_LABEL))
+        span = tracer.start_span(
+            "pipeline.flow", child_of=parent, resource=flow_name, activate=True
+        )
+        span.set_tag("pipeline_id", str(pipeline_id))
+        span.set_tag("prefect.flow_run_id", flow_run_id)
+    tracking = RunTracking(span)
+    try:
+        yield tracking
+        status = "cancelled" if tracking.cancelled else status
+    except asyncio.CancelledError:
+        status = "cancelled"
+        raise
+    except BaseException as exc:
+        status = "retrying" if tracking.retrying else "failed"
+        if exc is not _last_stage_error:
+            observability.count("pipeline.errors", 1, stage="flow", error_type=type(exc).__name__)
+        if span is not None:
+            span.set_exc_info(type(exc), exc, exc.__traceback__)
+        raise
+    finally:
+        if status != "retrying":  # the run has not ended: its last attempt counts it
+            del _first_attempt_started[flow_run_id]
+            run_ended(status, seconds=time.perf_counter() - started)
+        if span is not None:
+            span.set_tag("status", status)
+            span.finish()
+        observability.flush()
+
+
+def run_ended(status: str, *, seconds: float | None = None) -> None:
+    """Count a run that ended (pipeline.runs) and how long it ran (pipeline.duration) if known."""
+    observability.count("pipeline.runs", 1, status=status)
+    if seconds is not None:
+        observability.distribution("pipeline.duration", seconds, status=status)
+
+
+@contextmanager
+def stage(name: str, *, pipeline_id: int, run_id: int, attempt: int) -> Iterator[StageTracking]:
+    """Span `pipeline.stage` of one attempt; pipeline.stage.duration, records_processed, errors."""
+    global _last_stage_error
+    if not observability.setup():
+        yield StageTracking()
+        return
+    tracer, started, status = observability.tracer(), time.perf_counter(), "completed"
+    span = None
+    if tracer is not None:
+        span = tracer.trace("pipeline.stage", resource=name)
+        for key, value in (("stage", name), ("pipeline_id", pipeline_id), ("run_id", run_id)):
+            span.set_tag(key, str(value))
+        span.set_metric("attempt", attempt)
+    tracking = StageTracking(span)
+    try:
+        yield tracking
+    except asyncio.CancelledError:
+        status = "cancelled"
+        raise
+    except BaseException as exc:
+        status, _last_stage_error = "failed", exc
+        observability.count("pipeline.errors", 1, stage=name, error_type=type(exc).__name__)
+        if span is not None:
+            span.set_exc_info(type(exc), exc, exc.__traceback__)
+        raise
+    finally:
+        observability.distribution(
+            "pipeline.stage.duration", time.perf_counter() - started, stage=name, status=status
+        )
+        if tracking.records_out is not None:
+            observability.count("pipeline.records_processed", tracking.records_out, stage=name)
+        if span is not None:
+            span.set_tag("status", status)
+            span.finish()
