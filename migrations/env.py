@@ -17,13 +17,20 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Alembic changes a SQLite table by rebuilding it (copy, drop, rename): with the app's
+        # foreign_keys=ON, dropping `pipelines` would cascade to every run and stage. The pragma
+        # only takes effect outside a transaction, hence the commit.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        connection=connection, target_metadata=target_metadata, render_as_batch=sqlite
     )
     with context.begin_transaction():
         context.run_migrations()
+    if sqlite and (dangling := connection.exec_driver_sql("PRAGMA foreign_key_check").all()):
+        raise RuntimeError(f"the migration left rows whose parent is gone: {dangling[:5]}")
 
 
 async def _run_online() -> None:
