@@ -31,17 +31,25 @@ def _migration_head() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
+DATABASE_CHECK_SECONDS = 5.0  # a database that accepts connections and never answers is down
+
+
 async def _database() -> list[Check]:
     url = get_settings().database_url.split("@")[-1]
     try:
-        async with get_engine().connect() as conn:
+        async with asyncio.timeout(DATABASE_CHECK_SECONDS), get_engine().connect() as conn:
             current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     except Exception as exc:
+        reason = (
+            f"no answer within {DATABASE_CHECK_SECONDS:g} s"
+            if isinstance(exc, TimeoutError)
+            else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        )
         return [
             Check(
                 "database",
                 False,
-                f"{url}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                f"{url}: {reason}",
                 "check DATABASE_URL and that the database server is running; then run "
                 "`make migrate` (alembic upgrade head)",
             )

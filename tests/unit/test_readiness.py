@@ -1,7 +1,14 @@
 """Readiness: a deployment that sends its runs to another pool than the one watched is not ready."""
 
+import os
+import socket
+
+import pytest
+
+from app import readiness
 from app.pipeline.orchestrator import PoolHealth
 from app.readiness import Check, _deployment_check
+from tests.conftest import use_settings
 
 
 def _health(deployment_pool: str | None, exists: bool = True) -> PoolHealth:
@@ -31,3 +38,30 @@ def test_the_deployment_must_send_its_runs_to_the_pool_the_service_watches() -> 
     assert _deployment_check(_health(None, exists=False), name, "default") == Check(
         "deployment", False, f"'{name}' missing", "run python app/pipeline/deploy.py"
     )
+
+
+async def test_a_database_that_never_answers_is_a_failed_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that accepts connections and never answers (a hung host, a wrong port behind a
+    proxy): the check fails with its reason after DATABASE_CHECK_SECONDS; it once raised
+    IndexError on the timeout's empty message, and /ready answered 500."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        monkeypatch.setattr(readiness, "DATABASE_CHECK_SECONDS", 0.5)
+        await use_settings(DATABASE_URL=f"postgresql+asyncpg://app@127.0.0.1:{port}/pipelines")
+        try:
+            checks = await readiness._database()
+        finally:
+            await use_settings(DATABASE_URL=os.environ["DATABASE_URL"])
+    assert checks == [
+        Check(
+            "database",
+            False,
+            f"127.0.0.1:{port}/pipelines: no answer within 0.5 s",
+            "check DATABASE_URL and that the database server is running; then run "
+            "`make migrate` (alembic upgrade head)",
+        )
+    ]
