@@ -4,7 +4,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     deployment_name: str = "Data Pipeline/data-pipeline-deployment"
     work_pool_name: str = "default"
     prefect_timeout_seconds: float = Field(
-        default=10.0, validation_alias=AliasChoices("PIPELINE_PREFECT_TIMEOUT_SECONDS")
+        default=10.0, gt=0, validation_alias=AliasChoices("PIPELINE_PREFECT_TIMEOUT_SECONDS")
     )
 
     input_dir: Path | None = Field(
@@ -207,6 +207,18 @@ class Settings(BaseSettings):
             if value.startswith(plain):
                 return driver + value.removeprefix(plain)
         return value
+
+    @model_validator(mode="after")
+    def _heartbeats_can_go_stale(self) -> "Settings":
+        """The watchdog fails a running run whose heartbeat is older than the stale age: an age
+        under two beats would fail healthy runs between their beats."""
+        if self.stale_heartbeat_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                f"PIPELINE_STALE_HEARTBEAT_SECONDS ({self.stale_heartbeat_seconds:g}) must be at "
+                f"least twice PIPELINE_HEARTBEAT_SECONDS ({self.heartbeat_seconds:g}), or the "
+                "watchdog fails healthy runs between two heartbeats"
+            )
+        return self
 
     @field_validator("prefect_api_url")
     @classmethod

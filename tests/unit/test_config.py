@@ -37,3 +37,29 @@ def test_max_record_count_fits_the_integer_column(monkeypatch: pytest.MonkeyPatc
         match=r"PIPELINE_MAX_RECORD_COUNT\n  Input should be less than or equal to 2147483647",
     ):
         Settings(_env_file=None)
+
+
+def test_the_prefect_timeout_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0 made every Prefect call an instant ConnectTimeout, reported as 'Prefect unreachable'."""
+    monkeypatch.setenv("PIPELINE_PREFECT_TIMEOUT_SECONDS", "0")
+    with pytest.raises(
+        ValidationError,
+        match=r"PIPELINE_PREFECT_TIMEOUT_SECONDS\n  Input should be greater than 0",
+    ):
+        Settings(_env_file=None)
+
+
+def test_a_heartbeat_must_have_time_to_beat_before_it_is_stale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PIPELINE_HEARTBEAT_SECONDS", "5")
+    monkeypatch.setenv("PIPELINE_STALE_HEARTBEAT_SECONDS", "9")
+    with pytest.raises(
+        ValidationError,
+        match=r"PIPELINE_STALE_HEARTBEAT_SECONDS \(9\) must be at least twice "
+        r"PIPELINE_HEARTBEAT_SECONDS \(5\), or the watchdog fails healthy runs between two "
+        r"heartbeats",
+    ):
+        Settings(_env_file=None)
+    monkeypatch.setenv("PIPELINE_STALE_HEARTBEAT_SECONDS", "10")
+    assert Settings(_env_file=None).stale_heartbeat_seconds == 10
