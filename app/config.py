@@ -3,6 +3,7 @@
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -207,6 +208,19 @@ class Settings(BaseSettings):
             if value.startswith(plain):
                 return driver + value.removeprefix(plain)
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        """An empty variable means the default: docker-compose.yml passes every setting, empty
+        when .env leaves it out. PIPELINE_TASK_TAGS alone gives empty a meaning: no tags."""
+        if not isinstance(data, dict):
+            return data
+        return {
+            key: value
+            for key, value in data.items()
+            if value != "" or str(key).upper() == "PIPELINE_TASK_TAGS"
+        }
 
     @model_validator(mode="after")
     def _heartbeats_can_go_stale(self) -> "Settings":

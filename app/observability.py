@@ -89,7 +89,8 @@ def _export_unified_tags(settings: Settings) -> None:
         "DD_TRACE_LOG_STREAM_HANDLER": "false",  # ddtrace's own warnings go through our JSON logs
     }
     for name, value in values.items():
-        os.environ.setdefault(name, value)
+        if not os.environ.get(name):  # unset or empty (compose passes DD_VERSION empty)
+            os.environ[name] = value
 
 
 def _start_tracing(settings: Settings) -> "Tracer":

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import AliasChoices
 
 from app import healthcheck
-from app.config import PROJECT_ROOT
+from app.config import PROJECT_ROOT, Settings
 from app.devstack import SERVER_TUNING
 from tests.support.postgres import postgres_cluster, server_bin_dir
 
@@ -324,3 +325,52 @@ def test_postgres_init_script_creates_both_databases_and_pg_trgm() -> None:
         )
     assert extensions.split() == ["pg_trgm", "plpgsql"]
     assert databases.split() == ["pipelines", "postgres", "prefect"]
+
+
+# what compose deliberately does not pass: the deployment's names are fixed by the worker's
+# command, drills are for tests, and the agent's ports and DD_TRACE_ENABLED are read by ddtrace
+# itself, where an empty value is not "unset"
+NOT_PASSED = {
+    "DEPLOYMENT_NAME",
+    "WORK_POOL_NAME",
+    "PIPELINE_FAIL_STAGE",
+    "PIPELINE_STAGE_DELAY",
+    "DD_TRACE_AGENT_PORT",
+    "DD_DOGSTATSD_PORT",
+    "DD_TRACE_ENABLED",
+}
+
+
+def test_every_setting_of_the_service_reaches_its_containers(tmp_path: Path) -> None:
+    """.env is not in the image: a setting the compose file does not pass never reaches the
+    service (retention, the deployment's concurrency limit, … once did not)."""
+    app_env = set(yaml.safe_load(COMPOSE.read_text())["x-app"]["environment"])
+    missing = []
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = {str(c) for c in alias.choices} if isinstance(alias, AliasChoices) else set()
+        names = names or {name.upper()}
+        if not names & (app_env | NOT_PASSED):
+            missing.append(sorted(names)[0])
+    assert missing == []
+    if docker_compose is None:
+        pytest.skip("docker-compose is missing: apt-get install docker-compose (.ci/run does)")
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        ENV_EXAMPLE.read_text()
+        .replace("\nPIPELINE_RETENTION_DAYS=\n", "\nPIPELINE_RETENTION_DAYS=7\n")
+        .replace(
+            "\nPIPELINE_DEPLOYMENT_CONCURRENCY_LIMIT=\n",
+            "\nPIPELINE_DEPLOYMENT_CONCURRENCY_LIMIT=2\n",
+        )
+    )
+    result = compose("config", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("init", "prefect-worker", "api"):
+        env = services[name]["environment"]
+        assert (
+            env["PIPELINE_RETENTION_DAYS"],
+            env["PIPELINE_DEPLOYMENT_CONCURRENCY_LIMIT"],
+            env["PIPELINE_SEED"],
+        ) == ("7", "2", ""), name

@@ -63,3 +63,12 @@ def test_a_heartbeat_must_have_time_to_beat_before_it_is_stale(
         Settings(_env_file=None)
     monkeypatch.setenv("PIPELINE_STALE_HEARTBEAT_SECONDS", "10")
     assert Settings(_env_file=None).stale_heartbeat_seconds == 10
+
+
+def test_an_empty_variable_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-compose.yml passes every setting, empty when .env leaves it out."""
+    for name in ("PIPELINE_RETENTION_DAYS", "PIPELINE_DEPLOYMENT_CONCURRENCY_LIMIT", "DD_VERSION"):
+        monkeypatch.setenv(name, "")
+    settings = Settings(_env_file=None)
+    assert (settings.retention_days, settings.deployment_concurrency_limit) == (30.0, None)
+    assert settings.dd_version == Settings.model_fields["dd_version"].default_factory()  # type: ignore[misc]
