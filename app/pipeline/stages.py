@@ -64,7 +64,15 @@ def _cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
         return _parse_timestamp(col.str.strip_chars())
     if isinstance(source, pl.Datetime) and source.time_zone is not None:
         return col.dt.replace_time_zone(None).cast(target, strict=False)
+    if source.is_float() and target.is_integer():  # a cast would cut 2.7 down to 2
+        return pl.when(col == col.floor()).then(col.cast(target, strict=False))
     return col.cast(target, strict=False)
+
+
+def _kept(source: pl.DataType, target: pl.DataType) -> bool:
+    """Whether a column's cast can lose what was sent: then the original is kept beside it."""
+    text = isinstance(source, pl.String) and not isinstance(target, pl.String)
+    return text or (source.is_float() and target.is_integer())
 
 
 def _parse_timestamp(text: pl.Expr) -> pl.Expr:
@@ -141,18 +149,20 @@ def validate(
     casts = [
         _cast(name, schema[name], dtype).alias(name) for name, dtype in REQUIRED_COLUMNS.items()
     ]
-    # the text of columns read as text (CSV, JSON Lines) is kept beside the cast: a value the
-    # cast made null was unparseable (blank text is missing), and rejects show what was sent
-    texts = [
-        name
-        for name, dtype in REQUIRED_COLUMNS.items()
-        if isinstance(schema[name], pl.String) and not isinstance(dtype, pl.String)
-    ]
+    # columns read as text (CSV, JSON Lines), and floats cast to integers, are kept beside the
+    # cast: a value the cast made null was unparseable (blank text is missing), and rejects show
+    # what was sent
+    texts = [name for name, dtype in REQUIRED_COLUMNS.items() if _kept(schema[name], dtype)]
 
     def unparseable(name: str) -> pl.Expr:
         if name not in texts:
             return pl.lit(False)
-        given = pl.col(_TEXT + name).str.strip_chars().str.len_chars().gt(0).fill_null(False)
+        original = pl.col(_TEXT + name)
+        given = (
+            original.str.strip_chars().str.len_chars().gt(0).fill_null(False)
+            if isinstance(schema[name], pl.String)
+            else original.is_not_null()
+        )
         return given & pl.col(name).is_null()
 
     value, quantity = pl.col("value"), pl.col("quantity")

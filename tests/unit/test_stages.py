@@ -255,6 +255,33 @@ def test_validate_casts_string_columns() -> None:
     ]
 
 
+def test_validate_takes_whole_floats_as_integers_and_rejects_fractions() -> None:
+    """A Parquet file may hold ids and quantities as floats: 3.0 is 3, but 2.7 is no quantity (a
+    cast once cut it to 2, and id 1.9 became a duplicate of id 1), as "2.7" in a CSV is not."""
+    nan, inf = float("nan"), float("inf")
+    rows = [
+        {"id": 1.0, "quantity": 3.0},
+        {"id": 2.0, "quantity": 2.7},
+        {"id": 1.9, "quantity": 1.0},
+        {"id": 4.0, "quantity": nan},
+        {"id": 5.0, "quantity": inf},
+        {"id": 6.0, "quantity": None},
+    ]
+    valid, rejects = _split(rows)
+    assert valid.select("id", "quantity").rows() == [(1, 3)]
+    assert valid.schema["id"] == pl.Int64 and valid.schema["quantity"] == pl.Int64
+    assert rejects["reject_reason"].to_list() == [
+        "unparseable quantity",
+        "unparseable id",
+        "unparseable quantity",
+        "unparseable quantity",
+        "unparseable quantity",
+    ]
+    # as sent (NaN filled with -1 only to compare it)
+    assert rejects["id"].to_list() == [2.0, 1.9, 4.0, 5.0, 6.0]
+    assert rejects["quantity"].fill_nan(-1.0).to_list() == [2.7, 1.0, -1.0, inf, None]
+
+
 def test_validate_reads_iso_timestamps_with_or_without_an_offset() -> None:
     """Value by value: a file may mix them. Offsets are converted to UTC; the result is naive."""
     stamps = {
