@@ -1,5 +1,6 @@
 """The only module that talks to the Prefect API: trigger runs of the deployment, read them back."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -259,12 +260,23 @@ class RunLog:
 async def read_run_logs(flow_run_id: str, *, limit: int, tail: bool = False) -> list[RunLog]:
     """The first (or with `tail`, the last) `limit` log lines of a flow run and its task runs,
     oldest first."""
+    settings = get_settings()
     async with prefect_client() as client:
-        logs = await client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)])),
-            limit=limit,
-            sort=LogSort.TIMESTAMP_DESC if tail else LogSort.TIMESTAMP_ASC,
-        )
+        try:
+            # one attempt's time in all: Prefect's client would retry a server that does not
+            # answer for ~2 minutes, and a dashboard polls its logs every second
+            async with asyncio.timeout(settings.prefect_timeout_seconds):
+                logs = await client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)])),
+                    limit=limit,
+                    sort=LogSort.TIMESTAMP_DESC if tail else LogSort.TIMESTAMP_ASC,
+                )
+        except TimeoutError:
+            raise PrefectUnavailableError(
+                f"Prefect API at {settings.prefect_api_url} did not answer within "
+                f"{settings.prefect_timeout_seconds:g} s (PIPELINE_PREFECT_TIMEOUT_SECONDS); "
+                "check the Prefect server's log and its database."
+            ) from None
     if tail:
         logs.reverse()
     return [

@@ -1,11 +1,13 @@
 """GET /api/pipelines/{id}/logs in-process, with Prefect really unreachable (port 9)."""
 
+import socket
 import uuid
 
 import httpx
 
 from app import db
 from app.models import PipelineRun, Status
+from tests.conftest import SetSetting
 
 UNREACHABLE = (
     "Prefect API at http://127.0.0.1:9/api is unreachable (ConnectError). "
@@ -44,3 +46,34 @@ async def test_limit_is_checked(client: httpx.AsyncClient) -> None:
     response = await client.get(f"/api/pipelines/{pipeline['id']}/logs?limit=201")
     assert response.status_code == 422
     assert response.json()["message"] == "limit: Input should be less than or equal to 200"
+
+
+async def test_a_prefect_that_never_answers_is_a_503_after_one_timeout(
+    client: httpx.AsyncClient, setting: SetSetting
+) -> None:
+    """Prefect's client retries a read that times out for about two minutes; the dashboard's log
+    tail polled it every second."""
+    pipeline = (await client.post("/api/pipelines", json={"name": "hung"})).json()
+    async with db.get_sessionmaker()() as session, session.begin():
+        session.add(
+            PipelineRun(
+                pipeline_id=pipeline["id"],
+                record_count=10,
+                status=Status.RUNNING,
+                prefect_flow_run_id=str(uuid.uuid4()),
+            )
+        )
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+        setting("PIPELINE_PREFECT_TIMEOUT_SECONDS", "0.5")
+        setting("PREFECT_API_URL", url)
+        response = await client.get(f"/api/pipelines/{pipeline['id']}/logs?tail=true")
+    assert (response.status_code, response.json()) == (
+        503,
+        {
+            "detail": f"Prefect API at {url} did not answer within 0.5 s "
+            "(PIPELINE_PREFECT_TIMEOUT_SECONDS); check the Prefect server's log and its database."
+        },
+    )
