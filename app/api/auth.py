@@ -1,4 +1,5 @@
-"""API keys: when API_KEYS is set, mutating endpoints (and reads, if configured) need one."""
+"""API keys: when API_KEYS is set, mutating endpoints (and reads, if configured) need one; writes
+from another site's pages are refused, keys or not."""
 
 import hmac
 from urllib.parse import unquote
@@ -57,8 +58,20 @@ def _cookie_key(request: Request) -> str | None:
     return unquote(cookie) if cookie else None
 
 
+_CROSS_SITE = (
+    "refused: this write came from a page of another site (Sec-Fetch-Site: cross-site); write "
+    "through this service's dashboard, the pipeline CLI or an HTTP client"
+)
+
+
 async def require_key(request: Request) -> None:
-    """For mutating endpoints: a valid key whenever API_KEYS is set."""
+    """For mutating endpoints: a valid key whenever API_KEYS is set, and never a browser's
+    request from another site. Without keys, any web page a user opens could otherwise create,
+    trigger or cancel pipelines with a plain form (no CORS preflight): browsers mark such
+    requests, and nothing legitimate sends one (the dashboard is same-origin; clients send none).
+    """
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, _CROSS_SITE)
     _check(_header_key(request))
 
 

@@ -166,6 +166,27 @@ async def test_api_keys_guard_mutations(client: httpx.AsyncClient, configure: Co
     assert (await client.get("/api/pipelines/1", headers={"X-API-Key": "alpha"})).status_code == 200
 
 
+async def test_writes_from_another_sites_pages_are_refused(client: httpx.AsyncClient) -> None:
+    """Without API keys (the default) any page a user opens could post a form here: a multipart
+    upload or a bodiless trigger needs no CORS preflight. Browsers mark such a request."""
+    form = {"file": ("x.csv", b"id,name\n1,a\n", "text/csv")}
+    refused = (
+        "refused: this write came from a page of another site (Sec-Fetch-Site: cross-site); "
+        "write through this service's dashboard, the pipeline CLI or an HTTP client"
+    )
+    for path, files in (("/api/pipelines", form), ("/api/pipelines/1/trigger", None)):
+        response = await client.post(path, files=files, headers={"Sec-Fetch-Site": "cross-site"})
+        assert (response.status_code, response.json()["detail"]) == (403, refused), path
+    assert (await _count(Pipeline)) == 0
+    for site in ("same-origin", "same-site", "none"):  # the dashboard, a sibling port, a bookmark
+        created = await client.post(
+            "/api/pipelines", json={"name": site}, headers={"Sec-Fetch-Site": site}
+        )
+        assert created.status_code == 201, site
+    cross_site_read = await client.get("/api/pipelines/1", headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross_site_read.status_code == 200  # reads are no forgery; CORS keeps the answer
+
+
 async def test_idempotency_key_returns_the_same_pipeline(
     client: httpx.AsyncClient, configure: Configure
 ) -> None:
