@@ -100,6 +100,7 @@ def _progress(pipeline: PipelineOut) -> dict[str, Any]:
         "run": run,
         "stages": view.stage_rows(run) if run else [],
         "downloads": view.downloads(pipeline),
+        "files_removed": view.files_removed(pipeline),
         "progress_line": view.progress_line(pipeline),
     }
 

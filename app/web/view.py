@@ -1,10 +1,11 @@
-"""How the dashboard shows values: counts, times, duration bars, which links apply."""
+"""How the dashboard shows values: counts, times, duration bars, which files to link."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.api.schemas import PipelineOut, RunOut, StageOut
 from app.models import Status
+from app.pipeline.store import RunFiles
 
 FINAL = frozenset({"completed", "failed", "cancelled"})
 DOWNLOAD_FORMATS = ("parquet", "csv", "jsonl")
@@ -62,17 +63,30 @@ _STATE = {
 
 
 def downloads(pipeline: PipelineOut) -> list[tuple[str, str]]:
-    """(label, URL) of the latest run's files that exist: results and summary once it completed;
-    its rejects once ingest has run (a run whose every row was rejected has them too)."""
+    """(label, URL) of the finished latest run's files that exist, so no link is a 404: results and
+    summary of a completed run, rejects once ingest wrote them (even when it rejected every row)."""
     run = pipeline.latest_run
     if run is None or run.status.value not in FINAL:
         return []
+    files = RunFiles.for_run(run.id)
     base = f"/api/pipelines/{pipeline.id}/runs/{run.id}"
     links: list[tuple[str, str]] = []
-    if run.status == Status.COMPLETED:
+    if run.status == Status.COMPLETED and files.results.is_file():
         links += [(f"Results ({fmt})", f"{base}/output?format={fmt}") for fmt in DOWNLOAD_FORMATS]
+    if run.status == Status.COMPLETED and files.summary.is_file():
         links.append(("Summary by category (JSON)", f"{base}/summary"))
-    ingest = next((stage for stage in run.stages if stage.name == "ingest"), None)
-    if ingest is not None and ingest.started_at is not None:
+    if files.rejects.is_file():
         links.append(("Rejected rows (CSV)", f"{base}/rejects?format=csv"))
     return links
+
+
+def files_removed(pipeline: PipelineOut) -> str | None:
+    """Why a finished run that wrote files has no downloads: its directory is gone (retention).
+    The same words as the download endpoints' 404 (app/api/results.py)."""
+    run = pipeline.latest_run
+    if run is None or run.status.value not in FINAL or RunFiles.for_run(run.id).root.exists():
+        return None
+    ingest = next((stage for stage in run.stages if stage.name == "ingest"), None)
+    if run.status != Status.COMPLETED and (ingest is None or ingest.started_at is None):
+        return None  # it ended before it wrote anything
+    return f"Run {run.id} has no files any more: they were removed (PIPELINE_RETENTION_DAYS)."

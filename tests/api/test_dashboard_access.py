@@ -75,7 +75,11 @@ async def test_read_keys_lock_the_pages_until_the_key_cookie_is_sent(
     await configure(API_KEYS="alpha")
     open_page = await client.get("/")
     assert open_page.status_code == 200  # reads stay open; writes need the key
-    assert parse(open_page.text).by_id("api-key").attrs["type"] == "password"
+    key_field = parse(open_page.text).by_id("api-key")
+    assert key_field.attrs["type"] == "password"
+    # no name, and a form that submits nowhere: without JavaScript the key never goes in a URL
+    assert "name" not in key_field.attrs
+    assert parse(open_page.text).by_id("api-key-form").attrs["method"] == "dialog"
 
     key = "k;=% é"
     cookie = {"Cookie": "pipeline_api_key=k%3B%3D%25%20%C3%A9"}  # as the page's script sets it

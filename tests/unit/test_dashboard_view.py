@@ -32,3 +32,15 @@ def test_count_and_when() -> None:
     )
     assert when(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02 03:04:05 UTC"
     assert when(None) == "—"
+
+
+def test_duration_rounds_before_it_chooses_the_unit() -> None:
+    cases = {
+        9.994: "9.99 s",
+        9.996: "10.0 s",  # not "10.00 s"
+        59.94: "59.9 s",
+        59.96: "1 min 00 s",  # not "60.0 s"
+        119.6: "2 min 00 s",
+        3599.6: "1 h 00 min",
+    }
+    assert {seconds: duration(seconds) for seconds in cases} == cases

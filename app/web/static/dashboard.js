@@ -11,10 +11,13 @@ const Dashboard = (() => {
   }
 
   function saveKey(key) {
-    // a session cookie: no expiry, so the browser drops it when it closes
+    // A session cookie: no expiry, so the browser drops it when it closes. Lax, so that a link
+    // from elsewhere opens the page signed in: the cookie only counts for reads (writes need the
+    // X-API-Key header, which no other site can make this browser send).
     const value = key ? encodeURIComponent(key) : "";
     const expiry = key ? "" : "; max-age=0";
-    document.cookie = `${cookieName()}=${value}; path=/; SameSite=Strict${expiry}`;
+    const secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = `${cookieName()}=${value}; path=/; SameSite=Lax${secure}${expiry}`;
   }
 
   /** fetch() against the JSON API, with the stored key as X-API-Key. */

@@ -1,9 +1,11 @@
-// The pipeline page, live: polls its progress region (server-rendered HTML) and the log tail
-// while the latest run is pending or running, without reloading the page; runs the buttons.
+// The pipeline page, live: polls its progress region (server-rendered HTML) and, on a loop of its
+// own, the log tail while the latest run is pending or running, without reloading the page; not
+// at all while the tab is hidden. Runs the buttons.
 "use strict";
 
 (() => {
   const POLL_MS = 1000;
+  const FETCH_TIMEOUT_MS = 10000; // the logs come from Prefect, which may not answer at all
   const ACTIVE = new Set(["pending", "running"]);
   const LOG_LINES = 200; // the logs endpoint's maximum
   const POLLS_AFTER_FINISH = 5; // Prefect receives a run's last log lines a little late
@@ -12,6 +14,11 @@
   let pipelineId = "";
   let timer = null;
   let pollsLeft = POLLS_AFTER_FINISH;
+  let logsTimer = null;
+  let logsBusy = false;
+  let logPollsLeft = POLLS_AFTER_FINISH;
+  let trouble = ""; // what the last failed poll said; cleared by the next poll that works
+  let keyAsked = false; // once per streak of 401s: the key field must not keep taking the focus
 
   const status = () => progress.dataset.status;
   const keys = (root) => [...root.querySelectorAll("[data-key]")].map((el) => el.dataset.key);
@@ -54,20 +61,36 @@
     document.getElementById("action-message").textContent = text;
   }
 
+  /** fetch() options that give up after FETCH_TIMEOUT_MS, so a hung request cannot stop a loop. */
+  const timed = (options = {}) => ({ ...options, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  const reason = (error) =>
+    error.name === "TimeoutError" ? `no answer in ${FETCH_TIMEOUT_MS / 1000} s` : error.message;
+
   function schedule(delay) {
     clearTimeout(timer);
+    if (document.hidden) return; // visibilitychange starts it again
     timer = setTimeout(refresh, delay);
   }
 
+  function failed(text) {
+    trouble = text;
+    say(text);
+    schedule(5 * POLL_MS);
+  }
+
   async function refresh() {
+    clearTimeout(timer);
     try {
-      const response = await fetch(`/pipelines/${pipelineId}/progress`, {
-        credentials: "same-origin",
-      });
+      const response = await fetch(
+        `/pipelines/${pipelineId}/progress`,
+        timed({ credentials: "same-origin" }),
+      );
       if (!response.ok) {
-        say(await response.text());
-        if (response.status === 401) Dashboard.askForKey();
-        schedule(5 * POLL_MS);
+        failed(await response.text());
+        if (response.status === 401 && !keyAsked) {
+          keyAsked = true;
+          Dashboard.askForKey();
+        }
         return;
       }
       const template = document.createElement("template");
@@ -75,13 +98,19 @@
       patch(template.content.getElementById("progress"));
       updateActions();
     } catch (error) {
-      say(`Lost contact with the API (${error.message}); trying again.`);
-      schedule(5 * POLL_MS);
+      failed(`Lost contact with the API (${reason(error)}); trying again.`);
       return;
     }
-    await refreshLogs();
+    if (trouble) {
+      // the action buttons' own messages stay
+      if (document.getElementById("action-message").textContent === trouble) say("");
+      trouble = "";
+    }
+    keyAsked = false;
     if (ACTIVE.has(status())) {
-      pollsLeft = POLLS_AFTER_FINISH;
+      pollsLeft = logPollsLeft = POLLS_AFTER_FINISH;
+      // the logs loop stops some polls after a run ends; a new run starts it again
+      if (!document.hidden && !logsBusy && logsTimer === null) refreshLogs();
       schedule(POLL_MS);
     } else if (pollsLeft > 0) {
       pollsLeft -= 1;
@@ -92,31 +121,50 @@
   const logLine = (line) =>
     `${line.timestamp.slice(11, 19)} ${line.level.padEnd(7)} ${line.message}`;
 
+  /** The log tail, on a loop of its own: Prefect may be slow, and the progress must not wait. */
   async function refreshLogs() {
+    clearTimeout(logsTimer);
+    logsTimer = null;
+    logsBusy = true;
     const tail = document.getElementById("log-tail");
     let text;
+    let ok = true;
     if (!progress.dataset.runId) {
       text = "No run yet.";
     } else {
       try {
         const response = await Dashboard.api(
           `/api/pipelines/${pipelineId}/logs?limit=${LOG_LINES}&tail=true`,
+          timed(),
         );
-        if (response.ok) {
+        ok = response.ok;
+        if (ok) {
           const lines = await response.json();
           text = lines.length ? lines.map(logLine).join("\n") : "No log lines yet.";
         } else {
           text = `Logs unavailable: ${await Dashboard.errorText(response)}`;
         }
       } catch (error) {
-        text = `Logs unavailable: ${error.message}`;
+        ok = false;
+        text = `Logs unavailable: ${reason(error)}.`;
       }
     }
+    logsBusy = false;
     if (tail.textContent !== text) {
       const atBottom = tail.scrollTop + tail.clientHeight >= tail.scrollHeight - 4;
       tail.textContent = text;
       if (atBottom) tail.scrollTop = tail.scrollHeight;
     }
+    const active = ACTIVE.has(status());
+    if (active) {
+      logPollsLeft = POLLS_AFTER_FINISH;
+    } else if (logPollsLeft > 0) {
+      logPollsLeft -= 1;
+    } else {
+      return; // the progress loop starts it again with the next run
+    }
+    if (document.hidden) return; // visibilitychange starts it again
+    logsTimer = setTimeout(refreshLogs, (ok ? (active ? 1 : 2) : 5) * POLL_MS);
   }
 
   /** The schedule Prefect keeps for the pipeline, and when it next runs (times in UTC). */
@@ -125,7 +173,7 @@
     let text;
     try {
       // the list, not …/schedule: a pipeline without one is no 404 in the console
-      const response = await Dashboard.api("/api/schedules");
+      const response = await Dashboard.api("/api/schedules", timed());
       const s = response.ok
         ? (await response.json()).find((one) => String(one.pipeline_id) === pipelineId)
         : undefined;
@@ -143,7 +191,7 @@
         text = `unknown: ${await Dashboard.errorText(response)}`;
       }
     } catch (error) {
-      text = `unknown: ${error.message}`;
+      text = `unknown: ${reason(error)}`;
     }
     cell.textContent = text;
   }
@@ -182,8 +230,19 @@
     for (const button of document.querySelectorAll("#actions button")) {
       button.addEventListener("click", () => act(button));
     }
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) {
+        clearTimeout(timer);
+        clearTimeout(logsTimer);
+        logsTimer = null;
+      } else {
+        refresh();
+        if (!logsBusy) refreshLogs();
+      }
+    });
     updateActions();
     refresh();
+    refreshLogs();
     showSchedule();
   });
 })();
