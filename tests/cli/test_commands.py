@@ -285,6 +285,23 @@ async def test_cancel_retry_and_trigger_report_the_apis_answer(cli: Cli) -> None
     assert json.loads((await cli("list", "--json")).stdout)["total"] == 3  # no run left behind
 
 
+async def test_delete_asks_first_and_reports_the_apis_refusal(cli: Cli) -> None:
+    await _seed()
+    await _add_pending_run(3)
+    unasked = await cli("delete", "1")  # no terminal to ask on
+    assert unasked.exit_code == 2
+    assert "add --yes to delete without a terminal" in unasked.stderr
+    in_flight = await cli("delete", "3", "--yes")
+    assert (in_flight.exit_code, in_flight.stderr) == (
+        4,
+        "error: run 4 of pipeline 3 is pending; cancel it first (POST /api/pipelines/3/cancel), "
+        "then delete the pipeline\n",
+    )
+    prefect_down = await cli("delete", "1", "--yes")  # its schedule cannot be removed
+    assert (prefect_down.exit_code, prefect_down.stderr) == (6, PREFECT_DOWN)
+    assert json.loads((await cli("list", "--json")).stdout)["total"] == 3
+
+
 async def test_bad_input_is_the_apis_message_naming_the_field(cli: Cli, tmp_path: Path) -> None:
     cases = {
         ("run", "--records", "0"): "record_count: Input should be greater than or equal to 1",
@@ -301,7 +318,8 @@ async def test_bad_input_is_the_apis_message_naming_the_field(cli: Cli, tmp_path
         ("run", "--file", str(tmp_path / "header.csv")): "file: the file has no records, only "
         "a header",
         ("run", "--file", str(tmp_path / "data.txt"), "--format", "csv"): "file: missing "
-        "required columns: name, category, value, quantity, is_active, created_at",
+        "required columns: name, category, value, quantity, is_active, created_at; the file's "
+        "columns are 'id'",
     }
     for args, message in cases.items():
         result = await cli(*args)
