@@ -174,7 +174,8 @@ async def start_run(
 
     Raises orchestrator.PrefectUnavailableError with the fix in its message.
     """
-    key = idempotency.run_key(pipeline.id, idempotency_key) if idempotency_key else None
+    pipeline_id = pipeline.id  # the rollback below expires the object
+    key = idempotency.run_key(pipeline_id, idempotency_key) if idempotency_key else None
     if key and (seen := await idempotency.wait_for_run(key)):
         return seen
     run = _pending_run(pipeline, key)
@@ -183,9 +184,10 @@ async def start_run(
         await session.commit()
     except IntegrityError:
         await session.rollback()
-        assert key is not None
-        if winner := await idempotency.wait_for_run(key):
+        if key and (winner := await idempotency.wait_for_run(key)):
             return winner
+        if await session.get(Pipeline, pipeline_id) is None:  # a DELETE won the race
+            raise ConflictError(f"pipeline {pipeline_id} was deleted; no run was started") from None
         raise
     return await _launch(session=session, run=run)
 

@@ -1,11 +1,11 @@
-"""Routes of /api/pipelines: create, list, read, stages, trigger."""
+"""Routes of /api/pipelines: create, list, read, stages, trigger, retry, cancel, delete."""
 
 import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app import read_cache, service
+from app import read_cache, removal, service
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
 from app.api.schemas import (
@@ -154,6 +154,14 @@ async def retry_pipeline(session: SessionDep, pipeline: PipelineDep) -> TriggerO
 async def cancel_pipeline(session: SessionDep, pipeline: PipelineDep) -> RunOut:
     """Cancel the latest run (Prefect: Cancelling → Cancelled); a finished run is a 409."""
     return service.run_out(await service.cancel_latest_run(session=session, pipeline=pipeline))
+
+
+@router.delete("/{pipeline_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[WriteAccess])
+async def delete_pipeline(session: SessionDep, pipeline: PipelineDep) -> Response:
+    """Delete a pipeline with its runs, their files and its schedule; a pending or running run
+    must be cancelled first (409). Prefect keeps its flow runs' history."""
+    await removal.delete_pipeline(session=session, pipeline=pipeline)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{pipeline_id}/runs")

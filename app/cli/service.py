@@ -1,6 +1,7 @@
-"""Commands that operate the service: logs, cancel, doctor, up."""
+"""Commands that operate the service: logs, cancel, delete, doctor, up."""
 
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +92,28 @@ def cancel(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = Fa
         print_json(run)
         return
     stdout().print(f"run {run['id']} of pipeline {pipeline_id} {run['status']}")
+
+
+@command()
+def delete(
+    ctx: typer.Context,
+    pipeline_id: PipelineId,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Delete without asking (needed without a terminal).")
+    ] = False,
+) -> None:
+    """Delete a pipeline with its runs, their files and its schedule.
+
+    A pending or running run must be cancelled first (exit 4). Prefect keeps its flow runs.
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            raise typer.BadParameter("add --yes to delete without a terminal", param_hint="--yes")
+        typer.confirm(
+            f"Delete pipeline {pipeline_id}, every run of it and their files?", abort=True
+        )
+    api(ctx).request("DELETE", f"/api/pipelines/{pipeline_id}")
+    stdout().print(f"pipeline {pipeline_id} deleted")
 
 
 @command()

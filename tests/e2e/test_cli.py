@@ -147,6 +147,14 @@ async def test_a_failed_run_exits_1_with_its_error(stack: RunningStack, tmp_path
     assert shown.returncode == 0
     assert f"  error     ingest: {ALL_REJECTED}" in shown.stdout.splitlines()
 
+    unasked = await pipeline(stack, "delete", str(pipeline_id))  # no terminal to ask on
+    assert unasked.returncode == 2
+    assert "add --yes to delete without a terminal" in unasked.stderr
+    deleted = await pipeline(stack, "delete", str(pipeline_id), "--yes")
+    assert (deleted.returncode, deleted.stdout) == (0, f"pipeline {pipeline_id} deleted\n")
+    gone = await pipeline(stack, "show", str(pipeline_id))
+    assert (gone.returncode, gone.stderr) == (4, f"error: pipeline {pipeline_id} not found\n")
+
 
 async def test_logs_follow_a_run_to_its_end(stack: RunningStack) -> None:
     started = await pipeline(stack, "run", "--records", "1000", "--name", "cli-logs")

@@ -1,0 +1,80 @@
+"""Deleting a pipeline: its schedule in Prefect first (no run of it is made after that), then its
+rows in one commit, then its files. Prefect keeps the history of its flow runs."""
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Pipeline, PipelineRun
+from app.pipeline import schedules
+from app.pipeline.status import UNFINISHED
+from app.pipeline.store import RunFiles, uploads_dir
+from app.service import ConflictError, get_latest_run
+
+
+def _in_flight(pipeline_id: int, run: PipelineRun) -> ConflictError:
+    return ConflictError(
+        f"run {run.id} of pipeline {pipeline_id} is {run.status.value}; cancel it first "
+        f"(POST /api/pipelines/{pipeline_id}/cancel), then delete the pipeline"
+    )
+
+
+async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
+    """Delete a pipeline whose runs have all ended, with its runs, stages, files and schedule.
+
+    Raises ConflictError while a run is pending or running, and
+    orchestrator.PrefectUnavailableError when its schedule cannot be removed (nothing is deleted).
+    """
+    pipeline_id = pipeline.id  # the rollback below would expire the object
+    latest = await get_latest_run(session=session, pipeline_id=pipeline_id)
+    if latest is not None and not latest.status.is_final:
+        raise _in_flight(pipeline_id, latest)
+    await schedules.delete_pipeline_schedule(pipeline_id)
+    run_ids = list(
+        (
+            await session.execute(
+                select(PipelineRun.id).where(PipelineRun.pipeline_id == pipeline_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    upload = _own_upload(pipeline.input_path)
+    # the rows go only if no run started meanwhile (a trigger racing this delete); runs and
+    # stages go with their pipeline (ON DELETE CASCADE)
+    unfinished = exists().where(
+        PipelineRun.pipeline_id == pipeline_id, PipelineRun.status.in_(UNFINISHED)
+    )
+    result = await session.execute(
+        delete(Pipeline)
+        .where(Pipeline.id == pipeline_id, ~unfinished)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(result, "rowcount", 0):
+        await session.rollback()
+        started = await get_latest_run(session=session, pipeline_id=pipeline_id)
+        if started is not None and not started.status.is_final:
+            raise _in_flight(pipeline_id, started)
+        return  # deleted by a request racing this one: the outcome is the same
+    await session.commit()
+    await asyncio.to_thread(_remove_files, run_ids, upload)
+
+
+def _own_upload(input_path: str | None) -> Path | None:
+    """The directory of the pipeline's uploaded input (one per upload); a file it names under
+    PIPELINE_INPUT_DIR is the user's own and stays."""
+    if input_path is None:
+        return None
+    directory = Path(input_path).parent
+    return directory if directory.parent.resolve() == uploads_dir().resolve() else None
+
+
+def _remove_files(run_ids: list[int], upload: Path | None) -> None:
+    """Left behind if this fails (a process killed meanwhile): retention removes a directory of
+    a run it does not know once it is older than PIPELINE_RETENTION_DAYS."""
+    paths = [RunFiles.for_run(run_id).root for run_id in run_ids]
+    for path in [*paths, upload] if upload else paths:
+        shutil.rmtree(path, ignore_errors=True)
