@@ -5,7 +5,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Pipeline, PipelineRun
@@ -43,14 +43,23 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
         .all()
     )
     upload = _own_upload(pipeline.input_path)
-    # the rows go only if no run started meanwhile (a trigger racing this delete); runs and
-    # stages go with their pipeline (ON DELETE CASCADE)
-    unfinished = exists().where(
-        PipelineRun.pipeline_id == pipeline_id, PipelineRun.status.in_(UNFINISHED)
-    )
+    # The rows go only if no run started meanwhile (a trigger or a scheduled run racing this
+    # delete). On PostgreSQL the pipeline's row is locked first: a run being inserted holds a
+    # share lock on it, so the lock waits for that run's commit, and the check after it (a new
+    # snapshot) sees it; a run inserted later waits for this delete and fails on the foreign key.
+    # SQLite writes one transaction at a time. Runs and stages go with their pipeline (ON DELETE
+    # CASCADE).
+    await session.execute(select(Pipeline.id).where(Pipeline.id == pipeline_id).with_for_update())
+    started = (
+        await session.execute(select(PipelineRun).where(*_unfinished(pipeline_id)).limit(1))
+    ).scalar_one_or_none()
+    if started is not None:
+        refused = _in_flight(pipeline_id, started)  # before the rollback expires the row
+        await session.rollback()
+        raise refused
     result = await session.execute(
         delete(Pipeline)
-        .where(Pipeline.id == pipeline_id, ~unfinished)
+        .where(Pipeline.id == pipeline_id, ~exists().where(*_unfinished(pipeline_id)))
         .execution_options(synchronize_session=False)
     )
     if not getattr(result, "rowcount", 0):
@@ -61,6 +70,10 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
         return  # deleted by a request racing this one: the outcome is the same
     await session.commit()
     await asyncio.to_thread(_remove_files, run_ids, upload)
+
+
+def _unfinished(pipeline_id: int) -> tuple[ColumnElement[bool], ...]:
+    return (PipelineRun.pipeline_id == pipeline_id, PipelineRun.status.in_(UNFINISHED))
 
 
 def _own_upload(input_path: str | None) -> Path | None:

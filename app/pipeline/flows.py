@@ -230,6 +230,9 @@ async def run_data_pipeline_flow(
         except RunCancelledError as exc:  # a cancel won the race with the trigger
             tracking.cancelled = True
             return Cancelled(message=str(exc))
+        except Exception:  # anywhere in the attempt, stages or not: does Prefect run it again?
+            tracking.retrying = retries.flow_retry() is not None
+            raise
 
 
 async def _run_pipeline(
@@ -254,7 +257,6 @@ async def _run_pipeline(
     except BaseException as exc:
         cancelled = isinstance(exc, asyncio.CancelledError)
         retrying = None if cancelled else retries.flow_retry()
-        tracking.retrying = retrying is not None
         error = f"{type(exc).__name__}: {exc}"
         await update_pipeline_status(
             pipeline_id,

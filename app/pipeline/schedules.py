@@ -149,7 +149,8 @@ async def delete_pipeline_schedule(pipeline_id: int) -> bool:
         existing = await _find_schedule(client, deployment_id, pipeline_id)
         if existing is None:
             return False
-        await client.delete_deployment_schedule(deployment_id, existing.id)
+        with suppress(ObjectNotFound):  # a request racing this one removed it first
+            await client.delete_deployment_schedule(deployment_id, existing.id)
         await _settle(client, deployment_id, pipeline_id, stopped=True)
         return True
 

@@ -195,7 +195,10 @@ def _warn_if_datadog_differs(zygote_env: dict[str, str]) -> None:
     if "ddtrace" not in sys.modules:
         return
     differing = sorted(
-        k for k, v in os.environ.items() if k.startswith("DD_") and zygote_env.get(k) != v
+        k
+        for k, v in os.environ.items()
+        # empty is unset (docker-compose.yml passes DD_VERSION empty; the zygote filled it in)
+        if k.startswith("DD_") and v and zygote_env.get(k) != v
     )
     if differing:
         print(

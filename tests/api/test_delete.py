@@ -1,9 +1,16 @@
 """DELETE /api/pipelines/{id} with Prefect unreachable (port 9): what is refused, and that a
 refusal deletes nothing. tests/e2e/test_delete.py deletes for real."""
 
-import httpx
+import asyncio
 
-from app.models import Status
+import httpx
+import pytest
+
+from app import removal
+from app.db import get_sessionmaker
+from app.models import Pipeline, PipelineRun, Status
+from app.pipeline import schedules
+from app.service import ConflictError
 from tests.support.rows import add_pipeline, add_run
 
 UNREACHABLE = (
@@ -38,3 +45,40 @@ async def test_prefect_down_deletes_nothing(client: httpx.AsyncClient) -> None:
 async def test_an_unknown_pipeline_is_a_404(client: httpx.AsyncClient) -> None:
     response = await client.delete("/api/pipelines/424242")
     assert (response.status_code, response.json()) == (404, {"detail": "pipeline 424242 not found"})
+
+
+async def test_a_run_started_while_deleting_keeps_its_pipeline(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trigger (or a scheduled run) inserting its run while the delete runs: the delete waits
+    for it, sees it and refuses, on both backends. On PostgreSQL the delete once went through,
+    cascading the new run away under its trigger (a 500, and a flow run with no pipeline).
+    Prefect is down in these tests: the schedule's removal, which comes first, is skipped."""
+
+    async def no_schedule(pipeline_id: int) -> bool:
+        return False
+
+    monkeypatch.setattr(schedules, "delete_pipeline_schedule", no_schedule)
+    pipeline_id = await add_pipeline("raced")
+    async with get_sessionmaker()() as trigger:
+        run = PipelineRun(pipeline_id=pipeline_id, record_count=1, status=Status.PENDING)
+        trigger.add(run)
+        await trigger.flush()  # inserted, not yet committed: start_run between add and commit
+        run_id = run.id
+        async with get_sessionmaker()() as session:
+            pipeline = await session.get(Pipeline, pipeline_id)
+            assert pipeline is not None
+            deleting = asyncio.create_task(
+                removal.delete_pipeline(session=session, pipeline=pipeline)
+            )
+            await asyncio.sleep(0.5)
+            assert not deleting.done()  # waiting for the trigger's transaction
+            await trigger.commit()
+            with pytest.raises(ConflictError) as refused:
+                await deleting
+    assert str(refused.value) == (
+        f"run {run_id} of pipeline {pipeline_id} is pending; cancel it first "
+        f"(POST /api/pipelines/{pipeline_id}/cancel), then delete the pipeline"
+    )
+    async with get_sessionmaker()() as session:
+        assert await session.get(PipelineRun, run_id) is not None
