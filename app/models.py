@@ -61,8 +61,13 @@ _status_type = Enum(
 )
 
 
+# SQLite would hand a deleted row's id out again; a run's id keys its flow run in Prefect
+_NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class Pipeline(Base):
     __tablename__ = "pipelines"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -81,6 +86,7 @@ class Pipeline(Base):
 
 class PipelineRun(Base):
     __tablename__ = "pipeline_runs"
+    __table_args__ = _NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(
@@ -108,7 +114,10 @@ class PipelineRun(Base):
 
 class PipelineStage(Base):
     __tablename__ = "pipeline_stages"
-    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_pipeline_stages_run_name"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "name", name="uq_pipeline_stages_run_name"),
+        _NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(

@@ -57,3 +57,27 @@ async def test_every_migration_goes_down_and_up_keeping_the_rows(
             counts = (await connection.execute(text(COUNTS))).one()
         await engine.dispose()
         assert tuple(counts) == (1, 1, 1), f"after {command} {step}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_deleted_rows_id_is_never_handed_out_again(
+    backend: str, request: pytest.FixtureRequest, tmp_root: Path
+) -> None:
+    """A run's id keys its flow run in Prefect, which keeps a deleted pipeline's flow runs."""
+    if backend == "postgresql":
+        request.getfixturevalue("pg_base_url")
+    url = await asyncio.to_thread(new_database_url, backend, request, tmp_root)
+    engine = create_engine(url)
+    ids = []
+    for _ in range(2):
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO pipelines (name, record_count, created_at) "
+                    "VALUES ('p', 1, CURRENT_TIMESTAMP)"
+                )
+            )
+            ids.append((await connection.execute(text("SELECT max(id) FROM pipelines"))).scalar())
+            await connection.execute(text("DELETE FROM pipelines"))
+    await engine.dispose()
+    assert ids == [1, 2]
