@@ -15,6 +15,7 @@ import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 
+from tests.e2e.helpers import wait_for_flow_run
 from tests.observability.conftest import DD_ENV, DD_SERVICE, DD_VERSION, ObservedStack
 
 STAGES = ["generate", "ingest", "process", "transform", "export"]
@@ -28,6 +29,7 @@ class ObservedRuns:
     traced: dict[str, Any]  # GET /api/pipelines/{id} of the run triggered over HTTP (completes)
     failed: dict[str, Any]  # the same for a run started from Prefect with transform failing
     failed_flow_run_id: str
+    orphan_flow_run_id: str  # a flow run of a pipeline that does not exist, with a flow retry
     spans: list[Span]
     datagrams: list[str]
 
@@ -59,7 +61,8 @@ async def _final(api: httpx.AsyncClient, pipeline_id: int) -> dict[str, Any]:
 async def runs(
     api: httpx.AsyncClient, prefect: PrefectClient, observed_stack: ObservedStack
 ) -> ObservedRuns:
-    """Two runs at once: one triggered over HTTP, one started from Prefect that fails in transform."""
+    """Three runs at once: one triggered over HTTP, one started from Prefect that fails in
+    transform, and one of a pipeline that does not exist, which Prefect runs twice."""
     created = await api.post(
         "/api/pipelines", json={"name": "traced", "record_count": 1000, "trigger": True}
     )
@@ -71,21 +74,34 @@ async def runs(
         parameters={"pipeline_id": doomed["id"], "record_count": 100},
         job_variables={"env": {"PIPELINE_FAIL_STAGE": "transform"}},
     )
-    traced, failed = await asyncio.gather(
-        _final(api, created.json()["id"]), _final(api, doomed["id"])
+    # fails before any stage, on both of its attempts: counted as one run that failed
+    orphan = await prefect.create_flow_run_from_deployment(
+        deployment.id,
+        parameters={"pipeline_id": 10**6, "record_count": 10},
+        job_variables={
+            "env": {"PIPELINE_FLOW_RETRIES": "1", "PIPELINE_FLOW_RETRY_DELAY_SECONDS": "0"}
+        },
+    )
+    traced, failed, orphaned = await asyncio.gather(
+        _final(api, created.json()["id"]),
+        _final(api, doomed["id"]),
+        wait_for_flow_run(prefect, str(orphan.id), within=120),
     )
     assert (traced["status"], failed["status"]) == ("completed", "failed")
+    assert (orphaned.run_count, orphaned.state and orphaned.state.is_failed()) == (2, True)
     statsd, agent = observed_stack.statsd, observed_stack.agent
     # Each flow-run process sends pipeline.runs and flushes its traces as its flow ends.
     await _eventually(
-        lambda: sum(line.startswith("pipeline.runs:") for line in statsd.lines) == 2,
-        "pipeline.runs of both runs",
+        lambda: sum(line.startswith("pipeline.runs:") for line in statsd.lines) == 3,
+        "pipeline.runs of the three runs",
     )
     await _eventually(
-        lambda: sum(span["name"] == "pipeline.flow" for span in agent.spans()) == 2,
-        "the spans of both flow runs",
+        lambda: sum(span["name"] == "pipeline.flow" for span in agent.spans()) == 4,
+        "the spans of the four flow-run attempts",
     )
-    return ObservedRuns(traced, failed, str(failing.id), agent.spans(), list(statsd.lines))
+    return ObservedRuns(
+        traced, failed, str(failing.id), str(orphan.id), agent.spans(), list(statsd.lines)
+    )
 
 
 def _only(spans: list[Span], **where: Any) -> Span:
@@ -237,8 +253,11 @@ def _parse(datagram: str) -> tuple[str, str, str, frozenset[str]]:
 
 async def test_the_five_metrics_with_their_types_tags_and_values(runs: ObservedRuns) -> None:
     parsed = [_parse(line) for line in runs.datagrams]
-    durations = {(name, tags): float(value) for name, value, kind, tags in parsed if kind == "d"}
-    assert all(seconds > 0 for seconds in durations.values())
+    durations: dict[tuple[str, frozenset[str]], list[float]] = {}
+    for name, value, kind, tags_ in parsed:
+        if kind == "d":
+            durations.setdefault((name, tags_), []).append(float(value))
+    assert all(seconds > 0 for found in durations.values() for seconds in found)
     seen = Counter(
         (name, "<seconds>" if kind == "d" else value, kind, tags - UNIFIED_TAGS)
         for name, value, kind, tags in parsed
@@ -267,17 +286,45 @@ async def test_the_five_metrics_with_their_types_tags_and_values(runs: ObservedR
             ("pipeline.errors", "1", "c", tags(stage="transform", error_type="InjectedFaultError")),
             ("pipeline.runs", "1", "c", tags(status="failed")),
             ("pipeline.duration", "<seconds>", "d", tags(status="failed")),
+            # the orphan: an error on each attempt, one run (its attempt Prefect ran again is
+            # not an end)
+            *[("pipeline.errors", "1", "c", tags(stage="flow", error_type="PipelineNotFoundError"))]
+            * 2,
+            ("pipeline.runs", "1", "c", tags(status="failed")),
+            ("pipeline.duration", "<seconds>", "d", tags(status="failed")),
         ]
     )
     assert seen == expected
     assert all(UNIFIED_TAGS.issubset(tags_) for *_, tags_ in parsed)
     assert not [line for line in runs.datagrams if "pipeline_id" in line]
-    assert (
-        durations[
-            ("pipeline.stage.duration", tags(stage="transform", status="failed") | UNIFIED_TAGS)
-        ]
-        < (durations[("pipeline.duration", tags(status="failed") | UNIFIED_TAGS)])
+    # the failed run's wall time holds its failed stage's (the orphan's is the other one)
+    (transform_failed,) = durations[
+        ("pipeline.stage.duration", tags(stage="transform", status="failed") | UNIFIED_TAGS)
+    ]
+    run_durations = durations[("pipeline.duration", tags(status="failed") | UNIFIED_TAGS)]
+    assert len(run_durations) == 2
+    assert max(run_durations) > transform_failed
+
+
+async def test_an_attempt_prefect_runs_again_is_a_retrying_span_not_a_run(
+    runs: ObservedRuns,
+) -> None:
+    attempts = sorted(
+        (
+            s
+            for s in runs.spans
+            if s["name"] == "pipeline.flow"
+            and s["meta"]["prefect.flow_run_id"] == runs.orphan_flow_run_id
+        ),
+        key=lambda s: s["start"],
     )
+    assert [(s["meta"]["status"], s["error"]) for s in attempts] == [
+        ("retrying", 1),
+        ("failed", 1),
+    ]
+    assert {s["meta"]["error.type"] for s in attempts} == {
+        "app.pipeline.status.PipelineNotFoundError"
+    }
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:
