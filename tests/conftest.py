@@ -117,6 +117,8 @@ async def database(database_url: str) -> AsyncIterator[str]:
         else:
             for table in TABLES:
                 await conn.execute(text(f"DELETE FROM {table}"))
+            # the tables are AUTOINCREMENT: ids start at 1 again only with their counters reset
+            await conn.execute(text("DELETE FROM sqlite_sequence"))
     yield database_url
 
 
