@@ -219,7 +219,9 @@ async def test_failed_run_page_shows_stages_error_and_links(client: httpx.AsyncC
         ("cancel", "Cancel run"),
         ("retry", "Retry"),
         ("trigger", "Run again"),
+        ("delete", "Delete pipeline"),
     ]
+    assert page.by_id("delete-button").attrs["data-pipeline-name"] == "orders"
     # a scrolling region reachable by keyboard
     assert page.by_id("log-tail").attrs["tabindex"] == "0"
 

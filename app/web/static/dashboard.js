@@ -1,4 +1,5 @@
-// The dashboard's shared script: the API key, calls to the JSON API, the create-and-run form.
+// The dashboard's shared script: the API key, calls to the JSON API, the create-and-run form,
+// a notice left for the next page.
 "use strict";
 
 const Dashboard = (() => {
@@ -47,6 +48,38 @@ const Dashboard = (() => {
       panel.open = true;
       document.getElementById("api-key").focus();
     }
+  }
+
+  // A notice for the next page this tab opens (the pipeline page deletes, then opens the list):
+  // kept in sessionStorage, shown once, under that page's heading.
+  const NOTICE = "dashboard-notice";
+
+  function leaveNotice(text) {
+    try {
+      sessionStorage.setItem(NOTICE, text);
+    } catch (_) {
+      /* storage off: the next page goes without it */
+    }
+  }
+
+  function showNotice() {
+    let text = null;
+    try {
+      text = sessionStorage.getItem(NOTICE);
+      sessionStorage.removeItem(NOTICE);
+    } catch (_) {
+      /* storage off */
+    }
+    const heading = document.querySelector("main h1");
+    if (!text || !heading) return;
+    const notice = document.createElement("p");
+    notice.id = "page-notice";
+    notice.className = "notice";
+    notice.setAttribute("role", "status");
+    notice.tabIndex = -1; // focused, so that a screen reader reads it first; not a tab stop
+    notice.textContent = text;
+    heading.after(notice);
+    notice.focus();
   }
 
   function setupKeyForm() {
@@ -158,7 +191,8 @@ const Dashboard = (() => {
   document.addEventListener("DOMContentLoaded", () => {
     setupKeyForm();
     setupCreateForm();
+    showNotice();
   });
 
-  return { api, errorText, askForKey };
+  return { api, errorText, askForKey, leaveNotice };
 })();

@@ -1,6 +1,6 @@
 // The pipeline page, live: polls its progress region (server-rendered HTML) and, on a loop of its
 // own, the log tail while the latest run is pending or running, without reloading the page; not
-// at all while the tab is hidden. Runs the buttons.
+// at all while the tab is hidden. Runs the buttons; Delete pipeline asks first.
 "use strict";
 
 (() => {
@@ -19,6 +19,7 @@
   let logPollsLeft = POLLS_AFTER_FINISH;
   let trouble = ""; // what the last failed poll said; cleared by the next poll that works
   let keyAsked = false; // once per streak of 401s: the key field must not keep taking the focus
+  let leaving = false; // deleted: the list is loading, the polls have nothing left to say
 
   const status = () => progress.dataset.status;
   const keys = (root) => [...root.querySelectorAll("[data-key]")].map((el) => el.dataset.key);
@@ -45,6 +46,7 @@
       "cancel-button": ACTIVE.has(status()),
       "retry-button": status() === "failed" || status() === "cancelled",
       "trigger-button": status() === "completed" || status() === "created",
+      "delete-button": !ACTIVE.has(status()), // the API refuses while a run is in flight
     };
     const focused = document.activeElement;
     for (const [id, visible] of Object.entries(shown)) {
@@ -58,6 +60,7 @@
   }
 
   function say(text) {
+    if (leaving) return;
     document.getElementById("action-message").textContent = text;
   }
 
@@ -68,7 +71,7 @@
 
   function schedule(delay) {
     clearTimeout(timer);
-    if (document.hidden) return; // visibilitychange starts it again
+    if (document.hidden || leaving) return; // visibilitychange starts it again
     timer = setTimeout(refresh, delay);
   }
 
@@ -163,7 +166,7 @@
     } else {
       return; // the progress loop starts it again with the next run
     }
-    if (document.hidden) return; // visibilitychange starts it again
+    if (document.hidden || leaving) return; // visibilitychange starts it again
     logsTimer = setTimeout(refreshLogs, (ok ? (active ? 1 : 2) : 5) * POLL_MS);
   }
 
@@ -224,11 +227,42 @@
     await refresh();
   }
 
+  /** Delete the pipeline once the reader confirms; then the list, which says it was deleted. */
+  async function remove(button) {
+    if (button.getAttribute("aria-disabled") === "true") return;
+    const named = `“${button.dataset.pipelineName}” (#${pipelineId})`;
+    const question =
+      `Delete pipeline ${named}? Its runs, their files and its schedule are deleted with it; ` +
+      "this cannot be undone.";
+    if (!window.confirm(question)) return; // the focus stays on the button
+    clearTimeout(timer);
+    button.setAttribute("aria-disabled", "true");
+    say("");
+    try {
+      const response = await Dashboard.api(`/api/pipelines/${pipelineId}`, { method: "DELETE" });
+      if (response.ok) {
+        leaving = true; // and the button stays disabled until the list replaces this page
+        clearTimeout(logsTimer);
+        Dashboard.leaveNotice(`Pipeline ${named} was deleted.`);
+        location.assign("/");
+        return;
+      }
+      say(await Dashboard.errorText(response)); // 409: a run started meanwhile; 503: Prefect
+      if (response.status === 401) Dashboard.askForKey();
+    } catch (error) {
+      say(`The API did not answer (${error.message}).`);
+    }
+    button.removeAttribute("aria-disabled");
+    pollsLeft = POLLS_AFTER_FINISH;
+    await refresh(); // after a 409, shows the run in flight (and Cancel run instead)
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     progress = document.getElementById("progress");
     pipelineId = progress.dataset.pipelineId;
     for (const button of document.querySelectorAll("#actions button")) {
-      button.addEventListener("click", () => act(button));
+      const run = button.dataset.action === "delete" ? remove : act;
+      button.addEventListener("click", () => run(button));
     }
     document.addEventListener("visibilitychange", () => {
       if (document.hidden) {
