@@ -240,6 +240,18 @@ def _refuse_taken_port(host: str, port: int, what: str, option: str) -> None:
             ) from None
 
 
+# exit codes, as `pipeline up` documents them (app/cli/client.py ExitCode)
+STACK_FAILED = 8
+INTERRUPTED = 130
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1-65535)")
+    return port
+
+
 def _prefect() -> str:
     return str(Path(sys.executable).with_name("prefect"))
 
@@ -251,8 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--worker-limit", type=int, default=4, help="concurrent flow runs per worker"
     )
-    parser.add_argument("--prefect-port", type=int, default=4200)
-    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--prefect-port", type=_port, default=4200)
+    parser.add_argument("--api-port", type=_port, default=8000)
     parser.add_argument("--log-dir", type=Path, default=PROJECT_ROOT / "var" / "log")
     args = parser.parse_args(argv)
     stack = Stack(
@@ -269,8 +281,10 @@ def main(argv: list[str] | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGHUP):  # a stop, or the terminal closed
         signal.signal(signum, _terminate)
     print("starting Prefect server, migrations, deployment, worker and API …", flush=True)
+    started = False
     try:
         stack.start()
+        started = True
         print(
             f"\n  API          {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)\n"
             f"  Prefect UI   http://{stack.host}:{stack.prefect_port}\n"
@@ -282,9 +296,11 @@ def main(argv: list[str] | None = None) -> None:
             time.sleep(0.5)
         dead = [p.name for p in stack.processes if p.popen.poll() is not None]
         print(f"{', '.join(dead)} exited; stopping the stack", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(STACK_FAILED)
     except KeyboardInterrupt:
         print("\nstopping …", flush=True)
+        if not started:  # interrupted before it was up: not the normal stop
+            raise SystemExit(INTERRUPTED) from None
     finally:
         # its processes run in sessions of their own: only this stop reaches them, so a second
         # Ctrl-C must not cut it short

@@ -5,6 +5,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, cast
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -88,11 +89,16 @@ def _connect(
     ] = None,
 ) -> None:
     # tests pass a client factory as `obj` (the app in-process); otherwise a real HTTP client
+    api_key = api_key.strip() if api_key else None  # the service strips its API_KEYS too
     if api_key and not (api_key.isascii() and api_key.isprintable()):
         raise typer.BadParameter(
             "must be printable ASCII (it travels in an HTTP header); check PIPELINE_API_KEY",
             param_hint="--api-key",
         )
+    try:
+        httpx.URL(api_url)
+    except httpx.InvalidURL as exc:
+        raise typer.BadParameter(f"{exc}; check PIPELINE_API_URL", param_hint="--api-url") from None
     factory = cast(ClientFactory, ctx.obj) if callable(ctx.obj) else http_client
     connection = Api(api_url.rstrip("/"), api_key or None, factory)
     ctx.obj = connection

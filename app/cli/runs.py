@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import httpx
 import typer
 from rich.text import Text
 
@@ -19,7 +20,7 @@ from app.cli.base import (
     print_json,
     stdout,
 )
-from app.cli.client import Api, CliError, ExitCode
+from app.cli.client import TIMEOUT_SECONDS, Api, CliError, ExitCode
 
 
 @command()
@@ -67,9 +68,18 @@ def run(
         fields = {"name": name or file.name, "trigger": "true"}
         if file_format:
             fields["format"] = file_format
+        if not file.is_file():  # a pipe's size is unknown: the upload declares one
+            raise typer.BadParameter(
+                f"{file} is not a regular file; save the data to a file first", param_hint="--file"
+            )
         with file.open("rb") as handle:
+            # the API checks the whole file before it answers, minutes for gigabytes: giving up
+            # after 30 s said "unreachable" of a pipeline that was created and ran
             pipeline = client.post(
-                "/api/pipelines", data=fields, files={"file": (file.name, handle)}
+                "/api/pipelines",
+                data=fields,
+                files={"file": (file.name, handle)},
+                timeout=httpx.Timeout(TIMEOUT_SECONDS, read=None),
             )
     run = pipeline["latest_run"]
     if not as_json:

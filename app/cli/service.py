@@ -1,6 +1,7 @@
 """Commands that operate the service: logs, cancel, delete, doctor, up."""
 
 import json
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -123,7 +124,14 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
     The API's GET /ready: database, migrations, Prefect, pool, live worker, deployment, stranded
     runs. Exits 1 when any check fails.
     """
-    body = api(ctx).get("/ready", ok={503})
+    client = api(ctx)
+    body = client.get("/ready", ok={503})
+    if not (isinstance(body, dict) and {"ready", "checks"} <= body.keys()):
+        raise CliError(
+            f"the API at {client.url} answered GET /ready with no readiness checks; is "
+            "PIPELINE_API_URL the pipeline service (not Prefect's API)?",
+            ExitCode.REFUSED,
+        )
     if as_json:
         print_json(body)
     else:
@@ -145,8 +153,10 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def up(
     workers: Annotated[int, typer.Option(help="Prefect workers to start.", min=1)] = 1,
     worker_limit: Annotated[int, typer.Option(help="Flow runs at once per worker.", min=1)] = 4,
-    prefect_port: Annotated[int, typer.Option(help="The Prefect server's port.")] = 4200,
-    api_port: Annotated[int, typer.Option(help="The API's port.")] = 8000,
+    prefect_port: Annotated[
+        int, typer.Option(help="The Prefect server's port.", min=1, max=65535)
+    ] = 4200,
+    api_port: Annotated[int, typer.Option(help="The API's port.", min=1, max=65535)] = 8000,
     log_dir: Annotated[
         Path | None,
         typer.Option(help="Where the processes' logs go.", show_default="var/log"),
@@ -170,5 +180,6 @@ def up(
         argv.append(f"--log-dir={log_dir}")
     try:
         devstack.main(argv)
-    except (RuntimeError, TimeoutError) as exc:  # a part did not start; the stack stopped
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:  # the stack stopped
+        # OSError covers TimeoutError (a part did not answer) and a log dir that is a file
         raise CliError(f"the stack did not start: {exc}", ExitCode.STACK_FAILED) from None

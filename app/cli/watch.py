@@ -60,7 +60,9 @@ def follow(
                     f"{pipeline_id}`",
                     ExitCode.TIMEOUT,
                 )
-            time.sleep(interval)
+            # never past the deadline: the last poll is at the deadline, then the check above
+            left = interval if deadline is None else max(0.0, deadline - time.monotonic())
+            time.sleep(min(interval, left))
             pipeline = api.get(f"/api/pipelines/{pipeline_id}")
             run = _run_of(api, pipeline, run_id)
             if live is not None:

@@ -179,8 +179,13 @@ async def test_logs_follow_a_run_to_its_end(stack: RunningStack) -> None:
 
 
 async def test_doctor_passes_on_the_healthy_stack(stack: RunningStack) -> None:
-    result = await pipeline(stack, "doctor")
-    assert (result.returncode, result.stderr) == (0, "")
+    # a stack just started (this test alone) has a worker whose first heartbeat is on its way
+    for _ in range(30):
+        result = await pipeline(stack, "doctor")
+        if result.returncode == 0 or "FAIL  worker " not in result.stdout:
+            break
+        await asyncio.sleep(1)
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
     lines = result.stdout.splitlines()
     assert [line.split()[:2] for line in lines[:-1]] == [
         ["ok", name]
@@ -195,6 +200,14 @@ async def test_doctor_passes_on_the_healthy_stack(stack: RunningStack) -> None:
         )
     ]
     assert lines[-1] == "ready"
+
+    # PREFECT_API_URL mistaken for PIPELINE_API_URL: Prefect's /ready is no readiness report
+    mixed_up = await pipeline(stack, "--api-url", stack.stack.prefect_api_url, "doctor")
+    assert (mixed_up.returncode, mixed_up.stderr) == (
+        4,
+        f"error: the API at {stack.stack.prefect_api_url} answered GET /ready with no readiness "
+        "checks; is PIPELINE_API_URL the pipeline service (not Prefect's API)?\n",
+    )
 
 
 async def test_schedule_set_show_list_pause_resume_remove(

@@ -1,0 +1,75 @@
+"""`pipeline` at its edges: what it is given that it cannot use is bad usage (exit 2) or a refusal
+naming the cause, never a crash (exit 70), and --timeout is never overrun."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from app.cli import watch
+from app.db import get_sessionmaker
+from app.models import Pipeline, PipelineRun, Status
+from app.pipeline.status import new_stage_rows
+from tests.cli.conftest import Cli
+
+
+def _said(stderr: str) -> str:
+    """Typer's usage error as one line of text, out of the box it draws around it."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", stderr).split())
+
+
+async def test_a_pipe_is_no_file_to_upload(cli: Cli, tmp_path: Path) -> None:
+    """A pipe's size is unknown: the upload once declared 0 bytes, sent more and crashed."""
+    fifo = tmp_path / "orders.csv"
+    os.mkfifo(fifo)
+    result = await cli("run", "--file", str(fifo))
+    assert result.exit_code == 2
+    assert f"{fifo} is not a regular file; save the data to a file first" in _said(result.stderr)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000x", "http://[::1"])
+async def test_a_malformed_api_url_is_bad_usage(cli: Cli, url: str) -> None:
+    result = await cli("--api-url", url, "list")
+    assert result.exit_code == 2
+    assert "Invalid port" in _said(result.stderr)
+    assert "check PIPELINE_API_URL" in _said(result.stderr)
+
+
+async def test_spaces_around_the_api_key_are_dropped(cli: Cli, configure: object) -> None:
+    await configure(API_KEYS="sekret1")  # type: ignore[operator]
+    result = await cli("list", "--json", env={"PIPELINE_API_KEY": " sekret1 "})
+    assert result.exit_code == 0, result.stderr
+
+
+async def test_the_port_of_up_must_be_a_port(cli: Cli) -> None:
+    result = await cli("up", "--api-port", "99999")
+    assert result.exit_code == 2
+    assert "Invalid value for '--api-port': Input should be less than or equal to 65535" in (
+        _said(result.stderr)
+    )
+
+
+async def test_watch_sleeps_no_longer_than_its_timeout(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--interval 60 --timeout 0.2: it once slept the whole minute before giving up."""
+    async with get_sessionmaker()() as session:
+        pipeline = Pipeline(name="slow", record_count=5)
+        session.add(pipeline)
+        await session.flush()
+        session.add(
+            PipelineRun(
+                pipeline_id=pipeline.id,
+                record_count=5,
+                status=Status.PENDING,
+                stages=new_stage_rows(),
+            )
+        )
+        await session.commit()
+    slept: list[float] = []
+    real_sleep = watch.time.sleep
+    monkeypatch.setattr(watch.time, "sleep", lambda s: (slept.append(s), real_sleep(s)))
+    result = await cli("watch", "1", "--timeout", "0.2", "--interval", "60")
+    assert result.exit_code == 7
+    assert slept and max(slept) <= 0.2
