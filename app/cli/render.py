@@ -109,51 +109,90 @@ def progress(pipeline: dict[str, Any], run: dict[str, Any], *, spinner: bool) ->
     return Group(title, stages_table(run, now=now, spinner=spinner))
 
 
-def pipelines_table(items: list[dict[str, Any]]) -> Table:
-    table = Table(box=box.ROUNDED)
-    table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("name", overflow="fold", min_width=8)
-    table.add_column("status", no_wrap=True)
-    table.add_column("records", justify="right", no_wrap=True)
-    table.add_column("run", justify="right", no_wrap=True)
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
+def pipelines_table(items: list[dict[str, Any]], *, width: int = 240) -> Table:
+    """The list; in a narrow terminal (`width`) the least needed columns go first, never the ids."""
     now = datetime.now(UTC)
+    rows = []
     for item in items:
         run = item["latest_run"]
-        table.add_row(
-            str(item["id"]),
-            item["name"],
-            status(item["status"]),
-            count(item["record_count"]),
-            str(run["id"]) if run else "",
-            timestamp(item["created_at"]),
-            duration(elapsed(run, now)) if run else "",
+        rows.append(
+            {
+                "id": str(item["id"]),
+                "name": item["name"],
+                "status": status(item["status"]),
+                "records": count(item["record_count"]),
+                "run": str(run["id"]) if run else "",
+                "created (UTC)": timestamp(item["created_at"]),
+                "duration": duration(elapsed(run, now)) if run else "",
+            }
         )
-    return table
+    return _fitted(
+        rows,
+        width,
+        right={"id", "records", "run", "duration"},
+        fold="name",
+        drop=("duration", "created (UTC)", "run", "records"),
+    )
 
 
-def runs_table(runs: list[dict[str, Any]]) -> Table:
+def _text(cell: str | Text) -> Text:
+    return cell if isinstance(cell, Text) else Text(cell)
+
+
+def _fitted(
+    rows: list[dict[str, Any]], width: int, *, right: set[str], fold: str, drop: tuple[str, ...]
+) -> Table:
+    """A table of `rows` (dicts of one shape) whose columns in `drop` go, in that order, until
+    the widest cells fit in `width`; the `fold` column wraps and takes what is left (at least 8
+    characters, or its title), the others are never cut."""
+    names = list(rows[0]) if rows else []
+
+    def cell_width(name: str) -> int:
+        if name == fold:
+            return max(8, len(name))
+        cells = [Text(name), *(_text(row[name]) for row in rows)]
+        return max(cell.cell_len for cell in cells)
+
+    for name in drop:
+        if sum(cell_width(n) + 3 for n in names) + 1 <= width:
+            break
+        names.remove(name)
     table = Table(box=box.ROUNDED)
-    table.add_column("run", justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("processed", justify="right", no_wrap=True)
-    table.add_column("rejected", justify="right", no_wrap=True)
-    table.add_column("error")
-    now = datetime.now(UTC)
-    for run in runs:
-        table.add_row(
-            str(run["id"]),
-            status(run["status"]),
-            timestamp(run["created_at"]),
-            duration(elapsed(run, now)),
-            count(run["records_processed"]),
-            count(run["records_rejected"]),
-            one_line(run["error"], style="red"),
+    for name in names:
+        table.add_column(
+            name,
+            justify="right" if name in right else "left",
+            no_wrap=name != fold,
+            overflow="fold" if name == fold else "ellipsis",
+            min_width=cell_width(name),
         )
+    for row in rows:
+        table.add_row(*(row[name] for name in names))
     return table
+
+
+def runs_table(runs: list[dict[str, Any]], *, width: int = 240) -> Table:
+    """Every run; in a narrow terminal (`width`) the least needed columns go first."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "run": str(run["id"]),
+            "status": status(run["status"]),
+            "created (UTC)": timestamp(run["created_at"]),
+            "duration": duration(elapsed(run, now)),
+            "processed": count(run["records_processed"]),
+            "rejected": count(run["records_rejected"]),
+            "error": one_line(run["error"], style="red"),
+        }
+        for run in runs
+    ]
+    return _fitted(
+        rows,
+        width,
+        right={"run", "duration", "processed", "rejected"},
+        fold="error",
+        drop=("rejected", "processed", "duration", "created (UTC)"),
+    )
 
 
 def log_line(line: dict[str, Any]) -> Text:

@@ -214,7 +214,7 @@ def list_(
         else:
             console.print("no pipelines yet; create one with: pipeline run --records 1000 --wait")
         return
-    console.print(render.pipelines_table(items))
+    console.print(render.pipelines_table(items, width=console.width))
     shown = (page - 1) * limit + len(items)
     more = f"; next: --page {page + 1}" if shown < body["total"] else ""
     console.print(f"{len(items)} of {body['total']} pipeline(s), newest first{more}")
@@ -258,4 +258,4 @@ def show(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = Fals
         console.print(Text(f"  error     {run['error']}", style="red"), soft_wrap=True)
     console.print(render.stages_table(run, now=now))
     console.print(f"runs ({runs['total']}, newest first)")
-    console.print(render.runs_table(runs["items"]))
+    console.print(render.runs_table(runs["items"], width=console.width))

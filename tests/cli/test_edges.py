@@ -73,3 +73,39 @@ async def test_watch_sleeps_no_longer_than_its_timeout(
     result = await cli("watch", "1", "--timeout", "0.2", "--interval", "60")
     assert result.exit_code == 7
     assert slept and max(slept) <= 0.2
+
+
+async def test_a_narrow_terminal_drops_columns_never_the_ids(cli: Cli) -> None:
+    """At 40 columns the ids were cut to nothing (`│││ sta… │`), and they are what every other
+    command needs."""
+    async with get_sessionmaker()() as session:
+        for name in ("first", "a rather long pipeline name"):
+            pipeline = Pipeline(name=name, record_count=75_000_000)
+            session.add(pipeline)
+            await session.flush()
+            session.add(
+                PipelineRun(
+                    pipeline_id=pipeline.id,
+                    record_count=5,
+                    status=Status.FAILED,
+                    error="ingest: boom",
+                    stages=new_stage_rows(),
+                )
+            )
+        await session.commit()
+    listed = await cli("list", env={"COLUMNS": "40"})
+    lines = listed.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 40
+    assert [cell.strip() for cell in lines[1].split("│")[1:-1]] == [
+        "id",
+        "name",
+        "status",
+        "records",
+    ]
+    ids = [line.split("│")[1].strip() for line in lines[3:-2] if line.split("│")[1].strip()]
+    assert ids == ["2", "1"]
+    shown = await cli("show", "2", env={"COLUMNS": "40"})
+    runs = shown.stdout.split("runs (1, newest first)\n")[1].splitlines()
+    assert max(len(line) for line in runs) <= 40
+    assert [cell.strip() for cell in runs[1].split("│")[1:-1]] == ["run", "status", "error"]
+    assert runs[3].split("│")[1].strip() == "2"
