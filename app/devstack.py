@@ -2,7 +2,6 @@
 worker(s) and the API — stopped together, in reverse order, on Ctrl-C. Tests start the same stack."""
 
 import argparse
-import contextlib
 import os
 import signal
 import socket
@@ -13,13 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
 import httpx
 
 from app.config import PROJECT_ROOT, get_settings
+from app.processes import Process
 
-STOP_GRACE_SECONDS = 10.0
 # The Prefect server's settings for bursts of runs (docker-compose.yml sets the same):
 # - its task-run recorder writes each task-run event in a transaction of its own by default
 #   (batch size 1): ~22% of the server's CPU per flow run. Batches of up to 50, flushed every
@@ -33,31 +31,6 @@ SERVER_TUNING = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
     "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
 }
-
-
-@dataclass
-class Process:
-    """One child process the stack started, in a session of its own so its children stop with it."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a grace period; only this process's group is signalled."""
-        if self.popen.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.popen.wait(STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.popen.wait()
-        self._signal(signal.SIGKILL)  # anything the process left behind in its group
-        self.log.close()
-
-    def _signal(self, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signum)
 
 
 @dataclass
