@@ -3,11 +3,16 @@
 from pathlib import Path
 
 import httpx
+import pytest
 from prefect.client.orchestration import PrefectClient
 
 from app.pipeline.schedules import schedule_slug
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import wait_for_final
+
+# The delete's SQL is tested on both backends in tests/api/test_delete.py; here the production
+# topology (PostgreSQL) with a real Prefect server.
+pytestmark = pytest.mark.parametrize("running_stack", ["postgresql"], indirect=True)
 
 UPLOAD = "id,name,category,value,quantity,is_active,created_at\n1,a,A,100,2,true,2026-03-01\n"
 

@@ -6,6 +6,7 @@ import time
 
 import httpx
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 from prefect.client.orchestration import PrefectClient
 
@@ -136,6 +137,7 @@ async def test_failing_stage_fails_the_run_in_both_places(
     assert flow_run.state is not None and flow_run.state.is_failed()
 
 
+@pytest.mark.parametrize("running_stack", ["sqlite"], indirect=True)  # no database in it
 async def test_the_dask_fan_out_runs_in_a_real_flow_run(
     api: httpx.AsyncClient, prefect: PrefectClient
 ) -> None:
