@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -31,6 +31,7 @@ from app.pipeline import inputs
 from app.pipeline.store import uploads_dir
 
 MAX_FIELD_BYTES = 64 * 1024
+MAX_TEXT_BYTES = 4 * MAX_FIELD_BYTES  # all text fields together: four are known, any more unknown
 FILE_FIELD = "file"
 
 
@@ -75,6 +76,7 @@ class _Receiver:
         self._headers: dict[bytes, bytes] = {}
         self._name = ""
         self._text = bytearray()
+        self._text_bytes = 0
         self._is_file = False
         self.handle: IO[bytes] | None = None
 
@@ -128,8 +130,11 @@ class _Receiver:
             self.pending += data[start:end]
             return
         self._text += data[start:end]
+        self._text_bytes += end - start
         if len(self._text) > MAX_FIELD_BYTES:
             raise _FormError(self._name or "body", f"longer than {MAX_FIELD_BYTES:,} bytes")
+        if self._text_bytes > MAX_TEXT_BYTES:  # thousands of fields, each under the limit
+            raise _FormError("body", f"text fields longer than {MAX_TEXT_BYTES:,} bytes in all")
 
     def _part_end(self) -> None:
         if not self._is_file:
@@ -160,6 +165,10 @@ async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> Recei
             await receiver.flush()
         parser.finalize()
         await receiver.flush()
+        if parser.state != MultipartState.END:  # a cut body would make a pipeline of part a file
+            raise _FormError(
+                "body", "ended before the form's closing boundary; send the whole form again"
+            )
     except _TooLarge:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,

@@ -1,0 +1,52 @@
+"""Multipart bodies as a client can get them wrong: cut short, or padded with fields. Nothing of
+a refused body is kept, and it is held in memory only up to a bound."""
+
+import httpx
+
+from tests.api.test_uploads import HEADER, leftover_uploads, pipelines
+
+BOUNDARY = "b0undary"
+ROWS = "".join(f"{i},n{i},A,10.5,2,true,2026-03-01\n" for i in range(1, 1001))
+
+
+def _part(name: str, value: bytes, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+
+
+async def _post(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
+    return await client.post(
+        "/api/pipelines",
+        content=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+
+
+async def test_a_body_cut_short_makes_no_pipeline(client: httpx.AsyncClient) -> None:
+    """A connection lost mid-upload, at a line's end: the first 501 rows once made a pipeline."""
+    whole = _part("name", b"cut") + _part("file", (HEADER + "\n" + ROWS).encode(), "o.csv")
+    cut = whole[: whole.index(b"501,n501")]
+    before = leftover_uploads()
+    response = await _post(client, cut)
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "body: ended before the form's closing boundary; send the whole form again",
+    )
+    assert (await pipelines(), leftover_uploads()) == (0, before)
+    complete = await _post(client, whole + f"--{BOUNDARY}--\r\n".encode())
+    assert (complete.status_code, complete.json()["record_count"]) == (201, 1000)
+
+
+async def test_thousands_of_small_fields_are_refused_as_they_arrive(
+    client: httpx.AsyncClient,
+) -> None:
+    """Each field under its 64 KiB limit, as many as a client sends: all were held in memory until
+    the body ended (up to PIPELINE_MAX_UPLOAD_BYTES, 2 GiB)."""
+    padding = b"".join(_part(f"f{i}", b"x" * 60_000) for i in range(5))
+    body = _part("name", b"padded") + padding + f"--{BOUNDARY}--\r\n".encode()
+    response = await _post(client, body)
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "body: text fields longer than 262,144 bytes in all",
+    )
+    assert await pipelines() == 0
