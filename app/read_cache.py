@@ -24,7 +24,7 @@ FINAL = frozenset({"completed", "failed", "cancelled"})
 MAX_ENTRIES = 10_000
 
 _entries: dict[int, tuple[float, bytes]] = {}
-_loading: dict[int, asyncio.Future[bytes]] = {}
+_loading: dict[int, tuple[int, asyncio.Future[bytes]]] = {}  # the generation each load began in
 _generation = 0
 
 
@@ -35,16 +35,16 @@ async def fetch(pipeline_id: int, load: Callable[[], Awaitable[tuple[str, bytes]
         cached = get(pipeline_id)
         if cached is not None:
             return cached
-        loading = _loading.get(pipeline_id)
-        if loading is None:
-            break
+        generation, loading = _loading.get(pipeline_id, (None, None))
+        if loading is None or generation != _generation:
+            break  # a load begun before the last commit may answer with what it changed
         with contextlib.suppress(asyncio.CancelledError):
             return await asyncio.shield(loading)
         if not loading.cancelled():  # this request itself was cancelled, not the load
             raise asyncio.CancelledError
     since = _generation
     future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-    _loading[pipeline_id] = future
+    _loading[pipeline_id] = (since, future)
     try:
         status, body = await load()
     except asyncio.CancelledError:
@@ -55,7 +55,8 @@ async def fetch(pipeline_id: int, load: Callable[[], Awaitable[tuple[str, bytes]
         future.exception()  # retrieved: no "never retrieved" warning when nobody was waiting
         raise
     finally:
-        _loading.pop(pipeline_id, None)
+        if _loading.get(pipeline_id, (None, None))[1] is future:
+            del _loading[pipeline_id]
     put(pipeline_id, status, body, since=since)
     future.set_result(body)
     return body

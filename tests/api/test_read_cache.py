@@ -128,6 +128,28 @@ async def test_a_commit_during_the_load_keeps_its_result_out() -> None:
     assert read_cache.get(8) is None
 
 
+async def test_a_read_after_a_commit_does_not_join_a_load_begun_before_it() -> None:
+    """A DELETE committed while a read was loading: a read arriving after the 204 joined that load
+    and got the deleted pipeline."""
+    release = asyncio.Event()
+
+    async def before_the_delete() -> tuple[str, bytes]:
+        await release.wait()
+        return "completed", b'{"id": 9}'
+
+    async def after_the_delete() -> tuple[str, bytes]:
+        return "gone", b"not found"
+
+    await use_settings(PIPELINE_READ_CACHE_SECONDS="60")
+    first = asyncio.create_task(read_cache.fetch(9, before_the_delete))
+    await asyncio.sleep(0)  # the first read is loading
+    read_cache.invalidate()  # the delete commits
+    assert await read_cache.fetch(9, after_the_delete) == b"not found"
+    release.set()
+    assert await first == b'{"id": 9}'  # it began before the delete: either answer is right
+    assert read_cache.get(9) is None
+
+
 @pytest.mark.usefixtures("database")
 async def test_a_read_between_the_commit_starting_and_ending_is_dropped() -> None:
     """The engine's commit event comes before the database has committed: a read in between
