@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
@@ -143,16 +144,47 @@ def converted(source: Path, fmt: Format) -> Path:
     return target
 
 
-async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> FileResponse:
-    target = _inside_run(run, await asyncio.to_thread(converted, path, fmt))
-    return FileResponse(
-        target,
-        media_type=MEDIA_TYPES[fmt],
-        filename=f"pipeline-{run.pipeline_id}-run-{run.id}-{label}.{fmt}",
+def _gone(run: PipelineRun) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"run {run.id} of pipeline {run.pipeline_id}: its files were removed while being read "
+        "(the pipeline was deleted, or retention removed them)",
     )
 
 
-@router.get("/output", response_class=FileResponse)
+def _pinned(target: Path) -> Path:
+    """A second name for `target` outside its run's directory (a hard link, no copy): a DELETE
+    or retention removing the directory mid-download leaves the file being served whole. The
+    response removes the link once sent."""
+    serving = get_settings().data_dir / "serving"
+    serving.mkdir(parents=True, exist_ok=True)
+    link = serving / f"{uuid.uuid4().hex}{target.suffix}"
+    try:
+        os.link(target, link)
+    except FileNotFoundError:
+        raise
+    except OSError:  # another file system (a data dir of symlinks): served by its own name
+        return target
+    return link
+
+
+async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> FileResponse:
+    try:
+        target = _inside_run(run, await asyncio.to_thread(converted, path, fmt))
+        served = await asyncio.to_thread(_pinned, target)
+    except (FileNotFoundError, pl.exceptions.ComputeError):
+        if await asyncio.to_thread(path.exists):
+            raise
+        raise _gone(run) from None
+    return FileResponse(
+        served,
+        media_type=MEDIA_TYPES[fmt],
+        filename=f"pipeline-{run.pipeline_id}-run-{run.id}-{label}.{fmt}",
+        background=BackgroundTask(served.unlink, missing_ok=True) if served != target else None,
+    )
+
+
+@router.api_route("/output", methods=["GET", "HEAD"], response_class=FileResponse)
 async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The run's results file as Parquet, CSV or JSON Lines (404 until the run completed)."""
     files = RunFiles.for_run(run.id)
@@ -160,7 +192,7 @@ async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileR
     return await _download(run, source, format, "results")
 
 
-@router.get("/rejects", response_class=FileResponse)
+@router.api_route("/rejects", methods=["GET", "HEAD"], response_class=FileResponse)
 async def download_rejects(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The rows ingest rejected, each with its reject_reason (also for a failed run)."""
     files = RunFiles.for_run(run.id)
@@ -173,5 +205,10 @@ async def read_summary(run: RunDep) -> list[CategorySummary]:
     """The per-category summary of a completed run."""
     files = RunFiles.for_run(run.id)
     source = _available(run, files.summary, "summary", needs_completed=True)
-    frame = await asyncio.to_thread(pl.read_parquet, source)
+    try:
+        frame = await asyncio.to_thread(pl.read_parquet, source)
+    except (FileNotFoundError, pl.exceptions.ComputeError):
+        if await asyncio.to_thread(source.exists):
+            raise
+        raise _gone(run) from None
     return [CategorySummary.model_validate(row) for row in frame.to_dicts()]
