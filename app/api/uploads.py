@@ -27,6 +27,8 @@ from app.api.deps import SessionDep
 from app.api.pipelines import IdempotencyKey
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineUpload
 from app.config import get_settings
+from app.db import get_sessionmaker
+from app.models import Pipeline
 from app.pipeline import inputs
 from app.pipeline.store import uploads_dir
 
@@ -185,6 +187,14 @@ async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> Recei
     return receiver.form
 
 
+async def _still_there(pipeline_id: int) -> bool:
+    try:
+        async with get_sessionmaker()() as session:
+            return await session.get(Pipeline, pipeline_id) is not None
+    except Exception:  # the database is down: keep the file rather than break the pipeline
+        return True
+
+
 def _fields(form: ReceivedForm) -> PipelineUpload:
     try:
         return PipelineUpload.model_validate(form.fields)
@@ -230,13 +240,15 @@ async def upload_pipeline(
         pipeline, created = await service.create_pipeline(
             session=session, data=data, idempotency_key=idempotency_key, source=source
         )
-        keep = created
+        keep, pipeline_id = created, pipeline.id
         try:
             run = await service.first_run(
                 session=session, pipeline=pipeline, trigger=data.trigger, created=created
             )
         except BaseException:
-            keep = False  # the pipeline was removed with its first run
+            # removed with its first run when Prefect refused it; a failure before that (the
+            # database) leaves the pipeline, which still needs its file
+            keep = created and await _still_there(pipeline_id)
             raise
     finally:
         if not keep:

@@ -21,7 +21,7 @@ import polars as pl
 from app.config import get_settings
 from app.pipeline import stages
 from app.pipeline.locate import locate
-from app.pipeline.store import ROW_GROUP_ROWS, count_rows
+from app.pipeline.store import ROW_GROUP_ROWS, count_rows, uploads_dir
 
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
 SUFFIXES: dict[str, str] = {
@@ -274,6 +274,8 @@ def resolve_under(relative: str, base: Path | None, *, field: str = "input_path"
     target = (root / relative).resolve()
     if not target.is_relative_to(root):
         raise InputError(field, f"{relative!r} is outside PIPELINE_INPUT_DIR")
+    if target.is_relative_to(uploads_dir().resolve()):  # another pipeline's, deleted with it
+        raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
     if not target.is_file():
         raise InputError(field, f"no file {relative!r} in PIPELINE_INPUT_DIR")
     return target

@@ -1,9 +1,17 @@
 """Multipart bodies as a client can get them wrong: cut short, or padded with fields. Nothing of
 a refused body is kept, and it is held in memory only up to a bound."""
 
-import httpx
+import asyncio
+from pathlib import Path
 
+import httpx
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from app import service
+from app.config import get_settings
 from tests.api.test_uploads import HEADER, leftover_uploads, pipelines
+from tests.conftest import SetSetting
 
 BOUNDARY = "b0undary"
 ROWS = "".join(f"{i},n{i},A,10.5,2,true,2026-03-01\n" for i in range(1, 1001))
@@ -50,3 +58,38 @@ async def test_thousands_of_small_fields_are_refused_as_they_arrive(
         "body: text fields longer than 262,144 bytes in all",
     )
     assert await pipelines() == 0
+
+
+async def test_a_database_failure_after_the_commit_keeps_the_pipelines_file(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline was committed, then its first run's read failed (503): the file was deleted
+    from under the pipeline that stayed."""
+
+    async def database_down(**_: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("the database went away"))
+
+    monkeypatch.setattr(service, "get_latest_run", database_down)
+    body = _part("name", b"kept") + _part("file", (HEADER + "\n" + ROWS).encode(), "o.csv")
+    response = await _post(client, body + f"--{BOUNDARY}--\r\n".encode())
+    assert response.status_code == 503
+    monkeypatch.undo()
+    listed = (await client.get("/api/pipelines")).json()["items"]
+    assert [p["name"] for p in listed] == ["kept"]
+    assert await asyncio.to_thread(Path(listed[0]["input_path"]).is_file)
+
+
+async def test_an_uploaded_file_cannot_be_named_as_input_path(
+    client: httpx.AsyncClient, setting: SetSetting
+) -> None:
+    """PIPELINE_INPUT_DIR holding the uploads: a pipeline naming another's upload deleted it
+    with itself."""
+    body = _part("name", b"uploaded") + _part("file", (HEADER + "\n" + ROWS).encode(), "o.csv")
+    uploaded = (await _post(client, body + f"--{BOUNDARY}--\r\n".encode())).json()
+    setting("PIPELINE_INPUT_DIR", str(get_settings().data_dir))
+    relative = Path(uploaded["input_path"]).relative_to(get_settings().data_dir)
+    response = await client.post("/api/pipelines", json={"name": "x", "input_path": str(relative)})
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        f"input_path: {str(relative)!r} is an uploaded file; upload it again instead",
+    )
