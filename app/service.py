@@ -243,9 +243,9 @@ async def retry_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun
     retry racing another of the same run gets that one's new run."""
     latest = await get_latest_run(session=session, pipeline_id=pipeline.id)
     if latest is None or latest.status not in RETRYABLE:
-        state = latest.status.value if latest else "never run"
+        state = f"is {latest.status.value}" if latest else "has never run"
         raise ConflictError(
-            f"pipeline {pipeline.id} is {state}; only a failed or cancelled pipeline can be "
+            f"pipeline {pipeline.id} {state}; only a failed or cancelled pipeline can be "
             f"retried (use POST /api/pipelines/{pipeline.id}/trigger for a new run)"
         )
     # one new run per failed run, however many retries race: the key's unique index settles it

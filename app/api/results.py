@@ -65,16 +65,20 @@ def _not_found(run: PipelineRun, what: str) -> HTTPException:
     if not run.status.is_final:
         detail = f"{name} has no {what} yet: it is {run.status.value}"
     elif RunFiles.for_run(run.id).root.exists():
-        detail = f"{name} has no {what}: it {run.status.value}" + (
+        detail = f"{name} has no {what}: it {_ended(run)}" + (
             f" ({run.error})" if run.error else ""
         )
     elif run.status == Status.COMPLETED or _past_retention(run):
         detail = f"{name} has no files any more: they were removed (PIPELINE_RETENTION_DAYS)"
     else:  # it ended before its first stage wrote anything
-        detail = f"{name} has no {what}: it {run.status.value} before writing any file" + (
+        detail = f"{name} has no {what}: it {_ended(run)} before writing any file" + (
             f" ({run.error})" if run.error else ""
         )
     return HTTPException(status.HTTP_404_NOT_FOUND, detail)
+
+
+def _ended(run: PipelineRun) -> str:
+    return "was cancelled" if run.status == Status.CANCELLED else run.status.value
 
 
 def _past_retention(run: PipelineRun) -> bool:

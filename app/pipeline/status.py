@@ -22,6 +22,7 @@ RUN_TAG_PREFIX = "pipeline-run:"
 # what a flow-run process stopped by Prefect writes; the API's own reason replaces it (see below)
 CANCELLED_IN_PREFECT = "cancelled: Prefect stopped the flow run (through the API or the Prefect UI)"
 UNFINISHED = (Status.PENDING, Status.RUNNING)
+INTERRUPTED = "interrupted: the run failed while this stage ran (see the run's error)"
 
 
 class PipelineNotFoundError(LookupError):
@@ -276,7 +277,16 @@ async def _set_run_status(
 async def close_unfinished_stages(
     session: AsyncSession, run_id: int, run_status: Status, now: datetime
 ) -> None:
-    """Stages still pending or running when their run ends are cancelled, never left dangling."""
+    """Stages still pending or running when their run ends are cancelled, never left dangling;
+    one still running when its run failed (its process died: the watchdog's verdict) failed."""
+    if run_status == Status.FAILED:
+        running = await session.execute(
+            select(PipelineStage).where(
+                PipelineStage.run_id == run_id, PipelineStage.status == Status.RUNNING
+            )
+        )
+        for stage in running.scalars():
+            _set_stage_status(stage, Status.FAILED, now, INTERRUPTED, None)  # autoflushed below
     reason = {
         Status.FAILED: "not run: an earlier stage failed",
         Status.CANCELLED: "cancelled",

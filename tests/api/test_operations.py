@@ -75,7 +75,7 @@ async def test_retry_needs_a_failed_or_cancelled_pipeline(client: httpx.AsyncCli
     never = await client.post("/api/pipelines/1/retry")
     assert (never.status_code, never.json()["detail"]) == (
         409,
-        "pipeline 1 is never run; only a failed or cancelled pipeline can be retried "
+        "pipeline 1 has never run; only a failed or cancelled pipeline can be retried "
         "(use POST /api/pipelines/1/trigger for a new run)",
     )
     await _add_run(1, Status.COMPLETED)

@@ -102,6 +102,28 @@ async def test_a_failed_stage_fails_the_run_and_cancels_the_rest() -> None:
 
 
 @pytest.mark.usefixtures("database")
+async def test_a_stage_running_when_its_run_failed_failed_with_it() -> None:
+    """The watchdog fails a run whose process died mid-transform: transform was shown cancelled,
+    "not run: an earlier stage failed", though it had started and no stage had failed."""
+    pipeline_id, run_id = await _pipeline_with_run()
+    for stage in ("generate", "ingest", "process"):
+        await update_pipeline_status(pipeline_id, stage, Status.RUNNING, run_id=run_id)
+        await update_pipeline_status(pipeline_id, stage, Status.COMPLETED, run_id=run_id)
+    await update_pipeline_status(pipeline_id, "transform", Status.RUNNING, run_id=run_id)
+    died = "the worker or its flow-run process died (Prefect: Crashed)"
+    await update_pipeline_status(pipeline_id, None, Status.FAILED, error=died, run_id=run_id)
+    run = await _run(run_id)
+    assert (run.status, run.error) == (Status.FAILED, died)
+    transform, export = run.stages[3], run.stages[4]
+    assert (transform.status, transform.message) == (
+        Status.FAILED,
+        "interrupted: the run failed while this stage ran (see the run's error)",
+    )
+    assert transform.completed_at is not None and transform.duration_seconds is not None
+    assert (export.status, export.message) == (Status.CANCELLED, "not run: an earlier stage failed")
+
+
+@pytest.mark.usefixtures("database")
 async def test_claim_run_finds_the_tagged_run_or_creates_one() -> None:
     pipeline_id, run_id = await _pipeline_with_run()
     ref = await claim_run(

@@ -15,7 +15,7 @@ from prefect.states import Cancelling, Scheduled
 
 from app.models import Status, utcnow
 from app.pipeline import orchestrator
-from app.pipeline.status import CANCELLED_IN_PREFECT, run_tag
+from app.pipeline.status import CANCELLED_IN_PREFECT, INTERRUPTED, run_tag
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import (
     add_run_row,
@@ -153,7 +153,11 @@ async def test_killed_worker_fails_its_run_and_a_retry_completes(
     assert run["status"] == "failed"
     assert run["error"].startswith("its flow-run process stopped responding (no heartbeat for ")
     assert run["error"].endswith(" s; worker or process killed?)")
-    assert [s["status"] for s in run["stages"]] == ["cancelled"] * 5
+    # generate was running when its process died: it failed with its run
+    assert [(s["status"], s["message"]) for s in run["stages"]] == [
+        ("failed", INTERRUPTED),
+        *[("cancelled", "not run: an earlier stage failed")] * 4,
+    ]
     flow_run = await wait_for_flow_run(prefect, flow_run_id)
     assert flow_run.state is not None and flow_run.state.is_crashed()
 

@@ -312,7 +312,8 @@ async def test_three_workers_share_thirty_runs_under_a_pool_limit_of_two_and_sur
         flow_run = by_flow_run[run["prefect_flow_run_id"]]
         assert run["status"] == "failed"
         assert DEAD_PROCESS.fullmatch(run["error"]), run["error"]
-        assert {s["status"] for s in run["stages"]} <= {"completed", "cancelled"}
+        # a stage running at the kill failed with its run (app/pipeline/status.py INTERRUPTED)
+        assert {s["status"] for s in run["stages"]} <= {"completed", "failed", "cancelled"}
         assert flow_run.state_type == StateType.CRASHED
         assert flow_run.state is not None and flow_run.state.message == f"watchdog: {run['error']}"
         assert worker_of(flow_run) == kill.victim
