@@ -274,6 +274,12 @@ def main(argv: list[str] | None = None) -> None:
         print("\nstopping …", flush=True)
         if not started:  # interrupted before it was up: not the normal stop
             raise SystemExit(INTERRUPTED) from None
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        if started:
+            raise
+        # a part did not start (a port taken, a part that never answered): what, in one line
+        print(f"error: the stack did not start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(STACK_FAILED) from None
     finally:
         # its processes run in sessions of their own: only this stop reaches them, so a second
         # Ctrl-C must not cut it short

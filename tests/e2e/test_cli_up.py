@@ -31,8 +31,12 @@ def _env(root: Path) -> dict[str, str]:
 
 
 async def _pipeline(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    return await _run(env, PIPELINE, *args)
+
+
+async def _run(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        PIPELINE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
@@ -102,9 +106,20 @@ async def test_up_refuses_a_port_already_taken(tmp_path: Path) -> None:
         code, out, err = await _pipeline(
             _env(tmp_path), "up", f"--prefect-port={port}", f"--api-port={free_port()}"
         )
-    assert (code, out) == (8, "starting Prefect server, migrations, deployment, worker and API …\n")
-    assert err == (
+        # `make up` runs this: the same line, no traceback (once a RuntimeError's, exit 1)
+        make_up = await _run(
+            _env(tmp_path),
+            sys.executable,
+            "-m",
+            "app.devstack",
+            f"--prefect-port={port}",
+            f"--api-port={free_port()}",
+        )
+    starting = "starting Prefect server, migrations, deployment, worker and API …\n"
+    refused = (
         f"error: the stack did not start: port {port} on 127.0.0.1 is already in use (another "
         "Prefect server, or `docker compose up`?): stop it, or give the stack another port with "
         "--prefect-port\n"
     )
+    assert (code, out, err) == (8, starting, refused)
+    assert make_up == (8, starting, refused)
