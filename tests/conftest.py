@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -105,6 +105,20 @@ def setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[SetSetting]:
     yield set_setting
     monkeypatch.undo()
     config.get_settings.cache_clear()
+
+
+Configure = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+async def configure(database: str) -> AsyncIterator[Configure]:
+    """`await configure(API_KEYS="alpha")`: change settings for one test (read again at once);
+    the environment is restored afterwards."""
+    saved = dict(os.environ)
+    yield use_settings
+    os.environ.clear()
+    os.environ.update(saved)
+    await use_settings()
 
 
 @pytest.fixture

@@ -1,12 +1,8 @@
 """The dashboard's HTML routes: 404s, nothing loaded from elsewhere, and API keys for reads."""
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-
 import httpx
-import pytest
 
-from tests.conftest import use_settings
+from tests.conftest import Configure
 from tests.support.html import parse
 from tests.support.rows import add_pipeline
 
@@ -51,19 +47,6 @@ async def test_pages_load_nothing_from_elsewhere(client: httpx.AsyncClient) -> N
         assert (asset.status_code, asset.headers["content-type"]) == (200, media_type)
         if not path.endswith(".svg"):  # an SVG names its XML namespace with a URL
             assert "://" not in asset.text, path
-
-
-Configure = Callable[..., Awaitable[None]]
-
-
-@pytest.fixture
-async def configure(database: str) -> AsyncIterator[Configure]:
-    """Change settings for one test; the environment is restored afterwards."""
-    saved = dict(os.environ)
-    yield use_settings
-    os.environ.clear()
-    os.environ.update(saved)
-    await use_settings()
 
 
 async def test_read_keys_lock_the_pages_until_the_key_cookie_is_sent(

@@ -5,9 +5,8 @@ so the pipeline page's schedule line is answered with no schedules."""
 
 import asyncio
 import errno
-import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,7 +17,7 @@ from sqlalchemy import update
 from app.db import get_sessionmaker
 from app.main import create_app
 from app.models import PipelineRun, Status
-from tests.conftest import use_settings
+from tests.conftest import Configure
 from tests.e2e.browser import chromium_path
 from tests.support.rows import add_pipeline, add_run
 
@@ -31,8 +30,6 @@ HIDE = """hidden => {
   Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
   document.dispatchEvent(new Event("visibilitychange"));
 }"""
-
-Configure = Callable[..., Awaitable[None]]
 
 
 def _listening_socket() -> socket.socket:
@@ -71,16 +68,6 @@ async def dashboard(database: str) -> AsyncIterator[str]:
     server.should_exit = True
     await serving
     sock.close()
-
-
-@pytest.fixture
-async def configure(database: str) -> AsyncIterator[Configure]:
-    """Change settings for one test (the served app reads them per request); restored after."""
-    saved = dict(os.environ)
-    yield use_settings
-    os.environ.clear()
-    os.environ.update(saved)
-    await use_settings()
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@ rules, API keys, idempotency keys, limits, readiness."""
 
 import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -16,23 +15,7 @@ from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status, utcnow
 from app.pipeline import orchestrator
 from app.pipeline.status import CANCELLED_IN_PREFECT, new_stage_rows, update_pipeline_status
-from tests.conftest import use_settings
-
-Configure = Callable[..., Awaitable[None]]
-
-
-@pytest.fixture
-async def configure(database: str) -> AsyncIterator[Configure]:
-    """Change settings for one test; the environment is restored afterwards."""
-    saved = dict(os.environ)
-
-    async def _configure(**env: str) -> None:
-        await use_settings(**env)
-
-    yield _configure
-    os.environ.clear()
-    os.environ.update(saved)
-    await use_settings()
+from tests.conftest import Configure
 
 
 async def _add_run(pipeline_id: int, status: Status, flow_run_id: str | None = None) -> int:

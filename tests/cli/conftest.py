@@ -5,8 +5,7 @@ event loop, where the app, its database engine and the fixtures live.
 """
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -16,7 +15,6 @@ from typer.testing import CliRunner
 
 from app.cli import app as cli_app
 from app.main import create_app
-from tests.conftest import use_settings
 
 API_URL = "http://cli.test"
 # a plain 100-column terminal-less output, whatever the machine running the tests has set
@@ -77,13 +75,3 @@ async def cli(database: str) -> Cli:
         return Result(result.exit_code, result.stdout, result.stderr)
 
     return invoke
-
-
-@pytest.fixture
-async def configure(database: str) -> AsyncIterator[Callable[..., Awaitable[None]]]:
-    """Change the app's settings for one test; the environment is restored afterwards."""
-    saved = dict(os.environ)
-    yield use_settings
-    os.environ.clear()
-    os.environ.update(saved)
-    await use_settings()

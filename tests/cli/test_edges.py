@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from app.cli import watch
-from app.db import get_sessionmaker
-from app.models import Pipeline, PipelineRun, Status
-from app.pipeline.status import new_stage_rows
+from app.models import Status
 from tests.cli.conftest import Cli
+from tests.conftest import Configure
+from tests.support.rows import add_pipeline, add_run
 
 
 def _said(stderr: str) -> str:
@@ -36,8 +36,8 @@ async def test_a_malformed_api_url_is_bad_usage(cli: Cli, url: str) -> None:
     assert "check PIPELINE_API_URL" in _said(result.stderr)
 
 
-async def test_spaces_around_the_api_key_are_dropped(cli: Cli, configure: object) -> None:
-    await configure(API_KEYS="sekret1")  # type: ignore[operator]
+async def test_spaces_around_the_api_key_are_dropped(cli: Cli, configure: Configure) -> None:
+    await configure(API_KEYS="sekret1")
     result = await cli("list", "--json", env={"PIPELINE_API_KEY": " sekret1 "})
     assert result.exit_code == 0, result.stderr
 
@@ -54,19 +54,7 @@ async def test_watch_sleeps_no_longer_than_its_timeout(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--interval 60 --timeout 0.2: it once slept the whole minute before giving up."""
-    async with get_sessionmaker()() as session:
-        pipeline = Pipeline(name="slow", record_count=5)
-        session.add(pipeline)
-        await session.flush()
-        session.add(
-            PipelineRun(
-                pipeline_id=pipeline.id,
-                record_count=5,
-                status=Status.PENDING,
-                stages=new_stage_rows(),
-            )
-        )
-        await session.commit()
+    await add_run(await add_pipeline("slow"), Status.PENDING, {})
     slept: list[float] = []
     real_sleep = watch.time.sleep
     monkeypatch.setattr(watch.time, "sleep", lambda s: (slept.append(s), real_sleep(s)))
@@ -78,21 +66,9 @@ async def test_watch_sleeps_no_longer_than_its_timeout(
 async def test_a_narrow_terminal_drops_columns_never_the_ids(cli: Cli) -> None:
     """At 40 columns the ids were cut to nothing (`│││ sta… │`), and they are what every other
     command needs."""
-    async with get_sessionmaker()() as session:
-        for name in ("first", "a rather long pipeline name"):
-            pipeline = Pipeline(name=name, record_count=75_000_000)
-            session.add(pipeline)
-            await session.flush()
-            session.add(
-                PipelineRun(
-                    pipeline_id=pipeline.id,
-                    record_count=5,
-                    status=Status.FAILED,
-                    error="ingest: boom",
-                    stages=new_stage_rows(),
-                )
-            )
-        await session.commit()
+    for name in ("first", "a rather long pipeline name"):
+        pipeline_id = await add_pipeline(name, record_count=75_000_000)
+        await add_run(pipeline_id, Status.FAILED, {}, error="ingest: boom")
     listed = await cli("list", env={"COLUMNS": "40"})
     lines = listed.stdout.splitlines()
     assert max(len(line) for line in lines) <= 40
