@@ -12,14 +12,14 @@ from app.db import get_sessionmaker
 from app.models import Pipeline, Status
 from app.pipeline import schedules
 from tests.api import test_dashboard_scripts as scripts
+from tests.conftest import Configure
 from tests.e2e.browser import low_contrast
 from tests.support.rows import add_pipeline, add_run
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-browser, dashboard, configure, console, page = (
+browser, dashboard, console, page = (
     scripts.browser,
     scripts.dashboard,
-    scripts.configure,
     scripts.console,
     scripts.page,
 )
@@ -128,7 +128,7 @@ async def test_delete_asks_first_by_keyboard_then_the_list_says_it_was_deleted(
 
 
 async def test_a_refused_delete_says_why_where_cancel_and_retry_do(
-    page: Page, configure: scripts.Configure, dashboard: str, console: list[str]
+    page: Page, configure: Configure, dashboard: str, console: list[str]
 ) -> None:
     """No key: 401, and the key field takes the keyboard; with the key, Prefect (unreachable
     here) cannot remove the schedule: 503. The page stays, and so does the pipeline."""
