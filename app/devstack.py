@@ -3,7 +3,6 @@ worker(s) and the API — stopped together, in reverse order, on Ctrl-C. Tests s
 
 import argparse
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -11,12 +10,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 import httpx
 
 from app.config import PROJECT_ROOT, get_settings
-from app.processes import Process
+from app.processes import Process, ignore_stop_signals, on_stop_signal, raise_interrupt
 
 # The Prefect server's settings for bursts of runs (docker-compose.yml sets the same):
 # - its task-run recorder writes each task-run event in a transaction of its own by default
@@ -248,11 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         log_dir=args.log_dir,
     )
 
-    def _terminate(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):  # a stop, or the terminal closed
-        signal.signal(signum, _terminate)
+    on_stop_signal(raise_interrupt)
     print("starting Prefect server, migrations, deployment, worker and API …", flush=True)
     started = False
     try:
@@ -283,8 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         # its processes run in sessions of their own: only this stop reaches them, so a second
         # Ctrl-C must not cut it short
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
+        ignore_stop_signals()
         stack.stop()
 
 
