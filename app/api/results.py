@@ -7,6 +7,7 @@ resolve inside the run's directory are ever served.
 
 import asyncio
 import os
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
 from app.config import get_settings
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline.store import RunFiles
+from app.pipeline.store import RunFiles, serving_dir
 
 router = APIRouter(
     prefix="/api/pipelines/{pipeline_id}/runs/{run_id}", tags=["results"], dependencies=[ReadAccess]
@@ -114,6 +115,9 @@ _UNWRITABLE: dict[str, tuple[type[pl.DataType], ...]] = {
 }
 
 
+_CONVERTING = [threading.Lock() for _ in range(64)]  # striped by file: bounded, rarely shared
+
+
 def converted(source: Path, fmt: Format) -> Path:
     """`source` in `fmt`: itself for parquet, else a CSV/JSON Lines copy written once, streaming.
 
@@ -122,8 +126,20 @@ def converted(source: Path, fmt: Format) -> Path:
     if fmt == "parquet":
         return source
     target = source.with_suffix(f".{fmt}")
-    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+    if _fresh(target, source):
         return target
+    # requests for the same file wait for one conversion instead of each making their own
+    with _CONVERTING[hash(target) % len(_CONVERTING)]:
+        if _fresh(target, source):
+            return target
+        return _convert(source, target, fmt)
+
+
+def _fresh(target: Path, source: Path) -> bool:
+    return target.is_file() and target.stat().st_mtime >= source.stat().st_mtime
+
+
+def _convert(source: Path, target: Path, fmt: Format) -> Path:
     frame = pl.scan_parquet(source)
     unwritable = [
         f"{name} ({dtype})"
@@ -160,7 +176,7 @@ def _pinned(target: Path) -> Path:
     """A second name for `target` outside its run's directory (a hard link, no copy): a DELETE
     or retention removing the directory mid-download leaves the file being served whole. The
     response removes the link once sent."""
-    serving = get_settings().data_dir / "serving"
+    serving = serving_dir()
     serving.mkdir(parents=True, exist_ok=True)
     link = serving / f"{uuid.uuid4().hex}{target.suffix}"
     try:

@@ -98,7 +98,7 @@ async def _attempt_stage(
                 records_in=counts.records_in if counts else None,
                 records_out=counts.records_out if counts else None,
                 records_rejected=counts.records_rejected if counts else None,
-                retrying=retries.flow_retry(),
+                retrying=await retries.after_failure(exc),
             )
         raise
     await update_pipeline_status(
@@ -230,8 +230,8 @@ async def run_data_pipeline_flow(
         except RunCancelledError as exc:  # a cancel won the race with the trigger
             tracking.cancelled = True
             return Cancelled(message=str(exc))
-        except Exception:  # anywhere in the attempt, stages or not: does Prefect run it again?
-            tracking.retrying = retries.flow_retry() is not None
+        except Exception as exc:  # anywhere in the attempt, stages or not: run it again?
+            tracking.retrying = await retries.after_failure(exc) is not None
             raise
 
 
@@ -256,7 +256,7 @@ async def _run_pipeline(
         exported = await export_results(ref, files)
     except BaseException as exc:
         cancelled = isinstance(exc, asyncio.CancelledError)
-        retrying = None if cancelled else retries.flow_retry()
+        retrying = None if cancelled else await retries.after_failure(exc)
         error = f"{type(exc).__name__}: {exc}"
         await update_pipeline_status(
             pipeline_id,

@@ -8,6 +8,8 @@
   not in the export stage, because unlinking ~1 GB of just-written files costs a 10M-record run
   ~0.2 s. What a completed run keeps: its input (raw/), transformed.parquet and output/ (one file,
   hard-linked), the rejects and their conversions. A failed run keeps everything, to be looked at.
+- The second name a download gives the file it serves (data_dir/serving), when the API process was
+  killed before the response removed it, SERVING_GRACE after the last download of that file began.
 """
 
 import asyncio
@@ -25,10 +27,11 @@ from sqlalchemy import select
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline.store import RunFiles, runs_dir
+from app.pipeline.store import RunFiles, runs_dir, serving_dir
 
 logger = logging.getLogger(__name__)
 _QUERY_CHUNK = 500
+SERVING_GRACE = timedelta(hours=1)
 
 
 class _Run(NamedTuple):
@@ -38,10 +41,12 @@ class _Run(NamedTuple):
 
 @dataclass
 class Sweep:
-    """What one pass removed: whole run directories, and completed runs' intermediate files."""
+    """What one pass removed: whole run directories, completed runs' intermediate files, and
+    download links left behind."""
 
     removed: list[int] = field(default_factory=list)
     trimmed: list[int] = field(default_factory=list)
+    unlinked: int = 0
 
 
 async def _runs(ids: list[int]) -> dict[int, _Run]:
@@ -107,20 +112,38 @@ def _sweep_files(
     return sweep
 
 
+def _sweep_serving(root: Path, cutoff: datetime) -> int:
+    """Remove the download links left behind by a killed API process. A link's change time moves
+    with every link and unlink of its file, so one older than the cutoff is no download's that is
+    still opening it; a download in progress holds its file open, which the removal does not cut.
+    """
+    removed = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(root) as entries:
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if datetime.fromtimestamp(entry.stat().st_ctime, UTC) < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
+
+
 async def sweep_runs(*, now: datetime | None = None) -> Sweep:
     """One retention pass over the run directories (see the module's docstring)."""
+    now = now or utcnow()
+    unlinked = await asyncio.to_thread(_sweep_serving, serving_dir(), now - SERVING_GRACE)
+    if unlinked:
+        logger.info("retention: removed download links a stopped API process left: %d", unlinked)
     settings = get_settings()
     days, keep_intermediates = settings.retention_days, settings.keep_intermediates
-    if days <= 0 and keep_intermediates:
-        return Sweep()
     directories = await asyncio.to_thread(_run_directories, runs_dir())
-    if not directories:
-        return Sweep()
-    cutoff = (now or utcnow()) - timedelta(days=days) if days > 0 else None
+    if not directories or (days <= 0 and keep_intermediates):
+        return Sweep(unlinked=unlinked)
+    cutoff = now - timedelta(days=days) if days > 0 else None
     runs = await _runs(sorted(directories))
     sweep = await asyncio.to_thread(
         _sweep_files, directories, runs, cutoff=cutoff, keep_intermediates=keep_intermediates
     )
+    sweep.unlinked = unlinked
     if sweep.removed:
         logger.info(
             "retention: removed the files of %s (older than %g days)",

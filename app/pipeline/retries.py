@@ -1,9 +1,10 @@
-"""Retries: which failures are worth another attempt of a task, and what a run says while
-Prefect waits to run its flow again (PIPELINE_FLOW_RETRIES)."""
+"""Retries: which failures are worth another attempt of a task or of the flow (bad input is not),
+and what a run says while Prefect waits to run its flow again (PIPELINE_FLOW_RETRIES)."""
 
 from typing import Any
 
-from prefect import Task
+import httpx
+from prefect import Task, get_client
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
 
@@ -34,3 +35,21 @@ def flow_retry() -> str | None:
         f"attempt {attempt} of {policy.retries + 1} failed; "
         f"Prefect runs the flow again in {policy.retry_delay or 0:g} s"
     )
+
+
+async def after_failure(exc: BaseException) -> str | None:
+    """`flow_retry` for an attempt that failed with `exc`. Bad input fails the same way on every
+    attempt: Prefect is told to stop retrying the flow (its run's retry policy, which its server
+    reads when the attempt fails, is lowered to the attempts made), and the run fails now."""
+    context = FlowRunContext.get()
+    if retryable(exc) or context is None or context.flow_run is None or flow_retry() is None:
+        return flow_retry()
+    flow_run = context.flow_run
+    policy = flow_run.empirical_policy.model_copy(update={"retries": flow_run.run_count - 1})
+    try:
+        async with get_client() as client:
+            await client.update_flow_run(flow_run.id, empirical_policy=policy)
+    except httpx.HTTPError:  # Prefect out of reach: it retries, and the retry fails the same way
+        return flow_retry()
+    flow_run.empirical_policy = policy
+    return None

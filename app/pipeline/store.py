@@ -56,6 +56,11 @@ def runs_dir() -> Path:
     return get_settings().data_dir / "runs"
 
 
+def serving_dir() -> Path:
+    """Second names (hard links) of the files downloads are serving (app/api/results.py)."""
+    return get_settings().data_dir / "serving"
+
+
 def scan(path: Path) -> pl.LazyFrame:
     """Lazily read a Parquet file, or every part file of a Parquet directory."""
     return pl.scan_parquet(path / "*.parquet" if path.is_dir() else path)

@@ -19,9 +19,9 @@ from sqlalchemy import update
 from app.db import get_sessionmaker
 from app.models import PipelineRun, PipelineStage, Status, utcnow
 from app.pipeline import work
-from app.pipeline.retention import Sweep, sweep_runs
+from app.pipeline.retention import SERVING_GRACE, Sweep, sweep_runs
 from app.pipeline.status import new_stage_rows
-from app.pipeline.store import RunFiles, runs_dir
+from app.pipeline.store import RunFiles, runs_dir, serving_dir
 from tests.conftest import SetSetting
 
 INPUT = (
@@ -319,6 +319,25 @@ async def test_retention_zero_keeps_everything(
     setting("PIPELINE_RETENTION_DAYS", "0")
     assert await sweep_runs() == Sweep()
     assert RunFiles.for_run(run_id).root.is_dir()
+
+
+async def test_retention_removes_download_links_a_killed_process_left(
+    client: httpx.AsyncClient, completed: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A download serves a hard link in data_dir/serving and removes it when sent; an API killed
+    mid-download leaves it. A pass removes links no download began on for SERVING_GRACE."""
+    results = RunFiles.for_run(completed).results
+    links = results.stat().st_nlink
+    serving_dir().mkdir(parents=True, exist_ok=True)
+    left = serving_dir() / "left-behind.parquet"
+    os.link(results, left)
+    assert (await sweep_runs()).unlinked == 0  # just made: a download may be opening it
+    assert left.exists()
+    with caplog.at_level(logging.INFO, logger="app.pipeline.retention"):
+        sweep = await sweep_runs(now=utcnow() + SERVING_GRACE + timedelta(seconds=1))
+    assert (sweep.unlinked, list(serving_dir().iterdir())) == (1, [])
+    assert caplog.messages == ["retention: removed download links a stopped API process left: 1"]
+    assert results.stat().st_nlink == links  # the run's own file stays
 
 
 def run_files(files: RunFiles) -> list[str]:

@@ -1,7 +1,9 @@
 """Downloads racing a DELETE of their pipeline (or retention): a whole file or a 404 that says
 why, never a 500; and HEAD, which download tools send first."""
 
+import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -63,3 +65,21 @@ async def test_head_tells_the_size_without_the_body(
     response = await client.head(f"/api/pipelines/1/runs/{completed}/output?format=csv")
     assert (response.status_code, response.content) == (200, b"")
     assert int(response.headers["content-length"]) == len(CSV_OUTPUT.encode())
+
+
+async def test_concurrent_first_downloads_convert_once(
+    client: httpx.AsyncClient, completed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight first CSV downloads at once: one conversion, eight whole files."""
+    convert, conversions = results._convert, []
+
+    def counted(source: Path, target: Path, fmt: results.Format) -> Path:
+        conversions.append(target.name)
+        time.sleep(0.2)  # a conversion of a large file: the others arrive while it runs
+        return convert(source, target, fmt)
+
+    monkeypatch.setattr(results, "_convert", counted)
+    url = f"/api/pipelines/1/runs/{completed}/output?format=csv"
+    responses = await asyncio.gather(*(client.get(url) for _ in range(8)))
+    assert [(r.status_code, r.text) for r in responses] == [(200, CSV_OUTPUT)] * 8
+    assert conversions == ["results.csv"]

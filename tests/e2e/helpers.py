@@ -84,13 +84,20 @@ async def start_with_env(
     """Start a run from Prefect itself (as a schedule or the UI would) with drill settings in its
     environment; returns the pipeline id and the flow run id."""
     pipeline = (await api.post("/api/pipelines", json={"name": name, "record_count": 100})).json()
+    return pipeline["id"], await start_flow_run(prefect, pipeline["id"], 100, env)
+
+
+async def start_flow_run(
+    prefect: PrefectClient, pipeline_id: int, record_count: int, env: dict[str, str]
+) -> str:
+    """A flow run of the deployment for a pipeline that exists, with `env` in its environment."""
     deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
     flow_run = await prefect.create_flow_run_from_deployment(
         deployment.id,
-        parameters={"pipeline_id": pipeline["id"], "record_count": 100},
+        parameters={"pipeline_id": pipeline_id, "record_count": record_count},
         job_variables={"env": env},
     )
-    return pipeline["id"], str(flow_run.id)
+    return str(flow_run.id)
 
 
 async def run_with_env(

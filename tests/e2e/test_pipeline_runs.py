@@ -16,6 +16,7 @@ from tests.e2e.helpers import (
     TASK_NAMES,
     deploy,
     run_with_env,
+    start_flow_run,
     start_with_env,
     task_runs,
     wait_for_final,
@@ -185,6 +186,42 @@ async def test_a_failure_prefect_retries_shows_pending_until_the_last_attempt(
     flow_run = await wait_for_flow_run(prefect, flow_run_id)
     assert flow_run.state is not None and flow_run.state.is_failed()
     assert flow_run.run_count == 2
+
+
+async def test_bad_input_is_not_retried_by_prefect_either(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """PIPELINE_FLOW_RETRIES=2 and an input whose every row is rejected: the same input fails the
+    same way on every attempt, so the run fails after one, and Prefect does not run it again."""
+    header = "id,name,category,value,quantity,is_active,created_at\n"
+    rows = "1,a,Z,10,1,true,2026-03-01\n2,b,A,abc,1,true,2026-03-01\n"
+    created = await api.post(
+        "/api/pipelines",
+        data={"name": "all-rejected"},
+        files={"file": ("bad.csv", (header + rows).encode(), "text/csv")},
+    )
+    assert created.status_code == 201, created.text
+    pipeline_id = created.json()["id"]
+    env = {"PIPELINE_FLOW_RETRIES": "2", "PIPELINE_FLOW_RETRY_DELAY_SECONDS": "0"}
+    flow_run_id = await start_flow_run(prefect, pipeline_id, 2, env)
+    seen: list[tuple[str, str | None]] = []
+    deadline = time.monotonic() + 90
+    while not seen or seen[-1][0] != "failed":
+        assert time.monotonic() < deadline, f"not failed after 90 s: {seen[-3:]}"
+        run = (await api.get(f"/api/pipelines/{pipeline_id}")).json()["latest_run"]
+        if run and (not seen or seen[-1] != (run["status"], run["error"])):
+            seen.append((run["status"], run["error"]))
+        await asyncio.sleep(0.1)
+    rejected = (
+        "ingest: RecordsRejectedError: all 2 input records were rejected (unknown category: 1, "
+        "unparseable value: 1); the run's rejects file lists each with its reject_reason"
+    )
+    assert seen[-1] == ("failed", rejected)
+    assert [status for status, _ in seen if status not in ("pending", "running")] == ["failed"]
+    assert not [error for _, error in seen if error and "Prefect runs the flow again" in error]
+    flow_run = await wait_for_flow_run(prefect, flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_failed()
+    assert (flow_run.run_count, flow_run.empirical_policy.retries) == (1, 0)
 
 
 async def test_retried_task_shows_its_retries(
