@@ -73,23 +73,10 @@ class Stack:
         _refuse_taken_port(self.host, self.prefect_port, "Prefect server", "--prefect-port")
         _refuse_taken_port(self.host, self.api_port, "API", "--api-port")
         try:
-            self._spawn(
-                "prefect-server",
-                [
-                    _prefect(),
-                    "server",
-                    "start",
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(self.prefect_port),
-                ],
-            )
-            self._wait_http("prefect-server", f"{self.prefect_api_url}/health", timeout=90)
+            # the Prefect server migrates its database as it starts: ours is migrated and the
+            # API started meanwhile (neither needs Prefect; the API's watchdog waits for it)
+            self._spawn("prefect-server", self._server_argv())
             self._run("migrate", [sys.executable, "-m", "alembic", "upgrade", "head"])
-            self._run("deploy", [sys.executable, str(PROJECT_ROOT / "app/pipeline/deploy.py")])
-            for number in range(1, self.workers + 1):
-                self.start_worker(number)
             self._spawn(
                 "api",
                 [
@@ -104,6 +91,10 @@ class Stack:
                     "--no-access-log",
                 ],
             )
+            self._wait_http("prefect-server", f"{self.prefect_api_url}/health", timeout=90)
+            self._run("deploy", [sys.executable, str(PROJECT_ROOT / "app/pipeline/deploy.py")])
+            for number in range(1, self.workers + 1):
+                self.start_worker(number)
             self._wait_http("api", f"{self.api_url}/health", timeout=60)
         except BaseException:
             self.stop()
@@ -111,12 +102,20 @@ class Stack:
 
     def start_server(self) -> Process:
         """The Prefect server (UI included), once it answers /api/health."""
-        server = self._spawn(
-            "prefect-server",
-            [_prefect(), "server", "start", "--host", self.host, "--port", str(self.prefect_port)],
-        )
+        server = self._spawn("prefect-server", self._server_argv())
         self._wait_http("prefect-server", f"{self.prefect_api_url}/health", timeout=90)
         return server
+
+    def _server_argv(self) -> list[str]:
+        return [
+            _prefect(),
+            "server",
+            "start",
+            "--host",
+            self.host,
+            "--port",
+            str(self.prefect_port),
+        ]
 
     def stop_process(self, name: str) -> None:
         """Stop one of the stack's processes (tests: a server outage, a dead worker)."""
