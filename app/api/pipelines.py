@@ -17,6 +17,7 @@ from app.api.schemas import (
     RunPage,
     StageOut,
     TriggerOut,
+    upload_request_body,
 )
 from app.config import get_settings
 from app.db import get_sessionmaker
@@ -38,7 +39,12 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[WriteAccess])
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[WriteAccess],
+    openapi_extra=upload_request_body(),  # the upload route shares this path, undocumented
+)
 async def create_pipeline(
     session: SessionDep, data: PipelineCreate, idempotency_key: IdempotencyKey = None
 ) -> PipelineOut:

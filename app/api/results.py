@@ -204,7 +204,8 @@ async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> Fi
     )
 
 
-@router.api_route("/output", methods=["GET", "HEAD"], response_class=FileResponse)
+@router.head("/output", include_in_schema=False)  # download tools ask first; no 2nd operation id
+@router.get("/output", response_class=FileResponse)
 async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The run's results file as Parquet, CSV or JSON Lines (404 until the run completed)."""
     files = RunFiles.for_run(run.id)
@@ -212,7 +213,8 @@ async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileR
     return await _download(run, source, format, "results")
 
 
-@router.api_route("/rejects", methods=["GET", "HEAD"], response_class=FileResponse)
+@router.head("/rejects", include_in_schema=False)  # download tools ask first; no 2nd operation id
+@router.get("/rejects", response_class=FileResponse)
 async def download_rejects(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The rows ingest rejected, each with its reject_reason (also for a failed run)."""
     files = RunFiles.for_run(run.id)

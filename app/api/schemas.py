@@ -1,7 +1,7 @@
 """Request and response bodies of the pipelines API, separate from the tables."""
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, is_valid_timezone
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -77,6 +77,19 @@ class PipelineUpload(BaseModel):
     @classmethod
     def _name_not_blank(cls, value: str) -> str:
         return PipelineCreate._name_not_blank(value)
+
+
+def upload_request_body() -> dict[str, Any]:
+    """OpenAPI's account of the multipart/form-data body of POST /api/pipelines (app/api/uploads.py
+    parses it by hand, as it streams): PipelineUpload's fields and the file."""
+    schema = PipelineUpload.model_json_schema()
+    schema["properties"]["file"] = {
+        "type": "string",
+        "format": "binary",
+        "description": "a CSV, JSON Lines or Parquet file (gzip/bz2/xz compressed too)",
+    }
+    schema["required"] = [*schema.get("required", []), "file"]
+    return {"requestBody": {"content": {"multipart/form-data": {"schema": schema}}}}
 
 
 class StageOut(BaseModel):
