@@ -146,7 +146,8 @@ class Stack:
     def stop(self) -> None:
         """Stop every process this stack started, newest first."""
         while self.processes:
-            self.processes.pop().stop()
+            self.processes[-1].stop()  # interrupted, a stop called again starts here again
+            self.processes.pop()
 
     def _spawn(self, name: str, argv: list[str]) -> Process:
         log = (self.log_dir / f"{name}.log").open("ab")

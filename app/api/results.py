@@ -7,7 +7,6 @@ resolve inside the run's directory are ever served.
 
 import asyncio
 import os
-import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -115,9 +114,6 @@ _UNWRITABLE: dict[str, tuple[type[pl.DataType], ...]] = {
 }
 
 
-_CONVERTING = [threading.Lock() for _ in range(64)]  # striped by file: bounded, rarely shared
-
-
 def converted(source: Path, fmt: Format) -> Path:
     """`source` in `fmt`: itself for parquet, else a CSV/JSON Lines copy written once, streaming.
 
@@ -128,11 +124,24 @@ def converted(source: Path, fmt: Format) -> Path:
     target = source.with_suffix(f".{fmt}")
     if _fresh(target, source):
         return target
-    # requests for the same file wait for one conversion instead of each making their own
-    with _CONVERTING[hash(target) % len(_CONVERTING)]:
-        if _fresh(target, source):
-            return target
-        return _convert(source, target, fmt)
+    return _convert(source, target, fmt)
+
+
+_converting: dict[Path, asyncio.Lock] = {}  # files being converted now, by their source
+
+
+async def converted_once(source: Path, fmt: Format) -> Path:
+    """`converted`, where requests for the same file wait for one conversion instead of each
+    making their own; they wait on the event loop, holding none of its threads."""
+    if fmt == "parquet":
+        return source
+    lock = _converting.setdefault(source.with_suffix(f".{fmt}"), asyncio.Lock())
+    try:
+        async with lock:
+            return await asyncio.to_thread(converted, source, fmt)
+    finally:
+        if not lock.locked():  # the last one out; a late arrival finds the file made
+            _converting.pop(source.with_suffix(f".{fmt}"), None)
 
 
 def _fresh(target: Path, source: Path) -> bool:
@@ -190,7 +199,7 @@ def _pinned(target: Path) -> Path:
 
 async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> FileResponse:
     try:
-        target = _inside_run(run, await asyncio.to_thread(converted, path, fmt))
+        target = _inside_run(run, await converted_once(path, fmt))
         served = await asyncio.to_thread(_pinned, target)
     except (FileNotFoundError, pl.exceptions.ComputeError):
         if await asyncio.to_thread(path.exists):

@@ -3,8 +3,7 @@ and what a run says while Prefect waits to run its flow again (PIPELINE_FLOW_RET
 
 from typing import Any
 
-import httpx
-from prefect import Task, get_client
+from prefect import Task, get_client, get_run_logger
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
 
@@ -49,7 +48,8 @@ async def after_failure(exc: BaseException) -> str | None:
     try:
         async with get_client() as client:
             await client.update_flow_run(flow_run.id, empirical_policy=policy)
-    except httpx.HTTPError:  # Prefect out of reach: it retries, and the retry fails the same way
+    except Exception:  # never in place of the run's own error: Prefect retries, and fails again
+        get_run_logger().warning("could not stop Prefect retrying the flow run", exc_info=True)
         return flow_retry()
     flow_run.empirical_policy = policy
     return None

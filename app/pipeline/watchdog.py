@@ -114,6 +114,16 @@ def judge(
     return None
 
 
+_STARTED = time.monotonic()  # this process's start, near enough (its imports)
+
+
+def worker_missing(taking_runs: bool, timeout: float) -> bool:
+    """No worker takes runs, and this process has watched for `timeout` to say so: a stack starts
+    its API before its workers, and an API started after a long stop finds pending runs older
+    than the timeout that a worker starting beside it is about to take."""
+    return not taking_runs and time.monotonic() - _STARTED >= timeout
+
+
 async def reconcile_once() -> list[Verdict]:
     """One pass over every unfinished run; returns what was changed."""
     runs = await unfinished_runs()
@@ -124,7 +134,8 @@ async def reconcile_once() -> list[Verdict]:
     flow_runs = {run.id: run.prefect_flow_run_id for run in runs}
     states = await orchestrator.read_flow_run_states([i for i in flow_runs.values() if i])
     health = await orchestrator.pool_health()
-    live = bool(health.live_workers) and health.pool_exists and not health.pool_paused
+    taking = bool(health.live_workers) and health.pool_exists and not health.pool_paused
+    live = not worker_missing(taking, get_settings().no_worker_timeout_seconds)
     now = utcnow()
     verdicts = []
     # Our rows are read again, after Prefect's view: a run that finished meanwhile has left the

@@ -328,6 +328,8 @@ async def test_retention_removes_download_links_a_killed_process_left(
     mid-download leaves it. A pass removes links no download began on for SERVING_GRACE."""
     results = RunFiles.for_run(completed).results
     links = results.stat().st_nlink
+    written = (utcnow() - 2 * SERVING_GRACE).timestamp()
+    os.utime(results, (written, written))  # an old file: a new link to it is still new
     serving_dir().mkdir(parents=True, exist_ok=True)
     left = serving_dir() / "left-behind.parquet"
     os.link(results, left)

@@ -2,6 +2,7 @@
 sweeps the run directories (no I/O)."""
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -121,6 +122,20 @@ def test_runs_lost_on_the_way_to_prefect() -> None:
     )
     assert judge(_run(), None, now=NOW, live_workers=True) == Verdict(
         7, Status.FAILED, "its Prefect flow run no longer exists"
+    )
+
+
+def test_no_worker_is_said_only_after_watching_for_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An API that just started (before its workers, or after a long stop) does not fail the
+    runs a worker starting beside it is about to take."""
+    monkeypatch.setattr(watchdog, "_STARTED", time.monotonic())
+    assert watchdog.worker_missing(False, 120) is False
+    monkeypatch.setattr(watchdog, "_STARTED", time.monotonic() - 121)
+    assert (watchdog.worker_missing(False, 120), watchdog.worker_missing(True, 120)) == (
+        True,
+        False,
     )
 
 
