@@ -134,7 +134,7 @@ async def converted_once(source: Path, fmt: Format) -> Path:
     """`converted`, where requests for the same file wait for one conversion instead of each
     making their own; they wait on the event loop, holding none of its threads."""
     if fmt == "parquet":
-        return source
+        return converted(source, fmt)  # the file itself: nothing to wait for
     lock = _converting.setdefault(source.with_suffix(f".{fmt}"), asyncio.Lock())
     try:
         async with lock:
