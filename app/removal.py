@@ -5,6 +5,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,14 +26,32 @@ def _in_flight(pipeline_id: int, run: PipelineRun) -> ConflictError:
 async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
     """Delete a pipeline whose runs have all ended, with its runs, stages, files and schedule.
 
-    Raises ConflictError while a run is pending or running, and
-    orchestrator.PrefectUnavailableError when its schedule cannot be removed (nothing is deleted).
+    Raises ConflictError while a run is pending or running (a run that started while the schedule
+    was being removed puts the schedule back), and orchestrator.PrefectUnavailableError when its
+    schedule cannot be removed (nothing is deleted).
     """
-    pipeline_id = pipeline.id  # the rollback below would expire the object
+    # a rollback expires the object: what is needed of it, now
+    pipeline_id, record_count, input_path = pipeline.id, pipeline.record_count, pipeline.input_path
     latest = await get_latest_run(session=session, pipeline_id=pipeline_id)
     if latest is not None and not latest.status.is_final:
         raise _in_flight(pipeline_id, latest)
-    await schedules.delete_pipeline_schedule(pipeline_id)
+    removed = await schedules.delete_pipeline_schedule(pipeline_id)
+    try:
+        await _delete_rows_and_files(session, pipeline_id, input_path)
+    except ConflictError:  # a run started meanwhile: the pipeline stays, and so does its schedule
+        if removed is not None and isinstance(removed.schedule, CronSchedule | IntervalSchedule):
+            await schedules.set_pipeline_schedule(
+                pipeline_id=pipeline_id,
+                record_count=record_count,
+                schedule=removed.schedule,
+                active=removed.active,
+            )
+        raise
+
+
+async def _delete_rows_and_files(
+    session: AsyncSession, pipeline_id: int, input_path: str | None
+) -> None:
     run_ids = list(
         (
             await session.execute(
@@ -42,7 +61,7 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
         .scalars()
         .all()
     )
-    upload = _own_upload(pipeline.input_path)
+    upload = _own_upload(input_path)
     # The rows go only if no run started meanwhile (a trigger or a scheduled run racing this
     # delete). On PostgreSQL the pipeline's row is locked first: a run being inserted holds a
     # share lock on it, so the lock waits for that run's commit, and the check after it (a new

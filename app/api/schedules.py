@@ -79,7 +79,7 @@ async def resume_schedule(pipeline: PipelineDep) -> ScheduleOut:
     dependencies=[WriteAccess],
 )
 async def delete_schedule(pipeline: PipelineDep) -> Response:
-    if not await schedules.delete_pipeline_schedule(pipeline.id):
+    if await schedules.delete_pipeline_schedule(pipeline.id) is None:
         raise _none(pipeline.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

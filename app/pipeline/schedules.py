@@ -143,16 +143,17 @@ async def set_pipeline_schedule_active(
         return await _find_schedule(client, deployment_id, pipeline_id)
 
 
-async def delete_pipeline_schedule(pipeline_id: int) -> bool:
+async def delete_pipeline_schedule(pipeline_id: int) -> DeploymentSchedule | None:
+    """Remove the pipeline's schedule; the one removed (to put back), or None when it had none."""
     async with orchestrator.prefect_client() as client:
         deployment_id = await orchestrator.read_deployment_id(client)
         existing = await _find_schedule(client, deployment_id, pipeline_id)
         if existing is None:
-            return False
+            return None
         with suppress(ObjectNotFound):  # a request racing this one removed it first
             await client.delete_deployment_schedule(deployment_id, existing.id)
         await _settle(client, deployment_id, pipeline_id, stopped=True)
-        return True
+        return existing
 
 
 async def _find_schedule(

@@ -79,9 +79,9 @@ async def test_delete_asks_first_by_keyboard_then_the_list_says_it_was_deleted(
     # the route, the rows and the files are the real ones
     asked_prefect: list[int] = []
 
-    async def no_schedule(pipeline_id: int) -> bool:
+    async def no_schedule(pipeline_id: int) -> None:
         asked_prefect.append(pipeline_id)
-        return False
+        return None
 
     monkeypatch.setattr(schedules, "delete_pipeline_schedule", no_schedule)
     kept = await add_pipeline("kept")

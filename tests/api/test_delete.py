@@ -5,6 +5,8 @@ import asyncio
 
 import httpx
 import pytest
+from prefect.client.schemas.objects import DeploymentSchedule
+from prefect.client.schemas.schedules import CronSchedule
 
 from app import removal
 from app.db import get_sessionmaker
@@ -53,12 +55,22 @@ async def test_a_run_started_while_deleting_keeps_its_pipeline(
     """A trigger (or a scheduled run) inserting its run while the delete runs: the delete waits
     for it, sees it and refuses, on both backends. On PostgreSQL the delete once went through,
     cascading the new run away under its trigger (a 500, and a flow run with no pipeline).
-    Prefect is down in these tests: the schedule's removal, which comes first, is skipped."""
+    The schedule, removed first, is put back as it was: the pipeline stays. (Prefect is down in
+    these tests: its side is recorded; tests/e2e/test_delete.py removes schedules for real.)"""
+    hourly = DeploymentSchedule(schedule=CronSchedule(cron="0 * * * *"), active=False)
+    restored: list[tuple[int, int, object, bool]] = []
 
-    async def no_schedule(pipeline_id: int) -> bool:
-        return False
+    async def remove_schedule(pipeline_id: int) -> DeploymentSchedule:
+        return hourly
 
-    monkeypatch.setattr(schedules, "delete_pipeline_schedule", no_schedule)
+    async def put_back(
+        *, pipeline_id: int, record_count: int, schedule: object, active: bool
+    ) -> DeploymentSchedule:
+        restored.append((pipeline_id, record_count, schedule, active))
+        return hourly
+
+    monkeypatch.setattr(schedules, "delete_pipeline_schedule", remove_schedule)
+    monkeypatch.setattr(schedules, "set_pipeline_schedule", put_back)
     pipeline_id = await add_pipeline("raced")
     async with get_sessionmaker()() as trigger:
         run = PipelineRun(pipeline_id=pipeline_id, record_count=1, status=Status.PENDING)
@@ -82,3 +94,4 @@ async def test_a_run_started_while_deleting_keeps_its_pipeline(
     )
     async with get_sessionmaker()() as session:
         assert await session.get(PipelineRun, run_id) is not None
+    assert restored == [(pipeline_id, 1000, hourly.schedule, False)]
