@@ -159,6 +159,21 @@ async def test_the_dask_fan_out_runs_in_a_real_flow_run(
     )
 
 
+async def statuses_until_failed(
+    api: httpx.AsyncClient, pipeline_id: int, within: float = 90
+) -> list[tuple[str, str | None]]:
+    """Each (status, error) the pipeline's latest run showed, sampled every 0.1 s, until failed."""
+    seen: list[tuple[str, str | None]] = []
+    deadline = time.monotonic() + within
+    while not seen or seen[-1][0] != "failed":
+        assert time.monotonic() < deadline, f"not failed after {within} s: {seen[-3:]}"
+        run = (await api.get(f"/api/pipelines/{pipeline_id}")).json()["latest_run"]
+        if run and (not seen or seen[-1] != (run["status"], run["error"])):
+            seen.append((run["status"], run["error"]))
+        await asyncio.sleep(0.1)
+    return seen
+
+
 async def test_a_failure_prefect_retries_shows_pending_until_the_last_attempt(
     api: httpx.AsyncClient, prefect: PrefectClient
 ) -> None:
@@ -170,14 +185,7 @@ async def test_a_failure_prefect_retries_shows_pending_until_the_last_attempt(
         "PIPELINE_FLOW_RETRY_DELAY_SECONDS": "3",
     }
     pipeline_id, flow_run_id = await start_with_env(api, prefect, env, "retried-flow")
-    seen: list[tuple[str, str | None]] = []
-    deadline = time.monotonic() + 90
-    while not seen or seen[-1][0] != "failed":
-        assert time.monotonic() < deadline, f"not failed after 90 s: {seen[-3:]}"
-        run = (await api.get(f"/api/pipelines/{pipeline_id}")).json()["latest_run"]
-        if run and (not seen or seen[-1] != (run["status"], run["error"])):
-            seen.append((run["status"], run["error"]))
-        await asyncio.sleep(0.1)
+    seen = await statuses_until_failed(api, pipeline_id)
     fault = "process: InjectedFaultError: injected failure in process on attempt 1"
     waiting = ("pending", f"{fault}; attempt 1 of 2 failed; Prefect runs the flow again in 3 s")
     assert waiting in seen
@@ -204,14 +212,7 @@ async def test_bad_input_is_not_retried_by_prefect_either(
     pipeline_id = created.json()["id"]
     env = {"PIPELINE_FLOW_RETRIES": "2", "PIPELINE_FLOW_RETRY_DELAY_SECONDS": "0"}
     flow_run_id = await start_flow_run(prefect, pipeline_id, 2, env)
-    seen: list[tuple[str, str | None]] = []
-    deadline = time.monotonic() + 90
-    while not seen or seen[-1][0] != "failed":
-        assert time.monotonic() < deadline, f"not failed after 90 s: {seen[-3:]}"
-        run = (await api.get(f"/api/pipelines/{pipeline_id}")).json()["latest_run"]
-        if run and (not seen or seen[-1] != (run["status"], run["error"])):
-            seen.append((run["status"], run["error"]))
-        await asyncio.sleep(0.1)
+    seen = await statuses_until_failed(api, pipeline_id)
     rejected = (
         "ingest: RecordsRejectedError: all 2 input records were rejected (unknown category: 1, "
         "unparseable value: 1); the run's rejects file lists each with its reject_reason"
