@@ -2,18 +2,22 @@
 rows in one commit, then its files. Prefect keeps the history of its flow runs."""
 
 import asyncio
+import logging
 import shutil
 from pathlib import Path
 
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Pipeline, PipelineRun
-from app.pipeline import schedules
+from app.pipeline import orchestrator, schedules
 from app.pipeline.status import UNFINISHED
 from app.pipeline.store import RunFiles, uploads_dir
 from app.service import ConflictError, get_latest_run
+
+logger = logging.getLogger(__name__)
 
 
 def _in_flight(pipeline_id: int, run: PipelineRun) -> ConflictError:
@@ -38,14 +42,22 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
     removed = await schedules.delete_pipeline_schedule(pipeline_id)
     try:
         await _delete_rows_and_files(session, pipeline_id, input_path)
-    except ConflictError:  # a run started meanwhile: the pipeline stays, and so does its schedule
-        if removed is not None and isinstance(removed.schedule, CronSchedule | IntervalSchedule):
+    except ConflictError as refused:  # a run started meanwhile: the pipeline and schedule stay
+        if removed is None or not isinstance(removed.schedule, CronSchedule | IntervalSchedule):
+            raise
+        try:
             await schedules.set_pipeline_schedule(
                 pipeline_id=pipeline_id,
                 record_count=record_count,
                 schedule=removed.schedule,
                 active=removed.active,
             )
+        except (orchestrator.PrefectUnavailableError, PrefectHTTPStatusError) as exc:
+            logger.warning("pipeline %d: its schedule could not be put back: %s", pipeline_id, exc)
+            raise ConflictError(
+                f"{refused}; its schedule was removed and could not be put back ({exc}): "
+                f"set it again with PUT /api/pipelines/{pipeline_id}/schedule"
+            ) from None
         raise
 
 

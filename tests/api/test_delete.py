@@ -12,6 +12,7 @@ from app import removal
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import schedules
+from app.pipeline.orchestrator import PrefectUnavailableError
 from app.service import ConflictError
 from tests.support.rows import add_pipeline, add_run
 
@@ -49,14 +50,16 @@ async def test_an_unknown_pipeline_is_a_404(client: httpx.AsyncClient) -> None:
     assert (response.status_code, response.json()) == (404, {"detail": "pipeline 424242 not found"})
 
 
+@pytest.mark.parametrize("prefect_back", [True, False], ids=["put-back", "prefect-gone"])
 async def test_a_run_started_while_deleting_keeps_its_pipeline(
-    database: str, monkeypatch: pytest.MonkeyPatch
+    database: str, monkeypatch: pytest.MonkeyPatch, prefect_back: bool
 ) -> None:
     """A trigger (or a scheduled run) inserting its run while the delete runs: the delete waits
     for it, sees it and refuses, on both backends. On PostgreSQL the delete once went through,
     cascading the new run away under its trigger (a 500, and a flow run with no pipeline).
-    The schedule, removed first, is put back as it was: the pipeline stays. (Prefect is down in
-    these tests: its side is recorded; tests/e2e/test_delete.py removes schedules for real.)"""
+    The schedule, removed first, is put back as it was: the pipeline stays; if Prefect went away
+    meanwhile, the 409 says so. (Prefect is down in these tests: its side is recorded;
+    tests/e2e/test_delete.py removes schedules for real.)"""
     hourly = DeploymentSchedule(schedule=CronSchedule(cron="0 * * * *"), active=False)
     restored: list[tuple[int, int, object, bool]] = []
 
@@ -67,6 +70,8 @@ async def test_a_run_started_while_deleting_keeps_its_pipeline(
         *, pipeline_id: int, record_count: int, schedule: object, active: bool
     ) -> DeploymentSchedule:
         restored.append((pipeline_id, record_count, schedule, active))
+        if not prefect_back:
+            raise PrefectUnavailableError(UNREACHABLE)
         return hourly
 
     monkeypatch.setattr(schedules, "delete_pipeline_schedule", remove_schedule)
@@ -88,9 +93,15 @@ async def test_a_run_started_while_deleting_keeps_its_pipeline(
             await trigger.commit()
             with pytest.raises(ConflictError) as refused:
                 await deleting
-    assert str(refused.value) == (
+    in_flight = (
         f"run {run_id} of pipeline {pipeline_id} is pending; cancel it first "
         f"(POST /api/pipelines/{pipeline_id}/cancel), then delete the pipeline"
+    )
+    assert str(refused.value) == (
+        in_flight
+        if prefect_back
+        else f"{in_flight}; its schedule was removed and could not be put back ({UNREACHABLE}): "
+        f"set it again with PUT /api/pipelines/{pipeline_id}/schedule"
     )
     async with get_sessionmaker()() as session:
         assert await session.get(PipelineRun, run_id) is not None
