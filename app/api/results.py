@@ -127,7 +127,7 @@ def converted(source: Path, fmt: Format) -> Path:
     return _convert(source, target, fmt)
 
 
-_converting: dict[Path, asyncio.Lock] = {}  # files being converted now, by their source
+_converting: dict[Path, asyncio.Lock] = {}  # conversions under way, by the file they write
 
 
 async def converted_once(source: Path, fmt: Format) -> Path:
@@ -135,13 +135,14 @@ async def converted_once(source: Path, fmt: Format) -> Path:
     making their own; they wait on the event loop, holding none of its threads."""
     if fmt == "parquet":
         return converted(source, fmt)  # the file itself: nothing to wait for
-    lock = _converting.setdefault(source.with_suffix(f".{fmt}"), asyncio.Lock())
+    target = source.with_suffix(f".{fmt}")
+    lock = _converting.setdefault(target, asyncio.Lock())
     try:
         async with lock:
             return await asyncio.to_thread(converted, source, fmt)
     finally:
         if not lock.locked():  # the last one out; a late arrival finds the file made
-            _converting.pop(source.with_suffix(f".{fmt}"), None)
+            _converting.pop(target, None)
 
 
 def _fresh(target: Path, source: Path) -> bool:

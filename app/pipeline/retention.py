@@ -135,8 +135,10 @@ async def sweep_runs(*, now: datetime | None = None) -> Sweep:
         logger.info("retention: removed download links a stopped API process left: %d", unlinked)
     settings = get_settings()
     days, keep_intermediates = settings.retention_days, settings.keep_intermediates
+    if days <= 0 and keep_intermediates:  # nothing to look for in the run directories
+        return Sweep(unlinked=unlinked)
     directories = await asyncio.to_thread(_run_directories, runs_dir())
-    if not directories or (days <= 0 and keep_intermediates):
+    if not directories:
         return Sweep(unlinked=unlinked)
     cutoff = now - timedelta(days=days) if days > 0 else None
     runs = await _runs(sorted(directories))

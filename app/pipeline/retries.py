@@ -40,9 +40,10 @@ async def after_failure(exc: BaseException) -> str | None:
     """`flow_retry` for an attempt that failed with `exc`. Bad input fails the same way on every
     attempt: Prefect is told to stop retrying the flow (its run's retry policy, which its server
     reads when the attempt fails, is lowered to the attempts made), and the run fails now."""
+    retrying = flow_retry()
     context = FlowRunContext.get()
-    if retryable(exc) or context is None or context.flow_run is None or flow_retry() is None:
-        return flow_retry()
+    if retrying is None or retryable(exc) or context is None or context.flow_run is None:
+        return retrying
     flow_run = context.flow_run
     policy = flow_run.empirical_policy.model_copy(update={"retries": flow_run.run_count - 1})
     try:
@@ -50,6 +51,6 @@ async def after_failure(exc: BaseException) -> str | None:
             await client.update_flow_run(flow_run.id, empirical_policy=policy)
     except Exception:  # never in place of the run's own error: Prefect retries, and fails again
         get_run_logger().warning("could not stop Prefect retrying the flow run", exc_info=True)
-        return flow_retry()
+        return retrying
     flow_run.empirical_policy = policy
     return None
