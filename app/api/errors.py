@@ -1,14 +1,28 @@
-"""Error responses a person can act on: which field is wrong and how to fix it; what is down."""
+"""Error responses a person can act on: which field is wrong and how to fix it; what is down.
+
+Every error body has the same two keys: `message`, one line for a person, and `detail`, as FastAPI
+shapes it (a string, or for a 422 the list of problems with their `loc`) for clients built on that.
+"""
+
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
 
 from app.idempotency import KeyInUseError
 from app.pipeline.inputs import InputError
 from app.pipeline.orchestrator import PrefectUnavailableError
 from app.service import ConflictError
+
+
+def _error(
+    status_code: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"message": message, "detail": message if detail is None else detail}
+    return JSONResponse(status_code=status_code, content=body, headers=headers)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -30,40 +44,27 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         elif error["type"] == "json_invalid":
             field, message = "body", f"not valid JSON (error at character {error['loc'][-1]})"
         problems.append(f"{field}: {message}")
-    return JSONResponse(
-        status_code=422,
-        content={
-            "message": "; ".join(problems),
-            "detail": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors],
-        },
-    )
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    return _error(422, "; ".join(problems), detail)
 
 
 async def _input_error(_: Request, exc: Exception) -> JSONResponse:
     """A whole-file problem with an input file: the field, what is wrong and where."""
     assert isinstance(exc, InputError)
-    return JSONResponse(
-        status_code=422,
-        content={
-            "message": str(exc),
-            "detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": "input_file"}],
-        },
+    return _error(
+        422, str(exc), [{"loc": ["body", exc.field], "msg": exc.message, "type": "input_file"}]
     )
 
 
 async def _prefect_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content={"detail": str(exc)}
-    )
+    return _error(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        content={
-            "detail": f"database unavailable ({type(exc).__name__}); "
-            "check DATABASE_URL and that the database server is running"
-        },
+    return _error(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        f"database unavailable ({type(exc).__name__}); "
+        "check DATABASE_URL and that the database server is running",
     )
 
 
@@ -71,17 +72,22 @@ async def _refused_value(_: Request, exc: Exception) -> JSONResponse:
     """A value the API let through but the database cannot store: the request, not an outage."""
     assert isinstance(exc, DataError)
     reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
-    return JSONResponse(
-        status_code=422,
-        content={"message": f"body: the database refused a value ({reason}); change it"},
-    )
+    message = f"body: the database refused a value ({reason}); change it"
+    return _error(422, message, [{"loc": ["body"], "msg": message, "type": "database_refused"}])
 
 
 async def _conflict(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
+    return _error(status.HTTP_409_CONFLICT, str(exc))
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own errors (404, 401, 405, 413, …) in the same shape, their headers kept."""
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, str(exc.detail), exc.detail, exc.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ConflictError, _conflict)
     app.add_exception_handler(KeyInUseError, _conflict)
     app.add_exception_handler(RequestValidationError, _validation_error)

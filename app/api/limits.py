@@ -67,11 +67,8 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, guarded_send)
 
     async def _reject(self, send: Send, max_bytes: int, setting: str) -> None:
-        body = json.dumps(
-            {
-                "detail": f"request body larger than {max_bytes:,} bytes ({setting}); send a smaller body"
-            }
-        ).encode()
+        message = f"request body larger than {max_bytes:,} bytes ({setting}); send a smaller body"
+        body = json.dumps({"message": message, "detail": message}).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -47,7 +47,10 @@ async def test_prefect_down_deletes_nothing(client: httpx.AsyncClient) -> None:
 
 async def test_an_unknown_pipeline_is_a_404(client: httpx.AsyncClient) -> None:
     response = await client.delete("/api/pipelines/424242")
-    assert (response.status_code, response.json()) == (404, {"detail": "pipeline 424242 not found"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"message": "pipeline 424242 not found", "detail": "pipeline 424242 not found"},
+    )
 
 
 @pytest.mark.parametrize("prefect_back", [True, False], ids=["put-back", "prefect-gone"])

@@ -62,7 +62,10 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) ->
 
 async def test_unknown_or_invalid_id(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/pipelines/42")).status_code == 404
-    assert (await client.get("/api/pipelines/42")).json() == {"detail": "pipeline 42 not found"}
+    assert (await client.get("/api/pipelines/42")).json() == {
+        "message": "pipeline 42 not found",
+        "detail": "pipeline 42 not found",
+    }
     assert (await client.post("/api/pipelines/42/trigger")).status_code == 404
     assert (await client.get("/api/pipelines/42/stages")).status_code == 404
     response = await client.get("/api/pipelines/-1")
@@ -144,12 +147,13 @@ async def test_a_repeated_create_and_trigger_answers_with_the_first_requests_run
         )
 
     still_starting = await repeat()
+    starting = (
+        "the first request with this Idempotency-Key is still starting its run; "
+        "repeat this request in a few seconds"
+    )
     assert (still_starting.status_code, still_starting.json()) == (
         409,
-        {
-            "detail": "the first request with this Idempotency-Key is still starting its run; "
-            "repeat this request in a few seconds"
-        },
+        {"message": starting, "detail": starting},
     )
     async with get_sessionmaker()() as session:
         started = await session.get(PipelineRun, run.id)

@@ -101,7 +101,10 @@ async def test_zero_turns_it_off(client: httpx.AsyncClient, database: str) -> No
 
 async def test_an_unknown_pipeline_is_still_a_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/pipelines/4242")
-    assert (response.status_code, response.json()) == (404, {"detail": "pipeline 4242 not found"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"message": "pipeline 4242 not found", "detail": "pipeline 4242 not found"},
+    )
 
 
 async def test_concurrent_misses_load_once() -> None:

@@ -56,7 +56,7 @@ async def test_a_run_directory_removed_before_the_read_is_a_404(
     monkeypatch.setattr(results, "converted", gone_first(converted))
     monkeypatch.setattr(results.pl, "read_parquet", gone_first(read_parquet))
     response = await client.get(f"/api/pipelines/1/runs/{completed}/{path}")
-    assert (response.status_code, response.json()) == (404, {"detail": GONE})
+    assert (response.status_code, response.json()) == (404, {"message": GONE, "detail": GONE})
 
 
 async def test_head_tells_the_size_without_the_body(

@@ -39,7 +39,8 @@ async def test_delete_removes_the_schedule_the_rows_and_the_files(
     deleted = await api.delete(f"/api/pipelines/{pid}")
     assert (deleted.status_code, deleted.content) == (204, b"")
     gone = await api.get(f"/api/pipelines/{pid}")
-    assert (gone.status_code, gone.json()) == (404, {"detail": f"pipeline {pid} not found"})
+    message = f"pipeline {pid} not found"
+    assert (gone.status_code, gone.json()) == (404, {"message": message, "detail": message})
     assert [path.exists() for path in [*run_dirs, upload.parent]] == [False, False, False]
     deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
     slugs = [s.slug for s in await prefect.read_deployment_schedules(deployment.id)]

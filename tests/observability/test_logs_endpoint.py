@@ -17,7 +17,10 @@ UNREACHABLE = (
 
 async def test_unknown_pipeline_is_a_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/pipelines/424242/logs")
-    assert (response.status_code, response.json()) == (404, {"detail": "pipeline 424242 not found"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"message": "pipeline 424242 not found", "detail": "pipeline 424242 not found"},
+    )
 
 
 async def test_no_logs_before_the_first_run(client: httpx.AsyncClient) -> None:
@@ -38,7 +41,10 @@ async def test_prefect_down_is_a_503_that_says_what_to_do(client: httpx.AsyncCli
             )
         )
     response = await client.get(f"/api/pipelines/{pipeline['id']}/logs")
-    assert (response.status_code, response.json()) == (503, {"detail": UNREACHABLE})
+    assert (response.status_code, response.json()) == (
+        503,
+        {"message": UNREACHABLE, "detail": UNREACHABLE},
+    )
 
 
 async def test_limit_is_checked(client: httpx.AsyncClient) -> None:
@@ -70,10 +76,8 @@ async def test_a_prefect_that_never_answers_is_a_503_after_one_timeout(
         setting("PIPELINE_PREFECT_TIMEOUT_SECONDS", "0.5")
         setting("PREFECT_API_URL", url)
         response = await client.get(f"/api/pipelines/{pipeline['id']}/logs?tail=true")
-    assert (response.status_code, response.json()) == (
-        503,
-        {
-            "detail": f"Prefect API at {url} did not answer within 0.5 s "
-            "(PIPELINE_PREFECT_TIMEOUT_SECONDS); check the Prefect server's log and its database."
-        },
+    silence = (
+        f"Prefect API at {url} did not answer within 0.5 s "
+        "(PIPELINE_PREFECT_TIMEOUT_SECONDS); check the Prefect server's log and its database."
     )
+    assert (response.status_code, response.json()) == (503, {"message": silence, "detail": silence})
