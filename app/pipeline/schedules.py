@@ -43,7 +43,15 @@ def cron_problem(cron: str) -> str | None:
 
     A cron that names no real date (the 30th of February) is valid syntax, but Prefect's
     scheduler fails on it, and with it on every other pipeline's schedule of the deployment.
+    croniter reads a sixth field as seconds: `0 0 6 * * *`, "06:00" to a Quartz user, would
+    start a run every second of the 6th.
     """
+    fields = len(cron.split())
+    if not cron.strip().startswith("@") and fields != 5:
+        return (
+            f"{cron!r} has {fields} fields; a cron has five: minute hour day-of-month month "
+            "day-of-week (no seconds)"
+        )
     try:
         rules = server_schedules.CronSchedule(cron=cron)
     except ValueError:
