@@ -32,11 +32,7 @@ SUFFIXES: dict[str, str] = {
     ".pq": "parquet",
 }
 COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
-_OPENERS: dict[str, Callable[..., Any]] = {
-    "gzip": gzip.open,
-    "bz2": bz2.open,
-    "xz": lzma.open,
-}
+_OPENERS: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gzip"),
     (b"BZh", "bz2"),
@@ -270,14 +266,22 @@ def resolve_under(relative: str, base: Path | None, *, field: str = "input_path"
         )
     if "\x00" in relative or Path(relative).is_absolute():
         raise InputError(field, f"must be relative to PIPELINE_INPUT_DIR; got {relative!r}")
-    root = base.resolve()
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root):
-        raise InputError(field, f"{relative!r} is outside PIPELINE_INPUT_DIR")
-    if target.is_relative_to(uploads_dir().resolve()):  # another pipeline's, deleted with it
-        raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
-    if not target.is_file():
-        raise InputError(field, f"no file {relative!r} in PIPELINE_INPUT_DIR")
+    try:
+        root = base.resolve()
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root):
+            raise InputError(field, f"{relative!r} is outside PIPELINE_INPUT_DIR")
+        if target.is_relative_to(uploads_dir().resolve()):  # another pipeline's, deleted with it
+            raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
+        if not target.is_file():
+            raise InputError(field, f"no file {relative!r} in PIPELINE_INPUT_DIR")
+        with target.open("rb"):  # readable by this process, not only there
+            pass
+    except OSError as exc:  # a name too long, a file this process may not read
+        reason = f"cannot read {relative!r} in PIPELINE_INPUT_DIR ({exc.strerror or exc}); "
+        raise InputError(
+            field, reason + "check the name and that the service's user may read the file"
+        ) from None
     return target
 
 

@@ -517,7 +517,10 @@ async def test_input_path_problems(
     secret.write_bytes(csv(GOOD))
     (input_dir / "link.csv").symlink_to(secret)
     (input_dir / "bad.csv").write_bytes(csv("1,a", header="id,name"))
+    long = "x" * 300 + ".csv"  # the system refuses the name (ENAMETOOLONG): was a 500
     cases = {
+        long: f"input_path: cannot read {long!r} in PIPELINE_INPUT_DIR (File name too long); "
+        "check the name and that the service's user may read the file",
         "../secret.csv": "input_path: '../secret.csv' is outside PIPELINE_INPUT_DIR",
         "link.csv": "input_path: 'link.csv' is outside PIPELINE_INPUT_DIR",
         str(secret): f"input_path: must be relative to PIPELINE_INPUT_DIR; got '{secret}'",
