@@ -30,7 +30,18 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+def _not_an_object(request: Request, kind: str) -> str:
+    """What to send instead of an empty body, or of one that is not a JSON object."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind == "missing":
+        return "empty or null; send a JSON object with Content-Type: application/json"
+    if not content_type.endswith(("/json", "+json")):  # FastAPI reads any other type as text
+        shown = content_type or "none"
+        return f"send a JSON object with Content-Type: application/json (this one's is {shown})"
+    return "must be a JSON object ({...}), not a list, string or number"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     problems = []
@@ -43,6 +54,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             message = "unknown field; remove it (see /docs for the accepted fields)"
         elif error["type"] == "json_invalid":
             field, message = "body", f"not valid JSON (error at character {error['loc'][-1]})"
+        elif tuple(error["loc"]) == ("body",) and error["type"] in (
+            "missing",
+            "model_attributes_type",
+        ):
+            message = _not_an_object(request, error["type"])
         problems.append(f"{field}: {message}")
     detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
     return _error(422, "; ".join(problems), detail)

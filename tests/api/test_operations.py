@@ -219,6 +219,34 @@ async def test_oversized_body_is_a_413(client: httpx.AsyncClient, configure: Con
     assert "content-length" not in chunked.request.headers
 
 
+async def test_a_body_that_is_no_json_object_says_what_to_send(client: httpx.AsyncClient) -> None:
+    empty = "body: empty or null; send a JSON object with Content-Type: application/json"
+    cases = [  # curl -d sends application/x-www-form-urlencoded unless told otherwise
+        (
+            "application/x-www-form-urlencoded",
+            '{"name": "p"}',
+            "body: send a JSON object with "
+            "Content-Type: application/json (this one's is application/x-www-form-urlencoded)",
+        ),
+        (
+            None,
+            '{"name": "p"}',
+            "body: send a JSON object with Content-Type: application/json (this one's is none)",
+        ),
+        ("application/json", "", empty),
+        ("application/json; charset=utf-8", "null", empty),
+        (
+            "application/json",
+            "[1, 2]",
+            "body: must be a JSON object ({...}), not a list, string or number",
+        ),
+    ]
+    for content_type, body, message in cases:
+        headers = {"content-type": content_type} if content_type else {}
+        response = await client.post("/api/pipelines", content=body, headers=headers)
+        assert (response.status_code, response.json()["message"]) == (422, message), body
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
