@@ -96,9 +96,15 @@ def _connect(
             param_hint="--api-key",
         )
     try:
-        httpx.URL(api_url)
+        scheme = httpx.URL(api_url).scheme
     except httpx.InvalidURL as exc:
         raise typer.BadParameter(f"{exc}; check PIPELINE_API_URL", param_hint="--api-url") from None
+    if scheme not in ("http", "https"):  # `localhost:8000` parses, with "localhost" as scheme
+        raise typer.BadParameter(
+            f"{api_url!r} does not start with http:// or https://; e.g. http://localhost:8000 "
+            "(check PIPELINE_API_URL)",
+            param_hint="--api-url",
+        )
     factory = cast(ClientFactory, ctx.obj) if callable(ctx.obj) else http_client
     connection = Api(api_url.rstrip("/"), api_key or None, factory)
     ctx.obj = connection

@@ -36,6 +36,17 @@ async def test_a_malformed_api_url_is_bad_usage(cli: Cli, url: str) -> None:
     assert "check PIPELINE_API_URL" in _said(result.stderr)
 
 
+@pytest.mark.parametrize("url", ["localhost:8000", "127.0.0.1:8000", "ftp://host/api"])
+async def test_an_api_url_without_http_is_bad_usage_not_an_unreachable_api(
+    cli: Cli, url: str
+) -> None:
+    result = await cli("--api-url", url, "list")
+    assert result.exit_code == 2
+    assert f"{url!r} does not start with http:// or https://; e.g. http://localhost:8000 " in (
+        _said(result.stderr)
+    )
+
+
 async def test_spaces_around_the_api_key_are_dropped(cli: Cli, configure: Configure) -> None:
     await configure(API_KEYS="sekret1")
     result = await cli("list", "--json", env={"PIPELINE_API_KEY": " sekret1 "})
