@@ -3,7 +3,7 @@
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,7 +43,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PREFECT_UI_URL"),
         description="Base URL of the Prefect UI for run links; derived from the API URL if unset.",
     )
-    deployment_name: str = "Data Pipeline/data-pipeline-deployment"
+    # fixed, not read from the environment: deploy.py registers the deployment under this name
+    deployment_name: ClassVar[str] = "Data Pipeline/data-pipeline-deployment"
     work_pool_name: str = "default"
     prefect_timeout_seconds: float = Field(
         default=10.0, gt=0, validation_alias=AliasChoices("PIPELINE_PREFECT_TIMEOUT_SECONDS")

@@ -91,6 +91,9 @@ def _export_unified_tags(settings: Settings) -> None:
     for name, value in values.items():
         if not os.environ.get(name):  # unset or empty (compose passes DD_VERSION empty)
             os.environ[name] = value
+    for name in ("DD_TRACE_ENABLED", "DD_LOGS_INJECTION"):  # ddtrace reads empty as false
+        if os.environ.get(name) == "":
+            del os.environ[name]
 
 
 def _start_tracing(settings: Settings) -> "Tracer":

@@ -4,6 +4,7 @@ Every error body has the same two keys: `message`, one line for a person, and `d
 shapes it (a string, or for a 422 the list of problems with their `loc`) for clients built on that.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -19,7 +20,7 @@ from app.service import ConflictError
 
 
 def _error(
-    status_code: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+    status_code: int, message: str, detail: Any = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     body = {"message": message, "detail": message if detail is None else detail}
     return JSONResponse(status_code=status_code, content=body, headers=headers)

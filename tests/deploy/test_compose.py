@@ -327,17 +327,14 @@ def test_postgres_init_script_creates_both_databases_and_pg_trgm() -> None:
     assert databases.split() == ["pipelines", "postgres", "prefect"]
 
 
-# what compose deliberately does not pass: the deployment's names are fixed by the worker's
-# command, drills are for tests, and the agent's ports and DD_TRACE_ENABLED are read by ddtrace
-# itself, where an empty value is not "unset"
+# what compose deliberately does not pass: the pool's name is fixed by the worker's command,
+# drills are for tests, and the agent's ports are fixed by its datadog-agent service
 NOT_PASSED = {
-    "DEPLOYMENT_NAME",
     "WORK_POOL_NAME",
     "PIPELINE_FAIL_STAGE",
     "PIPELINE_STAGE_DELAY",
     "DD_TRACE_AGENT_PORT",
     "DD_DOGSTATSD_PORT",
-    "DD_TRACE_ENABLED",
 }
 
 

@@ -107,6 +107,26 @@ def test_with_an_agent_the_zygote_can_preload_the_libraries_without_a_thread() -
     }
 
 
+EMPTY_FLAGS = """
+import json
+from app import observability
+enabled = observability.setup()
+from ddtrace import config
+from ddtrace.trace import tracer
+print(json.dumps({"enabled": enabled, "tracing": tracer.enabled, "log_ids": config._logs_injection}))
+"""
+
+
+def test_empty_trace_and_log_flags_mean_the_defaults_as_compose_passes_them() -> None:
+    # ddtrace reads an empty DD_TRACE_ENABLED or DD_LOGS_INJECTION as false
+    flags = {"DD_TRACE_ENABLED": "", "DD_LOGS_INJECTION": ""}
+    assert _fresh_interpreter(EMPTY_FLAGS, DD_AGENT_HOST="127.0.0.1", **flags) == {
+        "enabled": True,
+        "tracing": True,
+        "log_ids": True,
+    }
+
+
 def test_an_agent_host_or_an_explicit_trace_flag_turns_it_on() -> None:
     def settings(**env: str) -> Settings:
         return Settings.model_validate(env)  # only these values: the environment is not read
