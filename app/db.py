@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -55,6 +55,17 @@ def get_engine() -> AsyncEngine:
 def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
     """The process-wide session factory."""
     return async_sessionmaker(get_engine(), expire_on_commit=False)
+
+
+async def lock_for_write(session: AsyncSession) -> None:
+    """On SQLite, begin the session's transaction holding the database's write lock.
+
+    SQLite ignores SELECT … FOR UPDATE and its driver begins a transaction only at the first
+    write, so two writers could both read a run as running and both write their final status.
+    On PostgreSQL the FOR UPDATE of the read that follows locks the row.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(text("BEGIN IMMEDIATE"))
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:

@@ -17,12 +17,10 @@ from app.config import get_settings
 from app.models import Status
 from app.pipeline import drills, inputs, retries, telemetry
 from app.pipeline import work as stage_work
+from app.pipeline.claim import RunCancelledError, RunRef, claim_run
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
     CANCELLED_IN_PREFECT,
-    RunCancelledError,
-    RunRef,
-    claim_run,
     heartbeat,
     run_id_from_tags,
     update_pipeline_status,

@@ -1,17 +1,14 @@
 """update_pipeline_status: how a flow run writes its run and stage rows, straight to the database."""
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
-from app.db import get_sessionmaker
+from app.db import get_sessionmaker, lock_for_write
 from app.models import (
     FINAL_STATUSES,
     STAGE_NAMES,
-    Pipeline,
     PipelineRun,
     PipelineStage,
     Status,
@@ -23,25 +20,6 @@ RUN_TAG_PREFIX = "pipeline-run:"
 CANCELLED_IN_PREFECT = "cancelled: Prefect stopped the flow run (through the API or the Prefect UI)"
 UNFINISHED = (Status.PENDING, Status.RUNNING)
 INTERRUPTED = "interrupted: the run failed while this stage ran (see the run's error)"
-
-
-class PipelineNotFoundError(LookupError):
-    """The flow was started for a pipeline id the database does not know."""
-
-
-class RunCancelledError(RuntimeError):
-    """The run was cancelled before its flow run claimed it: a cancel that raced the trigger."""
-
-
-@dataclass(frozen=True)
-class RunRef:
-    """Identifies the run a flow-run process is executing."""
-
-    pipeline_id: int
-    run_id: int
-    record_count: int
-    input_path: str | None = None  # the pipeline's input file, instead of generated records
-    input_format: str | None = None
 
 
 def run_tag(run_id: int) -> str:
@@ -65,67 +43,6 @@ def new_stage_rows() -> list[PipelineStage]:
 
 def _elapsed(started_at: datetime | None, ended_at: datetime) -> float | None:
     return (ended_at - started_at).total_seconds() if started_at else None
-
-
-async def claim_run(
-    *, pipeline_id: int, flow_run_id: str, run_id: int | None, record_count: int
-) -> RunRef:
-    """Find (or, for runs started outside the API, create) the run this flow run executes.
-
-    A flow run retried by Prefect finds its run again and starts its stages afresh. A run
-    already cancelled raises RunCancelledError: nothing of it may start.
-    """
-    async with get_sessionmaker()() as session, session.begin():
-        pipeline = await session.get(Pipeline, pipeline_id)
-        if pipeline is None:
-            raise PipelineNotFoundError(f"pipeline {pipeline_id} does not exist")
-        run = await _find_run(session, pipeline_id, flow_run_id, run_id)
-        if run is None:
-            run = PipelineRun(
-                pipeline_id=pipeline_id,
-                record_count=record_count,
-                status=Status.PENDING,
-                stages=new_stage_rows(),
-            )
-            session.add(run)
-        if run.status == Status.CANCELLED:
-            raise RunCancelledError(
-                f"run {run.id} was cancelled before its flow run started ({run.error})"
-            )
-        run.prefect_flow_run_id = flow_run_id
-        run.status, run.error, run.completed_at, run.duration_seconds = (
-            Status.PENDING,
-            None,
-            None,
-            None,
-        )
-        for stage in run.stages:
-            stage.status, stage.error, stage.message = Status.PENDING, None, None
-            stage.started_at = stage.completed_at = stage.duration_seconds = None
-            stage.records_in = stage.records_out = stage.records_rejected = None
-        await session.flush()
-        return RunRef(
-            pipeline_id=pipeline_id,
-            run_id=run.id,
-            record_count=run.record_count,
-            input_path=pipeline.input_path,
-            input_format=pipeline.input_format,
-        )
-
-
-async def _find_run(
-    session: AsyncSession, pipeline_id: int, flow_run_id: str, run_id: int | None
-) -> PipelineRun | None:
-    query = (
-        select(PipelineRun)
-        .where(PipelineRun.pipeline_id == pipeline_id)
-        .options(selectinload(PipelineRun.stages))
-    )
-    if run_id is not None:
-        query = query.where(PipelineRun.id == run_id)
-    else:
-        query = query.where(PipelineRun.prefect_flow_run_id == flow_run_id)
-    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def update_pipeline_status(
@@ -152,6 +69,7 @@ async def update_pipeline_status(
     """
     now = utcnow()
     async with get_sessionmaker()() as session, session.begin():
+        await lock_for_write(session)
         run = (
             await session.execute(
                 select(PipelineRun)

@@ -46,6 +46,7 @@ PRELOAD = (
     "encodings.idna",
     "app.pipeline.work",
     "app.pipeline.status",
+    "app.pipeline.claim",
     "app.pipeline.drills",
     "app.pipeline.retries",
     "app.pipeline.schedules",  # with Prefect's server-side schedule schemas, croniter and pytz

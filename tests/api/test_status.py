@@ -1,19 +1,15 @@
 """update_pipeline_status and claim_run on a real database: the rows a flow run writes."""
 
+import asyncio
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
-from app.db import get_sessionmaker
+from app.db import get_engine, get_sessionmaker
 from app.models import STAGE_NAMES, Pipeline, PipelineRun, Status
-from app.pipeline.status import (
-    PipelineNotFoundError,
-    RunCancelledError,
-    claim_run,
-    new_stage_rows,
-    run_id_from_tags,
-    update_pipeline_status,
-)
+from app.pipeline.claim import PipelineNotFoundError, RunCancelledError, claim_run
+from app.pipeline.status import new_stage_rows, run_id_from_tags, update_pipeline_status
 
 
 async def _pipeline_with_run() -> tuple[int, int]:
@@ -142,6 +138,63 @@ async def test_claim_run_finds_the_tagged_run_or_creates_one() -> None:
 
     with pytest.raises(PipelineNotFoundError, match="pipeline 999 does not exist"):
         await claim_run(pipeline_id=999, flow_run_id="fr-3", run_id=None, record_count=1)
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_run_that_ended_or_was_withdrawn_is_not_started_again() -> None:
+    """The watchdog failed the run ("no worker") while a worker was taking its flow run, or the
+    trigger answered 503 and deleted its row while Prefect had made the flow run after all."""
+    pipeline_id, run_id = await _pipeline_with_run()
+    assert await update_pipeline_status(
+        pipeline_id, None, Status.FAILED, error="not started after 120 s", run_id=run_id
+    )
+    with pytest.raises(
+        RunCancelledError,
+        match=rf"^run {run_id} already ended failed \(not started after 120 s\); it does not "
+        r"start again: trigger the pipeline for a new run$",
+    ):
+        await claim_run(pipeline_id=pipeline_id, flow_run_id="fr-1", run_id=run_id, record_count=10)
+    run = await _run(run_id)
+    assert (run.status, run.error, run.prefect_flow_run_id) == (
+        Status.FAILED,
+        "not started after 120 s",
+        None,
+    )
+    with pytest.raises(
+        RunCancelledError,
+        match=rf"^run {run_id + 7} does not exist: its trigger failed and withdrew it; "
+        "trigger the pipeline again$",
+    ):
+        await claim_run(
+            pipeline_id=pipeline_id, flow_run_id="fr-2", run_id=run_id + 7, record_count=10
+        )
+    async with get_sessionmaker()() as session:
+        assert await session.scalar(select(func.count()).select_from(PipelineRun)) == 1
+
+
+@pytest.mark.usefixtures("database")
+async def test_two_final_statuses_at_once_one_wins_the_other_is_refused() -> None:
+    """The flow's Completed and the API's cancel, both waiting behind a third writer: on SQLite
+    (FOR UPDATE locks nothing there) both read "running" and the cancel overwrote the finished
+    run."""
+    pipeline_id, run_id = await _pipeline_with_run()
+    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
+    async with get_engine().connect() as holder:  # holds the run's row (PostgreSQL), the file
+        await holder.execute(  # lock (SQLite) until both writers wait behind it
+            update(PipelineRun).where(PipelineRun.id == run_id).values(heartbeat_at=None)
+        )
+        writers = asyncio.gather(
+            update_pipeline_status(pipeline_id, None, Status.COMPLETED, run_id=run_id),
+            update_pipeline_status(
+                pipeline_id, None, Status.CANCELLED, "cancelled through the API", run_id=run_id
+            ),
+        )
+        await asyncio.sleep(0.5)
+        await holder.commit()
+        wrote = await writers
+    final = (await _run(run_id)).status
+    assert sorted(wrote) == [False, True]
+    assert final == (Status.COMPLETED if wrote[0] else Status.CANCELLED)
 
 
 @pytest.mark.usefixtures("database")

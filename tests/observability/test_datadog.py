@@ -323,7 +323,7 @@ async def test_an_attempt_prefect_runs_again_is_a_retrying_span_not_a_run(
         ("failed", 1),
     ]
     assert {s["meta"]["error.type"] for s in attempts} == {
-        "app.pipeline.status.PipelineNotFoundError"
+        "app.pipeline.claim.PipelineNotFoundError"
     }
 
 

@@ -10,9 +10,9 @@ from polars.testing import assert_frame_equal
 from prefect.states import Failed
 
 from app.pipeline import generator, inputs, stages, work
+from app.pipeline.claim import RunRef
 from app.pipeline.flows import _input_source, generate_data
 from app.pipeline.retries import retry_condition, retryable
-from app.pipeline.status import RunRef
 from app.pipeline.store import RunFiles, count_rows, sink, uploads_dir
 from bench.engine import engine_query, generated
 

@@ -1,0 +1,105 @@
+"""claim_run: which run row a flow run executes, and whether it may start at all."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.db import get_sessionmaker, lock_for_write
+from app.models import FINAL_STATUSES, Pipeline, PipelineRun, Status
+from app.pipeline.status import new_stage_rows
+
+
+class PipelineNotFoundError(LookupError):
+    """The flow was started for a pipeline id the database does not know."""
+
+
+class RunCancelledError(RuntimeError):
+    """The run may not start: cancelled before its flow run claimed it (a cancel that raced the
+    trigger), already ended (failed by the watchdog, say), or withdrawn by its trigger."""
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Identifies the run a flow-run process is executing."""
+
+    pipeline_id: int
+    run_id: int
+    record_count: int
+    input_path: str | None = None  # the pipeline's input file, instead of generated records
+    input_format: str | None = None
+
+
+async def claim_run(
+    *, pipeline_id: int, flow_run_id: str, run_id: int | None, record_count: int
+) -> RunRef:
+    """Find (or, for runs of a schedule, create) the run this flow run executes.
+
+    A flow run retried by Prefect finds its run again and starts its stages afresh. A run
+    already ended (cancelled, failed by the watchdog) is never moved back, and a run whose row is
+    gone (its trigger answered 503 and withdrew it) is not made again: RunCancelledError, nothing
+    of it starts.
+    """
+    async with get_sessionmaker()() as session, session.begin():
+        await lock_for_write(session)
+        pipeline = await session.get(Pipeline, pipeline_id)
+        if pipeline is None:
+            raise PipelineNotFoundError(f"pipeline {pipeline_id} does not exist")
+        run = await _find_run(session, pipeline_id, flow_run_id, run_id)
+        if run is None and run_id is not None:
+            raise RunCancelledError(
+                f"run {run_id} does not exist: its trigger failed and withdrew it; "
+                "trigger the pipeline again"
+            )
+        if run is None:
+            run = PipelineRun(
+                pipeline_id=pipeline_id,
+                record_count=record_count,
+                status=Status.PENDING,
+                stages=new_stage_rows(),
+            )
+            session.add(run)
+        if run.status == Status.CANCELLED:
+            raise RunCancelledError(
+                f"run {run.id} was cancelled before its flow run started ({run.error})"
+            )
+        if run.status in FINAL_STATUSES:
+            raise RunCancelledError(
+                f"run {run.id} already ended {run.status} ({run.error}); it does not start "
+                "again: trigger the pipeline for a new run"
+            )
+        run.prefect_flow_run_id = flow_run_id
+        run.status, run.error, run.completed_at, run.duration_seconds = (
+            Status.PENDING,
+            None,
+            None,
+            None,
+        )
+        for stage in run.stages:
+            stage.status, stage.error, stage.message = Status.PENDING, None, None
+            stage.started_at = stage.completed_at = stage.duration_seconds = None
+            stage.records_in = stage.records_out = stage.records_rejected = None
+        await session.flush()
+        return RunRef(
+            pipeline_id=pipeline_id,
+            run_id=run.id,
+            record_count=run.record_count,
+            input_path=pipeline.input_path,
+            input_format=pipeline.input_format,
+        )
+
+
+async def _find_run(
+    session: AsyncSession, pipeline_id: int, flow_run_id: str, run_id: int | None
+) -> PipelineRun | None:
+    query = (
+        select(PipelineRun)
+        .where(PipelineRun.pipeline_id == pipeline_id)
+        .options(selectinload(PipelineRun.stages))
+    )
+    if run_id is not None:
+        query = query.where(PipelineRun.id == run_id)
+    else:
+        query = query.where(PipelineRun.prefect_flow_run_id == flow_run_id)
+    return (await session.execute(query.with_for_update())).scalar_one_or_none()
