@@ -36,9 +36,9 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
     """
     # a rollback expires the object: what is needed of it, now
     pipeline_id, record_count, input_path = pipeline.id, pipeline.record_count, pipeline.input_path
-    latest = await get_latest_run(session=session, pipeline_id=pipeline_id)
-    if latest is not None and not latest.status.is_final:
-        raise _in_flight(pipeline_id, latest)
+    in_flight = await get_latest_run(session=session, pipeline_id=pipeline_id, unfinished=True)
+    if in_flight is not None:  # before the schedule is touched
+        raise _in_flight(pipeline_id, in_flight)
     removed = await schedules.delete_pipeline_schedule(pipeline_id)
     try:
         await _delete_rows_and_files(session, pipeline_id, input_path)
@@ -95,8 +95,8 @@ async def _delete_rows_and_files(
     )
     if not getattr(result, "rowcount", 0):
         await session.rollback()
-        started = await get_latest_run(session=session, pipeline_id=pipeline_id)
-        if started is not None and not started.status.is_final:
+        started = await get_latest_run(session=session, pipeline_id=pipeline_id, unfinished=True)
+        if started is not None:
             raise _in_flight(pipeline_id, started)
         return  # deleted by a request racing this one: the outcome is the same
     await session.commit()

@@ -1,7 +1,6 @@
 """Pipelines and their runs: the queries and the trigger sequence the API routes call."""
 
-from prefect.client.schemas.objects import StateType
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -12,7 +11,7 @@ from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
 from app.pipeline.inputs import CheckedInput
-from app.pipeline.status import give_cancel_reason, new_stage_rows, update_pipeline_status
+from app.pipeline.status import UNFINISHED, new_stage_rows
 
 
 def _latest_run_id() -> ScalarSelect[int]:
@@ -47,10 +46,14 @@ def pipeline_out(pipeline: Pipeline, run: PipelineRun | None) -> PipelineOut:
     )
 
 
-async def get_latest_run(*, session: AsyncSession, pipeline_id: int) -> PipelineRun | None:
+async def get_latest_run(
+    *, session: AsyncSession, pipeline_id: int, unfinished: bool = False
+) -> PipelineRun | None:
+    """The pipeline's newest run (of those pending or running, with `unfinished`), with stages."""
     query = (
         select(PipelineRun)
         .where(PipelineRun.pipeline_id == pipeline_id)
+        .where(PipelineRun.status.in_(UNFINISHED) if unfinished else true())
         .order_by(PipelineRun.id.desc())
         .limit(1)
         .options(selectinload(PipelineRun.stages))
@@ -252,35 +255,3 @@ async def retry_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun
     return await start_run(
         session=session, pipeline=pipeline, idempotency_key=f"retry of run {latest.id}"
     )
-
-
-async def cancel_latest_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
-    """Cancel the pipeline's unfinished latest run in Prefect and in our rows; idempotent."""
-    latest = await get_latest_run(session=session, pipeline_id=pipeline.id)
-    if latest is None:
-        raise ConflictError(f"pipeline {pipeline.id} has no run to cancel")
-    if latest.status == Status.CANCELLED:
-        return latest
-    if latest.status.is_final:
-        raise ConflictError(
-            f"run {latest.id} of pipeline {pipeline.id} already {latest.status.value}; "
-            "only a pending or running run can be cancelled"
-        )
-    if latest.prefect_flow_run_id:
-        before = await orchestrator.cancel_flow_run(latest.prefect_flow_run_id)
-        if before in (StateType.COMPLETED, StateType.FAILED, StateType.CRASHED):
-            raise ConflictError(
-                f"run {latest.id} of pipeline {pipeline.id} already ended in Prefect "
-                f"({before.value.lower()}); its status here follows shortly"
-            )
-    reason = "cancelled through the API"
-    if not await update_pipeline_status(
-        pipeline.id, None, Status.CANCELLED, reason, run_id=latest.id
-    ):
-        # the flow-run process, stopped by this cancel, wrote its own "cancelled" first
-        await give_cancel_reason(run_id=latest.id, reason=reason)
-    pipeline_id = pipeline.id
-    session.expire_all()  # the cancel was written by another session
-    refreshed = await get_latest_run(session=session, pipeline_id=pipeline_id)
-    assert refreshed is not None
-    return refreshed

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app import read_cache, removal, service
+from app import cancellation, read_cache, removal, service
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
 from app.api.schemas import (
@@ -158,8 +158,9 @@ async def retry_pipeline(session: SessionDep, pipeline: PipelineDep) -> TriggerO
     "/{pipeline_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess]
 )
 async def cancel_pipeline(session: SessionDep, pipeline: PipelineDep) -> RunOut:
-    """Cancel the latest run (Prefect: Cancelling → Cancelled); a finished run is a 409."""
-    return service.run_out(await service.cancel_latest_run(session=session, pipeline=pipeline))
+    """Cancel the runs in flight (Prefect: Cancelling → Cancelled), answering with the newest;
+    with none in flight, a cancelled latest run is answered again, a finished one is a 409."""
+    return service.run_out(await cancellation.cancel_runs(session=session, pipeline=pipeline))
 
 
 @router.delete("/{pipeline_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[WriteAccess])

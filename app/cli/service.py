@@ -83,7 +83,7 @@ def _settled(run: dict[str, Any] | None, last_new: datetime) -> bool:
 
 @command()
 def cancel(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
-    """Cancel a pipeline's pending or running run.
+    """Cancel a pipeline's pending or running runs (all of them, if more than one).
 
     A finished run cannot be cancelled (exit 4); cancelling a cancelled run again is fine.
     """

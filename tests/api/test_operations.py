@@ -98,6 +98,41 @@ async def test_cancel_rules(client: httpx.AsyncClient) -> None:
     assert (second.status_code, second.json()["status"]) == (202, "cancelled")
 
 
+async def test_cancel_reaches_runs_older_than_the_latest(client: httpx.AsyncClient) -> None:
+    """A run triggered while another ran ended first: the older one could not be cancelled, and
+    DELETE, told the latest had ended, removed the schedule before refusing."""
+    await client.post("/api/pipelines", json={"name": "p"})
+    older = await _add_run(1, Status.RUNNING)
+    newer = await _add_run(1, Status.COMPLETED)
+    refused = await client.delete("/api/pipelines/1")
+    assert (refused.status_code, refused.json()["message"]) == (
+        409,
+        f"run {older} of pipeline 1 is running; cancel it first "
+        "(POST /api/pipelines/1/cancel), then delete the pipeline",
+    )
+    cancel = await client.post("/api/pipelines/1/cancel")
+    assert (cancel.status_code, cancel.json()["id"], cancel.json()["status"]) == (
+        202,
+        older,
+        "cancelled",
+    )
+    runs = (await client.get("/api/pipelines/1/runs")).json()["items"]
+    assert [(run["id"], run["status"]) for run in runs] == [
+        (newer, "completed"),
+        (older, "cancelled"),
+    ]
+
+    await client.post("/api/pipelines", json={"name": "two in flight"})
+    first, second = await _add_run(2, Status.RUNNING), await _add_run(2, Status.PENDING)
+    cancel = await client.post("/api/pipelines/2/cancel")
+    assert (cancel.status_code, cancel.json()["id"]) == (202, second)
+    runs = (await client.get("/api/pipelines/2/runs")).json()["items"]
+    assert [(run["id"], run["status"], run["error"]) for run in runs] == [
+        (second, "cancelled", "cancelled through the API"),
+        (first, "cancelled", "cancelled through the API"),
+    ]
+
+
 async def test_a_cancel_keeps_its_reason_when_the_stopped_process_writes_first(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
