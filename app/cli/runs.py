@@ -222,7 +222,7 @@ def list_(
 
 @command()
 def show(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
-    """A pipeline: its latest run's stages, then every run (newest first)."""
+    """A pipeline: its latest run's stages, then its runs (the newest 100)."""
     client = api(ctx)
     pipeline = client.get(f"/api/pipelines/{pipeline_id}")
     runs = client.get(f"/api/pipelines/{pipeline_id}/runs", page_size=watch.PAGE_SIZE)
@@ -257,5 +257,7 @@ def show(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = Fals
     if run["error"]:
         console.print(Text(f"  error     {run['error']}", style="red"), soft_wrap=True)
     console.print(render.stages_table(run, now=now))
-    console.print(f"runs ({runs['total']}, newest first)")
+    shown = len(runs["items"])
+    newest = f"the newest {shown} of {runs['total']}" if shown < runs["total"] else runs["total"]
+    console.print(f"runs ({newest}, newest first)")
     console.print(render.runs_table(runs["items"], width=console.width))

@@ -96,3 +96,11 @@ async def test_a_narrow_terminal_drops_columns_never_the_ids(cli: Cli) -> None:
     assert max(len(line) for line in runs) <= 40
     assert [cell.strip() for cell in runs[1].split("│")[1:-1]] == ["run", "status", "error"]
     assert runs[3].split("│")[1].strip() == "2"
+
+
+async def test_show_says_when_it_lists_only_the_newest_runs(cli: Cli) -> None:
+    pipeline_id = await add_pipeline("busy")
+    for _ in range(101):
+        await add_run(pipeline_id, Status.COMPLETED, {})
+    shown = await cli("show", str(pipeline_id))
+    assert "runs (the newest 100 of 101, newest first)\n" in shown.stdout
