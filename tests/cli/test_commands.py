@@ -6,12 +6,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from app.cli import app as cli_app
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
-from app.pipeline.status import STAGE_NAMES
+from app.pipeline import orchestrator
+from app.pipeline.orchestrator import RunLog
+from app.pipeline.status import STAGE_NAMES, update_pipeline_status
 from tests.cli.conftest import CLI_ENV, Cli
 from tests.support.postgres import free_port
 
@@ -425,3 +429,41 @@ async def test_logs_are_read_from_prefect(cli: Cli) -> None:
     await _add_pending_run(3, flow_run_id="8f2d7c59-2b4e-4a61-9a51-0d3c1c6f1e22")
     down = await cli("logs", "3")
     assert (down.exit_code, down.stderr) == (6, PREFECT_DOWN)
+
+
+async def test_logs_follow_goes_on_past_the_first_page(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It stopped after the API's first 200 lines while the run went on."""
+    await _seed()
+    await _add_pending_run(3, flow_run_id="8f2d7c59-2b4e-4a61-9a51-0d3c1c6f1e22")
+    sent: list[RunLog] = []
+    asked: list[tuple[int, bool]] = []
+
+    async def read_run_logs(flow_run_id: str, *, limit: int, tail: bool = False) -> list[RunLog]:
+        asked.append((limit, tail))
+        more = {1: 230, 2: 20}.get(len(asked), 0)  # the run logs on between the first polls
+        start = len(sent)
+        sent.extend(
+            RunLog(T0 + timedelta(seconds=n), "INFO", "prefect", f"line {n}", None)
+            for n in range(start, start + more)
+        )
+        if len(asked) == 2:
+            run_id = await _latest_run_id(3)
+            await update_pipeline_status(3, None, Status.COMPLETED, run_id=run_id)
+        return sent[-limit:] if tail else sent[:limit]
+
+    monkeypatch.setattr(orchestrator, "read_run_logs", read_run_logs)
+    followed = await cli("logs", "3", "--follow", "--interval", "0.05", "--json")
+    printed = [json.loads(line)["message"] for line in followed.stdout.splitlines()]
+    assert (followed.exit_code, followed.stderr) == (0, "")
+    assert printed == [f"line {n}" for n in range(len(sent))]
+    assert asked[:3] == [(200, False), (200, True), (200, True)]
+    first_page = await cli("logs", "3")
+    assert first_page.stderr == "(the first 200 lines; --follow prints all)\n"
+
+
+async def _latest_run_id(pipeline_id: int) -> int:
+    async with get_sessionmaker()() as session:
+        query = select(func.max(PipelineRun.id)).where(PipelineRun.pipeline_id == pipeline_id)
+        return (await session.execute(query)).scalar_one()
