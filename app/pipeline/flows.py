@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect._internal.control_listener import get_intent
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
@@ -29,6 +31,10 @@ from app.pipeline.store import RunFiles, uploads_dir
 from app.pipeline.work import InputSource, StageOutput
 
 _settings = get_settings()
+STOPPED_WITHOUT_CANCEL = (
+    "stopped: the flow-run process got a stop signal without a cancel from Prefect (a worker or "
+    "host shutting down, or a kill); trigger the pipeline again"
+)
 observability.setup()  # at import, before the run: its logs are JSON from the first line
 
 
@@ -233,6 +239,15 @@ async def run_data_pipeline_flow(
             raise
 
 
+def _stopped(exc: BaseException) -> str | None:
+    """Why the flow-run process is being stopped, if it is: a cancel, when Prefect's runner said
+    so before its SIGTERM (as Prefect's own engine decides Cancelled or Crashed), else a signal
+    with no cancel behind it."""
+    if not isinstance(exc, asyncio.CancelledError | TerminationSignal):
+        return None
+    return CANCELLED_IN_PREFECT if get_intent() == "cancel" else STOPPED_WITHOUT_CANCEL
+
+
 async def _run_pipeline(
     pipeline_id: int, record_count: int, tracking: telemetry.RunTracking
 ) -> dict[str, Any]:
@@ -253,15 +268,16 @@ async def _run_pipeline(
         await transform_data(ref, files)
         exported = await export_results(ref, files)
     except BaseException as exc:
-        cancelled = isinstance(exc, asyncio.CancelledError)
-        retrying = None if cancelled else await retries.after_failure(exc)
-        error = f"{type(exc).__name__}: {exc}"
+        stopped = _stopped(exc)
+        cancelled = stopped == CANCELLED_IN_PREFECT
+        retrying = None if stopped else await retries.after_failure(exc)
+        error = stopped or f"{type(exc).__name__}: {exc}"
         await update_pipeline_status(
             pipeline_id,
             None,
             Status.CANCELLED if cancelled else Status.PENDING if retrying else Status.FAILED,
             # the API's own "cancelled through the API" wins when it is written first
-            error=CANCELLED_IN_PREFECT if cancelled else error,
+            error=error,
             run_id=ref.run_id,
             retrying=retrying,
         )

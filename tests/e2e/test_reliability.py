@@ -15,6 +15,7 @@ from prefect.states import Cancelling, Scheduled
 
 from app.models import Status, utcnow
 from app.pipeline import orchestrator
+from app.pipeline.flows import STOPPED_WITHOUT_CANCEL
 from app.pipeline.status import CANCELLED_IN_PREFECT, INTERRUPTED, run_tag
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import (
@@ -73,6 +74,23 @@ async def test_a_run_cancelled_in_the_prefect_ui_says_so(
     assert [s["status"] for s in run["stages"]] == ["cancelled"] * 5
     flow_run = await wait_for_flow_run(prefect, flow_run_id)
     assert flow_run.state is not None and flow_run.state.is_cancelled()
+
+
+async def test_a_run_stopped_without_a_cancel_fails_and_says_so(
+    api: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """An operator's kill, or systemd stopping the host's services: a SIGTERM with no cancel in
+    Prefect, which marks the run Crashed. The run once said "cancelled … through the API or the
+    Prefect UI"."""
+    pipeline_id, flow_run_id = await start_with_env(api, prefect, HOLD_GENERATE, "sigterm")
+    await wait_for_stage(api, pipeline_id, "generate", "running")
+    launcher = (await prefect.read_flow_run(UUID(flow_run_id))).infrastructure_pid
+    assert launcher is not None
+    os.kill(int(launcher), signal.SIGTERM)  # the process the worker watches: it passes it on
+    run = (await wait_for_final(api, pipeline_id))["latest_run"]
+    assert (run["status"], run["error"]) == ("failed", STOPPED_WITHOUT_CANCEL)
+    flow_run = await wait_for_flow_run(prefect, flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_crashed()
 
 
 async def test_racing_triggers_with_one_idempotency_key_make_one_flow_run(
