@@ -177,9 +177,10 @@ async def schedule_stopped(run: FlowRun, pipeline_id: int) -> bool:
 
     Pausing through the API removes the schedule's waiting runs, but one can still reach a
     worker: a run Prefect's scheduler made while the pause was under way, or any run already due
-    when the schedule was paused from the Prefect UI (Prefect removes only future ones).
+    when the schedule was paused from the Prefect UI (Prefect removes only future ones). A run
+    Prefect retries has started already: a pause stops the runs to come, not its next attempt.
     """
-    if not run.auto_scheduled or run.deployment_id is None:
+    if not run.auto_scheduled or run.deployment_id is None or run.run_count > 1:
         return False
     async with get_client() as client:  # the run's own Prefect settings, from its environment
         found = await client.read_deployment_schedules(run.deployment_id)
