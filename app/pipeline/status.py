@@ -60,12 +60,14 @@ async def update_pipeline_status(
     output_file: str | None = None,
     attempt: int | None = None,
     retrying: str | None = None,
+    ended_at: datetime | None = None,
 ) -> bool:
     """Record a stage's (or, with stage_name None, the whole run's) new status, timing and counts.
 
     A run already in a final state (completed, failed, cancelled) is never moved back: False
     then, True when the write was made. A stage that fails fails its run, unless Prefect will
     run the flow again (`retrying` says when): the run is pending until then, with the error.
+    `ended_at` dates a final status the watchdog found later than it happened.
     """
     now = utcnow()
     async with get_sessionmaker()() as session, session.begin():
@@ -79,6 +81,8 @@ async def update_pipeline_status(
         ).scalar_one()
         if run.status in FINAL_STATUSES:
             return False
+        if ended_at is not None and status in FINAL_STATUSES:  # never before the run started
+            now = max(min(ended_at, now), run.started_at or ended_at)
         if input_file is not None:
             run.input_file = input_file
         if output_file is not None:

@@ -4,7 +4,7 @@ run stays "running" — crashed workers, killed processes, runs no worker will e
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from prefect.client.schemas.objects import State, StateType
@@ -32,6 +32,8 @@ class Verdict:
     run_id: int
     status: Status
     reason: str
+    # when the run really ended, when known: Prefect's final state, the last sign of life
+    ended_at: datetime | None = field(default=None, compare=False)
 
 
 async def unfinished_runs() -> list[PipelineRun]:
@@ -65,25 +67,28 @@ def judge(
     if state is None:
         return Verdict(run.id, Status.FAILED, "its Prefect flow run no longer exists")
     detail = f" ({state.message})" if state.message else ""
+    ended = state.timestamp if state.is_final() else None  # not when the watchdog came by
     if state.type == StateType.COMPLETED:
         unfinished = [s.name for s in run.stages if s.status != Status.COMPLETED]
         if not unfinished:
-            return Verdict(run.id, Status.COMPLETED, "completed in Prefect")
+            return Verdict(run.id, Status.COMPLETED, "completed in Prefect", ended)
         return Verdict(
             run.id,
             Status.FAILED,
             f"Prefect reports completed but stages {unfinished} did not finish",
+            ended,
         )
     if state.type == StateType.FAILED:
-        return Verdict(run.id, Status.FAILED, f"the Prefect flow run failed{detail}")
+        return Verdict(run.id, Status.FAILED, f"the Prefect flow run failed{detail}", ended)
     if state.type == StateType.CRASHED:
         return Verdict(
             run.id,
             Status.FAILED,
             f"the worker or its flow-run process died (Prefect: Crashed{detail})",
+            ended,
         )
     if state.type == StateType.CANCELLED:
-        return Verdict(run.id, Status.CANCELLED, f"cancelled in Prefect{detail}")
+        return Verdict(run.id, Status.CANCELLED, f"cancelled in Prefect{detail}", ended)
     if state.type in (StateType.RUNNING, StateType.CANCELLING):
         # a process that never beat is judged from when Prefect saw it start, not when queued
         last_sign = max(
@@ -96,6 +101,7 @@ def judge(
                 Status.FAILED,
                 f"its flow-run process stopped responding (no heartbeat for {silent:.0f} s; "
                 "worker or process killed?)",
+                last_sign,
             )
         return None
     # a flow run failed and waiting to run again (PIPELINE_FLOW_RETRIES) waits from then
@@ -171,7 +177,12 @@ async def _apply(run: PipelineRun, state: State | None, verdict: Verdict) -> boo
         else:
             await orchestrator.cancel_stranded_flow_run(run.prefect_flow_run_id, message)
     if not await update_pipeline_status(
-        run.pipeline_id, None, verdict.status, error=verdict.reason, run_id=run.id
+        run.pipeline_id,
+        None,
+        verdict.status,
+        error=verdict.reason,
+        run_id=run.id,
+        ended_at=verdict.ended_at,
     ):
         return False  # it finished on its own meanwhile
     telemetry.run_ended(verdict.status.value)  # its flow-run process, gone, never counted it

@@ -1,13 +1,14 @@
 """update_pipeline_status and claim_run on a real database: the rows a flow run writes."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
 from app.db import get_engine, get_sessionmaker
-from app.models import STAGE_NAMES, Pipeline, PipelineRun, Status
+from app.models import STAGE_NAMES, Pipeline, PipelineRun, PipelineStage, Status, utcnow
 from app.pipeline.claim import PipelineNotFoundError, RunCancelledError, claim_run
 from app.pipeline.status import new_stage_rows, run_id_from_tags, update_pipeline_status
 
@@ -138,6 +139,40 @@ async def test_claim_run_finds_the_tagged_run_or_creates_one() -> None:
 
     with pytest.raises(PipelineNotFoundError, match="pipeline 999 does not exist"):
         await claim_run(pipeline_id=999, flow_run_id="fr-3", run_id=None, record_count=1)
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_run_the_watchdog_settles_ends_when_it_ended_never_before_it_started() -> None:
+    pipeline_id, run_id = await _pipeline_with_run()
+    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
+    started = utcnow() - timedelta(minutes=60)  # found an hour after it crashed
+    async with get_sessionmaker()() as session, session.begin():
+        await session.execute(
+            update(PipelineRun).where(PipelineRun.id == run_id).values(started_at=started)
+        )
+        await session.execute(
+            update(PipelineStage).where(PipelineStage.run_id == run_id).values(started_at=started)
+        )
+    crashed_at = started + timedelta(seconds=2)
+    assert await update_pipeline_status(
+        pipeline_id, None, Status.FAILED, error="crashed", run_id=run_id, ended_at=crashed_at
+    )
+    run = await _run(run_id)
+    assert (run.completed_at, run.duration_seconds) == (crashed_at, 2.0)
+    assert (run.stages[0].status, run.stages[0].completed_at) == (Status.FAILED, crashed_at)
+
+    other_pipeline, other_run = await _pipeline_with_run()
+    await update_pipeline_status(other_pipeline, "generate", Status.RUNNING, run_id=other_run)
+    began = (await _run(other_run)).started_at
+    assert began is not None
+    await update_pipeline_status(
+        other_pipeline,
+        None,
+        Status.CANCELLED,
+        run_id=other_run,
+        ended_at=began - timedelta(seconds=5),  # another machine's clock
+    )
+    assert ((await _run(other_run)).duration_seconds) == 0.0
 
 
 @pytest.mark.usefixtures("database")

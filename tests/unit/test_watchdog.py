@@ -61,6 +61,25 @@ def test_crashed_failed_cancelled_mirror_prefect() -> None:
     )
 
 
+def test_a_verdict_dates_the_end_when_it_happened_not_when_the_watchdog_came_by() -> None:
+    """A run Prefect finished while the API was down for an hour lasted an hour longer."""
+    crashed_at, beat_at = NOW - timedelta(minutes=60), NOW - timedelta(seconds=45)
+    ended = [
+        judge(_run(age=4000), state, now=NOW, live_workers=True)
+        for state in (
+            Crashed(timestamp=crashed_at),
+            Completed(timestamp=crashed_at),
+            Cancelled(timestamp=crashed_at),
+        )
+    ]
+    assert [verdict.ended_at if verdict else None for verdict in ended] == [crashed_at] * 3
+    running = Running(timestamp=NOW - timedelta(seconds=100))
+    silent = judge(_run(age=100, heartbeat_age=45), running, now=NOW, live_workers=True)
+    assert silent is not None and silent.ended_at == beat_at
+    never_started = judge(_run(age=400), Pending(), now=NOW, live_workers=False)
+    assert never_started is not None and never_started.ended_at is None
+
+
 def test_completed_in_prefect_needs_every_stage_completed() -> None:
     run = _run()
     assert judge(run, Completed(), now=NOW, live_workers=True) == Verdict(
