@@ -46,18 +46,17 @@ def cron_problem(cron: str) -> str | None:
     croniter reads a sixth field as seconds: `0 0 6 * * *`, "06:00" to a Quartz user, would
     start a run every second of the 6th.
     """
-    fields = len(cron.split())
-    if not cron.strip().startswith("@") and fields != 5:
-        return (
-            f"{cron!r} has {fields} fields; a cron has five: minute hour day-of-month month "
-            "day-of-week (no seconds)"
-        )
     try:
         rules = server_schedules.CronSchedule(cron=cron)
     except ValueError:
         return (
             f"{cron!r} is not a valid cron expression "
             "(five fields: minute hour day-of-month month day-of-week)"
+        )
+    if not cron.strip().startswith("@") and len(cron.split()) != 5:
+        return (
+            f"{cron!r} has {len(cron.split())} fields; a cron has five: minute hour day-of-month "
+            "month day-of-week (no seconds)"
         )
     try:
         next(rules._get_dates_generator(n=1))

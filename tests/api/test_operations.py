@@ -333,7 +333,7 @@ async def test_schedule_input_is_validated_before_prefect(client: httpx.AsyncCli
         '{"cron": "61 * * * *"}': "cron: '61 * * * *' is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)",
         # croniter's sixth field is seconds: a run every second of the 6th, not daily at 06:00
         '{"cron": "0 0 6 * * *"}': "cron: '0 0 6 * * *' has 6 fields; a cron has five: minute hour day-of-month month day-of-week (no seconds)",
-        '{"cron": "0 6 *"}': "cron: '0 6 *' has 3 fields; a cron has five: minute hour day-of-month month day-of-week (no seconds)",
+        '{"cron": "0 6 *"}': "cron: '0 6 *' is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)",
         # valid syntax, but no 30th of February: Prefect's scheduler would fail on the deployment
         '{"cron": "0 0 30 2 *"}': "cron: '0 0 30 2 *' never fires: no date matches its day-of-month and month; change them",
         '{"cron": "0 6 * * *", "interval_seconds": 60}': "body: give exactly one of cron or interval_seconds",
