@@ -19,7 +19,7 @@ CANCELLED_THROUGH_THE_API = "cancelled through the API"
 
 async def cancel_runs(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
     """Cancel the pipeline's unfinished runs and answer with the newest of them; idempotent:
-    with none left, a cancelled latest run is the answer again."""
+    with none left, the run that ended last is the answer again if it was cancelled."""
     pipeline_id = pipeline.id
     rows = await session.execute(
         select(PipelineRun)
@@ -47,8 +47,17 @@ async def _nothing_to_cancel(session: AsyncSession, pipeline_id: int) -> Pipelin
     latest = await get_latest_run(session=session, pipeline_id=pipeline_id)
     if latest is None:
         raise ConflictError(f"pipeline {pipeline_id} has no run to cancel")
-    if latest.status == Status.CANCELLED:
-        return latest
+    last_ended = (  # the latest run, unless an older one was cancelled after it ended
+        await session.execute(
+            select(PipelineRun)
+            .where(PipelineRun.pipeline_id == pipeline_id)
+            .order_by(PipelineRun.completed_at.desc().nulls_last(), PipelineRun.id.desc())
+            .limit(1)
+            .options(selectinload(PipelineRun.stages))
+        )
+    ).scalar_one()
+    if last_ended.status == Status.CANCELLED:
+        return last_ended
     raise ConflictError(
         f"run {latest.id} of pipeline {pipeline_id} already {latest.status.value}; "
         "only a pending or running run can be cancelled"

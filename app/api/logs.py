@@ -32,6 +32,9 @@ async def read_logs(
     tail: Annotated[
         bool, Query(description="The last `limit` lines instead of the first; still oldest first.")
     ] = False,
+    offset: Annotated[
+        int, Query(ge=0, description="Lines to skip from the first (or with `tail`, the last).")
+    ] = 0,
 ) -> list[LogOut]:
     """The latest run's log lines (flow and task runs), oldest first; empty before its first run.
 
@@ -40,5 +43,7 @@ async def read_logs(
     run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
     if run is None or run.prefect_flow_run_id is None:
         return []
-    lines = await orchestrator.read_run_logs(run.prefect_flow_run_id, limit=limit, tail=tail)
+    lines = await orchestrator.read_run_logs(
+        run.prefect_flow_run_id, limit=limit, tail=tail, offset=offset
+    )
     return [LogOut.model_validate(line, from_attributes=True) for line in lines]

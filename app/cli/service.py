@@ -43,45 +43,27 @@ def logs(
     """
     client = api(ctx)
     console = stdout()
-    seen, last = 0, None
+    seen = 0
     last_new = datetime.now(UTC)
     while True:
-        # past the API's first page, follow the last page: the lines after the last one printed
-        tailing = seen >= MAX_LOG_LINES
-        url = f"/api/pipelines/{pipeline_id}/logs"
-        page = client.get(url, limit=MAX_LOG_LINES, tail=True) if tailing else client.get(url)
-        new = _after(page, last, pipeline_id) if tailing else page[seen:]
-        for line in new:
+        # a page at a time from the last line printed, as long as pages come back full
+        page = client.get(f"/api/pipelines/{pipeline_id}/logs", offset=seen)
+        for line in page:
             if as_json:
                 typer.echo(json.dumps(line, ensure_ascii=False))
             else:
                 console.print(render.log_line(line), soft_wrap=True)
-        if new:
-            seen, last, last_new = seen + len(new), new[-1], datetime.now(UTC)
+        if page:
+            seen, last_new = seen + len(page), datetime.now(UTC)
+        if len(page) == MAX_LOG_LINES:
+            continue
         if not follow:
-            if seen >= MAX_LOG_LINES:
-                stderr().print(f"(the first {MAX_LOG_LINES} lines; --follow prints all)")
             break
         if _settled(client.get(f"/api/pipelines/{pipeline_id}")["latest_run"], last_new):
             break
         time.sleep(interval)
     if seen == 0 and not as_json:
         stderr().print(f"no log lines for pipeline {pipeline_id} yet")
-
-
-def _after(
-    page: list[dict[str, Any]], last: dict[str, Any] | None, pipeline_id: int
-) -> list[dict[str, Any]]:
-    """The lines of the last page after `last`, the newest line printed; the whole page, with a
-    note, when more lines came meanwhile than a page holds."""
-    for index in range(len(page) - 1, -1, -1):
-        if page[index] == last:
-            return page[index + 1 :]
-    stderr().print(
-        f"(lines came faster than {MAX_LOG_LINES} a poll: some are skipped; the Prefect UI has "
-        f"them, pipeline show {pipeline_id} links the flow run)"
-    )
-    return page
 
 
 def _settled(run: dict[str, Any] | None, last_new: datetime) -> bool:

@@ -20,6 +20,11 @@ class RunCancelledError(RuntimeError):
     trigger), already ended (failed by the watchdog, say), or withdrawn by its trigger."""
 
 
+class RunSettledError(RunCancelledError):
+    """Already ended, and counted by whoever ended it, or withdrawn, never a run to the user: the
+    flow run starts nothing and counts nothing."""
+
+
 @dataclass(frozen=True)
 class RunRef:
     """Identifies the run a flow-run process is executing."""
@@ -44,14 +49,14 @@ async def claim_run(
     async with get_sessionmaker()() as session, session.begin():
         await lock_for_write(session)
         pipeline = await session.get(Pipeline, pipeline_id)
-        if pipeline is None:
-            raise PipelineNotFoundError(f"pipeline {pipeline_id} does not exist")
-        run = await _find_run(session, pipeline_id, flow_run_id, run_id)
-        if run is None and run_id is not None:
-            raise RunCancelledError(
+        run = await _find_run(session, pipeline_id, flow_run_id, run_id) if pipeline else None
+        if run is None and run_id is not None:  # a create-and-trigger withdraws its pipeline too
+            raise RunSettledError(
                 f"run {run_id} does not exist: its trigger failed and withdrew it; "
                 "trigger the pipeline again"
             )
+        if pipeline is None:
+            raise PipelineNotFoundError(f"pipeline {pipeline_id} does not exist")
         if run is None:
             run = PipelineRun(
                 pipeline_id=pipeline_id,
@@ -65,7 +70,7 @@ async def claim_run(
                 f"run {run.id} was cancelled before its flow run started ({run.error})"
             )
         if run.status in FINAL_STATUSES:
-            raise RunCancelledError(
+            raise RunSettledError(
                 f"run {run.id} already ended {run.status} ({run.error}); it does not start "
                 "again: trigger the pipeline for a new run"
             )

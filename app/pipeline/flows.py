@@ -19,7 +19,7 @@ from app.config import get_settings
 from app.models import Status
 from app.pipeline import drills, inputs, retries, telemetry
 from app.pipeline import work as stage_work
-from app.pipeline.claim import RunCancelledError, RunRef, claim_run
+from app.pipeline.claim import RunCancelledError, RunRef, RunSettledError, claim_run
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
     CANCELLED_IN_PREFECT,
@@ -231,8 +231,8 @@ async def run_data_pipeline_flow(
     ) as tracking:
         try:
             return await _run_pipeline(pipeline_id, record_count, tracking)
-        except RunCancelledError as exc:  # a cancel won the race with the trigger
-            tracking.cancelled = True
+        except RunCancelledError as exc:  # a cancel won the race with the trigger, or it ended
+            tracking.cancelled, tracking.uncounted = True, isinstance(exc, RunSettledError)
             return Cancelled(message=str(exc))
         except Exception as exc:  # anywhere in the attempt, stages or not: run it again?
             tracking.retrying = await retries.after_failure(exc) is not None
@@ -270,6 +270,7 @@ async def _run_pipeline(
     except BaseException as exc:
         stopped = _stopped(exc)
         cancelled = stopped == CANCELLED_IN_PREFECT
+        tracking.stopped = stopped == STOPPED_WITHOUT_CANCEL
         retrying = None if stopped else await retries.after_failure(exc)
         error = stopped or f"{type(exc).__name__}: {exc}"
         await update_pipeline_status(

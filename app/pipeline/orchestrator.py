@@ -257,9 +257,11 @@ class RunLog:
     task_run_id: str | None
 
 
-async def read_run_logs(flow_run_id: str, *, limit: int, tail: bool = False) -> list[RunLog]:
-    """The first (or with `tail`, the last) `limit` log lines of a flow run and its task runs,
-    oldest first."""
+async def read_run_logs(
+    flow_run_id: str, *, limit: int, tail: bool = False, offset: int = 0
+) -> list[RunLog]:
+    """The first (or with `tail`, the last) `limit` log lines of a flow run and its task runs
+    after `offset` of them, oldest first."""
     settings = get_settings()
     async with prefect_client() as client:
         try:
@@ -269,6 +271,7 @@ async def read_run_logs(flow_run_id: str, *, limit: int, tail: bool = False) -> 
                 logs = await client.read_logs(
                     log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)])),
                     limit=limit,
+                    offset=offset,
                     sort=LogSort.TIMESTAMP_DESC if tail else LogSort.TIMESTAMP_ASC,
                 )
         except TimeoutError:

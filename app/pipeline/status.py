@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import get_sessionmaker, lock_for_write
@@ -81,8 +81,8 @@ async def update_pipeline_status(
         ).scalar_one()
         if run.status in FINAL_STATUSES:
             return False
-        if ended_at is not None and status in FINAL_STATUSES:  # never before the run started
-            now = max(min(ended_at, now), run.started_at or ended_at)
+        if ended_at is not None and status in FINAL_STATUSES:
+            now = await _no_earlier_than_its_stages(session, run, min(ended_at, now))
         if input_file is not None:
             run.input_file = input_file
         if output_file is not None:
@@ -162,6 +162,21 @@ async def heartbeat(*, run_id: int) -> None:
             .where(PipelineRun.id == run_id, PipelineRun.status.in_(UNFINISHED))
             .values(heartbeat_at=utcnow())
         )
+
+
+async def _no_earlier_than_its_stages(
+    session: AsyncSession, run: PipelineRun, ended_at: datetime
+) -> datetime:
+    """`ended_at`, or the run's last recorded moment when that is later: a stage started after
+    the last heartbeat (or a clock that differs) must not end before it began."""
+    moments = (
+        await session.execute(
+            select(func.max(PipelineStage.started_at), func.max(PipelineStage.completed_at)).where(
+                PipelineStage.run_id == run.id
+            )
+        )
+    ).one()
+    return max(t for t in (ended_at, run.started_at, *moments) if t is not None)
 
 
 def _set_stage_status(

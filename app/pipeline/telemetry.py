@@ -31,6 +31,8 @@ class RunTracking:
         self.span = span
         self.cancelled = False  # ended Cancelled without an exception (cancelled before it began)
         self.retrying = False  # this attempt failed and Prefect runs the flow again
+        self.stopped = False  # stopped by a signal with no cancel behind it: a failure
+        self.uncounted = False  # its run had ended before (and was counted then), or never was
 
     def run(self, run_id: int) -> None:
         if self.span is not None:
@@ -74,7 +76,7 @@ def flow_run(
         yield tracking
         status = "cancelled" if tracking.cancelled else status
     except asyncio.CancelledError:
-        status = "cancelled"
+        status = "failed" if tracking.stopped else "cancelled"
         raise
     except BaseException as exc:
         status = "retrying" if tracking.retrying else "failed"
@@ -86,7 +88,8 @@ def flow_run(
     finally:
         if status != "retrying":  # the run has not ended: its last attempt counts it
             del _first_attempt_started[flow_run_id]
-            run_ended(status, seconds=time.perf_counter() - started)
+            if not tracking.uncounted:
+                run_ended(status, seconds=time.perf_counter() - started)
         if span is not None:
             span.set_tag("status", status)
             span.finish()

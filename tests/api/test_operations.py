@@ -121,6 +121,8 @@ async def test_cancel_reaches_runs_older_than_the_latest(client: httpx.AsyncClie
         (newer, "completed"),
         (older, "cancelled"),
     ]
+    again = await client.post("/api/pipelines/1/cancel")  # a client's retry of the same cancel
+    assert (again.status_code, again.json()["id"]) == (202, older)
 
     await client.post("/api/pipelines", json={"name": "two in flight"})
     first, second = await _add_run(2, Status.RUNNING), await _add_run(2, Status.PENDING)

@@ -174,6 +174,30 @@ async def test_a_run_the_watchdog_settles_ends_when_it_ended_never_before_it_sta
     )
     assert ((await _run(other_run)).duration_seconds) == 0.0
 
+    # killed after its last heartbeat, while a stage that started since then ran
+    third_pipeline, third_run = await _pipeline_with_run()
+    await update_pipeline_status(third_pipeline, "generate", Status.RUNNING, run_id=third_run)
+    await update_pipeline_status(third_pipeline, "generate", Status.COMPLETED, run_id=third_run)
+    await update_pipeline_status(third_pipeline, "ingest", Status.RUNNING, run_id=third_run)
+    run = await _run(third_run)
+    ingest_began = run.stages[1].started_at
+    assert run.started_at is not None and ingest_began is not None
+    await update_pipeline_status(
+        third_pipeline,
+        None,
+        Status.FAILED,
+        error="silent",
+        run_id=third_run,
+        ended_at=run.started_at,  # its last sign of life: no heartbeat yet
+    )
+    run = await _run(third_run)
+    assert (run.completed_at, run.stages[1].status, run.stages[1].completed_at) == (
+        ingest_began,
+        Status.FAILED,
+        ingest_began,
+    )
+    assert run.stages[1].duration_seconds == 0.0
+
 
 @pytest.mark.usefixtures("database")
 async def test_a_run_that_ended_or_was_withdrawn_is_not_started_again() -> None:
@@ -202,6 +226,10 @@ async def test_a_run_that_ended_or_was_withdrawn_is_not_started_again() -> None:
     ):
         await claim_run(
             pipeline_id=pipeline_id, flow_run_id="fr-2", run_id=run_id + 7, record_count=10
+        )
+    with pytest.raises(RunCancelledError, match=rf"^run {run_id + 8} does not exist: its trigger"):
+        await claim_run(  # POST /api/pipelines with trigger: the pipeline was withdrawn too
+            pipeline_id=pipeline_id + 5, flow_run_id="fr-3", run_id=run_id + 8, record_count=10
         )
     async with get_sessionmaker()() as session:
         assert await session.scalar(select(func.count()).select_from(PipelineRun)) == 1

@@ -431,36 +431,41 @@ async def test_logs_are_read_from_prefect(cli: Cli) -> None:
     assert (down.exit_code, down.stderr) == (6, PREFECT_DOWN)
 
 
-async def test_logs_follow_goes_on_past_the_first_page(
+async def test_logs_go_on_page_by_page_past_the_first_200_lines(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """It stopped after the API's first 200 lines while the run went on."""
+    """--follow stopped after the API's first 200 lines while the run went on."""
     await _seed()
     await _add_pending_run(3, flow_run_id="8f2d7c59-2b4e-4a61-9a51-0d3c1c6f1e22")
     sent: list[RunLog] = []
-    asked: list[tuple[int, bool]] = []
+    asked: list[int] = []
 
-    async def read_run_logs(flow_run_id: str, *, limit: int, tail: bool = False) -> list[RunLog]:
-        asked.append((limit, tail))
-        more = {1: 230, 2: 20}.get(len(asked), 0)  # the run logs on between the first polls
+    def log(more: int) -> None:
         start = len(sent)
         sent.extend(
             RunLog(T0 + timedelta(seconds=n), "INFO", "prefect", f"line {n}", None)
             for n in range(start, start + more)
         )
-        if len(asked) == 2:
+
+    async def read_run_logs(
+        flow_run_id: str, *, limit: int, tail: bool = False, offset: int = 0
+    ) -> list[RunLog]:
+        asked.append(offset)
+        if len(asked) == 4:  # after three pages: the run logs 20 more lines and ends
+            log(20)
             run_id = await _latest_run_id(3)
             await update_pipeline_status(3, None, Status.COMPLETED, run_id=run_id)
-        return sent[-limit:] if tail else sent[:limit]
+        return sent[offset : offset + limit]
 
+    log(450)
     monkeypatch.setattr(orchestrator, "read_run_logs", read_run_logs)
     followed = await cli("logs", "3", "--follow", "--interval", "0.05", "--json")
     printed = [json.loads(line)["message"] for line in followed.stdout.splitlines()]
     assert (followed.exit_code, followed.stderr) == (0, "")
-    assert printed == [f"line {n}" for n in range(len(sent))]
-    assert asked[:3] == [(200, False), (200, True), (200, True)]
-    first_page = await cli("logs", "3")
-    assert first_page.stderr == "(the first 200 lines; --follow prints all)\n"
+    assert printed == [f"line {n}" for n in range(470)]
+    assert asked[:5] == [0, 200, 400, 450, 470]
+    everything = await cli("logs", "3", "--json")
+    assert (everything.exit_code, len(everything.stdout.splitlines())) == (0, 470)
 
 
 async def _latest_run_id(pipeline_id: int) -> int:

@@ -65,6 +65,22 @@ def test_a_run_cancelled_before_it_began_counts_as_cancelled(statsd: socket.sock
     ]
 
 
+def test_a_stop_without_a_cancel_fails_and_a_settled_run_is_not_counted_again(
+    statsd: socket.socket,
+) -> None:
+    """A SIGTERM with no cancel reaches the flow as CancelledError: it failed, it was no cancel.
+    A flow run whose run the watchdog had already failed (and counted) counts nothing."""
+    with pytest.raises(asyncio.CancelledError), _flow_run() as tracking:
+        tracking.stopped = True
+        raise asyncio.CancelledError
+    with _flow_run() as tracking:
+        tracking.cancelled, tracking.uncounted = True, True
+    assert _sent(statsd) == [
+        "pipeline.runs:1|c|#status:failed",
+        "pipeline.duration|d|#status:failed",
+    ]
+
+
 def test_a_run_cancelled_in_a_stage_is_no_error(statsd: socket.socket) -> None:
     with (
         pytest.raises(asyncio.CancelledError),
