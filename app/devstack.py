@@ -144,10 +144,14 @@ class Stack:
         )
 
     def stop(self) -> None:
-        """Stop every process this stack started, newest first."""
+        """Stop every process this stack started: its workers first, then the others newest
+        first. A worker stopped after a Prefect server restarted (so newer) once spent its whole
+        10 s grace trying to tell the stopped server that it stops."""
         while self.processes:
-            self.processes[-1].stop()  # interrupted, a stop called again starts here again
-            self.processes.pop()
+            workers = [p for p in self.processes if p.name.startswith("worker-")]
+            process = workers[-1] if workers else self.processes[-1]
+            process.stop()  # interrupted, a stop called again starts here again
+            self.processes.remove(process)
 
     def _spawn(self, name: str, argv: list[str]) -> Process:
         log = (self.log_dir / f"{name}.log").open("ab")
