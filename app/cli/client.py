@@ -67,6 +67,21 @@ def _reason(exc: httpx.TransportError) -> str:
     return text[:1].lower() + text[1:]
 
 
+# The API's refusals name its own endpoints ("cancel it first (POST …/cancel)"): the command
+# that does the same is what a user of the CLI runs.
+_CLI_TERMS = (
+    (re.compile(r"POST /api/pipelines/(\d+)/cancel"), r"pipeline cancel \1"),
+    (re.compile(r"POST /api/pipelines/(\d+)/trigger"), r"pipeline trigger \1"),
+    (re.compile(r"PUT /api/pipelines/(\d+)/schedule"), r"pipeline schedule set \1"),
+)
+
+
+def _in_cli_terms(text: str) -> str:
+    for endpoint, command in _CLI_TERMS:
+        text = endpoint.sub(command, text)
+    return text
+
+
 @dataclass
 class Api:
     """The pipeline service at `url`, with the API key if one is set."""
@@ -117,7 +132,7 @@ class Api:
             return body
         detail = body.get("detail") if isinstance(body, dict) else None
         message = body.get("message") if isinstance(body, dict) else None
-        text = str(message or detail or body)
+        text = _in_cli_terms(str(message or detail or body))
         if status == 401:
             raise CliError(
                 f"{text}; set PIPELINE_API_KEY (or pass --api-key) to one of the service's API_KEYS",

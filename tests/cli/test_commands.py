@@ -280,7 +280,7 @@ async def test_cancel_retry_and_trigger_report_the_apis_answer(cli: Cli) -> None
     assert (not_failed.exit_code, not_failed.stderr) == (
         4,
         "error: pipeline 1 is completed; only a failed or cancelled pipeline can be retried "
-        "(use POST /api/pipelines/1/trigger for a new run)\n",
+        "(use pipeline trigger 1 for a new run)\n",
     )
     # Prefect is really unreachable in these tests: the API's 503 says what to do
     for args in (["retry", "3"], ["trigger", "1"], ["run", "--records", "10"]):
@@ -298,7 +298,8 @@ async def test_delete_asks_first_and_reports_the_apis_refusal(cli: Cli) -> None:
     in_flight = await cli("delete", "3", "--yes")
     assert (in_flight.exit_code, in_flight.stderr) == (
         4,
-        "error: run 4 of pipeline 3 is pending; cancel it first (POST /api/pipelines/3/cancel), "
+        # the API's "(POST /api/pipelines/3/cancel)", in the CLI's terms
+        "error: run 4 of pipeline 3 is pending; cancel it first (pipeline cancel 3), "
         "then delete the pipeline\n",
     )
     prefect_down = await cli("delete", "1", "--yes")  # its schedule cannot be removed

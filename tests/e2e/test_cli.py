@@ -257,8 +257,8 @@ async def test_schedule_set_show_list_pause_resume_remove(
     gone = await pipeline(stack, "schedule", "show", str(pipeline_id))
     assert (gone.returncode, gone.stderr) == (
         4,
-        f"error: pipeline {pipeline_id} has no schedule; set one with PUT "
-        f"/api/pipelines/{pipeline_id}/schedule\n",
+        f"error: pipeline {pipeline_id} has no schedule; set one with pipeline schedule set "
+        f"{pipeline_id}\n",
     )
     none = await pipeline(stack, "schedules")
     assert (
