@@ -84,7 +84,12 @@ async def test_a_run_stopped_without_a_cancel_fails_and_says_so(
     Prefect UI"."""
     pipeline_id, flow_run_id = await start_with_env(api, prefect, HOLD_GENERATE, "sigterm")
     await wait_for_stage(api, pipeline_id, "generate", "running")
-    launcher = (await prefect.read_flow_run(UUID(flow_run_id))).infrastructure_pid
+    launcher = None
+    for _ in range(100):  # the worker records it once the process has started: by now, or soon
+        launcher = (await prefect.read_flow_run(UUID(flow_run_id))).infrastructure_pid
+        if launcher is not None:
+            break
+        await asyncio.sleep(0.1)
     assert launcher is not None
     os.kill(int(launcher), signal.SIGTERM)  # the process the worker watches: it passes it on
     run = (await wait_for_final(api, pipeline_id))["latest_run"]
