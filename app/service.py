@@ -23,6 +23,15 @@ def _latest_run_id() -> ScalarSelect[int]:
     )
 
 
+def _runs_in_flight() -> ScalarSelect[int]:
+    return (
+        select(func.count(PipelineRun.id))
+        .where(PipelineRun.pipeline_id == Pipeline.id, PipelineRun.status.in_(UNFINISHED))
+        .correlate(Pipeline)
+        .scalar_subquery()
+    )
+
+
 def run_out(run: PipelineRun) -> RunOut:
     out = RunOut.model_validate(run)
     rejected = [s.records_rejected for s in run.stages if s.records_rejected is not None]
@@ -32,7 +41,7 @@ def run_out(run: PipelineRun) -> RunOut:
     return out
 
 
-def pipeline_out(pipeline: Pipeline, run: PipelineRun | None) -> PipelineOut:
+def pipeline_out(pipeline: Pipeline, run: PipelineRun | None, in_flight: int) -> PipelineOut:
     return PipelineOut(
         id=pipeline.id,
         name=pipeline.name,
@@ -43,7 +52,17 @@ def pipeline_out(pipeline: Pipeline, run: PipelineRun | None) -> PipelineOut:
         created_at=pipeline.created_at,
         status=run.status.value if run else "created",
         latest_run=run_out(run) if run else None,
+        runs_in_flight=in_flight,
     )
+
+
+async def pipeline_view(
+    *, session: AsyncSession, pipeline: Pipeline, run: PipelineRun | None
+) -> PipelineOut:
+    """The pipeline as the API shows it: with its latest run and how many of its runs are in
+    flight (usually none or the latest; an older one still runs when a later one ended first)."""
+    query = select(_runs_in_flight()).select_from(Pipeline).where(Pipeline.id == pipeline.id)
+    return pipeline_out(pipeline, run, await session.scalar(query) or 0)
 
 
 async def get_latest_run(
@@ -67,10 +86,11 @@ async def get_pipeline(*, session: AsyncSession, pipeline_id: int) -> Pipeline |
 
 async def list_pipelines(
     *, session: AsyncSession, status: PipelineStatus | None, page: int, page_size: int
-) -> tuple[list[tuple[Pipeline, PipelineRun | None]], int]:
-    """One page of pipelines, newest first, each with its latest run, filtered by that run's status."""
+) -> tuple[list[PipelineOut], int]:
+    """One page of pipelines, newest first, each with its latest run and its runs in flight,
+    filtered by the latest run's status."""
     query = (
-        select(Pipeline, PipelineRun)
+        select(Pipeline, PipelineRun, _runs_in_flight())
         .outerjoin(PipelineRun, PipelineRun.id == _latest_run_id())
         .options(selectinload(PipelineRun.stages))
     )
@@ -82,7 +102,7 @@ async def list_pipelines(
     rows = await session.execute(
         query.order_by(Pipeline.id.desc()).offset((page - 1) * page_size).limit(page_size)
     )
-    return [(pipeline, run) for pipeline, run in rows.tuples()], total
+    return [pipeline_out(pipeline, run, n) for pipeline, run, n in rows.tuples()], total
 
 
 async def create_pipeline(

@@ -60,7 +60,7 @@ async def create_pipeline(
     run = await service.first_run(
         session=session, pipeline=pipeline, trigger=data.trigger, created=created
     )
-    return service.pipeline_out(pipeline, run)
+    return await service.pipeline_view(session=session, pipeline=pipeline, run=run)
 
 
 async def _input_file(data: PipelineCreate) -> inputs.CheckedInput:
@@ -88,7 +88,7 @@ async def list_pipelines(
         session=session, status=status, page=page, page_size=page_size
     )
     return PipelinePage(
-        items=[service.pipeline_out(pipeline, run) for pipeline, run in rows],
+        items=rows,
         total=total,
         page=page,
         page_size=page_size,
@@ -108,7 +108,7 @@ async def read_pipeline(pipeline_id: PipelineId) -> Response:
         async with get_sessionmaker()() as session:
             pipeline = await pipeline_or_404(session, pipeline_id)
             run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
-            out = service.pipeline_out(pipeline, run)
+            out = await service.pipeline_view(session=session, pipeline=pipeline, run=run)
         return out.status, out.model_dump_json().encode()
 
     return Response(await read_cache.fetch(pipeline_id, load), media_type="application/json")

@@ -142,6 +142,10 @@ class PipelineOut(BaseModel):
     created_at: datetime
     status: PipelineStatus
     latest_run: RunOut | None
+    runs_in_flight: int = Field(
+        description="Its runs pending or running: 0 or 1 (the latest) as a rule; more when a run "
+        "triggered while another ran, or ended first. Cancel stops them all."
+    )
 
 
 class PipelinePage(BaseModel):

@@ -253,4 +253,4 @@ async def upload_pipeline(
     finally:
         if not keep:
             await asyncio.to_thread(shutil.rmtree, dest, ignore_errors=True)
-    return service.pipeline_out(pipeline, run)
+    return await service.pipeline_view(session=session, pipeline=pipeline, run=run)

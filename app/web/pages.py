@@ -90,7 +90,7 @@ async def _pipeline(session: SessionDep, pipeline_id: str) -> PipelineOut | None
     if pipeline is None:
         return None
     run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
-    return service.pipeline_out(pipeline, run)
+    return await service.pipeline_view(session=session, pipeline=pipeline, run=run)
 
 
 def _progress(pipeline: PipelineOut) -> dict[str, Any]:
@@ -150,7 +150,7 @@ async def _pipeline_list(
     rows, total = await service.list_pipelines(
         session=session, status=status, page=page, page_size=PAGE_SIZE
     )
-    pipelines = [service.pipeline_out(pipeline, run) for pipeline, run in rows]
+    pipelines = rows
     return {
         "pipelines": pipelines,
         "total": total,

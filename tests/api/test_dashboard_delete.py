@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Dialog, Page, Request, expect
 
 from app.db import get_sessionmaker
-from app.models import Pipeline, Status
+from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import schedules
 from tests.api import test_dashboard_scripts as scripts
 from tests.conftest import Configure
@@ -193,3 +193,32 @@ async def test_a_run_started_meanwhile_is_refused_and_cancel_run_takes_the_keybo
     assert await pipeline_exists(pipeline_id)
     assert console == [REFUSED.format("409 (Conflict)")]
     console.clear()
+
+
+async def test_an_older_run_in_flight_keeps_cancel_run_and_says_so(
+    page: Page, console: list[str]
+) -> None:
+    """A run triggered while another ran ended first: the latest is completed, the older one
+    still runs. The page offered Delete (refused) and no Cancel run."""
+    pipeline_id = await add_pipeline(NAME)
+    older = await add_run(pipeline_id, Status.RUNNING, {})
+    await add_run(pipeline_id, Status.COMPLETED, {})
+    await page.goto(f"/pipelines/{pipeline_id}")
+    await expect(page.locator("#progress")).to_have_attribute("data-status", "completed")
+    await expect(page.locator("#older-runs")).to_have_text(
+        "1 older run still in flight: Cancel run stops it too."
+    )
+    await expect(page.locator("#cancel-button")).to_be_visible()
+    await expect(page.locator("#delete-button")).to_be_hidden()
+
+    await page.locator("#cancel-button").click()
+    await expect(page.locator("#older-runs")).to_have_count(0)
+    await expect(page.locator("#delete-button")).to_be_visible()  # nothing in flight any more
+    await expect(page.locator("#cancel-button")).to_be_hidden()
+    async with get_sessionmaker()() as session:
+        run = await session.get(PipelineRun, older)
+        assert run is not None and (run.status, run.error) == (
+            Status.CANCELLED,
+            "cancelled through the API",
+        )
+    assert console == []

@@ -104,6 +104,13 @@ async def test_cancel_reaches_runs_older_than_the_latest(client: httpx.AsyncClie
     await client.post("/api/pipelines", json={"name": "p"})
     older = await _add_run(1, Status.RUNNING)
     newer = await _add_run(1, Status.COMPLETED)
+    shown = (await client.get("/api/pipelines/1")).json()
+    listed = (await client.get("/api/pipelines")).json()["items"]
+    assert (shown["status"], shown["runs_in_flight"], listed[0]["runs_in_flight"]) == (
+        "completed",
+        1,
+        1,
+    )
     refused = await client.delete("/api/pipelines/1")
     assert (refused.status_code, refused.json()["message"]) == (
         409,
@@ -123,6 +130,7 @@ async def test_cancel_reaches_runs_older_than_the_latest(client: httpx.AsyncClie
     ]
     again = await client.post("/api/pipelines/1/cancel")  # a client's retry of the same cancel
     assert (again.status_code, again.json()["id"]) == (202, older)
+    assert (await client.get("/api/pipelines/1")).json()["runs_in_flight"] == 0
 
     await client.post("/api/pipelines", json={"name": "two in flight"})
     first, second = await _add_run(2, Status.RUNNING), await _add_run(2, Status.PENDING)

@@ -22,6 +22,8 @@
   let leaving = false; // deleted: the list is loading, the polls have nothing left to say
 
   const status = () => progress.dataset.status;
+  // an older run can still be in flight when a later one has ended: Cancel run reaches it too
+  const inFlight = () => ACTIVE.has(status()) || Number(progress.dataset.inFlight) > 0;
   const keys = (root) => [...root.querySelectorAll("[data-key]")].map((el) => el.dataset.key);
 
   /** Swap in the blocks of `fresh` that changed, so the live region announces only those. */
@@ -38,15 +40,16 @@
       }
     }
     progress.dataset.status = fresh.dataset.status;
+    progress.dataset.inFlight = fresh.dataset.inFlight;
     progress.dataset.runId = fresh.dataset.runId;
   }
 
   function updateActions() {
     const shown = {
-      "cancel-button": ACTIVE.has(status()),
+      "cancel-button": inFlight(),
       "retry-button": status() === "failed" || status() === "cancelled",
       "trigger-button": status() === "completed" || status() === "created",
-      "delete-button": !ACTIVE.has(status()), // the API refuses while a run is in flight
+      "delete-button": !inFlight(), // the API refuses while a run is in flight
     };
     const focused = document.activeElement;
     for (const [id, visible] of Object.entries(shown)) {
@@ -115,6 +118,8 @@
       // the logs loop stops some polls after a run ends; a new run starts it again
       if (!document.hidden && !logsBusy && logsTimer === null) refreshLogs();
       schedule(POLL_MS);
+    } else if (inFlight()) {
+      schedule(2 * POLL_MS); // an older run: the buttons change when it ends
     } else if (pollsLeft > 0) {
       pollsLeft -= 1;
       schedule(2 * POLL_MS);
