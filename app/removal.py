@@ -6,7 +6,6 @@ import logging
 import shutil
 from pathlib import Path
 
-from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +42,7 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
     try:
         await _delete_rows_and_files(session, pipeline_id, input_path)
     except ConflictError as refused:  # a run started meanwhile: the pipeline and schedule stay
-        if removed is None or not isinstance(removed.schedule, CronSchedule | IntervalSchedule):
+        if removed is None:
             raise
         try:
             await schedules.set_pipeline_schedule(

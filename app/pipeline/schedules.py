@@ -22,7 +22,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType
-from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.client.schemas.schedules import SCHEDULE_TYPES
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.server.schemas import schedules as server_schedules
 
@@ -93,7 +93,7 @@ async def read_pipeline_schedules() -> dict[int, DeploymentSchedule]:
 
 
 async def set_pipeline_schedule(
-    *, pipeline_id: int, record_count: int, schedule: CronSchedule | IntervalSchedule, active: bool
+    *, pipeline_id: int, record_count: int, schedule: SCHEDULE_TYPES, active: bool
 ) -> DeploymentSchedule:
     """Create or replace the pipeline's schedule: Prefect's scheduler then creates its runs."""
     parameters = schedule_parameters(pipeline_id, record_count)

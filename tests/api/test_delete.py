@@ -6,7 +6,7 @@ import asyncio
 import httpx
 import pytest
 from prefect.client.schemas.objects import DeploymentSchedule
-from prefect.client.schemas.schedules import CronSchedule
+from prefect.client.schemas.schedules import SCHEDULE_TYPES, CronSchedule, RRuleSchedule
 
 from app import removal
 from app.db import get_sessionmaker
@@ -53,17 +53,23 @@ async def test_an_unknown_pipeline_is_a_404(client: httpx.AsyncClient) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "kind",
+    [CronSchedule(cron="0 * * * *"), RRuleSchedule(rrule="FREQ=HOURLY;INTERVAL=2")],
+    ids=["cron", "rrule"],
+)
 @pytest.mark.parametrize("prefect_back", [True, False], ids=["put-back", "prefect-gone"])
 async def test_a_run_started_while_deleting_keeps_its_pipeline(
-    database: str, monkeypatch: pytest.MonkeyPatch, prefect_back: bool
+    database: str, monkeypatch: pytest.MonkeyPatch, prefect_back: bool, kind: SCHEDULE_TYPES
 ) -> None:
     """A trigger (or a scheduled run) inserting its run while the delete runs: the delete waits
     for it, sees it and refuses, on both backends. On PostgreSQL the delete once went through,
     cascading the new run away under its trigger (a 500, and a flow run with no pipeline).
     The schedule, removed first, is put back as it was: the pipeline stays; if Prefect went away
-    meanwhile, the 409 says so. (Prefect is down in these tests: its side is recorded;
+    meanwhile, the 409 says so. Any kind of schedule: one edited in the Prefect UI into an RRule
+    was once left removed. (Prefect is down in these tests: its side is recorded;
     tests/e2e/test_delete.py removes schedules for real.)"""
-    hourly = DeploymentSchedule(schedule=CronSchedule(cron="0 * * * *"), active=False)
+    hourly = DeploymentSchedule(schedule=kind, active=False)
     restored: list[tuple[int, int, object, bool]] = []
 
     async def remove_schedule(pipeline_id: int) -> DeploymentSchedule:
