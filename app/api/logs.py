@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app import service
 from app.api.auth import ReadAccess
@@ -17,6 +17,9 @@ MAX_LOG_LINES = 200  # Prefect's own page limit (PREFECT_API_DEFAULT_LIMIT)
 
 
 class LogOut(BaseModel):
+    id: str = Field(
+        description="Prefect's id of the line: a client reading on tells lines apart by it."
+    )
     timestamp: datetime
     level: str
     logger: str

@@ -24,6 +24,7 @@ from app.cli.base import (
 from app.cli.client import CliError, ExitCode
 
 MAX_LOG_LINES = 200  # what GET /api/pipelines/{id}/logs returns at most
+LOG_OVERLAP = 50  # lines read again on each poll
 FOLLOW_GRACE_SECONDS = 3.0
 
 
@@ -43,18 +44,25 @@ def logs(
     """
     client = api(ctx)
     console = stdout()
-    seen = 0
+    printed: set[str] = set()
+    known = 0  # the run's lines read so far, in Prefect's order (by time)
     last_new = datetime.now(UTC)
     while True:
-        # a page at a time from the last line printed, as long as pages come back full
-        page = client.get(f"/api/pipelines/{pipeline_id}/logs", offset=seen)
-        for line in page:
+        # A page at a time from the last lines read, as long as pages come back full. The last
+        # few are read again: a line that reached Prefect late with an earlier time lands among
+        # them, and pushes the rest down (printed once, by id).
+        start = max(0, known - LOG_OVERLAP)
+        page = client.get(f"/api/pipelines/{pipeline_id}/logs", offset=start)
+        new = [line for line in page if line["id"] not in printed]
+        for line in new:
             if as_json:
                 typer.echo(json.dumps(line, ensure_ascii=False))
             else:
                 console.print(render.log_line(line), soft_wrap=True)
-        if page:
-            seen, last_new = seen + len(page), datetime.now(UTC)
+        printed.update(line["id"] for line in new)
+        known = max(known, start + len(page))
+        if new:
+            last_new = datetime.now(UTC)
         if len(page) == MAX_LOG_LINES:
             continue
         if not follow:
@@ -62,7 +70,7 @@ def logs(
         if _settled(client.get(f"/api/pipelines/{pipeline_id}")["latest_run"], last_new):
             break
         time.sleep(interval)
-    if seen == 0 and not as_json:
+    if not printed and not as_json:
         stderr().print(f"no log lines for pipeline {pipeline_id} yet")
 
 

@@ -250,6 +250,7 @@ def flow_run_url(flow_run_id: str) -> str:
 class RunLog:
     """One log line that a flow run, or one of its task runs, sent to Prefect."""
 
+    id: str
     timestamp: datetime
     level: str
     logger: str
@@ -284,6 +285,7 @@ async def read_run_logs(
         logs.reverse()
     return [
         RunLog(
+            id=str(log.id),
             timestamp=log.timestamp,
             level=logging.getLevelName(log.level),
             logger=log.name,

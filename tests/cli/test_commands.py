@@ -435,24 +435,29 @@ async def test_logs_are_read_from_prefect(cli: Cli) -> None:
 async def test_logs_go_on_page_by_page_past_the_first_200_lines(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--follow stopped after the API's first 200 lines while the run went on."""
+    """--follow stopped after the API's first 200 lines while the run went on. And a line that
+    reached Prefect late, with an earlier time than lines already printed, was missed while the
+    last line before it was printed twice: each poll reads the last 50 lines again."""
     await _seed()
     await _add_pending_run(3, flow_run_id="8f2d7c59-2b4e-4a61-9a51-0d3c1c6f1e22")
     sent: list[RunLog] = []
     asked: list[int] = []
 
+    def line(n: int, at: datetime, message: str) -> RunLog:
+        return RunLog(f"id-{n}", at, "INFO", "prefect", message, None)
+
     def log(more: int) -> None:
-        start = len(sent)
+        start = sum(1 for s in sent if s.message != "late")
         sent.extend(
-            RunLog(T0 + timedelta(seconds=n), "INFO", "prefect", f"line {n}", None)
-            for n in range(start, start + more)
+            line(n, T0 + timedelta(seconds=n), f"line {n}") for n in range(start, start + more)
         )
 
     async def read_run_logs(
         flow_run_id: str, *, limit: int, tail: bool = False, offset: int = 0
     ) -> list[RunLog]:
         asked.append(offset)
-        if len(asked) == 4:  # after three pages: the run logs 20 more lines and ends
+        if len(asked) == 4:  # after three pages: a late line, then 20 more, and the run ends
+            sent.insert(440, line(-1, T0 + timedelta(seconds=439.5), "late"))
             log(20)
             run_id = await _latest_run_id(3)
             await update_pipeline_status(3, None, Status.COMPLETED, run_id=run_id)
@@ -463,10 +468,12 @@ async def test_logs_go_on_page_by_page_past_the_first_200_lines(
     followed = await cli("logs", "3", "--follow", "--interval", "0.05", "--json")
     printed = [json.loads(line)["message"] for line in followed.stdout.splitlines()]
     assert (followed.exit_code, followed.stderr) == (0, "")
-    assert printed == [f"line {n}" for n in range(470)]
-    assert asked[:5] == [0, 200, 400, 450, 470]
+    assert printed == [f"line {n}" for n in range(450)] + ["late"] + [
+        f"line {n}" for n in range(450, 470)
+    ]
+    assert asked[:5] == [0, 150, 300, 400, 421]
     everything = await cli("logs", "3", "--json")
-    assert (everything.exit_code, len(everything.stdout.splitlines())) == (0, 470)
+    assert (everything.exit_code, len(everything.stdout.splitlines())) == (0, 471)
 
 
 async def _latest_run_id(pipeline_id: int) -> int:

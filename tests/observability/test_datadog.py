@@ -401,6 +401,7 @@ async def test_logs_endpoint_serves_the_latest_run_logs_from_prefect(
         for stage in STAGES
     ]
     assert all(line["task_run_id"] for line in stage_lines)
+    assert len({line["id"] for line in body}) == len(body)  # `pipeline logs --follow` needs them
     assert [line["timestamp"] for line in body] == sorted(line["timestamp"] for line in body)
     limited = (await api.get(f"/api/pipelines/{pipeline_id}/logs?limit=2")).json()
     assert limited == body[:2]
