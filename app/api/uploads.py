@@ -29,7 +29,7 @@ from app.api.schemas import PipelineCreate, PipelineOut, PipelineUpload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline
-from app.pipeline import inputs
+from app.pipeline import compression, inputs
 from app.pipeline.store import uploads_dir
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -210,10 +210,10 @@ def _prepare(form: ReceivedForm, declared: str | None, dest: Path) -> inputs.Che
         raise inputs.InputError(FILE_FIELD, "send the input file as the form field 'file'")
     fmt = inputs.format_of(form.file_name, declared)
     stored = dest / f"input.{fmt}"
-    if not inputs.decompress(form.file_path, stored):
+    if not compression.decompress(form.file_path, stored):
         form.file_path.replace(stored)
     form.file_path.unlink(missing_ok=True)
-    return inputs.CheckedInput(stored, fmt, inputs.check(stored, fmt))
+    return inputs.CheckedInput(stored, fmt, inputs.check(stored, fmt, dest))
 
 
 @router.post(

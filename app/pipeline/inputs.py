@@ -6,20 +6,14 @@ left to stages.validate, which sends those rows to the rejects file. CSV and JSO
 as text columns, so an unparseable number rejects its row instead of failing the file.
 """
 
-import bz2
-import gzip
-import lzma
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
-from app.config import get_settings
 from app.pipeline import stages
+from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
 from app.pipeline.locate import locate
 from app.pipeline.store import ROW_GROUP_ROWS, count_rows, uploads_dir
 
@@ -31,15 +25,6 @@ SUFFIXES: dict[str, str] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
-_OPENERS: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x1f\x8b", "gzip"),
-    (b"BZh", "bz2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"PK\x03\x04", "zip"),
-)
 _PARQUET_MAGIC = b"PAR1"
 _UTF16_32_BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xfe\x00\x00", "UTF-32"),
@@ -49,8 +34,6 @@ _UTF16_32_BOMS: tuple[tuple[bytes, str], ...] = (
 )
 _DUPLICATED = re.compile(r"^(?P<name>.+)_duplicated_\d+$")  # how Polars renames a repeated header
 _DELIMITERS = (";", "\t", "|")
-JSONL_SCHEMA_LINES = 10_000  # lines read to learn a JSON Lines file's column names
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -60,15 +43,6 @@ class CheckedInput:
     path: Path
     format: str
     rows: int
-
-
-class InputError(ValueError):
-    """A whole-file problem with a user's input, answered with a 422 naming the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def format_of(filename: str, declared: str | None = None, *, field: str = "file") -> str:
@@ -89,96 +63,44 @@ def format_of(filename: str, declared: str | None = None, *, field: str = "file"
     )
 
 
-def _head(path: Path, size: int = 8) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(size)
-
-
-def compression_of(path: Path) -> str | None:
-    """The compression the file's first bytes show (gzip, bz2, xz, zstd, zip), or None."""
-    head = _head(path)
-    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
-
-
-def decompress(source: Path, dest: Path, *, field: str = "file") -> bool:
-    """Stream a gzip/bz2/xz file into `dest`; False (nothing written) when it is not compressed.
-
-    Refused past PIPELINE_MAX_INPUT_BYTES of output, so a small archive cannot fill the disk.
-    """
-    compression = compression_of(source)
-    if compression is None:
-        return False
-    opener = _OPENERS.get(compression)
-    if opener is None:
-        raise InputError(
-            field,
-            f"is {compression}-compressed, which is not supported; "
-            "send it uncompressed or gzip/bz2/xz-compressed",
-        )
-    limit, written = get_settings().max_input_bytes, 0
-    try:
-        with opener(source, "rb") as packed, dest.open("wb") as out:
-            while chunk := packed.read(_CHUNK):
-                written += len(chunk)
-                if written > limit:
-                    raise InputError(
-                        field,
-                        f"decompresses to more than {limit:,} bytes (PIPELINE_MAX_INPUT_BYTES); "
-                        "send a smaller file, or raise the limit",
-                    )
-                out.write(chunk)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        dest.unlink(missing_ok=True)
-        raise InputError(field, f"cannot decompress {compression}: {exc}") from None
-    except InputError:
-        dest.unlink(missing_ok=True)
-        raise
-    return True
-
-
-@contextmanager
-def plain(path: Path, scratch: Path, *, field: str = "file") -> Iterator[Path]:
-    """The file itself, or a decompressed copy of it in `scratch` that is removed afterwards."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    copy = scratch / f".{path.name}.decompressed"
-    try:
-        yield copy if decompress(path, copy, field=field) else path
-    finally:
-        copy.unlink(missing_ok=True)
-
-
 def scan_input(path: Path, fmt: str) -> pl.LazyFrame:
     """A plain (uncompressed) input file as a lazy frame; CSV and JSON Lines as text columns."""
     if fmt == "parquet":
         return pl.scan_parquet(path)
-    if fmt == "jsonl":
-        names = pl.scan_ndjson(path, infer_schema_length=JSONL_SCHEMA_LINES).collect_schema()
+    if fmt == "jsonl":  # every line's keys: one that first shows late is a column too
+        names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema()
         return pl.scan_ndjson(path, schema=dict.fromkeys(names.names(), pl.String))
     frame = pl.scan_csv(path, infer_schema=False, raise_if_empty=True)
     # blank lines read as all-null rows: they are not records
     return frame.filter(~pl.all_horizontal(pl.all().is_null()))
 
 
-def check(path: Path, fmt: str, *, field: str = "file") -> int:
-    """Raise InputError for a whole-file problem of a plain input file; else its row count."""
+def check(path: Path, fmt: str, scratch: Path, *, field: str = "file") -> int:
+    """Raise InputError for a whole-file problem of an input file; else its row count."""
+    with plain(path, scratch, fmt, field=field) as source:
+        return _check_plain(source, fmt, field)
+
+
+def _check_plain(path: Path, fmt: str, field: str) -> int:
     if path.stat().st_size == 0:
         raise InputError(field, "the file is empty")
-    head = _head(path, 64)
+    start = head(path, 64)
     for bom, encoding in _UTF16_32_BOMS:
-        if fmt != "parquet" and head.startswith(bom):
+        if fmt != "parquet" and start.startswith(bom):
             raise InputError(field, f"the file is {encoding} text; save it as UTF-8")
-    head = head.lstrip()
-    if fmt != "parquet" and head.startswith(_PARQUET_MAGIC):
+    start = start.lstrip()
+    if fmt != "parquet" and start.startswith(_PARQUET_MAGIC):
         raise InputError(field, f"the content is Parquet, not {fmt}; send it as format=parquet")
-    if fmt == "parquet" and not head.startswith(_PARQUET_MAGIC):
+    if fmt == "parquet" and not start.startswith(_PARQUET_MAGIC):
         raise InputError(field, "not a Parquet file (it does not start with PAR1)")
-    if fmt == "jsonl" and not head.startswith(b"{"):
-        what = "a JSON array" if head.startswith(b"[") else "not JSON Lines"
+    if fmt == "jsonl" and not start.startswith(b"{"):
+        what = "a JSON array" if start.startswith(b"[") else "not JSON Lines"
         raise InputError(
             field, f'line 1: {what}; JSON Lines has one JSON object per line, like {{"id": 1}}'
         )
     try:
-        schema = scan_input(path, fmt).collect_schema()
+        frame = scan_input(path, fmt)
+        schema = frame.collect_schema()
     except pl.exceptions.NoDataError:
         raise InputError(field, "the file is empty") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -197,11 +119,9 @@ def check(path: Path, fmt: str, *, field: str = "file") -> int:
         raise InputError(field, problem)
     try:
         # every column is decoded once, streaming, so malformed lines show up now
-        counts = (
-            scan_input(path, fmt)
-            .select(pl.len(), *(pl.col(name).null_count() for name in schema.names()))
-            .collect(engine="streaming")
-        )
+        counts = frame.select(
+            pl.len(), *(pl.col(name).null_count() for name in schema.names())
+        ).collect(engine="streaming")
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(field, locate(path, fmt, exc)) from None
     rows = int(counts.item(0, 0))
@@ -211,16 +131,19 @@ def check(path: Path, fmt: str, *, field: str = "file") -> int:
 
 
 def column_problem(schema: pl.Schema) -> str | None:
-    """What is wrong with an input's columns (a required one missing or repeated), or None."""
+    """What is wrong with an input's columns (a required one missing, repeated or of a type that
+    cannot hold its values; a name the pipeline uses itself), or None."""
     names = schema.names()
     repeated = sorted(
         {m["name"] for m in map(_DUPLICATED.match, names) if m and m["name"] in schema}
     )
     if repeated:
         return f"line 1: the header names {', '.join(repeated)} more than once"
+    if own := [name for name in names if name.startswith("__")]:
+        return f"column {own[0]!r}: names starting with '__' are the pipeline's own; rename it"
     missing = stages.missing_columns(schema)
     if not missing:
-        return None
+        return _type_problem(schema)
     problem = f"missing required columns: {', '.join(missing)}"
     by_lowercase = {name.strip().lower(): name for name in names}
     near = [f"{by_lowercase[m]!r} for {m!r}" for m in missing if m in by_lowercase]
@@ -230,6 +153,26 @@ def column_problem(schema: pl.Schema) -> str | None:
     return f"{problem}; the file's columns are {shown}"
 
 
+def _type_problem(schema: pl.Schema) -> str | None:
+    """A required column of a type (a Parquet file's) its values cannot be read from, or None."""
+    for name, target in stages.REQUIRED_COLUMNS.items():
+        source = schema[name]
+        if isinstance(source, pl.String | pl.Null):
+            continue
+        if isinstance(target, pl.Datetime):
+            fits, wanted = isinstance(source, pl.Datetime | pl.Date), "timestamps or dates"
+        elif isinstance(target, pl.Boolean):
+            fits, wanted = isinstance(source, pl.Boolean) or source.is_integer(), "booleans"
+        elif isinstance(target, pl.String):
+            fits = source.is_numeric() or isinstance(source, pl.Boolean | pl.Categorical | pl.Enum)
+            wanted = "text"
+        else:
+            fits, wanted = source.is_numeric(), "numbers"
+        if not fits:
+            return f"column {name!r} is of type {source}; it must hold {wanted} (or text of them)"
+    return None
+
+
 def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> int:
     """Stream an input file (decompressing it first if needed) into one Parquet file; its rows.
 
@@ -237,7 +180,7 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
     been replaced since: one without the required columns or without records is refused here.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with plain(path, dest.parent, field=field) as source:
+    with plain(path, dest.parent, fmt, field=field) as source:
         try:
             frame = scan_input(source, fmt)
             problem = column_problem(frame.collect_schema())
@@ -277,8 +220,8 @@ def resolve_under(relative: str, base: Path | None, *, field: str = "input_path"
             raise InputError(field, f"no file {relative!r} in PIPELINE_INPUT_DIR")
         with target.open("rb"):  # readable by this process, not only there
             pass
-    except OSError as exc:  # a name too long, a file this process may not read
-        reason = f"cannot read {relative!r} in PIPELINE_INPUT_DIR ({exc.strerror or exc}); "
+    except (OSError, RuntimeError) as exc:  # a name too long, no permission, a symlink loop
+        reason = f"cannot read {relative!r} in PIPELINE_INPUT_DIR ({_why(exc)}); "
         raise InputError(
             field, reason + "check the name and that the service's user may read the file"
         ) from None
@@ -289,12 +232,19 @@ def check_under(relative: str, base: Path | None, scratch: Path) -> CheckedInput
     """The checked input file `relative` names under PIPELINE_INPUT_DIR (`base`)."""
     path = resolve_under(relative, base)
     fmt = format_of(path.name, field="input_path")
-    with plain(path, scratch, field="input_path") as source:
-        rows = check(source, fmt, field="input_path")
-    return CheckedInput(path, fmt, rows)
+    return CheckedInput(path, fmt, check(path, fmt, scratch, field="input_path"))
+
+
+def _why(exc: OSError | RuntimeError) -> str:
+    if isinstance(exc, RuntimeError):  # Python 3.11's Path.resolve: "Symlink loop from …"
+        return "a symlink loop"
+    return exc.strerror or str(exc)
 
 
 def within(path: Path, roots: list[Path]) -> bool:
-    """Whether `path`, resolved, lies under one of `roots` (resolved)."""
-    resolved = path.resolve()
+    """Whether `path`, resolved, lies under one of `roots` (resolved); False for a symlink loop."""
+    try:
+        resolved = path.resolve()
+    except RuntimeError:
+        return False
     return any(resolved.is_relative_to(root.resolve()) for root in roots)

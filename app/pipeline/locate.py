@@ -16,7 +16,9 @@ def locate(path: Path, fmt: str, exc: Exception) -> str:
             with path.open("rb") as handle:
                 found = _first_bad_jsonl_line(handle)
         elif fmt == "csv":
-            found = _first_non_utf8_line(path) or _first_bad_csv_line(path)
+            found = (
+                _first_non_utf8_line(path) or _first_bad_csv_line(path) or _first_stray_quote(path)
+            )
     except OSError:
         pass
     if found:
@@ -62,4 +64,30 @@ def _first_bad_csv_line(path: Path) -> str | None:
                     )
         except csv.Error as exc:
             return f"line {reader.line_num}: {exc}"
+    return None
+
+
+def _first_stray_quote(path: Path) -> str | None:
+    """A quote inside a value that does not start with one (12" pizza): Python's csv module reads
+    it as part of the value, Polars refuses the file."""
+    with path.open(encoding="utf-8-sig", newline="") as text:
+        quoted, at_start, after_quote = False, True, False
+        for number, line in enumerate(text, 1):
+            for char in line:
+                if quoted:
+                    if char == '"':
+                        quoted, after_quote = False, True
+                    continue
+                if char == '"' and after_quote:  # "" inside a quoted value: go on quoting
+                    quoted, after_quote = True, False
+                elif char == '"' and at_start:
+                    quoted = True
+                elif char == '"':
+                    return (
+                        f'line {number}: a " inside a value that is not quoted; quote the value '
+                        'and double the quote inside it: "12"" pizza"'
+                    )
+                else:
+                    after_quote = False
+                at_start = char in ",\r\n"
     return None

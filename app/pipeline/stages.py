@@ -62,8 +62,16 @@ def _cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
         return _lookup(lowered, _BOOL_STRINGS, None, pl.Boolean)
     if isinstance(source, pl.String) and isinstance(target, pl.Datetime):
         return _parse_timestamp(col.str.strip_chars())
-    if isinstance(source, pl.Datetime) and source.time_zone is not None:
-        return col.dt.replace_time_zone(None).cast(target, strict=False)
+    if isinstance(source, pl.String) and target.is_numeric():
+        text = col.str.strip_chars()
+        if not target.is_integer():
+            return text.cast(target, strict=False)
+        # "3.0", as pandas writes an integer column that has a gap, is 3 as it is in Parquet
+        number = text.cast(pl.Float64, strict=False)
+        whole = pl.when(number == number.floor()).then(number.cast(target, strict=False))
+        return pl.coalesce(text.cast(target, strict=False), whole)  # exact past 2**53 too
+    if isinstance(source, pl.Datetime) and source.time_zone is not None:  # the instant, in UTC
+        return col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(target)
     if source.is_float() and target.is_integer():  # a cast would cut 2.7 down to 2
         return pl.when(col == col.floor()).then(col.cast(target, strict=False))
     return col.cast(target, strict=False)
@@ -77,7 +85,9 @@ def _kept(source: pl.DataType, target: pl.DataType) -> bool:
 
 def _parse_timestamp(text: pl.Expr) -> pl.Expr:
     """ISO 8601 text as a naive UTC timestamp, value by value: with an offset or Z (converted to
-    UTC), without one (taken as it is), or a date alone. Anything else is null."""
+    UTC), without one (taken as it is), to the minute or finer, or a date alone. Anything else is
+    null."""
+    text = text.str.replace(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})([Zz+-]|$)", "${1}:00${2}")
     zoned = text.str.to_datetime("%+", time_unit="us", time_zone="UTC", strict=False)
     naive = [
         text.str.to_datetime(layout, time_unit="us", strict=False)

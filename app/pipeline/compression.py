@@ -1,0 +1,116 @@
+"""Input files as Polars can read them: decompressed (gzip, bz2, xz) into a scratch copy, within
+PIPELINE_MAX_INPUT_BYTES, and JSON Lines without the UTF-8 byte-order mark Polars cannot read."""
+
+import bz2
+import gzip
+import lzma
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from app.config import get_settings
+
+COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+_OPENERS: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"PK\x03\x04", "zip"),
+)
+UTF8_BOM = b"\xef\xbb\xbf"
+_CHUNK = 1 << 20
+
+
+class InputError(ValueError):
+    """A whole-file problem with a user's input, answered with a 422 naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def head(path: Path, size: int = 8) -> bytes:
+    """The file's first `size` bytes."""
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+def compression_of(path: Path) -> str | None:
+    """The compression the file's first bytes show (gzip, bz2, xz, zstd, zip), or None."""
+    start = head(path)
+    return next((name for magic, name in _MAGIC if start.startswith(magic)), None)
+
+
+def too_large(size: int, *, field: str, what: str = "is") -> InputError | None:
+    """The error for an input of `size` bytes past PIPELINE_MAX_INPUT_BYTES, or None."""
+    limit = get_settings().max_input_bytes
+    if size <= limit:
+        return None
+    return InputError(
+        field,
+        f"{what} more than {limit:,} bytes (PIPELINE_MAX_INPUT_BYTES); "
+        "send a smaller file, or raise the limit",
+    )
+
+
+def decompress(source: Path, dest: Path, *, field: str = "file") -> bool:
+    """Stream a gzip/bz2/xz file into `dest`; False (nothing written) when it is not compressed.
+
+    Refused past PIPELINE_MAX_INPUT_BYTES of output, so a small archive cannot fill the disk.
+    """
+    compression = compression_of(source)
+    if compression is None:
+        return False
+    opener = _OPENERS.get(compression)
+    if opener is None:
+        raise InputError(
+            field,
+            f"is {compression}-compressed, which is not supported; "
+            "send it uncompressed or gzip/bz2/xz-compressed",
+        )
+    written = 0
+    try:
+        with opener(source, "rb") as packed, dest.open("wb") as out:
+            while chunk := packed.read(_CHUNK):
+                written += len(chunk)
+                if refused := too_large(written, field=field, what="decompresses to"):
+                    raise refused
+                out.write(chunk)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        dest.unlink(missing_ok=True)
+        raise InputError(field, f"cannot decompress {compression}: {exc}") from None
+    except InputError:
+        dest.unlink(missing_ok=True)
+        raise
+    return True
+
+
+@contextmanager
+def plain(path: Path, scratch: Path, fmt: str, *, field: str = "file") -> Iterator[Path]:
+    """The file itself, or a readable copy of it in `scratch` (decompressed; a JSON Lines file
+    without its byte-order mark) that is removed afterwards."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    copy = scratch / f".{path.name}.plain"
+    try:
+        source = copy if decompress(path, copy, field=field) else path
+        if fmt == "jsonl" and head(source, len(UTF8_BOM)) == UTF8_BOM:
+            unmarked = scratch / f".{path.name}.unmarked"
+            _copy_without_bom(source, unmarked)
+            unmarked.replace(copy)
+            source = copy
+        if refused := too_large(source.stat().st_size, field=field):
+            raise refused
+        yield source
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def _copy_without_bom(source: Path, dest: Path) -> None:
+    with source.open("rb") as marked, dest.open("wb") as out:
+        marked.seek(len(UTF8_BOM))
+        shutil.copyfileobj(marked, out, _CHUNK)
