@@ -233,6 +233,7 @@ async def _launch(
         raise
     run.prefect_flow_run_id = str(flow_run.id)
     await session.commit()
+    await session.refresh(run)  # a cancel may have ended it meanwhile: answer what it is now
     return run
 
 

@@ -58,10 +58,14 @@ def _cookie_key(request: Request) -> str | None:
     return unquote(cookie) if cookie else None
 
 
-_CROSS_SITE = (
-    "refused: this write came from a page of another site (Sec-Fetch-Site: cross-site); write "
-    "through this service's dashboard, the pipeline CLI or an HTTP client"
-)
+_OWN = ("same-origin", "none")  # the dashboard's own pages; a bookmark or a typed address
+
+
+def _foreign(site: str) -> str:
+    return (
+        f"refused: this write came from a page of another site or origin (Sec-Fetch-Site: "
+        f"{site}); write through this service's dashboard, the pipeline CLI or an HTTP client"
+    )
 
 
 async def require_key(request: Request) -> None:
@@ -69,9 +73,12 @@ async def require_key(request: Request) -> None:
     request from another site. Without keys, any web page a user opens could otherwise create,
     trigger or cancel pipelines with a plain form (no CORS preflight): browsers mark such
     requests, and nothing legitimate sends one (the dashboard is same-origin; clients send none).
+    `same-site` is refused too: a page on another port of localhost, or another subdomain, is
+    "same-site", and a browser lets it post a form here just the same.
     """
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, _CROSS_SITE)
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in _OWN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, _foreign(site))
     _check(_header_key(request))
 
 

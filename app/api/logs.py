@@ -14,6 +14,7 @@ from app.pipeline import orchestrator
 router = APIRouter(prefix="/api/pipelines", tags=["logs"], dependencies=[ReadAccess])
 
 MAX_LOG_LINES = 200  # Prefect's own page limit (PREFECT_API_DEFAULT_LIMIT)
+MAX_OFFSET = 2**31 - 1  # past what Prefect's database takes, its 500 looked like an outage
 
 
 class LogOut(BaseModel):
@@ -36,7 +37,12 @@ async def read_logs(
         bool, Query(description="The last `limit` lines instead of the first; still oldest first.")
     ] = False,
     offset: Annotated[
-        int, Query(ge=0, description="Lines to skip from the first (or with `tail`, the last).")
+        int,
+        Query(
+            ge=0,
+            le=MAX_OFFSET,
+            description="Lines to skip from the first (or with `tail`, the last).",
+        ),
     ] = 0,
 ) -> list[LogOut]:
     """The latest run's log lines (flow and task runs), oldest first; empty before its first run.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, get_args
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
 
@@ -25,6 +25,7 @@ from app.web import view
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 PAGE_SIZE = 20
+MAX_PAGE = 1_000_000
 STATUSES: dict[str, PipelineStatus] = {status: status for status in get_args(PipelineStatus)}
 ACTIVE = ("pending", "running")
 HEADERS = {
@@ -111,9 +112,10 @@ async def pipelines_page(
     session: SessionDep,
     reads_open: ReadsOpen,
     status: str = "",
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page: str = "1",
 ) -> HTMLResponse:
-    """Pipelines, newest first, filtered by status and paged; the create-and-run form."""
+    """Pipelines, newest first, filtered by status and paged; the create-and-run form. An
+    unknown status or page number shows every pipeline, or the first page, not an error."""
     if not reads_open:
         return _key_required(request)
     wanted = STATUSES.get(status)
@@ -121,7 +123,7 @@ async def pipelines_page(
         request,
         "pipelines.html",
         {
-            **await _pipeline_list(session, wanted, page),
+            **await _pipeline_list(session, wanted, _page_number(page)),
             "unknown_status": status if status and wanted is None else None,
             "statuses": list(STATUSES),
             "max_record_count": get_settings().max_record_count,
@@ -135,13 +137,19 @@ async def pipeline_list_fragment(
     session: SessionDep,
     reads_open: ReadsOpen,
     status: str = "",
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page: str = "1",
 ) -> HTMLResponse | PlainTextResponse:
     """The list region of the pipelines page alone: what the page polls (errors as text)."""
     if not reads_open:
         return _fragment_key_required()
-    context = await _pipeline_list(session, STATUSES.get(status), page)
+    context = await _pipeline_list(session, STATUSES.get(status), _page_number(page))
     return _render(request, "_pipeline_list.html", context)
+
+
+def _page_number(text: str) -> int:
+    """A page number as a person may type it into the address: 0, -3 or "two" mean the first."""
+    number = int(text) if text.strip().isdigit() else 1
+    return min(max(number, 1), MAX_PAGE)
 
 
 async def _pipeline_list(

@@ -70,6 +70,23 @@ async def test_a_page_past_the_last_says_so_and_links_to_the_last(
         assert [(a.attrs["href"], a.attrs["rel"]) for a in pager.select("a")] == [(href, "prev")]
 
 
+@pytest.mark.parametrize("typed", ["0", "-3", "two", ""])
+async def test_a_page_number_that_is_no_page_shows_the_first(
+    client: httpx.AsyncClient, typed: str
+) -> None:
+    """/?page=0 was FastAPI's 422 in JSON, in a browser."""
+    await add_pipeline("only")
+    for path in ("/", "/pipelines-list"):
+        response = await client.get(path, params={"page": typed})
+        assert (response.status_code, response.headers["content-type"]) == (
+            200,
+            "text/html; charset=utf-8",
+        )
+        listed = parse(response.text).by_id("pipeline-list")
+        assert listed.attrs["data-query"] == "page=1"
+        assert [a.text for a in listed.select("a") if a.text == "only"] == ["only"]
+
+
 async def test_a_completed_run_whose_files_retention_removed(client: httpx.AsyncClient) -> None:
     pipeline_id = await add_pipeline("old")
     stages = {name: done(1.0, 10, 10) for name in ("generate", "ingest", "process", "transform")}

@@ -5,10 +5,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from uuid import UUID
 
 import httpx
 import pytest
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from sqlalchemy import func, select, update
 
 from app.db import get_sessionmaker
@@ -168,6 +169,26 @@ async def test_a_cancel_keeps_its_reason_when_the_stopped_process_writes_first(
     )
 
 
+async def test_a_trigger_answers_cancelled_for_a_run_cancelled_while_prefect_made_it(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trigger answered "pending" from the row it had read before the cancel."""
+    await client.post("/api/pipelines", json={"name": "p"})
+    cancelled: list[int] = []
+
+    async def slow_prefect(*, pipeline_id: int, run_id: int, record_count: int) -> FlowRun:
+        cancel = await client.post(f"/api/pipelines/{pipeline_id}/cancel")
+        cancelled.append(cancel.json()["id"])
+        return FlowRun(id=UUID(int=7), flow_id=UUID(int=8), name="slow")
+
+    monkeypatch.setattr(orchestrator, "trigger_run", slow_prefect)
+    trigger = await client.post("/api/pipelines/1/trigger")
+    assert (trigger.status_code, trigger.json()["status"]) == (202, "cancelled")
+    assert cancelled == [trigger.json()["run_id"]]
+    pipeline = (await client.get("/api/pipelines/1")).json()
+    assert (pipeline["status"], pipeline["runs_in_flight"]) == ("cancelled", 0)
+
+
 async def test_api_keys_guard_mutations(client: httpx.AsyncClient, configure: Configure) -> None:
     await configure(API_KEYS="alpha, beta")
     missing = await client.post("/api/pipelines", json={"name": "p"})
@@ -198,15 +219,17 @@ async def test_writes_from_another_sites_pages_are_refused(client: httpx.AsyncCl
     """Without API keys (the default) any page a user opens could post a form here: a multipart
     upload or a bodiless trigger needs no CORS preflight. Browsers mark such a request."""
     form = {"file": ("x.csv", b"id,name\n1,a\n", "text/csv")}
-    refused = (
-        "refused: this write came from a page of another site (Sec-Fetch-Site: cross-site); "
-        "write through this service's dashboard, the pipeline CLI or an HTTP client"
-    )
-    for path, files in (("/api/pipelines", form), ("/api/pipelines/1/trigger", None)):
-        response = await client.post(path, files=files, headers={"Sec-Fetch-Site": "cross-site"})
-        assert (response.status_code, response.json()["detail"]) == (403, refused), path
+    # same-site: a page on another port of localhost (a notebook, a dev server), a subdomain
+    for site in ("cross-site", "same-site"):
+        refused = (
+            f"refused: this write came from a page of another site or origin (Sec-Fetch-Site: "
+            f"{site}); write through this service's dashboard, the pipeline CLI or an HTTP client"
+        )
+        for path, files in (("/api/pipelines", form), ("/api/pipelines/1/trigger", None)):
+            response = await client.post(path, files=files, headers={"Sec-Fetch-Site": site})
+            assert (response.status_code, response.json()["detail"]) == (403, refused), path
     assert (await _count(Pipeline)) == 0
-    for site in ("same-origin", "same-site", "none"):  # the dashboard, a sibling port, a bookmark
+    for site in ("same-origin", "none"):  # the dashboard, a bookmark
         created = await client.post(
             "/api/pipelines", json={"name": site}, headers={"Sec-Fetch-Site": site}
         )

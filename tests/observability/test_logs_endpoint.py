@@ -81,3 +81,13 @@ async def test_a_prefect_that_never_answers_is_a_503_after_one_timeout(
         "(PIPELINE_PREFECT_TIMEOUT_SECONDS); check the Prefect server's log and its database."
     )
     assert (response.status_code, response.json()) == (503, {"message": silence, "detail": silence})
+
+
+async def test_an_offset_past_what_prefect_takes_is_a_422(client: httpx.AsyncClient) -> None:
+    """Was Prefect's 500, answered as an outage (503)."""
+    pipeline = (await client.post("/api/pipelines", json={"name": "paged"})).json()
+    response = await client.get(f"/api/pipelines/{pipeline['id']}/logs", params={"offset": 2**31})
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "offset: Input should be less than or equal to 2147483647",
+    )
