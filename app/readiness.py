@@ -13,6 +13,7 @@ from app.config import PROJECT_ROOT, get_settings
 from app.db import get_engine
 from app.models import utcnow
 from app.pipeline import orchestrator, watchdog
+from app.pipeline.pool import PoolHealth, pool_health
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ async def _prefect() -> list[Check]:
     settings = get_settings()
     pool = settings.work_pool_name
     try:
-        health = await orchestrator.pool_health()
+        health = await pool_health()
     except orchestrator.PrefectUnavailableError as exc:
         return [
             Check(
@@ -126,7 +127,7 @@ async def _prefect() -> list[Check]:
     return checks
 
 
-def _deployment_check(health: orchestrator.PoolHealth, name: str, pool: str) -> Check:
+def _deployment_check(health: PoolHealth, name: str, pool: str) -> Check:
     if not health.deployment_exists:
         return Check("deployment", False, f"'{name}' missing", "run python app/pipeline/deploy.py")
     if health.deployment_pool != pool:

@@ -10,6 +10,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun
 from app.pipeline import orchestrator, schedules
 from app.pipeline.status import UNFINISHED
@@ -41,6 +42,7 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
     removed = await schedules.delete_pipeline_schedule(pipeline_id)
     try:
         await _delete_rows_and_files(session, pipeline_id, input_path)
+        await _schedule_set_meanwhile(pipeline_id)
     except ConflictError as refused:  # a run started meanwhile: the pipeline and schedule stay
         if removed is None:
             raise
@@ -58,6 +60,26 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
                 f"set it again with PUT /api/pipelines/{pipeline_id}/schedule"
             ) from None
         raise
+
+
+async def _schedule_set_meanwhile(pipeline_id: int) -> None:
+    """Remove a schedule set while the rows were being deleted (a PUT …/schedule racing this
+    delete). Its request checks again once it has set it (drop_schedule_if_removed): one of the
+    two sees the other."""
+    try:
+        await schedules.delete_pipeline_schedule(pipeline_id)
+    except (orchestrator.PrefectUnavailableError, PrefectHTTPStatusError) as exc:
+        logger.warning("pipeline %d: deleted; a schedule set meanwhile stays: %s", pipeline_id, exc)
+
+
+async def drop_schedule_if_removed(pipeline_id: int) -> bool:
+    """After setting a pipeline's schedule: if the pipeline was deleted meanwhile, remove the
+    schedule again (no run of a deleted pipeline is made) and say so."""
+    async with get_sessionmaker()() as session:  # not the request's: its snapshot may be older
+        if await session.get(Pipeline, pipeline_id) is not None:
+            return False
+    await schedules.delete_pipeline_schedule(pipeline_id)
+    return True
 
 
 async def _delete_rows_and_files(

@@ -11,7 +11,7 @@ from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
 from app.pipeline.inputs import CheckedInput
-from app.pipeline.status import UNFINISHED, new_stage_rows
+from app.pipeline.status import UNFINISHED, flow_run_key, new_stage_rows
 
 
 def _latest_run_id() -> ScalarSelect[int]:
@@ -222,7 +222,10 @@ async def _launch(
     (`with_pipeline`: its pipeline's too, in the same commit) and the error raised."""
     try:
         flow_run = await orchestrator.trigger_run(
-            pipeline_id=run.pipeline_id, run_id=run.id, record_count=run.record_count
+            pipeline_id=run.pipeline_id,
+            run_id=run.id,
+            record_count=run.record_count,
+            key=flow_run_key(run.id, run.created_at),
         )
     except BaseException:
         await session.execute(delete(PipelineStage).where(PipelineStage.run_id == run.id))
@@ -233,7 +236,8 @@ async def _launch(
         raise
     run.prefect_flow_run_id = str(flow_run.id)
     await session.commit()
-    await session.refresh(run)  # a cancel may have ended it meanwhile: answer what it is now
+    # a cancel may have ended it meanwhile: answer what it is now (its stages stay loaded)
+    await session.refresh(run, ["status", "error", "completed_at", "duration_seconds"])
     return run
 
 

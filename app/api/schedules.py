@@ -4,8 +4,9 @@ from fastapi import APIRouter, HTTPException, Response, status
 from prefect.client.schemas.objects import DeploymentSchedule
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
+from app import removal
 from app.api.auth import ReadAccess, WriteAccess
-from app.api.deps import PipelineDep
+from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
 from app.api.schemas import ScheduleIn, ScheduleOut
 from app.models import Pipeline
 from app.pipeline import schedules
@@ -25,6 +26,14 @@ async def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
         timezone=getattr(kind, "timezone", None),
         active=schedule.active,
         next_run_at=await schedules.next_run_at(schedule),
+    )
+
+
+def _gone(pipeline_id: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"pipeline {pipeline_id} was deleted while its schedule was being set; "
+        "the schedule was removed again",
     )
 
 
@@ -51,6 +60,8 @@ async def set_schedule(pipeline: PipelineDep, data: ScheduleIn) -> ScheduleOut:
         schedule=data.to_prefect(),
         active=data.active,
     )
+    if await removal.drop_schedule_if_removed(pipeline.id):  # deleted meanwhile
+        raise _gone(pipeline.id)
     return await _out(pipeline.id, schedule)
 
 
@@ -78,9 +89,11 @@ async def resume_schedule(pipeline: PipelineDep) -> ScheduleOut:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[WriteAccess],
 )
-async def delete_schedule(pipeline: PipelineDep) -> Response:
-    if await schedules.delete_pipeline_schedule(pipeline.id) is None:
-        raise _none(pipeline.id)
+async def delete_schedule(session: SessionDep, pipeline_id: PipelineId) -> Response:
+    """Remove the pipeline's schedule; also one whose pipeline is gone, so it can be cleaned up."""
+    if await schedules.delete_pipeline_schedule(pipeline_id) is None:
+        await pipeline_or_404(session, pipeline_id)
+        raise _none(pipeline_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -65,6 +65,12 @@ async def claim_run(
                 stages=new_stage_rows(),
             )
             session.add(run)
+        if run.prefect_flow_run_id not in (None, flow_run_id):
+            raise RunSettledError(
+                f"flow run {flow_run_id} is not run {run.id}'s (its flow run is "
+                f"{run.prefect_flow_run_id}): a run {run.id} of another database on this Prefect "
+                "server, or a copy; it starts nothing"
+            )
         if run.status == Status.CANCELLED:
             raise RunCancelledError(
                 f"run {run.id} was cancelled before its flow run started ({run.error})"

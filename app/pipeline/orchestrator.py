@@ -5,7 +5,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -95,9 +95,9 @@ async def read_deployment_id(client: PrefectClient, *, refresh: bool = False) ->
 
 
 @observability.traced("pipeline.trigger", resource="Data Pipeline")
-async def trigger_run(*, pipeline_id: int, run_id: int, record_count: int) -> FlowRun:
-    """Create a flow run of the deployment for one pipeline run; the tag ties it to the run row,
-    the labels carry the trace on into the flow-run process."""
+async def trigger_run(*, pipeline_id: int, run_id: int, record_count: int, key: str) -> FlowRun:
+    """Create a flow run of the deployment for one pipeline run (`key`: its flow_run_key); the
+    tag ties it to the run row, the labels carry the trace on into the flow-run process."""
     async with prefect_client() as client:
         for refresh in (False, True):
             deployment_id = await read_deployment_id(client, refresh=refresh)
@@ -106,7 +106,7 @@ async def trigger_run(*, pipeline_id: int, run_id: int, record_count: int) -> Fl
                     deployment_id,
                     parameters={"pipeline_id": pipeline_id, "record_count": record_count},
                     tags=[f"pipeline:{pipeline_id}", run_tag(run_id)],
-                    idempotency_key=run_tag(run_id),
+                    idempotency_key=key,
                     labels=observability.trace_labels(),
                 )
             except (ObjectNotFound, PrefectHTTPStatusError) as exc:
@@ -136,21 +136,26 @@ def _chunks(items: list[_T]) -> list[list[_T]]:
     return [items[i : i + READ_LIMIT] for i in range(0, len(items), READ_LIMIT)]
 
 
-async def find_flow_runs(run_ids: list[int]) -> dict[int, str]:
-    """The flow runs Prefect holds for these runs (found by their run tag): run id → flow run id."""
-    if not run_ids:
+async def find_flow_runs(keys: dict[int, str]) -> dict[int, str]:
+    """The flow runs Prefect holds for these runs (by run id, their flow_run_key): run id → flow
+    run id. Found by their run tag; another database's run of the same id has another key."""
+    if not keys:
         return {}
     flow_runs: list[FlowRun] = []
     async with prefect_client() as client:
-        for chunk in _chunks(run_ids):
+        for chunk in _chunks(list(keys)):
             flow_runs += await client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
                     tags=FlowRunFilterTags(any_=[run_tag(run_id) for run_id in chunk])
                 ),
-                limit=len(chunk),
+                limit=READ_LIMIT,
             )
-    found = {run_id_from_tags(flow_run.tags): str(flow_run.id) for flow_run in flow_runs}
-    return {run_id: flow_run_id for run_id, flow_run_id in found.items() if run_id is not None}
+    return {
+        run_id: str(flow_run.id)
+        for flow_run in flow_runs
+        if (run_id := run_id_from_tags(flow_run.tags)) is not None
+        and flow_run.idempotency_key == keys.get(run_id)
+    }
 
 
 async def cancel_flow_run(flow_run_id: str) -> StateType | None:
@@ -197,48 +202,6 @@ async def cancel_stranded_flow_run(flow_run_id: str, message: str) -> None:
     """Cancel a run that never started, so a worker cannot pick it up after we gave up on it."""
     async with prefect_client() as client:
         await client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message), force=True)
-
-
-@dataclass(frozen=True)
-class PoolHealth:
-    """What Prefect says about the work pool and the deployment."""
-
-    pool_exists: bool
-    pool_paused: bool
-    pool_concurrency_limit: int | None
-    live_workers: list[str]
-    deployment_exists: bool
-    deployment_pool: str | None = None  # the pool the deployment sends its runs to
-
-
-async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) -> PoolHealth:
-    """The pool, its workers with a recent heartbeat, and the deployment, in one look."""
-    settings = get_settings()
-    async with prefect_client() as client:
-        try:
-            pool = await client.read_work_pool(settings.work_pool_name)
-        except ObjectNotFound:
-            pool = None
-        workers = await client.read_workers_for_work_pool(settings.work_pool_name) if pool else []
-        try:
-            deployment = await client.read_deployment_by_name(settings.deployment_name)
-        except ObjectNotFound:
-            deployment = None
-    now = datetime.now(UTC)
-    live = [
-        worker.name
-        for worker in workers
-        if worker.last_heartbeat_time is not None
-        and now - worker.last_heartbeat_time < worker_stale_after
-    ]
-    return PoolHealth(
-        pool_exists=pool is not None,
-        pool_paused=bool(pool and pool.is_paused),
-        pool_concurrency_limit=pool.concurrency_limit if pool else None,
-        live_workers=live,
-        deployment_exists=deployment is not None,
-        deployment_pool=deployment.work_pool_name if deployment else None,
-    )
 
 
 def flow_run_url(flow_run_id: str) -> str:

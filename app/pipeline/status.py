@@ -1,6 +1,6 @@
 """update_pipeline_status: how a flow run writes its run and stage rows, straight to the database."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,13 @@ INTERRUPTED = "interrupted: the run failed while this stage ran (see the run's e
 def run_tag(run_id: int) -> str:
     """The flow-run tag that tells the flow which run row is its own."""
     return f"{RUN_TAG_PREFIX}{run_id}"
+
+
+def flow_run_key(run_id: int, created_at: datetime) -> str:
+    """The idempotency key of a run's flow run. Not the tag alone: a new database starts its run
+    ids at 1 again, and Prefect would answer run 1's trigger with the flow run of another
+    database's run 1 on the same server."""
+    return f"{run_tag(run_id)}@{created_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
 
 
 def run_id_from_tags(tags: list[str]) -> int | None:

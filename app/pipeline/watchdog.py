@@ -14,8 +14,13 @@ from sqlalchemy.orm import selectinload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline import orchestrator, retention, telemetry
-from app.pipeline.status import UNFINISHED, adopt_flow_run, update_pipeline_status
+from app.pipeline import orchestrator, pool, retention, telemetry
+from app.pipeline.status import (
+    UNFINISHED,
+    adopt_flow_run,
+    flow_run_key,
+    update_pipeline_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +144,7 @@ async def reconcile_once() -> list[Verdict]:
         runs = await unfinished_runs()
     flow_runs = {run.id: run.prefect_flow_run_id for run in runs}
     states = await orchestrator.read_flow_run_states([i for i in flow_runs.values() if i])
-    health = await orchestrator.pool_health()
+    health = await pool.pool_health()
     taking = bool(health.live_workers) and health.pool_exists and not health.pool_paused
     live = not worker_missing(taking, get_settings().no_worker_timeout_seconds)
     now = utcnow()
@@ -160,7 +165,11 @@ async def _adopt_flow_runs(runs: list[PipelineRun], now: datetime) -> bool:
     """Runs older than a trigger can take and still without a flow run: if Prefect has one for
     them (the API process stopped between creating it and writing its id), they get it."""
     overdue = orchestrator.trigger_deadline().total_seconds()
-    lost = [r.id for r in runs if not r.prefect_flow_run_id and _age(r.created_at, now) > overdue]
+    lost = {
+        r.id: flow_run_key(r.id, r.created_at)
+        for r in runs
+        if not r.prefect_flow_run_id and _age(r.created_at, now) > overdue
+    }
     adopted = False
     for run_id, flow_run_id in (await orchestrator.find_flow_runs(lost)).items():
         if await adopt_flow_run(run_id=run_id, flow_run_id=flow_run_id):

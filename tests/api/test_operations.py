@@ -4,7 +4,7 @@ rules, API keys, idempotency keys, limits, readiness."""
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from uuid import UUID
 
 import httpx
@@ -15,7 +15,12 @@ from sqlalchemy import func, select, update
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status, utcnow
 from app.pipeline import orchestrator
-from app.pipeline.status import CANCELLED_IN_PREFECT, new_stage_rows, update_pipeline_status
+from app.pipeline.status import (
+    CANCELLED_IN_PREFECT,
+    flow_run_key,
+    new_stage_rows,
+    update_pipeline_status,
+)
 from tests.conftest import Configure
 
 
@@ -176,10 +181,12 @@ async def test_a_trigger_answers_cancelled_for_a_run_cancelled_while_prefect_mad
     await client.post("/api/pipelines", json={"name": "p"})
     cancelled: list[int] = []
 
-    async def slow_prefect(*, pipeline_id: int, run_id: int, record_count: int) -> FlowRun:
+    async def slow_prefect(
+        *, pipeline_id: int, run_id: int, record_count: int, key: str
+    ) -> FlowRun:
         cancel = await client.post(f"/api/pipelines/{pipeline_id}/cancel")
         cancelled.append(cancel.json()["id"])
-        return FlowRun(id=UUID(int=7), flow_id=UUID(int=8), name="slow")
+        return FlowRun(id=UUID(int=run_id), flow_id=UUID(int=8), name="slow")
 
     monkeypatch.setattr(orchestrator, "trigger_run", slow_prefect)
     trigger = await client.post("/api/pipelines/1/trigger")
@@ -187,6 +194,36 @@ async def test_a_trigger_answers_cancelled_for_a_run_cancelled_while_prefect_mad
     assert cancelled == [trigger.json()["run_id"]]
     pipeline = (await client.get("/api/pipelines/1")).json()
     assert (pipeline["status"], pipeline["runs_in_flight"]) == ("cancelled", 0)
+    # created and triggered at once: the answer is the pipeline with its run and stages
+    created = await client.post("/api/pipelines", json={"name": "q", "trigger": True})
+    assert created.status_code == 201, created.text
+    run = created.json()["latest_run"]
+    assert (run["status"], [s["status"] for s in run["stages"]]) == ("cancelled", ["pending"] * 5)
+
+
+async def test_a_new_database_s_run_1_is_not_given_another_database_s_flow_run(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect answers a known idempotency key with the flow run it made for it. The key was the
+    run's tag, `pipeline-run:1`: a new database (var/pipelines.db removed, a move to PostgreSQL)
+    on the same Prefect server got the old database's run 1 back, which never ran this one."""
+    old = FlowRun(id=UUID(int=1), flow_id=UUID(int=8), name="old", tags=["pipeline-run:1"])
+    made = {"pipeline-run:1": old}  # Prefect's flow runs by idempotency key
+
+    async def prefect(*, pipeline_id: int, run_id: int, record_count: int, key: str) -> FlowRun:
+        return made.setdefault(key, FlowRun(id=UUID(int=len(made) + 1), flow_id=UUID(int=8)))
+
+    monkeypatch.setattr(orchestrator, "trigger_run", prefect)
+    await client.post("/api/pipelines", json={"name": "p"})
+    first = (await client.post("/api/pipelines/1/trigger")).json()
+    assert (first["run_id"], first["prefect_flow_run_id"]) == (1, str(UUID(int=2)))
+    async with get_sessionmaker()() as session:
+        run = await session.get(PipelineRun, 1)
+        assert run is not None
+        assert list(made) == ["pipeline-run:1", flow_run_key(1, run.created_at)]
+    assert flow_run_key(1, run.created_at) == (
+        f"pipeline-run:1@{run.created_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
+    )
 
 
 async def test_api_keys_guard_mutations(client: httpx.AsyncClient, configure: Configure) -> None:

@@ -9,7 +9,12 @@ from sqlalchemy.orm import selectinload
 
 from app.db import get_engine, get_sessionmaker
 from app.models import STAGE_NAMES, Pipeline, PipelineRun, PipelineStage, Status, utcnow
-from app.pipeline.claim import PipelineNotFoundError, RunCancelledError, claim_run
+from app.pipeline.claim import (
+    PipelineNotFoundError,
+    RunCancelledError,
+    RunSettledError,
+    claim_run,
+)
 from app.pipeline.status import new_stage_rows, run_id_from_tags, update_pipeline_status
 
 
@@ -233,6 +238,25 @@ async def test_a_run_that_ended_or_was_withdrawn_is_not_started_again() -> None:
         )
     async with get_sessionmaker()() as session:
         assert await session.scalar(select(func.count()).select_from(PipelineRun)) == 1
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_flow_run_that_is_not_the_run_s_own_starts_nothing() -> None:
+    """Another database's run of the same id on the same Prefect server (its tag says run N too):
+    it took over run N, reset it to pending and ran it under its own flow run."""
+    pipeline_id, run_id = await _pipeline_with_run()
+    await claim_run(pipeline_id=pipeline_id, flow_run_id="fr-own", run_id=run_id, record_count=10)
+    with pytest.raises(
+        RunSettledError,
+        match=rf"^flow run fr-old is not run {run_id}'s \(its flow run is fr-own\): a run "
+        rf"{run_id} of another database on this Prefect server, or a copy; it starts nothing$",
+    ):
+        await claim_run(
+            pipeline_id=pipeline_id, flow_run_id="fr-old", run_id=run_id, record_count=10
+        )
+    run = await _run(run_id)
+    assert (run.status, run.prefect_flow_run_id) == (Status.PENDING, "fr-own")
+    await claim_run(pipeline_id=pipeline_id, flow_run_id="fr-own", run_id=run_id, record_count=10)
 
 
 @pytest.mark.usefixtures("database")

@@ -11,12 +11,14 @@ import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
-from prefect.states import Cancelling, Scheduled
+from prefect.states import Cancelled, Cancelling, Scheduled
 
-from app.models import Status, utcnow
+from app.db import get_sessionmaker
+from app.models import PipelineRun, Status, utcnow
 from app.pipeline import orchestrator
 from app.pipeline.flows import STOPPED_WITHOUT_CANCEL
-from app.pipeline.status import CANCELLED_IN_PREFECT, INTERRUPTED, run_tag
+from app.pipeline.pool import pool_health
+from app.pipeline.status import CANCELLED_IN_PREFECT, INTERRUPTED, flow_run_key, run_tag
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import (
     add_run_row,
@@ -189,6 +191,27 @@ async def test_killed_worker_fails_its_run_and_a_retry_completes(
     assert (await wait_for_final(api, pipeline_id, within=60))["status"] == "completed"
 
 
+async def test_a_worker_that_stops_is_no_longer_live_at_once(stack: RunningStack) -> None:
+    """Prefect counts a worker online until its heartbeat is 90 s old: `pipeline doctor` and
+    the watchdog counted a worker stopped (a deploy, a scale-down) as live that long. A worker
+    says it stops, as it stops."""
+    extra = stack.stack.start_worker(77)
+    name = f"worker-77-{os.getpid()}"
+    deadline = time.monotonic() + 30
+    while name not in (await pool_health()).live_workers:
+        assert time.monotonic() < deadline, f"{name} not live after 30 s"
+        await asyncio.sleep(0.5)
+    stopped_at = time.monotonic()
+    stack.stack.stop_process(extra.name)
+    while name in (live := (await pool_health()).live_workers):
+        assert time.monotonic() - stopped_at < 15, f"{name} still live 15 s after it stopped"
+        await asyncio.sleep(0.5)
+    print(
+        f"[{stack.backend}] a stopped worker left the live ones after {time.monotonic() - stopped_at:.1f} s"
+    )
+    assert live  # the stack's own worker is still there
+
+
 async def test_prefect_down_is_a_503_and_the_same_trigger_works_when_it_is_back(
     api: httpx.AsyncClient, prefect: PrefectClient, stack: RunningStack
 ) -> None:
@@ -241,6 +264,7 @@ async def test_a_flow_run_whose_id_was_never_written_back_is_adopted(
         deployment.id,
         parameters={"pipeline_id": pipeline["id"], "record_count": 10},
         tags=[run_tag(run.id)],
+        idempotency_key=flow_run_key(run.id, run.created_at),  # as its trigger made it
         state=Scheduled(scheduled_time=utcnow() + timedelta(hours=1)),  # no worker takes it yet
     )
     deadline = time.monotonic() + 30
@@ -311,7 +335,7 @@ async def test_racing_retries_of_one_failed_run_make_one_new_run(
 
 
 async def test_the_watchdog_reads_more_flow_runs_than_prefect_returns_at_once(
-    api: httpx.AsyncClient, stack: RunningStack
+    api: httpx.AsyncClient, stack: RunningStack, prefect: PrefectClient
 ) -> None:
     """A backlog of more than 200 unfinished runs (a burst with no live worker): Prefect refuses
     a read of more than 200 flow runs, so the watchdog reads them in parts, not at all."""
@@ -319,9 +343,23 @@ async def test_the_watchdog_reads_more_flow_runs_than_prefect_returns_at_once(
         await api.post("/api/pipelines", json={"name": "backlog", "record_count": 10})
     ).json()
     run = (await api.post(f"/api/pipelines/{pipeline['id']}/trigger")).json()
-    unknown_runs = list(range(10**6, 10**6 + orchestrator.READ_LIMIT + 1))
-    found = await orchestrator.find_flow_runs([*unknown_runs, run["run_id"]])
-    assert found == {run["run_id"]: run["prefect_flow_run_id"]}
+    # another database's run of the same id on this Prefect server: the same tag, another key
+    deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+    decoy = await prefect.create_flow_run_from_deployment(
+        deployment.id,
+        parameters={"pipeline_id": pipeline["id"], "record_count": 10},
+        tags=[run_tag(run["run_id"])],
+        idempotency_key=run_tag(run["run_id"]),
+        state=Cancelled(),
+    )
+    async with get_sessionmaker()() as session:
+        row = await session.get(PipelineRun, run["run_id"])
+        assert row is not None
+    unknown_runs = {n: flow_run_key(n, row.created_at) for n in range(10**6, 10**6 + 201)}
+    found = await orchestrator.find_flow_runs(
+        {**unknown_runs, run["run_id"]: flow_run_key(run["run_id"], row.created_at)}
+    )
+    assert found == {run["run_id"]: run["prefect_flow_run_id"]} != {run["run_id"]: str(decoy.id)}
     unknown_flow_runs = [str(uuid4()) for _ in range(orchestrator.READ_LIMIT + 1)]
     states = await orchestrator.read_flow_run_states(
         [*unknown_flow_runs, run["prefect_flow_run_id"]]

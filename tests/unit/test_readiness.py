@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from app import readiness
-from app.pipeline.orchestrator import PoolHealth
+from app.pipeline.pool import PoolHealth
 from app.readiness import Check, _deployment_check
 from tests.conftest import use_settings
 
