@@ -2,9 +2,11 @@
 between two requests with one key is settled by the database's unique index, never by luck."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +24,29 @@ WAIT_FOR_WINNER_SECONDS = 15.0
 
 class KeyInUseError(RuntimeError):
     """The first request with this key has not finished yet (answered with 409)."""
+
+
+class KeyReusedError(ValueError):
+    """The key was first used with a different request (answered with 422)."""
+
+
+def fingerprint(request: Mapping[str, Any]) -> str:
+    """What a request asks for, as a digest: its fields as validated (defaults filled in), and
+    for an upload its file's own digest. A repeat with the same key must have the same."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def same_request(pipeline: Pipeline, key: str, request_hash: str | None) -> Pipeline:
+    """The pipeline a repeat of its create request answers with; KeyReusedError when the
+    repeat asks for something else (a pipeline made before the digests were kept: no check)."""
+    if request_hash and pipeline.request_hash and pipeline.request_hash != request_hash:
+        raise KeyReusedError(
+            f"Idempotency-Key {key!r} was first used to create pipeline {pipeline.id} "
+            f"({pipeline.name!r}) with a different request; send a new key for a new "
+            "request, or repeat the first one exactly"
+        )
+    return pipeline
 
 
 def run_key(pipeline_id: int, key: str) -> str:

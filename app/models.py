@@ -74,6 +74,8 @@ class Pipeline(Base):
     description: Mapped[str | None] = mapped_column(Text)
     record_count: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
+    # what the request with that key asked for (idempotency.fingerprint): a repeat must match it
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     # a file instead of generated records: its resolved path and format (csv, jsonl, parquet)
     input_path: Mapped[str | None] = mapped_column(Text)
     input_format: Mapped[str | None] = mapped_column(String(16))

@@ -110,14 +110,16 @@ async def create_pipeline(
     session: AsyncSession,
     data: PipelineCreate,
     idempotency_key: str | None = None,
+    request_hash: str | None = None,
     source: CheckedInput | None = None,
 ) -> tuple[Pipeline, bool]:
     """The new pipeline and True; or, for a key seen within the window, that pipeline and False.
     With `source`, its runs read that checked input file instead of generating records. With
     `data.trigger`, its first run is added in the same commit (see `first_run`), so a
-    repeat of the request finds the run as soon as it finds the pipeline."""
+    repeat of the request finds the run as soon as it finds the pipeline. A key seen with
+    another `request_hash` (idempotency.fingerprint) raises idempotency.KeyReusedError."""
     if idempotency_key and (seen := await idempotency.find(session, Pipeline, idempotency_key)):
-        return seen, False
+        return idempotency.same_request(seen, idempotency_key, request_hash), False
     pipeline = Pipeline(
         name=data.name,
         description=data.description,
@@ -125,6 +127,7 @@ async def create_pipeline(
         input_path=str(source.path) if source else None,
         input_format=source.format if source else None,
         idempotency_key=idempotency_key,
+        request_hash=request_hash if idempotency_key else None,
     )
     session.add(pipeline)
     if data.trigger:
@@ -137,7 +140,7 @@ async def create_pipeline(
         winner = await idempotency.find(session, Pipeline, idempotency_key)
         if winner is None:
             raise
-        return winner, False
+        return idempotency.same_request(winner, idempotency_key, request_hash), False
     return pipeline, True
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from app.idempotency import KeyInUseError
+from app.idempotency import KeyInUseError, KeyReusedError
 from app.pipeline.inputs import InputError
 from app.pipeline.orchestrator import PrefectUnavailableError
 from app.service import ConflictError
@@ -93,6 +93,12 @@ async def _refused_value(_: Request, exc: Exception) -> JSONResponse:
     return _error(422, message, [{"loc": ["body"], "msg": message, "type": "database_refused"}])
 
 
+async def _key_reused(_: Request, exc: Exception) -> JSONResponse:
+    """An Idempotency-Key repeated with another request: the key names itself in the message."""
+    detail = [{"loc": ["header", "Idempotency-Key"], "msg": str(exc), "type": "key_reused"}]
+    return _error(422, str(exc), detail)
+
+
 async def _conflict(_: Request, exc: Exception) -> JSONResponse:
     return _error(status.HTTP_409_CONFLICT, str(exc))
 
@@ -107,6 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ConflictError, _conflict)
     app.add_exception_handler(KeyInUseError, _conflict)
+    app.add_exception_handler(KeyReusedError, _key_reused)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(PrefectUnavailableError, _prefect_unavailable)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app import cancellation, read_cache, removal, service
+from app import cancellation, idempotency, read_cache, removal, service
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
 from app.api.schemas import (
@@ -55,7 +55,11 @@ async def create_pipeline(
     """
     source = await _input_file(data) if data.input_path is not None else None
     pipeline, created = await service.create_pipeline(
-        session=session, data=data, idempotency_key=idempotency_key, source=source
+        session=session,
+        data=data,
+        idempotency_key=idempotency_key,
+        request_hash=idempotency.fingerprint({"json": data.model_dump(mode="json")}),
+        source=source,
     )
     run = await service.first_run(
         session=session, pipeline=pipeline, trigger=data.trigger, created=created

@@ -6,11 +6,15 @@ where), and only then is the pipeline created. JSON bodies go on to the route in
 """
 
 import asyncio
+import hashlib
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from email.utils import decode_rfc2231
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +25,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from starlette.routing import Match
 from starlette.types import Scope
 
-from app import service
+from app import idempotency, service
 from app.api.auth import WriteAccess
 from app.api.deps import SessionDep
 from app.api.pipelines import IdempotencyKey
@@ -35,6 +39,7 @@ from app.pipeline.store import uploads_dir
 MAX_FIELD_BYTES = 64 * 1024
 MAX_TEXT_BYTES = 4 * MAX_FIELD_BYTES  # all text fields together: four are known, any more unknown
 FILE_FIELD = "file"
+_EXTENDED_FILENAME = re.compile(rb"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
 
 
 def is_multipart(scope: Scope) -> bool:
@@ -63,6 +68,7 @@ class ReceivedForm:
     file_name: str | None = None
     file_path: Path | None = None
     file_bytes: int = 0
+    file_sha256: str | None = None  # of the file as sent: a repeat with its key must send it again
 
 
 class _Receiver:
@@ -81,12 +87,19 @@ class _Receiver:
         self._text_bytes = 0
         self._is_file = False
         self.handle: IO[bytes] | None = None
+        self._digest = hashlib.sha256()
 
     async def flush(self) -> None:
-        """Write the file bytes parsed so far, off the event loop."""
+        """Write (and digest) the file bytes parsed so far, off the event loop."""
         if self.pending and self.handle is not None:
-            await asyncio.to_thread(self.handle.write, bytes(self.pending))
+            await asyncio.to_thread(self._write, bytes(self.pending))
             self.pending.clear()
+            self.form.file_sha256 = self._digest.hexdigest()
+
+    def _write(self, data: bytes) -> None:
+        assert self.handle is not None
+        self.handle.write(data)
+        self._digest.update(data)
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -119,7 +132,10 @@ class _Receiver:
         if self._is_file:
             if self.form.file_path is not None:
                 raise _FormError(FILE_FIELD, "send one file per pipeline")
-            filename = options.get(b"filename", b"").decode("utf-8", "replace")
+            disposition = self._headers.get(b"content-disposition", b"")
+            filename = _extended_file_name(disposition) or options.get(b"filename", b"").decode(
+                "utf-8", "replace"
+            )
             self.form.file_name = Path(filename.replace("\\", "/")).name or "upload"
             self.form.file_path = self.dest / "upload"
             self.handle = self.form.file_path.open("wb")
@@ -140,7 +156,23 @@ class _Receiver:
 
     def _part_end(self) -> None:
         if not self._is_file:
-            self.form.fields[self._name] = self._text.decode("utf-8", "replace")
+            try:
+                self.form.fields[self._name] = self._text.decode("utf-8")
+            except UnicodeDecodeError:  # was stored with U+FFFD in place of what was sent
+                raise _FormError(self._name, "not UTF-8 text; send the form as UTF-8") from None
+
+
+def _extended_file_name(disposition: bytes) -> str | None:
+    """RFC 5987's filename*=UTF-8''caf%C3%A9.csv, which some clients send alone and which wins
+    over a plain filename beside it (RFC 6266); python-multipart reads only the plain one."""
+    found = _EXTENDED_FILENAME.search(disposition)
+    if found is None:
+        return None
+    charset, _, value = decode_rfc2231(found[1].strip().strip(b'"').decode("latin-1"))
+    try:
+        return unquote(value, encoding=charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return None
 
 
 class _FormError(Exception):
@@ -237,8 +269,13 @@ async def upload_pipeline(
         data = PipelineCreate(
             name=fields.name, description=fields.description, trigger=fields.trigger
         )
+        asked = {"form": fields.model_dump(mode="json"), "file": form.file_name}
         pipeline, created = await service.create_pipeline(
-            session=session, data=data, idempotency_key=idempotency_key, source=source
+            session=session,
+            data=data,
+            idempotency_key=idempotency_key,
+            request_hash=idempotency.fingerprint({**asked, "sha256": form.file_sha256}),
+            source=source,
         )
         keep, pipeline_id = created, pipeline.id
         try:

@@ -303,6 +303,37 @@ async def test_idempotency_key_returns_the_same_pipeline(
     assert await _count(Pipeline) == 3
 
 
+async def test_an_idempotency_key_sent_with_another_request_is_a_422(
+    client: httpx.AsyncClient,
+) -> None:
+    """The key answered with the first pipeline, silently: a different name, a trigger that
+    never started (the IETF draft on Idempotency-Key: 422 for a key reused with another body)."""
+    headers = {"Idempotency-Key": "K1"}
+    first = await client.post(
+        "/api/pipelines", json={"name": "first", "record_count": 10}, headers=headers
+    )
+    assert first.status_code == 201
+    refused = (
+        "Idempotency-Key 'K1' was first used to create pipeline 1 ('first') "
+        "with a different request; send a new key for a new request, or repeat the first one "
+        "exactly"
+    )
+    for other in (
+        {"name": "second", "record_count": 10},
+        {"name": "first", "record_count": 10, "trigger": True},
+        {"name": "first"},  # record_count 1000, its default
+    ):
+        response = await client.post("/api/pipelines", json=other, headers=headers)
+        assert (response.status_code, response.json()["message"]) == (422, refused), other
+        assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    # the same request in other words (its fields in another order, a default spelled out)
+    same = {"record_count": 10, "trigger": False, "name": "first"}
+    again = await client.post("/api/pipelines", json=same, headers=headers)
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert await _count(Pipeline) == 1
+    assert await _count(PipelineRun) == 0
+
+
 async def test_oversized_body_is_a_413(client: httpx.AsyncClient, configure: Configure) -> None:
     await configure(PIPELINE_MAX_BODY_BYTES="1000")
     body = json.dumps({"name": "p", "description": "x" * 2000}).encode()

@@ -196,3 +196,64 @@ async def test_a_symlink_loop_is_a_422(client: httpx.AsyncClient, input_dir: Pat
         "and that the service's user may read the file",
     )
     assert await pipelines() == 0
+
+
+async def test_an_idempotency_key_sent_with_another_file_is_a_422(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {"Idempotency-Key": "upload-2"}
+    first = await client.post(
+        "/api/pipelines", data={"name": "a"}, files={"file": ("a.csv", csv(GOOD))}, headers=headers
+    )
+    assert first.status_code == 201
+    other_file = csv(GOOD, GOOD.replace("1,", "2,", 1))
+    for data, file in (
+        ({"name": "a"}, ("a.csv", other_file)),
+        ({"name": "b"}, ("a.csv", csv(GOOD))),
+    ):
+        response = await client.post(
+            "/api/pipelines", data=data, files={"file": file}, headers=headers
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["message"].startswith(
+            "Idempotency-Key 'upload-2' was first used to create pipeline "
+        )
+    again = await client.post(
+        "/api/pipelines", data={"name": "a"}, files={"file": ("a.csv", csv(GOOD))}, headers=headers
+    )
+    assert (again.status_code, again.json()["id"]) == (201, first.json()["id"])
+    assert await pipelines() == 1
+
+
+def _multipart(*parts: tuple[bytes, bytes]) -> tuple[bytes, dict[str, str]]:
+    """A form of (Content-Disposition, content) parts, as a client other than httpx writes it."""
+    body = b"".join(
+        b"--b0undary\r\nContent-Disposition: " + disposition + b"\r\n\r\n" + content + b"\r\n"
+        for disposition, content in parts
+    )
+    return body + b"--b0undary--\r\n", {"Content-Type": "multipart/form-data; boundary=b0undary"}
+
+
+async def test_a_file_name_sent_as_rfc_5987_tells_the_format(client: httpx.AsyncClient) -> None:
+    """filename*=UTF-8''… alone was not read: 'cannot tell the format of 'upload''."""
+    body, headers = _multipart(
+        (b'form-data; name="name"', b"accented"),
+        (b"form-data; name=\"file\"; filename*=UTF-8''caf%C3%A9.jsonl", json.dumps(ROW).encode()),
+    )
+    response = await client.post("/api/pipelines", content=body, headers=headers)
+    assert response.status_code == 201, response.text
+    assert (response.json()["input_format"], response.json()["record_count"]) == ("jsonl", 1)
+
+
+async def test_form_text_that_is_not_utf8_is_refused(client: httpx.AsyncClient) -> None:
+    """It was stored with U+FFFD in place of what was sent; the JSON route refuses such bytes."""
+    body, headers = _multipart(
+        (b'form-data; name="name"', "café".encode("latin-1")),
+        (b'form-data; name="file"; filename="a.csv"', csv(GOOD)),
+    )
+    response = await client.post("/api/pipelines", content=body, headers=headers)
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "name: not UTF-8 text; send the form as UTF-8",
+    )
+    assert await pipelines() == 0
