@@ -9,12 +9,19 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 .PHONY: up test install install-dev uv lint typecheck deploy migrate doctor chaos clean bench-observability bench-data bench
 
-uv:  ## uv, through pip, when the machine lacks it
+# uv, through pip, when the machine lacks it. A system Python that is "externally managed"
+# (PEP 668: Debian 12, Ubuntu 24.04) refuses a plain install: uv then goes into the user's site.
+PIP_INSTALL := $(PYTHON) -m pip install --quiet --disable-pip-version-check
+uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
-		$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+		$(PIP_INSTALL) uv 2>/dev/null || \
+		$(PIP_INSTALL) --user --break-system-packages uv || \
+		{ echo "make: uv is missing and pip cannot install it: install uv (pipx install uv, or" \
+			"apt-get install python3-pip) and run make again" >&2; exit 1; }
 
+# --inexact: `make up` beside a running `make test` must not uninstall pytest under it
 install: uv  ## the service's dependencies, exactly as locked
-	$(UV) sync --frozen --no-dev
+	$(UV) sync --frozen --no-dev --inexact
 
 install-dev: uv
 	$(UV) sync --frozen --extra dev

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PREFECT_API_URL = "http://127.0.0.1:4200/api"
@@ -23,7 +24,8 @@ def _package_version() -> str:
 class Settings(BaseSettings):
     """Service configuration, read once from the environment (and an optional .env file)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # the project's .env, wherever a process runs: a flow run works in app/pipeline
+    model_config = SettingsConfigDict(env_file=PROJECT_ROOT / ".env", extra="ignore")
 
     database_url: str = Field(
         default=f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'pipelines.db'}",
@@ -201,14 +203,27 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
-        """Accept plain postgresql:// and sqlite:// URLs and pick the async driver for them."""
+        """Accept plain postgresql:// and sqlite:// URLs and pick the async driver for them; a
+        relative SQLite path is under the project's root, for every process alike."""
         for plain, driver in (
             ("postgresql://", "postgresql+asyncpg://"),
             ("sqlite://", "sqlite+aiosqlite://"),
         ):
             if value.startswith(plain):
-                return driver + value.removeprefix(plain)
+                value = driver + value.removeprefix(plain)
+        if not value.startswith("sqlite"):
+            return value
+        url = make_url(value)
+        if url.database and url.database != ":memory:" and not Path(url.database).is_absolute():
+            return url.set(database=str(PROJECT_ROOT / url.database)).render_as_string()
         return value
+
+    @field_validator("data_dir", "input_dir")
+    @classmethod
+    def _under_the_root(cls, value: Path | None) -> Path | None:
+        """A relative directory is under the project's root, for every process alike (a flow
+        run works in app/pipeline)."""
+        return value if value is None or value.is_absolute() else PROJECT_ROOT / value
 
     @model_validator(mode="before")
     @classmethod

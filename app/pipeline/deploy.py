@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
+import httpx
 from prefect import Flow, flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
 
 HERE = Path(__file__).resolve().parent
 if str(HERE.parent.parent) not in sys.path:  # `python app/pipeline/deploy.py` from a checkout
@@ -41,7 +43,18 @@ def job_variables(*, warm_start: bool) -> dict[str, Any]:
 
 
 def deploy() -> UUID:
-    """Register the flow from this directory as `data-pipeline-deployment` on the pool."""
+    """Register the flow from this directory as `data-pipeline-deployment` on the pool, on the
+    configured server: without PREFECT_API_URL, Prefect would start a throwaway server of its own,
+    register the deployment there and report success."""
+    updates: dict[Any, Any] = {
+        PREFECT_API_URL: get_settings().prefect_api_url,
+        PREFECT_SERVER_EPHEMERAL_ENABLED: False,
+    }
+    with temporary_settings(updates=updates):
+        return _deploy()
+
+
+def _deploy() -> UUID:
     settings = get_settings()
     created = ensure_work_pool(settings.work_pool_name)
     print(f"work pool '{settings.work_pool_name}': {'created' if created else 'exists'}")
@@ -72,4 +85,11 @@ def deploy() -> UUID:
 
 
 if __name__ == "__main__":
-    deploy()
+    try:
+        deploy()
+    except httpx.TransportError as exc:
+        sys.exit(
+            f"deploy: cannot reach the Prefect API at {get_settings().prefect_api_url} "
+            f"({type(exc).__name__}); start the server (make up, or prefect server start) and "
+            "set PREFECT_API_URL to its address"
+        )

@@ -1,9 +1,11 @@
 """Settings parsed from the environment (no I/O)."""
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
 
 
 @pytest.mark.parametrize(
@@ -72,3 +74,25 @@ def test_an_empty_variable_means_the_default(monkeypatch: pytest.MonkeyPatch) ->
     settings = Settings(_env_file=None)
     assert (settings.retention_days, settings.deployment_concurrency_limit) == (30.0, None)
     assert settings.dd_version == Settings.model_fields["dd_version"].default_factory()  # type: ignore[misc]
+
+
+def test_relative_paths_and_the_env_file_are_the_project_s_wherever_a_process_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A flow run works in app/pipeline: it read no .env there, and a relative path in one meant
+    another directory (the API wrote one database, the flow runs another)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("PIPELINE_SEED=7\n")  # not the project's: not read
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///var/pipelines.db")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", "var/data")
+    monkeypatch.setenv("PIPELINE_INPUT_DIR", "inputs")
+    settings = Settings()
+    assert settings.seed == Settings.model_fields["seed"].default
+    assert settings.database_url == f"sqlite+aiosqlite:///{PROJECT_ROOT}/var/pipelines.db"
+    assert (settings.data_dir, settings.input_dir) == (
+        PROJECT_ROOT / "var" / "data",
+        PROJECT_ROOT / "inputs",
+    )
+    for kept in ("sqlite+aiosqlite:////srv/p.db", "sqlite+aiosqlite:///:memory:"):
+        monkeypatch.setenv("DATABASE_URL", kept)
+        assert Settings().database_url == kept
