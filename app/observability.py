@@ -8,8 +8,10 @@ library is even imported, no log handler changes, and every hook below returns a
 
 import importlib
 import json
+import logging
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -120,9 +122,28 @@ def _start_tracing(settings: Settings) -> "Tracer":
     return tracer
 
 
+class _OncePerMinute(logging.Filter):
+    """The first of a logger's warnings, then one a minute: an agent that is down (every metric
+    fails to send) is said, not written once per metric into every run's log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < 60:
+            return False
+        self._last = now
+        return True
+
+
 def _start_metrics(settings: Settings) -> "DogStatsd":
     from datadog.dogstatsd.base import DogStatsd
 
+    statsd_log = logging.getLogger("datadog.dogstatsd")
+    if not any(isinstance(f, _OncePerMinute) for f in statsd_log.filters):
+        statsd_log.addFilter(_OncePerMinute())
     return DogStatsd(
         host=settings.dd_agent_host or "127.0.0.1",
         port=settings.dd_dogstatsd_port,

@@ -19,7 +19,7 @@ from app.config import get_settings
 from app.models import Status
 from app.pipeline import drills, inputs, retries, telemetry
 from app.pipeline import work as stage_work
-from app.pipeline.claim import RunCancelledError, RunRef, RunSettledError, claim_run
+from app.pipeline.claim import RunCancelledError, RunRef, claim_run
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
     CANCELLED_IN_PREFECT,
@@ -232,7 +232,7 @@ async def run_data_pipeline_flow(
         try:
             return await _run_pipeline(pipeline_id, record_count, tracking)
         except RunCancelledError as exc:  # a cancel won the race with the trigger, or it ended
-            tracking.cancelled, tracking.uncounted = True, isinstance(exc, RunSettledError)
+            tracking.cancelled, tracking.uncounted = True, True  # counted as it was ended
             return Cancelled(message=str(exc))
         except Exception as exc:  # anywhere in the attempt, stages or not: run it again?
             tracking.retrying = await retries.after_failure(exc) is not None

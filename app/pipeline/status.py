@@ -14,6 +14,7 @@ from app.models import (
     Status,
     utcnow,
 )
+from app.pipeline import telemetry
 
 RUN_TAG_PREFIX = "pipeline-run:"
 # what a flow-run process stopped by Prefect writes; the API's own reason replaces it (see below)
@@ -77,61 +78,76 @@ async def update_pipeline_status(
     `ended_at` dates a final status the watchdog found later than it happened.
     """
     now = utcnow()
-    async with get_sessionmaker()() as session, session.begin():
-        await lock_for_write(session)
-        run = (
-            await session.execute(
-                select(PipelineRun)
-                .where(PipelineRun.id == run_id, PipelineRun.pipeline_id == pipeline_id)
-                .with_for_update()
-            )
-        ).scalar_one()
-        if run.status in FINAL_STATUSES:
-            return False
-        if ended_at is not None and status in FINAL_STATUSES:
-            now = await _no_earlier_than_its_stages(session, run, min(ended_at, now))
-        if input_file is not None:
-            run.input_file = input_file
-        if output_file is not None:
-            run.output_file = output_file
-        if stage_name is None:
-            if retrying and run.status == Status.PENDING and run.error:
-                return False  # its failed stage has said why, and that Prefect runs it again
-            reason = error or message
-            await _set_run_status(
-                session, run, status, now, f"{reason}; {retrying}" if retrying else reason
-            )
-            if records_out is not None:
-                run.records_processed = records_out
-            return True
-        stage = (
-            await session.execute(
-                select(PipelineStage).where(
-                    PipelineStage.run_id == run_id, PipelineStage.name == stage_name
+    ended: list[tuple[str, float | None]] = []  # the final status this write moved it to
+
+    async def write() -> bool:
+        nonlocal now
+        async with get_sessionmaker()() as session, session.begin():
+            await lock_for_write(session)
+            run = (
+                await session.execute(
+                    select(PipelineRun)
+                    .where(PipelineRun.id == run_id, PipelineRun.pipeline_id == pipeline_id)
+                    .with_for_update()
                 )
-            )
-        ).scalar_one()
-        _set_stage_status(stage, status, now, message, error)
-        if attempt is not None:
-            stage.attempts = attempt
-        for field, value in (
-            ("records_in", records_in),
-            ("records_out", records_out),
-            ("records_rejected", records_rejected),
-        ):
-            if value is not None:
-                setattr(stage, field, value)
-        if status == Status.RUNNING and run.status == Status.PENDING:
-            await _set_run_status(session, run, Status.RUNNING, now, None)
-        elif status == Status.FAILED:
-            await _set_run_status(
-                session,
-                run,
-                Status.PENDING if retrying else Status.FAILED,
-                now,
-                f"{stage_name}: {error}" + (f"; {retrying}" if retrying else ""),
-            )
-    return True
+            ).scalar_one()
+            if run.status in FINAL_STATUSES:
+                return False
+            if ended_at is not None and status in FINAL_STATUSES:
+                now = await _no_earlier_than_its_stages(session, run, min(ended_at, now))
+            if input_file is not None:
+                run.input_file = input_file
+            if output_file is not None:
+                run.output_file = output_file
+            if stage_name is None:
+                if retrying and run.status == Status.PENDING and run.error:
+                    return False  # its failed stage has said why, and that Prefect runs it again
+                reason = error or message
+                await _set_run_status(
+                    session, run, status, now, f"{reason}; {retrying}" if retrying else reason
+                )
+                if records_out is not None:
+                    run.records_processed = records_out
+                ended.extend(
+                    [(run.status.value, run.duration_seconds)] if run.status.is_final else []
+                )
+                return True
+            stage = (
+                await session.execute(
+                    select(PipelineStage).where(
+                        PipelineStage.run_id == run_id, PipelineStage.name == stage_name
+                    )
+                )
+            ).scalar_one()
+            _set_stage_status(stage, status, now, message, error)
+            if attempt is not None:
+                stage.attempts = attempt
+            for field, value in (
+                ("records_in", records_in),
+                ("records_out", records_out),
+                ("records_rejected", records_rejected),
+            ):
+                if value is not None:
+                    setattr(stage, field, value)
+            if status == Status.RUNNING and run.status == Status.PENDING:
+                await _set_run_status(session, run, Status.RUNNING, now, None)
+            elif status == Status.FAILED:
+                await _set_run_status(
+                    session,
+                    run,
+                    Status.PENDING if retrying else Status.FAILED,
+                    now,
+                    f"{stage_name}: {error}" + (f"; {retrying}" if retrying else ""),
+                )
+                ended.extend(
+                    [(run.status.value, run.duration_seconds)] if run.status.is_final else []
+                )
+        return True
+
+    if wrote := await write():
+        for final, seconds in ended:  # committed: counted here, once, whoever ended it
+            telemetry.run_ended(final, seconds=seconds)
+    return wrote
 
 
 async def give_cancel_reason(*, run_id: int, reason: str) -> None:

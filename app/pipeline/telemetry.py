@@ -3,9 +3,11 @@ span `pipeline.flow` continuing the trigger's trace, a `pipeline.stage` span per
 and the metrics pipeline.runs, pipeline.duration, pipeline.stage.duration,
 pipeline.records_processed and pipeline.errors.
 
-A run counts once in pipeline.runs, by how it ended: an attempt Prefect runs again
-(PIPELINE_FLOW_RETRIES) is not an end, and a run the watchdog settles (its process gone) is
-counted by the watchdog. A cancel is no error: it counts as cancelled, never in pipeline.errors.
+A run counts once in pipeline.runs, by how it ended, where its row moved to that final status
+(update_pipeline_status: the flow, the API's cancel or the watchdog, whichever wrote first); an
+attempt Prefect runs again (PIPELINE_FLOW_RETRIES) is not an end. A flow run that never had a
+run row (a pipeline that does not exist) counts as a failed run here. A cancel is no error: it
+counts as cancelled, never in pipeline.errors; a stop without a cancel is one.
 """
 
 import asyncio
@@ -14,12 +16,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from prefect.exceptions import TerminationSignal
+
 from app import observability
 from app.observability import TRACE_LABEL
 
 if TYPE_CHECKING:
     from ddtrace.trace import Span
 
+# how a stop reaches the flow: Prefect's SIGTERM handler raises TerminationSignal in whatever
+# frame runs, or an await is cancelled
+STOPS = (asyncio.CancelledError, TerminationSignal)
 _last_stage_error: BaseException | None = None  # counted by its stage; the flow must not recount it
 _first_attempt_started: dict[str, float] = {}  # by flow run: Prefect retries a flow in-process
 
@@ -32,9 +39,11 @@ class RunTracking:
         self.cancelled = False  # ended Cancelled without an exception (cancelled before it began)
         self.retrying = False  # this attempt failed and Prefect runs the flow again
         self.stopped = False  # stopped by a signal with no cancel behind it: a failure
-        self.uncounted = False  # its run had ended before (and was counted then), or never was
+        self.uncounted = False  # refused before it began: whoever ended its run counted it
+        self.claimed = False  # it has a run row, which counts the run as it ends
 
     def run(self, run_id: int) -> None:
+        self.claimed = True
         if self.span is not None:
             self.span.set_tag("run_id", str(run_id))
 
@@ -75,8 +84,12 @@ def flow_run(
     try:
         yield tracking
         status = "cancelled" if tracking.cancelled else status
-    except asyncio.CancelledError:
+    except STOPS as exc:
         status = "failed" if tracking.stopped else "cancelled"
+        if tracking.stopped:  # a failure, with no exception of its own to say so
+            observability.count("pipeline.errors", 1, stage="flow", error_type="Stopped")
+            if span is not None:
+                span.set_exc_info(type(exc), exc, exc.__traceback__)
         raise
     except BaseException as exc:
         status = "retrying" if tracking.retrying else "failed"
@@ -88,7 +101,7 @@ def flow_run(
     finally:
         if status != "retrying":  # the run has not ended: its last attempt counts it
             del _first_attempt_started[flow_run_id]
-            if not tracking.uncounted:
+            if not (tracking.claimed or tracking.uncounted):
                 run_ended(status, seconds=time.perf_counter() - started)
         if span is not None:
             span.set_tag("status", status)
@@ -120,7 +133,7 @@ def stage(name: str, *, pipeline_id: int, run_id: int, attempt: int) -> Iterator
     tracking = StageTracking(span)
     try:
         yield tracking
-    except asyncio.CancelledError:
+    except STOPS:  # interrupted: the run says whether by a cancel or a stop
         status = "cancelled"
         raise
     except BaseException as exc:

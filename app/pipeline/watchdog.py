@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline import orchestrator, pool, retention, telemetry
+from app.pipeline import orchestrator, pool, retention
 from app.pipeline.status import (
     UNFINISHED,
     adopt_flow_run,
@@ -193,8 +193,7 @@ async def _apply(run: PipelineRun, state: State | None, verdict: Verdict) -> boo
         run_id=run.id,
         ended_at=verdict.ended_at,
     ):
-        return False  # it finished on its own meanwhile
-    telemetry.run_ended(verdict.status.value)  # its flow-run process, gone, never counted it
+        return False  # it finished on its own meanwhile (the write counted it, see telemetry)
     logger.warning("watchdog: run %d %s: %s", run.id, verdict.status.value, verdict.reason)
     return True
 
