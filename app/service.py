@@ -239,9 +239,13 @@ async def _launch(
         raise
     run.prefect_flow_run_id = str(flow_run.id)
     await session.commit()
-    # a cancel may have ended it meanwhile: answer what it is now (its stages stay loaded)
-    await session.refresh(run, ["status", "error", "completed_at", "duration_seconds"])
-    return run
+    # a cancel may have ended it meanwhile: answer what it is now, stages and all
+    fresh = (
+        select(PipelineRun)
+        .where(PipelineRun.id == run.id)
+        .options(selectinload(PipelineRun.stages))
+    )
+    return (await session.execute(fresh.execution_options(populate_existing=True))).scalar_one()
 
 
 class ConflictError(RuntimeError):

@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 
 from app.db import get_sessionmaker, lock_for_write
 from app.models import FINAL_STATUSES, Pipeline, PipelineRun, Status
-from app.pipeline.status import new_stage_rows
+from app.pipeline.status import flow_run_key, new_stage_rows
 
 
 class PipelineNotFoundError(LookupError):
@@ -37,7 +37,12 @@ class RunRef:
 
 
 async def claim_run(
-    *, pipeline_id: int, flow_run_id: str, run_id: int | None, record_count: int
+    *,
+    pipeline_id: int,
+    flow_run_id: str,
+    run_id: int | None,
+    record_count: int,
+    key: str | None = None,
 ) -> RunRef:
     """Find (or, for runs of a schedule, create) the run this flow run executes.
 
@@ -66,11 +71,16 @@ async def claim_run(
             )
             session.add(run)
         if run.prefect_flow_run_id not in (None, flow_run_id):
-            raise RunSettledError(
-                f"flow run {flow_run_id} is not run {run.id}'s (its flow run is "
-                f"{run.prefect_flow_run_id}): a run {run.id} of another database on this Prefect "
-                "server, or a copy; it starts nothing"
-            )
+            raise _not_its_own(flow_run_id, run, f"its flow run is {run.prefect_flow_run_id}")
+        if (
+            key
+            and "@" in key
+            and run_id is not None
+            and key != flow_run_key(run.id, run.created_at)
+        ):
+            # made for another database's run of this id (a trigger's key since 3f9b2d7e1c64's
+            # release; an older one is the tag alone and cannot tell)
+            raise _not_its_own(flow_run_id, run, f"it was made as {key}")
         if run.status == Status.CANCELLED:
             raise RunCancelledError(
                 f"run {run.id} was cancelled before its flow run started ({run.error})"
@@ -114,3 +124,10 @@ async def _find_run(
     else:
         query = query.where(PipelineRun.prefect_flow_run_id == flow_run_id)
     return (await session.execute(query.with_for_update())).scalar_one_or_none()
+
+
+def _not_its_own(flow_run_id: str, run: PipelineRun, why: str) -> RunSettledError:
+    return RunSettledError(
+        f"flow run {flow_run_id} is not run {run.id}'s ({why}): a run {run.id} of another "
+        "database on this Prefect server, or a copy; it starts nothing"
+    )

@@ -5,6 +5,7 @@ import bz2
 import gzip
 import lzma
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,19 +96,19 @@ def plain(path: Path, scratch: Path, fmt: str, *, field: str = "file") -> Iterat
     """The file itself, or a readable copy of it in `scratch` (decompressed; a JSON Lines file
     without its byte-order mark) that is removed afterwards."""
     scratch.mkdir(parents=True, exist_ok=True)
-    copy = scratch / f".{path.name}.plain"
+    # a directory of this call's own: two requests checking one file at once once shared a name
+    own = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=scratch))
     try:
+        copy = own / "plain"
         source = copy if decompress(path, copy, field=field) else path
         if fmt == "jsonl" and head(source, len(UTF8_BOM)) == UTF8_BOM:
-            unmarked = scratch / f".{path.name}.unmarked"
-            _copy_without_bom(source, unmarked)
-            unmarked.replace(copy)
-            source = copy
+            _copy_without_bom(source, own / "unmarked")
+            source = (own / "unmarked").replace(copy)
         if refused := too_large(source.stat().st_size, field=field):
             raise refused
         yield source
     finally:
-        copy.unlink(missing_ok=True)
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def _copy_without_bom(source: Path, dest: Path) -> None:

@@ -24,7 +24,7 @@ import polars as pl
 from prefect_dask import DaskTaskRunner
 
 from app.pipeline import stages
-from app.pipeline.store import count_rows, scan
+from app.pipeline.store import count_rows, scan, sink
 
 PART_NAME = "part-{:05d}.parquet"
 ROW_GROUP_ROWS = 256_000
@@ -102,7 +102,9 @@ def transform_partitioned(
         offsets, lengths = [o for o, _ in bounds], [n for _, n in bounds]
         sources = [source] * len(bounds)
         partials = client.gather(client.map(partial_totals, sources, offsets, lengths, pure=False))
-        averages = client.scatter(combine_averages(partials), broadcast=True)
+        # a few numbers, sent with each task: scattered, a dict's keys (the categories) became
+        # the scheduler's keys, and two runs on one scheduler read each other's averages
+        averages = combine_averages(partials)
         written = client.gather(
             client.map(
                 apply_transform,
@@ -115,13 +117,11 @@ def transform_partitioned(
             )
         )
     try:
-        # the parts in row order, streamed into the one file the export stage reads
-        pl.scan_parquet(parts).sink_parquet(
-            dest, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS
-        )
+        # the parts in row order, streamed into the one file the export stage reads, whole or
+        # not at all (the published results are a second name of it: never rewritten in place)
+        rows = sink(pl.scan_parquet(parts), dest, final=True)
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
-    rows = count_rows(dest)
     if rows != sum(written):
         raise RuntimeError(f"transform wrote {sum(written)} rows in parts but {rows} in {dest}")
     return rows

@@ -230,7 +230,8 @@ async def run_data_pipeline_flow(
         labels=context.flow_run.labels if context and context.flow_run else {},
     ) as tracking:
         try:
-            return await _run_pipeline(pipeline_id, record_count, tracking)
+            key = context.flow_run.idempotency_key if context and context.flow_run else None
+            return await _run_pipeline(pipeline_id, record_count, tracking, key)
         except RunCancelledError as exc:  # a cancel won the race with the trigger, or it ended
             tracking.cancelled, tracking.uncounted = True, True  # counted as it was ended
             return Cancelled(message=str(exc))
@@ -249,13 +250,14 @@ def _stopped(exc: BaseException) -> str | None:
 
 
 async def _run_pipeline(
-    pipeline_id: int, record_count: int, tracking: telemetry.RunTracking
+    pipeline_id: int, record_count: int, tracking: telemetry.RunTracking, key: str | None
 ) -> dict[str, Any]:
     ref = await claim_run(
         pipeline_id=pipeline_id,
         flow_run_id=str(flow_run.id),
         run_id=run_id_from_tags(flow_run.tags),
         record_count=record_count,
+        key=key,  # made with: another database's run of this id has another
     )
     tracking.run(ref.run_id)
     files = RunFiles.for_run(ref.run_id)

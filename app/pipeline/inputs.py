@@ -139,8 +139,11 @@ def column_problem(schema: pl.Schema) -> str | None:
     )
     if repeated:
         return f"line 1: the header names {', '.join(repeated)} more than once"
-    if own := [name for name in names if name.startswith("__")]:
-        return f"column {own[0]!r}: names starting with '__' are the pipeline's own; rename it"
+    if own := [name for name in names if name.startswith("__") or name == stages.REJECT_REASON]:
+        return (
+            f"column {own[0]!r}: names starting with '__', and {stages.REJECT_REASON}, are the "
+            "pipeline's own; rename it"
+        )
     missing = stages.missing_columns(schema)
     if not missing:
         return _type_problem(schema)

@@ -15,7 +15,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
-    FlowRunFilterTags,
+    FlowRunFilterIdempotencyKey,
     LogFilter,
     LogFilterFlowRunId,
 )
@@ -138,15 +138,15 @@ def _chunks(items: list[_T]) -> list[list[_T]]:
 
 async def find_flow_runs(keys: dict[int, str]) -> dict[int, str]:
     """The flow runs Prefect holds for these runs (by run id, their flow_run_key): run id → flow
-    run id. Found by their run tag; another database's run of the same id has another key."""
+    run id. Found by their keys: another database's run of the same id has the same tag."""
     if not keys:
         return {}
     flow_runs: list[FlowRun] = []
     async with prefect_client() as client:
-        for chunk in _chunks(list(keys)):
+        for chunk in _chunks(list(keys.values())):
             flow_runs += await client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
-                    tags=FlowRunFilterTags(any_=[run_tag(run_id) for run_id in chunk])
+                    idempotency_key=FlowRunFilterIdempotencyKey(any_=chunk)
                 ),
                 limit=READ_LIMIT,
             )

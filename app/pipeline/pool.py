@@ -3,9 +3,15 @@ check, `pipeline doctor` and the watchdog (which fails runs no worker is there t
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
-from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
+from prefect.events.filters import (
+    EventFilter,
+    EventNameFilter,
+    EventOccurredFilter,
+    EventRelatedFilter,
+)
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from app.config import get_settings
@@ -49,7 +55,9 @@ async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) 
             and now - worker.last_heartbeat_time < worker_stale_after
         }
         stopped = (
-            await _stopped_since(client, beating, now - worker_stale_after) if beating else set()
+            await _stopped_since(client, pool.id, beating, now - worker_stale_after)
+            if pool and beating
+            else set()
         )
     live = [name for name in beating if name not in stopped]
     return PoolHealth(
@@ -63,7 +71,7 @@ async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) 
 
 
 async def _stopped_since(
-    client: PrefectClient, beating: dict[str, datetime], since: datetime
+    client: PrefectClient, pool_id: UUID, beating: dict[str, datetime], since: datetime
 ) -> set[str]:
     """The workers among `beating` that said they stopped (Prefect's `prefect.worker.stopped`
     event, sent as a worker shuts down) after their last heartbeat: Prefect counts a worker as
@@ -71,6 +79,7 @@ async def _stopped_since(
     killed outright sends none; one started again under the same name beats again after it."""
     found = EventFilter(
         event=EventNameFilter(name=[STOPPED]),
+        related=EventRelatedFilter(id=[f"prefect.work-pool.{pool_id}"]),  # not a namesake's
         occurred=EventOccurredFilter(since=since, until=datetime.now(UTC) + timedelta(minutes=1)),
     )
     try:

@@ -78,9 +78,11 @@ def _cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
 
 
 def _kept(source: pl.DataType, target: pl.DataType) -> bool:
-    """Whether a column's cast can lose what was sent: then the original is kept beside it."""
+    """Whether a column's cast can lose what was sent: then the original is kept beside it (a
+    UInt64 past Int64's range too: it was rejected as a null id, its value lost)."""
     text = isinstance(source, pl.String) and not isinstance(target, pl.String)
-    return text or (source.is_float() and target.is_integer())
+    wider = isinstance(source, pl.UInt64) and isinstance(target, pl.Int64)
+    return text or wider or (source.is_float() and target.is_integer())
 
 
 def _parse_timestamp(text: pl.Expr) -> pl.Expr:

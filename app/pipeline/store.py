@@ -62,8 +62,12 @@ def serving_dir() -> Path:
 
 
 def scan(path: Path) -> pl.LazyFrame:
-    """Lazily read a Parquet file, or every part file of a Parquet directory."""
-    return pl.scan_parquet(path / "*.parquet" if path.is_dir() else path)
+    """Lazily read a Parquet file, or every part file of a Parquet directory in the order they
+    were written: part-100000 after part-99999, not between part-10000 and part-10001 as the
+    names sort."""
+    if not path.is_dir():
+        return pl.scan_parquet(path)
+    return pl.scan_parquet(sorted(path.glob("*.parquet"), key=lambda p: (len(p.name), p.name)))
 
 
 def count_rows(path: Path) -> int:

@@ -125,14 +125,19 @@ def judge(
     return None
 
 
-_STARTED = time.monotonic()  # this process's start, near enough (its imports)
+_last_taking = time.monotonic()  # when a worker last took runs, or this process started
 
 
 def worker_missing(taking_runs: bool, timeout: float) -> bool:
-    """No worker takes runs, and this process has watched for `timeout` to say so: a stack starts
-    its API before its workers, and an API started after a long stop finds pending runs older
-    than the timeout that a worker starting beside it is about to take."""
-    return not taking_runs and time.monotonic() - _STARTED >= timeout
+    """No worker has taken runs for `timeout`, as this process watched: a stack starts its API
+    before its workers, an API started after a long stop finds pending runs older than the
+    timeout that a worker starting beside it is about to take, and a worker restarted (a deploy)
+    is gone for the seconds between its stop and its successor's first heartbeat."""
+    global _last_taking
+    now = time.monotonic()
+    if taking_runs:
+        _last_taking = now
+    return now - _last_taking >= timeout
 
 
 async def reconcile_once() -> list[Verdict]:

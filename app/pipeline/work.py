@@ -50,8 +50,9 @@ def generate(
 ) -> StageOutput:
     """Synthetic records (deterministic for the seed), or the pipeline's input file converted,
     as the run's raw Parquet parts."""
-    if files.raw.exists():
-        shutil.rmtree(files.raw)  # a retried attempt starts from nothing
+    # a retried attempt starts from nothing, and so does a run whose id an earlier database
+    # used (its files would be served as this run's); downloads hold their own links (serving/)
+    shutil.rmtree(files.root, ignore_errors=True)
     if source is None:
         generator.write_generated(files.raw, record_count, seed=seed, batch_rows=batch_rows)
         return StageOutput(records_in=record_count, records_out=count_rows(files.raw))

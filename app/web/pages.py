@@ -148,8 +148,9 @@ async def pipeline_list_fragment(
 
 def _page_number(text: str) -> int:
     """A page number as a person may type it into the address: 0, -3 or "two" mean the first."""
-    number = int(text) if text.strip().isdigit() else 1
-    return min(max(number, 1), MAX_PAGE)
+    text = text.strip()
+    digits = text.isascii() and text.isdecimal() and len(text) <= len(str(MAX_PAGE))
+    return min(max(int(text) if digits else 1, 1), MAX_PAGE)
 
 
 async def _pipeline_list(

@@ -16,11 +16,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# SQLite rebuilds a table to drop a column: it stays AUTOINCREMENT (see 7d1e4a9c3b52)
+KEEP_IDS = {"sqlite_autoincrement": True}
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("pipelines") as batch_op:
+    with op.batch_alter_table("pipelines", table_kwargs=KEEP_IDS) as batch_op:
         batch_op.add_column(sa.Column("request_hash", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("pipelines") as batch_op:
+    with op.batch_alter_table("pipelines", table_kwargs=KEEP_IDS) as batch_op:
         batch_op.drop_column("request_hash")

@@ -70,7 +70,7 @@ async def test_a_page_past_the_last_says_so_and_links_to_the_last(
         assert [(a.attrs["href"], a.attrs["rel"]) for a in pager.select("a")] == [(href, "prev")]
 
 
-@pytest.mark.parametrize("typed", ["0", "-3", "two", ""])
+@pytest.mark.parametrize("typed", ["0", "-3", "two", "", "²", "9" * 5000])
 async def test_a_page_number_that_is_no_page_shows_the_first(
     client: httpx.AsyncClient, typed: str
 ) -> None:

@@ -198,7 +198,7 @@ async def test_a_trigger_answers_cancelled_for_a_run_cancelled_while_prefect_mad
     created = await client.post("/api/pipelines", json={"name": "q", "trigger": True})
     assert created.status_code == 201, created.text
     run = created.json()["latest_run"]
-    assert (run["status"], [s["status"] for s in run["stages"]]) == ("cancelled", ["pending"] * 5)
+    assert (run["status"], [s["status"] for s in run["stages"]]) == ("cancelled", ["cancelled"] * 5)
 
 
 async def test_a_new_database_s_run_1_is_not_given_another_database_s_flow_run(

@@ -15,7 +15,12 @@ from app.pipeline.claim import (
     RunSettledError,
     claim_run,
 )
-from app.pipeline.status import new_stage_rows, run_id_from_tags, update_pipeline_status
+from app.pipeline.status import (
+    flow_run_key,
+    new_stage_rows,
+    run_id_from_tags,
+    update_pipeline_status,
+)
 
 
 async def _pipeline_with_run() -> tuple[int, int]:
@@ -256,7 +261,18 @@ async def test_a_flow_run_that_is_not_the_run_s_own_starts_nothing() -> None:
         )
     run = await _run(run_id)
     assert (run.status, run.prefect_flow_run_id) == (Status.PENDING, "fr-own")
-    await claim_run(pipeline_id=pipeline_id, flow_run_id="fr-own", run_id=run_id, record_count=10)
+    own = flow_run_key(run_id, run.created_at)
+    await claim_run(
+        pipeline_id=pipeline_id, flow_run_id="fr-own", run_id=run_id, record_count=10, key=own
+    )
+    # before its trigger wrote the flow run's id: told apart by the key it was made with
+    pipeline_id, run_id = await _pipeline_with_run()
+    other = f"pipeline-run:{run_id}@2026-01-01T00:00:00.000000Z"
+    with pytest.raises(RunSettledError, match=rf"\(it was made as {other}\)"):
+        await claim_run(
+            pipeline_id=pipeline_id, flow_run_id="fr-x", run_id=run_id, record_count=10, key=other
+        )
+    assert (await _run(run_id)).prefect_flow_run_id is None
 
 
 @pytest.mark.usefixtures("database")

@@ -1,6 +1,7 @@
 """Input files at the edges of what the formats allow: time zones, numbers written as decimals,
 late JSON keys, byte-order marks, Parquet types, stray quotes, sizes and symlink loops."""
 
+import asyncio
 import json
 from datetime import datetime, time
 from pathlib import Path
@@ -9,6 +10,7 @@ import httpx
 import polars as pl
 import pytest
 
+from app.pipeline import inputs
 from app.pipeline.store import RunFiles
 from tests.api.test_uploads import (
     GOOD,
@@ -149,12 +151,14 @@ async def test_a_parquet_column_of_a_type_that_cannot_hold_its_values_is_refused
 async def test_a_column_named_like_the_pipeline_s_own_is_refused(
     client: httpx.AsyncClient,
 ) -> None:
-    """__row with a duplicate id crashed ingest; __text_id was dropped."""
-    await assert_rejected_upload(
-        client,
-        csv(GOOD + ",x", header=HEADER + ",__row"),
-        "file: column '__row': names starting with '__' are the pipeline's own; rename it",
-    )
+    """__row with a duplicate id crashed ingest; __text_id and reject_reason were dropped."""
+    for name in ("__row", "reject_reason"):
+        await assert_rejected_upload(
+            client,
+            csv(GOOD + ",x", header=f"{HEADER},{name}"),
+            f"file: column {name!r}: names starting with '__', and reject_reason, are the "
+            "pipeline's own; rename it",
+        )
 
 
 async def test_a_stray_quote_names_its_line(client: httpx.AsyncClient) -> None:
@@ -257,3 +261,28 @@ async def test_form_text_that_is_not_utf8_is_refused(client: httpx.AsyncClient) 
         "name: not UTF-8 text; send the form as UTF-8",
     )
     assert await pipelines() == 0
+
+
+async def test_a_parquet_uint64_id_past_int64_is_rejected_with_its_value(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """It was a 'null id' reject, its value lost."""
+    frame = pl.read_csv(csv(GOOD, GOOD.replace("1,", "2,", 1)), try_parse_dates=True)
+    huge = frame.with_columns(pl.Series("id", [1, 2**63 + 5], dtype=pl.UInt64))
+    response = await upload(client, parquet_bytes(huge), "data.parquet")
+    assert response.status_code == 201, response.text
+    root = tmp_path / "run"
+    assert stage_rejects(response.json(), root) == [(2**63 + 5, "first", "unparseable id")]
+
+
+async def test_one_file_checked_by_requests_at_once(input_dir: Path, tmp_path: Path) -> None:
+    """Two requests naming one file (a repeat with its Idempotency-Key) shared the scratch copy's
+    name: a 500 (FileNotFoundError) or a false 422."""
+    content = b"\xef\xbb\xbf" + "\n".join(json.dumps({**ROW, "id": n}) for n in range(500)).encode()
+    (input_dir / "e.jsonl").write_bytes(content)
+    scratch = tmp_path / "scratch"
+    checked = await asyncio.gather(
+        *(asyncio.to_thread(inputs.check_under, "e.jsonl", input_dir, scratch) for _ in range(4))
+    )
+    assert [c.rows for c in checked] == [500] * 4
+    assert list(scratch.iterdir()) == []

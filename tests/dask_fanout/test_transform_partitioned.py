@@ -1,11 +1,12 @@
 """The Dask fan-out of the transform stage reads back exactly as the single-process transform."""
 
 import asyncio
+import os
 from pathlib import Path
 
 import polars as pl
 import pytest
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
 from polars.testing import assert_frame_equal, assert_series_equal
 
 from app.pipeline import generator, stages
@@ -102,19 +103,29 @@ def test_local_cluster_in_threads(processed: Path, tmp_path: Path) -> None:
 
 
 def test_existing_scheduler_with_worker_processes(processed: Path, tmp_path: Path) -> None:
-    dest = tmp_path / "transformed.parquet"
-    with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
-    ) as cluster:
+    """A scheduler shared with another run: the averages were scattered under the categories'
+    names, so a run read the other's. And a retry rewrote the file in place, through the results
+    file the export stage had published as a second name of it."""
+    dest, published = tmp_path / "transformed.parquet", tmp_path / "results.parquet"
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster.scheduler_address) as other_run,
+    ):
+        held = other_run.scatter(dict.fromkeys("ABCD", 1.0), broadcast=True)  # noqa: F841
         written = transform_partitioned(
             processed, dest, partitions=3, address=cluster.scheduler_address
         )
         assert_same_as_single_process(dest, processed)
+        os.link(dest, published)
+        first = published.read_bytes()
         again = transform_partitioned(
             processed, dest, partitions=2, address=cluster.scheduler_address
         )
     assert (written, again) == (ROWS, ROWS)
     assert_same_as_single_process(dest, processed)
+    assert (published.read_bytes(), dest.stat().st_ino != published.stat().st_ino) == (first, True)
 
 
 async def test_called_off_the_event_loop_as_the_flow_calls_its_stages(

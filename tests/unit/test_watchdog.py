@@ -148,14 +148,16 @@ def test_no_worker_is_said_only_after_watching_for_the_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An API that just started (before its workers, or after a long stop) does not fail the
-    runs a worker starting beside it is about to take."""
-    monkeypatch.setattr(watchdog, "_STARTED", time.monotonic())
+    runs a worker starting beside it is about to take; nor does a worker's restart (a deploy:
+    the stopped worker leaves the live ones at once, its successor beats seconds later)."""
+    monkeypatch.setattr(watchdog, "_last_taking", time.monotonic())
     assert watchdog.worker_missing(False, 120) is False
-    monkeypatch.setattr(watchdog, "_STARTED", time.monotonic() - 121)
+    monkeypatch.setattr(watchdog, "_last_taking", time.monotonic() - 121)
     assert (watchdog.worker_missing(False, 120), watchdog.worker_missing(True, 120)) == (
         True,
         False,
     )
+    assert watchdog.worker_missing(False, 120) is False  # a worker took runs a moment ago
 
 
 async def test_the_loop_reconciles_every_interval_and_sweeps_at_most_once_a_minute(

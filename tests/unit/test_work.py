@@ -13,7 +13,7 @@ from app.pipeline import generator, inputs, stages, work
 from app.pipeline.claim import RunRef
 from app.pipeline.flows import _input_source, generate_data
 from app.pipeline.retries import retry_condition, retryable
-from app.pipeline.store import RunFiles, count_rows, sink, uploads_dir
+from app.pipeline.store import RunFiles, count_rows, scan, sink, uploads_dir
 from bench.engine import engine_query, generated
 
 HEADER = "id,name,category,value,quantity,is_active,created_at"
@@ -48,10 +48,19 @@ def test_run_all_on_generated_records_matches_the_stages_in_memory(tmp_path: Pat
 
 
 def test_a_retried_generate_starts_from_nothing(tmp_path: Path) -> None:
+    """Nor does a run whose id an earlier database used: its rejects were served as this run's."""
     files = RunFiles(tmp_path / "run")
-    work.generate(files, record_count=10, seed=1, batch_rows=2)
+    work.run_all(files, record_count=10, seed=1, batch_rows=2)
     assert work.generate(files, record_count=3, seed=1, batch_rows=2) == work.StageOutput(3, 3)
     assert len(list(files.raw.iterdir())) == 2
+    assert sorted(p.name for p in files.root.iterdir()) == ["raw"]
+
+
+def test_parts_are_read_in_the_order_they_were_written_past_99999(tmp_path: Path) -> None:
+    """part-100000 sorts between part-10000 and part-10001 by name: the rows came out reordered."""
+    for index in (99_999, 100_000, 10_000, 10_001, 0):
+        pl.DataFrame({"index": [index]}).write_parquet(tmp_path / f"part-{index:05d}.parquet")
+    assert scan(tmp_path).collect()["index"].to_list() == [0, 10_000, 10_001, 99_999, 100_000]
 
 
 def test_input_file_replaces_the_generator(tmp_path: Path) -> None:
