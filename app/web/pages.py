@@ -73,14 +73,20 @@ def _render(
 
 
 def _key_required(request: Request) -> HTMLResponse:
-    return _render(request, "key_required.html", {}, status_code=401)
+    """401, saying whether a saved key was refused (else the reader loops: saved, reloaded,
+    asked again, with no hint that the key is wrong)."""
+    refused = bool(request.cookies.get(auth.API_KEY_COOKIE))
+    return _render(request, "key_required.html", {"refused": refused}, status_code=401)
 
 
-def _fragment_key_required() -> PlainTextResponse:
+def _fragment_key_required(request: Request) -> PlainTextResponse:
     """A polled fragment's 401: text the page shows as it is."""
-    return PlainTextResponse(
-        "reading needs an API key: enter it under 'API key'", status_code=401, headers=HEADERS
+    text = (
+        "the API key saved for this session was refused: enter a valid one under 'API key'"
+        if request.cookies.get(auth.API_KEY_COOKIE)
+        else "reading needs an API key: enter it under 'API key'"
     )
+    return PlainTextResponse(text, status_code=401, headers=HEADERS)
 
 
 async def _pipeline(session: SessionDep, pipeline_id: str) -> PipelineOut | None:
@@ -141,7 +147,7 @@ async def pipeline_list_fragment(
 ) -> HTMLResponse | PlainTextResponse:
     """The list region of the pipelines page alone: what the page polls (errors as text)."""
     if not reads_open:
-        return _fragment_key_required()
+        return _fragment_key_required(request)
     context = await _pipeline_list(session, STATUSES.get(status), _page_number(page))
     return _render(request, "_pipeline_list.html", context)
 
@@ -191,7 +197,7 @@ async def progress_fragment(
 ) -> HTMLResponse | PlainTextResponse:
     """The progress region of the pipeline page alone: what the page polls (errors as text)."""
     if not reads_open:
-        return _fragment_key_required()
+        return _fragment_key_required(request)
     pipeline = await _pipeline(session, pipeline_id)
     if pipeline is None:
         return PlainTextResponse(f"pipeline {pipeline_id} not found", 404, headers=HEADERS)

@@ -82,6 +82,21 @@ async def test_read_keys_lock_the_pages_until_the_key_cookie_is_sent(
         ), fragment_path
     wrong = await client.get("/", headers={"Cookie": "pipeline_api_key=beta"})
     assert wrong.status_code == 401
+    # the reader is told the saved key is wrong, not asked again as if none was saved
+    assert (
+        parse(wrong.text)
+        .by_id("key-refused")
+        .text.startswith(
+            "The key saved for this session was refused: it is not one of this server's keys."
+        )
+    )
+    refused_fragment = await client.get(
+        "/pipelines-list", headers={"Cookie": "pipeline_api_key=beta"}
+    )
+    assert (refused_fragment.status_code, refused_fragment.text) == (
+        401,
+        "the API key saved for this session was refused: enter a valid one under 'API key'",
+    )
 
     for path in (
         "/",

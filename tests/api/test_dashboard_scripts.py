@@ -24,7 +24,8 @@ from tests.support.rows import add_pipeline, add_run
 # one backend is enough for the browser: the routes under it are tested on both
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-NEEDS_KEY = "reading needs an API key: enter it under 'API key'"
+# a key was saved, and it is not (or no longer) one of the server's
+KEY_REFUSED = "the API key saved for this session was refused: enter a valid one under 'API key'"
 REFUSED = "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
 HIDE = """hidden => {
   Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
@@ -118,7 +119,7 @@ async def test_a_refused_key_asks_for_a_new_one_once_and_its_message_goes_when_i
         return response.url.endswith("/progress") and response.status == 401
 
     await configure(API_KEYS="beta", API_KEYS_FOR_READS="true")  # the key was rotated
-    await expect(message).to_have_text(NEEDS_KEY)
+    await expect(message).to_have_text(KEY_REFUSED)
     await expect(key_field).to_be_focused()  # the first refusal opens the panel and asks
     await log_tail.focus()  # the reader goes on reading the logs
     for _ in range(2):  # more refused polls (every 5 s) while the key is still wrong
@@ -134,7 +135,7 @@ async def test_a_refused_key_asks_for_a_new_one_once_and_its_message_goes_when_i
     await log_tail.focus()
     await configure(API_KEYS="gamma", API_KEYS_FOR_READS="true")  # a new streak asks again
     await expect(key_field).to_be_focused(timeout=10_000)
-    await expect(message).to_have_text(NEEDS_KEY)
+    await expect(message).to_have_text(KEY_REFUSED)
     take_refusals(console)
 
 

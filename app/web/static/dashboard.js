@@ -50,6 +50,33 @@ const Dashboard = (() => {
     }
   }
 
+  /** Run `swap` (which replaces elements of `region`) without losing the keyboard focus: the
+   * focused link or button is found again in the new elements, by its id, data-key or href. */
+  function keepingFocus(region, swap) {
+    const focused = document.activeElement;
+    const inside = focused && focused !== document.body && region.contains(focused);
+    const selector = !inside
+      ? null
+      : focused.id
+        ? `#${CSS.escape(focused.id)}`
+        : focused.dataset.key
+          ? `[data-key="${CSS.escape(focused.dataset.key)}"]`
+          : focused.getAttribute("href")
+            ? `[href="${CSS.escape(focused.getAttribute("href"))}"]`
+            : null;
+    swap();
+    if (selector && !region.contains(document.activeElement)) {
+      const again = region.querySelector(selector);
+      if (again) again.focus();
+    }
+  }
+
+  /** A fresh Idempotency-Key: random, from crypto.getRandomValues (randomUUID needs HTTPS). */
+  function newKey() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   // A notice for the next page this tab opens (the pipeline page deletes, then opens the list):
   // kept in sessionStorage, shown once, under that page's heading.
   const NOTICE = "dashboard-notice";
@@ -109,6 +136,12 @@ const Dashboard = (() => {
     const fields = ["name", "record_count", "file", "format"];
     const formError = document.getElementById("form-error");
     const submit = document.getElementById("create-submit");
+    // one key per filling of the form: a second submit of the same (a double click, Enter
+    // while the page changes) gets the same pipeline, not a second one; an edit is a new request
+    let key = newKey();
+    form.addEventListener("input", () => {
+      key = newKey();
+    });
 
     function clearErrors() {
       formError.textContent = "";
@@ -150,24 +183,36 @@ const Dashboard = (() => {
         const format = document.getElementById("format").value;
         if (format) body.set("format", format);
         body.set("file", file);
-        return api("/api/pipelines", { method: "POST", body });
+        return api("/api/pipelines", { method: "POST", body, headers: { "Idempotency-Key": key } });
       }
       const record_count = document.getElementById("record_count").value;
       return api("/api/pipelines", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", "Idempotency-Key": key },
         body: JSON.stringify({ name, record_count, trigger: true }),
       });
     }
 
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      if (submit.disabled) return; // Enter while the last submit is under way
       clearErrors();
+      const count = document.getElementById("record_count");
+      const file = document.getElementById("file").files[0];
+      if (!file && (count.validity.badInput || !count.value.trim())) {
+        // empty, or what the browser cannot read as a number (1,000 in some): it would send ""
+        showFieldErrors([
+          { loc: ["body", "record_count"], msg: "enter a whole number, like 1000 (digits only)" },
+        ]);
+        return;
+      }
       submit.disabled = true;
+      let leaving = false;
       try {
         const response = await request();
         if (response.ok) {
           const pipeline = await response.json();
+          leaving = true; // the button stays disabled until the pipeline's page replaces this one
           location.assign(`/pipelines/${pipeline.id}`);
           return;
         }
@@ -183,7 +228,7 @@ const Dashboard = (() => {
       } catch (error) {
         formError.textContent = `The API did not answer (${error.message}); is it running?`;
       } finally {
-        submit.disabled = false;
+        if (!leaving) submit.disabled = false;
       }
     });
   }
@@ -194,5 +239,5 @@ const Dashboard = (() => {
     showNotice();
   });
 
-  return { api, errorText, askForKey, leaveNotice };
+  return { api, errorText, askForKey, keepingFocus, leaveNotice };
 })();

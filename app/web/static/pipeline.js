@@ -9,6 +9,7 @@
   const ACTIVE = new Set(["pending", "running"]);
   const LOG_LINES = 200; // the logs endpoint's maximum
   const POLLS_AFTER_FINISH = 5; // Prefect receives a run's last log lines a little late
+  const IDLE_MS = 10000; // no run in flight: a scheduled run, or one started elsewhere, shows
 
   let progress = null;
   let pipelineId = "";
@@ -28,17 +29,19 @@
 
   /** Swap in the blocks of `fresh` that changed, so the live region announces only those. */
   function patch(fresh) {
-    const sameShape =
-      fresh.dataset.runId === progress.dataset.runId &&
-      keys(fresh).join(" ") === keys(progress).join(" ");
-    if (!sameShape) {
-      progress.replaceChildren(...fresh.childNodes);
-    } else {
-      for (const block of [...fresh.querySelectorAll("[data-key]")]) {
-        const old = progress.querySelector(`[data-key="${block.dataset.key}"]`);
-        if (old.outerHTML !== block.outerHTML) old.replaceWith(block);
+    const newRun = fresh.dataset.runId !== progress.dataset.runId;
+    const sameShape = !newRun && keys(fresh).join(" ") === keys(progress).join(" ");
+    Dashboard.keepingFocus(progress, () => {
+      if (!sameShape) {
+        progress.replaceChildren(...fresh.childNodes);
+      } else {
+        for (const block of [...fresh.querySelectorAll("[data-key]")]) {
+          const old = progress.querySelector(`[data-key="${block.dataset.key}"]`);
+          if (old.outerHTML !== block.outerHTML) old.replaceWith(block);
+        }
       }
-    }
+    });
+    if (newRun && progress.dataset.runId) showSchedule(); // a scheduled run: its next one
     progress.dataset.status = fresh.dataset.status;
     progress.dataset.inFlight = fresh.dataset.inFlight;
     progress.dataset.runId = fresh.dataset.runId;
@@ -51,6 +54,9 @@
       "trigger-button": status() === "completed" || status() === "created",
       "delete-button": !inFlight(), // the API refuses while a run is in flight
     };
+    const trigger = document.getElementById("trigger-button");
+    const label = status() === "created" ? "Run" : "Run again"; // a first run is no "again"
+    if (trigger.textContent !== label) trigger.textContent = label;
     const focused = document.activeElement;
     for (const [id, visible] of Object.entries(shown)) {
       document.getElementById(id).hidden = !visible;
@@ -91,6 +97,15 @@
         `/pipelines/${pipelineId}/progress`,
         timed({ credentials: "same-origin" }),
       );
+      if (response.status === 404) {
+        // deleted elsewhere: nothing left to watch or to act on
+        leaving = true;
+        clearTimeout(logsTimer);
+        for (const button of document.querySelectorAll("#actions button")) button.hidden = true;
+        document.getElementById("action-message").textContent =
+          `${await response.text()}: it was deleted. The list of pipelines is at /.`;
+        return;
+      }
       if (!response.ok) {
         failed(await response.text());
         if (response.status === 401 && !keyAsked) {
@@ -123,6 +138,8 @@
     } else if (pollsLeft > 0) {
       pollsLeft -= 1;
       schedule(2 * POLL_MS);
+    } else {
+      schedule(IDLE_MS); // never stop watching: Run again must not start a second run
     }
   }
 
@@ -225,11 +242,13 @@
       }
     } catch (error) {
       say(`The API did not answer (${error.message}).`);
+    }
+    pollsLeft = POLLS_AFTER_FINISH;
+    try {
+      await refresh(); // the buttons the new status allows, before this one is pressable again
     } finally {
       button.removeAttribute("aria-disabled");
     }
-    pollsLeft = POLLS_AFTER_FINISH;
-    await refresh();
   }
 
   /** Delete the pipeline once the reader confirms; then the list, which says it was deleted. */

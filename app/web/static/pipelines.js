@@ -7,6 +7,7 @@
 (() => {
   const ACTIVE_MS = 2000;
   const IDLE_MS = 10000;
+  const FETCH_TIMEOUT_MS = 10000;
 
   let list = null;
   let message = null;
@@ -21,18 +22,20 @@
     const sameRows =
       oldRows.length === newRows.length &&
       oldRows.every((row, i) => rowKey(row) === rowKey(newRows[i]));
-    if (!sameRows) {
-      list.replaceChildren(...fresh.childNodes);
-    } else {
-      newRows.forEach((row, i) => {
-        if (oldRows[i].outerHTML !== row.outerHTML) oldRows[i].replaceWith(row);
-      });
-      const pager = list.querySelector(".pager");
-      const freshPager = fresh.querySelector(".pager");
-      if (pager && freshPager && pager.outerHTML !== freshPager.outerHTML) {
-        pager.replaceWith(freshPager);
+    Dashboard.keepingFocus(list, () => {
+      if (!sameRows) {
+        list.replaceChildren(...fresh.childNodes);
+      } else {
+        newRows.forEach((row, i) => {
+          if (oldRows[i].outerHTML !== row.outerHTML) oldRows[i].replaceWith(row);
+        });
+        const pager = list.querySelector(".pager");
+        const freshPager = fresh.querySelector(".pager");
+        if (pager && freshPager && pager.outerHTML !== freshPager.outerHTML) {
+          pager.replaceWith(freshPager);
+        }
       }
-    }
+    });
     list.dataset.active = fresh.dataset.active;
   }
 
@@ -46,6 +49,7 @@
     try {
       const response = await fetch(`/pipelines-list?${list.dataset.query}`, {
         credentials: "same-origin",
+        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), // a hung request must not stop the loop
       });
       if (response.ok) {
         const template = document.createElement("template");
@@ -60,7 +64,8 @@
         if (response.status === 401 && first) Dashboard.askForKey();
       }
     } catch (error) {
-      say(`Lost contact with the API (${error.message}); trying again.`);
+      const why = error.name === "TimeoutError" ? `no answer in ${FETCH_TIMEOUT_MS / 1000} s` : error.message;
+      say(`Lost contact with the API (${why}); trying again.`);
     }
     schedule();
   }

@@ -1,0 +1,138 @@
+"""The dashboard's live pages in a real browser (Debian's headless Chromium): what they keep
+doing after a run ends, when the pipeline is deleted elsewhere, the keyboard focus across polls,
+and the create form submitted twice. Prefect is not running; the API calls that would reach it
+are answered by the test."""
+
+import asyncio
+import json
+
+from playwright.async_api import Page, Request, Route, expect
+from sqlalchemy import delete, update
+
+from app.db import get_sessionmaker
+from app.models import Pipeline, PipelineRun, Status
+from tests.api.test_dashboard_scripts import browser, console, dashboard, page, pytestmark
+from tests.support.rows import add_pipeline, add_run
+
+__all__ = ["browser", "console", "dashboard", "page", "pytestmark"]  # shared fixtures
+
+
+def _progress_polls(page: Page, pipeline_id: int) -> list[float]:
+    """The times (event loop clock) of the page's progress polls, as they are sent."""
+    sent: list[float] = []
+    path = f"/pipelines/{pipeline_id}/progress"
+
+    def record(request: Request) -> None:
+        if request.url.endswith(path):
+            sent.append(asyncio.get_running_loop().time())
+
+    page.on("request", record)
+    return sent
+
+
+async def test_a_finished_run_s_page_keeps_watching_and_shows_a_run_started_elsewhere(
+    page: Page,
+) -> None:
+    """It stopped polling ~10 s after its run ended: a scheduled run never showed, and Run again
+    started a second run beside it."""
+    pipeline_id = await add_pipeline("idle")
+    await add_run(pipeline_id, Status.COMPLETED, {})
+    polls = _progress_polls(page, pipeline_id)
+    await page.goto(f"/pipelines/{pipeline_id}")
+    await expect(page.locator("#trigger-button")).to_be_visible()
+    await page.wait_for_timeout(13_000)  # the five 2 s polls after a run ends, and more
+    assert len(polls) == 6  # the first, five 2 s apart; then one every 10 s
+    await add_run(pipeline_id, Status.RUNNING, {})  # a scheduled run
+    await expect(page.locator("#progress")).to_have_attribute(
+        "data-status", "running", timeout=11_000
+    )
+    await expect(page.locator("#trigger-button")).to_be_hidden()
+    await expect(page.locator("#cancel-button")).to_be_visible()
+
+
+async def test_a_pipeline_deleted_elsewhere_stops_the_page_s_polls(
+    page: Page, console: list[str]
+) -> None:
+    pipeline_id = await add_pipeline("gone")
+    await add_run(pipeline_id, Status.RUNNING, {})
+    polls = _progress_polls(page, pipeline_id)
+    await page.goto(f"/pipelines/{pipeline_id}")
+    await expect(page.locator("#cancel-button")).to_be_visible()
+    async with get_sessionmaker()() as session, session.begin():
+        await session.execute(delete(Pipeline).where(Pipeline.id == pipeline_id))
+    await expect(page.locator("#action-message")).to_have_text(
+        f"pipeline {pipeline_id} not found: it was deleted. The list of pipelines is at /.",
+        timeout=5_000,
+    )
+    await expect(page.locator("#actions button:visible")).to_have_count(0)
+    seen = len(polls)
+    await page.wait_for_timeout(6_000)  # a poll every 1 s, had it gone on (5 s after an error)
+    assert len(polls) == seen
+    not_found = "Failed to load resource: the server responded with a status of 404 (Not Found)"
+    assert set(console) == {not_found}  # the one poll that found it gone (and its log request)
+    console.clear()
+
+
+async def test_the_focused_link_keeps_the_keyboard_across_polls(page: Page) -> None:
+    """A row (or the whole list) swapped in by a poll took the focus with it, to the page."""
+    pipeline_id = await add_pipeline("watched")
+    run_id = await add_run(pipeline_id, Status.RUNNING, {})
+    await page.goto("/")
+    link = page.locator(f"tr[data-pipeline-id='{pipeline_id}'] a")
+    await link.focus()
+    async with get_sessionmaker()() as session, session.begin():
+        await session.execute(
+            update(PipelineRun).where(PipelineRun.id == run_id).values(status=Status.COMPLETED)
+        )
+    row = page.locator(f"tr[data-pipeline-id='{pipeline_id}']")
+    await expect(row).to_contain_text("completed", timeout=5_000)  # the row was swapped
+    await expect(link).to_be_focused()
+    await add_pipeline("newer")  # a new row: the whole list region is swapped
+    await expect(page.locator("tr[data-pipeline-id]")).to_have_count(2, timeout=12_000)
+    await expect(link).to_be_focused()
+
+
+async def test_the_create_form_sent_twice_makes_one_pipeline(page: Page) -> None:
+    """The button was enabled again as soon as the answer came, while the new page loaded, and
+    the request carried no Idempotency-Key: a second Enter made a second pipeline and run."""
+    posts: list[str | None] = []
+
+    answered = asyncio.Event()
+
+    async def api(route: Route) -> None:
+        posts.append(route.request.headers.get("idempotency-key"))
+        body = {"id": 424242, "message": "created"}
+        await route.fulfill(status=201, body=json.dumps(body), content_type="application/json")
+        answered.set()
+
+    async def next_page(route: Route) -> None:  # slow to load: the window for a second Enter
+        await asyncio.sleep(3)
+        await route.fulfill(body="<p>next page</p>", content_type="text/html")
+
+    await page.route("**/api/pipelines", api)
+    await page.route("**/pipelines/424242", next_page)
+    await page.goto("/")
+    await page.locator("#name").fill("twice")
+    await page.locator("#name").press("Enter")
+    await asyncio.wait_for(answered.wait(), 5)
+    await page.wait_for_timeout(300)  # the answer read, the next page asked for
+    await page.keyboard.press("Enter")  # while the pipeline's page loads: still the form's field
+    await page.wait_for_timeout(500)
+    await page.wait_for_url("**/pipelines/424242")
+    assert len(posts) == 1 and posts[0] is not None and len(posts[0]) == 32
+
+
+async def test_a_record_count_left_empty_is_explained_by_its_field(page: Page) -> None:
+    """The browser sends "" for an empty number field (or one it cannot read, 1,000 in some):
+    the API's answer, "unable to parse string as an integer", did not say what to type."""
+    posts: list[str] = []
+    await page.route("**/api/pipelines", lambda route: posts.append(route.request.url))
+    await page.goto("/")
+    await page.locator("#name").fill("empty")
+    await page.locator("#record_count").fill("")
+    await page.locator("#create-submit").click()
+    await expect(page.locator("#record_count-error")).to_have_text(
+        "enter a whole number, like 1000 (digits only)"
+    )
+    await expect(page.locator("#record_count")).to_be_focused()
+    assert posts == []
