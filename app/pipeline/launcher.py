@@ -19,6 +19,7 @@ from typing import NoReturn
 
 SOCKET_ENV = "PIPELINE_ZYGOTE_SOCKET"
 MAX_MESSAGE = 1 << 20
+PID_TIMEOUT_SECONDS = 30.0
 
 
 def _cold_start(reason: str) -> NoReturn:
@@ -27,12 +28,27 @@ def _cold_start(reason: str) -> NoReturn:
 
 
 def _forward(child: int) -> None:
+    """Signals to this process go to the run's whole process group, as Prefect's worker sends
+    them to a cold run's (the child leads a session of its own): processes the run started too."""
+
     def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signum)
+        try:
+            os.killpg(child, signum)
+        except (ProcessLookupError, PermissionError):  # not yet its own group's leader
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
+
+
+def _die_as(signum: int) -> NoReturn:
+    """End as the run's process ended, by its signal: the worker reads -9 as a kill, not 137 as
+    an out-of-memory exit."""
+    with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
+        signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    sys.exit(128 + signum)  # a signal that does not end a process by default
 
 
 def main() -> int:
@@ -53,20 +69,30 @@ def main() -> int:
     except OSError as exc:  # an environment too large for one message, say
         _cold_start(f"the zygote at {path} did not take the request: {exc}")
     child = 0
+    conn.settimeout(PID_TIMEOUT_SECONDS)  # a zygote that took the request and never forks
     while True:
         try:
             message = conn.recv(MAX_MESSAGE)
         except InterruptedError:
             continue
+        except TimeoutError:
+            _cold_start(f"the zygote at {path} did not start the run in {PID_TIMEOUT_SECONDS:g} s")
+        except ConnectionResetError:
+            message = b""
+        if not message and not child:  # it could not fork (a process limit), or it stopped
+            _cold_start(f"the zygote at {path} closed the connection before starting the run")
         if not message:
             print("the zygote went away before the flow run finished", file=sys.stderr)
             return 1
         kind, _, value = message.decode().partition(" ")
         if kind == "pid":
             child = int(value)
+            conn.settimeout(None)  # the run takes as long as it takes
             _forward(child)
         elif kind == "exit":
             return int(value)
+        elif kind == "signal":
+            _die_as(int(value))
 
 
 if __name__ == "__main__":

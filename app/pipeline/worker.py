@@ -12,7 +12,9 @@ cold and wait for its poll.
 """
 
 import asyncio
+import contextlib
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,10 +33,38 @@ YOUNG_SECONDS = 30.0  # a zygote that dies sooner than this waits longer before 
 LISTEN_RETRY_SECONDS = 30.0
 
 
+SOCKET_PATH_MAX = 107  # sun_path's 108 bytes, its terminating NUL included
+
+
+def socket_directory() -> Path:
+    """A new private directory for the zygote's socket: under the temporary directory, or /tmp
+    when that one's path is too long for a Unix socket (the warm start was off, in silence)."""
+    base = tempfile.gettempdir()
+    if len(os.path.join(base, "pipeline-zygote-12345678", "zygote.sock")) > SOCKET_PATH_MAX:
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix="pipeline-zygote-", dir=base))
+
+
+def private_directory(path: Path) -> bool:
+    """Whether `path` is this user's own directory that no one else may enter, creating it (mode
+    0700) if it is gone. A zygote removes its directory as it exits; its successor must not use
+    one another local user made meanwhile, in which a socket of theirs would receive the runs'
+    environments (their database URL and API keys)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    found = os.lstat(path)
+    return (
+        stat.S_ISDIR(found.st_mode)
+        and found.st_uid == os.getuid()
+        and stat.S_IMODE(found.st_mode) == 0o700
+    )
+
+
 def main(argv: list[str]) -> None:
-    path = Path(tempfile.mkdtemp(prefix="pipeline-zygote-")) / "zygote.sock"
+    path = socket_directory() / "zygote.sock"
     os.environ[SOCKET_ENV] = str(path)
     zygote = start_zygote(path)
+    assert zygote is not None  # its directory was made just now
     wait_until_warm(zygote, path, ZYGOTE_READY_SECONDS)
     keep_zygote(zygote, path)
     share_tls_contexts()
@@ -46,10 +76,18 @@ def main(argv: list[str]) -> None:
     app()  # exits the process with the command's status
 
 
-def start_zygote(path: Path) -> subprocess.Popen[bytes]:
+def start_zygote(path: Path) -> subprocess.Popen[bytes] | None:
     """The zygote, as this process's child (the worker's): it exits with the thread that started
-    it (app/pipeline/zygote.py asks the kernel for that)."""
-    path.parent.mkdir(exist_ok=True)  # a zygote that exits cleanly removes its directory
+    it (app/pipeline/zygote.py asks the kernel for that). None when its directory is no longer
+    private: the runs start cold."""
+    if not private_directory(path.parent):  # a zygote that exits removes its directory
+        print(
+            f"{path.parent} is not this user's private directory any more: no zygote, flow runs "
+            "start cold (restart the worker)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
     return subprocess.Popen(
         [sys.executable, "-m", "app.pipeline.zygote"],
         stdin=subprocess.DEVNULL,
@@ -85,7 +123,10 @@ def keep_zygote(zygote: subprocess.Popen[bytes], path: Path) -> threading.Thread
                 flush=True,
             )
             time.sleep(delay)
-            current = start_zygote(path)
+            if (started_again := start_zygote(path)) is None:
+                threading.Event().wait()  # runs start cold from now on; see above
+            else:
+                current = started_again
 
     thread = threading.Thread(target=keep, name="zygote-keeper", daemon=True)
     thread.start()

@@ -13,6 +13,7 @@ It runs no threads and no event loop of its own, so forking it is safe.
 
 import contextlib
 import ctypes
+import io
 import json
 import os
 import runpy
@@ -28,6 +29,7 @@ from app.pipeline.warm import exit_without_teardown, preload
 
 PR_SET_PDEATHSIG = 1
 PARENT_CHECK_SECONDS = 1.0
+REQUEST_TIMEOUT_SECONDS = 5.0  # a launcher sends its request as soon as it connects
 
 
 def _die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
@@ -97,18 +99,24 @@ class Zygote:
                     os.rmdir(os.path.dirname(self.path))
 
     def _accept(self, listener: socket.socket) -> Callable[[], int] | None:
-        conn, _ = listener.accept()
+        try:
+            conn, _ = listener.accept()
+        except OSError as exc:  # out of file descriptors, say: the launcher starts cold
+            print(f"zygote: cannot accept a launcher: {exc}", file=sys.stderr, flush=True)
+            return None
         fds: list[int] = []
         try:
+            conn.settimeout(REQUEST_TIMEOUT_SECONDS)  # one silent client must not stall the rest
             message, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 3)
             request = json.loads(message)
-        except (OSError, ValueError) as exc:
-            print(f"zygote: unreadable request: {exc}", file=sys.stderr, flush=True)
+            conn.settimeout(None)
+            pid = os.fork()
+        except (OSError, ValueError) as exc:  # unreadable, or no fork (a process limit)
+            print(f"zygote: cannot start this run: {exc}", file=sys.stderr, flush=True)
             for fd in fds:  # the launcher's stdio: kept open, its worker would wait on them
                 os.close(fd)
-            conn.close()
+            conn.close()  # the launcher hears no pid: it starts the run cold
             return None
-        pid = os.fork()
         if pid == 0:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -146,7 +154,7 @@ class Zygote:
                 flush=True,
             )
             with contextlib.suppress(OSError):
-                conn.send(f"exit {code if code >= 0 else 128 - code}".encode())
+                conn.send((f"exit {code}" if code >= 0 else f"signal {-code}").encode())
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(conn)
             conn.close()
@@ -157,8 +165,11 @@ class Zygote:
         except (KeyError, ValueError):  # already reaped and closed earlier in this round
             return
         self.selector.unregister(conn)  # launchers never write after their request: this is EOF
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the run and what it started, as for a cold run
+        except (ProcessLookupError, PermissionError):  # not yet its own group's leader
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def run_flow_run(fds: list[int], request: dict[str, object]) -> int:
@@ -169,6 +180,9 @@ def run_flow_run(fds: list[int], request: dict[str, object]) -> int:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
+    # line by line, as the worker reads it: the last lines of a run killed outright are kept
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     env = request["env"]
     assert isinstance(env, dict)
     zygote_logging_env = _logging_environment()

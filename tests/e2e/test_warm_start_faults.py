@@ -1,0 +1,147 @@
+"""The warm start when things go wrong: a silent client, a zygote that cannot fork or hangs up,
+a run killed outright, processes a run started, its socket directory. A real zygote (from
+test_warm_start) or a stand-in socket that misbehaves on purpose; no stack."""
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.pipeline import worker
+from tests.e2e.test_warm_start import children, launch, zygote
+
+__all__ = ["zygote"]  # the module's zygote fixture, shared
+
+
+def _stand_in(path: Path, answer: Callable[[socket.socket], None]) -> threading.Thread:
+    """A "zygote" that takes one launcher's request and answers it with `answer`."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(str(path))
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        _message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        for fd in fds:
+            os.close(fd)
+        answer(conn)
+        conn.close()
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_client_that_never_sends_does_not_stall_the_next_runs(
+    zygote: tuple[subprocess.Popen[str], str],
+) -> None:
+    """The zygote read one connection at a time with no limit: every launcher after a silent
+    one waited until it went away."""
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    silent.connect(zygote[1])
+    try:
+        launcher = launch(zygote[1], "not-a-uuid")
+        output, _ = launcher.communicate(timeout=30)  # served once the silent one timed out
+    finally:
+        silent.close()
+    assert launcher.returncode == 1
+    assert "warm start unavailable" not in output
+    assert zygote[0].poll() is None
+
+
+def test_a_zygote_that_hangs_up_before_the_pid_means_a_cold_start(tmp_path: Path) -> None:
+    """It could not fork (a process limit): the launcher printed "the zygote went away" and the
+    run failed, instead of starting cold."""
+    path = tmp_path / "z.sock"
+    served = _stand_in(path, lambda conn: None)
+    output, _ = launch(str(path), "not-a-uuid").communicate(timeout=120)
+    served.join(5)
+    assert output.startswith(
+        f"warm start unavailable (the zygote at {path} closed the connection before starting "
+        "the run); starting the flow run cold"
+    )
+    assert "Invalid flow run id. Received arguments: ['" in output  # Prefect's own engine
+
+
+def test_a_signal_to_the_launcher_reaches_what_the_run_started(tmp_path: Path) -> None:
+    """A cancel (SIGTERM) reached the run's own process only: a program it had started lived on,
+    where a cold run's whole process group is signalled."""
+    run = subprocess.Popen(["sh", "-c", "sleep 300 & wait"], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not (started := children(run.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(started) == 1
+    path = tmp_path / "z.sock"
+    told = threading.Event()
+
+    def started_it(conn: socket.socket) -> None:
+        conn.send(f"pid {run.pid}".encode())
+        told.set()
+        time.sleep(5)  # the run's end is not reported: the launcher is stopped first
+
+    _stand_in(path, started_it)
+    launcher = launch(str(path), "not-a-uuid")
+    assert told.wait(10)
+    time.sleep(0.3)  # the launcher has read the pid and forwards signals to it
+    launcher.send_signal(signal.SIGTERM)
+    assert run.wait(10) == -signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{started[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{started[0]}").exists()  # the sleep the run started is gone too
+    launcher.kill()
+    launcher.communicate()
+
+
+def test_a_run_killed_outright_is_reported_as_killed(
+    zygote: tuple[subprocess.Popen[str], str],
+) -> None:
+    """The launcher exited 137, which Prefect's worker reports as an out-of-memory kill; a cold
+    run killed so exits by its signal (-9)."""
+    launcher = launch(zygote[1], str(uuid.uuid4()))  # the engine keeps retrying the API
+    deadline = time.monotonic() + 30
+    while not (running := children(zygote[0].pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(running) == 1
+    os.kill(running[0], signal.SIGKILL)
+    launcher.communicate(timeout=30)
+    assert launcher.returncode == -signal.SIGKILL
+
+
+def test_the_socket_directory_is_private_and_fits_a_unix_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zygote's successor used whatever directory stood at its path (another user's, made
+    after the first zygote removed its own); a long TMPDIR turned the warm start off."""
+    own = tmp_path / "own"
+    assert worker.private_directory(own)  # gone: made, 0700
+    assert stat.S_IMODE(own.stat().st_mode) == 0o700
+    open_to_all = tmp_path / "open"
+    open_to_all.mkdir()
+    open_to_all.chmod(0o777)
+    someone_elses = tmp_path / "theirs"
+    someone_elses.mkdir(mode=0o700)
+    os.chown(someone_elses, 65534, 65534)  # nobody's
+    assert (worker.private_directory(open_to_all), worker.private_directory(someone_elses)) == (
+        False,
+        False,
+    )
+    long = tmp_path / ("t" * 90)
+    long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long))
+    made = worker.socket_directory()
+    try:
+        assert made.parent == Path("/tmp")
+        assert len(str(made / "zygote.sock")) <= worker.SOCKET_PATH_MAX
+    finally:
+        made.rmdir()
