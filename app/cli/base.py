@@ -2,12 +2,15 @@
 
 import functools
 import json
-from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, cast
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, NoReturn, ParamSpec, cast
 
 import httpx
 import typer
 from rich.console import Console
+from rich.segment import Segment
 
 from app.cli.client import (
     DEFAULT_API_URL,
@@ -50,6 +53,8 @@ def command(
             except KeyboardInterrupt:
                 stderr().print("interrupted")
                 raise typer.Exit(ExitCode.INTERRUPTED) from None
+            except BrokenPipeError:  # typer.echo's lines to a reader gone (| head)
+                stop_writing()
 
         (group or app).command(name)(reported)
         return func
@@ -57,12 +62,43 @@ def command(
     return register
 
 
+# C0 and C1 control characters but tab and newline: text from the API (a name, an error, a log
+# line) must not clear the reader's screen or retitle their window (ESC [2J, ESC ]0;…)
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(9), *range(11, 32), *range(127, 160))}
+
+
+class _Console(Console):
+    """A console for user text: no markup, no :emoji: codes, control characters shown escaped;
+    a reader gone (| head) ends the command quietly."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(highlight=False, markup=False, emoji=False, **kwargs)
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment
+            if segment.control
+            else Segment(segment.text.translate(_CONTROLS), segment.style)
+            for segment in buffer
+        )
+
+    def on_broken_pipe(self) -> None:
+        stop_writing()
+
+
+def stop_writing() -> NoReturn:
+    """The reader of stdout went away: exit 0, as `| head` wants, writing nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(0)
+
+
 def stdout() -> Console:
-    return Console(highlight=False, markup=False)  # names and errors are user text, not markup
+    return _Console()
 
 
 def stderr() -> Console:
-    return Console(stderr=True, highlight=False, markup=False)
+    return _Console(stderr=True)
 
 
 def api(ctx: typer.Context) -> Api:
