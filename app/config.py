@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     retention_days: float = Field(
         default=30.0,
         ge=0,
+        le=36_500,  # a century; past that a date overflowed and every sweep failed
         validation_alias=AliasChoices("PIPELINE_RETENTION_DAYS"),
         description="Finished runs' directories are removed after this many days; 0 keeps them.",
     )

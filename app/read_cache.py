@@ -42,7 +42,7 @@ async def fetch(pipeline_id: int, load: Callable[[], Awaitable[tuple[str, bytes]
             return await asyncio.shield(loading)
         if not loading.cancelled():  # this request itself was cancelled, not the load
             raise asyncio.CancelledError
-    since = _generation
+    since, read_at = _generation, time.monotonic()
     future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
     _loading[pipeline_id] = (since, future)
     try:
@@ -57,7 +57,7 @@ async def fetch(pipeline_id: int, load: Callable[[], Awaitable[tuple[str, bytes]
     finally:
         if _loading.get(pipeline_id, (None, None))[1] is future:
             del _loading[pipeline_id]
-    put(pipeline_id, status, body, since=since)
+    put(pipeline_id, status, body, since=since, read_at=read_at)
     future.set_result(body)
     return body
 
@@ -72,13 +72,17 @@ def get(pipeline_id: int) -> bytes | None:
     return entry[1]
 
 
-def put(pipeline_id: int, status: str, body: bytes, *, since: int) -> None:
+def put(
+    pipeline_id: int, status: str, body: bytes, *, since: int, read_at: float | None = None
+) -> None:
+    """Keep a body read at `read_at` (its load's start: a slow read is no younger for it) for
+    PIPELINE_READ_CACHE_SECONDS from then."""
     ttl = get_settings().read_cache_seconds
     if ttl <= 0 or status not in FINAL or since != _generation:
         return
     if len(_entries) >= MAX_ENTRIES:
         _entries.pop(next(iter(_entries)))  # the oldest
-    _entries[pipeline_id] = (time.monotonic() + ttl, body)
+    _entries[pipeline_id] = ((time.monotonic() if read_at is None else read_at) + ttl, body)
 
 
 def invalidate() -> None:

@@ -6,6 +6,7 @@ resolve inside the run's directory are ever served.
 """
 
 import asyncio
+import contextlib
 import os
 import uuid
 from datetime import timedelta
@@ -16,8 +17,10 @@ import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
+from polars.datatypes import DataType, DataTypeClass
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
@@ -114,6 +117,18 @@ _UNWRITABLE: dict[str, tuple[type[pl.DataType], ...]] = {
 }
 
 
+def _holds(dtype: DataType | DataTypeClass, kinds: tuple[type[DataType], ...]) -> bool:
+    """Whether `dtype` is, or holds at any depth (a list of binaries), one of `kinds`: Polars
+    panicked writing a List(Binary) to JSON, a 500 past every error handler."""
+    if isinstance(dtype, kinds):
+        return True
+    if isinstance(dtype, pl.List | pl.Array):
+        return _holds(dtype.inner, kinds)
+    if isinstance(dtype, pl.Struct):
+        return any(_holds(f.dtype, kinds) for f in dtype.fields)
+    return False
+
+
 def converted(source: Path, fmt: Format) -> Path:
     """`source` in `fmt`: itself for parquet, else a CSV/JSON Lines copy written once, streaming.
 
@@ -154,7 +169,7 @@ def _convert(source: Path, target: Path, fmt: Format) -> Path:
     unwritable = [
         f"{name} ({dtype})"
         for name, dtype in frame.collect_schema().items()
-        if isinstance(dtype, _UNWRITABLE[fmt])
+        if _holds(dtype, _UNWRITABLE[fmt])
     ]
     if unwritable:
         raise HTTPException(
@@ -206,12 +221,26 @@ async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> Fi
         if await asyncio.to_thread(path.exists):
             raise
         raise _gone(run) from None
-    return FileResponse(
+    return _Served(
         served,
         media_type=MEDIA_TYPES[fmt],
         filename=f"pipeline-{run.pipeline_id}-run-{run.id}-{label}.{fmt}",
         background=BackgroundTask(served.unlink, missing_ok=True) if served != target else None,
     )
+
+
+class _Served(FileResponse):
+    """Removes its second name however the response ends: Starlette answers a Range it cannot
+    serve (400, 416: `curl -C -` on a file already whole) without running the background task,
+    and each such request left its hard link in serving/."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.background is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    await asyncio.to_thread(Path(self.path).unlink)
 
 
 @router.head("/output", include_in_schema=False)  # download tools ask first; no 2nd operation id

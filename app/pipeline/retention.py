@@ -75,7 +75,10 @@ def _run_directories(root: Path) -> dict[int, Path]:
 
 def _expired(path: Path, run: _Run | None, cutoff: datetime) -> bool:
     if run is None:
-        return datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff
+        try:
+            return datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff
+        except FileNotFoundError:  # removed meanwhile (a DELETE): the rest of the pass goes on
+            return False
     return run.status.is_final and run.finished_at < cutoff
 
 

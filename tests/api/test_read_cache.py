@@ -173,3 +173,17 @@ async def test_a_read_between_the_commit_starting_and_ending_is_dropped() -> Non
     finally:
         event.remove(Engine, "commit", read_meanwhile)
     assert read_cache.get(pipeline_id) is None
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_slow_read_is_kept_from_when_it_read_not_from_when_it_ended() -> None:
+    """Its expiry was counted from the load's end: staleness of the load's time plus the TTL."""
+    await use_settings(PIPELINE_READ_CACHE_SECONDS="1")
+
+    async def slow() -> tuple[str, bytes]:
+        await asyncio.sleep(0.6)
+        return "completed", b"read at the start"
+
+    assert await read_cache.fetch(7, slow) == b"read at the start"
+    await asyncio.sleep(0.5)  # 1.1 s after the read began: past the TTL
+    assert read_cache.get(7) is None

@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from app.db import get_sessionmaker
 from app.models import PipelineRun, PipelineStage, Status, utcnow
-from app.pipeline import work
+from app.pipeline import retention, work
 from app.pipeline.retention import SERVING_GRACE, Sweep, sweep_runs
 from app.pipeline.status import new_stage_rows
 from app.pipeline.store import RunFiles, runs_dir, serving_dir
@@ -143,7 +143,10 @@ async def test_columns_a_text_format_cannot_hold_are_a_422_naming_them(
         pl.read_csv(io.StringIO(INPUT), infer_schema=False)
         .head(1)
         .with_columns(
-            tags=pl.lit(["a", "b"]), blob=pl.lit(b"\x00"), took=pl.lit(timedelta(seconds=1))
+            tags=pl.lit(["a", "b"]),
+            blob=pl.lit(b"\x00"),
+            took=pl.lit(timedelta(seconds=1)),
+            blobs=pl.lit([b"\x00"]),  # nested: Polars panicked writing it as JSON (a bare 500)
         )
     )
     frame.write_parquet(tmp_path / "input.parquet")
@@ -159,13 +162,20 @@ async def test_columns_a_text_format_cannot_hold_are_a_422_naming_them(
     assert (as_csv.status_code, as_csv.json()["detail"]) == (
         422,
         "format: csv cannot hold the column(s) tags (List(String)), blob (Binary), took "
-        "(Duration(time_unit='us')); download format=parquet or format=jsonl",
+        "(Duration(time_unit='us')), blobs (List(Binary)); download format=parquet or "
+        "format=jsonl",
     )
     as_jsonl = await client.get(base, params={"format": "jsonl"})
     assert (as_jsonl.status_code, as_jsonl.json()["detail"]) == (
         422,
-        "format: jsonl cannot hold the column(s) blob (Binary); download format=parquet",
+        "format: jsonl cannot hold the column(s) blob (Binary), blobs (List(Binary)); download "
+        "format=parquet",
     )
+    # a Range the file cannot serve (curl -C - on a file already whole): no link left behind
+    for bad in ("bytes=999999999-", "bytes=abc", "bytes=5-1"):
+        refused = await client.get(base, headers={"Range": bad})
+        assert refused.status_code in (400, 416), bad
+    assert list(serving_dir().iterdir()) == []
     assert (await client.get(base)).status_code == 200
 
 
@@ -308,6 +318,12 @@ async def test_retention_removes_only_finished_runs_past_the_limit(
     assert await sweep_runs() == Sweep()
     later = utcnow() + timedelta(days=31)
     assert (await sweep_runs(now=later)).removed == [runs["recent completed"], 901]
+
+
+def test_a_run_directory_removed_during_a_sweep_does_not_end_the_sweep(tmp_path: Path) -> None:
+    """A DELETE removing a run's directory between the sweep's listing and its look at it:
+    FileNotFoundError ended the whole pass."""
+    assert retention._expired(tmp_path / "900", None, utcnow()) is False
 
 
 async def test_retention_zero_keeps_everything(

@@ -96,3 +96,10 @@ def test_relative_paths_and_the_env_file_are_the_project_s_wherever_a_process_ru
     for kept in ("sqlite+aiosqlite:////srv/p.db", "sqlite+aiosqlite:///:memory:"):
         monkeypatch.setenv("DATABASE_URL", kept)
         assert Settings().database_url == kept
+
+
+def test_retention_days_past_a_century_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1,000,000 days overflowed a date: every retention pass failed, nothing was trimmed."""
+    monkeypatch.setenv("PIPELINE_RETENTION_DAYS", "1000000")
+    with pytest.raises(ValidationError, match="less than or equal to 36500"):
+        Settings(_env_file=None)
