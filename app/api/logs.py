@@ -3,12 +3,13 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from app import service
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
+from app.models import PipelineRun
 from app.pipeline import orchestrator
 
 router = APIRouter(prefix="/api/pipelines", tags=["logs"], dependencies=[ReadAccess])
@@ -44,12 +45,22 @@ async def read_logs(
             description="Lines to skip from the first (or with `tail`, the last).",
         ),
     ] = 0,
+    run_id: Annotated[
+        int | None,
+        Query(ge=1, le=2**31 - 1, description="This run's lines, not the latest run's."),
+    ] = None,
 ) -> list[LogOut]:
-    """The latest run's log lines (flow and task runs), oldest first; empty before its first run.
+    """The latest run's (or `run_id`'s) log lines (flow and task runs), oldest first; empty
+    before its first run.
 
     503 when Prefect, which keeps the logs, is unreachable.
     """
-    run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
+    if run_id is None:
+        run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
+    elif (run := await session.get(PipelineRun, run_id)) is None or run.pipeline_id != pipeline.id:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"run {run_id} not found in pipeline {pipeline.id}"
+        )
     if run is None or run.prefect_flow_run_id is None:
         return []
     lines = await orchestrator.read_run_logs(

@@ -5,7 +5,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.text import Text
@@ -47,12 +47,15 @@ def logs(
     printed: set[str] = set()
     known = 0  # the run's lines read so far, in Prefect's order (by time)
     last_new = datetime.now(UTC)
+    latest = client.get(f"/api/pipelines/{pipeline_id}")["latest_run"]
+    # the run that is latest now, followed to its end: a run started meanwhile is not its sequel
+    pinned = {"run_id": latest["id"]} if latest else {}
     while True:
         # A page at a time from the last lines read, as long as pages come back full. The last
         # few are read again: a line that reached Prefect late with an earlier time lands among
         # them, and pushes the rest down (printed once, by id).
         start = max(0, known - LOG_OVERLAP)
-        page = client.get(f"/api/pipelines/{pipeline_id}/logs", offset=start)
+        page = client.get(f"/api/pipelines/{pipeline_id}/logs", offset=start, **pinned)
         new = [line for line in page if line["id"] not in printed]
         for line in new:
             if as_json:
@@ -67,11 +70,20 @@ def logs(
             continue
         if not follow:
             break
-        if _settled(client.get(f"/api/pipelines/{pipeline_id}")["latest_run"], last_new):
+        if _settled(_followed(client, pipeline_id, pinned), last_new):
             break
         time.sleep(interval)
     if not printed and not as_json:
         stderr().print(f"no log lines for pipeline {pipeline_id} yet")
+
+
+def _followed(client: Any, pipeline_id: int, pinned: dict[str, int]) -> dict[str, Any] | None:
+    """The run being followed as it is now (the latest, if there was none when it began)."""
+    pipeline = client.get(f"/api/pipelines/{pipeline_id}")
+    if not pinned or (pipeline["latest_run"] or {}).get("id") == pinned["run_id"]:
+        return cast(dict[str, Any] | None, pipeline["latest_run"])
+    runs = client.get(f"/api/pipelines/{pipeline_id}/runs", page_size=100)["items"]
+    return next((run for run in runs if run["id"] == pinned["run_id"]), None)
 
 
 def _settled(run: dict[str, Any] | None, last_new: datetime) -> bool:

@@ -476,6 +476,43 @@ async def test_logs_go_on_page_by_page_past_the_first_200_lines(
     assert (everything.exit_code, len(everything.stdout.splitlines())) == (0, 471)
 
 
+async def test_logs_follow_the_run_that_was_latest_when_they_began(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run started meanwhile (a schedule) was followed from the first run's line count: its
+    first lines were never printed, and nothing said the run had changed."""
+    await _seed()
+    first, second = "8f2d7c59-2b4e-4a61-9a51-0d3c1c6f1e22", "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
+    await _add_pending_run(3, flow_run_id=first)
+    followed_id = await _latest_run_id(3)
+    sent = {
+        first: [
+            RunLog(f"a{n}", T0 + timedelta(seconds=n), "INFO", "p", f"first {n}", None)
+            for n in range(3)
+        ],
+        second: [
+            RunLog(f"b{n}", T0 + timedelta(seconds=n), "INFO", "p", f"second {n}", None)
+            for n in range(5)
+        ],
+    }
+    asked: list[str] = []
+
+    async def read_run_logs(
+        flow_run_id: str, *, limit: int, tail: bool = False, offset: int = 0
+    ) -> list[RunLog]:
+        asked.append(flow_run_id)
+        if len(asked) == 2:  # the first run ends, and a second one starts
+            await update_pipeline_status(3, None, Status.COMPLETED, run_id=followed_id)
+            await _add_pending_run(3, flow_run_id=second)
+        return sent[flow_run_id][offset : offset + limit]
+
+    monkeypatch.setattr(orchestrator, "read_run_logs", read_run_logs)
+    followed = await cli("logs", "3", "--follow", "--interval", "0.05", "--json")
+    printed = [json.loads(line)["message"] for line in followed.stdout.splitlines()]
+    assert (followed.exit_code, printed) == (0, ["first 0", "first 1", "first 2"])
+    assert set(asked) == {first}
+
+
 async def _latest_run_id(pipeline_id: int) -> int:
     async with get_sessionmaker()() as session:
         query = select(func.max(PipelineRun.id)).where(PipelineRun.pipeline_id == pipeline_id)
