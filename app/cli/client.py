@@ -73,6 +73,7 @@ _CLI_TERMS = (
     (re.compile(r"POST /api/pipelines/(\d+)/cancel"), r"pipeline cancel \1"),
     (re.compile(r"POST /api/pipelines/(\d+)/trigger"), r"pipeline trigger \1"),
     (re.compile(r"PUT /api/pipelines/(\d+)/schedule"), r"pipeline schedule set \1"),
+    (re.compile(r"send format=csv\|jsonl\|parquet"), "pass --format csv|jsonl|parquet"),
 )
 
 
@@ -113,6 +114,12 @@ class Api:
                 f"cannot reach the API at {self.url}: {_reason(exc)}; start it with `make up` "
                 "(or `pipeline up`) or set PIPELINE_API_URL",
                 ExitCode.UNREACHABLE,
+            ) from None
+        except (httpx.InvalidURL, UnicodeError) as exc:  # a host like a..b (idna refuses it)
+            raise CliError(
+                f"{self.url} is not a usable address ({exc}); pass --api-url like "
+                "http://127.0.0.1:8000",
+                ExitCode.USAGE,
             ) from None
         return self._body(response, method, path, ok)
 

@@ -325,6 +325,10 @@ async def test_bad_input_is_the_apis_message_naming_the_field(cli: Cli, tmp_path
         ("run", "--file", str(tmp_path / "data.txt"), "--format", "csv"): "file: missing "
         "required columns: name, category, value, quantity, is_active, created_at; the file's "
         "columns are 'id'",
+        # the API's "send format=…" in the terms of this command
+        ("run", "--file", str(tmp_path / "data.txt")): "file: cannot tell the format of "
+        "'data.txt': name it .csv, .jsonl or .parquet (optionally .gz, .bz2 or .xz compressed), "
+        "or pass --format csv|jsonl|parquet",
     }
     for args, message in cases.items():
         result = await cli(*args)

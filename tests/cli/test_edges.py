@@ -3,6 +3,8 @@ naming the cause, never a crash (exit 70), and --timeout is never overrun."""
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,17 @@ async def test_show_says_when_it_lists_only_the_newest_runs(cli: Cli) -> None:
         await add_run(pipeline_id, Status.COMPLETED, {})
     shown = await cli("show", str(pipeline_id))
     assert "runs (the newest 100 of 101, newest first)\n" in shown.stdout
+
+
+def test_an_api_url_whose_host_cannot_be_encoded_is_bad_usage() -> None:
+    """http://a..b: the idna codec refuses the empty label; it was exit 70, an error of ours.
+    (The real client: the in-process one of the other tests never encodes a host.)"""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "pipeline"), "--api-url", "http://a..b", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert _said(result.stderr).startswith("error: http://a..b is not a usable address (")
