@@ -10,6 +10,9 @@
   hard-linked), the rejects and their conversions. A failed run keeps everything, to be looked at.
 - The second name a download gives the file it serves (data_dir/serving), when the API process was
   killed before the response removed it, SERVING_GRACE after the last download of that file began.
+- What a killed process left in data_dir/uploads (an upload cut off, or one whose pipeline's
+  delete did not get to its files) and data_dir/tmp (an input file's decompressed scratch), once
+  nothing in it has changed for LEFTOVER_GRACE; an upload a pipeline reads is never removed.
 """
 
 import asyncio
@@ -26,12 +29,13 @@ from sqlalchemy import select
 
 from app.config import get_settings
 from app.db import get_sessionmaker
-from app.models import PipelineRun, Status, utcnow
-from app.pipeline.store import RunFiles, runs_dir, serving_dir
+from app.models import Pipeline, PipelineRun, Status, utcnow
+from app.pipeline.store import RunFiles, runs_dir, serving_dir, uploads_dir
 
 logger = logging.getLogger(__name__)
 _QUERY_CHUNK = 500
 SERVING_GRACE = timedelta(hours=1)
+LEFTOVER_GRACE = timedelta(days=1)  # longer than any upload or input check takes
 
 
 class _Run(NamedTuple):
@@ -47,6 +51,7 @@ class Sweep:
     removed: list[int] = field(default_factory=list)
     trimmed: list[int] = field(default_factory=list)
     unlinked: int = 0
+    leftovers: int = 0
 
 
 async def _runs(ids: list[int]) -> dict[int, _Run]:
@@ -130,25 +135,76 @@ def _sweep_serving(root: Path, cutoff: datetime) -> int:
     return removed
 
 
+def _last_change(path: Path) -> float:
+    """The newest modification time of `path` and what is directly in it."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        with os.scandir(path) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
+def _sweep_leftovers(roots: list[Path], kept: set[str], cutoff: datetime) -> int:
+    removed = 0
+    for root in roots:
+        with contextlib.suppress(FileNotFoundError), os.scandir(root) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                with contextlib.suppress(FileNotFoundError):
+                    if (
+                        entry.name in kept
+                        or datetime.fromtimestamp(_last_change(path), UTC) >= cutoff
+                    ):
+                        continue
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                    removed += 1
+    return removed
+
+
+async def _uploads_in_use() -> set[str]:
+    """The upload directories pipelines read their input from, by name."""
+    async with get_sessionmaker()() as session:
+        paths = await session.scalars(
+            select(Pipeline.input_path).where(Pipeline.input_path.is_not(None))
+        )
+        return {Path(path).parent.name for path in paths if path}
+
+
 async def sweep_runs(*, now: datetime | None = None) -> Sweep:
     """One retention pass over the run directories (see the module's docstring)."""
     now = now or utcnow()
     unlinked = await asyncio.to_thread(_sweep_serving, serving_dir(), now - SERVING_GRACE)
     if unlinked:
         logger.info("retention: removed download links a stopped API process left: %d", unlinked)
+    data_dir = get_settings().data_dir
+    leftovers = await asyncio.to_thread(
+        _sweep_leftovers,
+        [uploads_dir(), data_dir / "tmp"],
+        await _uploads_in_use(),
+        now - LEFTOVER_GRACE,
+    )
+    if leftovers:
+        logger.info(
+            "retention: removed uploads and scratch files stopped processes left: %d", leftovers
+        )
     settings = get_settings()
     days, keep_intermediates = settings.retention_days, settings.keep_intermediates
     if days <= 0 and keep_intermediates:  # nothing to look for in the run directories
-        return Sweep(unlinked=unlinked)
+        return Sweep(unlinked=unlinked, leftovers=leftovers)
     directories = await asyncio.to_thread(_run_directories, runs_dir())
     if not directories:
-        return Sweep(unlinked=unlinked)
+        return Sweep(unlinked=unlinked, leftovers=leftovers)
     cutoff = now - timedelta(days=days) if days > 0 else None
     runs = await _runs(sorted(directories))
     sweep = await asyncio.to_thread(
         _sweep_files, directories, runs, cutoff=cutoff, keep_intermediates=keep_intermediates
     )
-    sweep.unlinked = unlinked
+    sweep.unlinked, sweep.leftovers = unlinked, leftovers
     if sweep.removed:
         logger.info(
             "retention: removed the files of %s (older than %g days)",

@@ -16,12 +16,13 @@ import pytest
 from polars.testing import assert_frame_equal
 from sqlalchemy import update
 
+from app.config import get_settings
 from app.db import get_sessionmaker
-from app.models import PipelineRun, PipelineStage, Status, utcnow
+from app.models import Pipeline, PipelineRun, PipelineStage, Status, utcnow
 from app.pipeline import retention, work
 from app.pipeline.retention import SERVING_GRACE, Sweep, sweep_runs
 from app.pipeline.status import new_stage_rows
-from app.pipeline.store import RunFiles, runs_dir, serving_dir
+from app.pipeline.store import RunFiles, runs_dir, serving_dir, uploads_dir
 from tests.conftest import SetSetting
 
 INPUT = (
@@ -318,6 +319,38 @@ async def test_retention_removes_only_finished_runs_past_the_limit(
     assert await sweep_runs() == Sweep()
     later = utcnow() + timedelta(days=31)
     assert (await sweep_runs(now=later)).removed == [runs["recent completed"], 901]
+
+
+async def test_retention_removes_uploads_and_scratch_that_stopped_processes_left(
+    client: httpx.AsyncClient,
+) -> None:
+    """An upload cut off (up to PIPELINE_MAX_UPLOAD_BYTES), one whose pipeline's delete died
+    before its files went, an input check's decompressed scratch: kept forever before."""
+    day_ago = (utcnow() - timedelta(days=1, minutes=1)).timestamp()
+
+    def made(path: Path, *, old: bool) -> Path:
+        path.mkdir(parents=True)
+        (path / "input.csv").write_text("id\n")
+        if old:
+            for item in (path / "input.csv", path):
+                os.utime(item, (day_ago, day_ago))
+        return path
+
+    used = made(uploads_dir() / ("0" * 32), old=True)
+    async with get_sessionmaker()() as session, session.begin():
+        session.add(Pipeline(name="reads it", record_count=1, input_path=str(used / "input.csv")))
+    cut_off = made(uploads_dir() / ("1" * 32), old=True)
+    arriving = made(uploads_dir() / ("2" * 32), old=False)
+    scratch = made(get_settings().data_dir / "tmp" / ".input.csv.x1", old=True)
+    assert (await sweep_runs()).leftovers == 2
+    assert (used.exists(), cut_off.exists(), arriving.exists(), scratch.exists()) == (
+        True,
+        False,
+        True,
+        False,
+    )
+    for left in (used, arriving):  # the data directory outlives this test's database
+        shutil.rmtree(left)
 
 
 def test_a_run_directory_removed_during_a_sweep_does_not_end_the_sweep(tmp_path: Path) -> None:
