@@ -42,8 +42,10 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy app bench
 
+# test processes for `make test` (pytest-xdist); the shared end-to-end stacks stay in one of them
+TEST_WORKERS ?= 2
 test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + PostgreSQL, end to end
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

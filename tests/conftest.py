@@ -47,6 +47,16 @@ def migrate(database_url: str) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), the tests of one backend's shared end-to-end stack run in
+    one worker process, which starts that stack once; the other tests spread over the workers."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "running_stack" in callspec.params:
+            backend = callspec.params["running_stack"]
+            item.add_marker(pytest.mark.xdist_group(f"stack-{backend}"))
+
+
 @pytest.fixture(scope="session")
 def tmp_root() -> Path:
     return _TMP
