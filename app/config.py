@@ -5,12 +5,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PREFECT_API_URL = "http://127.0.0.1:4200/api"
+
+
+def _seconds(text: str) -> float | None:
+    """`text` as a number of seconds ≥ 0, or None."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < float("inf") else None
 
 
 def _package_version() -> str:
@@ -251,6 +260,26 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("fail_stage", "stage_delay")
+    @classmethod
+    def _drill(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A drill names one of the five stages and a number: a typo would otherwise fail a real
+        run with Python's own ValueError, or quietly drill nothing."""
+        if value is None:
+            return None
+        from app.models import STAGE_NAMES  # here: app.models imports app.db, which imports this
+
+        name, colon, number = value.partition(":")
+        if info.field_name == "fail_stage":
+            form = "'stage' (every attempt) or 'stage:N' (its first N attempts)"
+            valid = not colon or (number.isdigit() and int(number) >= 1)
+        else:
+            form = "'stage:seconds'"
+            valid = bool(colon) and _seconds(number) is not None
+        if name not in STAGE_NAMES or not valid:
+            raise ValueError(f"{value!r}: give {form}, the stage one of {', '.join(STAGE_NAMES)}")
+        return value
+
     @field_validator("prefect_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -263,10 +292,6 @@ class Settings(BaseSettings):
     @property
     def task_tags(self) -> list[str]:
         return [tag.strip() for tag in self.task_tags_csv.split(",") if tag.strip()]
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
     @property
     def prefect_ui_base(self) -> str:

@@ -258,9 +258,11 @@ def main(argv: list[str] | None = None) -> None:
         started = True
         print(
             f"\n  API          {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)\n"
+            f"  dashboard    {stack.api_url}/\n"
             f"  Prefect UI   http://{stack.host}:{stack.prefect_port}\n"
             f"  Prefect API  {stack.prefect_api_url}\n"
-            f"  logs         {stack.log_dir}/*.log\n\nCtrl-C stops everything.",
+            f"  logs         {stack.log_dir}/*.log\n"
+            f"  run files    {get_settings().data_dir / 'runs'}/<run id>/\n\nCtrl-C stops everything.",
             flush=True,
         )
         while all(p.popen.poll() is None for p in stack.processes):

@@ -393,12 +393,19 @@ def main(argv: list[str] | None = None) -> None:
         "--worker-limit", type=int, default=4, help="flow runs at once per worker (--limit)"
     )
     parser.add_argument("--smoke", action="store_true", help="a few of each (CI)")
-    parser.add_argument("--output", type=Path, default=RESULTS / "bench.json")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"where the JSON goes, the chart beside it (default {RESULTS / 'bench.json'}; "
+        "with --smoke, the run's own temporary directory: a smoke run never replaces the figures)",
+    )
     args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="bench-service-"))
     if args.smoke:
         args.runs, args.api_requests, args.burst = 1, 1000, 8
+    if args.output is None:
+        args.output = root / "bench.json" if args.smoke else RESULTS / "bench.json"
 
-    root = Path(tempfile.mkdtemp(prefix="bench-service-"))
     with ExitStack() as exits:
         print(f"starting PostgreSQL, the Prefect server, {WORKERS} workers and the API …")
         cluster, postgres_env = start_postgres(exits)

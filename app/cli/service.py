@@ -21,7 +21,7 @@ from app.cli.base import (
     stderr,
     stdout,
 )
-from app.cli.client import CliError, ExitCode
+from app.cli.client import Api, CliError, ExitCode
 
 MAX_LOG_LINES = 200  # what GET /api/pipelines/{id}/logs returns at most
 LOG_OVERLAP = 50  # lines read again on each poll
@@ -77,7 +77,7 @@ def logs(
         stderr().print(f"no log lines for pipeline {pipeline_id} yet")
 
 
-def _followed(client: Any, pipeline_id: int, pinned: dict[str, int]) -> dict[str, Any] | None:
+def _followed(client: Api, pipeline_id: int, pinned: dict[str, int]) -> dict[str, Any] | None:
     """The run being followed as it is now (the latest, if there was none when it began)."""
     pipeline = client.get(f"/api/pipelines/{pipeline_id}")
     if not pinned or (pipeline["latest_run"] or {}).get("id") == pinned["run_id"]:

@@ -67,6 +67,7 @@ async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
             assert line, f"`pipeline up` ended before the stack was up: {printed}"
             printed.append(line.decode().strip())
         assert f"API          {api_url}   (OpenAPI docs: {api_url}/docs)" in printed
+        assert f"dashboard    {api_url}/" in printed
 
         # the worker's first heartbeat can trail the API by a moment
         for _ in range(60):

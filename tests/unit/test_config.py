@@ -103,3 +103,56 @@ def test_retention_days_past_a_century_are_refused(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PIPELINE_RETENTION_DAYS", "1000000")
     with pytest.raises(ValidationError, match="less than or equal to 36500"):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "form"),
+    [
+        (
+            "PIPELINE_FAIL_STAGE",
+            "transfrom",
+            "'stage' (every attempt) or 'stage:N' (its first N attempts)",
+        ),
+        (
+            "PIPELINE_FAIL_STAGE",
+            "transform:two",
+            "'stage' (every attempt) or 'stage:N' (its first N attempts)",
+        ),
+        (
+            "PIPELINE_FAIL_STAGE",
+            "transform:0",
+            "'stage' (every attempt) or 'stage:N' (its first N attempts)",
+        ),
+        ("PIPELINE_STAGE_DELAY", "ingest:soon", "'stage:seconds'"),
+        ("PIPELINE_STAGE_DELAY", "ingest", "'stage:seconds'"),
+        ("PIPELINE_STAGE_DELAY", "ingest:nan", "'stage:seconds'"),
+    ],
+)
+def test_a_drill_that_names_no_stage_or_number_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, form: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    stages = "generate, ingest, process, transform, export"
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)
+    assert refused.value.errors()[0]["msg"] == (
+        f"Value error, {value!r}: give {form}, the stage one of {stages}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PIPELINE_FAIL_STAGE", "transform"),
+        ("PIPELINE_FAIL_STAGE", "generate:1"),
+        ("PIPELINE_STAGE_DELAY", "ingest:2.5"),
+    ],
+)
+def test_drills_as_documented_are_taken(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)
+    assert (settings.fail_stage, settings.stage_delay) == (
+        (value, None) if name == "PIPELINE_FAIL_STAGE" else (None, value)
+    )
