@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import (
@@ -115,8 +116,13 @@ async def trigger_run(*, pipeline_id: int, run_id: int, record_count: int, key: 
                 continue  # the deployment was deleted or re-created: look its id up again
             _log.info("pipeline %d run %d: flow run %s created", pipeline_id, run_id, flow_run.id)
             return flow_run
-    raise PrefectUnavailableError(
-        f"Deployment '{get_settings().deployment_name}' disappeared while triggering. "
+    raise deployment_gone()
+
+
+def deployment_gone() -> PrefectUnavailableError:
+    """The deployment was there when its id was read, and gone (deleted) when it was used."""
+    return PrefectUnavailableError(
+        f"Deployment '{get_settings().deployment_name}' disappeared while in use. "
         "Re-create it with: python app/pipeline/deploy.py"
     )
 
@@ -174,8 +180,22 @@ async def cancel_flow_run(flow_run_id: str) -> StateType | None:
         new_state: State[Any] = (
             Cancelled(message=message) if state.is_scheduled() else Cancelling(message=message)
         )
-        await client.set_flow_run_state(UUID(flow_run_id), new_state, force=True)
-        return state.type
+        return await _propose(client, flow_run_id, new_state) or state.type
+
+
+async def _propose(client: PrefectClient, flow_run_id: str, state: State[Any]) -> StateType | None:
+    """Move a flow run to `state` through Prefect's orchestration rules, so a run that ended
+    meanwhile keeps its final state (a cancel racing a completion must not turn Completed into
+    Cancelling): then that final state's type is returned. A refusal for another reason (Prefect
+    keeps a Cancelling run from crashing) is overridden. None: the state was set."""
+    result = await client.set_flow_run_state(UUID(flow_run_id), state)
+    if result.status == SetStateStatus.ACCEPT:
+        return None
+    current = (await client.read_flow_run(UUID(flow_run_id))).state
+    if current is not None and current.is_final():
+        return current.type
+    await client.set_flow_run_state(UUID(flow_run_id), state, force=True)
+    return None
 
 
 async def read_flow_run_states(flow_run_ids: list[str]) -> dict[str, State]:
@@ -195,13 +215,13 @@ async def read_flow_run_states(flow_run_ids: list[str]) -> dict[str, State]:
 async def mark_flow_run_crashed(flow_run_id: str, message: str) -> None:
     """Tell Prefect a run whose process is gone has crashed, so it stops showing Running."""
     async with prefect_client() as client:
-        await client.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)
+        await _propose(client, flow_run_id, Crashed(message=message))
 
 
 async def cancel_stranded_flow_run(flow_run_id: str, message: str) -> None:
     """Cancel a run that never started, so a worker cannot pick it up after we gave up on it."""
     async with prefect_client() as client:
-        await client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message), force=True)
+        await _propose(client, flow_run_id, Cancelled(message=message))
 
 
 def flow_run_url(flow_run_id: str) -> str:

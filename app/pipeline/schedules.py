@@ -83,8 +83,7 @@ async def next_run_at(schedule: DeploymentSchedule) -> datetime | None:
 async def read_pipeline_schedules() -> dict[int, DeploymentSchedule]:
     """Every pipeline's schedule, by pipeline id, as Prefect holds them."""
     async with orchestrator.prefect_client() as client:
-        deployment_id = await orchestrator.read_deployment_id(client)
-        schedules = await client.read_deployment_schedules(deployment_id)
+        _, schedules = await _deployment_schedules(client)
     return {
         int(schedule.slug.removeprefix(SCHEDULE_SLUG_PREFIX)): schedule
         for schedule in schedules
@@ -98,8 +97,7 @@ async def set_pipeline_schedule(
     """Create or replace the pipeline's schedule: Prefect's scheduler then creates its runs."""
     parameters = schedule_parameters(pipeline_id, record_count)
     async with orchestrator.prefect_client() as client:
-        deployment_id = await orchestrator.read_deployment_id(client)
-        existing = await _find_schedule(client, deployment_id, pipeline_id)
+        deployment_id, existing = await _deployment_schedule(client, pipeline_id)
         if existing is None:
             create = DeploymentScheduleCreate(
                 schedule=schedule,
@@ -134,8 +132,7 @@ async def set_pipeline_schedule_active(
 ) -> DeploymentSchedule | None:
     """Pause (active False) or resume a pipeline's schedule; None when it has none."""
     async with orchestrator.prefect_client() as client:
-        deployment_id = await orchestrator.read_deployment_id(client)
-        existing = await _find_schedule(client, deployment_id, pipeline_id)
+        deployment_id, existing = await _deployment_schedule(client, pipeline_id)
         if existing is None:
             return None
         # Prefect 3.8.8's server takes a PATCH without parameters as parameters={}: every run
@@ -153,8 +150,7 @@ async def set_pipeline_schedule_active(
 async def delete_pipeline_schedule(pipeline_id: int) -> DeploymentSchedule | None:
     """Remove the pipeline's schedule; the one removed (to put back), or None when it had none."""
     async with orchestrator.prefect_client() as client:
-        deployment_id = await orchestrator.read_deployment_id(client)
-        existing = await _find_schedule(client, deployment_id, pipeline_id)
+        deployment_id, existing = await _deployment_schedule(client, pipeline_id)
         if existing is None:
             return None
         with suppress(ObjectNotFound):  # a request racing this one removed it first
@@ -163,10 +159,32 @@ async def delete_pipeline_schedule(pipeline_id: int) -> DeploymentSchedule | Non
         return existing
 
 
+async def _deployment_schedules(client: PrefectClient) -> tuple[UUID, list[DeploymentSchedule]]:
+    """The deployment's id and its schedules. The id is cached: a deployment deleted or created
+    again since (deploy.py after a server reset) is looked up once more, and a missing one is
+    "Prefect unavailable" with how to create it."""
+    for refresh in (False, True):
+        deployment_id = await orchestrator.read_deployment_id(client, refresh=refresh)
+        with suppress(ObjectNotFound):
+            return deployment_id, await client.read_deployment_schedules(deployment_id)
+    raise orchestrator.deployment_gone()
+
+
+async def _deployment_schedule(
+    client: PrefectClient, pipeline_id: int
+) -> tuple[UUID, DeploymentSchedule | None]:
+    """The deployment's id and the pipeline's schedule of it, if it has one."""
+    deployment_id, schedules = await _deployment_schedules(client)
+    return deployment_id, _slugged(schedules, pipeline_id)
+
+
 async def _find_schedule(
     client: PrefectClient, deployment_id: UUID, pipeline_id: int
 ) -> DeploymentSchedule | None:
-    schedules = await client.read_deployment_schedules(deployment_id)
+    return _slugged(await client.read_deployment_schedules(deployment_id), pipeline_id)
+
+
+def _slugged(schedules: list[DeploymentSchedule], pipeline_id: int) -> DeploymentSchedule | None:
     return next((s for s in schedules if s.slug == schedule_slug(pipeline_id)), None)
 
 

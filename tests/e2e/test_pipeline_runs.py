@@ -254,17 +254,31 @@ async def test_deploy_is_idempotent_and_a_missing_deployment_is_a_503(
     assert len(await prefect.read_work_pools()) == 1
 
     await prefect.delete_deployment(before.id)
+    missing = (
+        f"Deployment 'Data Pipeline/data-pipeline-deployment' not found on "
+        f"{stack.stack.prefect_api_url}. Create it with: python app/pipeline/deploy.py"
+    )
     try:
         pipeline = (await api.post("/api/pipelines", json={"name": "orphan"})).json()
+        # the API holds the deleted deployment's id: its schedules are read by the name again
+        response = await api.get("/api/schedules")
+        assert (response.status_code, response.json()["detail"]) == (503, missing)
         response = await api.post(f"/api/pipelines/{pipeline['id']}/trigger")
-        assert response.status_code == 503
-        assert response.json()["detail"] == (
-            f"Deployment 'Data Pipeline/data-pipeline-deployment' not found on "
-            f"{stack.stack.prefect_api_url}. Create it with: python app/pipeline/deploy.py"
-        )
+        assert (response.status_code, response.json()["detail"]) == (503, missing)
         assert (await api.get(f"/api/pipelines/{pipeline['id']}")).json()["latest_run"] is None
     finally:
         await deploy(env)
     response = await api.post(f"/api/pipelines/{pipeline['id']}/trigger")
     assert response.status_code == 202
     assert (await wait_for_final(api, pipeline["id"]))["status"] == "completed"
+
+    # created again under a new id, while the API holds the old one: schedules find the new one
+    current = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
+    await prefect.delete_deployment(current.id)
+    await deploy(env)
+    response = await api.put(
+        f"/api/pipelines/{pipeline['id']}/schedule", json={"cron": "0 6 * * *"}
+    )
+    assert (response.status_code, response.json()["cron"]) == (200, "0 6 * * *")
+    response = await api.delete(f"/api/pipelines/{pipeline['id']}/schedule")
+    assert response.status_code == 204
