@@ -49,6 +49,15 @@ def same_request(pipeline: Pipeline, key: str, request_hash: str | None) -> Pipe
     return pipeline
 
 
+async def repeat_of(session: AsyncSession, key: str | None, request_hash: str) -> Pipeline | None:
+    """The pipeline a create request with `key` repeats, or None for a new key. A route looks it
+    up before it checks the request's input file, which may have changed or gone since the first
+    request; KeyReusedError when the repeat asks for something else."""
+    if not key or (seen := await find(session, Pipeline, key)) is None:
+        return None
+    return same_request(seen, key, request_hash)
+
+
 def run_key(pipeline_id: int, key: str) -> str:
     """Trigger keys are scoped to their pipeline."""
     return f"{pipeline_id}:{key}"

@@ -4,19 +4,26 @@ Every error body has the same two keys: `message`, one line for a person, and `d
 shapes it (a string, or for a 422 the list of problems with their `loc`) for clients built on that.
 """
 
+import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from python_multipart.multipart import parse_options_header
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from app.idempotency import KeyInUseError, KeyReusedError
 from app.pipeline.inputs import InputError
 from app.pipeline.orchestrator import PrefectUnavailableError
 from app.service import ConflictError
+
+logger = logging.getLogger(__name__)
+DISCONNECTED = "body: the client disconnected before sending all of it"
 
 
 def _error(
@@ -24,6 +31,12 @@ def _error(
 ) -> JSONResponse:
     body = {"message": message, "detail": message if detail is None else detail}
     return JSONResponse(status_code=status_code, content=body, headers=headers)
+
+
+def _shown(value: Any) -> str:
+    """A value as the request sent it, cut short."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 40 else f"{text[:39]}…"
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -53,6 +66,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         )
         if error["type"] == "extra_forbidden":
             message = "unknown field; remove it (see /docs for the accepted fields)"
+        elif error["type"] == "int_type":  # JSON fields are strict: true is no 1, "yes" no true
+            message = f"must be a whole number, like 1000, not {_shown(error.get('input'))}"
+        elif error["type"] == "bool_type":
+            message = f"must be true or false, not {_shown(error.get('input'))}"
         elif error["type"] == "json_invalid":
             field, message = "body", f"not valid JSON (error at character {error['loc'][-1]})"
         elif tuple(error["loc"]) == ("body",) and error["type"] in (
@@ -103,10 +120,49 @@ async def _conflict(_: Request, exc: Exception) -> JSONResponse:
     return _error(status.HTTP_409_CONFLICT, str(exc))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _unparsed_body(request: Request, cause: BaseException | None) -> tuple[str, str] | None:
+    """What was wrong with a JSON body FastAPI could not parse for another reason than its
+    syntax (its 400 "There was an error parsing the body" names neither the field nor the fix):
+    the message and its error type."""
+    if isinstance(cause, UnicodeDecodeError):
+        _, options = parse_options_header(request.headers.get("content-type", ""))
+        charset = options.get(b"charset", b"").decode("latin-1")
+        declared = (
+            f" (its Content-Type says charset={charset})"
+            if charset and charset.lower().replace("-", "") != "utf8"
+            else ""
+        )
+        return f"body: not UTF-8{declared}; send the JSON encoded as UTF-8", "json_not_utf8"
+    if isinstance(cause, RecursionError):
+        return (
+            "body: nested too deeply; send a JSON object of the fields (see /docs)",
+            "json_too_deep",
+        )
+    return None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's own errors (404, 401, 405, 413, …) in the same shape, their headers kept."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST:
+        if unparsed := _unparsed_body(request, exc.__cause__):
+            message, kind = unparsed
+            problem = {"loc": ["body"], "msg": message.removeprefix("body: "), "type": kind}
+            return _error(422, message, [problem])
+        if isinstance(exc.__cause__, ClientDisconnect):  # nobody reads this answer
+            return _error(400, DISCONNECTED)
     return _error(exc.status_code, str(exc.detail), exc.detail, exc.headers)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    """A bug of ours: the same shape as every other error, and the traceback in the log."""
+    logger.error(
+        "unhandled %s in %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
+    )
+    return _error(
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        f"internal error ({type(exc).__name__}); the service's log has its traceback",
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -122,3 +178,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _refused_value)
     # asyncpg lets a refused connection through unwrapped; Prefect's are wrapped in orchestrator
     app.add_exception_handler(ConnectionError, _database_unavailable)
+    # Starlette answers with this, then raises the exception again for the server to log
+    app.add_exception_handler(Exception, _unhandled)

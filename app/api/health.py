@@ -2,10 +2,25 @@
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from app.readiness import run_checks
 
 router = APIRouter(tags=["health"])
+
+
+class CheckOut(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+class ReadyOut(BaseModel):
+    """Readiness: every check, each failed one with its fix (the body of the 503 too)."""
+
+    ready: bool
+    checks: list[CheckOut]
 
 
 @router.get("/health")
@@ -13,7 +28,11 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"description": "a check failed; each says how to fix it"}})
+@router.get(
+    "/ready",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "a check failed; each says how to fix it"}},
+)
 async def ready() -> JSONResponse:
     """Database reachable and migrated, Prefect reachable, pool + live worker + deployment, no
     stranded runs. 200 when all pass, else 503 with each failed check's fix."""

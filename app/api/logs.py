@@ -9,10 +9,16 @@ from pydantic import BaseModel, Field
 from app import service
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
+from app.api.schemas import errors
 from app.models import PipelineRun
 from app.pipeline import orchestrator
 
-router = APIRouter(prefix="/api/pipelines", tags=["logs"], dependencies=[ReadAccess])
+router = APIRouter(
+    prefix="/api/pipelines",
+    tags=["logs"],
+    dependencies=[ReadAccess],
+    responses=errors(401, 404, 422, 503),
+)
 
 MAX_LOG_LINES = 200  # Prefect's own page limit (PREFECT_API_DEFAULT_LIMIT)
 MAX_OFFSET = 2**31 - 1  # past what Prefect's database takes, its 500 looked like an outage

@@ -17,6 +17,7 @@ from app.api.schemas import (
     RunPage,
     StageOut,
     TriggerOut,
+    errors,
     upload_request_body,
 )
 from app.config import get_settings
@@ -25,7 +26,12 @@ from app.idempotency import MAX_KEY_LENGTH
 from app.models import PipelineRun
 from app.pipeline import inputs, orchestrator
 
-router = APIRouter(prefix="/api/pipelines", tags=["pipelines"], dependencies=[ReadAccess])
+router = APIRouter(
+    prefix="/api/pipelines",
+    tags=["pipelines"],
+    dependencies=[ReadAccess],
+    responses=errors(401, 422, 503),
+)
 
 MAX_PAGE_SIZE = 100
 IdempotencyKey = Annotated[
@@ -43,40 +49,45 @@ IdempotencyKey = Annotated[
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[WriteAccess],
+    responses=errors(403, 409, 413),
     openapi_extra=upload_request_body(),  # the upload route shares this path, undocumented
 )
 async def create_pipeline(
     session: SessionDep, data: PipelineCreate, idempotency_key: IdempotencyKey = None
 ) -> PipelineOut:
     """Create a pipeline; with `"trigger": true` its first run starts at once. Repeating the
-    request with the same Idempotency-Key returns the same pipeline and never a second run.
+    request with the same Idempotency-Key returns the same pipeline and never a second run, even
+    if the file it named has changed or gone since.
     `input_path` names a file under PIPELINE_INPUT_DIR to read instead of generating records;
     to upload a file instead, send multipart/form-data (name, description, trigger, format, file).
     """
-    source = await _input_file(data) if data.input_path is not None else None
-    pipeline, created = await service.create_pipeline(
-        session=session,
-        data=data,
-        idempotency_key=idempotency_key,
-        request_hash=idempotency.fingerprint({"json": data.model_dump(mode="json")}),
-        source=source,
-    )
+    if data.input_path is not None and "record_count" in data.model_fields_set:
+        raise inputs.InputError(
+            "record_count", "leave it out with input_path; the file's rows are the records"
+        )
+    request_hash = idempotency.fingerprint({"json": data.model_dump(mode="json")})
+    pipeline = await idempotency.repeat_of(session, idempotency_key, request_hash)
+    created = False
+    if pipeline is None:  # a new key, or none: only now is the file checked
+        source = await _input_file(data.input_path) if data.input_path is not None else None
+        pipeline, created = await service.create_pipeline(
+            session=session,
+            data=data,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            source=source,
+        )
     run = await service.first_run(
         session=session, pipeline=pipeline, trigger=data.trigger, created=created
     )
     return await service.pipeline_view(session=session, pipeline=pipeline, run=run)
 
 
-async def _input_file(data: PipelineCreate) -> inputs.CheckedInput:
+async def _input_file(input_path: str) -> inputs.CheckedInput:
     """The checked file `input_path` names (InputError → 422 naming what is wrong)."""
-    assert data.input_path is not None
-    if "record_count" in data.model_fields_set:
-        raise inputs.InputError(
-            "record_count", "leave it out with input_path; the file's rows are the records"
-        )
     settings = get_settings()
     return await asyncio.to_thread(
-        inputs.check_under, data.input_path, settings.input_dir, settings.data_dir / "tmp"
+        inputs.check_under, input_path, settings.input_dir, settings.data_dir / "tmp"
     )
 
 
@@ -99,11 +110,7 @@ async def list_pipelines(
     )
 
 
-@router.get(
-    "/{pipeline_id}",
-    response_model=PipelineOut,
-    responses={404: {"description": "no pipeline with this id"}},
-)
+@router.get("/{pipeline_id}", response_model=PipelineOut, responses=errors(404))
 async def read_pipeline(pipeline_id: PipelineId) -> Response:
     """A pipeline with its latest run, the run's stages and its Prefect flow run link."""
 
@@ -118,7 +125,7 @@ async def read_pipeline(pipeline_id: PipelineId) -> Response:
     return Response(await read_cache.fetch(pipeline_id, load), media_type="application/json")
 
 
-@router.get("/{pipeline_id}/stages")
+@router.get("/{pipeline_id}/stages", responses=errors(404))
 async def read_stages(session: SessionDep, pipeline: PipelineDep) -> list[StageOut]:
     """The stages of the pipeline's latest run (empty before its first run)."""
     run = await service.get_latest_run(session=session, pipeline_id=pipeline.id)
@@ -137,7 +144,10 @@ def _triggered(run: PipelineRun) -> TriggerOut:
 
 
 @router.post(
-    "/{pipeline_id}/trigger", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess]
+    "/{pipeline_id}/trigger",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[WriteAccess],
+    responses=errors(403, 404, 409),
 )
 async def trigger_pipeline(
     session: SessionDep, pipeline: PipelineDep, idempotency_key: IdempotencyKey = None
@@ -151,7 +161,10 @@ async def trigger_pipeline(
 
 
 @router.post(
-    "/{pipeline_id}/retry", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess]
+    "/{pipeline_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[WriteAccess],
+    responses=errors(403, 404, 409),
 )
 async def retry_pipeline(session: SessionDep, pipeline: PipelineDep) -> TriggerOut:
     """Start a new run of a failed or cancelled pipeline; earlier runs are kept (409 otherwise)."""
@@ -159,7 +172,10 @@ async def retry_pipeline(session: SessionDep, pipeline: PipelineDep) -> TriggerO
 
 
 @router.post(
-    "/{pipeline_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess]
+    "/{pipeline_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[WriteAccess],
+    responses=errors(403, 404, 409),
 )
 async def cancel_pipeline(session: SessionDep, pipeline: PipelineDep) -> RunOut:
     """Cancel the runs in flight (Prefect: Cancelling → Cancelled), answering with the newest;
@@ -167,7 +183,12 @@ async def cancel_pipeline(session: SessionDep, pipeline: PipelineDep) -> RunOut:
     return service.run_out(await cancellation.cancel_runs(session=session, pipeline=pipeline))
 
 
-@router.delete("/{pipeline_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[WriteAccess])
+@router.delete(
+    "/{pipeline_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[WriteAccess],
+    responses=errors(403, 404, 409),
+)
 async def delete_pipeline(session: SessionDep, pipeline: PipelineDep) -> Response:
     """Delete a pipeline with its runs, their files and its schedule; a pending or running run
     must be cancelled first (409). Prefect keeps its flow runs' history."""
@@ -175,7 +196,7 @@ async def delete_pipeline(session: SessionDep, pipeline: PipelineDep) -> Respons
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{pipeline_id}/runs")
+@router.get("/{pipeline_id}/runs", responses=errors(404))
 async def list_runs(
     session: SessionDep,
     pipeline: PipelineDep,

@@ -6,7 +6,6 @@ resolve inside the run's directory are ever served.
 """
 
 import asyncio
-import contextlib
 import os
 import uuid
 from datetime import timedelta
@@ -16,20 +15,25 @@ from typing import Annotated, Literal
 import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from polars.datatypes import DataType, DataTypeClass
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
-from starlette.types import Receive, Scope, Send
 
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
+from app.api.schemas import errors
+from app.api.served import ServedFile
 from app.config import get_settings
 from app.models import PipelineRun, Status, utcnow
 from app.pipeline.store import RunFiles, serving_dir
 
 router = APIRouter(
-    prefix="/api/pipelines/{pipeline_id}/runs/{run_id}", tags=["results"], dependencies=[ReadAccess]
+    prefix="/api/pipelines/{pipeline_id}/runs/{run_id}",
+    tags=["results"],
+    dependencies=[ReadAccess],
+    responses=errors(401, 404, 422, 503),
 )
 
 RunId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The run's id.")]
@@ -172,10 +176,12 @@ def _convert(source: Path, target: Path, fmt: Format) -> Path:
         if _holds(dtype, _UNWRITABLE[fmt])
     ]
     if unwritable:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"format: {fmt} cannot hold the column(s) {', '.join(unwritable)}; "
-            f"download format=parquet{' or format=jsonl' if fmt == 'csv' else ''}",
+        problem = (
+            f"{fmt} cannot hold the column(s) {', '.join(unwritable)}; "
+            f"download format=parquet{' or format=jsonl' if fmt == 'csv' else ''}"
+        )
+        raise RequestValidationError(
+            [{"loc": ("query", "format"), "msg": problem, "type": "unwritable_column"}]
         )
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -221,7 +227,7 @@ async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> Fi
         if await asyncio.to_thread(path.exists):
             raise
         raise _gone(run) from None
-    return _Served(
+    return ServedFile(
         served,
         media_type=MEDIA_TYPES[fmt],
         filename=f"pipeline-{run.pipeline_id}-run-{run.id}-{label}.{fmt}",
@@ -229,22 +235,8 @@ async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> Fi
     )
 
 
-class _Served(FileResponse):
-    """Removes its second name however the response ends: Starlette answers a Range it cannot
-    serve (400, 416: `curl -C -` on a file already whole) without running the background task,
-    and each such request left its hard link in serving/."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            if self.background is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    await asyncio.to_thread(Path(self.path).unlink)
-
-
 @router.head("/output", include_in_schema=False)  # download tools ask first; no 2nd operation id
-@router.get("/output", response_class=FileResponse)
+@router.get("/output", response_class=FileResponse, responses=errors(400, 416))
 async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The run's results file as Parquet, CSV or JSON Lines (404 until the run completed)."""
     files = RunFiles.for_run(run.id)
@@ -253,7 +245,7 @@ async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileR
 
 
 @router.head("/rejects", include_in_schema=False)  # download tools ask first; no 2nd operation id
-@router.get("/rejects", response_class=FileResponse)
+@router.get("/rejects", response_class=FileResponse, responses=errors(400, 416))
 async def download_rejects(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The rows ingest rejected, each with its reject_reason (also for a failed run)."""
     files = RunFiles.for_run(run.id)

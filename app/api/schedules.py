@@ -7,11 +7,13 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from app import removal
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
-from app.api.schemas import ScheduleIn, ScheduleOut
+from app.api.schemas import ScheduleIn, ScheduleOut, errors
 from app.models import Pipeline
 from app.pipeline import schedules
 
-router = APIRouter(tags=["schedules"], dependencies=[ReadAccess])
+router = APIRouter(tags=["schedules"], dependencies=[ReadAccess], responses=errors(401, 503))
+ONE = errors(404, 422)  # a route of one pipeline's schedule
+WRITE = errors(403, 404, 422)
 
 
 async def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
@@ -51,7 +53,11 @@ async def list_schedules() -> list[ScheduleOut]:
     return [await _out(pipeline_id, found[pipeline_id]) for pipeline_id in sorted(found)]
 
 
-@router.put("/api/pipelines/{pipeline_id}/schedule", dependencies=[WriteAccess])
+@router.put(
+    "/api/pipelines/{pipeline_id}/schedule",
+    dependencies=[WriteAccess],
+    responses=errors(403, 404, 413, 422),
+)
 async def set_schedule(pipeline: PipelineDep, data: ScheduleIn) -> ScheduleOut:
     """Create or replace the pipeline's schedule; each scheduled run is a run of the pipeline."""
     schedule = await schedules.set_pipeline_schedule(
@@ -65,7 +71,7 @@ async def set_schedule(pipeline: PipelineDep, data: ScheduleIn) -> ScheduleOut:
     return await _out(pipeline.id, schedule)
 
 
-@router.get("/api/pipelines/{pipeline_id}/schedule")
+@router.get("/api/pipelines/{pipeline_id}/schedule", responses=ONE)
 async def read_schedule(pipeline: PipelineDep) -> ScheduleOut:
     found = (await schedules.read_pipeline_schedules()).get(pipeline.id)
     if found is None:
@@ -73,13 +79,17 @@ async def read_schedule(pipeline: PipelineDep) -> ScheduleOut:
     return await _out(pipeline.id, found)
 
 
-@router.post("/api/pipelines/{pipeline_id}/schedule/pause", dependencies=[WriteAccess])
+@router.post(
+    "/api/pipelines/{pipeline_id}/schedule/pause", dependencies=[WriteAccess], responses=WRITE
+)
 async def pause_schedule(pipeline: PipelineDep) -> ScheduleOut:
     """Stop scheduling runs (future scheduled runs are removed) until resumed."""
     return await _set_active(pipeline, active=False)
 
 
-@router.post("/api/pipelines/{pipeline_id}/schedule/resume", dependencies=[WriteAccess])
+@router.post(
+    "/api/pipelines/{pipeline_id}/schedule/resume", dependencies=[WriteAccess], responses=WRITE
+)
 async def resume_schedule(pipeline: PipelineDep) -> ScheduleOut:
     return await _set_active(pipeline, active=True)
 
@@ -88,6 +98,7 @@ async def resume_schedule(pipeline: PipelineDep) -> ScheduleOut:
     "/api/pipelines/{pipeline_id}/schedule",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[WriteAccess],
+    responses=WRITE,
 )
 async def delete_schedule(session: SessionDep, pipeline_id: PipelineId) -> Response:
     """Remove the pipeline's schedule; also one whose pipeline is gone, so it can be cleaned up."""

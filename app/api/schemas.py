@@ -4,7 +4,17 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, is_valid_timezone
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from app.config import get_settings
 from app.models import Status
@@ -20,8 +30,21 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
+def _digits(value: object) -> object:
+    """The dashboard's create form sends its number field as the text the browser holds ("1000")."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value
+
+
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Description = Annotated[str | None, Field(max_length=2000), AfterValidator(_no_nul)]
+# JSON fields are strict: true is not 1 and "yes" not true (a 422 naming the field instead)
+RecordCount = Annotated[
+    int,
+    BeforeValidator(_digits),
+    Field(strict=True, ge=1, description="Synthetic records to generate per run."),
+]
 
 
 class PipelineCreate(BaseModel):
@@ -31,9 +54,7 @@ class PipelineCreate(BaseModel):
 
     name: Name
     description: Description = None
-    record_count: Annotated[
-        int, Field(ge=1, description="Synthetic records to generate per run.")
-    ] = 1000
+    record_count: RecordCount = 1000
     input_path: Annotated[
         str | None,
         Field(
@@ -43,7 +64,7 @@ class PipelineCreate(BaseModel):
             "it, to use instead of generated records. Or upload a file: multipart/form-data.",
         ),
     ] = None
-    trigger: bool = False
+    trigger: StrictBool = False
 
     @field_validator("name")
     @classmethod
@@ -90,6 +111,40 @@ def upload_request_body() -> dict[str, Any]:
     }
     schema["required"] = [*schema.get("required", []), "file"]
     return {"requestBody": {"content": {"multipart/form-data": {"schema": schema}}}}
+
+
+class Problem(BaseModel):
+    """One problem of a 422: where it is (`loc`, e.g. ["body", "record_count"]) and what."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """Every error's body: `message`, one line for a person naming the field and the fix, and
+    `detail` as FastAPI shapes it: a string, or for a 422 the list of problems."""
+
+    message: str
+    detail: str | list[Problem]
+
+
+_ERRORS = {
+    400: "the Range header names no range of the file; `message` says why",
+    401: "no API key, or a wrong one (API_KEYS is set; for reads too with API_KEYS_FOR_READS)",
+    403: "a write sent by another site's page (Sec-Fetch-Site: cross-site or same-site)",
+    404: "no such pipeline, run, schedule or file; `message` says which and why",
+    409: "not in the pipeline's current state; `message` says what to do",
+    413: "a body larger than PIPELINE_MAX_BODY_BYTES (an upload: PIPELINE_MAX_UPLOAD_BYTES)",
+    416: "the Range starts past the end of the file; Content-Range gives its size",
+    422: "bad input: `message` names each field and the fix; `detail` lists them with their loc",
+    503: "Prefect or the database is unreachable; `message` says what to do",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a router or route: these error statuses, each with the ErrorOut body."""
+    return {code: {"model": ErrorOut, "description": _ERRORS[code]} for code in codes}
 
 
 class StageOut(BaseModel):
@@ -176,9 +231,9 @@ class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cron: Annotated[str | None, Field(max_length=120, examples=["0 6 * * *"])] = None
-    interval_seconds: Annotated[int | None, Field(ge=10, le=366 * 86_400)] = None
+    interval_seconds: Annotated[StrictInt | None, Field(ge=10, le=366 * 86_400)] = None
     timezone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "UTC"
-    active: bool = True
+    active: StrictBool = True
 
     @field_validator("cron")
     @classmethod

@@ -29,3 +29,65 @@ def test_create_documents_the_json_body_and_the_upload() -> None:
         ["name", "file"],
     )
     assert upload["properties"]["file"]["format"] == "binary"
+
+
+ERROR_OUT = {"$ref": "#/components/schemas/ErrorOut"}
+READ, ONE = ["401", "422", "503"], ["401", "404", "422", "503"]
+WRITE = ["401", "403", "404", "409", "422", "503"]
+DOWNLOAD = ["400", "401", "404", "416", "422", "503"]
+
+
+def test_each_operation_declares_the_errors_it_can_answer() -> None:
+    """With the one error body, {message, detail}: the 422 too (FastAPI's own lacks message)."""
+    spec = openapi()
+    declared = {
+        f"{method.upper()} {path}": sorted(code for code in operation["responses"] if code >= "4")
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert declared == {
+        "GET /health": [],
+        "GET /ready": ["503"],
+        "POST /api/pipelines": ["401", "403", "409", "413", "422", "503"],
+        "GET /api/pipelines": READ,
+        "GET /api/pipelines/{pipeline_id}": ONE,
+        "DELETE /api/pipelines/{pipeline_id}": WRITE,
+        "GET /api/pipelines/{pipeline_id}/stages": ONE,
+        "POST /api/pipelines/{pipeline_id}/trigger": WRITE,
+        "POST /api/pipelines/{pipeline_id}/retry": WRITE,
+        "POST /api/pipelines/{pipeline_id}/cancel": WRITE,
+        "GET /api/pipelines/{pipeline_id}/runs": ONE,
+        "GET /api/pipelines/{pipeline_id}/runs/{run_id}/output": DOWNLOAD,
+        "GET /api/pipelines/{pipeline_id}/runs/{run_id}/rejects": DOWNLOAD,
+        "GET /api/pipelines/{pipeline_id}/runs/{run_id}/summary": ONE,
+        "GET /api/pipelines/{pipeline_id}/logs": ONE,
+        "GET /api/schedules": ["401", "503"],
+        "PUT /api/pipelines/{pipeline_id}/schedule": ["401", "403", "404", "413", "422", "503"],
+        "GET /api/pipelines/{pipeline_id}/schedule": ONE,
+        "DELETE /api/pipelines/{pipeline_id}/schedule": ["401", "403", "404", "422", "503"],
+        "POST /api/pipelines/{pipeline_id}/schedule/pause": ["401", "403", "404", "422", "503"],
+        "POST /api/pipelines/{pipeline_id}/schedule/resume": ["401", "403", "404", "422", "503"],
+    }
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            for code, response in operation["responses"].items():
+                if code >= "4" and path != "/ready":
+                    assert response["content"] == {"application/json": {"schema": ERROR_OUT}}
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert (schemas["ErrorOut"]["required"], schemas["ErrorOut"]["properties"]["detail"]) == (
+        ["message", "detail"],
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"items": {"$ref": "#/components/schemas/Problem"}, "type": "array"},
+            ],
+            "title": "Detail",
+        },
+    )
+    assert sorted(schemas["Problem"]["required"]) == ["loc", "msg", "type"]
+    ready = spec["paths"]["/ready"]["get"]["responses"]
+    assert ready["503"]["content"] == ready["200"]["content"]
+    assert ready["503"]["content"] == {
+        "application/json": {"schema": {"$ref": "#/components/schemas/ReadyOut"}}
+    }

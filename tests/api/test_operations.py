@@ -383,36 +383,84 @@ async def test_a_body_that_is_no_json_object_says_what_to_send(client: httpx.Asy
         assert (response.status_code, response.json()["message"]) == (422, message), body
 
 
+ID_TOO_BIG = "pipeline_id: Input should be less than or equal to 2147483647"
+ID_BELOW_1 = "pipeline_id: Input should be greater than or equal to 1"
+ID_NOT_INT = "pipeline_id: Input should be a valid integer, unable to parse string as an integer"
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "body"),
+    ("method", "path", "body", "message"),
     [
-        ("POST", "/api/pipelines", "[1, 2]"),
-        ("POST", "/api/pipelines", '{"name": 5}'),
-        ("POST", "/api/pipelines", '{"name": "x", "record_count": 1e400}'),
-        ("POST", "/api/pipelines", '{"name": "x", "record_count": 100000000000000000000000}'),
-        ("POST", "/api/pipelines", '{"name": "x", "trigger": "maybe"}'),
-        ("POST", "/api/pipelines", "null"),
-        ("POST", "/api/pipelines", "\x00\xff"),
-        ("GET", "/api/pipelines/99999999999999999999", None),
-        ("GET", "/api/pipelines/-3/runs", None),
-        ("GET", "/api/pipelines/abc/stages", None),
-        ("POST", "/api/pipelines/0/trigger", None),
-        ("POST", "/api/pipelines/-1/cancel", None),
-        ("POST", "/api/pipelines/1e3/retry", None),
-        ("GET", "/api/pipelines?page=0", None),
-        ("GET", "/api/pipelines?page_size=-1", None),
-        ("GET", "/api/pipelines?page=99999999999999999999", None),
-        ("GET", "/api/pipelines/1/runs?page_size=1000", None),
+        (
+            "POST",
+            "/api/pipelines",
+            "[1, 2]",
+            "body: must be a JSON object ({...}), not a list, string or number",
+        ),
+        ("POST", "/api/pipelines", '{"name": 5}', "name: Input should be a valid string"),
+        (
+            "POST",
+            "/api/pipelines",
+            '{"name": "x", "record_count": 1e400}',
+            "record_count: must be a whole number, like 1000, not Infinity",
+        ),
+        (
+            "POST",
+            "/api/pipelines",
+            '{"name": "x", "record_count": 100000000000000000000000}',
+            "record_count: record_count must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); "
+            "got 100,000,000,000,000,000,000,000",
+        ),
+        (
+            "POST",
+            "/api/pipelines",
+            '{"name": "x", "trigger": "maybe"}',
+            'trigger: must be true or false, not "maybe"',
+        ),
+        (
+            "POST",
+            "/api/pipelines",
+            "null",
+            "body: empty or null; send a JSON object with Content-Type: application/json",
+        ),
+        ("POST", "/api/pipelines", "\x00\xff", "body: not valid JSON (error at character 0)"),
+        ("GET", "/api/pipelines/99999999999999999999", None, ID_TOO_BIG),
+        ("GET", "/api/pipelines/-3/runs", None, ID_BELOW_1),
+        ("GET", "/api/pipelines/abc/stages", None, ID_NOT_INT),
+        ("POST", "/api/pipelines/0/trigger", None, ID_BELOW_1),
+        ("POST", "/api/pipelines/-1/cancel", None, ID_BELOW_1),
+        ("POST", "/api/pipelines/1e3/retry", None, ID_NOT_INT),
+        ("GET", "/api/pipelines?page=0", None, "page: Input should be greater than or equal to 1"),
+        (
+            "GET",
+            "/api/pipelines?page_size=-1",
+            None,
+            "page_size: Input should be greater than or equal to 1",
+        ),
+        (
+            "GET",
+            "/api/pipelines?page=99999999999999999999",
+            None,
+            "page: Input should be less than or equal to 1000000",
+        ),
+        # pipeline 1 exists: the 422 is the page size's, not a 404
+        (
+            "GET",
+            "/api/pipelines/1/runs?page_size=1000",
+            None,
+            "page_size: Input should be less than or equal to 100",
+        ),
     ],
 )
-async def test_malformed_requests_are_4xx_never_500(
-    client: httpx.AsyncClient, method: str, path: str, body: str | None
+async def test_malformed_requests_are_a_422_naming_the_field(
+    client: httpx.AsyncClient, method: str, path: str, body: str | None, message: str
 ) -> None:
+    assert (await client.post("/api/pipelines", json={"name": "p"})).status_code == 201
     response = await client.request(
         method, path, content=body, headers={"content-type": "application/json"}
     )
-    assert 400 <= response.status_code < 500, response.text
-    assert response.json()["detail"]
+    assert (response.status_code, response.json()["message"]) == (422, message)
+    assert await _count(Pipeline) == 1
 
 
 async def test_ready_is_503_naming_the_fix_when_prefect_is_down(client: httpx.AsyncClient) -> None:
@@ -440,6 +488,10 @@ async def test_schedule_input_is_validated_before_prefect(client: httpx.AsyncCli
         '{"cron": "0 6 * * *", "interval_seconds": 60}': "body: give exactly one of cron or interval_seconds",
         "{}": "body: give exactly one of cron or interval_seconds",
         '{"interval_seconds": 5}': "interval_seconds: Input should be greater than or equal to 10",
+        # strict: no number from a string or a boolean, no boolean from a string
+        '{"interval_seconds": "3600"}': 'interval_seconds: must be a whole number, like 1000, not "3600"',
+        '{"interval_seconds": true}': "interval_seconds: must be a whole number, like 1000, not true",
+        '{"interval_seconds": 60, "active": "no"}': 'active: must be true or false, not "no"',
         '{"cron": "0 6 * * *", "timezone": "Mars/Olympus"}': "timezone: unknown timezone 'Mars/Olympus'; use an IANA name such as 'UTC' or 'Europe/Paris'",
         # a tzdata directory, and a name zoneinfo knows but Prefect does not
         '{"interval_seconds": 60, "timezone": "America"}': "timezone: unknown timezone 'America'; use an IANA name such as 'UTC' or 'Europe/Paris'",

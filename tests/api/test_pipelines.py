@@ -42,7 +42,12 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) ->
     cases = {
         '{"name": "x", "record_count": 0}': "record_count: Input should be greater than or equal to 1",
         '{"name": "x", "record_count": 50000001}': "record_count: record_count must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); got 50,000,001",
-        '{"name": "x", "record_count": "many"}': "record_count: Input should be a valid integer, unable to parse string as an integer",
+        '{"name": "x", "record_count": "many"}': 'record_count: must be a whole number, like 1000, not "many"',
+        # strict: a boolean is no count, and "yes" no boolean (both were taken: true made 1 record)
+        '{"name": "x", "record_count": true}': "record_count: must be a whole number, like 1000, not true",
+        '{"name": "x", "record_count": 1000.0}': "record_count: must be a whole number, like 1000, not 1000.0",
+        '{"name": "x", "trigger": "yes"}': 'trigger: must be true or false, not "yes"',
+        '{"name": "x", "trigger": 1}': "trigger: must be true or false, not 1",
         '{"name": "   "}': "name: name must not be blank; give the pipeline a name",
         '{"record_count": 5}': "name: Field required",
         '{"name": "x", "colour": "red"}': "colour: unknown field; remove it (see /docs for the accepted fields)",
@@ -57,6 +62,48 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) ->
         )
         assert response.status_code == 422, body
         assert response.json()["message"] == message, body
+    assert await _count(Pipeline) == 0
+
+
+async def test_record_count_as_the_dashboard_sends_it(client: httpx.AsyncClient) -> None:
+    """The create form sends its number field's text: digits are still a count."""
+    response = await client.post("/api/pipelines", json={"name": "x", "record_count": "250"})
+    assert (response.status_code, response.json()["record_count"]) == (201, 250)
+
+
+async def test_a_body_that_cannot_be_read_as_json_is_a_422_saying_why(
+    client: httpx.AsyncClient,
+) -> None:
+    """FastAPI answered these with a 400 "There was an error parsing the body", naming nothing."""
+    latin1 = (
+        "body: not UTF-8 (its Content-Type says charset=latin-1); send the JSON encoded as UTF-8"
+    )
+    cases = [
+        (
+            "application/json",
+            b'{"name": "\xff"}',
+            "body: not UTF-8; send the JSON encoded as UTF-8",
+        ),
+        ("application/json; charset=latin-1", '{"name": "été"}'.encode("latin-1"), latin1),
+        (
+            "application/json",
+            b"[" * 100_000 + b"]" * 100_000,
+            "body: nested too deeply; send a JSON object of the fields (see /docs)",
+        ),
+    ]
+    for content_type, body, message in cases:
+        response = await client.post(
+            "/api/pipelines", content=body, headers={"content-type": content_type}
+        )
+        problem = {
+            "loc": ["body"],
+            "msg": message.removeprefix("body: "),
+            "type": "json_too_deep" if "deeply" in message else "json_not_utf8",
+        }
+        assert (response.status_code, response.json()) == (
+            422,
+            {"message": message, "detail": [problem]},
+        )
     assert await _count(Pipeline) == 0
 
 

@@ -159,25 +159,64 @@ async def test_columns_a_text_format_cannot_hold_are_a_422_naming_them(
         source=work.InputSource(tmp_path / "input.parquet", "parquet"),
     )
     base = f"/api/pipelines/1/runs/{run_id}/output"
-    as_csv = await client.get(base, params={"format": "csv"})
-    assert (as_csv.status_code, as_csv.json()["detail"]) == (
-        422,
-        "format: csv cannot hold the column(s) tags (List(String)), blob (Binary), took "
-        "(Duration(time_unit='us')), blobs (List(Binary)); download format=parquet or "
-        "format=jsonl",
-    )
-    as_jsonl = await client.get(base, params={"format": "jsonl"})
-    assert (as_jsonl.status_code, as_jsonl.json()["detail"]) == (
-        422,
-        "format: jsonl cannot hold the column(s) blob (Binary), blobs (List(Binary)); download "
-        "format=parquet",
-    )
-    # a Range the file cannot serve (curl -C - on a file already whole): no link left behind
-    for bad in ("bytes=999999999-", "bytes=abc", "bytes=5-1"):
-        refused = await client.get(base, headers={"Range": bad})
-        assert refused.status_code in (400, 416), bad
-    assert list(serving_dir().iterdir()) == []
+    for fmt, problem in (
+        (
+            "csv",
+            "csv cannot hold the column(s) tags (List(String)), blob (Binary), took "
+            "(Duration(time_unit='us')), blobs (List(Binary)); download format=parquet or "
+            "format=jsonl",
+        ),
+        (
+            "jsonl",
+            "jsonl cannot hold the column(s) blob (Binary), blobs (List(Binary)); download "
+            "format=parquet",
+        ),
+    ):
+        refused = await client.get(base, params={"format": fmt})
+        assert (refused.status_code, refused.json()) == (
+            422,
+            {
+                "message": f"format: {problem}",
+                "detail": [
+                    {"loc": ["query", "format"], "msg": problem, "type": "unwritable_column"}
+                ],
+            },
+        )
     assert (await client.get(base)).status_code == 200
+    assert list(serving_dir().iterdir()) == []
+
+
+async def test_a_range_the_file_cannot_serve_is_refused_in_the_error_shape(
+    client: httpx.AsyncClient, completed: int
+) -> None:
+    """Starlette's own answers were text/plain (curl -C - on a file already whole: the 416)."""
+    base = f"/api/pipelines/1/runs/{completed}/output"
+    size = RunFiles.for_run(completed).results.stat().st_size
+    fix = "ask for bytes=START-END, or send no Range for the whole file"
+    cases = {
+        "bytes=abc": (400, f"Range: 'bytes=abc' names no range; {fix}"),
+        "bytes=5-1": (400, f"Range: 'bytes=5-1' ends before it starts; {fix}"),
+        "lines=1-2": (400, f"Range: 'lines=1-2' is not in bytes; {fix}"),
+        "nonsense": (400, f"Range: 'nonsense' is not of the form bytes=START-END; {fix}"),
+        f"bytes={size}-": (
+            416,
+            f"Range: 'bytes={size}-' starts at or past the end of the file ({size:,} bytes); "
+            "ask for less, or send no Range for the whole file",
+        ),
+    }
+    for header, (status, message) in cases.items():
+        refused = await client.get(base, headers={"Range": header})
+        assert (refused.status_code, refused.json()) == (
+            status,
+            {"message": message, "detail": message},
+        ), header
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.headers.get("content-range") == (
+            f"bytes */{size}" if status == 416 else None
+        )
+    assert list(serving_dir().iterdir()) == []  # no link left behind
+    partial = await client.get(base, headers={"Range": "bytes=0-3"})
+    assert (partial.status_code, partial.content) == (206, b"PAR1")
 
 
 async def test_summary_and_rejects(client: httpx.AsyncClient, completed: int) -> None:

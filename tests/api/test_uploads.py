@@ -193,6 +193,41 @@ async def test_upload_idempotency_key_returns_the_same_pipeline(client: httpx.As
     assert set(leftover_uploads()) - set(before) == {Path(first.json()["input_path"]).parent}
 
 
+async def test_an_upload_repeated_with_its_key_is_not_checked_again(
+    client: httpx.AsyncClient, setting: SetSetting
+) -> None:
+    """A repeat is answered from its key (its fields and file digest compared) before the file
+    is unpacked and checked: a check that would now refuse it does not turn it into a 422."""
+    headers = {"Idempotency-Key": "upload-again"}
+    content = gzip.compress(csv(GOOD) + b"\n" * 10_000)
+
+    async def send(data: bytes, name: str = "a") -> httpx.Response:
+        files = {"file": ("a.csv.gz", data)}
+        return await client.post(
+            "/api/pipelines", data={"name": name}, files=files, headers=headers
+        )
+
+    first = await send(content)
+    assert first.status_code == 201, first.text
+    before = leftover_uploads()
+    setting("PIPELINE_MAX_INPUT_BYTES", "1000")  # the file unpacks to more now
+    again = await send(content)
+    assert (again.status_code, again.json()) == (201, first.json())
+    reused = (
+        "Idempotency-Key 'upload-again' was first used to create pipeline 1 ('a') with a "
+        "different request; send a new key for a new request, or repeat the first one exactly"
+    )
+    for other in (await send(content, name="b"), await send(gzip.compress(csv(GOOD)))):
+        assert (other.status_code, other.json()["message"]) == (422, reused)
+    assert leftover_uploads() == before  # the repeats' copies are gone
+    headers["Idempotency-Key"] = "upload-new"  # a new key: the file is checked
+    assert (await send(content)).json()["message"] == (
+        "file: decompresses to more than 1,000 bytes (PIPELINE_MAX_INPUT_BYTES); "
+        "send a smaller file, or raise the limit"
+    )
+    assert await pipelines() == 1
+
+
 # --------------------------------------------------------------------------- whole-file problems
 
 
@@ -539,6 +574,34 @@ async def test_input_path_problems(
         "record_count: leave it out with input_path; the file's rows are the records"
     )
     assert await pipelines() == 0
+
+
+async def test_a_create_repeated_with_its_key_finds_its_pipeline_though_the_file_is_gone(
+    client: httpx.AsyncClient, input_dir: Path
+) -> None:
+    """The key is looked up before the file is checked; its request is still compared."""
+    (input_dir / "daily.csv").write_bytes(csv(GOOD))
+    headers = {"Idempotency-Key": "daily-1"}
+    request = {"name": "daily", "input_path": "daily.csv"}
+    first = await client.post("/api/pipelines", json=request, headers=headers)
+    assert first.status_code == 201, first.text
+    (input_dir / "daily.csv").unlink()
+    again = await client.post("/api/pipelines", json=request, headers=headers)
+    assert (again.status_code, again.json()) == (201, first.json())
+    other = await client.post("/api/pipelines", json={**request, "name": "other"}, headers=headers)
+    assert (other.status_code, other.json()["message"]) == (
+        422,
+        "Idempotency-Key 'daily-1' was first used to create pipeline 1 ('daily') with a "
+        "different request; send a new key for a new request, or repeat the first one exactly",
+    )
+    new_key = await client.post(
+        "/api/pipelines", json=request, headers={"Idempotency-Key": "daily-2"}
+    )
+    assert (new_key.status_code, new_key.json()["message"]) == (
+        422,
+        "input_path: no file 'daily.csv' in PIPELINE_INPUT_DIR",
+    )
+    assert await pipelines() == 1
 
 
 async def test_an_input_file_replaced_since_is_checked_again_by_its_run(

@@ -1,0 +1,185 @@
+"""A multipart/form-data body parsed as it streams in: text fields into memory (bounded), the
+file part straight to disk, digested as it is written, never held in memory."""
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email.utils import decode_rfc2231
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote
+
+from fastapi import HTTPException, Request, status
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.requests import ClientDisconnect
+
+from app.api.errors import DISCONNECTED
+from app.pipeline import inputs
+
+MAX_FIELD_BYTES = 64 * 1024
+MAX_TEXT_BYTES = 4 * MAX_FIELD_BYTES  # all text fields together: four are known, any more unknown
+FILE_FIELD = "file"
+_EXTENDED_FILENAME = re.compile(rb"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
+
+
+@dataclass
+class ReceivedForm:
+    """The text fields of a form and where its file part was written."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    file_name: str | None = None
+    file_path: Path | None = None
+    file_bytes: int = 0
+    file_sha256: str | None = None  # of the file as sent: a repeat with its key must send it again
+
+
+class _Receiver:
+    """python-multipart callbacks: text fields into memory (bounded), the file part to disk."""
+
+    def __init__(self, dest: Path, max_bytes: int) -> None:
+        self.form = ReceivedForm()
+        self.dest = dest
+        self.max_bytes = max_bytes
+        self.pending = bytearray()  # file bytes parsed from the last chunk, written off the loop
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name = ""
+        self._text = bytearray()
+        self._text_bytes = 0
+        self._is_file = False
+        self.handle: IO[bytes] | None = None
+        self._digest = hashlib.sha256()
+
+    async def flush(self) -> None:
+        """Write (and digest) the file bytes parsed so far, off the event loop."""
+        if self.pending and self.handle is not None:
+            await asyncio.to_thread(self._write, bytes(self.pending))
+            self.pending.clear()
+            self.form.file_sha256 = self._digest.hexdigest()
+
+    def _write(self, data: bytes) -> None:
+        assert self.handle is not None
+        self.handle.write(data)
+        self._digest.update(data)
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field_data,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers, self._text, self._is_file = {}, bytearray(), False
+
+    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        self._is_file = self._name == FILE_FIELD
+        if self._is_file:
+            if self.form.file_path is not None:
+                raise _FormError(FILE_FIELD, "send one file per pipeline")
+            disposition = self._headers.get(b"content-disposition", b"")
+            filename = _extended_file_name(disposition) or options.get(b"filename", b"").decode(
+                "utf-8", "replace"
+            )
+            self.form.file_name = Path(filename.replace("\\", "/")).name or "upload"
+            self.form.file_path = self.dest / "upload"
+            self.handle = self.form.file_path.open("wb")
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._is_file:
+            self.form.file_bytes += end - start
+            if self.form.file_bytes > self.max_bytes:
+                raise _TooLarge
+            self.pending += data[start:end]
+            return
+        self._text += data[start:end]
+        self._text_bytes += end - start
+        if len(self._text) > MAX_FIELD_BYTES:
+            raise _FormError(self._name or "body", f"longer than {MAX_FIELD_BYTES:,} bytes")
+        if self._text_bytes > MAX_TEXT_BYTES:  # thousands of fields, each under the limit
+            raise _FormError("body", f"text fields longer than {MAX_TEXT_BYTES:,} bytes in all")
+
+    def _part_end(self) -> None:
+        if not self._is_file:
+            try:
+                self.form.fields[self._name] = self._text.decode("utf-8")
+            except UnicodeDecodeError:  # was stored with U+FFFD in place of what was sent
+                raise _FormError(self._name, "not UTF-8 text; send the form as UTF-8") from None
+
+
+def _extended_file_name(disposition: bytes) -> str | None:
+    """RFC 5987's filename*=UTF-8''caf%C3%A9.csv, which some clients send alone and which wins
+    over a plain filename beside it (RFC 6266); python-multipart reads only the plain one."""
+    found = _EXTENDED_FILENAME.search(disposition)
+    if found is None:
+        return None
+    charset, _, value = decode_rfc2231(found[1].strip().strip(b'"').decode("latin-1"))
+    try:
+        return unquote(value, encoding=charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return None
+
+
+class _FormError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> ReceivedForm:
+    """Parse a multipart/form-data body as it streams in, writing its file part into `dest`."""
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise inputs.InputError("body", "multipart/form-data without a boundary")
+    receiver = _Receiver(dest, max_bytes)
+    parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            await receiver.flush()
+        parser.finalize()
+        await receiver.flush()
+        if parser.state != MultipartState.END:  # a cut body would make a pipeline of part a file
+            raise _FormError(
+                "body", "ended before the form's closing boundary; send the whole form again"
+            )
+    except _TooLarge:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"file: larger than {max_bytes:,} bytes (PIPELINE_MAX_UPLOAD_BYTES); "
+            "send a smaller file or name a file under PIPELINE_INPUT_DIR",
+        ) from None
+    except _FormError as exc:
+        raise inputs.InputError(exc.field, exc.message) from None
+    except FormParserError as exc:
+        raise inputs.InputError("body", f"not valid multipart/form-data ({exc})") from None
+    except ClientDisconnect:  # nobody reads the answer; the caller removes what was written
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, DISCONNECTED) from None
+    finally:
+        if receiver.handle is not None:
+            receiver.handle.close()
+    return receiver.form
