@@ -14,6 +14,8 @@ import json
 import os
 import signal
 import socket
+import stat
+import struct
 import sys
 from typing import NoReturn
 
@@ -51,6 +53,31 @@ def _die_as(signum: int) -> NoReturn:
     sys.exit(128 + signum)  # a signal that does not end a process by default
 
 
+def _not_private(path: str) -> str | None:
+    """Why the socket at `path` may not be given the run's environment (its database URL, API
+    keys), or None: it must be in this user's own directory that no one else may enter, or
+    another local user could have made the directory, and the socket in it, after the zygote
+    removed its own."""
+    directory = os.path.dirname(path) or "."
+    try:
+        found = os.lstat(directory)
+    except OSError as exc:
+        return f"no zygote at {path}: {exc}"
+    if (
+        not stat.S_ISDIR(found.st_mode)
+        or found.st_uid != os.getuid()
+        or stat.S_IMODE(found.st_mode) & 0o077
+    ):
+        return f"{directory} is not this user's own private directory (mode 0700)"
+    return None
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    """The user the process at the other end of the socket runs as."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
 def main() -> int:
     # a session of its own, as Prefect gives a flow run: a signal to this group reaches only the run
     if os.getsid(0) != os.getpid():
@@ -58,11 +85,15 @@ def main() -> int:
     path = os.environ.get(SOCKET_ENV)
     if not path:
         _cold_start(f"{SOCKET_ENV} is not set")
+    if problem := _not_private(path):
+        _cold_start(problem)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         conn.connect(str(path))
     except OSError as exc:
         _cold_start(f"no zygote at {path}: {exc}")
+    if (uid := _peer_uid(conn)) != os.getuid():
+        _cold_start(f"the zygote at {path} runs as user {uid}, not as this one")
     request = {"env": dict(os.environ), "cwd": os.getcwd(), "argv": sys.argv}
     try:
         socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])

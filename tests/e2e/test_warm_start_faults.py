@@ -7,6 +7,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -145,3 +146,56 @@ def test_the_socket_directory_is_private_and_fits_a_unix_socket(
         assert len(str(made / "zygote.sock")) <= worker.SOCKET_PATH_MAX
     finally:
         made.rmdir()
+
+
+def _listening_as(uid: int, path: Path) -> subprocess.Popen[str]:
+    """A socket at `path` whose listening process runs as `uid` (bound first, then the user
+    dropped: the peer credentials a client sees are those at listen()); it prints what a client
+    sent it, if one connects within 20 s."""
+    script = (
+        "import os, socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+        f"s.bind({str(path)!r})\n"
+        f"os.setgid({uid}); os.setuid({uid})\n"
+        "s.listen(1); s.settimeout(20); print('listening', flush=True)\n"
+        "try:\n"
+        "    conn, _ = s.accept(); conn.settimeout(5)\n"
+        "    message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)\n"
+        "    print(f'received {len(message)} bytes, {len(fds)} descriptors', flush=True)\n"
+        "except (TimeoutError, OSError) as exc:\n"
+        "    print('received nothing', type(exc).__name__, flush=True)\n"
+    )
+    listener = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert listener.stdout is not None
+    assert listener.stdout.readline() == "listening\n"
+    return listener
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="listening as another user needs root")
+def test_a_socket_another_user_answers_or_a_directory_others_may_enter_gets_no_environment(
+    tmp_path: Path,
+) -> None:
+    """The launcher sent every run's environment (its database URL, API keys) and its stdio to
+    whatever answered at the socket's path: another local user's socket in a directory they made
+    after the zygote removed its own."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    listener = _listening_as(65534, private / "z.sock")
+    output, _ = launch(str(private / "z.sock"), "not-a-uuid").communicate(timeout=120)
+    assert output.startswith(
+        f"warm start unavailable (the zygote at {private / 'z.sock'} runs as user 65534, not as "
+        "this one); starting the flow run cold"
+    )
+    # connected to, to learn who answers, and then left without a word
+    assert listener.communicate(timeout=30)[0] == "received 0 bytes, 0 descriptors\n"
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    served = _stand_in(shared / "z.sock", lambda conn: None)
+    output, _ = launch(str(shared / "z.sock"), "not-a-uuid").communicate(timeout=120)
+    assert output.startswith(
+        f"warm start unavailable ({shared} is not this user's own private directory (mode 0700)); "
+        "starting the flow run cold"
+    )
+    assert served.is_alive()  # never connected to
