@@ -84,6 +84,8 @@ class Stack:
                     "-m",
                     "uvicorn",
                     "app.main:app",
+                    "--http",
+                    "app.serving:BoundedHttpTools",
                     "--host",
                     self.host,
                     "--port",

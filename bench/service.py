@@ -152,6 +152,7 @@ def serve_bare(body: dict[str, Any], root: Path, exits: ExitStack) -> int:
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "uvicorn", "bench.bare_api:app"),
+            *("--http", "app.serving:BoundedHttpTools"),
             *("--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
         ],
         cwd=PROJECT_ROOT,
