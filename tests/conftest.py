@@ -1,6 +1,7 @@
 """Shared fixtures: every database test runs on SQLite and on a throwaway PostgreSQL cluster."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,15 @@ def migrate(database_url: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's files (databases, stacks' logs and run files) go when every test passed;
+    after a failure they stay for a look, and the path is printed."""
+    if exitstatus == 0:
+        shutil.rmtree(_TMP, ignore_errors=True)
+    else:
+        print(f"\nthis test process's files (stack logs, databases): {_TMP}", file=sys.stderr)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
