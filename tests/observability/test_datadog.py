@@ -374,7 +374,22 @@ async def test_logs_are_json_lines_carrying_the_trace_of_their_run(
     # every line of the run's trace is this run's, and its spans are spans of that trace
     traced_lines = [line for line in flow_lines if line["dd.trace_id"] == trace_id]
     trace_span_ids = {str(s["span_id"]) for s in runs.spans if s["trace_id"] == flow["trace_id"]}
-    assert len(traced_lines) >= 7
+    data_dir = observed_stack.stack.env["PIPELINE_DATA_DIR"]
+    assert [(line["logger"], line["message"]) for line in traced_lines] == [
+        (
+            "prefect.flow_runs",
+            f"pipeline {pipeline_id} run {run_id}: 1000 records in {data_dir}/runs/{run_id}",
+        ),
+        *[
+            line
+            for stage in STAGES
+            for line in [
+                ("prefect.task_runs", f"stage {stage} completed: 1000 in, 1000 out"),
+                ("prefect.task_runs", "Finished in state Completed()"),
+            ]
+        ],
+        ("prefect.flow_runs", f"pipeline {pipeline_id} run {run_id}: completed, 1000 records"),
+    ]
     assert {line["dd.span_id"] for line in traced_lines} <= trace_span_ids
 
 
@@ -400,7 +415,8 @@ async def test_logs_endpoint_serves_the_latest_run_logs_from_prefect(
         ("INFO", "prefect.task_runs", f"stage {stage} completed: 1000 in, 1000 out")
         for stage in STAGES
     ]
-    assert all(line["task_run_id"] for line in stage_lines)
+    # each stage's line is its own task run's
+    assert len({line["task_run_id"] for line in stage_lines} - {None}) == 5
     assert len({line["id"] for line in body}) == len(body)  # `pipeline logs --follow` needs them
     assert [line["timestamp"] for line in body] == sorted(line["timestamp"] for line in body)
     limited = (await api.get(f"/api/pipelines/{pipeline_id}/logs?limit=2")).json()
