@@ -24,7 +24,7 @@ async def cancel_runs(*, session: AsyncSession, pipeline: Pipeline) -> PipelineR
     rows = await session.execute(
         select(PipelineRun)
         .where(PipelineRun.pipeline_id == pipeline_id, PipelineRun.status.in_(UNFINISHED))
-        .order_by(PipelineRun.id.desc())
+        .order_by(PipelineRun.id)  # oldest first: the newest ends last, as a repeat expects
     )
     unfinished = [(run.id, run.prefect_flow_run_id) for run in rows.scalars()]
     if not unfinished:
@@ -37,9 +37,9 @@ async def cancel_runs(*, session: AsyncSession, pipeline: Pipeline) -> PipelineR
         except ConflictError as exc:  # it ended in Prefect meanwhile: its own status follows
             ended.append(exc)
     if not cancelled:
-        raise ended[0]
+        raise ended[-1]  # the newest
     session.expire_all()  # the cancels were written by other sessions
-    query = select(PipelineRun).where(PipelineRun.id == cancelled[0])
+    query = select(PipelineRun).where(PipelineRun.id == cancelled[-1])
     return (await session.execute(query.options(selectinload(PipelineRun.stages)))).scalar_one()
 
 

@@ -6,6 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from prefect.client.schemas.objects import DeploymentSchedule
 from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,9 +31,9 @@ def _in_flight(pipeline_id: int, run: PipelineRun) -> ConflictError:
 async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
     """Delete a pipeline whose runs have all ended, with its runs, stages, files and schedule.
 
-    Raises ConflictError while a run is pending or running (a run that started while the schedule
-    was being removed puts the schedule back), and orchestrator.PrefectUnavailableError when its
-    schedule cannot be removed (nothing is deleted).
+    Raises ConflictError while a run is pending or running, and orchestrator.PrefectUnavailableError
+    when its schedule cannot be removed (nothing is deleted). A delete that fails after the
+    schedule was removed (a run that started meanwhile, the database) puts the schedule back.
     """
     # a rollback expires the object: what is needed of it, now
     pipeline_id, record_count, input_path = pipeline.id, pipeline.record_count, pipeline.input_path
@@ -41,25 +42,34 @@ async def delete_pipeline(*, session: AsyncSession, pipeline: Pipeline) -> None:
         raise _in_flight(pipeline_id, in_flight)
     removed = await schedules.delete_pipeline_schedule(pipeline_id)
     try:
-        await _delete_rows_and_files(session, pipeline_id, input_path)
-        await _schedule_set_meanwhile(pipeline_id)
-    except ConflictError as refused:  # a run started meanwhile: the pipeline and schedule stay
-        if removed is None:
-            raise
-        try:
-            await schedules.set_pipeline_schedule(
-                pipeline_id=pipeline_id,
-                record_count=record_count,
-                schedule=removed.schedule,
-                active=removed.active,
-            )
-        except (orchestrator.PrefectUnavailableError, PrefectHTTPStatusError) as exc:
-            logger.warning("pipeline %d: its schedule could not be put back: %s", pipeline_id, exc)
+        run_ids = await _delete_rows(session, pipeline_id)
+    except BaseException as failed:  # nothing deleted (a run started meanwhile, the database):
+        if removed is not None:  # the pipeline stays, and so does its schedule
+            await _put_back(pipeline_id, record_count, removed, failed)
+        raise
+    if run_ids is not None:
+        await asyncio.to_thread(_remove_files, run_ids, _own_upload(input_path))
+    await _schedule_set_meanwhile(pipeline_id)
+
+
+async def _put_back(
+    pipeline_id: int, record_count: int, removed: DeploymentSchedule, failed: BaseException
+) -> None:
+    """Set the schedule removed before a delete that failed again, as it was."""
+    try:
+        await schedules.set_pipeline_schedule(
+            pipeline_id=pipeline_id,
+            record_count=record_count,
+            schedule=removed.schedule,
+            active=removed.active,
+        )
+    except (orchestrator.PrefectUnavailableError, PrefectHTTPStatusError) as exc:
+        logger.warning("pipeline %d: its schedule could not be put back: %s", pipeline_id, exc)
+        if isinstance(failed, ConflictError):
             raise ConflictError(
-                f"{refused}; its schedule was removed and could not be put back ({exc}): "
+                f"{failed}; its schedule was removed and could not be put back ({exc}): "
                 f"set it again with PUT /api/pipelines/{pipeline_id}/schedule"
             ) from None
-        raise
 
 
 async def _schedule_set_meanwhile(pipeline_id: int) -> None:
@@ -82,9 +92,9 @@ async def drop_schedule_if_removed(pipeline_id: int) -> bool:
     return True
 
 
-async def _delete_rows_and_files(
-    session: AsyncSession, pipeline_id: int, input_path: str | None
-) -> None:
+async def _delete_rows(session: AsyncSession, pipeline_id: int) -> list[int] | None:
+    """Delete the pipeline's rows in one commit: the ids of its runs, whose files go next, or
+    None when a request racing this one deleted them first."""
     run_ids = list(
         (
             await session.execute(
@@ -94,7 +104,6 @@ async def _delete_rows_and_files(
         .scalars()
         .all()
     )
-    upload = _own_upload(input_path)
     # The rows go only if no run started meanwhile (a trigger or a scheduled run racing this
     # delete). On PostgreSQL the pipeline's row is locked first: a run being inserted holds a
     # share lock on it, so the lock waits for that run's commit, and the check after it (a new
@@ -119,9 +128,9 @@ async def _delete_rows_and_files(
         started = await get_latest_run(session=session, pipeline_id=pipeline_id, unfinished=True)
         if started is not None:
             raise _in_flight(pipeline_id, started)
-        return  # deleted by a request racing this one: the outcome is the same
+        return None  # deleted by a request racing this one: the outcome is the same
     await session.commit()
-    await asyncio.to_thread(_remove_files, run_ids, upload)
+    return run_ids
 
 
 def _unfinished(pipeline_id: int) -> tuple[ColumnElement[bool], ...]:

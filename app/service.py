@@ -1,6 +1,8 @@
 """Pipelines and their runs: the queries and the trigger sequence the API routes call."""
 
-from sqlalchemy import delete, func, select, true
+import logging
+
+from sqlalchemy import func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -8,10 +10,14 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from app import idempotency
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
-from app.models import Pipeline, PipelineRun, PipelineStage, Status
+from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import orchestrator
+from app.pipeline.claim import withdraw_unclaimed
 from app.pipeline.inputs import CheckedInput
 from app.pipeline.status import UNFINISHED, flow_run_key, new_stage_rows
+
+logger = logging.getLogger(__name__)
+RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED})
 
 
 def _latest_run_id() -> ScalarSelect[int]:
@@ -222,7 +228,8 @@ async def _launch(
     *, session: AsyncSession, run: PipelineRun, with_pipeline: bool = False
 ) -> PipelineRun:
     """Create the committed pending run's flow run; if that fails, the run's rows are removed
-    (`with_pipeline`: its pipeline's too, in the same commit) and the error raised."""
+    (`with_pipeline`: its pipeline's too) and the error raised, unless a flow run claimed the
+    run meanwhile (Prefect made it before its client gave up): then it is kept and answered."""
     try:
         flow_run = await orchestrator.trigger_run(
             pipeline_id=run.pipeline_id,
@@ -230,15 +237,14 @@ async def _launch(
             record_count=run.record_count,
             key=flow_run_key(run.id, run.created_at),
         )
-    except BaseException:
-        await session.execute(delete(PipelineStage).where(PipelineStage.run_id == run.id))
-        await session.execute(delete(PipelineRun).where(PipelineRun.id == run.id))
-        if with_pipeline:
-            await session.execute(delete(Pipeline).where(Pipeline.id == run.pipeline_id))
+    except BaseException as exc:
+        withdrawn = await withdraw_unclaimed(run.id, run.pipeline_id if with_pipeline else None)
+        if withdrawn or not isinstance(exc, Exception):
+            raise
+        logger.warning("run %d: its trigger failed (%s), but a flow run took it: kept", run.id, exc)
+    else:
+        run.prefect_flow_run_id = str(flow_run.id)
         await session.commit()
-        raise
-    run.prefect_flow_run_id = str(flow_run.id)
-    await session.commit()
     # a cancel may have ended it meanwhile: answer what it is now, stages and all
     fresh = (
         select(PipelineRun)
@@ -250,9 +256,6 @@ async def _launch(
 
 class ConflictError(RuntimeError):
     """The request does not fit the pipeline's current state (answered with 409)."""
-
-
-RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED})
 
 
 async def list_runs(
@@ -275,15 +278,23 @@ async def list_runs(
 
 async def retry_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
     """A new run (new flow run) for a pipeline whose latest run failed or was cancelled; a
-    retry racing another of the same run gets that one's new run."""
+    retry racing another of the same run (a double click) gets that one's new run, also once it
+    is the latest (and so pending, or over)."""
     latest = await get_latest_run(session=session, pipeline_id=pipeline.id)
-    if latest is None or latest.status not in RETRYABLE:
-        state = f"is {latest.status.value}" if latest else "has never run"
-        raise ConflictError(
-            f"pipeline {pipeline.id} {state}; only a failed or cancelled pipeline can be "
-            f"retried (use POST /api/pipelines/{pipeline.id}/trigger for a new run)"
+    if latest is not None and latest.status in RETRYABLE:
+        # one new run per failed run, however many retries race: the key's unique index settles it
+        return await start_run(
+            session=session, pipeline=pipeline, idempotency_key=f"retry of run {latest.id}"
         )
-    # one new run per failed run, however many retries race: the key's unique index settles it
-    return await start_run(
-        session=session, pipeline=pipeline, idempotency_key=f"retry of run {latest.id}"
+    newest_retryable = select(func.max(PipelineRun.id)).where(
+        PipelineRun.pipeline_id == pipeline.id, PipelineRun.status.in_(RETRYABLE)
+    )
+    if latest is not None and (retried := await session.scalar(newest_retryable)):
+        key = idempotency.run_key(pipeline.id, f"retry of run {retried}")
+        if latest.idempotency_key == key and (seen := await idempotency.wait_for_run(key)):
+            return seen  # the latest run is that retry's: a double click gets it
+    state = f"is {latest.status.value}" if latest else "has never run"
+    raise ConflictError(
+        f"pipeline {pipeline.id} {state}; only a failed or cancelled pipeline can be "
+        f"retried (use POST /api/pipelines/{pipeline.id}/trigger for a new run)"
     )

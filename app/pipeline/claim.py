@@ -1,14 +1,17 @@
-"""claim_run: which run row a flow run executes, and whether it may start at all."""
+"""claim_run: which run row a flow run executes, and whether it may start at all; and
+withdraw_unclaimed, the trigger's side of that race."""
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.db import get_sessionmaker, lock_for_write
-from app.models import FINAL_STATUSES, Pipeline, PipelineRun, Status
+from app.models import FINAL_STATUSES, Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline.status import flow_run_key, new_stage_rows
+
+NEVER_STARTED = (Status.PENDING, Status.CANCELLED)  # a cancel can come before any flow run
 
 
 class PipelineNotFoundError(LookupError):
@@ -23,6 +26,11 @@ class RunCancelledError(RuntimeError):
 class RunSettledError(RunCancelledError):
     """Already ended, and counted by whoever ended it, or withdrawn, never a run to the user: the
     flow run starts nothing and counts nothing."""
+
+
+class PipelineDeletedError(RunSettledError):
+    """A run of a schedule whose pipeline was deleted (its schedule with it) after Prefect made
+    the run: it starts nothing and ends Cancelled, as a run of a removed schedule does."""
 
 
 @dataclass(frozen=True)
@@ -43,13 +51,14 @@ async def claim_run(
     run_id: int | None,
     record_count: int,
     key: str | None = None,
+    scheduled: bool = False,
 ) -> RunRef:
     """Find (or, for runs of a schedule, create) the run this flow run executes.
 
     A flow run retried by Prefect finds its run again and starts its stages afresh. A run
     already ended (cancelled, failed by the watchdog) is never moved back, and a run whose row is
     gone (its trigger answered 503 and withdrew it) is not made again: RunCancelledError, nothing
-    of it starts.
+    of it starts. So is a `scheduled` run (made by a schedule) of a pipeline deleted meanwhile.
     """
     async with get_sessionmaker()() as session, session.begin():
         await lock_for_write(session)
@@ -59,6 +68,11 @@ async def claim_run(
             raise RunSettledError(
                 f"run {run_id} does not exist: its trigger failed and withdrew it; "
                 "trigger the pipeline again"
+            )
+        if pipeline is None and scheduled:
+            raise PipelineDeletedError(
+                f"skipped: pipeline {pipeline_id} was deleted, with its schedule, before this "
+                "run started"
             )
         if pipeline is None:
             raise PipelineNotFoundError(f"pipeline {pipeline_id} does not exist")
@@ -98,7 +112,7 @@ async def claim_run(
             None,
         )
         for stage in run.stages:
-            stage.status, stage.error, stage.message = Status.PENDING, None, None
+            stage.status, stage.error, stage.message, stage.attempts = Status.PENDING, None, None, 0
             stage.started_at = stage.completed_at = stage.duration_seconds = None
             stage.records_in = stage.records_out = stage.records_rejected = None
         await session.flush()
@@ -109,6 +123,31 @@ async def claim_run(
             input_path=pipeline.input_path,
             input_format=pipeline.input_format,
         )
+
+
+async def withdraw_unclaimed(run_id: int, pipeline_id: int | None) -> bool:
+    """The trigger's side of the claim: remove a run whose trigger failed (and `pipeline_id`, its
+    pipeline made with it), unless a flow run claimed it meanwhile (Prefect made the flow run
+    before its client gave up): True when removed. Whichever of the two locks the run first wins.
+    """
+    async with get_sessionmaker()() as session, session.begin():
+        await lock_for_write(session)
+        unclaimed = await session.scalar(
+            select(PipelineRun.id)
+            .where(
+                PipelineRun.id == run_id,
+                PipelineRun.prefect_flow_run_id.is_(None),  # what a claim sets
+                PipelineRun.status.in_(NEVER_STARTED),
+            )
+            .with_for_update()
+        )
+        if unclaimed is None:
+            return False
+        await session.execute(delete(PipelineStage).where(PipelineStage.run_id == run_id))
+        await session.execute(delete(PipelineRun).where(PipelineRun.id == run_id))
+        if pipeline_id is not None:
+            await session.execute(delete(Pipeline).where(Pipeline.id == pipeline_id))
+    return True
 
 
 async def _find_run(

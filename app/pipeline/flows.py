@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect._internal.control_listener import get_intent
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
@@ -23,7 +23,7 @@ from app.pipeline.claim import RunCancelledError, RunRef, claim_run
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
     CANCELLED_IN_PREFECT,
-    heartbeat,
+    keep_beating,
     run_id_from_tags,
     update_pipeline_status,
 )
@@ -36,18 +36,6 @@ STOPPED_WITHOUT_CANCEL = (
     "host shutting down, or a kill); trigger the pipeline again"
 )
 observability.setup()  # at import, before the run: its logs are JSON from the first line
-
-
-async def _beat(ref: RunRef) -> None:
-    """Tell the watchdog this process is alive, until the flow ends. The first beat is one interval
-    in: until then the run's start (started_at, set by its first stage) is the sign of life, and
-    a run shorter than that — most are — needs no beat, nor a second database connection."""
-    while True:
-        await asyncio.sleep(_settings.heartbeat_seconds)
-        try:
-            await heartbeat(run_id=ref.run_id)
-        except Exception as exc:  # a missed beat must never fail the run
-            get_run_logger().warning("heartbeat for run %d failed: %s", ref.run_id, exc)
 
 
 async def _run_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
@@ -230,8 +218,8 @@ async def run_data_pipeline_flow(
         labels=context.flow_run.labels if context and context.flow_run else {},
     ) as tracking:
         try:
-            key = context.flow_run.idempotency_key if context and context.flow_run else None
-            return await _run_pipeline(pipeline_id, record_count, tracking, key)
+            made = context.flow_run if context else None
+            return await _run_pipeline(pipeline_id, record_count, tracking, made)
         except RunCancelledError as exc:  # a cancel won the race with the trigger, or it ended
             tracking.cancelled, tracking.uncounted = True, True  # counted as it was ended
             return Cancelled(message=str(exc))
@@ -250,19 +238,24 @@ def _stopped(exc: BaseException) -> str | None:
 
 
 async def _run_pipeline(
-    pipeline_id: int, record_count: int, tracking: telemetry.RunTracking, key: str | None
+    pipeline_id: int, record_count: int, tracking: telemetry.RunTracking, made: FlowRun | None
 ) -> dict[str, Any]:
+    run_id = run_id_from_tags(flow_run.tags)
+    tracking.claimed = run_id is not None  # its row counts it, even if the claim below fails
     ref = await claim_run(
         pipeline_id=pipeline_id,
         flow_run_id=str(flow_run.id),
-        run_id=run_id_from_tags(flow_run.tags),
+        run_id=run_id,
         record_count=record_count,
-        key=key,  # made with: another database's run of this id has another
+        key=made.idempotency_key if made else None,  # another database's run N has another
+        scheduled=bool(made and made.auto_scheduled),
     )
     tracking.run(ref.run_id)
     files = RunFiles.for_run(ref.run_id)
     print(f"pipeline {pipeline_id} run {ref.run_id}: {ref.record_count} records in {files.root}")
-    beating = asyncio.create_task(_beat(ref))
+    beating = asyncio.create_task(
+        keep_beating(run_id=ref.run_id, every=_settings.heartbeat_seconds, log=get_run_logger())
+    )
     try:
         await generate_data(ref, files)
         await ingest_data(ref, files)

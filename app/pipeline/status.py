@@ -1,6 +1,9 @@
 """update_pipeline_status: how a flow run writes its run and stage rows, straight to the database."""
 
+import asyncio
+import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,13 +78,12 @@ async def update_pipeline_status(
     A run already in a final state (completed, failed, cancelled) is never moved back: False
     then, True when the write was made. A stage that fails fails its run, unless Prefect will
     run the flow again (`retrying` says when): the run is pending until then, with the error.
-    `ended_at` dates a final status the watchdog found later than it happened.
+    `ended_at` dates a final status the watchdog found later than it happened. A run never
+    ends before its stages' recorded moments (a clock that differs, a write that waited).
     """
-    now = utcnow()
     ended: list[tuple[str, float | None]] = []  # the final status this write moved it to
 
     async def write() -> bool:
-        nonlocal now
         async with get_sessionmaker()() as session, session.begin():
             await lock_for_write(session)
             run = (
@@ -93,8 +95,12 @@ async def update_pipeline_status(
             ).scalar_one()
             if run.status in FINAL_STATUSES:
                 return False
-            if ended_at is not None and status in FINAL_STATUSES:
-                now = await _no_earlier_than_its_stages(session, run, min(ended_at, now))
+            # once the lock is held: a write that waited for it must not date itself before the
+            # writes made meanwhile (a stage that started while a cancel waited)
+            now = utcnow()
+            if stage_name is None and status in FINAL_STATUSES:
+                when = min(ended_at, now) if ended_at else now
+                now = await _no_earlier_than_its_stages(session, run, when)
             if input_file is not None:
                 run.input_file = input_file
             if output_file is not None:
@@ -119,6 +125,8 @@ async def update_pipeline_status(
                     )
                 )
             ).scalar_one()
+            if status == Status.FAILED and not retrying:  # it ends the run as well
+                now = await _no_earlier_than_its_stages(session, run, now)
             _set_stage_status(stage, status, now, message, error)
             if attempt is not None:
                 stage.attempts = attempt
@@ -187,6 +195,20 @@ async def heartbeat(*, run_id: int) -> None:
         )
 
 
+async def keep_beating(
+    *, run_id: int, every: float, log: logging.Logger | logging.LoggerAdapter[Any]
+) -> None:
+    """Tell the watchdog the flow-run process is alive, until cancelled. The first beat is one
+    interval in: until then the run's start (started_at, set by its first stage) is the sign of
+    life, and a run shorter than that — most are — needs no beat, nor a second connection."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await heartbeat(run_id=run_id)
+        except Exception as exc:  # a missed beat must never fail the run
+            log.warning("heartbeat for run %d failed: %s", run_id, exc)
+
+
 async def _no_earlier_than_its_stages(
     session: AsyncSession, run: PipelineRun, ended_at: datetime
 ) -> datetime:
@@ -238,21 +260,24 @@ async def close_unfinished_stages(
     session: AsyncSession, run_id: int, run_status: Status, now: datetime
 ) -> None:
     """Stages still pending or running when their run ends are cancelled, never left dangling;
-    one still running when its run failed (its process died: the watchdog's verdict) failed."""
-    if run_status == Status.FAILED:
-        running = await session.execute(
-            select(PipelineStage).where(
-                PipelineStage.run_id == run_id, PipelineStage.status == Status.RUNNING
-            )
-        )
-        for stage in running.scalars():
-            _set_stage_status(stage, Status.FAILED, now, INTERRUPTED, None)  # autoflushed below
+    one still running when its run failed (its process died: the watchdog's verdict) failed.
+    One that was running gets its duration, up to its run's end."""
     reason = {
         Status.FAILED: "not run: an earlier stage failed",
         Status.CANCELLED: "cancelled",
         Status.COMPLETED: "not run",
     }[run_status]
-    await session.execute(
+    running = await session.execute(
+        select(PipelineStage).where(
+            PipelineStage.run_id == run_id, PipelineStage.status == Status.RUNNING
+        )
+    )
+    for stage in running.scalars():  # a stage that ran has a duration, however its run ended
+        if run_status == Status.FAILED:
+            _set_stage_status(stage, Status.FAILED, now, INTERRUPTED, None)
+        else:
+            _set_stage_status(stage, Status.CANCELLED, now, reason, None)
+    await session.execute(  # the rest never started; the ones above are flushed first
         update(PipelineStage)
         .where(PipelineStage.run_id == run_id, PipelineStage.status.in_(UNFINISHED))
         .values(status=Status.CANCELLED, completed_at=now, message=reason)

@@ -5,9 +5,11 @@ pipeline.records_processed and pipeline.errors.
 
 A run counts once in pipeline.runs, by how it ended, where its row moved to that final status
 (update_pipeline_status: the flow, the API's cancel or the watchdog, whichever wrote first); an
-attempt Prefect runs again (PIPELINE_FLOW_RETRIES) is not an end. A flow run that never had a
-run row (a pipeline that does not exist) counts as a failed run here. A cancel is no error: it
-counts as cancelled, never in pipeline.errors; a stop without a cancel is one.
+attempt Prefect runs again (PIPELINE_FLOW_RETRIES) is not an end. A flow run with a run id in its
+tags has a row that counts it, even when its claim fails (the database locked: the watchdog ends
+the row); one with none that got no row (a pipeline that does not exist, a claim that failed)
+counts as a failed run here. A cancel is no error: it counts as cancelled, never in
+pipeline.errors; a stop without a cancel is one.
 """
 
 import asyncio
@@ -40,7 +42,7 @@ class RunTracking:
         self.retrying = False  # this attempt failed and Prefect runs the flow again
         self.stopped = False  # stopped by a signal with no cancel behind it: a failure
         self.uncounted = False  # refused before it began: whoever ended its run counted it
-        self.claimed = False  # it has a run row, which counts the run as it ends
+        self.claimed = False  # it has (or its tags name) a run row, which counts it as it ends
 
     def run(self, run_id: int) -> None:
         self.claimed = True

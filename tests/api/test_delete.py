@@ -7,9 +7,11 @@ import httpx
 import pytest
 from prefect.client.schemas.objects import DeploymentSchedule
 from prefect.client.schemas.schedules import SCHEDULE_TYPES, CronSchedule, RRuleSchedule
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 
 from app import removal
-from app.db import get_sessionmaker
+from app.db import get_engine, get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import schedules
 from app.pipeline.orchestrator import PrefectUnavailableError
@@ -115,3 +117,46 @@ async def test_a_run_started_while_deleting_keeps_its_pipeline(
     async with get_sessionmaker()() as session:
         assert await session.get(PipelineRun, run_id) is not None
     assert restored == [(pipeline_id, 1000, hourly.schedule, False)]
+
+
+async def test_a_delete_the_database_fails_puts_the_schedule_back(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schedule is removed first; the rows' delete then failed on the database (locked here;
+    a dropped connection is the same): a 503, the pipeline stayed, and its schedule was lost."""
+    hourly = DeploymentSchedule(schedule=CronSchedule(cron="0 * * * *"), active=True)
+    restored: list[tuple[int, int, object, bool]] = []
+
+    async def remove_schedule(pipeline_id: int) -> DeploymentSchedule:
+        return hourly
+
+    async def put_back(
+        *, pipeline_id: int, record_count: int, schedule: object, active: bool
+    ) -> DeploymentSchedule:
+        restored.append((pipeline_id, record_count, schedule, active))
+        return hourly
+
+    monkeypatch.setattr(schedules, "delete_pipeline_schedule", remove_schedule)
+    monkeypatch.setattr(schedules, "set_pipeline_schedule", put_back)
+    pipeline_id = await add_pipeline("locked out")
+    run_id = await add_run(pipeline_id, Status.COMPLETED, {})
+    async with get_engine().connect() as other_writer:  # holds the pipeline's row (PostgreSQL),
+        await other_writer.execute(  # the file's write lock (SQLite), past the delete's patience
+            update(Pipeline).where(Pipeline.id == pipeline_id).values(description="busy")
+        )
+        async with get_sessionmaker()() as session:
+            pipeline = await session.get(Pipeline, pipeline_id)
+            assert pipeline is not None
+            impatient = (
+                "PRAGMA busy_timeout = 200"
+                if session.get_bind().dialect.name == "sqlite"
+                else "SET LOCAL lock_timeout = '200ms'"
+            )
+            await session.execute(text(impatient))
+            with pytest.raises(DBAPIError):
+                await removal.delete_pipeline(session=session, pipeline=pipeline)
+        await other_writer.rollback()
+    assert restored == [(pipeline_id, 1000, hourly.schedule, True)]
+    async with get_sessionmaker()() as session:
+        assert await session.get(Pipeline, pipeline_id) is not None
+        assert await session.get(PipelineRun, run_id) is not None

@@ -325,7 +325,7 @@ async def test_a_failure_prefect_will_retry_leaves_the_run_pending_not_failed() 
     pipeline_id, run_id = await _pipeline_with_run()
     ref = await claim_run(pipeline_id=pipeline_id, flow_run_id="fr", run_id=run_id, record_count=10)
     retrying = "attempt 1 of 2 failed; Prefect runs the flow again in 10 s"
-    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
+    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id, attempt=3)
     await update_pipeline_status(
         pipeline_id,
         "generate",
@@ -355,8 +355,8 @@ async def test_a_failure_prefect_will_retry_leaves_the_run_pending_not_failed() 
     await claim_run(pipeline_id=pipeline_id, flow_run_id="fr", run_id=ref.run_id, record_count=10)
     run = await _run(run_id)
     assert (run.status, run.error) == (Status.PENDING, None)
-    assert [(s.status, s.error, s.records_in) for s in run.stages] == [
-        (Status.PENDING, None, None)
+    assert [(s.status, s.error, s.records_in, s.attempts) for s in run.stages] == [
+        (Status.PENDING, None, None, 0)  # attempts too: the last stage once showed 3 of them
     ] * 5
     await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
     await update_pipeline_status(

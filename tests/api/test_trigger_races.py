@@ -1,0 +1,175 @@
+"""Trigger, retry and cancel racing each other or Prefect, on a real database (Prefect's side is
+played by the test: its server is unreachable here)."""
+
+import asyncio
+from uuid import UUID
+
+import httpx
+import pytest
+from prefect.client.schemas.objects import FlowRun
+from sqlalchemy import func, select
+
+from app.db import get_sessionmaker
+from app.models import Pipeline, PipelineRun, PipelineStage, Status
+from app.pipeline import orchestrator
+from app.pipeline.claim import claim_run
+from app.pipeline.status import update_pipeline_status
+from tests.support.rows import add_pipeline, add_run
+
+FLOW_RUN_ID = "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
+TIMED_OUT = "Prefect API at http://127.0.0.1:9/api is unreachable (ReadTimeout)"
+
+
+async def _count(model: type) -> int:
+    async with get_sessionmaker()() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_a_trigger_that_gave_up_after_a_worker_took_its_run_keeps_it(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect's client gave up (every attempt timed out) after its server had made the flow run
+    and a worker had claimed it: the trigger deleted the run's rows under the running flow and
+    answered 503."""
+
+    async def made_then_timed_out(
+        *, pipeline_id: int, run_id: int, record_count: int, key: str
+    ) -> FlowRun:
+        await claim_run(  # the worker's flow run, meanwhile
+            pipeline_id=pipeline_id,
+            flow_run_id=str(UUID(int=run_id)),
+            run_id=run_id,
+            record_count=record_count,
+            key=key,
+        )
+        await update_pipeline_status(
+            pipeline_id, "generate", Status.RUNNING, run_id=run_id, attempt=1
+        )
+        raise orchestrator.PrefectUnavailableError(TIMED_OUT)
+
+    monkeypatch.setattr(orchestrator, "trigger_run", made_then_timed_out)
+    pipeline_id = await add_pipeline("slow prefect")
+    triggered = await client.post(f"/api/pipelines/{pipeline_id}/trigger")
+    assert (triggered.status_code, triggered.json()) == (
+        202,
+        {
+            "pipeline_id": pipeline_id,
+            "run_id": 1,
+            "prefect_flow_run_id": str(UUID(int=1)),
+            "prefect_flow_run_url": orchestrator.flow_run_url(str(UUID(int=1))),
+            "status": "running",
+        },
+    )
+    created = await client.post("/api/pipelines", json={"name": "made and run", "trigger": True})
+    assert created.status_code == 201, created.text
+    latest = created.json()["latest_run"]
+    assert (latest["id"], latest["status"], latest["prefect_flow_run_id"]) == (
+        2,
+        "running",
+        str(UUID(int=2)),
+    )
+    assert (await _count(Pipeline), await _count(PipelineRun)) == (2, 2)
+
+
+async def test_a_trigger_that_failed_before_any_flow_run_took_its_run_withdraws_it(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No flow run claimed it (cancelled or not while Prefect was asked): nothing is kept."""
+
+    async def cancelled_then_timed_out(
+        *, pipeline_id: int, run_id: int, record_count: int, key: str
+    ) -> FlowRun:
+        cancel = await client.post(f"/api/pipelines/{pipeline_id}/cancel")
+        assert (cancel.status_code, cancel.json()["id"]) == (202, run_id)
+        raise orchestrator.PrefectUnavailableError(TIMED_OUT)
+
+    monkeypatch.setattr(orchestrator, "trigger_run", cancelled_then_timed_out)
+    pipeline_id = await add_pipeline("withdrawn")
+    triggered = await client.post(f"/api/pipelines/{pipeline_id}/trigger")
+    assert (triggered.status_code, triggered.json()["detail"]) == (503, TIMED_OUT)
+    assert (await _count(PipelineRun), await _count(PipelineStage)) == (0, 0)
+    assert (await claim_run_refused(pipeline_id)).startswith("run 1 does not exist")
+
+
+async def claim_run_refused(pipeline_id: int) -> str:
+    """What the flow run Prefect made after all is told when it starts."""
+    try:
+        await claim_run(pipeline_id=pipeline_id, flow_run_id=FLOW_RUN_ID, run_id=1, record_count=1)
+    except Exception as refused:
+        return str(refused)
+    return "claimed"
+
+
+async def test_a_retry_double_click_gets_the_one_new_run(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second click came once the first had committed its run, while Prefect made its flow
+    run: "pipeline 1 is pending; only a failed or cancelled pipeline can be retried" (409)."""
+    prefect_asked: list[int] = []
+    asked, made = asyncio.Event(), asyncio.Event()
+
+    async def slow_prefect(
+        *, pipeline_id: int, run_id: int, record_count: int, key: str
+    ) -> FlowRun:
+        prefect_asked.append(run_id)
+        asked.set()
+        await made.wait()
+        return FlowRun(id=UUID(int=run_id), flow_id=UUID(int=8), name="slow")
+
+    monkeypatch.setattr(orchestrator, "trigger_run", slow_prefect)
+    pipeline_id = await add_pipeline("double click")
+    failed = await add_run(pipeline_id, Status.FAILED, {}, error="boom")
+    first = asyncio.create_task(client.post(f"/api/pipelines/{pipeline_id}/retry"))
+    await asked.wait()  # the first click's run is committed; Prefect is making its flow run
+    second = asyncio.create_task(client.post(f"/api/pipelines/{pipeline_id}/retry"))
+    await asyncio.sleep(0.3)
+    made.set()
+    answers = [(r.status_code, r.json()) for r in await asyncio.gather(first, second)]
+    new_run = failed + 1
+    assert (
+        answers
+        == [
+            (
+                202,
+                {
+                    "pipeline_id": pipeline_id,
+                    "run_id": new_run,
+                    "prefect_flow_run_id": str(UUID(int=new_run)),
+                    "prefect_flow_run_url": orchestrator.flow_run_url(str(UUID(int=new_run))),
+                    "status": "pending",
+                },
+            )
+        ]
+        * 2
+    )
+    assert prefect_asked == [new_run]
+    assert await _count(PipelineRun) == 2
+
+    await add_run(pipeline_id, Status.COMPLETED, {})  # a run triggered since: not a retry's race
+    refused = await client.post(f"/api/pipelines/{pipeline_id}/retry")
+    assert (refused.status_code, refused.json()["detail"]) == (
+        409,
+        f"pipeline {pipeline_id} is completed; only a failed or cancelled pipeline can be "
+        f"retried (use POST /api/pipelines/{pipeline_id}/trigger for a new run)",
+    )
+
+
+async def test_a_repeated_cancel_answers_with_the_newest_run_again(
+    client: httpx.AsyncClient,
+) -> None:
+    """Two runs in flight: the first cancel answered with the newer, its repeat with the older
+    (cancelled newest first, the older ended last)."""
+    pipeline_id = await add_pipeline("two in flight")
+    older = await add_run(pipeline_id, Status.RUNNING, {})
+    newer = await add_run(pipeline_id, Status.PENDING, {})
+    first = await client.post(f"/api/pipelines/{pipeline_id}/cancel")
+    again = await client.post(f"/api/pipelines/{pipeline_id}/cancel")
+    assert [(r.status_code, r.json()["id"], r.json()["status"]) for r in (first, again)] == [
+        (202, newer, "cancelled"),
+        (202, newer, "cancelled"),
+    ]
+    runs = (await client.get(f"/api/pipelines/{pipeline_id}/runs")).json()["items"]
+    assert [(run["id"], run["status"]) for run in runs] == [
+        (newer, "cancelled"),
+        (older, "cancelled"),
+    ]
