@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.config import get_settings
 
@@ -91,10 +91,17 @@ def decompress(source: Path, dest: Path, *, field: str = "file") -> bool:
     return True
 
 
+class Plain(NamedTuple):
+    """An input as Polars can read it, and a directory of its own for any other copy of it."""
+
+    path: Path
+    scratch: Path
+
+
 @contextmanager
-def plain(path: Path, scratch: Path, fmt: str, *, field: str = "file") -> Iterator[Path]:
+def plain(path: Path, scratch: Path, fmt: str, *, field: str = "file") -> Iterator[Plain]:
     """The file itself, or a readable copy of it in `scratch` (decompressed; a JSON Lines file
-    without its byte-order mark) that is removed afterwards."""
+    without its byte-order mark), and a directory beside it; both removed afterwards."""
     scratch.mkdir(parents=True, exist_ok=True)
     # a directory of this call's own: two requests checking one file at once once shared a name
     own = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=scratch))
@@ -106,7 +113,7 @@ def plain(path: Path, scratch: Path, fmt: str, *, field: str = "file") -> Iterat
             source = (own / "unmarked").replace(copy)
         if refused := too_large(source.stat().st_size, field=field):
             raise refused
-        yield source
+        yield Plain(source, own)
     finally:
         shutil.rmtree(own, ignore_errors=True)
 

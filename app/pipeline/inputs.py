@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from app.pipeline import stages
+from app.pipeline import csv_lines, jsonl_text, stages
 from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
 from app.pipeline.locate import locate
 from app.pipeline.store import ROW_GROUP_ROWS, count_rows, uploads_dir
@@ -63,25 +63,32 @@ def format_of(filename: str, declared: str | None = None, *, field: str = "file"
     )
 
 
-def scan_input(path: Path, fmt: str) -> pl.LazyFrame:
-    """A plain (uncompressed) input file as a lazy frame; CSV and JSON Lines as text columns."""
+def scan_input(path: Path, fmt: str, scratch: Path, *, field: str = "file") -> pl.LazyFrame:
+    """A plain (uncompressed) input file as a lazy frame; CSV and JSON Lines as text columns.
+
+    `scratch` is for a copy the reading needs, the caller's to remove once the frame is read.
+    """
     if fmt == "parquet":
         return pl.scan_parquet(path)
-    if fmt == "jsonl":  # every line's keys: one that first shows late is a column too
-        names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema()
-        return pl.scan_ndjson(path, schema=dict.fromkeys(names.names(), pl.String))
-    frame = pl.scan_csv(path, infer_schema=False, raise_if_empty=True)
-    # blank lines read as all-null rows: they are not records
-    return frame.filter(~pl.all_horizontal(pl.all().is_null()))
+    if fmt == "csv":  # a blank line is a row of nulls here; see csv_lines
+        return csv_lines.read(path)
+    try:  # every line's keys: one that first shows late is a column too
+        names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema().names()
+    except pl.exceptions.NoDataError:
+        raise
+    except pl.exceptions.PolarsError:  # a value it cannot read, or types no one column holds
+        names = jsonl_text.rewrite(path, scratch / "text.jsonl", field=field)
+        path = scratch / "text.jsonl"
+    return pl.scan_ndjson(path, schema=dict.fromkeys(names, pl.String))
 
 
 def check(path: Path, fmt: str, scratch: Path, *, field: str = "file") -> int:
     """Raise InputError for a whole-file problem of an input file; else its row count."""
     with plain(path, scratch, fmt, field=field) as source:
-        return _check_plain(source, fmt, field)
+        return _check_plain(source.path, fmt, field, source.scratch)
 
 
-def _check_plain(path: Path, fmt: str, field: str) -> int:
+def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
     if path.stat().st_size == 0:
         raise InputError(field, "the file is empty")
     start = head(path, 64)
@@ -99,7 +106,7 @@ def _check_plain(path: Path, fmt: str, field: str) -> int:
             field, f'line 1: {what}; JSON Lines has one JSON object per line, like {{"id": 1}}'
         )
     try:
-        frame = scan_input(path, fmt)
+        frame = scan_input(path, fmt, scratch, field=field)
         schema = frame.collect_schema()
     except pl.exceptions.NoDataError:
         raise InputError(field, "the file is empty") from None
@@ -117,14 +124,18 @@ def _check_plain(path: Path, fmt: str, field: str) -> int:
     problem = column_problem(schema)
     if problem:
         raise InputError(field, problem)
-    try:
-        # every column is decoded once, streaming, so malformed lines show up now
-        counts = frame.select(
-            pl.len(), *(pl.col(name).null_count() for name in schema.names())
-        ).collect(engine="streaming")
+    short = None
+    try:  # every column is decoded once, streaming, so malformed lines show up now
+        if fmt == "csv":
+            rows, short = csv_lines.count(path, frame)
+        else:
+            nulls = (pl.col(name).null_count() for name in schema.names())
+            counts = frame.select(pl.len().alias("__rows"), *nulls)  # no column of the file's
+            rows = counts.collect(engine="streaming").item(0, 0)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(field, locate(path, fmt, exc)) from None
-    rows = int(counts.item(0, 0))
+    if short:
+        raise InputError(field, short)
     if rows == 0:
         raise InputError(field, "the file has no records, only a header")
     return rows
@@ -180,22 +191,32 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
     """Stream an input file (decompressing it first if needed) into one Parquet file; its rows.
 
     The file was checked when its pipeline was made, but a file under PIPELINE_INPUT_DIR may have
-    been replaced since: one without the required columns or without records is refused here.
+    been replaced since: one without the required columns, with a record too short or without
+    records is refused here.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     with plain(path, dest.parent, fmt, field=field) as source:
         try:
-            frame = scan_input(source, fmt)
-            problem = column_problem(frame.collect_schema())
+            frame = scan_input(source.path, fmt, source.scratch, field=field)
+            schema = frame.collect_schema()
+            problem = column_problem(schema)
             if problem:
                 raise InputError(field, problem)
+            if fmt == "csv":
+                frame = csv_lines.without_blank_lines(source.path, frame)
+            if fmt == "jsonl":
+                frame = jsonl_text.mark_nul(frame)
             frame.sink_parquet(
                 dest, compression="uncompressed", statistics=False, row_group_size=ROW_GROUP_ROWS
             )
         except pl.exceptions.NoDataError:
             raise InputError(field, "the file is empty") from None
         except (pl.exceptions.PolarsError, OSError) as exc:
-            raise InputError(field, locate(source, fmt, exc)) from None
+            raise InputError(field, locate(source.path, fmt, exc)) from None
+        last = pl.col(schema.names()[-1]).null_count()  # where a short record's padding would be
+        padded = fmt == "csv" and pl.scan_parquet(dest).select(last).collect().item() > 0
+        if padded and (short := csv_lines.short_record(source.path, len(schema))):
+            raise InputError(field, short)
     rows = count_rows(dest)
     if rows == 0:
         raise InputError(field, "the file has no records, only a header")

@@ -17,7 +17,7 @@ def locate(path: Path, fmt: str, exc: Exception) -> str:
                 found = _first_bad_jsonl_line(handle)
         elif fmt == "csv":
             found = (
-                _first_non_utf8_line(path) or _first_bad_csv_line(path) or _first_stray_quote(path)
+                _first_non_utf8_line(path) or first_bad_csv_line(path) or _first_stray_quote(path)
             )
     except OSError:
         pass
@@ -32,13 +32,24 @@ def _first_bad_jsonl_line(handle: IO[bytes]) -> str | None:
             continue
         try:
             value = json.loads(line)
-        except UnicodeDecodeError:
-            return f"line {number}: not UTF-8 text; save the file as UTF-8"
-        except json.JSONDecodeError as exc:
-            return f"line {number}: not valid JSON ({exc.msg} at character {exc.pos + 1})"
+        except (ValueError, RecursionError) as exc:
+            return bad_jsonl_line(number, exc)
         if not isinstance(value, dict):
-            return f"line {number}: not a JSON object; JSON Lines has one object per line"
+            return not_an_object(number)
     return None
+
+
+def bad_jsonl_line(number: int, exc: ValueError | RecursionError) -> str:
+    """What json.loads found wrong with line `number` of a JSON Lines file."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"line {number}: not UTF-8 text; save the file as UTF-8"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {number}: not valid JSON ({exc.msg} at character {exc.pos + 1})"
+    return f"line {number}: not valid JSON (nested too deeply)"
+
+
+def not_an_object(number: int) -> str:
+    return f"line {number}: not a JSON object; JSON Lines has one object per line"
 
 
 def _first_non_utf8_line(path: Path) -> str | None:
@@ -51,16 +62,24 @@ def _first_non_utf8_line(path: Path) -> str | None:
     return None
 
 
-def _first_bad_csv_line(path: Path) -> str | None:
-    with path.open(encoding="utf-8-sig", newline="") as text:
+def first_bad_csv_line(path: Path) -> str | None:
+    """The first CSV record with more or fewer fields than the header, or that the csv module
+    cannot read; blank lines are no records."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as text:
         reader = csv.reader(text)
         try:
-            header = next(reader, [])
+            header = next((row for row in reader if row), [])  # as Polars, past blank lines
             for row in reader:
                 if len(row) > len(header):
                     return (
                         f"line {reader.line_num}: {len(row)} fields where the header has "
                         f"{len(header)}; quote values that contain commas"
+                    )
+                if row and len(row) < len(header):
+                    fields = f"{len(row)} field{'s' if len(row) > 1 else ''}"
+                    return (
+                        f"line {reader.line_num}: {fields} where the header has {len(header)}; "
+                        "write a missing value as nothing between two commas (,,)"
                     )
         except csv.Error as exc:
             return f"line {reader.line_num}: {exc}"

@@ -8,6 +8,8 @@ from typing import Any, cast
 
 import polars as pl
 
+from app.pipeline import casts
+
 CATEGORIES: tuple[str, ...] = ("A", "B", "C", "D")
 DISCOUNT_FACTORS: dict[str, float] = {"A": 0.90, "B": 0.85, "C": 0.80}
 DEFAULT_DISCOUNT = 0.95
@@ -29,21 +31,10 @@ REQUIRED_COLUMNS: dict[str, pl.DataType] = {
 REJECT_REASON = "reject_reason"
 AVERAGE = "category_avg_total_value"
 ROW_INDEX = "__row"
+INPUT_PROBLEM = "__input_problem"  # a reject reason the reading of an input file found (inputs)
 _TEXT = "__text_"  # prefix of validate's working columns: a column's text before its cast
 DEDUP_BUCKET_ROWS = 4_000_000  # ids counted at once while looking for duplicates
 _HASH_SEED = 20261125
-_BOOL_STRINGS: dict[str, bool] = {
-    "true": True,
-    "t": True,
-    "yes": True,
-    "y": True,
-    "1": True,
-    "false": False,
-    "f": False,
-    "no": False,
-    "n": False,
-    "0": False,
-}
 
 
 # --------------------------------------------------------------------------- validate
@@ -54,67 +45,6 @@ def missing_columns(schema: pl.Schema) -> list[str]:
     return [name for name in REQUIRED_COLUMNS if name not in schema]
 
 
-def _cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
-    """Lenient cast of one column (unparseable -> null), covering string casts Polars lacks."""
-    col = pl.col(name)
-    if isinstance(source, pl.String) and isinstance(target, pl.Boolean):
-        lowered = col.str.strip_chars().str.to_lowercase()
-        return _lookup(lowered, _BOOL_STRINGS, None, pl.Boolean)
-    if isinstance(source, pl.String) and isinstance(target, pl.Datetime):
-        return _parse_timestamp(col.str.strip_chars())
-    if isinstance(source, pl.String) and target.is_numeric():
-        text = col.str.strip_chars()
-        if not target.is_integer():
-            return text.cast(target, strict=False)
-        # "3.0", as pandas writes an integer column that has a gap, is 3 as it is in Parquet
-        number = text.cast(pl.Float64, strict=False)
-        whole = pl.when(number == number.floor()).then(number.cast(target, strict=False))
-        return pl.coalesce(text.cast(target, strict=False), whole)  # exact past 2**53 too
-    if isinstance(source, pl.Datetime) and source.time_zone is not None:  # the instant, in UTC
-        return col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(target)
-    if source.is_float() and target.is_integer():  # a cast would cut 2.7 down to 2
-        return pl.when(col == col.floor()).then(col.cast(target, strict=False))
-    return col.cast(target, strict=False)
-
-
-def _kept(source: pl.DataType, target: pl.DataType) -> bool:
-    """Whether a column's cast can lose what was sent: then the original is kept beside it (a
-    UInt64 past Int64's range too: it was rejected as a null id, its value lost)."""
-    text = isinstance(source, pl.String) and not isinstance(target, pl.String)
-    wider = isinstance(source, pl.UInt64) and isinstance(target, pl.Int64)
-    return text or wider or (source.is_float() and target.is_integer())
-
-
-def _parse_timestamp(text: pl.Expr) -> pl.Expr:
-    """ISO 8601 text as a naive UTC timestamp, value by value: with an offset or Z (converted to
-    UTC), without one (taken as it is), to the minute or finer, or a date alone. Anything else is
-    null."""
-    text = text.str.replace(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})([Zz+-]|$)", "${1}:00${2}")
-    zoned = text.str.to_datetime("%+", time_unit="us", time_zone="UTC", strict=False)
-    naive = [
-        text.str.to_datetime(layout, time_unit="us", strict=False)
-        for layout in ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
-    ]
-    day = text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
-    return pl.coalesce(zoned.dt.replace_time_zone(None), *naive, day)
-
-
-def _lookup(
-    key: pl.Expr,
-    mapping: Mapping[str, Any] | Mapping[str | None, Any],
-    default: Any,
-    dtype: type[pl.DataType],
-) -> pl.Expr:
-    """mapping[key] else default, as a when/then chain: unlike replace_strict it streams."""
-    if not mapping:  # no rows, no categories: a chain needs at least one `when`
-        return pl.lit(default, dtype=dtype)
-    chain: Any = pl
-    for name, result in mapping.items():
-        matches = key.is_null() if name is None else key == name
-        chain = chain.when(matches).then(pl.lit(result, dtype=dtype))
-    return cast(pl.Expr, chain.otherwise(pl.lit(default, dtype=dtype)))
-
-
 def duplicate_rows(checked: pl.LazyFrame, *, bucket_rows: int = DEDUP_BUCKET_ROWS) -> pl.Series:
     """Row numbers of otherwise-valid rows whose id an earlier otherwise-valid row already has.
 
@@ -123,8 +53,9 @@ def duplicate_rows(checked: pl.LazyFrame, *, bucket_rows: int = DEDUP_BUCKET_ROW
     into buckets of about `bucket_rows` ids; only rows carrying a repeated id are looked at again.
     """
     ids = checked.select("id").filter(pl.col("id").is_not_null())
-    increasing = ids.select((pl.col("id").diff() > 0).all()).collect(engine="streaming").item()
-    if increasing:
+    # compared, not subtracted: diff() overflowed on ids spanning Int64 (hashes), and passed them
+    increasing = ids.select((pl.col("id") > pl.col("id").shift(1)).all())
+    if increasing.collect(engine="streaming").item():
         return pl.Series(ROW_INDEX, [], dtype=pl.get_index_type())
     rows = int(ids.select(pl.len()).collect(engine="streaming").item())
     buckets = max(1, math.ceil(rows / bucket_rows))
@@ -158,13 +89,16 @@ def validate(
     missing = missing_columns(schema)
     if missing:
         raise ValueError(f"missing required columns: {', '.join(missing)}")
-    casts = [
-        _cast(name, schema[name], dtype).alias(name) for name, dtype in REQUIRED_COLUMNS.items()
+    typed = [
+        casts.cast(name, schema[name], dtype).alias(name)
+        for name, dtype in REQUIRED_COLUMNS.items()
     ]
-    # columns read as text (CSV, JSON Lines), and floats cast to integers, are kept beside the
-    # cast: a value the cast made null was unparseable (blank text is missing), and rejects show
-    # what was sent
-    texts = [name for name, dtype in REQUIRED_COLUMNS.items() if _kept(schema[name], dtype)]
+    # columns read as text (CSV, JSON Lines), and floats or decimals cast to integers, are kept
+    # beside the cast: a value the cast made null was unparseable (blank text is missing), and
+    # rejects show what was sent
+    texts = [
+        name for name, dtype in REQUIRED_COLUMNS.items() if casts.keeps_sent(schema[name], dtype)
+    ]
 
     def unparseable(name: str) -> pl.Expr:
         if name not in texts:
@@ -199,10 +133,13 @@ def validate(
         .then(pl.lit("unparseable created_at (ISO 8601, such as 2026-03-01T10:00:00Z)"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
+    own = [INPUT_PROBLEM] if INPUT_PROBLEM in schema else []
+    if own:
+        reason = pl.coalesce(reason, pl.col(INPUT_PROBLEM))
     texts_kept = [_TEXT + name for name in texts]
     checked = (
         lf.with_columns(pl.col(name).alias(_TEXT + name) for name in texts)
-        .with_columns(casts)
+        .with_columns(typed)
         .with_columns(reason.alias(REJECT_REASON))
     )
     # Duplicates are judged among rows that passed every other check, so the first
@@ -219,11 +156,11 @@ def validate(
             )
             .drop(ROW_INDEX)
         )
-    valid = checked.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, *texts_kept)
+    valid = checked.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, *texts_kept, *own)
     rejects = (
         checked.filter(pl.col(REJECT_REASON).is_not_null())
         .with_columns(pl.col(_TEXT + name).alias(name) for name in texts)
-        .drop(texts_kept)
+        .drop(*texts_kept, *own)
     )
     return valid, rejects
 
@@ -241,6 +178,22 @@ def process(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 CategoryAverages = dict[str | None, float | None]
+
+
+def _lookup(
+    key: pl.Expr,
+    mapping: Mapping[str, Any] | Mapping[str | None, Any],
+    default: Any,
+    dtype: type[pl.DataType],
+) -> pl.Expr:
+    """mapping[key] else default, as a when/then chain: unlike replace_strict it streams."""
+    if not mapping:  # no rows, no categories: a chain needs at least one `when`
+        return pl.lit(default, dtype=dtype)
+    chain: Any = pl
+    for name, result in mapping.items():
+        matches = key.is_null() if name is None else key == name
+        chain = chain.when(matches).then(pl.lit(result, dtype=dtype))
+    return cast(pl.Expr, chain.otherwise(pl.lit(default, dtype=dtype)))
 
 
 def category_averages(lf: pl.LazyFrame) -> CategoryAverages:

@@ -1,0 +1,80 @@
+"""What Polars' CSV reader does not tell, read from the file's lines: a record with too few fields
+(it pads one with nulls) and a blank line (it reads one as a row of nulls, as it reads a line of
+only commas, which is a record)."""
+
+from pathlib import Path
+
+import polars as pl
+
+from app.pipeline.locate import first_bad_csv_line
+
+_LINE, _ROW = "line", "row"
+_BLANK_ROW = "__row"
+_QUOTED = r'"[^"]*"'  # a quoted value ("a,b", "12"" pizza"): its commas are not separators
+
+
+def read(path: Path) -> pl.LazyFrame:
+    """The CSV's records as text columns, as Polars reads them: a blank line is a row of nulls."""
+    return pl.scan_csv(path, infer_schema=False, raise_if_empty=True)
+
+
+def without_blank_lines(path: Path, frame: pl.LazyFrame) -> pl.LazyFrame:
+    """`frame`, read from `path`, without the rows of its blank lines."""
+    blank = _blank_rows(path)
+    if not blank.len() or _BLANK_ROW in frame.collect_schema():  # "__…" is refused anyway
+        return frame
+    empty = pl.all_horizontal(pl.exclude(_BLANK_ROW).is_null())
+    blank_line = pl.col(_BLANK_ROW).is_in(blank.implode()) & empty
+    return frame.with_row_index(_BLANK_ROW).filter(~blank_line).drop(_BLANK_ROW)
+
+
+def count(path: Path, frame: pl.LazyFrame) -> tuple[int, str | None]:
+    """The records of `frame`, read from `path` (blank lines are none), and the first record with
+    too few fields, else None: one streaming pass over the rows, and over the lines only if a row
+    is all nulls (blank?) or one not blank has a null last field (padded?)."""
+    # named "__…", as no column of the file is
+    empty = pl.all_horizontal(pl.all().is_null()).sum().alias("__empty")
+    last = pl.nth(-1).null_count().alias("__last")
+    counts = frame.select(pl.len().alias("__rows"), empty, last).collect(engine="streaming")
+    rows, empty_rows, last_nulls = counts.row(0)
+    blank = _blank_rows(path).len() if empty_rows else 0
+    fields = len(frame.collect_schema())
+    return rows - blank, short_record(path, fields) if last_nulls > blank else None
+
+
+def short_record(path: Path, fields: int) -> str | None:
+    """'line N: …' for the first record with fewer than `fields` fields (or another malformed one
+    before it), else None. Worth asking only when Polars read a null into the last column.
+
+    One streaming pass counts the separators of each one-line record; the csv module reads the
+    file only if one is short, or a record spans lines.
+    """
+    line = pl.col(_LINE)
+    quotes = line.str.count_matches('"', literal=True)
+    unquoted = pl.when(quotes > 0).then(line.str.replace_all(_QUOTED, "")).otherwise(line)
+    short = (unquoted.str.count_matches(",", literal=True) < fields - 1) & (line != "")
+    unsure = pl.scan_lines(path, name=_LINE).select(((quotes % 2 == 1) | short).any())
+    if unsure.collect(engine="streaming").item():
+        return first_bad_csv_line(path)
+    return None
+
+
+def _blank_rows(path: Path) -> pl.Series:
+    """The rows Polars reads from blank lines, numbered as it numbers the records: from the line
+    after the header, the first line that is not blank."""
+    line = pl.col(_LINE)
+    lines = pl.scan_lines(path, name=_LINE)
+    blank = _blank_lines(lines)
+    if blank.len():
+        odd = (line.str.count_matches('"', literal=True) % 2).cast(pl.UInt32)
+        if lines.select((odd == 1).any()).collect(engine="streaming").item():
+            # a quoted value over several lines: a blank line inside it is part of the value
+            blank = _blank_lines(lines.filter((odd.cum_sum() - odd) % 2 == 0))
+    before_header = int((blank == pl.arange(0, blank.len(), eager=True)).sum())
+    return blank[before_header:] - (before_header + 1)
+
+
+def _blank_lines(lines: pl.LazyFrame) -> pl.Series:
+    numbered = lines.with_row_index(_ROW)
+    found = numbered.select(pl.col(_ROW).filter(pl.col(_LINE) == "").implode())
+    return found.collect(engine="streaming").item()

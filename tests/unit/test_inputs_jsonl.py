@@ -1,0 +1,114 @@
+"""JSON Lines values Polars' reader cannot read (a list where other lines have a number, 1e400, an
+unpaired surrogate): the row is rejected, not the file (app/pipeline/inputs.py, jsonl_text.py)."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from app.pipeline import inputs, work
+from app.pipeline.store import RunFiles
+
+NUL = "(\\u0000, or an unpaired surrogate such as \\ud800)"
+
+
+def _line(id_: int, value: str = "12.5", name: str = '"a"', extra: str = "") -> str:
+    return (
+        f'{{"id": {id_}, "name": {name}, "category": "A", "value": {value}, "quantity": 3, '
+        f'"is_active": true, "created_at": "2026-01-01"{extra}}}\n'
+    )
+
+
+def _run(tmp_path: Path, text: str) -> tuple[int, pl.DataFrame, pl.DataFrame]:
+    """The whole-file check's row count, then the valid rows and the rejects of the run."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(text)
+    rows = inputs.check(source, "jsonl", tmp_path / "scratch")
+    files = RunFiles(tmp_path / "run")
+    work.generate(
+        files, record_count=1, seed=1, batch_rows=1, source=work.InputSource(source, "jsonl")
+    )
+    work.ingest(files)
+    return rows, pl.read_parquet(files.ingested), pl.read_parquet(files.rejects)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("[12.5]", "unparseable value"),
+        ('{"amount": 12.5}', "unparseable value"),
+        ("1e400", "value out of range [10, 1000]"),
+        ("-1e400", "value out of range [10, 1000]"),
+        ("NaN", "value out of range [10, 1000]"),
+    ],
+)
+def test_one_value_polars_cannot_read_rejects_its_row(
+    tmp_path: Path, value: str, reason: str
+) -> None:
+    """The file was a 422 with Polars' words and no line ('failed to determine supertype of …',
+    'InvalidNumber at character 19')."""
+    text = _line(1) + _line(2, "13") + _line(3, value) + _line(4, "14.25")
+    rows, valid, rejects = _run(tmp_path, text)
+    assert rows == 4
+    assert valid.select("id", "value").rows() == [(1, 12.5), (2, 13.0), (4, 14.25)]
+    assert rejects.select("id", "value", "reject_reason").rows() == [("3", value, reason)]
+
+
+def test_read_as_written_when_polars_cannot_read_the_file(tmp_path: Path) -> None:
+    """Numbers keep their digits (past 2**53 too), a key first seen late is a column, a nested
+    value is its JSON, true is true."""
+    text = (
+        _line(9007199254740993, "12.50", extra=', "note": [1, 2.5, {"k": null}]')
+        + _line(2, "1e400")
+        + _line(3, "20", extra=', "late": 1e2, "flag": false')
+    )
+    rows, valid, rejects = _run(tmp_path, text)
+    assert rows == 3
+    assert valid.columns[-3:] == ["note", "late", "flag"]
+    assert valid.select("id", "value", "is_active", "note", "late", "flag").rows() == [
+        (9007199254740993, 12.5, True, '[1, 2.5, {"k": null}]', None, None),
+        (3, 20.0, True, None, "1e2", "false"),
+    ]
+    assert rejects.select("id", "value").rows() == [("2", "1e400")]
+
+
+def test_a_line_that_is_not_json_is_named_when_polars_cannot_read_the_file(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.jsonl"
+    for bad, message in {
+        '{"id": 3, "value": }': "line 3: not valid JSON (Expecting value at character 20)",
+        "[1, 2]": "line 3: not a JSON object; JSON Lines has one object per line",
+        '{"id": 3, "name": "\xff"}': "line 3: not UTF-8 text; save the file as UTF-8",
+    }.items():
+        source.write_bytes((_line(1) + _line(2, "1e400")).encode() + bad.encode("latin-1"))
+        with pytest.raises(inputs.InputError) as error:
+            inputs.check(source, "jsonl", tmp_path / "scratch")
+        assert str(error.value) == f"file: {message}"
+
+
+@pytest.mark.parametrize(
+    ("escape", "stored"),
+    [
+        ("\\ud800", "\x00"),  # Polars reads it as NUL
+        ("\\udc00", "\x00"),  # Polars refuses these: the file is read by Python's json
+        ("\\ud800\\u0041", "\x00A"),
+        ("\\udbff\\udbff", "\x00\x00"),
+    ],
+)
+def test_an_unpaired_surrogate_rejects_its_row_naming_the_column(
+    tmp_path: Path, escape: str, stored: str
+) -> None:
+    """'x\\ud800y' was stored as 'x\\x00y' and accepted; '\\udc00' made the whole file a 422."""
+    text = (
+        _line(1, name=f'"x{escape}y"')
+        + _line(2, name='"\\ud83d\\ude00 ok"')
+        + _line(3, extra=f', "note": "{escape}"')
+    )
+    rows, valid, rejects = _run(tmp_path, text)
+    assert rows == 3
+    assert valid.select("id", "name").rows() == [(2, "😀 ok")]
+    assert rejects.select("id", "name", "note", "reject_reason").rows() == [
+        ("1", f"x{stored}y", None, f"NUL character in name {NUL}"),
+        ("3", "a", stored, f"NUL character in note {NUL}"),
+    ]
