@@ -14,7 +14,10 @@ from typing import Any, NamedTuple
 from app.config import get_settings
 
 COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
-_OPENERS: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+_OPENERS: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "bz2": bz2.open}
+# the most memory an xz stream may ask for to be decompressed: `xz -9` needs 65 MiB; its header
+# may ask for up to 4 GiB, which liblzma would take, for a file of a few hundred kB
+XZ_MEMORY_LIMIT = 256 << 20
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gzip"),
     (b"BZh", "bz2"),
@@ -67,8 +70,7 @@ def decompress(source: Path, dest: Path, *, field: str = "file") -> bool:
     compression = compression_of(source)
     if compression is None:
         return False
-    opener = _OPENERS.get(compression)
-    if opener is None:
+    if compression not in (*_OPENERS, "xz"):
         raise InputError(
             field,
             f"is {compression}-compressed, which is not supported; "
@@ -76,19 +78,70 @@ def decompress(source: Path, dest: Path, *, field: str = "file") -> bool:
         )
     written = 0
     try:
-        with opener(source, "rb") as packed, dest.open("wb") as out:
-            while chunk := packed.read(_CHUNK):
+        with dest.open("wb") as out:
+            for chunk in _unpacked(source, compression):
                 written += len(chunk)
                 if refused := too_large(written, field=field, what="decompresses to"):
                     raise refused
                 out.write(chunk)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
+    except lzma.LZMAError as exc:
+        dest.unlink(missing_ok=True)
+        if "memory" in str(exc).lower():
+            raise InputError(
+                field,
+                f"needs more than {XZ_MEMORY_LIMIT >> 20} MiB of memory to decompress (the "
+                "dictionary its header asks for); compress it again with xz -9 or lower",
+            ) from None
+        raise InputError(field, f"cannot decompress {compression}: {exc}") from None
+    except (OSError, EOFError) as exc:
         dest.unlink(missing_ok=True)
         raise InputError(field, f"cannot decompress {compression}: {exc}") from None
     except InputError:
         dest.unlink(missing_ok=True)
         raise
     return True
+
+
+def _unpacked(source: Path, compression: str) -> Iterator[bytes]:
+    """The decompressed contents of `source`, a chunk at a time."""
+    if compression == "xz":
+        yield from _xz(source)
+        return
+    with _OPENERS[compression](source, "rb") as packed:
+        while chunk := packed.read(_CHUNK):
+            yield chunk
+
+
+def _xz(source: Path) -> Iterator[bytes]:
+    """Every stream of an xz file, decompressed with the decoder's memory bounded
+    (lzma.open has no such bound). Bytes after the first stream that are no xz stream are
+    ignored, as lzma.open ignores them."""
+    with source.open("rb") as packed:
+        decoder = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMORY_LIMIT)
+        first = True
+        while True:
+            if decoder.eof:
+                data = decoder.unused_data or packed.read(_CHUNK)
+                if not data:
+                    return
+                decoder, first = (
+                    lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMORY_LIMIT),
+                    False,
+                )
+            elif decoder.needs_input:
+                data = packed.read(_CHUNK)
+                if not data:
+                    raise EOFError("the file ends before its xz stream does")
+            else:
+                data = b""
+            try:
+                chunk = decoder.decompress(data, max_length=_CHUNK)
+            except lzma.LZMAError:
+                if first:
+                    raise
+                return  # trailing bytes after a whole stream
+            if chunk:
+                yield chunk
 
 
 class Plain(NamedTuple):
