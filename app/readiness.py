@@ -3,11 +3,13 @@
 import asyncio
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from prefect.exceptions import PrefectHTTPStatusError
-from sqlalchemy import text
+from sqlalchemy import URL, make_url, text
+from sqlalchemy.exc import ArgumentError
 
 from app.config import PROJECT_ROOT, get_settings
 from app.db import get_engine
@@ -35,8 +37,44 @@ def _migration_head() -> str | None:
 DATABASE_CHECK_SECONDS = 5.0  # a database that accepts connections and never answers is down
 
 
+# What the checks show of the two URLs (GET /ready, `pipeline doctor`): where they point, never a
+# user, password or query string (?password=…, an sslkey path).
+def shown_database_url(url: str) -> str:
+    """host:port/database of a server's URL, the whole URL of a file's (SQLite)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(DATABASE_URL, which is not a database URL)"
+    where = URL.create(
+        parsed.drivername, host=parsed.host, port=parsed.port, database=parsed.database
+    )
+    shown = where.render_as_string(hide_password=True)
+    return shown.split("://", 1)[1] if parsed.host else shown
+
+
+def shown_prefect_url(url: str) -> str:
+    """The URL without its user-info, query and fragment."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(PREFECT_API_URL, which is not a URL)"
+
+
+def _hidden(text: str) -> str:
+    """A message that may quote either URL (Prefect's errors name its URL), with them shown."""
+    settings = get_settings()
+    for url, shown in (
+        (settings.database_url, shown_database_url(settings.database_url)),
+        (settings.prefect_api_url, shown_prefect_url(settings.prefect_api_url)),
+    ):
+        text = text.replace(url, shown) if url else text
+    return text
+
+
 async def _database() -> list[Check]:
-    url = get_settings().database_url.split("@")[-1]
+    url = shown_database_url(get_settings().database_url)
     try:
         async with asyncio.timeout(DATABASE_CHECK_SECONDS), get_engine().connect() as conn:
             current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
@@ -44,7 +82,7 @@ async def _database() -> list[Check]:
         reason = (
             f"no answer within {DATABASE_CHECK_SECONDS:g} s"
             if isinstance(exc, TimeoutError)
-            else f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+            else f"{type(exc).__name__}: {_hidden((str(exc).splitlines() or [''])[0])[:200]}"
         )
         return [
             Check(
@@ -70,6 +108,7 @@ async def _database() -> list[Check]:
 async def _prefect() -> list[Check]:
     settings = get_settings()
     pool = settings.work_pool_name
+    prefect_url = shown_prefect_url(settings.prefect_api_url)
     try:
         health = await pool_health()
     except orchestrator.PrefectUnavailableError as exc:
@@ -77,8 +116,8 @@ async def _prefect() -> list[Check]:
             Check(
                 "prefect_api",
                 False,
-                str(exc),
-                f"start the Prefect server and set PREFECT_API_URL (now {settings.prefect_api_url}) "
+                _hidden(str(exc)),
+                f"start the Prefect server and set PREFECT_API_URL (now {prefect_url}) "
                 "to its address in every process: API, worker and this one",
             )
         ]
@@ -87,13 +126,13 @@ async def _prefect() -> list[Check]:
             Check(
                 "prefect_api",
                 False,
-                f"{settings.prefect_api_url} answered {exc.response.status_code}",
+                f"{prefect_url} answered {exc.response.status_code}",
                 "if the server requires authentication, set PREFECT_API_AUTH_STRING (or "
                 "PREFECT_API_KEY) in every process as the server expects",
             )
         ]
     checks = [
-        Check("prefect_api", True, f"{settings.prefect_api_url} reachable"),
+        Check("prefect_api", True, f"{prefect_url} reachable"),
         Check(
             "work_pool",
             health.pool_exists and not health.pool_paused,

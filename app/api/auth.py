@@ -1,8 +1,8 @@
 """API keys: when API_KEYS is set, mutating endpoints (and reads, if configured) need one; writes
-from another site's pages are refused, keys or not."""
+from another site's or origin's pages are refused, keys or not."""
 
 import hmac
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 
@@ -41,8 +41,9 @@ def _check(presented: str | None) -> None:
         )
 
 
-# The dashboard keeps the key in this session cookie (URI-encoded) so that page loads and download
-# links carry it. It counts for reads only: writes need the header, so no other site can forge one.
+# The dashboard's key, in an HttpOnly session cookie the server sets (app/web/key.py), URI-encoded.
+# It counts for reads, and for writes sent by this service's own pages (an Origin or Referer of
+# this host): no other page can make a browser send those, nor read the cookie.
 API_KEY_COOKIE = "pipeline_api_key"
 
 
@@ -59,27 +60,92 @@ def _cookie_key(request: Request) -> str | None:
 
 
 _OWN = ("same-origin", "none")  # the dashboard's own pages; a bookmark or a typed address
+_DEFAULT_PORTS = (80, 443)  # the scheme is not compared, so neither is its default port
 
 
-def _foreign(site: str) -> str:
-    return (
-        f"refused: this write came from a page of another site or origin (Sec-Fetch-Site: "
-        f"{site}); write through this service's dashboard, the pipeline CLI or an HTTP client"
+def _foreign(sent_by: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"refused: this write came from a page of another site or origin ({sent_by}); write "
+        "through this service's dashboard, the pipeline CLI or an HTTP client",
     )
 
 
-async def require_key(request: Request) -> None:
-    """For mutating endpoints: a valid key whenever API_KEYS is set, and never a browser's
-    request from another site. Without keys, any web page a user opens could otherwise create,
-    trigger or cancel pipelines with a plain form (no CORS preflight): browsers mark such
-    requests, and nothing legitimate sends one (the dashboard is same-origin; clients send none).
-    `same-site` is refused too: a page on another port of localhost, or another subdomain, is
-    "same-site", and a browser lets it post a form here just the same.
+def _address(netloc: str) -> tuple[str, int | None] | None:
+    """Host and port of 'host[:port]' as a browser or a proxy writes it, or None if it is none."""
+    try:
+        parts = urlsplit(f"//{netloc.strip()}")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is no number, an unclosed [IPv6
+        return None
+    return (host, None if port in _DEFAULT_PORTS else port) if host else None
+
+
+def _own_address(request: Request) -> str:
+    """Where the browser sent the request: the proxy's X-Forwarded-Host (its first, the one the
+    browser asked for), else Host."""
+    forwarded = request.headers.get("x-forwarded-host")
+    if forwarded:
+        return forwarded.split(",")[0].strip()
+    return request.headers.get("host", "")
+
+
+def _page(request: Request) -> tuple[str, str] | None:
+    """The page a browser sent this request from, as (header, its origin): Origin, else Referer
+    cut to its origin (its path, query and any user-info are nobody else's business)."""
+    if (origin := request.headers.get("origin")) is not None:
+        return "Origin", origin.strip()
+    if referer := request.headers.get("referer"):
+        try:
+            parts = urlsplit(referer.strip())
+        except ValueError:
+            return "Referer", "(not a URL)"
+        return "Referer", f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return None
+
+
+def _refuse_foreign(request: Request) -> bool:
+    """Refuse a browser's request sent by another site's or origin's page; True when one of this
+    service's own pages sent it. Without API keys any page a user opens could otherwise create,
+    trigger or cancel pipelines with a plain form (no CORS preflight). Browsers mark the request
+    `Sec-Fetch-Site` (`same-site` is refused too: a page on another port of localhost, or another
+    subdomain), but only to "potentially trustworthy" addresses (https, localhost): over http to a
+    LAN address only `Origin` tells, which every browser sends with a POST, PUT or DELETE (`null`
+    from a sandboxed page or a file). Its host[:port] must be the one the request was sent to; the
+    scheme is not compared, as a TLS-terminating proxy changes it. Clients (curl, the CLI) send
+    neither header and pass.
     """
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in _OWN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, _foreign(site))
-    _check(_header_key(request))
+        raise _foreign(f"Sec-Fetch-Site: {site}")
+    page = _page(request)
+    if page is None:
+        return False
+    header, origin = page
+    if origin == "null":
+        raise _foreign(f"{header}: null, a sandboxed page or a local file")
+    own = _own_address(request)
+    try:
+        sent_from = _address(urlsplit(origin).netloc)
+    except ValueError:
+        sent_from = None
+    if sent_from is None or sent_from != _address(own):
+        raise _foreign(f"{header}: {origin[:200]}, not {own[:200] or 'this service'}")
+    return True
+
+
+async def refuse_foreign(request: Request) -> None:
+    """For the dashboard's own endpoints that need no key: only its own pages may call them."""
+    _refuse_foreign(request)
+
+
+async def require_key(request: Request) -> None:
+    """For mutating endpoints: never a browser's request from another site or origin, and a valid
+    key whenever API_KEYS is set: the header, or the dashboard's cookie on a write one of this
+    service's own pages sent (its Origin or Referer says so, and no other page can make a browser
+    send those)."""
+    own_page = _refuse_foreign(request)
+    _check(_header_key(request) or (_cookie_key(request) if own_page else None))
 
 
 async def require_read_key(request: Request) -> None:
@@ -91,3 +157,4 @@ async def require_read_key(request: Request) -> None:
 
 WriteAccess = Depends(require_key)
 ReadAccess = Depends(require_read_key)
+SameOrigin = Depends(refuse_foreign)

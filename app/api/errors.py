@@ -24,6 +24,7 @@ from app.service import ConflictError
 
 logger = logging.getLogger(__name__)
 DISCONNECTED = "body: the client disconnected before sending all of it"
+MAX_PROBLEMS = 20  # a 422 lists the first ones: a body of 10,000 unknown fields is no 10,000 lines
 
 
 def _error(
@@ -57,7 +58,8 @@ def _not_an_object(request: Request, kind: str) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
+    every = exc.errors()
+    errors, more = every[:MAX_PROBLEMS], len(every) - MAX_PROBLEMS
     problems = []
     for error in errors:
         field, message = (
@@ -79,6 +81,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             message = _not_an_object(request, error["type"])
         problems.append(f"{field}: {message}")
     detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    if more > 0:
+        unlisted = f"and {more:,} more problem{'s' if more > 1 else ''}, not listed"
+        problems.append(unlisted)
+        detail.append({"loc": [], "msg": unlisted, "type": "more_problems"})
     return _error(422, "; ".join(problems), detail)
 
 

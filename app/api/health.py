@@ -1,9 +1,12 @@
-"""Liveness (the process answers) and readiness (everything a run needs is there)."""
+"""Liveness (the process answers, open to all: container health checks call it) and readiness
+(everything a run needs is there; a read, under API_KEYS_FOR_READS as the others are)."""
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from app.api.auth import ReadAccess
+from app.api.schemas import errors
 from app.readiness import run_checks
 
 router = APIRouter(tags=["health"])
@@ -31,7 +34,11 @@ async def health() -> dict[str, str]:
 @router.get(
     "/ready",
     response_model=ReadyOut,
-    responses={503: {"model": ReadyOut, "description": "a check failed; each says how to fix it"}},
+    dependencies=[ReadAccess],
+    responses={
+        **errors(401),
+        503: {"model": ReadyOut, "description": "a check failed; each says how to fix it"},
+    },
 )
 async def ready() -> JSONResponse:
     """Database reachable and migrated, Prefect reachable, pool + live worker + deployment, no

@@ -11,16 +11,21 @@ from typing import IO, Any
 from urllib.parse import unquote
 
 from fastapi import HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from app.api.errors import DISCONNECTED
+from app.api.schemas import PipelineUpload
 from app.pipeline import inputs
 
 MAX_FIELD_BYTES = 64 * 1024
-MAX_TEXT_BYTES = 4 * MAX_FIELD_BYTES  # all text fields together: four are known, any more unknown
+# all text fields together, their names and part headers counted in: four fields are known
+MAX_TEXT_BYTES = 4 * MAX_FIELD_BYTES
 FILE_FIELD = "file"
+FIELDS = (*PipelineUpload.model_fields, FILE_FIELD)
+MAX_PARTS = 16  # five fields; a client repeating one (the last counts) has room, no more
 _EXTENDED_FILENAME = re.compile(rb"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
 
 
@@ -49,6 +54,7 @@ class _Receiver:
         self._name = ""
         self._text = bytearray()
         self._text_bytes = 0
+        self._parts = 0
         self._is_file = False
         self.handle: IO[bytes] | None = None
         self._digest = hashlib.sha256()
@@ -77,12 +83,32 @@ class _Receiver:
         }
 
     def _part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:  # thousands of parts, each small: one of them names none
+            raise _FormError(
+                "body",
+                f"more than {MAX_PARTS} parts; the form's fields are {', '.join(FIELDS)}, "
+                "each sent once",
+            )
         self._headers, self._text, self._is_file = {}, bytearray(), False
 
+    def _count_text(self, size: int) -> None:
+        """Everything of the form but its file is held in memory: its text and its part headers
+        (names included) have one budget."""
+        self._text_bytes += size
+        if self._text_bytes > MAX_TEXT_BYTES:
+            raise _FormError(
+                "body",
+                f"text fields longer than {MAX_TEXT_BYTES:,} bytes in all "
+                "(their names and part headers included)",
+            )
+
     def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._count_text(end - start)
         self._header_field += data[start:end]
 
     def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._count_text(end - start)
         self._header_value += data[start:end]
 
     def _header_end(self) -> None:
@@ -92,6 +118,12 @@ class _Receiver:
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        if not self._name:
+            raise _FormError(
+                "body", f"a part without a field name; name each ({', '.join(FIELDS)})"
+            )
+        if self._name not in FIELDS:  # refused before its value is read, let alone kept
+            raise _UnknownField(self._name)
         self._is_file = self._name == FILE_FIELD
         if self._is_file:
             if self.form.file_path is not None:
@@ -112,11 +144,9 @@ class _Receiver:
             self.pending += data[start:end]
             return
         self._text += data[start:end]
-        self._text_bytes += end - start
         if len(self._text) > MAX_FIELD_BYTES:
-            raise _FormError(self._name or "body", f"longer than {MAX_FIELD_BYTES:,} bytes")
-        if self._text_bytes > MAX_TEXT_BYTES:  # thousands of fields, each under the limit
-            raise _FormError("body", f"text fields longer than {MAX_TEXT_BYTES:,} bytes in all")
+            raise _FormError(self._name, f"longer than {MAX_FIELD_BYTES:,} bytes")
+        self._count_text(end - start)
 
     def _part_end(self) -> None:
         if not self._is_file:
@@ -145,8 +175,27 @@ class _FormError(Exception):
         self.field, self.message = field, message
 
 
+class _UnknownField(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 class _TooLarge(Exception):
     pass
+
+
+def _unknown(name: str) -> RequestValidationError:
+    """The 422 of a field PipelineUpload does not have, as its validation would say it (a long
+    name cut short: all of it is a client's to send again, not ours to echo)."""
+    shown = name if len(name) <= 64 else f"{name[:63]}…"
+    problem = {
+        "loc": ("body", shown),
+        "msg": "Extra inputs are not permitted",
+        "type": "extra_forbidden",
+        "input": "",
+    }
+    return RequestValidationError([problem])
 
 
 async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> ReceivedForm:
@@ -175,6 +224,8 @@ async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> Recei
         ) from None
     except _FormError as exc:
         raise inputs.InputError(exc.field, exc.message) from None
+    except _UnknownField as exc:
+        raise _unknown(exc.name) from None
     except FormParserError as exc:
         raise inputs.InputError("body", f"not valid multipart/form-data ({exc})") from None
     except ClientDisconnect:  # nobody reads the answer; the caller removes what was written

@@ -132,7 +132,7 @@ class ErrorOut(BaseModel):
 _ERRORS = {
     400: "the Range header names no range of the file; `message` says why",
     401: "no API key, or a wrong one (API_KEYS is set; for reads too with API_KEYS_FOR_READS)",
-    403: "a write sent by another site's page (Sec-Fetch-Site: cross-site or same-site)",
+    403: "a write sent by another site's or origin's page (Sec-Fetch-Site, Origin or Referer)",
     404: "no such pipeline, run, schedule or file; `message` says which and why",
     409: "not in the pipeline's current state; `message` says what to do",
     413: "a body larger than PIPELINE_MAX_BODY_BYTES (an upload: PIPELINE_MAX_UPLOAD_BYTES)",

@@ -64,7 +64,7 @@ def _render(
         template,
         {
             "keys_configured": bool(settings.api_keys),
-            "key_cookie": auth.API_KEY_COOKIE,
+            "key_saved": bool(request.cookies.get(auth.API_KEY_COOKIE)),
             **context,
         },
         status_code=status_code,

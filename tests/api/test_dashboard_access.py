@@ -65,7 +65,7 @@ async def test_read_keys_lock_the_pages_until_the_key_cookie_is_sent(
     assert parse(open_page.text).by_id("api-key-form").attrs["method"] == "dialog"
 
     key = "k;=% é"
-    cookie = {"Cookie": "pipeline_api_key=k%3B%3D%25%20%C3%A9"}  # as the page's script sets it
+    cookie = {"Cookie": "pipeline_api_key=k%3B%3D%25%20%C3%A9"}  # as POST /dashboard/key sets it
     await configure(API_KEYS=f"alpha,{key}", API_KEYS_FOR_READS="true")
     locked = await client.get("/")
     assert locked.status_code == 401
@@ -106,6 +106,6 @@ async def test_read_keys_lock_the_pages_until_the_key_cookie_is_sent(
     ):
         assert (await client.get(path, headers=cookie)).status_code == 200, path
     assert (await client.get("/", headers={"X-API-Key": "alpha"})).status_code == 200
-    # the cookie is for reads only: a write needs the header, so no other site can forge one
+    # a write counts the cookie only when its Origin is this service's (test_dashboard_key.py)
     write = await client.post(f"/api/pipelines/{pipeline_id}/trigger", headers=cookie)
     assert write.status_code == 401

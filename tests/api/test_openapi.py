@@ -47,7 +47,7 @@ def test_each_operation_declares_the_errors_it_can_answer() -> None:
     }
     assert declared == {
         "GET /health": [],
-        "GET /ready": ["503"],
+        "GET /ready": ["401", "503"],
         "POST /api/pipelines": ["401", "403", "409", "413", "422", "503"],
         "GET /api/pipelines": READ,
         "GET /api/pipelines/{pipeline_id}": ONE,

@@ -463,6 +463,41 @@ async def test_malformed_requests_are_a_422_naming_the_field(
     assert await _count(Pipeline) == 1
 
 
+async def test_a_422_lists_its_first_twenty_problems_and_counts_the_rest(
+    client: httpx.AsyncClient,
+) -> None:
+    """Every problem was listed twice (message and detail): a body of 10,000 unknown fields made
+    an answer many times its size."""
+    body = {"name": "p", **{f"extra{i:02d}": 1 for i in range(25)}}
+    response = await client.post("/api/pipelines", json=body)
+    listed = [f"extra{i:02d}" for i in range(20)]
+    unknown = "unknown field; remove it (see /docs for the accepted fields)"
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "message": "; ".join(f"{name}: {unknown}" for name in listed)
+            + "; and 5 more problems, not listed",
+            "detail": [
+                *(
+                    {
+                        "loc": ["body", name],
+                        "msg": "Extra inputs are not permitted",
+                        "type": "extra_forbidden",
+                    }
+                    for name in listed
+                ),
+                {"loc": [], "msg": "and 5 more problems, not listed", "type": "more_problems"},
+            ],
+        },
+    )
+    one_over = {"name": "p", **{f"extra{i:02d}": 1 for i in range(21)}}
+    last = (await client.post("/api/pipelines", json=one_over)).json()["detail"][-1]
+    assert last == {"loc": [], "msg": "and 1 more problem, not listed", "type": "more_problems"}
+    twenty = {"name": "p", **{f"extra{i:02d}": 1 for i in range(20)}}
+    assert len((await client.post("/api/pipelines", json=twenty)).json()["detail"]) == 20
+    assert await _count(Pipeline) == 0
+
+
 async def test_ready_is_503_naming_the_fix_when_prefect_is_down(client: httpx.AsyncClient) -> None:
     response = await client.get("/ready")
     assert response.status_code == 503

@@ -50,12 +50,76 @@ async def test_thousands_of_small_fields_are_refused_as_they_arrive(
 ) -> None:
     """Each field under its 64 KiB limit, as many as a client sends: all were held in memory until
     the body ended (up to PIPELINE_MAX_UPLOAD_BYTES, 2 GiB)."""
-    padding = b"".join(_part(f"f{i}", b"x" * 60_000) for i in range(5))
+    padding = b"".join(_part("description", b"x" * 60_000) for _ in range(5))
     body = _part("name", b"padded") + padding + f"--{BOUNDARY}--\r\n".encode()
     response = await _post(client, body)
     assert (response.status_code, response.json()["message"]) == (
         422,
-        "body: text fields longer than 262,144 bytes in all",
+        "body: text fields longer than 262,144 bytes in all (their names and part headers "
+        "included)",
+    )
+    assert await pipelines() == 0
+
+
+async def test_unknown_fields_are_refused_before_they_are_kept(client: httpx.AsyncClient) -> None:
+    """Empty fields under unique 4 KB names counted for nothing: each was kept, then named twice
+    in the 422 (98 MB sent, 1 GB held). The first unknown name ends the upload, and is cut short."""
+    parts = [_part(f"f{i:09d}" + "a" * 4_000, b"") for i in range(2_000)]
+    before = leftover_uploads()
+    response = await _post(client, b"".join(parts) + f"--{BOUNDARY}--\r\n".encode())
+    shown = "f000000000" + "a" * 53 + "…"
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "message": f"{shown}: unknown field; remove it (see /docs for the accepted fields)",
+            "detail": [
+                {
+                    "loc": ["body", shown],
+                    "msg": "Extra inputs are not permitted",
+                    "type": "extra_forbidden",
+                }
+            ],
+        },
+    )
+    assert (await pipelines(), leftover_uploads()) == (0, before)
+    nameless = await _post(client, _part("", b"x") + f"--{BOUNDARY}--\r\n".encode())
+    assert (nameless.status_code, nameless.json()["message"]) == (
+        422,
+        "body: a part without a field name; name each (name, description, trigger, format, file)",
+    )
+
+
+async def test_a_form_of_more_parts_than_it_has_fields_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    """Known names repeated (the last one counts) as often as a client likes: 16 parts at most."""
+    body = b"".join(_part("trigger", b"false") for _ in range(17)) + _part("name", b"many")
+    response = await _post(client, body + f"--{BOUNDARY}--\r\n".encode())
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "body: more than 16 parts; the form's fields are name, description, trigger, format, "
+        "file, each sent once",
+    )
+    sixteen = b"".join(_part("trigger", b"false") for _ in range(14)) + _part("name", b"many")
+    sixteen += _part("file", (HEADER + "\n" + ROWS).encode(), "o.csv")
+    accepted = await _post(client, sixteen + f"--{BOUNDARY}--\r\n".encode())
+    assert (accepted.status_code, accepted.json()["name"]) == (201, "many")
+
+
+async def test_part_headers_count_into_the_text_budget(client: httpx.AsyncClient) -> None:
+    """Up to eight headers of 4 KB a part, sixteen parts: half a megabyte held, values empty."""
+    padding = "".join(f"X-Padding-{i}: {'p' * 4_000}\r\n" for i in range(7)).encode()
+    padded = b"".join(
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="description"\r\n'.encode()
+        + padding
+        + b"\r\n\r\n"
+        for _ in range(15)
+    )
+    response = await _post(client, _part("name", b"p") + padded + f"--{BOUNDARY}--\r\n".encode())
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "body: text fields longer than 262,144 bytes in all (their names and part headers "
+        "included)",
     )
     assert await pipelines() == 0
 

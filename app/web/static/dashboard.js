@@ -3,30 +3,23 @@
 "use strict";
 
 const Dashboard = (() => {
-  const cookieName = () => document.body.dataset.keyCookie || "pipeline_api_key";
-
-  function apiKey() {
-    const prefix = cookieName() + "=";
-    const found = document.cookie.split("; ").find((part) => part.startsWith(prefix));
-    return found ? decodeURIComponent(found.slice(prefix.length)) : "";
-  }
-
+  /** Keep the key in the browser's session cookie, or forget it (an empty key). The server sets
+   * the cookie HttpOnly: no script reads it, not this one, nor a page of another port of this
+   * host. Reads and this page's own writes carry it; the answer is the fetch's. */
   function saveKey(key) {
-    // A session cookie: no expiry, so the browser drops it when it closes. Lax, so that a link
-    // from elsewhere opens the page signed in: the cookie only counts for reads (writes need the
-    // X-API-Key header, which no other site can make this browser send).
-    const value = key ? encodeURIComponent(key) : "";
-    const expiry = key ? "" : "; max-age=0";
-    const secure = location.protocol === "https:" ? "; Secure" : "";
-    document.cookie = `${cookieName()}=${value}; path=/; SameSite=Lax${secure}${expiry}`;
+    const options = key
+      ? {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ key }),
+        }
+      : { method: "DELETE" };
+    return fetch("/dashboard/key", { ...options, credentials: "same-origin" });
   }
 
-  /** fetch() against the JSON API, with the stored key as X-API-Key. */
+  /** fetch() against the JSON API: the saved key goes with it, in its cookie. */
   function api(path, options = {}) {
-    const headers = new Headers(options.headers || {});
-    const key = apiKey();
-    if (key) headers.set("X-API-Key", key);
-    return fetch(path, { ...options, headers, credentials: "same-origin" });
+    return fetch(path, { ...options, credentials: "same-origin" });
   }
 
   /** The message of an error response: the API's `message`, else its `detail`. */
@@ -114,17 +107,31 @@ const Dashboard = (() => {
     if (!form) return;
     const input = document.getElementById("api-key");
     const status = document.getElementById("api-key-status");
-    status.textContent = apiKey() ? "A key is saved for this session." : "No key saved.";
+
+    async function keep(key, done, reload) {
+      try {
+        const response = await saveKey(key);
+        if (!response.ok) {
+          status.textContent = `Not saved: ${await errorText(response)}`;
+          return;
+        }
+      } catch (error) {
+        status.textContent = `Not saved: the service did not answer (${error.message}).`;
+        return;
+      }
+      status.textContent = done;
+      if (reload) location.reload();
+    }
+
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      saveKey(input.value.trim());
+      const key = input.value.trim();
       input.value = "";
-      status.textContent = apiKey() ? "Key saved for this session." : "No key saved.";
-      if (document.body.dataset.reloadOnKey !== undefined) location.reload();
+      const reload = document.body.dataset.reloadOnKey !== undefined; // the key-needed page
+      keep(key, key ? "Key saved for this session." : "No key saved.", reload);
     });
     document.getElementById("api-key-forget").addEventListener("click", () => {
-      saveKey("");
-      status.textContent = "Key forgotten.";
+      keep("", "Key forgotten.", false);
     });
   }
 

@@ -1,0 +1,122 @@
+"""Writes sent by another origin's page are refused by their Origin (or Referer): browsers mark a
+request with Sec-Fetch-Site only to https and localhost, and over http to a LAN address a page
+could post a form or an upload here, keys unset. Clients that send neither header pass."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from httpx import ASGITransport
+
+from app.main import create_app
+from app.models import Pipeline
+from tests.api.test_operations import _count
+
+FORM = {"file": ("x.csv", b"id,name\n1,a\n", "text/csv")}
+
+
+def refusal(sent_by: str) -> str:
+    return (
+        f"refused: this write came from a page of another site or origin ({sent_by}); write "
+        "through this service's dashboard, the pipeline CLI or an HTTP client"
+    )
+
+
+@pytest.fixture
+async def lan(database: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The API as a LAN address reaches it: Host 192.0.2.2:8000."""
+    async with httpx.AsyncClient(
+        transport=ASGITransport(app=create_app()), base_url="http://192.0.2.2:8000"
+    ) as client:
+        yield client
+
+
+async def test_a_write_from_another_origins_page_is_refused(lan: httpx.AsyncClient) -> None:
+    cases = {
+        "http://192.0.2.2:18603": "Origin: http://192.0.2.2:18603, not 192.0.2.2:8000",
+        "http://evil.example": "Origin: http://evil.example, not 192.0.2.2:8000",
+        "http://192.0.2.2": "Origin: http://192.0.2.2, not 192.0.2.2:8000",
+        "null": "Origin: null, a sandboxed page or a local file",
+        "http://[::1": "Origin: http://[::1, not 192.0.2.2:8000",
+    }
+    for origin, sent_by in cases.items():
+        for method, path, files in (
+            ("POST", "/api/pipelines", FORM),  # an upload: multipart, no CORS preflight
+            ("POST", "/api/pipelines/1/trigger", None),
+            ("POST", "/api/pipelines/1/retry", None),
+            ("POST", "/api/pipelines/1/cancel", None),
+            ("DELETE", "/api/pipelines/1", None),
+            ("POST", "/api/pipelines/1/schedule/pause", None),
+        ):
+            response = await lan.request(method, path, files=files, headers={"Origin": origin})
+            assert (response.status_code, response.json()["message"]) == (
+                403,
+                refusal(sent_by),
+            ), (origin, path)
+    referer = {"Referer": "http://user:pw@evil.example:3000/attack.html?token=t"}
+    response = await lan.post("/api/pipelines", files=FORM, headers=referer)
+    assert (response.status_code, response.json()["message"]) == (
+        403,
+        refusal("Referer: http://evil.example:3000, not 192.0.2.2:8000"),
+    )
+    assert await _count(Pipeline) == 0
+
+
+async def test_the_services_own_pages_and_clients_may_write(lan: httpx.AsyncClient) -> None:
+    for number, headers in enumerate(
+        (
+            {"Origin": "http://192.0.2.2:8000"},  # the dashboard
+            {"Origin": "https://192.0.2.2:8000"},  # behind a TLS-terminating proxy
+            {"Referer": "http://192.0.2.2:8000/pipelines/1"},  # a browser that sends no Origin
+            {},  # curl, the CLI
+            {"Origin": "http://192.0.2.2:8000", "Sec-Fetch-Site": "same-origin"},
+        )
+    ):
+        created = await lan.post("/api/pipelines", json={"name": f"p{number}"}, headers=headers)
+        assert created.status_code == 201, headers
+    assert await _count(Pipeline) == 5
+
+
+async def test_the_address_a_proxy_was_asked_for_is_the_services(database: str) -> None:
+    """Behind a proxy, Host is the proxy's upstream and X-Forwarded-Host the browser's; default
+    ports are no ports, whatever the scheme."""
+    app = create_app()
+    async with httpx.AsyncClient(
+        transport=ASGITransport(app=app), base_url="http://127.0.0.1:8000"
+    ) as proxied:
+        forwarded = {"X-Forwarded-Host": "pipelines.example.com, 127.0.0.1:8000"}
+        for origin, status in (
+            ("https://pipelines.example.com", 201),
+            ("http://pipelines.example.com:80", 201),
+            ("https://pipelines.example.com:8443", 403),
+            ("http://127.0.0.1:8000", 403),
+        ):
+            response = await proxied.post(
+                "/api/pipelines", json={"name": "p"}, headers={**forwarded, "Origin": origin}
+            )
+            assert response.status_code == status, origin
+        direct = await proxied.post(
+            "/api/pipelines",
+            json={"name": "p"},
+            headers={"Origin": "https://pipelines.example.com"},
+        )
+        assert (direct.status_code, direct.json()["message"]) == (
+            403,
+            refusal("Origin: https://pipelines.example.com, not 127.0.0.1:8000"),
+        )
+    async with httpx.AsyncClient(
+        transport=ASGITransport(app=app), base_url="https://Pipelines.Example.com"
+    ) as tls:
+        same = await tls.post(
+            "/api/pipelines",
+            json={"name": "p"},
+            headers={"Origin": "https://pipelines.example.com"},
+        )
+        assert same.status_code == 201
+    assert await _count(Pipeline) == 3
+
+
+async def test_reads_from_other_origins_are_answered(lan: httpx.AsyncClient) -> None:
+    """A read changes nothing, and the browser keeps its answer from the other origin's page."""
+    listed = await lan.get("/api/pipelines", headers={"Origin": "http://evil.example"})
+    assert listed.status_code == 200
