@@ -13,7 +13,7 @@ from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import schedules
 from tests.api import test_dashboard_scripts as scripts
 from tests.conftest import Configure
-from tests.e2e.browser import low_contrast
+from tests.e2e.browser import armed, fake_clock, fetches, low_contrast, watch
 from tests.support.rows import add_pipeline, add_run
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -44,12 +44,12 @@ def question(pipeline_id: int) -> str:
 
 
 def answer_confirm(page: Page, *, accept: bool) -> "asyncio.Future[str]":
-    """Answers the page's next dialog; the future gets its type and message."""
+    """Answers the page's next dialog; the future gets its type and message once it is answered."""
     asked: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     async def answer(dialog: Dialog) -> None:
-        asked.set_result(f"{dialog.type}: {dialog.message}")
         await (dialog.accept() if accept else dialog.dismiss())
+        asked.set_result(f"{dialog.type}: {dialog.message}")
 
     page.once("dialog", answer)
     return asked
@@ -88,6 +88,7 @@ async def test_delete_asks_first_by_keyboard_then_the_list_says_it_was_deleted(
     pipeline_id = await add_pipeline(NAME, minutes=1)
     await add_run(pipeline_id, Status.COMPLETED, {})
     sent = deletes(page)
+    await watch(page)
     await page.goto(f"/pipelines/{pipeline_id}")
     delete = page.get_by_role("button", name="Delete pipeline")
     await expect(delete).to_be_visible()
@@ -104,7 +105,8 @@ async def test_delete_asks_first_by_keyboard_then_the_list_says_it_was_deleted(
     asked = answer_confirm(page, accept=False)
     await page.keyboard.press("Enter")
     assert await asyncio.wait_for(asked, 5) == f"confirm: {question(pipeline_id)}"
-    await page.wait_for_timeout(500)  # a request would have gone by now
+    # the page's handler has gone on from the dismissed dialog: a request would be sent now
+    assert ("DELETE", f"/api/pipelines/{pipeline_id}") not in await fetches(page)
     assert sent == []
     await expect(delete).to_be_focused()
     assert await pipeline_exists(pipeline_id)
@@ -157,7 +159,7 @@ async def test_a_refused_delete_says_why_where_cancel_and_retry_do(
     assert page.url == f"{dashboard}/pipelines/{pipeline_id}"
     assert sent == [
         (f"api/pipelines/{pipeline_id}", None),
-        (f"api/pipelines/{pipeline_id}", "alpha"),
+        (f"api/pipelines/{pipeline_id}", None),  # the key goes in its HttpOnly cookie
     ]
     assert await pipeline_exists(pipeline_id)
     assert sorted(console) == [
@@ -172,12 +174,13 @@ async def test_a_run_started_meanwhile_is_refused_and_cancel_run_takes_the_keybo
 ) -> None:
     pipeline_id = await add_pipeline(NAME)
     await add_run(pipeline_id, Status.COMPLETED, {})
+    await fake_clock(page)
     await page.goto(f"/pipelines/{pipeline_id}")
     delete = page.locator("#delete-button")
     await expect(delete).to_be_visible()
+    await armed(page, "refresh")  # what was already asked is answered
     # the tab in the background: no polls, so the page cannot know of the run started next
     await page.evaluate(scripts.HIDE, True)
-    await page.wait_for_timeout(1_500)  # what was already asked is answered
     run_id = await add_run(pipeline_id, Status.RUNNING, {})  # e.g. by its schedule
 
     answer_confirm(page, accept=True)

@@ -6,28 +6,16 @@ are answered by the test."""
 import asyncio
 import json
 
-from playwright.async_api import Page, Request, Route, expect
+from playwright.async_api import Page, Route, expect
 from sqlalchemy import delete, update
 
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status
 from tests.api.test_dashboard_scripts import browser, console, dashboard, page, pytestmark
+from tests.e2e.browser import armed, fake_clock, sent, watch
 from tests.support.rows import add_pipeline, add_run
 
 __all__ = ["browser", "console", "dashboard", "page", "pytestmark"]  # shared fixtures
-
-
-def _progress_polls(page: Page, pipeline_id: int) -> list[float]:
-    """The times (event loop clock) of the page's progress polls, as they are sent."""
-    sent: list[float] = []
-    path = f"/pipelines/{pipeline_id}/progress"
-
-    def record(request: Request) -> None:
-        if request.url.endswith(path):
-            sent.append(asyncio.get_running_loop().time())
-
-    page.on("request", record)
-    return sent
 
 
 async def test_a_finished_run_s_page_keeps_watching_and_shows_a_run_started_elsewhere(
@@ -37,15 +25,22 @@ async def test_a_finished_run_s_page_keeps_watching_and_shows_a_run_started_else
     started a second run beside it."""
     pipeline_id = await add_pipeline("idle")
     await add_run(pipeline_id, Status.COMPLETED, {})
-    polls = _progress_polls(page, pipeline_id)
+    polls = f"/pipelines/{pipeline_id}/progress"
+    await fake_clock(page)
     await page.goto(f"/pipelines/{pipeline_id}")
     await expect(page.locator("#trigger-button")).to_be_visible()
-    await page.wait_for_timeout(13_000)  # the five 2 s polls after a run ends, and more
-    assert len(polls) == 6  # the first, five 2 s apart; then one every 10 s
+    await armed(page, "refresh")
+    for _ in range(5):  # the five 2 s polls after a run ends
+        await page.clock.run_for(2_000)
+        await armed(page, "refresh")
+    await page.clock.run_for(3_000)  # 13 s after the first
+    assert await sent(page, polls) == [0, 2_000, 4_000, 6_000, 8_000, 10_000]
     await add_run(pipeline_id, Status.RUNNING, {})  # a scheduled run
-    await expect(page.locator("#progress")).to_have_attribute(
-        "data-status", "running", timeout=11_000
-    )
+    await page.clock.run_for(6_999)
+    assert len(await sent(page, polls)) == 6
+    await page.clock.run_for(1)  # then one every 10 s
+    assert await sent(page, polls) == [0, 2_000, 4_000, 6_000, 8_000, 10_000, 20_000]
+    await expect(page.locator("#progress")).to_have_attribute("data-status", "running")
     await expect(page.locator("#trigger-button")).to_be_hidden()
     await expect(page.locator("#cancel-button")).to_be_visible()
 
@@ -55,19 +50,21 @@ async def test_a_pipeline_deleted_elsewhere_stops_the_page_s_polls(
 ) -> None:
     pipeline_id = await add_pipeline("gone")
     await add_run(pipeline_id, Status.RUNNING, {})
-    polls = _progress_polls(page, pipeline_id)
+    polls = f"/pipelines/{pipeline_id}/progress"
+    await fake_clock(page)
     await page.goto(f"/pipelines/{pipeline_id}")
     await expect(page.locator("#cancel-button")).to_be_visible()
+    await armed(page, "refresh", "refreshLogs")
     async with get_sessionmaker()() as session, session.begin():
         await session.execute(delete(Pipeline).where(Pipeline.id == pipeline_id))
+    await page.clock.run_for(1_000)  # the next poll (and log request) finds it gone
     await expect(page.locator("#action-message")).to_have_text(
-        f"pipeline {pipeline_id} not found: it was deleted. The list of pipelines is at /.",
-        timeout=5_000,
+        f"pipeline {pipeline_id} not found: it was deleted. The list of pipelines is at /."
     )
     await expect(page.locator("#actions button:visible")).to_have_count(0)
-    seen = len(polls)
-    await page.wait_for_timeout(6_000)  # a poll every 1 s, had it gone on (5 s after an error)
-    assert len(polls) == seen
+    assert await sent(page, polls) == [0, 1_000]
+    await page.clock.run_for(60_000)  # a poll every 1 s, had it gone on (5 s after an error)
+    assert await sent(page, polls) == [0, 1_000]
     not_found = "Failed to load resource: the server responded with a status of 404 (Not Found)"
     assert set(console) == {not_found}  # the one poll that found it gone (and its log request)
     console.clear()
@@ -77,18 +74,23 @@ async def test_the_focused_link_keeps_the_keyboard_across_polls(page: Page) -> N
     """A row (or the whole list) swapped in by a poll took the focus with it, to the page."""
     pipeline_id = await add_pipeline("watched")
     run_id = await add_run(pipeline_id, Status.RUNNING, {})
+    await fake_clock(page)
     await page.goto("/")
     link = page.locator(f"tr[data-pipeline-id='{pipeline_id}'] a")
     await link.focus()
+    await armed(page, "refresh")
     async with get_sessionmaker()() as session, session.begin():
         await session.execute(
             update(PipelineRun).where(PipelineRun.id == run_id).values(status=Status.COMPLETED)
         )
+    await page.clock.run_for(2_000)  # a poll while a pipeline on the page runs
     row = page.locator(f"tr[data-pipeline-id='{pipeline_id}']")
-    await expect(row).to_contain_text("completed", timeout=5_000)  # the row was swapped
+    await expect(row).to_contain_text("completed")  # the row was swapped
     await expect(link).to_be_focused()
+    await armed(page, "refresh")
     await add_pipeline("newer")  # a new row: the whole list region is swapped
-    await expect(page.locator("tr[data-pipeline-id]")).to_have_count(2, timeout=12_000)
+    await page.clock.run_for(10_000)  # the next poll, none running
+    await expect(page.locator("tr[data-pipeline-id]")).to_have_count(2)
     await expect(link).to_be_focused()
 
 
@@ -96,29 +98,29 @@ async def test_the_create_form_sent_twice_makes_one_pipeline(page: Page) -> None
     """The button was enabled again as soon as the answer came, while the new page loaded, and
     the request carried no Idempotency-Key: a second Enter made a second pipeline and run."""
     posts: list[str | None] = []
-
-    answered = asyncio.Event()
+    loading, loaded = asyncio.Event(), asyncio.Event()
 
     async def api(route: Route) -> None:
         posts.append(route.request.headers.get("idempotency-key"))
         body = {"id": 424242, "message": "created"}
         await route.fulfill(status=201, body=json.dumps(body), content_type="application/json")
-        answered.set()
 
     async def next_page(route: Route) -> None:  # slow to load: the window for a second Enter
-        await asyncio.sleep(3)
+        loading.set()
+        await loaded.wait()
         await route.fulfill(body="<p>next page</p>", content_type="text/html")
 
     await page.route("**/api/pipelines", api)
     await page.route("**/pipelines/424242", next_page)
+    await watch(page)
     await page.goto("/")
     await page.locator("#name").fill("twice")
     await page.locator("#name").press("Enter")
-    await asyncio.wait_for(answered.wait(), 5)
-    await page.wait_for_timeout(300)  # the answer read, the next page asked for
+    await asyncio.wait_for(loading.wait(), 5)  # the answer read, the next page asked for
     await page.keyboard.press("Enter")  # while the pipeline's page loads: still the form's field
-    await page.wait_for_timeout(500)
+    loaded.set()  # the key's handlers have run: a second submission would be recorded by now
     await page.wait_for_url("**/pipelines/424242")
+    assert await sent(page, "/api/pipelines", "POST") == [0]  # the first page's, read from this one
     assert len(posts) == 1 and posts[0] is not None and len(posts[0]) == 32
 
 

@@ -11,14 +11,14 @@ from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Page, Request, Response, Route, async_playwright, expect
+from playwright.async_api import Browser, Page, Response, Route, async_playwright, expect
 from sqlalchemy import update
 
 from app.db import get_sessionmaker
 from app.main import create_app
 from app.models import PipelineRun, Status
 from tests.conftest import Configure
-from tests.e2e.browser import chromium_path
+from tests.e2e.browser import armed, chromium_path, fake_clock, fetches
 from tests.support.rows import add_pipeline, add_run
 
 # one backend is enough for the browser: the routes under it are tested on both
@@ -151,10 +151,12 @@ async def test_the_progress_does_not_wait_for_a_hung_log_request_which_gives_up(
         asked.set()
 
     await page.route(lambda url: urlsplit(url).path.endswith("/logs"), hang)
+    await fake_clock(page)  # AbortSignal.timeout too: the log request gives up when it says
     await page.goto(f"/pipelines/{pipeline_id}")
-    progress = page.locator("#progress")
+    progress, log_tail = page.locator("#progress"), page.locator("#log-tail")
     await expect(progress).to_have_attribute("data-status", "running")
     await asyncio.wait_for(asked.wait(), 10)
+    await armed(page, "refresh")
 
     async with get_sessionmaker()() as session:
         await session.execute(
@@ -163,43 +165,32 @@ async def test_the_progress_does_not_wait_for_a_hung_log_request_which_gives_up(
             .values(status=Status.COMPLETED)
         )
         await session.commit()
-    await expect(progress).to_have_attribute("data-status", "completed", timeout=5_000)
+    await page.clock.run_for(1_000)  # the next poll
+    await expect(progress).to_have_attribute("data-status", "completed")
     await expect(page.locator("#trigger-button")).to_be_visible()
     assert len(hung) == 1  # the log loop is still waiting on its first request
-    await expect(page.locator("#log-tail")).to_have_text(
-        "Logs unavailable: no answer in 10 s.", timeout=15_000
-    )
+    await armed(page, "refresh")
+    await page.clock.run_for(8_999)  # 9.999 s after the log request
+    assert await log_tail.text_content() == "Loading…"
+    await page.clock.run_for(1)
+    await expect(log_tail).to_have_text("Logs unavailable: no answer in 10 s.")
 
 
 async def test_a_hidden_tab_stops_polling_and_polls_at_once_when_shown_again(page: Page) -> None:
     pipeline_id = await running_pipeline()
-    polled: list[str] = []
-
-    def record(request: Request) -> None:
-        path = urlsplit(request.url).path
-        if path.startswith(f"/pipelines/{pipeline_id}/") or path.startswith("/api/pipelines/"):
-            polled.append(path)
-
-    page.on("request", record)
     progress_path = f"/pipelines/{pipeline_id}/progress"
     logs_path = f"/api/pipelines/{pipeline_id}/logs"
-    async with (
-        page.expect_request(lambda r: urlsplit(r.url).path == progress_path),
-        page.expect_request(lambda r: urlsplit(r.url).path == logs_path),
-    ):
-        await page.goto(f"/pipelines/{pipeline_id}")
+    await fake_clock(page)
+    await page.goto(f"/pipelines/{pipeline_id}")
+    await armed(page, "refresh", "refreshLogs")  # what was already asked is answered
 
     await page.evaluate(HIDE, True)
-    await page.wait_for_timeout(1_500)  # what was already asked is answered
-    before = len(polled)
-    await page.wait_for_timeout(3_000)  # three polls of each, had it gone on
-    assert polled[before:] == []
+    before = len(await fetches(page))
+    await page.clock.run_for(60_000)  # a poll of each every second, had it gone on
+    assert (await fetches(page))[before:] == []
 
-    async with (
-        page.expect_request(lambda r: urlsplit(r.url).path == progress_path, timeout=1_000),
-        page.expect_request(lambda r: urlsplit(r.url).path == logs_path, timeout=1_000),
-    ):
-        await page.evaluate(HIDE, False)
+    await page.evaluate(HIDE, False)  # the clock stands still: at once
+    assert sorted((await fetches(page))[before:]) == [("GET", logs_path), ("GET", progress_path)]
 
 
 async def test_the_key_cookie_is_lax_so_a_link_from_elsewhere_opens_the_page(
@@ -232,7 +223,9 @@ async def test_the_key_cookie_is_lax_so_a_link_from_elsewhere_opens_the_page(
     # served over HTTPS, the cookie is Secure too
     async def proxied(route: Route) -> None:
         path = urlsplit(route.request.url).path
-        await route.fulfill(response=await route.fetch(url=f"{dashboard}{path}"))
+        # as a proxy passes on the address the browser asked for (writes check their Origin)
+        headers = {**route.request.headers, "x-forwarded-host": "dashboard.test"}
+        await route.fulfill(response=await route.fetch(url=f"{dashboard}{path}", headers=headers))
 
     await configure(API_KEYS="alpha")
     await page.route("https://dashboard.test/**", proxied)
@@ -257,13 +250,13 @@ async def test_without_javascript_the_key_form_sends_nothing(
         await page.goto("/")
         await page.locator("summary", has_text="API key").click()
         await page.locator("#api-key").fill("alpha")
-        sent: list[str] = []
-        page.on("request", lambda request: sent.append(request.url))
-        await page.locator("#api-key").press("Enter")
-        await page.wait_for_timeout(1_000)  # a submission would have been sent by now
-        assert (sent, page.url) == ([], f"{dashboard}/")
-        await page.get_by_role("button", name="Save key").click()
-        await page.wait_for_timeout(1_000)
-        assert (sent, page.url) == ([], f"{dashboard}/")
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        # a press or click waits for the navigation it starts (no_wait_after=False, the default
+        # for now): a submission would have been sent, and the page left, by the time it returns
+        await page.locator("#api-key").press("Enter", no_wait_after=False)
+        assert (requests, page.url) == ([], f"{dashboard}/")
+        await page.get_by_role("button", name="Save key").click(no_wait_after=False)
+        assert (requests, page.url) == ([], f"{dashboard}/")
     finally:
         await context.close()
