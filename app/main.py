@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from app import observability
 from app.api import health, logs, pipelines, results, schedules, uploads
 from app.api.errors import install_error_handlers
+from app.api.head import HeadAsGet
 from app.api.limits import BodySizeLimit
 from app.config import get_settings
 from app.db import get_engine
@@ -48,6 +49,7 @@ def create_app() -> FastAPI:
     install_dashboard(app)  # the HTML dashboard at / and its /static files
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(HeadAsGet)
     return app
 
 
