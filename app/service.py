@@ -201,11 +201,8 @@ def _pending_run(pipeline: Pipeline, key: str | None = None) -> PipelineRun:
 async def start_run(
     *, session: AsyncSession, pipeline: Pipeline, idempotency_key: str | None = None
 ) -> PipelineRun:
-    """Add a pending run and create its flow run; if Prefect refuses, the run row is removed.
-    With an idempotency key seen within the window, the run of that key is returned instead.
-
-    Raises orchestrator.PrefectUnavailableError with the fix in its message.
-    """
+    """Add a pending run and create its flow run; if Prefect refuses, the run row is removed
+    (PrefectUnavailableError). A key seen within the window returns the run of that key."""
     pipeline_id = pipeline.id  # the rollback below expires the object
     key = idempotency.run_key(pipeline_id, idempotency_key) if idempotency_key else None
     if key and (seen := await idempotency.wait_for_run(key)):
@@ -230,6 +227,8 @@ async def _launch(
     """Create the committed pending run's flow run; if that fails, the run's rows are removed
     (`with_pipeline`: its pipeline's too) and the error raised, unless a flow run claimed the
     run meanwhile (Prefect made it before its client gave up): then it is kept and answered."""
+    # no connection held while Prefect answers (minutes of retries) or the withdrawal takes one
+    await session.commit()
     try:
         flow_run = await orchestrator.trigger_run(
             pipeline_id=run.pipeline_id,
@@ -278,21 +277,22 @@ async def list_runs(
 
 async def retry_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
     """A new run (new flow run) for a pipeline whose latest run failed or was cancelled; a
-    retry racing another of the same run (a double click) gets that one's new run, also once it
-    is the latest (and so pending, or over)."""
+    retry racing another of the same run (a double click) gets that one's run while in flight."""
     latest = await get_latest_run(session=session, pipeline_id=pipeline.id)
     if latest is not None and latest.status in RETRYABLE:
         # one new run per failed run, however many retries race: the key's unique index settles it
         return await start_run(
             session=session, pipeline=pipeline, idempotency_key=f"retry of run {latest.id}"
         )
-    newest_retryable = select(func.max(PipelineRun.id)).where(
-        PipelineRun.pipeline_id == pipeline.id, PipelineRun.status.in_(RETRYABLE)
-    )
-    if latest is not None and (retried := await session.scalar(newest_retryable)):
+    if latest is not None and latest.status in UNFINISHED:  # the retry of a double click's?
+        retried = await session.scalar(
+            select(func.max(PipelineRun.id)).where(
+                PipelineRun.pipeline_id == pipeline.id, PipelineRun.status.in_(RETRYABLE)
+            )
+        )
         key = idempotency.run_key(pipeline.id, f"retry of run {retried}")
         if latest.idempotency_key == key and (seen := await idempotency.wait_for_run(key)):
-            return seen  # the latest run is that retry's: a double click gets it
+            return seen
     state = f"is {latest.status.value}" if latest else "has never run"
     raise ConflictError(
         f"pipeline {pipeline.id} {state}; only a failed or cancelled pipeline can be "

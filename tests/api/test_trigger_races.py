@@ -7,7 +7,7 @@ from uuid import UUID
 import httpx
 import pytest
 from prefect.client.schemas.objects import FlowRun
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
@@ -145,6 +145,20 @@ async def test_a_retry_double_click_gets_the_one_new_run(
     assert prefect_asked == [new_run]
     assert await _count(PipelineRun) == 2
 
+    # the retry's run has ended: a retry now is a new request, refused (202 with that old run was
+    # the double click's path, taken for the idempotency key's whole day)
+    async with get_sessionmaker()() as session:
+        await session.execute(
+            update(PipelineRun).where(PipelineRun.id == new_run).values(status=Status.COMPLETED)
+        )
+        await session.commit()
+    refused = await client.post(f"/api/pipelines/{pipeline_id}/retry")
+    assert (refused.status_code, refused.json()["message"]) == (
+        409,
+        f"pipeline {pipeline_id} is completed; only a failed or cancelled pipeline can be "
+        f"retried (use POST /api/pipelines/{pipeline_id}/trigger for a new run)",
+    )
+
     await add_run(pipeline_id, Status.COMPLETED, {})  # a run triggered since: not a retry's race
     refused = await client.post(f"/api/pipelines/{pipeline_id}/retry")
     assert (refused.status_code, refused.json()["detail"]) == (
@@ -173,3 +187,28 @@ async def test_a_repeated_cancel_answers_with_the_newest_run_again(
         (newer, "cancelled"),
         (older, "cancelled"),
     ]
+
+
+async def test_a_burst_of_create_and_trigger_in_a_prefect_outage_is_503s_leaving_nothing(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request held its connection while Prefect's client timed out, and its withdrawal then
+    needed a second one: 40 at once drained the pool (5 + 10), 30 s later most answered 500 and
+    their pipelines and runs stayed."""
+
+    async def outage(*, pipeline_id: int, run_id: int, record_count: int, key: str) -> FlowRun:
+        await asyncio.sleep(1.0)  # Prefect's client timing out
+        raise orchestrator.PrefectUnavailableError(TIMED_OUT)
+
+    monkeypatch.setattr(orchestrator, "trigger_run", outage)
+    answers = await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                client.post("/api/pipelines", json={"name": f"p{i}", "trigger": True})
+                for i in range(40)
+            )
+        ),
+        25,  # under the pool's 30 s wait: a drained pool fails here
+    )
+    assert [(a.status_code, a.json()["message"]) for a in answers] == [(503, TIMED_OUT)] * 40
+    assert (await _count(Pipeline), await _count(PipelineRun)) == (0, 0)
