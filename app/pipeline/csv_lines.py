@@ -52,7 +52,10 @@ def short_record(path: Path, fields: int) -> str | None:
     line = pl.col(_LINE)
     quotes = line.str.count_matches('"', literal=True)
     unquoted = pl.when(quotes > 0).then(line.str.replace_all(_QUOTED, "")).otherwise(line)
-    short = (unquoted.str.count_matches(",", literal=True) < fields - 1) & (line != "")
+    # a line of only spaces is no short record: Polars reads it as a record (id "  ", rejected)
+    short = (unquoted.str.count_matches(",", literal=True) < fields - 1) & (
+        line.str.strip_chars() != ""
+    )
     unsure = pl.scan_lines(path, name=_LINE).select(((quotes % 2 == 1) | short).any())
     if unsure.collect(engine="streaming").item():
         return first_bad_csv_line(path)

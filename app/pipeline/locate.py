@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import IO
 
+# the csv module refuses a value over 128 KiB, which Polars reads: no reason of ours to refuse one
+csv.field_size_limit(2**31 - 1)
+
 
 def locate(path: Path, fmt: str, exc: Exception) -> str:
     """The first malformed line of a CSV or JSON Lines file, else Polars' own words."""
@@ -75,7 +78,7 @@ def first_bad_csv_line(path: Path) -> str | None:
                         f"line {reader.line_num}: {len(row)} fields where the header has "
                         f"{len(header)}; quote values that contain commas"
                     )
-                if row and len(row) < len(header):
+                if row and len(row) < len(header) and (len(row) > 1 or row[0].strip()):
                     fields = f"{len(row)} field{'s' if len(row) > 1 else ''}"
                     return (
                         f"line {reader.line_num}: {fields} where the header has {len(header)}; "

@@ -37,7 +37,6 @@ def _refused(tmp_path: Path, text: str) -> str:
             '1,"two\nlines",A,10,1,true,\n\n2,b\n',
             f"line 5: 2 fields where the header has 7{SHORT}",
         ),
-        (f"{ROW}\n   \n", f"line 3: 1 field where the header has 7{SHORT}"),
         (f"{ROW}\n,,,,,\n", f"line 3: 6 fields where the header has 7{SHORT}"),
     ],
 )
@@ -92,3 +91,28 @@ def test_a_file_under_the_input_directory_replaced_by_one_with_a_short_record_is
     with pytest.raises(inputs.InputError) as error:
         inputs.convert(source, "csv", tmp_path / "raw" / "part-00000.parquet")
     assert str(error.value) == f"input_path: line 3: 4 fields where the header has 7{SHORT}"
+
+
+def test_a_line_of_only_spaces_is_a_record_rejected_not_the_file(tmp_path: Path) -> None:
+    """Trailing spaces at the end of a file made the whole file a 422 ("1 field where the header
+    has 7"); it was, and is again, one record without an id."""
+    source = tmp_path / "in.csv"
+    source.write_text(f"{HEADER}\n{ROW}\n   \n")
+    assert inputs.check(source, "csv", tmp_path / "scratch") == 2
+    files = RunFiles(tmp_path / "run")
+    generated = work.generate(
+        files, record_count=1, seed=1, batch_rows=1, source=work.InputSource(source, "csv")
+    )
+    assert (generated, work.ingest(files)) == (work.StageOutput(2, 2), work.StageOutput(2, 1, 1))
+    assert pl.read_parquet(files.rejects).select("id", "reject_reason").rows() == [
+        ("   ", "null id")
+    ]
+
+
+def test_a_value_past_the_csv_module_s_field_limit_is_read(tmp_path: Path) -> None:
+    """Python's csv module, which reads a file whose records span lines, refused a value over
+    128 KiB that Polars reads: "line 2: field larger than field limit (131072)"."""
+    long = "x" * 200_000
+    source = tmp_path / "in.csv"
+    source.write_text(f'{HEADER},note\n1,"{long}\nmore",A,10,1,true,2026-01-01,\n')
+    assert inputs.check(source, "csv", tmp_path / "scratch") == 1
