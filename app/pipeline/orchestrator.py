@@ -187,7 +187,14 @@ async def _propose(client: PrefectClient, flow_run_id: str, state: State[Any]) -
     """Move a flow run to `state` through Prefect's orchestration rules, so a run that ended
     meanwhile keeps its final state (a cancel racing a completion must not turn Completed into
     Cancelling): then that final state's type is returned. A refusal for another reason (Prefect
-    keeps a Cancelling run from crashing) is overridden. None: the state was set."""
+    keeps a Cancelling run from crashing) is overridden. None: the state was set.
+
+    Prefect's rules let a final run be made Cancelled: for Cancelled the run is read first (a
+    run that ends between that read and the change is still overwritten, within milliseconds)."""
+    if state.type == StateType.CANCELLED:
+        current = (await client.read_flow_run(UUID(flow_run_id))).state
+        if current is not None and current.is_final():
+            return current.type
     result = await client.set_flow_run_state(UUID(flow_run_id), state)
     if result.status == SetStateStatus.ACCEPT:
         return None

@@ -7,7 +7,7 @@ from uuid import UUID
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import StateType
-from prefect.states import Cancelling, Completed, Running, Scheduled
+from prefect.states import Cancelling, Completed, Failed, Running, Scheduled
 
 from app.pipeline import orchestrator
 from tests.e2e.conftest import RunningStack
@@ -57,3 +57,14 @@ async def test_a_cancel_of_a_running_run_and_the_watchdog_s_crash_of_a_cancellin
     flow_run = await prefect.read_flow_run(UUID(flow_run_id))
     assert flow_run.state is not None
     assert flow_run.state.message == "watchdog: no heartbeat"
+
+
+async def test_the_watchdog_s_cancel_of_a_run_that_ended_meanwhile_leaves_its_end(
+    stack: RunningStack, prefect: PrefectClient
+) -> None:
+    """The watchdog read a queued run as Pending; it ran and ended before the watchdog cancelled
+    it, and Prefect's rules let Completed and Failed become Cancelled."""
+    for final in (Completed(), Failed()):
+        flow_run_id = await _flow_run_in(prefect, Running(), final)
+        await orchestrator.cancel_stranded_flow_run(flow_run_id, "watchdog: never started")
+        assert await _history(prefect, flow_run_id) == ["Scheduled", "Running", final.name]
