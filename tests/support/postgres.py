@@ -127,8 +127,13 @@ def postgres_cluster() -> Iterator[str]:
 
 
 def create_database(base_url: str, name: str, *, extensions: tuple[str, ...] = ()) -> str:
-    """Create database `name` (with `extensions`) and return its asyncpg URL."""
+    """Create database `name` (with `extensions`) and return its asyncpg URL. Under
+    pytest-xdist the name carries the test process's (gw0, gw1): with TEST_DATABASE_URL they
+    share one server."""
     import asyncio
+
+    if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+        name = f"{worker}_{name}"
 
     import asyncpg
 
