@@ -4,6 +4,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,6 +12,16 @@ from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PREFECT_API_URL = "http://127.0.0.1:4200/api"
+
+
+def shown_prefect_url(url: str) -> str:
+    """A Prefect API URL as messages show it: without its user-info, query and fragment."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(PREFECT_API_URL, which is not a URL)"
 
 
 def _seconds(text: str) -> float | None:

@@ -3,7 +3,6 @@
 import asyncio
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -11,7 +10,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import URL, make_url, text
 from sqlalchemy.exc import ArgumentError
 
-from app.config import PROJECT_ROOT, get_settings
+from app.config import PROJECT_ROOT, get_settings, shown_prefect_url
 from app.db import get_engine
 from app.models import utcnow
 from app.pipeline import orchestrator, watchdog
@@ -50,16 +49,6 @@ def shown_database_url(url: str) -> str:
     )
     shown = where.render_as_string(hide_password=True)
     return shown.split("://", 1)[1] if parsed.host else shown
-
-
-def shown_prefect_url(url: str) -> str:
-    """The URL without its user-info, query and fragment."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    except ValueError:
-        return "(PREFECT_API_URL, which is not a URL)"
 
 
 def _hidden(text: str) -> str:

@@ -33,7 +33,7 @@ from prefect.settings import (
 from prefect.states import Cancelled, Cancelling, Crashed
 
 from app import observability
-from app.config import get_settings
+from app.config import get_settings, shown_prefect_url
 from app.pipeline.status import run_id_from_tags, run_tag
 
 _log = logging.getLogger(__name__)
@@ -63,14 +63,19 @@ async def prefect_client() -> AsyncIterator[PrefectClient]:
         if exc.response.status_code < 500:
             raise
         raise PrefectUnavailableError(
-            f"Prefect API at {settings.prefect_api_url} answered {exc.response.status_code}; "
+            f"Prefect API at {_shown()} answered {exc.response.status_code}; "
             "check the Prefect server's log and its database."
         ) from exc
     except (httpx.TransportError, OSError) as exc:
         raise PrefectUnavailableError(
-            f"Prefect API at {settings.prefect_api_url} is unreachable ({type(exc).__name__}). "
+            f"Prefect API at {_shown()} is unreachable ({type(exc).__name__}). "
             "Start the server (make up, or prefect server start) and check PREFECT_API_URL."
         ) from exc
+
+
+def _shown() -> str:
+    """The Prefect API's URL as errors name it: never credentials it may carry."""
+    return shown_prefect_url(get_settings().prefect_api_url)
 
 
 def _is_not_found(exc: Exception) -> bool:
@@ -88,7 +93,7 @@ async def read_deployment_id(client: PrefectClient, *, refresh: bool = False) ->
         except ObjectNotFound:
             _deployment_ids.pop(key, None)
             raise PrefectUnavailableError(
-                f"Deployment '{settings.deployment_name}' not found on {settings.prefect_api_url}. "
+                f"Deployment '{settings.deployment_name}' not found on {_shown()}. "
                 "Create it with: python app/pipeline/deploy.py"
             ) from None
         _deployment_ids[key] = deployment.id
@@ -267,7 +272,7 @@ async def read_run_logs(
                 )
         except TimeoutError:
             raise PrefectUnavailableError(
-                f"Prefect API at {settings.prefect_api_url} did not answer within "
+                f"Prefect API at {_shown()} did not answer within "
                 f"{settings.prefect_timeout_seconds:g} s (PIPELINE_PREFECT_TIMEOUT_SECONDS); "
                 "check the Prefect server's log and its database."
             ) from None

@@ -9,6 +9,7 @@ from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
 from app.pipeline.status import new_stage_rows
+from tests.conftest import Configure
 
 
 async def _count(model: type) -> int:
@@ -162,11 +163,16 @@ async def test_trigger_with_prefect_down_is_a_503_and_leaves_no_rows(
 
 
 async def test_create_and_trigger_with_prefect_down_creates_nothing(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, configure: Configure
 ) -> None:
+    """The 503 names the Prefect API's address, never credentials in its URL."""
+    await configure(PREFECT_API_URL="http://ops:s3cret@127.0.0.1:9/api?token=t")
     response = await client.post("/api/pipelines", json={"name": "p", "trigger": True})
-    assert response.status_code == 503
-    assert "make up" in response.json()["detail"]
+    assert (response.status_code, response.json()["detail"]) == (
+        503,
+        "Prefect API at http://127.0.0.1:9/api is unreachable (ConnectError). "
+        "Start the server (make up, or prefect server start) and check PREFECT_API_URL.",
+    )
     assert (await _count(Pipeline), await _count(PipelineStage), await _count(PipelineRun)) == (
         0,
         0,
