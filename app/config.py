@@ -4,7 +4,6 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,25 +11,6 @@ from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PREFECT_API_URL = "http://127.0.0.1:4200/api"
-
-
-def shown_prefect_url(url: str) -> str:
-    """A Prefect API URL as messages show it: without its user-info, query and fragment."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    except ValueError:
-        return "(PREFECT_API_URL, which is not a URL)"
-
-
-def _seconds(text: str) -> float | None:
-    """`text` as a number of seconds ≥ 0, or None."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds < float("inf") else None
 
 
 def _package_version() -> str:
@@ -274,21 +254,12 @@ class Settings(BaseSettings):
     @field_validator("fail_stage", "stage_delay")
     @classmethod
     def _drill(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """A drill names one of the five stages and a number: a typo would otherwise fail a real
-        run with Python's own ValueError, or quietly drill nothing."""
-        if value is None:
-            return None
-        from app.models import STAGE_NAMES  # here: app.models imports app.db, which imports this
+        """A drill names a stage and a number: a typo would otherwise fail a real run with
+        Python's own ValueError, or quietly drill nothing."""
+        from app.pipeline.drills import refusal  # here: drills reads these settings
 
-        name, colon, number = value.partition(":")
-        if info.field_name == "fail_stage":
-            form = "'stage' (every attempt) or 'stage:N' (its first N attempts)"
-            valid = not colon or (number.isdigit() and int(number) >= 1)
-        else:
-            form = "'stage:seconds'"
-            valid = bool(colon) and _seconds(number) is not None
-        if name not in STAGE_NAMES or not valid:
-            raise ValueError(f"{value!r}: give {form}, the stage one of {', '.join(STAGE_NAMES)}")
+        if value is not None and (problem := refusal(str(info.field_name), value)):
+            raise ValueError(problem)
         return value
 
     @field_validator("prefect_api_url")

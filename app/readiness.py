@@ -7,14 +7,14 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from prefect.exceptions import PrefectHTTPStatusError
-from sqlalchemy import URL, make_url, text
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy import text
 
-from app.config import PROJECT_ROOT, get_settings, shown_prefect_url
+from app.config import PROJECT_ROOT, get_settings
 from app.db import get_engine
 from app.models import utcnow
 from app.pipeline import orchestrator, watchdog
 from app.pipeline.pool import PoolHealth, pool_health
+from app.shown import shown_database_url, shown_prefect_url
 
 
 @dataclass(frozen=True)
@@ -34,21 +34,6 @@ def _migration_head() -> str | None:
 
 
 DATABASE_CHECK_SECONDS = 5.0  # a database that accepts connections and never answers is down
-
-
-# What the checks show of the two URLs (GET /ready, `pipeline doctor`): where they point, never a
-# user, password or query string (?password=…, an sslkey path).
-def shown_database_url(url: str) -> str:
-    """host:port/database of a server's URL, the whole URL of a file's (SQLite)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return "(DATABASE_URL, which is not a database URL)"
-    where = URL.create(
-        parsed.drivername, host=parsed.host, port=parsed.port, database=parsed.database
-    )
-    shown = where.render_as_string(hide_password=True)
-    return shown.split("://", 1)[1] if parsed.host else shown
 
 
 def _hidden(text: str) -> str:

@@ -4,6 +4,7 @@ for tests and for rehearsing failures on a real stack. Both do nothing unless co
 import asyncio
 
 from app.config import get_settings
+from app.models import STAGE_NAMES
 
 
 class InjectedFaultError(RuntimeError):
@@ -26,3 +27,26 @@ async def hold(stage: str) -> None:
     name, _, seconds = (get_settings().stage_delay or "").partition(":")
     if name == stage and seconds:
         await asyncio.sleep(float(seconds))
+
+
+def refusal(field: str, value: str) -> str | None:
+    """What is wrong with a drill setting's value (`field`: fail_stage or stage_delay), or None."""
+    name, colon, number = value.partition(":")
+    if field == "fail_stage":
+        form = "'stage' (every attempt) or 'stage:N' (its first N attempts)"
+        valid = not colon or (number.isdigit() and int(number) >= 1)
+    else:
+        form = "'stage:seconds'"
+        valid = bool(colon) and _seconds(number) is not None
+    if name in STAGE_NAMES and valid:
+        return None
+    return f"{value!r}: give {form}, the stage one of {', '.join(STAGE_NAMES)}"
+
+
+def _seconds(text: str) -> float | None:
+    """`text` as a number of seconds ≥ 0, or None."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < float("inf") else None

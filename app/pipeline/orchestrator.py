@@ -33,8 +33,9 @@ from prefect.settings import (
 from prefect.states import Cancelled, Cancelling, Crashed
 
 from app import observability
-from app.config import get_settings, shown_prefect_url
+from app.config import get_settings
 from app.pipeline.status import run_id_from_tags, run_tag
+from app.shown import shown_prefect_url
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")

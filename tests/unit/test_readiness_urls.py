@@ -1,7 +1,7 @@
 """What GET /ready and `pipeline doctor` show of DATABASE_URL and PREFECT_API_URL: where they
 point, never a user, a password or a query string."""
 
-from app.readiness import shown_database_url, shown_prefect_url
+from app.shown import shown_database_url, shown_prefect_url
 
 
 def test_the_urls_as_shown() -> None:
