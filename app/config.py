@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("API_KEYS"),
         description="Comma-separated API keys; when set, mutating endpoints need one.",
     )
+    trusted_origins_csv: str = Field(
+        default="",
+        validation_alias=AliasChoices("PIPELINE_TRUSTED_ORIGINS"),
+        description="Comma-separated origins whose pages may write too (a proxy rewrites Host).",
+    )
     api_keys_for_reads: bool = Field(
         default=False,
         validation_alias=AliasChoices("API_KEYS_FOR_READS"),
@@ -270,6 +275,12 @@ class Settings(BaseSettings):
     @property
     def api_keys(self) -> tuple[str, ...]:
         return tuple(key.strip() for key in self.api_keys_csv.split(",") if key.strip())
+
+    @property
+    def trusted_origins(self) -> tuple[str, ...]:
+        return tuple(
+            o.strip().rstrip("/") for o in self.trusted_origins_csv.split(",") if o.strip()
+        )
 
     @property
     def task_tags(self) -> list[str]:

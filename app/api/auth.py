@@ -55,12 +55,23 @@ def _header_key(request: Request) -> str | None:
 
 
 def _cookie_key(request: Request) -> str | None:
-    cookie = request.cookies.get(API_KEY_COOKIE)
-    return unquote(cookie) if cookie else None
+    """The dashboard's key from its cookie; None when there is none, or two: a page of another
+    port or subdomain of this host can set one of the same name (not read the server's), and
+    the browser sends both (saving the key again removes the other, app/web/key.py)."""
+    sent = [
+        value
+        for name, _, value in (part.strip().partition("=") for part in _cookie_header(request))
+        if name == API_KEY_COOKIE
+    ]
+    return unquote(sent[0]) if len(sent) == 1 and sent[0] else None
+
+
+def _cookie_header(request: Request) -> list[str]:
+    return request.headers.get("cookie", "").split(";")
 
 
 _OWN = ("same-origin", "none")  # the dashboard's own pages; a bookmark or a typed address
-_DEFAULT_PORTS = (80, 443)  # the scheme is not compared, so neither is its default port
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def _foreign(sent_by: str) -> HTTPException:
@@ -71,23 +82,45 @@ def _foreign(sent_by: str) -> HTTPException:
     )
 
 
-def _address(netloc: str) -> tuple[str, int | None] | None:
-    """Host and port of 'host[:port]' as a browser or a proxy writes it, or None if it is none."""
+def _address(netloc: str, scheme: str) -> tuple[str, int | None] | None:
+    """Host and port of 'host[:port]' as a browser or a proxy writes it (None: the scheme's
+    default port), or None if it is none. http://h:443 is not https://h."""
     try:
         parts = urlsplit(f"//{netloc.strip()}")
         host, port = parts.hostname, parts.port
     except ValueError:  # a port that is no number, an unclosed [IPv6
         return None
-    return (host, None if port in _DEFAULT_PORTS else port) if host else None
+    return (host, None if port == _DEFAULT_PORTS.get(scheme) else port) if host else None
 
 
-def _own_address(request: Request) -> str:
-    """Where the browser sent the request: the proxy's X-Forwarded-Host (its first, the one the
-    browser asked for), else Host."""
-    forwarded = request.headers.get("x-forwarded-host")
-    if forwarded:
-        return forwarded.split(",")[0].strip()
-    return request.headers.get("host", "")
+def _own_addresses(request: Request) -> list[str]:
+    """Where the browser may have sent the request: Host, and a proxy's X-Forwarded-Host (its
+    first entry, the one the browser asked for) with X-Forwarded-Port when it names none."""
+    own = [request.headers.get("host", "")]
+    if forwarded := request.headers.get("x-forwarded-host", "").split(",")[0].strip():
+        own.append(forwarded)
+        if port := request.headers.get("x-forwarded-port", "").split(",")[0].strip():
+            own.append(f"{forwarded}:{port}")
+    return [address for address in own if address]
+
+
+def _is_own(origin: str, request: Request) -> bool:
+    """Whether a page of `origin` is one of this service's: the address the request was sent to
+    (a TLS-terminating proxy changes the scheme: a page's default port matches either), or one
+    of PIPELINE_TRUSTED_ORIGINS (a proxy that rewrites Host)."""
+    try:
+        page = urlsplit(origin)
+        sent_from = _address(page.netloc, page.scheme)
+    except ValueError:
+        return False
+    if sent_from is None:
+        return False
+    if origin.rstrip("/") in get_settings().trusted_origins:
+        return True
+    own = {_address(address, request.url.scheme) for address in _own_addresses(request)}
+    if sent_from[1] is None:  # https://h through a proxy to http://h:443: the page's own port
+        own |= {(a[0], None) for a in own if a and a[1] == _DEFAULT_PORTS.get(page.scheme)}
+    return sent_from in own
 
 
 def _page(request: Request) -> tuple[str, str] | None:
@@ -124,13 +157,9 @@ def _refuse_foreign(request: Request) -> bool:
     header, origin = page
     if origin == "null":
         raise _foreign(f"{header}: null, a sandboxed page or a local file")
-    own = _own_address(request)
-    try:
-        sent_from = _address(urlsplit(origin).netloc)
-    except ValueError:
-        sent_from = None
-    if sent_from is None or sent_from != _address(own):
-        raise _foreign(f"{header}: {origin[:200]}, not {own[:200] or 'this service'}")
+    if not _is_own(origin, request):
+        own = " or ".join(_own_addresses(request))[:200] or "this service"
+        raise _foreign(f"{header}: {origin[:200]}, not {own}")
     return True
 
 

@@ -64,7 +64,21 @@ async def save_key(request: Request, body: KeyIn) -> Response:
         httponly=True,
         samesite="lax",
     )
+    _forget_others(request, response)
     return response
+
+
+def _forget_others(request: Request, response: Response) -> None:
+    """Expire cookies of the key's name a page of another port or subdomain set for this host's
+    domain or a parent's (`Domain=`): the browser would send them beside the server's, which
+    the API then takes for no key. Not for an address or a single-label host (`localhost`),
+    which has no such cookies: there `Domain=` would name the server's own."""
+    host = (urlsplit(f"//{request.headers.get('host', '')}").hostname or "").rstrip(".")
+    if "." not in host or host.replace(".", "").isdigit() or ":" in host:
+        return
+    labels = host.split(".")
+    for start in range(len(labels) - 1):
+        response.delete_cookie(API_KEY_COOKIE, path="/", domain=".".join(labels[start:]))
 
 
 @router.delete("/key", status_code=status.HTTP_204_NO_CONTENT)
@@ -74,4 +88,5 @@ async def forget_key(request: Request) -> Response:
     response.delete_cookie(
         API_KEY_COOKIE, path="/", secure=_https(request), httponly=True, samesite="lax"
     )
+    _forget_others(request, response)
     return response

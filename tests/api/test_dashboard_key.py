@@ -111,3 +111,23 @@ async def test_the_key_panel_says_whether_a_key_is_saved(
             "One of the server's API_KEYS. Kept in a session cookie of this browser (gone when it "
             "closes) that no script can read."
         )
+
+
+async def test_saving_or_forgetting_the_key_expires_cookies_other_pages_set_for_the_domain(
+    client: httpx.AsyncClient,
+) -> None:
+    """A page of another port or subdomain set `pipeline_api_key` with Domain=<this host>: the
+    browser sent it beside the server's, "Forget key" left it, and the dashboard was stuck."""
+    host = {"Host": "dash.pipelines.test", "Origin": "http://dash.pipelines.test"}
+    for response in (
+        await client.post("/dashboard/key", json={"key": "k"}, headers=host),
+        await client.delete("/dashboard/key", headers=host),
+    ):
+        expired = [c for c in response.headers.get_list("set-cookie") if "Domain=" in c]
+        assert [(c.split("; Domain=")[1].split(";")[0], "Max-Age=0" in c) for c in expired] == [
+            ("dash.pipelines.test", True),
+            ("pipelines.test", True),
+        ]
+    # an address has no domain cookies: nothing but the server's own is set
+    saved = await client.post("/dashboard/key", json={"key": "k"}, headers=OWN)
+    assert len(saved.headers.get_list("set-cookie")) == 1

@@ -11,6 +11,7 @@ from httpx import ASGITransport
 from app.main import create_app
 from app.models import Pipeline
 from tests.api.test_operations import _count
+from tests.conftest import Configure
 
 FORM = {"file": ("x.csv", b"id,name\n1,a\n", "text/csv")}
 
@@ -89,7 +90,8 @@ async def test_the_address_a_proxy_was_asked_for_is_the_services(database: str) 
             ("https://pipelines.example.com", 201),
             ("http://pipelines.example.com:80", 201),
             ("https://pipelines.example.com:8443", 403),
-            ("http://127.0.0.1:8000", 403),
+            ("http://pipelines.example.com:443", 403),  # plain http on 443 is no https page
+            ("http://127.0.0.1:8000", 201),  # the service's own page, reached past the proxy
         ):
             response = await proxied.post(
                 "/api/pipelines", json={"name": "p"}, headers={**forwarded, "Origin": origin}
@@ -113,10 +115,63 @@ async def test_the_address_a_proxy_was_asked_for_is_the_services(database: str) 
             headers={"Origin": "https://pipelines.example.com"},
         )
         assert same.status_code == 201
-    assert await _count(Pipeline) == 3
+    assert await _count(Pipeline) == 4
 
 
 async def test_reads_from_other_origins_are_answered(lan: httpx.AsyncClient) -> None:
     """A read changes nothing, and the browser keeps its answer from the other origin's page."""
     listed = await lan.get("/api/pipelines", headers={"Origin": "http://evil.example"})
     assert listed.status_code == 200
+
+
+async def test_a_proxy_that_drops_the_port_needs_its_port_or_the_trusted_origins(
+    database: str, configure: Configure
+) -> None:
+    """nginx's $host has no port: a dashboard on a proxy's port 18762 was refused on every write
+    (Origin: http://pipelines.test:18762, not pipelines.test). X-Forwarded-Port, or
+    PIPELINE_TRUSTED_ORIGINS, names it."""
+    async with httpx.AsyncClient(
+        transport=ASGITransport(app=create_app()), base_url="http://pipelines.test"
+    ) as proxied:
+        page = {"Origin": "http://pipelines.test:18762"}
+
+        async def create(**headers: str) -> int:
+            response = await proxied.post("/api/pipelines", json={"name": "p"}, headers=headers)
+            return response.status_code
+
+        assert await create(**page) == 403
+        assert await create(**page, **{"X-Forwarded-Host": "pipelines.test"}) == 403
+        forwarded = {"X-Forwarded-Host": "pipelines.test", "X-Forwarded-Port": "18762"}
+        assert await create(**page, **forwarded) == 201
+        # an explicit port on plain http is no https page's: http://h:443 is not https://h
+        assert await create(Origin="http://pipelines.test:443") == 403
+        await configure(
+            PIPELINE_TRUSTED_ORIGINS="https://ops.example, http://pipelines.test:18762/"
+        )
+        assert await create(**page) == 201
+        assert await create(Origin="http://pipelines.test:18763") == 403
+    assert await _count(Pipeline) == 2
+
+
+async def test_a_second_key_cookie_another_page_set_is_no_key(
+    lan: httpx.AsyncClient, configure: Configure
+) -> None:
+    """A page of another port or subdomain can set a cookie of the same name (not read the
+    server's HttpOnly one); the browser sends both and the last one counted: the dashboard was
+    stuck with the other page's key. Two are no key: saving it again clears the other one."""
+    await configure(API_KEYS="alpha")
+    own = {"Origin": "http://192.0.2.2:8000"}
+    one = await lan.post(
+        "/api/pipelines", json={"name": "p"}, headers={**own, "Cookie": "pipeline_api_key=alpha"}
+    )
+    assert one.status_code == 201
+    two = await lan.post(
+        "/api/pipelines",
+        json={"name": "p"},
+        headers={**own, "Cookie": "pipeline_api_key=alpha; pipeline_api_key=bogus"},
+    )
+    assert (two.status_code, two.json()["message"]) == (
+        401,
+        "this endpoint needs an API key: send it as 'X-API-Key: <key>' or "
+        "'Authorization: Bearer <key>' (keys are configured in API_KEYS)",
+    )
