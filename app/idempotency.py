@@ -52,10 +52,13 @@ def same_request(pipeline: Pipeline, key: str, request_hash: str | None) -> Pipe
 async def repeat_of(session: AsyncSession, key: str | None, request_hash: str) -> Pipeline | None:
     """The pipeline a create request with `key` repeats, or None for a new key. A route looks it
     up before it checks the request's input file, which may have changed or gone since the first
-    request; KeyReusedError when the repeat asks for something else."""
-    if not key or (seen := await find(session, Pipeline, key)) is None:
+    request; KeyReusedError when the repeat asks for something else. The lookup's transaction
+    ends with it: no connection is held while a new key's file is checked (up to minutes)."""
+    if not key:
         return None
-    return same_request(seen, key, request_hash)
+    seen = await find(session, Pipeline, key)
+    await session.commit()
+    return None if seen is None else same_request(seen, key, request_hash)
 
 
 def run_key(pipeline_id: int, key: str) -> str:

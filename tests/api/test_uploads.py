@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from sqlalchemy import func, select
 
+from app import db
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline
@@ -635,3 +636,25 @@ async def test_input_path_without_an_input_dir(client: httpx.AsyncClient) -> Non
         "input_path: reading files from the server is off: set PIPELINE_INPUT_DIR, "
         "or upload the file"
     )
+
+
+async def test_no_database_connection_is_held_while_a_keyed_input_is_checked(
+    client: httpx.AsyncClient, input_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key's lookup left its transaction open through the whole check of a new key's file
+    (minutes for a large one): a few uploads at once drained the connection pool."""
+    (input_dir / "daily.csv").write_bytes(csv(GOOD))
+    held: list[int] = []
+    check_under = inputs.check_under
+
+    def watched(*args: Any) -> Any:
+        held.append(db.get_engine().sync_engine.pool.checkedout())
+        return check_under(*args)
+
+    monkeypatch.setattr(inputs, "check_under", watched)
+    created = await client.post(
+        "/api/pipelines",
+        json={"name": "daily", "input_path": "daily.csv"},
+        headers={"Idempotency-Key": "daily-1"},
+    )
+    assert (created.status_code, held) == (201, [0])
