@@ -18,10 +18,11 @@ _OPENERS: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "bz2": bz2.open}
 # the most memory an xz stream may ask for to be decompressed: `xz -9` needs 65 MiB; its header
 # may ask for up to 4 GiB, which liblzma would take, for a file of a few hundred kB
 XZ_MEMORY_LIMIT = 256 << 20
+XZ_MAGIC = b"\xfd7zXZ\x00"
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gzip"),
     (b"BZh", "bz2"),
-    (b"\xfd7zXZ\x00", "xz"),
+    (XZ_MAGIC, "xz"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
     (b"PK\x03\x04", "zip"),
 )
@@ -114,33 +115,25 @@ def _unpacked(source: Path, compression: str) -> Iterator[bytes]:
 
 def _xz(source: Path) -> Iterator[bytes]:
     """Every stream of an xz file, decompressed with the decoder's memory bounded
-    (lzma.open has no such bound). Bytes after the first stream that are no xz stream are
-    ignored, as lzma.open ignores them."""
+    (lzma.open has no such bound). Bytes after a whole stream that start no other (no xz magic)
+    are ignored, as lzma.open ignores them; an error inside any stream is raised."""
     with source.open("rb") as packed:
         decoder = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMORY_LIMIT)
-        first = True
         while True:
             if decoder.eof:
-                data = decoder.unused_data or packed.read(_CHUNK)
-                if not data:
-                    return
-                decoder, first = (
-                    lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMORY_LIMIT),
-                    False,
-                )
+                data = decoder.unused_data
+                while len(data) < len(XZ_MAGIC) and (more := packed.read(_CHUNK)):
+                    data += more
+                if not data.startswith(XZ_MAGIC):
+                    return  # the end, or bytes after the last stream
+                decoder = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMORY_LIMIT)
             elif decoder.needs_input:
                 data = packed.read(_CHUNK)
                 if not data:
                     raise EOFError("the file ends before its xz stream does")
             else:
                 data = b""
-            try:
-                chunk = decoder.decompress(data, max_length=_CHUNK)
-            except lzma.LZMAError:
-                if first:
-                    raise
-                return  # trailing bytes after a whole stream
-            if chunk:
+            if chunk := decoder.decompress(data, max_length=_CHUNK):
                 yield chunk
 
 

@@ -64,3 +64,24 @@ def test_an_xz_file_cut_short_is_a_422(tmp_path: Path) -> None:
     assert (
         str(refused.value) == "file: cannot decompress xz: the file ends before its xz stream does"
     )
+
+
+def test_a_later_stream_that_is_corrupt_or_asks_too_much_is_a_422_not_a_shorter_file(
+    tmp_path: Path,
+) -> None:
+    """An error in the second stream ended the file there, silently: 1,000 of 200,000 rows."""
+    source = tmp_path / "in.csv.xz"
+    second = bytearray(lzma.compress(ROW * 1000))
+    second[len(second) // 2] ^= 0xFF  # inside its compressed data
+    source.write_bytes(lzma.compress(HEADER) + bytes(second))
+    with pytest.raises(InputError) as refused:
+        compression.decompress(source, tmp_path / "out.csv")
+    assert str(refused.value).startswith("file: cannot decompress xz: ")
+    source.write_bytes(lzma.compress(HEADER) + _asking_for_a_dictionary_of(39, ROW))
+    with pytest.raises(InputError) as refused:
+        compression.decompress(source, tmp_path / "out.csv")
+    assert str(refused.value).startswith("file: needs more than 256 MiB of memory")
+    # bytes after the last whole stream that start none are ignored, as lzma.open does
+    source.write_bytes(lzma.compress(HEADER + ROW) + b"not an xz stream")
+    assert compression.decompress(source, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_bytes() == HEADER + ROW
