@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from app.shown import shown_prefect_url
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PREFECT_API_URL = "http://127.0.0.1:4200/api"
 
@@ -277,12 +279,6 @@ class Settings(BaseSettings):
         return tuple(key.strip() for key in self.api_keys_csv.split(",") if key.strip())
 
     @property
-    def trusted_origins(self) -> tuple[str, ...]:
-        return tuple(
-            o.strip().rstrip("/") for o in self.trusted_origins_csv.split(",") if o.strip()
-        )
-
-    @property
     def task_tags(self) -> list[str]:
         return [tag.strip() for tag in self.task_tags_csv.split(",") if tag.strip()]
 
@@ -291,7 +287,7 @@ class Settings(BaseSettings):
         """The Prefect UI's address: PREFECT_UI_URL, else the API URL without its /api suffix."""
         if self.prefect_ui_url:
             return self.prefect_ui_url.rstrip("/")
-        return self.prefect_api_url.removesuffix("/api")
+        return shown_prefect_url(self.prefect_api_url).removesuffix("/api")  # links: no password
 
 
 @lru_cache

@@ -22,18 +22,23 @@ def _presented(x_api_key: str | None, authorization: str | None) -> str | None:
     return None
 
 
+def is_api_key(presented: str) -> bool:
+    """Whether `presented` is one of API_KEYS: every key is compared, in constant time, whatever
+    matches first."""
+    matched = False
+    for key in get_settings().api_keys:
+        matched |= hmac.compare_digest(presented.encode(), key.encode())
+    return matched
+
+
 def _check(presented: str | None) -> None:
-    keys = get_settings().api_keys
-    if not keys:
+    if not get_settings().api_keys:
         return
     if presented is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, _MISSING, headers={"WWW-Authenticate": "Bearer"}
         )
-    matched = False
-    for key in keys:  # every key is compared, in constant time, whatever matches first
-        matched |= hmac.compare_digest(presented.encode(), key.encode())
-    if not matched:
+    if not is_api_key(presented):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "the API key is not valid; check the key you send against API_KEYS",
@@ -115,7 +120,8 @@ def _is_own(origin: str, request: Request) -> bool:
         return False
     if sent_from is None:
         return False
-    if origin.rstrip("/") in get_settings().trusted_origins:
+    trusted = get_settings().trusted_origins_csv.split(",")
+    if origin.rstrip("/") in {entry.strip().rstrip("/") for entry in trusted}:
         return True
     own = {_address(address, request.url.scheme) for address in _own_addresses(request)}
     if sent_from[1] is None:  # https://h through a proxy to http://h:443: the page's own port

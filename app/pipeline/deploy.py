@@ -20,6 +20,7 @@ if str(HERE.parent.parent) not in sys.path:  # `python app/pipeline/deploy.py` f
     sys.path.insert(0, str(HERE.parent.parent))
 
 from app.config import get_settings  # noqa: E402
+from app.shown import shown_prefect_url  # noqa: E402
 
 DEPLOYMENT_NAME = "data-pipeline-deployment"
 
@@ -89,7 +90,7 @@ if __name__ == "__main__":
         deploy()
     except httpx.TransportError as exc:
         sys.exit(
-            f"deploy: cannot reach the Prefect API at {get_settings().prefect_api_url} "
+            f"deploy: cannot reach the Prefect API at {shown_prefect_url(get_settings().prefect_api_url)} "
             f"({type(exc).__name__}); start the server (make up, or prefect server start) and "
             "set PREFECT_API_URL to its address"
         )

@@ -156,3 +156,11 @@ def test_drills_as_documented_are_taken(
     assert (settings.fail_stage, settings.stage_delay) == (
         (value, None) if name == "PIPELINE_FAIL_STAGE" else (None, value)
     )
+
+
+def test_the_prefect_ui_links_carry_no_credentials_of_the_api_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every run's "Open in the Prefect UI" link showed http://admin:s3cret@… to its reader."""
+    monkeypatch.setenv("PREFECT_API_URL", "http://admin:s3cret@prefect.internal:4200/api?x=1")
+    assert Settings(_env_file=None).prefect_ui_base == "http://prefect.internal:4200"
