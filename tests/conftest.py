@@ -57,14 +57,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\nthis test process's files (stack logs, databases): {_TMP}", file=sys.stderr)
 
 
+# the package's Datadog stack and test agent (tests/observability/conftest.py), shared by modules
+_PACKAGE_STACKS = ("observed_stack", "test_agent", "statsd")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`), the tests of one backend's shared end-to-end stack run in
-    one worker process, which starts that stack once; the other tests spread over the workers."""
+    """Under pytest-xdist (`make test`, --dist loadgroup) each test process takes whole groups:
+    one backend's shared end-to-end stack with all its tests (started once), the Datadog
+    package's stack with its tests, else one module (its module-scoped fixtures start once).
+    The two stacks' groups, the longest, come first: one to each process, the rest fill in."""
+    first: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
+        fixtures = getattr(item, "fixturenames", ())
         if callspec is not None and "running_stack" in callspec.params:
-            backend = callspec.params["running_stack"]
-            item.add_marker(pytest.mark.xdist_group(f"stack-{backend}"))
+            group = f"stack-{callspec.params['running_stack']}"
+            first.append(item)
+        elif any(name in fixtures for name in _PACKAGE_STACKS):
+            group = "observed-stack"
+        else:
+            group = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        chosen = {id(item) for item in first}
+        items[:] = first + [item for item in items if id(item) not in chosen]
 
 
 @pytest.fixture(scope="session")

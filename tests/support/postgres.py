@@ -140,6 +140,8 @@ def create_database(base_url: str, name: str, *, extensions: tuple[str, ...] = (
     async def _create() -> None:
         conn = await asyncpg.connect(f"{base_url}/postgres")
         try:
+            # one a session before left (the databases outlive it on TEST_DATABASE_URL's server)
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
