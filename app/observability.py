@@ -192,7 +192,23 @@ def trace_labels() -> dict[str, str | int | float | bool]:
         return {}
     headers: dict[str, str] = {}
     HTTPPropagator.inject(span, headers)
-    return {TRACE_LABEL: json.dumps(headers, sort_keys=True)}
+    # the trace's context only: a client's W3C `baggage` (anything it sent) would be stored in
+    # Prefect's database and shown in its UI
+    kept = {name: value for name, value in headers.items() if name in _TRACE_HEADERS}
+    return {TRACE_LABEL: json.dumps(kept, sort_keys=True)}
+
+
+_TRACE_HEADERS = frozenset(
+    {
+        "x-datadog-trace-id",
+        "x-datadog-parent-id",
+        "x-datadog-sampling-priority",
+        "x-datadog-origin",
+        "x-datadog-tags",
+        "traceparent",
+        "tracestate",
+    }
+)
 
 
 def tracer() -> "Tracer | None":

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import text
 
 from app.config import PROJECT_ROOT, get_settings
@@ -85,6 +84,16 @@ async def _prefect() -> list[Check]:
     prefect_url = shown_prefect_url(settings.prefect_api_url)
     try:
         health = await pool_health()
+    except orchestrator.PrefectRefusedError as exc:  # there, but refusing this client
+        return [
+            Check(
+                "prefect_api",
+                False,
+                f"{prefect_url} answered {exc.status_code}",
+                "if the server requires authentication, set PREFECT_API_AUTH_STRING (or "
+                "PREFECT_API_KEY) in every process as the server expects",
+            )
+        ]
     except orchestrator.PrefectUnavailableError as exc:
         return [
             Check(
@@ -93,16 +102,6 @@ async def _prefect() -> list[Check]:
                 _hidden(str(exc)),
                 f"start the Prefect server and set PREFECT_API_URL (now {prefect_url}) "
                 "to its address in every process: API, worker and this one",
-            )
-        ]
-    except PrefectHTTPStatusError as exc:  # a 4xx: the server is there but refuses this client
-        return [
-            Check(
-                "prefect_api",
-                False,
-                f"{prefect_url} answered {exc.response.status_code}",
-                "if the server requires authentication, set PREFECT_API_AUTH_STRING (or "
-                "PREFECT_API_KEY) in every process as the server expects",
             )
         ]
     checks = [

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 from prefect.client.schemas.objects import DeploymentSchedule
-from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,7 +62,7 @@ async def _put_back(
             schedule=removed.schedule,
             active=removed.active,
         )
-    except (orchestrator.PrefectUnavailableError, PrefectHTTPStatusError) as exc:
+    except orchestrator.PrefectUnavailableError as exc:  # PrefectRefusedError too
         logger.warning("pipeline %d: its schedule could not be put back: %s", pipeline_id, exc)
         if isinstance(failed, ConflictError):
             raise ConflictError(
@@ -78,7 +77,7 @@ async def _schedule_set_meanwhile(pipeline_id: int) -> None:
     two sees the other."""
     try:
         await schedules.delete_pipeline_schedule(pipeline_id)
-    except (orchestrator.PrefectUnavailableError, PrefectHTTPStatusError) as exc:
+    except orchestrator.PrefectUnavailableError as exc:  # PrefectRefusedError too
         logger.warning("pipeline %d: deleted; a schedule set meanwhile stays: %s", pipeline_id, exc)
 
 

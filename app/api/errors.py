@@ -4,6 +4,7 @@ Every error body has the same two keys: `message`, one line for a person, and `d
 shapes it (a string, or for a 422 the list of problems with their `loc`) for clients built on that.
 """
 
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -160,11 +161,27 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, str(exc.detail), exc.detail, exc.headers)
 
 
+_LOGGED = "_logged_as_unhandled"
+
+
+class _LoggedAlready(logging.Filter):
+    """Starlette raises a handled 500's exception again for the server to log: uvicorn's second
+    traceback of it, outside the request's trace, is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record.exc_info[1] if record.exc_info else None, _LOGGED, False)
+
+
+_LOGGED_ALREADY = _LoggedAlready()
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    """A bug of ours: the same shape as every other error, and the traceback in the log."""
+    """A bug of ours: the same shape as every other error, and the traceback in the log, once."""
     logger.error(
         "unhandled %s in %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
     )
+    with contextlib.suppress(AttributeError):  # an exception type that takes no attributes
+        setattr(exc, _LOGGED, True)
     return _error(
         status.HTTP_500_INTERNAL_SERVER_ERROR,
         f"internal error ({type(exc).__name__}); the service's log has its traceback",
@@ -186,3 +203,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConnectionError, _database_unavailable)
     # Starlette answers with this, then raises the exception again for the server to log
     app.add_exception_handler(Exception, _unhandled)
+    logging.getLogger("uvicorn.error").addFilter(_LOGGED_ALREADY)

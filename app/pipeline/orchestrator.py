@@ -47,6 +47,14 @@ class PrefectUnavailableError(RuntimeError):
     """Prefect cannot take the run; the message says what to do about it."""
 
 
+class PrefectRefusedError(PrefectUnavailableError):
+    """Prefect's server answered a 4xx that no caller expected (401: credentials)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
 @asynccontextmanager
 async def prefect_client() -> AsyncIterator[PrefectClient]:
     """A client for the configured server, never an ephemeral one, failing fast when it is down."""
@@ -60,18 +68,26 @@ async def prefect_client() -> AsyncIterator[PrefectClient]:
     try:
         async with client:
             yield client
+    # `from None`: Prefect's and httpx's errors name the URL, with any user:password in it, and
+    # a chained error goes into spans and logs whole
     except PrefectHTTPStatusError as exc:
-        if exc.response.status_code < 500:
-            raise
-        raise PrefectUnavailableError(
-            f"Prefect API at {_shown()} answered {exc.response.status_code}; "
-            "check the Prefect server's log and its database."
-        ) from exc
+        code = exc.response.status_code
+        if code >= 500:
+            raise PrefectUnavailableError(
+                f"Prefect API at {_shown()} answered {code}; "
+                "check the Prefect server's log and its database."
+            ) from None
+        raise PrefectRefusedError(
+            code,
+            f"Prefect API at {_shown()} refused this service's request ({code}); if the server "
+            "requires authentication, set PREFECT_API_AUTH_STRING (or PREFECT_API_KEY) in every "
+            "process as the server expects",
+        ) from None
     except (httpx.TransportError, OSError) as exc:
         raise PrefectUnavailableError(
             f"Prefect API at {_shown()} is unreachable ({type(exc).__name__}). "
             "Start the server (make up, or prefect server start) and check PREFECT_API_URL."
-        ) from exc
+        ) from None
 
 
 def _shown() -> str:

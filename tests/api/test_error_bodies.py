@@ -43,6 +43,27 @@ async def test_an_unexpected_error_is_a_json_500_with_its_traceback_logged(
     [record] = [r for r in caplog.records if r.name == "app.api.errors"]
     assert record.getMessage() == "unhandled RuntimeError in GET /api/pipelines"
     assert record.exc_info is not None and str(record.exc_info[1]) == "a bug"
+    # uvicorn's own "Exception in ASGI application" of it, with no trace, is not logged again
+    server_log = logging.getLogger("uvicorn.error")
+    again = server_log.makeRecord(
+        server_log.name,
+        logging.ERROR,
+        __file__,
+        1,
+        "Exception in ASGI application",
+        (),
+        record.exc_info,
+    )
+    other = server_log.makeRecord(
+        server_log.name,
+        logging.ERROR,
+        __file__,
+        1,
+        "Exception in ASGI application",
+        (),
+        (RuntimeError, RuntimeError("another"), None),
+    )
+    assert (server_log.filter(again), bool(server_log.filter(other))) == (False, True)
 
 
 async def _cut_off(content_type: bytes, body: bytes) -> list[Message]:

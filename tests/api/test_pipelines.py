@@ -1,5 +1,7 @@
 """The pipelines API on a real database (SQLite and PostgreSQL), with Prefect really unreachable."""
 
+import asyncio
+
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -268,3 +270,31 @@ async def test_a_trigger_key_whose_run_never_reached_prefect_can_be_used_again(
         assert kept is not None
         assert (kept.status, kept.idempotency_key) == (Status.FAILED, None)
     assert await _count(PipelineRun) == 1
+
+
+async def test_a_prefect_server_refusing_this_client_is_a_503_naming_its_credentials_setting(
+    client: httpx.AsyncClient, configure: Configure
+) -> None:
+    """Prefect's 401 escaped as its own error: a 500 "internal error", and its message, with the
+    URL's user:password, went into the span and the log."""
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await configure(PREFECT_API_URL=f"http://ops:s3cret@127.0.0.1:{port}/api")
+        response = await client.post("/api/pipelines", json={"name": "p", "trigger": True})
+    finally:
+        server.close()
+    assert (response.status_code, response.json()["detail"]) == (
+        503,
+        f"Prefect API at http://127.0.0.1:{port}/api refused this service's request (401); if "
+        "the server requires authentication, set PREFECT_API_AUTH_STRING (or PREFECT_API_KEY) "
+        "in every process as the server expects",
+    )
+    assert await _count(Pipeline) == 0

@@ -180,3 +180,40 @@ def test_json_log_lines_carry_the_correlation_attributes() -> None:
         "dd.env": "prod",
         "dd.version": "1.2.3",
     }
+
+
+BAGGAGE = """
+import json
+from app import observability
+observability.setup()
+sent = {"x-datadog-trace-id": "1", "x-datadog-parent-id": "2", "x-datadog-sampling-priority": "1",
+        "baggage": "session.token=SECRET,user.email=bob%40example.com"}
+context = observability.extract(json.dumps(sent))
+span = observability.tracer().start_span("t", child_of=context, activate=True)
+labels = observability.trace_labels()
+span.finish()
+print(json.dumps(sorted(json.loads(labels["datadog.trace_context"]))), flush=True)
+"""
+
+
+def test_the_flow_run_label_carries_the_trace_not_a_client_s_baggage() -> None:
+    """A client's W3C `baggage` header (anything it chose to send) was stored whole in the flow
+    run's label: in Prefect's database and UI, and sent on by the flow-run process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
+    result = subprocess.run(
+        [sys.executable, "-c", BAGGAGE],
+        cwd=PROJECT_ROOT,
+        # an agent at a closed port: tracing is on, and its sending fails quietly to the log
+        env={**env, "DD_AGENT_HOST": "127.0.0.1", "DD_TRACE_AGENT_PORT": "9"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(result.stdout.splitlines()[0]) == [
+        "traceparent",
+        "tracestate",
+        "x-datadog-parent-id",
+        "x-datadog-sampling-priority",
+        "x-datadog-trace-id",
+    ]
