@@ -7,7 +7,8 @@ from urllib.parse import quote, urlsplit
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from app.api.auth import API_KEY_COOKIE, SameOrigin
+from app.api.auth import API_KEY_COOKIE, SameOrigin, is_api_key
+from app.config import get_settings
 
 # a browser keeps a cookie of up to 4,096 bytes, name and attributes included; it drops a longer
 # one without a word, and the reader would be asked for the key again and again
@@ -25,7 +26,8 @@ class KeyIn(BaseModel):
 
     @field_validator("key")
     @classmethod
-    def _fits_a_cookie(cls, value: str) -> str:
+    def _one_of_the_keys(cls, value: str) -> str:
+        """A key the API takes, checked now: a wrong one, saved, failed only at the next write."""
         value = value.strip()  # the service strips its API_KEYS too
         if not value:
             raise ValueError("enter one of the server's API_KEYS")
@@ -34,6 +36,10 @@ class KeyIn(BaseModel):
                 f"longer than a browser keeps in a cookie ({MAX_COOKIE_VALUE_BYTES:,} bytes "
                 "URL-encoded); use a shorter API key"
             )
+        if not get_settings().api_keys:
+            raise ValueError("this server has no API keys (API_KEYS is unset): none is needed")
+        if not is_api_key(value):
+            raise ValueError("not one of this server's API keys; check it against API_KEYS")
         return value
 
 

@@ -64,6 +64,7 @@ def _render(
         template,
         {
             "keys_configured": bool(settings.api_keys),
+            "reads_need_key": bool(settings.api_keys) and settings.api_keys_for_reads,
             "key_saved": bool(request.cookies.get(auth.API_KEY_COOKIE)),
             **context,
         },

@@ -64,7 +64,8 @@ _STATE = {
 
 def downloads(pipeline: PipelineOut) -> list[tuple[str, str]]:
     """(label, URL) of the finished latest run's files that exist, so no link is a 404: results and
-    summary of a completed run, rejects once ingest wrote them (even when it rejected every row)."""
+    summary of a completed run, rejects once ingest wrote them (even when it rejected every row),
+    unless ingest counted none: the file then holds only a header."""
     run = pipeline.latest_run
     if run is None or run.status.value not in FINAL:
         return []
@@ -75,7 +76,8 @@ def downloads(pipeline: PipelineOut) -> list[tuple[str, str]]:
         links += [(f"Results ({fmt})", f"{base}/output?format={fmt}") for fmt in DOWNLOAD_FORMATS]
     if run.status == Status.COMPLETED and files.summary.is_file():
         links.append(("Summary by category (JSON)", f"{base}/summary"))
-    if files.rejects.is_file():
+    ingest = _ingest(run)
+    if files.rejects.is_file() and (ingest is None or ingest.records_rejected != 0):
         links.append(("Rejected rows (CSV)", f"{base}/rejects?format=csv"))
     return links
 
@@ -86,7 +88,12 @@ def files_removed(pipeline: PipelineOut) -> str | None:
     run = pipeline.latest_run
     if run is None or run.status.value not in FINAL or RunFiles.for_run(run.id).root.exists():
         return None
-    ingest = next((stage for stage in run.stages if stage.name == "ingest"), None)
+    ingest = _ingest(run)
     if run.status != Status.COMPLETED and (ingest is None or ingest.started_at is None):
         return None  # it ended before it wrote anything
     return f"Run {run.id} has no files any more: they were removed (PIPELINE_RETENTION_DAYS)."
+
+
+def _ingest(run: RunOut) -> StageOut | None:
+    """The stage that writes the rejects file."""
+    return next((stage for stage in run.stages if stage.name == "ingest"), None)

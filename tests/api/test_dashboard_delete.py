@@ -169,9 +169,10 @@ async def test_a_refused_delete_says_why_where_cancel_and_retry_do(
     console.clear()
 
 
-async def test_a_run_started_meanwhile_is_refused_and_cancel_run_takes_the_keyboard(
+async def test_a_run_started_meanwhile_is_refused_and_its_message_takes_the_keyboard(
     page: Page, console: list[str]
 ) -> None:
+    """Not Cancel run, which took it before: a second Enter (key repeat) cancelled the run."""
     pipeline_id = await add_pipeline(NAME)
     await add_run(pipeline_id, Status.COMPLETED, {})
     await fake_clock(page)
@@ -192,7 +193,8 @@ async def test_a_run_started_meanwhile_is_refused_and_cancel_run_takes_the_keybo
     )
     await expect(page.locator("#progress")).to_have_attribute("data-status", "running")
     await expect(delete).to_be_hidden()  # as long as the run is in flight
-    await expect(page.locator("#cancel-button")).to_be_focused()
+    await expect(page.locator("#cancel-button")).to_be_visible()
+    await expect(page.locator("#action-message")).to_be_focused()
     assert await pipeline_exists(pipeline_id)
     assert console == [REFUSED.format("409 (Conflict)")]
     console.clear()

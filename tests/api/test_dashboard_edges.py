@@ -146,3 +146,23 @@ async def test_a_run_that_failed_before_writing_anything_mentions_no_files(
     assert page.by_id("run-error").text == "Error: generate: boom"
     assert page.select("ul", "downloads") == []
     assert not page.has_id("files-removed")
+
+
+async def test_a_run_that_rejected_no_row_links_no_rejects_file(
+    client: httpx.AsyncClient,
+) -> None:
+    """Ingest writes the rejects file even when it rejects nothing: the link gave a header only."""
+    names = ("generate", "ingest", "process", "transform", "export")
+    pipeline_id = await add_pipeline("clean")
+    run_id = await add_run(pipeline_id, Status.COMPLETED, {n: done(0.5, 10, 10) for n in names})
+    files = RunFiles.for_run(run_id)
+    for path in (files.results, files.summary, files.rejects):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    page = parse((await client.get(f"/pipelines/{pipeline_id}")).text)
+    assert [a.text for a in page.select("ul", "downloads")[0].select("a")] == [
+        "Results (parquet)",
+        "Results (csv)",
+        "Results (jsonl)",
+        "Summary by category (JSON)",
+    ]

@@ -13,8 +13,9 @@ OWN = {"Origin": "http://test"}  # the in-process client's address is http://tes
 
 
 async def test_the_server_keeps_the_key_in_an_httponly_session_cookie(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, configure: Configure
 ) -> None:
+    await configure(API_KEYS="k;=% é,k")
     saved = await client.post("/dashboard/key", json={"key": " k;=% é "}, headers=OWN)
     assert (saved.status_code, saved.content) == (204, b"")
     assert saved.headers.get_list("set-cookie") == [
@@ -51,7 +52,10 @@ async def test_only_the_services_own_pages_may_set_or_forget_the_key(
             assert "set-cookie" not in response.headers
 
 
-async def test_a_key_that_cannot_be_kept_is_a_422_naming_it(client: httpx.AsyncClient) -> None:
+async def test_a_key_that_cannot_be_kept_is_a_422_naming_it(
+    client: httpx.AsyncClient, configure: Configure
+) -> None:
+    await configure(API_KEYS=f"alpha,{'é' * 500}")
     for body, message in (
         ({"key": "  "}, "key: enter one of the server's API_KEYS"),
         (
@@ -62,7 +66,7 @@ async def test_a_key_that_cannot_be_kept_is_a_422_naming_it(client: httpx.AsyncC
         ({"key": 7}, "key: Input should be a valid string"),
         ({}, "key: Field required"),
         (
-            {"key": "k", "remember": True},
+            {"key": "alpha", "remember": True},
             "remember: unknown field; remove it (see /docs for the accepted fields)",
         ),
     ):
@@ -71,6 +75,33 @@ async def test_a_key_that_cannot_be_kept_is_a_422_naming_it(client: httpx.AsyncC
         assert "set-cookie" not in response.headers
     fits = await client.post("/dashboard/key", json={"key": "é" * 500}, headers=OWN)
     assert fits.status_code == 204
+
+
+async def test_a_key_that_is_not_one_of_the_servers_is_not_saved(
+    client: httpx.AsyncClient, configure: Configure
+) -> None:
+    """A typo was answered "Key saved for this session.", and refused only at the next write."""
+    unset = await client.post("/dashboard/key", json={"key": "alpha"}, headers=OWN)
+    assert (unset.status_code, unset.json()["message"]) == (
+        422,
+        "key: this server has no API keys (API_KEYS is unset): none is needed",
+    )
+    assert "set-cookie" not in unset.headers
+    await configure(API_KEYS="alpha, beta")
+    for wrong in ("typo-key", "alph", "alpha,beta", "ALPHA"):
+        refused = await client.post("/dashboard/key", json={"key": wrong}, headers=OWN)
+        assert (refused.status_code, refused.json()["message"]) == (
+            422,
+            "key: not one of this server's API keys; check it against API_KEYS",
+        ), wrong
+        assert refused.json()["detail"][0]["loc"] == ["body", "key"]
+        assert "set-cookie" not in refused.headers
+    for right in ("beta", " alpha "):
+        saved = await client.post("/dashboard/key", json={"key": right}, headers=OWN)
+        assert (saved.status_code, saved.headers["set-cookie"]) == (
+            204,
+            f"pipeline_api_key={right.strip()}; HttpOnly; Path=/; SameSite=lax",
+        )
 
 
 async def test_the_cookie_authorises_writes_sent_by_the_services_own_pages(
@@ -114,10 +145,11 @@ async def test_the_key_panel_says_whether_a_key_is_saved(
 
 
 async def test_saving_or_forgetting_the_key_expires_cookies_other_pages_set_for_the_domain(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, configure: Configure
 ) -> None:
     """A page of another port or subdomain set `pipeline_api_key` with Domain=<this host>: the
     browser sent it beside the server's, "Forget key" left it, and the dashboard was stuck."""
+    await configure(API_KEYS="k")
     host = {"Host": "dash.pipelines.test", "Origin": "http://dash.pipelines.test"}
     for response in (
         await client.post("/dashboard/key", json={"key": "k"}, headers=host),

@@ -146,9 +146,14 @@ async def test_no_page_of_another_port_reads_the_key_and_the_dashboard_uses_it(
     pages["/steal.html"] = READ_COOKIES
     await page.goto(f"{dashboard}/")
     await expect(page.locator("h1")).to_have_text("An API key is needed")
+    saves = statuses(page, lambda response: response.url.endswith("/dashboard/key"))
     await page.locator("#api-key").fill("wrong")
-    await page.locator("#api-key").press("Enter")  # the page reloads with it, and says so
-    await expect(page.locator("#key-refused")).to_contain_text("The key saved for this session")
+    await page.locator("#api-key").press("Enter")  # not kept: the page says so, and stays
+    await expect(page.locator("#api-key-status")).to_have_text(
+        "Not saved: not one of this server's API keys; check it against API_KEYS"
+    )
+    await expect(page.locator("h1")).to_have_text("An API key is needed")
+    assert saves == [422]
     await page.locator("#api-key").fill("alpha")
     await page.locator("#api-key").press("Enter")
     await expect(page.locator("h1")).to_have_text("Pipelines")

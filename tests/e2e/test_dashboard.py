@@ -267,7 +267,11 @@ async def test_cancel_then_retry_from_the_page(
     # every stage not finished is cancelled with its run
     assert [row[1] for row in await _stage_rows(page)] == ["cancelled"] * 5
     retry = page.get_by_role("button", name="Retry")
-    await expect(retry).to_be_focused()  # the pressed button went away; the keyboard stays here
+    await expect(retry).to_be_visible()
+    # the pressed button went away: the keyboard is on what it did, not on Retry (a second Enter
+    # would start a run)
+    await expect(page.locator("#action-message")).to_be_focused()
+    await retry.focus()
     await page.keyboard.press("Enter")
     await expect(page.locator("#action-message")).to_have_text("Retry started.")
     await expect(progress).to_have_attribute("data-status", "completed", timeout=LIVE)

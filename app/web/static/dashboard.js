@@ -34,6 +34,20 @@ const Dashboard = (() => {
     return `${response.status} ${response.statusText}`;
   }
 
+  // the API's 401 for a key it does not know: on these pages, that is the key saved in the cookie
+  const NOT_VALID = "the API key is not valid";
+  const KEY_REFUSED =
+    "the API key saved for this session was refused: enter a valid one under 'API key'";
+
+  /** A refused write's message as this page says it: a wrong saved key is named as such. */
+  function keyRefused(response, text) {
+    return response.status === 401 && text.startsWith(NOT_VALID) ? KEY_REFUSED : text;
+  }
+
+  // a write waits on Prefect (a trigger took 2 min 14 s when it hung): long enough for that,
+  // then the reader is told, not left with a button that never comes back
+  const WRITE_TIMEOUT_MS = 150000;
+
   /** Open the API key panel and put the keyboard there (after a 401). */
   function askForKey() {
     const panel = document.getElementById("api-key-panel");
@@ -112,7 +126,8 @@ const Dashboard = (() => {
       try {
         const response = await saveKey(key);
         if (!response.ok) {
-          status.textContent = `Not saved: ${await errorText(response)}`;
+          // a 422 names the field, and the reader knows which: "key: not one of …"
+          status.textContent = `Not saved: ${(await errorText(response)).replace(/^key: /, "")}`;
           return;
         }
       } catch (error) {
@@ -142,12 +157,23 @@ const Dashboard = (() => {
     if (!form) return;
     const fields = ["name", "record_count", "file", "format"];
     const formError = document.getElementById("form-error");
+    const formStatus = document.getElementById("form-status");
     const submit = document.getElementById("create-submit");
+    // disabled in the page: without JavaScript the form would send a GET, the name in the URL
+    document.getElementById("create-fields").disabled = false;
     // one key per filling of the form: a second submit of the same (a double click, Enter
     // while the page changes) gets the same pipeline, not a second one; an edit is a new request
     let key = newKey();
     form.addEventListener("input", () => {
       key = newKey();
+    });
+    // Back to this page from the pipeline's: the browser may restore it as it was left, the button
+    // disabled for the page that was loading. It is a new filling of the form now.
+    window.addEventListener("pageshow", (event) => {
+      if (!event.persisted) return;
+      key = newKey();
+      submit.disabled = false;
+      formStatus.textContent = "";
     });
 
     function clearErrors() {
@@ -190,13 +216,19 @@ const Dashboard = (() => {
         const format = document.getElementById("format").value;
         if (format) body.set("format", format);
         body.set("file", file);
-        return api("/api/pipelines", { method: "POST", body, headers: { "Idempotency-Key": key } });
+        return api("/api/pipelines", {
+          method: "POST",
+          body,
+          headers: { "Idempotency-Key": key },
+          signal: AbortSignal.timeout(WRITE_TIMEOUT_MS),
+        });
       }
       const record_count = document.getElementById("record_count").value;
       return api("/api/pipelines", {
         method: "POST",
         headers: { "Content-Type": "application/json", "Idempotency-Key": key },
         body: JSON.stringify({ name, record_count, trigger: true }),
+        signal: AbortSignal.timeout(WRITE_TIMEOUT_MS),
       });
     }
 
@@ -214,12 +246,14 @@ const Dashboard = (() => {
         return;
       }
       submit.disabled = true;
+      formStatus.textContent = "Creating the pipeline and starting its run…";
       let leaving = false;
       try {
         const response = await request();
         if (response.ok) {
           const pipeline = await response.json();
           leaving = true; // the button stays disabled until the pipeline's page replaces this one
+          formStatus.textContent = "Created: opening its page…";
           location.assign(`/pipelines/${pipeline.id}`);
           return;
         }
@@ -229,13 +263,21 @@ const Dashboard = (() => {
         } else if (response.status === 413) {
           showFieldErrors([{ loc: ["body", "file"], msg: await errorText(response) }]);
         } else {
-          formError.textContent = await errorText(response);
+          formError.textContent = keyRefused(response, await errorText(response));
           if (response.status === 401) askForKey();
         }
       } catch (error) {
-        formError.textContent = `The API did not answer (${error.message}); is it running?`;
+        formError.textContent =
+          error.name === "TimeoutError"
+            ? `No answer in ${WRITE_TIMEOUT_MS / 1000} s; the pipeline may still be created: ` +
+              "it then appears in the list below. Submitting the form again unchanged makes no " +
+              "second one."
+            : `The API did not answer (${error.message}); is it running?`;
       } finally {
-        if (!leaving) submit.disabled = false;
+        if (!leaving) {
+          submit.disabled = false;
+          formStatus.textContent = "";
+        }
       }
     });
   }
@@ -246,5 +288,5 @@ const Dashboard = (() => {
     showNotice();
   });
 
-  return { api, errorText, askForKey, keepingFocus, leaveNotice };
+  return { api, errorText, keyRefused, askForKey, keepingFocus, leaveNotice, WRITE_TIMEOUT_MS };
 })();

@@ -21,6 +21,7 @@
   let trouble = ""; // what the last failed poll said; cleared by the next poll that works
   let keyAsked = false; // once per streak of 401s: the key field must not keep taking the focus
   let leaving = false; // deleted: the list is loading, the polls have nothing left to say
+  let polls = 0; // refreshes started: only the latest one's answer is shown
 
   const status = () => progress.dataset.status;
   // an older run can still be in flight when a later one has ended: Cancel run reaches it too
@@ -62,9 +63,9 @@
       document.getElementById(id).hidden = !visible;
     }
     if (focused && focused.hidden) {
-      // the button pressed went away: keep the keyboard on the actions, not the page top
-      const next = [...document.querySelectorAll("#actions button")].find((b) => !b.hidden);
-      (next || document.getElementById("progress-title")).focus();
+      // the button pressed went away: the keyboard goes to what it did (the message, next to the
+      // buttons), never to another button: a second Enter would cancel the run just started
+      document.getElementById("action-message").focus();
     }
   }
 
@@ -92,22 +93,25 @@
 
   async function refresh() {
     clearTimeout(timer);
+    const mine = ++polls; // a button's refresh can overtake a poll: the later one counts
     try {
       const response = await fetch(
         `/pipelines/${pipelineId}/progress`,
         timed({ credentials: "same-origin" }),
       );
+      const body = await response.text();
+      if (mine !== polls) return; // a later refresh is under way; it schedules the next
       if (response.status === 404) {
         // deleted elsewhere: nothing left to watch or to act on
         leaving = true;
         clearTimeout(logsTimer);
         for (const button of document.querySelectorAll("#actions button")) button.hidden = true;
         document.getElementById("action-message").textContent =
-          `${await response.text()}: it was deleted. The list of pipelines is at /.`;
+          `${body}: it was deleted. The list of pipelines is at /.`;
         return;
       }
       if (!response.ok) {
-        failed(await response.text());
+        failed(body);
         if (response.status === 401 && !keyAsked) {
           keyAsked = true;
           Dashboard.askForKey();
@@ -115,10 +119,11 @@
         return;
       }
       const template = document.createElement("template");
-      template.innerHTML = await response.text();
+      template.innerHTML = body;
       patch(template.content.getElementById("progress"));
       updateActions();
     } catch (error) {
+      if (mine !== polls) return;
       failed(`Lost contact with the API (${reason(error)}); trying again.`);
       return;
     }
@@ -222,26 +227,40 @@
   }
 
   const DONE = { cancel: "Cancel requested.", retry: "Retry started.", trigger: "Run started." };
+  const DOING = {
+    cancel: "Cancelling…",
+    retry: "Starting the retry…",
+    trigger: "Starting the run…",
+  };
 
+  /** What a refused write means on this page; the API's words otherwise. */
+  async function refusal(response) {
+    const text = await Dashboard.errorText(response);
+    if (response.status === 401) Dashboard.askForKey();
+    return Dashboard.keyRefused(response, text);
+  }
+
+  const noAnswer = (error) =>
+    error.name === "TimeoutError"
+      ? `No answer in ${Dashboard.WRITE_TIMEOUT_MS / 1000} s; the request may still ` +
+        "complete: this page shows it if it does."
+      : `The API did not answer (${error.message}).`;
+
+  /** Trigger, retry or cancel; the page goes on polling meanwhile, so it shows what happens. */
   async function act(button) {
     // aria-disabled, not disabled: a disabled button loses the keyboard focus
     if (button.getAttribute("aria-disabled") === "true") return;
     const action = button.dataset.action;
-    clearTimeout(timer);
     button.setAttribute("aria-disabled", "true");
-    say("");
+    say(DOING[action]);
     try {
       const response = await Dashboard.api(`/api/pipelines/${pipelineId}/${action}`, {
         method: "POST",
+        signal: AbortSignal.timeout(Dashboard.WRITE_TIMEOUT_MS),
       });
-      if (response.ok) {
-        say(DONE[action]);
-      } else {
-        say(await Dashboard.errorText(response));
-        if (response.status === 401) Dashboard.askForKey();
-      }
+      say(response.ok ? DONE[action] : await refusal(response));
     } catch (error) {
-      say(`The API did not answer (${error.message}).`);
+      say(noAnswer(error));
     }
     pollsLeft = POLLS_AFTER_FINISH;
     try {
@@ -259,11 +278,13 @@
       `Delete pipeline ${named}? Its runs, their files and its schedule are deleted with it; ` +
       "this cannot be undone.";
     if (!window.confirm(question)) return; // the focus stays on the button
-    clearTimeout(timer);
     button.setAttribute("aria-disabled", "true");
-    say("");
+    say("Deleting…");
     try {
-      const response = await Dashboard.api(`/api/pipelines/${pipelineId}`, { method: "DELETE" });
+      const response = await Dashboard.api(`/api/pipelines/${pipelineId}`, {
+        method: "DELETE",
+        signal: AbortSignal.timeout(Dashboard.WRITE_TIMEOUT_MS),
+      });
       if (response.ok) {
         leaving = true; // and the button stays disabled until the list replaces this page
         clearTimeout(logsTimer);
@@ -271,10 +292,9 @@
         location.assign("/");
         return;
       }
-      say(await Dashboard.errorText(response)); // 409: a run started meanwhile; 503: Prefect
-      if (response.status === 401) Dashboard.askForKey();
+      say(await refusal(response)); // 409: a run started meanwhile; 503: Prefect
     } catch (error) {
-      say(`The API did not answer (${error.message}).`);
+      say(noAnswer(error));
     }
     button.removeAttribute("aria-disabled");
     pollsLeft = POLLS_AFTER_FINISH;
@@ -298,6 +318,9 @@
         if (!logsBusy) refreshLogs();
       }
     });
+    // without JavaScript these say that they need it (the page is never live then)
+    document.getElementById("log-tail").textContent = "Loading…";
+    document.getElementById("schedule").textContent = "…";
     updateActions();
     refresh();
     refreshLogs();
