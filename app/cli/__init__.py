@@ -1,7 +1,7 @@
 """`pipeline`: the service's command line (typer + rich), a client of its HTTP API."""
 
 from app.cli import runs, schedules, service
-from app.cli.base import app, stderr
+from app.cli.base import app, stderr, write_anything
 from app.cli.client import ExitCode
 
 __all__ = ["app", "main", "runs", "schedules", "service"]
@@ -9,6 +9,7 @@ __all__ = ["app", "main", "runs", "schedules", "service"]
 
 def main() -> None:
     """The console script `pipeline`."""
+    write_anything()
     try:
         app()
     except Exception as exc:  # a bug of ours: one line, never a traceback

@@ -1,6 +1,8 @@
 """The `pipeline` Typer app: its global options, how commands reach the API and report errors."""
 
+import codecs
 import functools
+import io
 import json
 import os
 import sys
@@ -86,6 +88,47 @@ class _Console(Console):
         stop_writing()
 
 
+# What a terminal that is not UTF-8 (PYTHONIOENCODING=ascii, a latin-1 locale) gets instead of
+# a character it cannot show: one character for one, so tables stay aligned; "?" for the rest
+_LOOKALIKES = str.maketrans(
+    {
+        "\N{LEFT DOUBLE QUOTATION MARK}": '"',
+        "\N{RIGHT DOUBLE QUOTATION MARK}": '"',
+        "\N{LEFT SINGLE QUOTATION MARK}": "'",
+        "\N{RIGHT SINGLE QUOTATION MARK}": "'",
+        "\N{MIDDLE DOT}": "-",
+        "\N{BULLET}": "*",
+        "\N{EM DASH}": "-",
+        "\N{EN DASH}": "-",
+        "\N{HORIZONTAL ELLIPSIS}": "~",  # a cut cell
+    }
+)
+LOOKALIKES = "pipeline-lookalikes"
+
+
+def _lookalikes(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    cannot = error.object[error.start : error.end].translate(_LOOKALIKES)
+    return "".join(c if c.isascii() else "?" for c in cannot), error.end
+
+
+codecs.register_error(LOOKALIKES, _lookalikes)
+
+
+def write_anything() -> None:
+    """Whatever the terminal's encoding, stdout and stderr write every text, never failing with
+    a UnicodeEncodeError (exit 70, after a pipeline was created)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=LOOKALIKES)
+
+
+def is_utf8(stream: Any) -> bool:
+    """Whether `stream` writes UTF-8 (as Rich decides it: ASCII boxes otherwise)."""
+    return (getattr(stream, "encoding", None) or "utf-8").lower().startswith("utf")
+
+
 def stop_writing() -> NoReturn:
     """The reader of stdout went away: exit 0, as `| head` wants, writing nothing more."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -105,8 +148,13 @@ def api(ctx: typer.Context) -> Api:
     return cast(Api, ctx.obj)
 
 
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """JSON as UTF-8 text, or \\u escapes on a terminal that is not UTF-8: the same JSON."""
+    return json.dumps(value, indent=indent, ensure_ascii=not is_utf8(sys.stdout))
+
+
 def print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    typer.echo(json_text(value, indent=2))
 
 
 @app.callback()

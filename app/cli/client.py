@@ -2,6 +2,7 @@
 on, each with its own exit code."""
 
 import re
+import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -10,7 +11,13 @@ from typing import Any
 import httpx
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
-TIMEOUT_SECONDS = 30.0
+TIMEOUT_SECONDS = 30.0  # to connect, to send, and for a read's answer
+# A write's answer (and GET /ready's) may wait on Prefect, whose client retries a failing call
+# for up to ~2 min 14 s before the API answers: giving up sooner leaves a request that may
+# still complete
+ANSWER_SECONDS = 150.0
+QUICK = httpx.Timeout(TIMEOUT_SECONDS)  # a read of rows the API has
+PATIENT = httpx.Timeout(TIMEOUT_SECONDS, read=ANSWER_SECONDS)  # what may wait on Prefect
 
 
 class ExitCode(IntEnum):
@@ -23,7 +30,7 @@ class ExitCode(IntEnum):
     REFUSED = 4  # the API refused the request (404, 409, 413, 422): its message says why
     UNAUTHORIZED = 5  # 401: missing or wrong API key
     SERVER_ERROR = 6  # the API or a service behind it failed (5xx, e.g. Prefect unreachable)
-    TIMEOUT = 7  # --timeout passed before the run finished
+    TIMEOUT = 7  # gave up waiting: --timeout passed, or the API did not answer in time
     STACK_FAILED = 8  # `up`: a part of the stack did not start
     BUG = 70  # an unexpected error in `pipeline` itself
     INTERRUPTED = 130  # Ctrl-C
@@ -35,10 +42,10 @@ EXIT_CODES_HELP = """Exit codes:
 - 1 the run failed or was cancelled; doctor: a check failed
 - 2 bad usage
 - 3 cannot reach the API
-- 4 the API refused the request (404, 409, 422, …): its message says why
+- 4 the API refused the request (404, 409, 422, ...): its message says why
 - 5 the API key is missing or wrong (set PIPELINE_API_KEY)
 - 6 the API or Prefect behind it failed (5xx)
-- 7 --timeout passed before the run ended
+- 7 gave up waiting: --timeout passed before the run ended, or the API did not answer in time
 - 8 up: the stack did not start
 - 70 a bug in pipeline itself
 - 130 interrupted
@@ -59,7 +66,13 @@ ClientFactory = Callable[[str, dict[str, str]], httpx.Client]
 
 def http_client(base_url: str, headers: dict[str, str]) -> httpx.Client:
     """The real client; tests pass another factory (the app in-process) to `pipeline`."""
-    return httpx.Client(base_url=base_url, headers=headers, timeout=TIMEOUT_SECONDS)
+    return httpx.Client(base_url=base_url, headers=headers, timeout=QUICK)
+
+
+def idempotency_key() -> dict[str, str]:
+    """A new key for a request that creates something: the API answers a repeat of it (a proxy's
+    or a client's retry) with what the first one created, never a second pipeline or run."""
+    return {"Idempotency-Key": uuid.uuid4().hex}
 
 
 def _reason(exc: httpx.TransportError) -> str:
@@ -83,6 +96,15 @@ def _in_cli_terms(text: str) -> str:
     return text
 
 
+def _check_with(path: str) -> str:
+    """The command that shows whether a write to `path` took effect."""
+    if match := re.match(r"/api/pipelines/(\d+)/schedule", path):
+        return f"pipeline schedule show {match[1]}"
+    if match := re.match(r"/api/pipelines/(\d+)", path):
+        return f"pipeline show {match[1]}"
+    return "pipeline list"
+
+
 @dataclass
 class Api:
     """The pipeline service at `url`, with the API key if one is set."""
@@ -92,24 +114,39 @@ class Api:
     factory: ClientFactory = http_client
     _client: httpx.Client | None = field(default=None, repr=False)
 
-    def get(self, path: str, *, ok: Collection[int] = (), **params: Any) -> Any:
-        return self.request("GET", path, ok=ok, params=params or None)
+    def get(
+        self, path: str, *, ok: Collection[int] = (), timeout: httpx.Timeout = QUICK, **params: Any
+    ) -> Any:
+        return self.request("GET", path, ok=ok, timeout=timeout, params=params or None)
 
     def post(self, path: str, **kwargs: Any) -> Any:
         return self.request("POST", path, **kwargs)
 
-    def request(self, method: str, path: str, *, ok: Collection[int] = (), **kwargs: Any) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        ok: Collection[int] = (),
+        timeout: httpx.Timeout = PATIENT,
+        **kwargs: Any,
+    ) -> Any:
         """The JSON body of a 2xx answer (or of a status in `ok`); anything else is a CliError."""
         try:
-            response = self.client.request(method, path, **kwargs)
-        except httpx.TimeoutException:
-            raise CliError(
-                f"the API at {self.url} did not answer {method} {path} within "
-                f"{TIMEOUT_SECONDS:.0f} s; check it with `pipeline doctor` and its log "
-                "(var/log/api.log under `make up`)",
-                ExitCode.UNREACHABLE,
-            ) from None
-        except httpx.TransportError as exc:
+            response = self.client.request(method, path, timeout=timeout, **kwargs)
+        except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+            # connected and (partly) sent: the API may act on it, so this is no "cannot reach"
+            seconds = timeout.read if isinstance(exc, httpx.ReadTimeout) else timeout.write
+            within = f"did not answer {method} {path}" + (
+                f" within {seconds:g} s" if seconds is not None else ""
+            )
+            if method == "GET":
+                doctor = "" if path == "/ready" else " and `pipeline doctor`"
+                hint = f"check its log (var/log/api.log under `make up`){doctor}"
+            else:
+                hint = f"the request may still complete; check with `{_check_with(path)}`"
+            raise CliError(f"the API at {self.url} {within}; {hint}", ExitCode.TIMEOUT) from None
+        except httpx.TransportError as exc:  # refused, no such host, no connection in time, …
             raise CliError(
                 f"cannot reach the API at {self.url}: {_reason(exc)}; start it with `make up` "
                 "(or `pipeline up`) or set PIPELINE_API_URL",

@@ -1,10 +1,10 @@
 """How the CLI draws what the API returns: tables of pipelines, runs and stages, in UTC."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Group
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
@@ -58,33 +58,38 @@ def elapsed(item: dict[str, Any], now: datetime) -> float | None:
     return max((now - started).total_seconds(), 0.0)
 
 
-def stages_table(run: dict[str, Any], *, now: datetime, spinner: bool = False) -> Table:
-    """One row per stage: status, duration (so far, while running), records in/out, error."""
-    table = Table(box=box.ROUNDED, title_justify="left")
-    table.add_column("stage", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("records in", justify="right", no_wrap=True)
-    table.add_column("records out", justify="right", no_wrap=True)
-    table.add_column("error")  # cut to the width left; the whole error is printed elsewhere
+def stages_table(
+    run: dict[str, Any], *, now: datetime, spinner: str | None = None, width: int = 240
+) -> Table:
+    """One row per stage: status, duration (so far, while running), records in/out, error; in a
+    narrow terminal (`width`) the error goes first, then the records, never status or duration.
+    `spinner` (a Rich spinner's name) turns on the running stage."""
+    rows = []
     for stage in run["stages"]:
-        cell: RenderableType = status(stage["status"])
+        cell: Text | Spinner = status(stage["status"])
         if spinner and stage["status"] == "running":
-            cell = Spinner("dots", text=status("running"), style="cyan")
-        note = (
-            one_line(stage["error"], style="red")
-            if stage["error"]
-            else one_line(stage["message"], style="dim")
+            cell = Spinner(spinner, text=status("running"), style="cyan")
+        rows.append(
+            {
+                "stage": stage["name"],
+                "status": cell,
+                "duration": duration(elapsed(stage, now)),
+                "records in": count(stage["records_in"]),
+                "records out": count(stage["records_out"]),
+                # cut to the width left; the whole error is printed elsewhere
+                "error": one_line(stage["error"], style="red")
+                if stage["error"]
+                else one_line(stage["message"], style="dim"),
+            }
         )
-        table.add_row(
-            stage["name"],
-            cell,
-            duration(elapsed(stage, now)),
-            count(stage["records_in"]),
-            count(stage["records_out"]),
-            note,
-        )
-    return table
+    return _fitted(
+        rows,
+        width,
+        right={"duration", "records in", "records out"},
+        fold="error",
+        drop=("error", "records in", "records out"),
+        fold_min=min(8, max((_cells(row["error"]) for row in rows), default=0)),
+    )
 
 
 def run_summary(run: dict[str, Any], now: datetime) -> Text:
@@ -101,12 +106,14 @@ def run_summary(run: dict[str, Any], now: datetime) -> Text:
     return text
 
 
-def progress(pipeline: dict[str, Any], run: dict[str, Any], *, spinner: bool) -> Group:
+def progress(
+    pipeline: dict[str, Any], run: dict[str, Any], *, spinner: str | None, width: int
+) -> Group:
     """What `--wait` keeps redrawing: the pipeline and run on one line, then the stages."""
     now = datetime.now(UTC)
     title = Text(f"pipeline {pipeline['id']} “{pipeline['name']}” · ", style="bold")
     title.append_text(run_summary(run, now))
-    return Group(title, stages_table(run, now=now, spinner=spinner))
+    return Group(title, stages_table(run, now=now, spinner=spinner, width=width))
 
 
 def pipelines_table(items: list[dict[str, Any]], *, width: int = 240) -> Table:
@@ -135,23 +142,32 @@ def pipelines_table(items: list[dict[str, Any]], *, width: int = 240) -> Table:
     )
 
 
-def _text(cell: str | Text) -> Text:
-    return cell if isinstance(cell, Text) else Text(cell)
+def _cells(cell: str | Text | Spinner) -> int:
+    """The columns `cell` takes; a spinner's: its widest frame, a space, its text."""
+    if isinstance(cell, Spinner):
+        frames = max(Text(frame).cell_len for frame in cell.frames)
+        return frames + 1 + _cells(cast(Text, cell.text))
+    return cell.cell_len if isinstance(cell, Text) else Text(cell).cell_len
 
 
 def _fitted(
-    rows: list[dict[str, Any]], width: int, *, right: set[str], fold: str, drop: tuple[str, ...]
+    rows: list[dict[str, Any]],
+    width: int,
+    *,
+    right: set[str],
+    fold: str,
+    drop: tuple[str, ...],
+    fold_min: int = 8,
 ) -> Table:
     """A table of `rows` (dicts of one shape) whose columns in `drop` go, in that order, until
-    the widest cells fit in `width`; the `fold` column wraps and takes what is left (at least 8
-    characters, or its title), the others are never cut."""
+    the widest cells fit in `width`; the `fold` column wraps and takes what is left (at least
+    `fold_min` characters, or its title), the others are never cut."""
     names = list(rows[0]) if rows else []
 
     def cell_width(name: str) -> int:
         if name == fold:
-            return max(8, len(name))
-        cells = [Text(name), *(_text(row[name]) for row in rows)]
-        return max(cell.cell_len for cell in cells)
+            return max(fold_min, len(name))
+        return max(_cells(name), *(_cells(row[name]) for row in rows))
 
     for name in drop:
         if sum(cell_width(n) + 3 for n in names) + 1 <= width:

@@ -20,7 +20,7 @@ from app.cli.base import (
     print_json,
     stdout,
 )
-from app.cli.client import TIMEOUT_SECONDS, Api, CliError, ExitCode
+from app.cli.client import TIMEOUT_SECONDS, Api, CliError, ExitCode, idempotency_key
 
 
 @command()
@@ -63,7 +63,7 @@ def run(
     if file is None:
         count = 1000 if records is None else records
         body = {"name": name or f"cli-{count}", "record_count": count, "trigger": True}
-        pipeline = client.post("/api/pipelines", json=body)
+        pipeline = client.post("/api/pipelines", json=body, headers=idempotency_key())
     else:
         fields = {"name": name or file.name, "trigger": "true"}
         if file_format:
@@ -79,6 +79,7 @@ def run(
                 "/api/pipelines",
                 data=fields,
                 files={"file": (file.name, handle)},
+                headers=idempotency_key(),
                 timeout=httpx.Timeout(TIMEOUT_SECONDS, read=None),
             )
     run = pipeline["latest_run"]
@@ -137,7 +138,7 @@ def trigger(
     With --wait it exits 0 when the run completes and 1 when it fails or is cancelled.
     """
     client = api(ctx)
-    started = client.post(f"/api/pipelines/{pipeline_id}/trigger")
+    started = client.post(f"/api/pipelines/{pipeline_id}/trigger", headers=idempotency_key())
     _started(client, started, wait=wait, as_json=as_json, interval=interval, timeout=timeout)
 
 
@@ -207,10 +208,11 @@ def list_(
     console = stdout()
     items = body["items"]
     if not items:
-        if status:
-            console.print(f"no pipelines whose latest run is {status}")
-        elif page > 1:
-            console.print(f"no pipelines on page {page}; there are {body['total']}")
+        whose = f" whose latest run is {status}" if status else ""
+        if body["total"]:  # past the last page
+            console.print(f"no pipelines on page {page}; there are {body['total']}{whose}")
+        elif status:
+            console.print(f"no pipelines{whose}")
         else:
             console.print("no pipelines yet; create one with: pipeline run --records 1000 --wait")
         return
@@ -256,7 +258,7 @@ def show(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = Fals
         console.print(f"  output    {run['output_file']}", soft_wrap=True)
     if run["error"]:
         console.print(Text(f"  error     {run['error']}", style="red"), soft_wrap=True)
-    console.print(render.stages_table(run, now=now))
+    console.print(render.stages_table(run, now=now, width=console.width))
     shown = len(runs["items"])
     newest = f"the newest {shown} of {runs['total']}" if shown < runs["total"] else runs["total"]
     console.print(f"runs ({newest}, newest first)")

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from app.cli import render
 from app.cli.base import JsonOption, PipelineId, api, app, command, print_json, stdout
-from app.cli.client import CliError, ExitCode
 
 group = typer.Typer(
     name="schedule",
@@ -61,7 +60,7 @@ def set_(
 ) -> None:
     """Create or replace the pipeline's schedule: a cron expression or an interval."""
     if (cron is None) == (every is None):
-        raise CliError("give exactly one of --cron or --every", ExitCode.USAGE)
+        raise typer.BadParameter("give exactly one of --cron or --every", param_hint="--cron")
     body: dict[str, Any] = {"timezone": timezone, "active": not paused}
     body.update({"cron": cron} if cron is not None else {"interval_seconds": every})
     schedule = api(ctx).request("PUT", f"/api/pipelines/{pipeline_id}/schedule", json=body)

@@ -1,6 +1,5 @@
 """Commands that operate the service: logs, cancel, delete, doctor, up."""
 
-import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,11 +16,12 @@ from app.cli.base import (
     PipelineId,
     api,
     command,
+    json_text,
     print_json,
     stderr,
     stdout,
 )
-from app.cli.client import Api, CliError, ExitCode
+from app.cli.client import PATIENT, Api, CliError, ExitCode
 
 MAX_LOG_LINES = 200  # what GET /api/pipelines/{id}/logs returns at most
 LOG_OVERLAP = 50  # lines read again on each poll
@@ -59,7 +59,7 @@ def logs(
         new = [line for line in page if line["id"] not in printed]
         for line in new:
             if as_json:
-                typer.echo(json.dumps(line, ensure_ascii=False))
+                typer.echo(json_text(line))
             else:
                 console.print(render.log_line(line), soft_wrap=True)
         printed.update(line["id"] for line in new)
@@ -111,6 +111,11 @@ def cancel(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = Fa
     stdout().print(f"run {run['id']} of pipeline {pipeline_id} {run['status']}")
 
 
+def _interactive() -> bool:
+    """Whether a person can answer a question on stdin."""
+    return sys.stdin.isatty()
+
+
 @command()
 def delete(
     ctx: typer.Context,
@@ -124,11 +129,16 @@ def delete(
     A pending or running run must be cancelled first (exit 4). Prefect keeps its flow runs.
     """
     if not yes:
-        if not sys.stdin.isatty():
+        if not _interactive():
             raise typer.BadParameter("add --yes to delete without a terminal", param_hint="--yes")
-        typer.confirm(
-            f"Delete pipeline {pipeline_id}, every run of it and their files?", abort=True
-        )
+        try:
+            sure = typer.confirm(f"Delete pipeline {pipeline_id}, every run of it and their files?")
+        except typer.Abort:  # Ctrl-C or Ctrl-D at the prompt: no answer is no
+            stdout().print()
+            sure = False
+        if not sure:  # a question answered, not a failure
+            stdout().print(f"pipeline {pipeline_id} not deleted")
+            return
     api(ctx).request("DELETE", f"/api/pipelines/{pipeline_id}")
     stdout().print(f"pipeline {pipeline_id} deleted")
 
@@ -141,7 +151,7 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
     runs. Exits 1 when any check fails.
     """
     client = api(ctx)
-    body = client.get("/ready", ok={503})
+    body = client.get("/ready", ok={503}, timeout=PATIENT)  # its Prefect check may be slow
     if not (isinstance(body, dict) and {"ready", "checks"} <= body.keys()):
         raise CliError(
             f"the API at {client.url} answered GET /ready with no readiness checks; is "
@@ -181,7 +191,7 @@ def up(
     """Start the local stack as `make up` does; Ctrl-C stops it all.
 
     Prefect server, migrations, pool and deployment, worker(s) and the API, configured by the
-    same environment variables (DATABASE_URL, PIPELINE_DATA_DIR, PREFECT_HOME, …). Exits 8 when
+    same environment variables (DATABASE_URL, PIPELINE_DATA_DIR, PREFECT_HOME, ...). Exits 8 when
     the stack does not start; the message names the log to read.
     """
     from app import devstack  # only here: every other command starts faster without it

@@ -39,10 +39,11 @@ def follow(
     deadline = None if timeout is None else time.monotonic() + timeout
     pipeline = api.get(f"/api/pipelines/{pipeline_id}")
     run = _run_of(api, pipeline, run_id)
+    spinner = "dots" if base.is_utf8(console.file) else "line"  # braille, or - \ | /
     # a terminal sees the stages redrawn as they change; a file or pipe gets the final table
     live = (
         Live(
-            render.progress(pipeline, run, spinner=True),
+            render.progress(pipeline, run, spinner=spinner, width=console.width),
             console=console,
             refresh_per_second=8,
         )
@@ -66,7 +67,7 @@ def follow(
             pipeline = api.get(f"/api/pipelines/{pipeline_id}")
             run = _run_of(api, pipeline, run_id)
             if live is not None:
-                live.update(render.progress(pipeline, run, spinner=True))
+                live.update(render.progress(pipeline, run, spinner=spinner, width=console.width))
     except KeyboardInterrupt:
         raise CliError(
             f"stopped watching; run {run_id} of pipeline {pipeline_id} goes on: "
@@ -75,7 +76,7 @@ def follow(
             ExitCode.INTERRUPTED,
         ) from None
     finally:
-        final = render.progress(pipeline, run, spinner=False)
+        final = render.progress(pipeline, run, spinner=None, width=console.width)
         if live is not None:
             live.update(final)
             live.stop()

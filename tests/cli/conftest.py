@@ -5,11 +5,13 @@ event loop, where the app, its database engine and the fixtures live.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
@@ -34,9 +36,11 @@ class AppTransport(httpx.BaseTransport):
     def __init__(self, app: FastAPI, loop: asyncio.AbstractEventLoop) -> None:
         self.asgi = httpx.ASGITransport(app=app)
         self.loop = loop
+        self.sent: list[httpx.Request] = []  # every request, in order
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()  # a multipart upload becomes bytes the ASGI transport can send
+        self.sent.append(request)
         return asyncio.run_coroutine_threadsafe(self._send(request), self.loop).result(30)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
@@ -56,22 +60,46 @@ Cli = Callable[..., Awaitable[Result]]
 
 
 @pytest.fixture
-async def cli(database: str) -> Cli:
-    """`await cli("list", "--json")`: the `pipeline` command against the app in-process."""
-    transport = AppTransport(create_app(), asyncio.get_running_loop())
+async def transport(database: str) -> AppTransport:
+    """The app in-process on the test's database, as the CLI's HTTP transport."""
+    return AppTransport(create_app(), asyncio.get_running_loop())
+
+
+@pytest.fixture
+async def cli(transport: AppTransport) -> Cli:
+    """`await cli("list", "--json")`: the `pipeline` command against the app in-process
+    (`input=`: what a person types at its prompts)."""
 
     def factory(base_url: str, headers: dict[str, str]) -> httpx.Client:
         return httpx.Client(base_url=base_url, headers=headers, transport=transport)
 
-    async def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    async def invoke(
+        *args: str, env: dict[str, str | None] | None = None, input: str | None = None
+    ) -> Result:
         result = await asyncio.to_thread(
             CliRunner().invoke,
             cli_app,
             list(args),
             obj=factory,
             env={**CLI_ENV, **(env or {})},
+            input=input,
             catch_exceptions=False,
         )
         return Result(result.exit_code, result.stdout, result.stderr)
 
     return invoke
+
+
+@pytest.fixture
+async def served(database: str) -> AsyncIterator[str]:
+    """The app over HTTP (uvicorn, in this event loop) on the test's database, for the installed
+    command in a subprocess; its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    server = uvicorn.Server(uvicorn.Config(create_app(), lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    await serving
+    sock.close()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import watch
+from app.cli import service, watch
 from app.models import Status
 from tests.cli.conftest import Cli
 from tests.conftest import Configure
-from tests.support.rows import add_pipeline, add_run
+from tests.support.rows import add_pipeline, add_run, done
 
 
 def _said(stderr: str) -> str:
@@ -120,3 +120,99 @@ def test_an_api_url_whose_host_cannot_be_encoded_is_bad_usage() -> None:
     )
     assert result.returncode == 2, result.stderr
     assert _said(result.stderr).startswith("error: http://a..b is not a usable address (")
+
+
+async def test_a_narrow_terminal_drops_stage_columns_never_cuts_status_or_duration(
+    cli: Cli,
+) -> None:
+    """At 60 columns the stage table showed `complet…` and `durati…`."""
+    pipeline_id = await add_pipeline("orders", record_count=3)
+    await add_run(
+        pipeline_id,
+        Status.FAILED,
+        {
+            "generate": done(0.1, 3, 3),
+            "ingest": {
+                "status": Status.FAILED,
+                "duration_seconds": 4.0,
+                "records_in": 3,
+                "records_out": 0,
+                "error": "RecordsRejectedError: all 3 input records were rejected",
+            },
+            **{
+                name: {"status": Status.CANCELLED, "message": "not run: an earlier stage failed"}
+                for name in ("process", "transform", "export")
+            },
+        },
+        error="ingest: RecordsRejectedError: all 3 input records were rejected",
+    )
+    shown = await cli("show", "1", env={"COLUMNS": "60"})
+    assert shown.stdout.splitlines()[5:14] == [  # the error goes first, then records in
+        "╭───────────┬───────────┬──────────┬─────────────╮",
+        "│ stage     │ status    │ duration │ records out │",
+        "├───────────┼───────────┼──────────┼─────────────┤",
+        "│ generate  │ completed │   0.10 s │           3 │",
+        "│ ingest    │ failed    │   4.00 s │           0 │",
+        "│ process   │ cancelled │          │             │",
+        "│ transform │ cancelled │          │             │",
+        "│ export    │ cancelled │          │             │",
+        "╰───────────┴───────────┴──────────┴─────────────╯",
+    ]
+    watched = await cli("watch", "1", env={"COLUMNS": "40"})  # --wait's table: the same
+    assert (watched.exit_code, watched.stdout.splitlines()) == (
+        1,
+        [
+            "pipeline 1 “orders” · run 1 · failed",
+            "╭───────────┬───────────┬──────────╮",
+            "│ stage     │ status    │ duration │",
+            "├───────────┼───────────┼──────────┤",
+            "│ generate  │ completed │   0.10 s │",
+            "│ ingest    │ failed    │   4.00 s │",
+            "│ process   │ cancelled │          │",
+            "│ transform │ cancelled │          │",
+            "│ export    │ cancelled │          │",
+            "╰───────────┴───────────┴──────────╯",
+        ],
+    )
+
+
+async def test_a_page_past_the_end_of_a_filtered_list_says_so(cli: Cli) -> None:
+    """`list --status failed --page 5` said there were no failed pipelines at all."""
+    for name in ("a", "b", "c"):
+        await add_run(await add_pipeline(name), Status.FAILED, {})
+    past = await cli("list", "--status", "failed", "--limit", "1", "--page", "5")
+    assert (past.exit_code, past.stdout) == (
+        0,
+        "no pipelines on page 5; there are 3 whose latest run is failed\n",
+    )
+    none = await cli("list", "--status", "running", "--page", "2")
+    assert (none.exit_code, none.stdout) == (0, "no pipelines whose latest run is running\n")
+
+
+@pytest.mark.parametrize("when", [[], ["--cron", "0 6 * * *", "--every", "60"]])
+async def test_a_schedule_needs_a_cron_or_an_interval(cli: Cli, when: list[str]) -> None:
+    """Neither (or both) was exit 2 without the usage box every other bad usage shows."""
+    result = await cli("schedule", "set", "1", *when)
+    assert (result.exit_code, result.stdout) == (2, "")
+    said = _said(result.stderr)
+    assert said.startswith("Usage: pipeline schedule set [OPTIONS] ")
+    assert said.endswith(
+        "Try 'pipeline schedule set --help' for help. "
+        "Error Invalid value for --cron: give exactly one of --cron or --every"
+    )
+
+
+@pytest.mark.parametrize(("typed", "echo"), [("n\n", "n\n"), ("", "\n")])
+async def test_a_delete_not_confirmed_deletes_nothing_and_is_no_failure(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, typed: str, echo: str
+) -> None:
+    """Answering no printed "Aborted." and exited 1, the code of a failed run."""
+    await add_pipeline("kept")
+    monkeypatch.setattr(service, "_interactive", lambda: True)  # a person at a terminal
+    result = await cli("delete", "1", input=typed)
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        f"Delete pipeline 1, every run of it and their files? [y/N]: {echo}pipeline 1 not deleted\n",
+        "",
+    )
+    assert (await cli("show", "1")).exit_code == 0

@@ -1,0 +1,136 @@
+"""Requests that create or change something: each create and trigger carries a new
+Idempotency-Key, and a request the API has not answered in time is reported as one that may
+still complete (exit 7), never as an API that cannot be reached."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from prefect.client.schemas.objects import FlowRun
+from typer.testing import CliRunner
+
+from app.cli import app as cli_app
+from app.models import Status
+from app.pipeline import orchestrator
+from tests.cli.conftest import API_URL, CLI_ENV, AppTransport, Cli
+from tests.support.rows import add_pipeline, add_run
+
+CSV = "id,name,category,value,quantity,is_active,created_at\n1,a,A,10,1,true,2026-01-01\n"
+
+
+@pytest.fixture
+def prefect(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A Prefect that makes every flow run it is asked for; the keys it was asked with."""
+    asked: list[str] = []
+
+    async def trigger_run(*, pipeline_id: int, run_id: int, record_count: int, key: str) -> FlowRun:
+        asked.append(key)
+        return FlowRun(id=UUID(int=len(asked)), flow_id=UUID(int=99))
+
+    monkeypatch.setattr(orchestrator, "trigger_run", trigger_run)
+    return asked
+
+
+async def test_each_create_and_trigger_sends_a_new_idempotency_key(
+    cli: Cli, transport: AppTransport, prefect: list[str], tmp_path: Path
+) -> None:
+    """A create or trigger whose answer was lost could only be sent again as a new request: a
+    second pipeline, a second run."""
+    await add_run(await add_pipeline("failed"), Status.FAILED, {})
+    (tmp_path / "orders.csv").write_text(CSV)
+    for args in (
+        ["run", "--records", "10"],
+        ["run", "--records", "10"],
+        ["run", "--file", str(tmp_path / "orders.csv")],
+        ["trigger", "2"],
+        ["retry", "1"],
+    ):
+        result = await cli(*args)
+        assert (result.exit_code, result.stderr) == (0, ""), args
+    posts = [
+        (r.url.path, r.headers.get("Idempotency-Key")) for r in transport.sent if r.method == "POST"
+    ]
+    assert [path for path, _ in posts] == [
+        "/api/pipelines",
+        "/api/pipelines",
+        "/api/pipelines",
+        "/api/pipelines/2/trigger",
+        "/api/pipelines/1/retry",
+    ]
+    keys = [key for _, key in posts[:4]]
+    assert [bool(re.fullmatch(r"[0-9a-f]{32}", key or "")) for key in keys] == [True] * 4
+    assert len(set(keys)) == 4
+    assert posts[4][1] is None  # POST …/retry takes no Idempotency-Key
+    # the first request sent again, as a retry would: the same pipeline, no second one
+    first = transport.sent[0]
+    async with httpx.AsyncClient(transport=transport.asgi, base_url=API_URL) as client:
+        again = await client.post(
+            "/api/pipelines",
+            json=json.loads(first.content),
+            headers={"Idempotency-Key": first.headers["Idempotency-Key"]},
+        )
+        total = (await client.get("/api/pipelines")).json()["total"]
+    assert (again.json()["id"], total, len(prefect)) == (2, 4, 5)
+
+
+class Unanswered(httpx.BaseTransport):
+    """An API that takes each request and never answers: httpx gives up reading its answer."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[dict[str, Any]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.timeouts.append(request.extensions["timeout"])
+        raise httpx.ReadTimeout("timed out", request=request)
+
+
+def test_an_unanswered_write_may_still_complete_and_says_how_to_check() -> None:
+    """It said "did not answer POST /api/pipelines within 30 s" and exit 3, the API unreachable,
+    while Prefect's retries (up to ~2 min 14 s) went on and the pipeline was created."""
+    transport = Unanswered()
+
+    def factory(base_url: str, headers: dict[str, str]) -> httpx.Client:
+        return httpx.Client(base_url=base_url, headers=headers, transport=transport)
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        result = CliRunner().invoke(cli_app, list(args), obj=factory, env=CLI_ENV)
+        return result.exit_code, result.stdout, result.stderr
+
+    written = {
+        ("run", "--records", "5"): ("POST /api/pipelines", "pipeline list"),
+        ("trigger", "3"): ("POST /api/pipelines/3/trigger", "pipeline show 3"),
+        ("retry", "3"): ("POST /api/pipelines/3/retry", "pipeline show 3"),
+        ("cancel", "3"): ("POST /api/pipelines/3/cancel", "pipeline show 3"),
+        ("delete", "3", "--yes"): ("DELETE /api/pipelines/3", "pipeline show 3"),
+        ("schedule", "set", "3", "--every", "60"): (
+            "PUT /api/pipelines/3/schedule",
+            "pipeline schedule show 3",
+        ),
+    }
+    for args, (request, check) in written.items():
+        assert invoke(*args) == (
+            7,
+            "",
+            f"error: the API at {API_URL} did not answer {request} within 150 s; the request may "
+            f"still complete; check with `{check}`\n",
+        ), args
+    # doctor waits as long (its Prefect check), and does not send the reader to itself
+    assert invoke("doctor") == (
+        7,
+        "",
+        f"error: the API at {API_URL} did not answer GET /ready within 150 s; check its log "
+        "(var/log/api.log under `make up`)\n",
+    )
+    assert invoke("list") == (
+        7,
+        "",
+        f"error: the API at {API_URL} did not answer GET /api/pipelines within 30 s; check its "
+        "log (var/log/api.log under `make up`) and `pipeline doctor`\n",
+    )
+    patient = {"connect": 30.0, "read": 150.0, "write": 30.0, "pool": 30.0}
+    quick = {"connect": 30.0, "read": 30.0, "write": 30.0, "pool": 30.0}
+    assert transport.timeouts == [patient] * 7 + [quick]
