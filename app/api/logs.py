@@ -11,7 +11,7 @@ from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
 from app.api.schemas import errors
 from app.models import PipelineRun
-from app.pipeline import orchestrator
+from app.pipeline import run_logs
 
 router = APIRouter(
     prefix="/api/pipelines",
@@ -69,7 +69,7 @@ async def read_logs(
         )
     if run is None or run.prefect_flow_run_id is None:
         return []
-    lines = await orchestrator.read_run_logs(
+    lines = await run_logs.read_run_logs(
         run.prefect_flow_run_id, limit=limit, tail=tail, offset=offset
     )
     return [LogOut.model_validate(line, from_attributes=True) for line in lines]

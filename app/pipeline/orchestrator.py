@@ -1,11 +1,9 @@
 """The only module that talks to the Prefect API: trigger runs of the deployment, read them back."""
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -16,12 +14,9 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
     FlowRunFilterIdempotencyKey,
-    LogFilter,
-    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import (
     PREFECT_API_URL,
@@ -68,29 +63,28 @@ async def prefect_client() -> AsyncIterator[PrefectClient]:
     try:
         async with client:
             yield client
-    # `from None`: Prefect's and httpx's errors name the URL, with any user:password in it, and
-    # a chained error goes into spans and logs whole
+    # `from None`: their errors name the URL, user:password too, and spans and logs keep chains
     except PrefectHTTPStatusError as exc:
         code = exc.response.status_code
         if code >= 500:
             raise PrefectUnavailableError(
-                f"Prefect API at {_shown()} answered {code}; "
+                f"Prefect API at {shown_api_url()} answered {code}; "
                 "check the Prefect server's log and its database."
             ) from None
         raise PrefectRefusedError(
             code,
-            f"Prefect API at {_shown()} refused this service's request ({code}); if the server "
+            f"Prefect API at {shown_api_url()} refused this service's request ({code}); if the server "
             "requires authentication, set PREFECT_API_AUTH_STRING (or PREFECT_API_KEY) in every "
             "process as the server expects",
         ) from None
     except (httpx.TransportError, OSError) as exc:
         raise PrefectUnavailableError(
-            f"Prefect API at {_shown()} is unreachable ({type(exc).__name__}). "
+            f"Prefect API at {shown_api_url()} is unreachable ({type(exc).__name__}). "
             "Start the server (make up, or prefect server start) and check PREFECT_API_URL."
         ) from None
 
 
-def _shown() -> str:
+def shown_api_url() -> str:
     """The Prefect API's URL as errors name it: never credentials it may carry."""
     return shown_prefect_url(get_settings().prefect_api_url)
 
@@ -110,7 +104,7 @@ async def read_deployment_id(client: PrefectClient, *, refresh: bool = False) ->
         except ObjectNotFound:
             _deployment_ids.pop(key, None)
             raise PrefectUnavailableError(
-                f"Deployment '{settings.deployment_name}' not found on {_shown()}. "
+                f"Deployment '{settings.deployment_name}' not found on {shown_api_url()}. "
                 "Create it with: python app/pipeline/deploy.py"
             ) from None
         _deployment_ids[key] = deployment.id
@@ -187,9 +181,8 @@ async def find_flow_runs(keys: dict[int, str]) -> dict[int, str]:
 
 
 async def cancel_flow_run(flow_run_id: str) -> StateType | None:
-    """Ask Prefect to cancel a flow run: Cancelled if it never started, else Cancelling (the
-    worker then stops its process). Returns the state the run was in (None when Prefect has no
-    such flow run); final runs are left alone."""
+    """Cancel a flow run: Cancelled if it never started, else Cancelling (its worker stops it).
+    The state it was in (None: no such flow run); a final run is left alone."""
     async with prefect_client() as client:
         try:
             flow_run = await client.read_flow_run(UUID(flow_run_id))
@@ -206,13 +199,10 @@ async def cancel_flow_run(flow_run_id: str) -> StateType | None:
 
 
 async def _propose(client: PrefectClient, flow_run_id: str, state: State[Any]) -> StateType | None:
-    """Move a flow run to `state` through Prefect's orchestration rules, so a run that ended
-    meanwhile keeps its final state (a cancel racing a completion must not turn Completed into
-    Cancelling): then that final state's type is returned. A refusal for another reason (Prefect
-    keeps a Cancelling run from crashing) is overridden. None: the state was set.
-
-    Prefect's rules let a final run be made Cancelled: for Cancelled the run is read first (a
-    run that ends between that read and the change is still overwritten, within milliseconds)."""
+    """Move a flow run to `state` through Prefect's rules: a run that ended meanwhile keeps its
+    final state, whose type is returned (a cancel racing a completion). Another refusal (no crash
+    from Cancelling) is overridden; None: set. The rules let a final run become Cancelled: for
+    Cancelled it is read first (one ending within the milliseconds between is still overwritten)."""
     if state.type == StateType.CANCELLED:
         current = (await client.read_flow_run(UUID(flow_run_id))).state
         if current is not None and current.is_final():
@@ -256,53 +246,3 @@ async def cancel_stranded_flow_run(flow_run_id: str, message: str) -> None:
 def flow_run_url(flow_run_id: str) -> str:
     """Where a person sees this flow run, its task runs and logs in the Prefect UI."""
     return f"{get_settings().prefect_ui_base}/runs/flow-run/{flow_run_id}"
-
-
-@dataclass(frozen=True)
-class RunLog:
-    """One log line that a flow run, or one of its task runs, sent to Prefect."""
-
-    id: str
-    timestamp: datetime
-    level: str
-    logger: str
-    message: str
-    task_run_id: str | None
-
-
-async def read_run_logs(
-    flow_run_id: str, *, limit: int, tail: bool = False, offset: int = 0
-) -> list[RunLog]:
-    """The first (or with `tail`, the last) `limit` log lines of a flow run and its task runs
-    after `offset` of them, oldest first."""
-    settings = get_settings()
-    async with prefect_client() as client:
-        try:
-            # one attempt's time in all: Prefect's client would retry a server that does not
-            # answer for ~2 minutes, and a dashboard polls its logs every second
-            async with asyncio.timeout(settings.prefect_timeout_seconds):
-                logs = await client.read_logs(
-                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)])),
-                    limit=limit,
-                    offset=offset,
-                    sort=LogSort.TIMESTAMP_DESC if tail else LogSort.TIMESTAMP_ASC,
-                )
-        except TimeoutError:
-            raise PrefectUnavailableError(
-                f"Prefect API at {_shown()} did not answer within "
-                f"{settings.prefect_timeout_seconds:g} s (PIPELINE_PREFECT_TIMEOUT_SECONDS); "
-                "check the Prefect server's log and its database."
-            ) from None
-    if tail:
-        logs.reverse()
-    return [
-        RunLog(
-            id=str(log.id),
-            timestamp=log.timestamp,
-            level=logging.getLevelName(log.level),
-            logger=log.name,
-            message=log.message,
-            task_run_id=str(log.task_run_id) if log.task_run_id else None,
-        )
-        for log in logs
-    ]

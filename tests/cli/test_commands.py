@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from app.cli import app as cli_app
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
-from app.pipeline import orchestrator
-from app.pipeline.orchestrator import RunLog
+from app.pipeline import run_logs
+from app.pipeline.run_logs import RunLog
 from app.pipeline.status import STAGE_NAMES, update_pipeline_status
 from tests.cli.conftest import CLI_ENV, Cli
 from tests.support.postgres import free_port
@@ -468,7 +468,7 @@ async def test_logs_go_on_page_by_page_past_the_first_200_lines(
         return sent[offset : offset + limit]
 
     log(450)
-    monkeypatch.setattr(orchestrator, "read_run_logs", read_run_logs)
+    monkeypatch.setattr(run_logs, "read_run_logs", read_run_logs)
     followed = await cli("logs", "3", "--follow", "--interval", "0.05", "--json")
     printed = [json.loads(line)["message"] for line in followed.stdout.splitlines()]
     assert (followed.exit_code, followed.stderr) == (0, "")
@@ -510,7 +510,7 @@ async def test_logs_follow_the_run_that_was_latest_when_they_began(
             await _add_pending_run(3, flow_run_id=second)
         return sent[flow_run_id][offset : offset + limit]
 
-    monkeypatch.setattr(orchestrator, "read_run_logs", read_run_logs)
+    monkeypatch.setattr(run_logs, "read_run_logs", read_run_logs)
     followed = await cli("logs", "3", "--follow", "--interval", "0.05", "--json")
     printed = [json.loads(line)["message"] for line in followed.stdout.splitlines()]
     assert (followed.exit_code, printed) == (0, ["first 0", "first 1", "first 2"])
