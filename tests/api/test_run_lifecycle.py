@@ -4,7 +4,6 @@ run whose claim failed on the database."""
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
@@ -13,10 +12,7 @@ import pytest
 from prefect.client.schemas.objects import FlowRun, StateType
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import selectinload
 
-from app import observability
-from app.config import Settings
 from app.db import get_engine, get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status, utcnow
 from app.pipeline import flows
@@ -27,19 +23,12 @@ from app.pipeline.claim import (
     claim_run,
 )
 from app.pipeline.status import update_pipeline_status
-from tests.support.rows import add_pipeline, add_run
+from tests.support.metrics import sent, statsd
+from tests.support.rows import add_pipeline, add_run, read_run
+
+__all__ = ["statsd"]  # the fixture, shared
 
 FLOW_RUN_ID = "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
-
-
-async def _run(run_id: int) -> PipelineRun:
-    async with get_sessionmaker()() as session:
-        query = (
-            select(PipelineRun)
-            .where(PipelineRun.id == run_id)
-            .options(selectinload(PipelineRun.stages))
-        )
-        return (await session.execute(query)).scalar_one()
 
 
 @pytest.mark.usefixtures("database")
@@ -72,7 +61,7 @@ async def test_a_cancel_that_waited_for_the_lock_never_ends_the_run_before_it_st
         )
         await stage_start.commit()
     assert await cancel
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert run.completed_at is not None and run.completed_at > began
     assert (run.status, run.started_at, run.duration_seconds) == (
         Status.CANCELLED,
@@ -98,7 +87,7 @@ async def test_a_stage_cancelled_while_it_ran_has_its_duration() -> None:
     assert await update_pipeline_status(
         pipeline_id, None, Status.CANCELLED, "cancelled through the API", run_id=run_id
     )
-    run = await _run(run_id)
+    run = await read_run(run_id)
     ingest = run.stages[1]
     assert run.completed_at is not None and ingest.started_at is not None
     assert [(s.status, s.message) for s in run.stages] == [
@@ -176,40 +165,9 @@ async def test_a_scheduled_run_of_a_pipeline_deleted_meanwhile_is_cancelled_star
         )
 
 
-@pytest.fixture
-def metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
-    """Metrics on, no tracer: what the run sends arrives on this UDP socket."""
-    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    receiver.bind(("127.0.0.1", 0))
-    receiver.settimeout(5)
-    settings = Settings.model_validate(
-        {"DD_AGENT_HOST": "127.0.0.1", "DD_DOGSTATSD_PORT": str(receiver.getsockname()[1])}
-    )
-    monkeypatch.setattr(observability, "_set_up", True)
-    monkeypatch.setattr(
-        observability,
-        "_datadog",
-        observability._Datadog(None, observability._start_metrics(settings)),
-    )
-    yield receiver
-    receiver.close()
-
-
-def _sent(receiver: socket.socket) -> list[str]:
-    """Every metric sent so far, without its value for distributions (timings vary)."""
-    observability.count("test.end", 1)
-    lines: list[str] = []
-    while not lines or lines[-1] != "test.end:1|c":
-        lines += receiver.recv(65536).decode().splitlines()
-    return [
-        f"{line.split(':')[0]}|d|{line.split('|', 2)[2]}" if "|d|" in line else line
-        for line in lines[:-1]
-    ]
-
-
 @pytest.mark.usefixtures("database")
 async def test_a_run_whose_claim_failed_on_the_database_counts_once(
-    metrics: socket.socket, monkeypatch: pytest.MonkeyPatch
+    statsd: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The claim of a triggered run failed ("database is locked"): the flow counted the run
     failed, and the watchdog, settling its row later, counted it again. A run of a schedule whose
@@ -227,7 +185,7 @@ async def test_a_run_whose_claim_failed_on_the_database_counts_once(
     assert await update_pipeline_status(  # the watchdog: Prefect says Failed
         pipeline_id, None, Status.FAILED, error="the Prefect flow run failed", run_id=run_id
     )
-    assert _sent(metrics) == [
+    assert sent(statsd) == [
         "pipeline.errors:1|c|#stage:flow,error_type:OperationalError",
         "pipeline.runs:1|c|#status:failed",  # once, by its row (it never started: no duration)
     ]
@@ -235,7 +193,7 @@ async def test_a_run_whose_claim_failed_on_the_database_counts_once(
     _flow_run_of(None, scheduled=True, monkeypatch=monkeypatch)
     with pytest.raises(OperationalError):
         await flows.run_data_pipeline_flow.fn(pipeline_id, 10)
-    assert _sent(metrics) == [
+    assert sent(statsd) == [
         "pipeline.errors:1|c|#stage:flow,error_type:OperationalError",
         "pipeline.runs:1|c|#status:failed",
         "pipeline.duration|d|#status:failed",

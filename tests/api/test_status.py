@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import selectinload
 
 from app.db import get_engine, get_sessionmaker
 from app.models import STAGE_NAMES, Pipeline, PipelineRun, PipelineStage, Status, utcnow
@@ -21,6 +20,7 @@ from app.pipeline.status import (
     run_id_from_tags,
     update_pipeline_status,
 )
+from tests.support.rows import read_run
 
 
 async def _pipeline_with_run() -> tuple[int, int]:
@@ -32,21 +32,11 @@ async def _pipeline_with_run() -> tuple[int, int]:
         return pipeline.id, run.id
 
 
-async def _run(run_id: int) -> PipelineRun:
-    async with get_sessionmaker()() as session:
-        query = (
-            select(PipelineRun)
-            .where(PipelineRun.id == run_id)
-            .options(selectinload(PipelineRun.stages))
-        )
-        return (await session.execute(query)).scalar_one()
-
-
 @pytest.mark.usefixtures("database")
 async def test_stage_lifecycle_sets_timings_counts_and_run_status() -> None:
     pipeline_id, run_id = await _pipeline_with_run()
     await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id, attempt=1)
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert run.status == Status.RUNNING
     assert run.started_at == run.stages[0].started_at
     assert (run.stages[0].status, run.stages[0].attempts) == (Status.RUNNING, 1)
@@ -60,7 +50,7 @@ async def test_stage_lifecycle_sets_timings_counts_and_run_status() -> None:
         records_out=9,
         records_rejected=1,
     )
-    stage = (await _run(run_id)).stages[0]
+    stage = (await read_run(run_id)).stages[0]
     assert (stage.status, stage.records_in, stage.records_out, stage.records_rejected) == (
         Status.COMPLETED,
         10,
@@ -73,7 +63,7 @@ async def test_stage_lifecycle_sets_timings_counts_and_run_status() -> None:
     await update_pipeline_status(
         pipeline_id, None, Status.COMPLETED, run_id=run_id, records_out=9, output_file="/o.parquet"
     )
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.status, run.records_processed, run.output_file, run.error) == (
         Status.COMPLETED,
         9,
@@ -93,7 +83,7 @@ async def test_a_failed_stage_fails_the_run_and_cancels_the_rest() -> None:
     await update_pipeline_status(
         pipeline_id, "process", Status.FAILED, error="ValueError: boom", run_id=run_id
     )
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.status, run.error) == (Status.FAILED, "process: ValueError: boom")
     assert [(s.name, s.status) for s in run.stages] == [
         ("generate", Status.COMPLETED),
@@ -105,7 +95,7 @@ async def test_a_failed_stage_fails_the_run_and_cancels_the_rest() -> None:
     assert run.stages[3].message == "not run: an earlier stage failed"
     # a final run is never moved back
     await update_pipeline_status(pipeline_id, "transform", Status.RUNNING, run_id=run_id)
-    assert (await _run(run_id)).stages[3].status == Status.CANCELLED
+    assert (await read_run(run_id)).stages[3].status == Status.CANCELLED
 
 
 @pytest.mark.usefixtures("database")
@@ -119,7 +109,7 @@ async def test_a_stage_running_when_its_run_failed_failed_with_it() -> None:
     await update_pipeline_status(pipeline_id, "transform", Status.RUNNING, run_id=run_id)
     died = "the worker or its flow-run process died (Prefect: Crashed)"
     await update_pipeline_status(pipeline_id, None, Status.FAILED, error=died, run_id=run_id)
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.status, run.error) == (Status.FAILED, died)
     transform, export = run.stages[3], run.stages[4]
     assert (transform.status, transform.message) == (
@@ -137,13 +127,13 @@ async def test_claim_run_finds_the_tagged_run_or_creates_one() -> None:
         pipeline_id=pipeline_id, flow_run_id="fr-1", run_id=run_id, record_count=10
     )
     assert (ref.run_id, ref.record_count) == (run_id, 10)
-    assert (await _run(run_id)).prefect_flow_run_id == "fr-1"
+    assert (await read_run(run_id)).prefect_flow_run_id == "fr-1"
 
     started_elsewhere = await claim_run(
         pipeline_id=pipeline_id, flow_run_id="fr-2", run_id=None, record_count=7
     )
     assert started_elsewhere.run_id == run_id + 1
-    run = await _run(started_elsewhere.run_id)
+    run = await read_run(started_elsewhere.run_id)
     assert (run.record_count, run.prefect_flow_run_id) == (7, "fr-2")
     assert [s.name for s in run.stages] == list(STAGE_NAMES)
 
@@ -167,13 +157,13 @@ async def test_a_run_the_watchdog_settles_ends_when_it_ended_never_before_it_sta
     assert await update_pipeline_status(
         pipeline_id, None, Status.FAILED, error="crashed", run_id=run_id, ended_at=crashed_at
     )
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.completed_at, run.duration_seconds) == (crashed_at, 2.0)
     assert (run.stages[0].status, run.stages[0].completed_at) == (Status.FAILED, crashed_at)
 
     other_pipeline, other_run = await _pipeline_with_run()
     await update_pipeline_status(other_pipeline, "generate", Status.RUNNING, run_id=other_run)
-    began = (await _run(other_run)).started_at
+    began = (await read_run(other_run)).started_at
     assert began is not None
     await update_pipeline_status(
         other_pipeline,
@@ -182,14 +172,14 @@ async def test_a_run_the_watchdog_settles_ends_when_it_ended_never_before_it_sta
         run_id=other_run,
         ended_at=began - timedelta(seconds=5),  # another machine's clock
     )
-    assert ((await _run(other_run)).duration_seconds) == 0.0
+    assert ((await read_run(other_run)).duration_seconds) == 0.0
 
     # killed after its last heartbeat, while a stage that started since then ran
     third_pipeline, third_run = await _pipeline_with_run()
     await update_pipeline_status(third_pipeline, "generate", Status.RUNNING, run_id=third_run)
     await update_pipeline_status(third_pipeline, "generate", Status.COMPLETED, run_id=third_run)
     await update_pipeline_status(third_pipeline, "ingest", Status.RUNNING, run_id=third_run)
-    run = await _run(third_run)
+    run = await read_run(third_run)
     ingest_began = run.stages[1].started_at
     assert run.started_at is not None and ingest_began is not None
     await update_pipeline_status(
@@ -200,7 +190,7 @@ async def test_a_run_the_watchdog_settles_ends_when_it_ended_never_before_it_sta
         run_id=third_run,
         ended_at=run.started_at,  # its last sign of life: no heartbeat yet
     )
-    run = await _run(third_run)
+    run = await read_run(third_run)
     assert (run.completed_at, run.stages[1].status, run.stages[1].completed_at) == (
         ingest_began,
         Status.FAILED,
@@ -223,7 +213,7 @@ async def test_a_run_that_ended_or_was_withdrawn_is_not_started_again() -> None:
         r"start again: trigger the pipeline for a new run$",
     ):
         await claim_run(pipeline_id=pipeline_id, flow_run_id="fr-1", run_id=run_id, record_count=10)
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.status, run.error, run.prefect_flow_run_id) == (
         Status.FAILED,
         "not started after 120 s",
@@ -259,7 +249,7 @@ async def test_a_flow_run_that_is_not_the_run_s_own_starts_nothing() -> None:
         await claim_run(
             pipeline_id=pipeline_id, flow_run_id="fr-old", run_id=run_id, record_count=10
         )
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.status, run.prefect_flow_run_id) == (Status.PENDING, "fr-own")
     own = flow_run_key(run_id, run.created_at)
     await claim_run(
@@ -272,7 +262,7 @@ async def test_a_flow_run_that_is_not_the_run_s_own_starts_nothing() -> None:
         await claim_run(
             pipeline_id=pipeline_id, flow_run_id="fr-x", run_id=run_id, record_count=10, key=other
         )
-    assert (await _run(run_id)).prefect_flow_run_id is None
+    assert (await read_run(run_id)).prefect_flow_run_id is None
 
 
 @pytest.mark.usefixtures("database")
@@ -295,7 +285,7 @@ async def test_two_final_statuses_at_once_one_wins_the_other_is_refused() -> Non
         await asyncio.sleep(0.5)
         await holder.commit()
         wrote = await writers
-    final = (await _run(run_id)).status
+    final = (await read_run(run_id)).status
     assert sorted(wrote) == [False, True]
     assert final == (Status.COMPLETED if wrote[0] else Status.CANCELLED)
 
@@ -313,7 +303,7 @@ async def test_a_run_cancelled_before_its_flow_run_claims_it_stays_cancelled() -
         r"\(cancelled through the API\)$",
     ):
         await claim_run(pipeline_id=pipeline_id, flow_run_id="fr-1", run_id=run_id, record_count=10)
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.status, run.error) == (Status.CANCELLED, "cancelled through the API")
     assert [s.status for s in run.stages] == [Status.CANCELLED] * 5
 
@@ -344,7 +334,7 @@ async def test_a_failure_prefect_will_retry_leaves_the_run_pending_not_failed() 
         run_id=run_id,
         retrying=retrying,
     )
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.status, run.error, run.completed_at) == (
         Status.PENDING,
         f"generate: OSError: disk full; {retrying}",
@@ -353,7 +343,7 @@ async def test_a_failure_prefect_will_retry_leaves_the_run_pending_not_failed() 
     assert (run.stages[0].status, run.stages[0].records_in) == (Status.FAILED, 10)
 
     await claim_run(pipeline_id=pipeline_id, flow_run_id="fr", run_id=ref.run_id, record_count=10)
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.status, run.error) == (Status.PENDING, None)
     assert [(s.status, s.error, s.records_in, s.attempts) for s in run.stages] == [
         (Status.PENDING, None, None, 0)  # attempts too: the last stage once showed 3 of them
@@ -362,7 +352,7 @@ async def test_a_failure_prefect_will_retry_leaves_the_run_pending_not_failed() 
     await update_pipeline_status(
         pipeline_id, "generate", Status.FAILED, run_id=run_id, error="OSError: disk full"
     )
-    run = await _run(run_id)
+    run = await read_run(run_id)
     assert (run.status, run.error) == (Status.FAILED, "generate: OSError: disk full")
 
 

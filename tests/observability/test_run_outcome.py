@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 import pytest
@@ -19,42 +18,14 @@ from app.config import PROJECT_ROOT, Settings
 from app.models import Status
 from app.pipeline import telemetry
 from app.pipeline.status import update_pipeline_status
+from tests.support.metrics import sent, statsd
 from tests.support.rows import add_pipeline, add_run
+
+__all__ = ["statsd"]  # the fixture, shared
 
 
 def _flow_run() -> AbstractContextManager[telemetry.RunTracking]:
     return telemetry.flow_run(flow_name="Data Pipeline", pipeline_id=1, flow_run_id="fr", labels={})
-
-
-@pytest.fixture
-def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
-    """Metrics on, no tracer: what a run sends arrives on this UDP socket."""
-    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    receiver.bind(("127.0.0.1", 0))
-    receiver.settimeout(5)
-    settings = Settings.model_validate(
-        {"DD_AGENT_HOST": "127.0.0.1", "DD_DOGSTATSD_PORT": str(receiver.getsockname()[1])}
-    )
-    monkeypatch.setattr(observability, "_set_up", True)
-    monkeypatch.setattr(
-        observability,
-        "_datadog",
-        observability._Datadog(None, observability._start_metrics(settings)),
-    )
-    yield receiver
-    receiver.close()
-
-
-def _sent(receiver: socket.socket) -> list[str]:
-    """Every metric sent so far, without its value for distributions (timings vary)."""
-    observability.count("test.end", 1)
-    lines: list[str] = []
-    while not lines or lines[-1] != "test.end:1|c":
-        lines += receiver.recv(65536).decode().splitlines()
-    return [
-        f"{line.split(':')[0]}|d|{line.split('|', 2)[2]}" if "|d|" in line else line
-        for line in lines[:-1]
-    ]
 
 
 def test_a_flow_run_counts_a_run_only_when_it_never_had_a_row(statsd: socket.socket) -> None:
@@ -67,7 +38,7 @@ def test_a_flow_run_counts_a_run_only_when_it_never_had_a_row(statsd: socket.soc
         tracking.cancelled, tracking.uncounted = True, True
     with _flow_run() as tracking:
         tracking.run(2)  # claimed: its row counts it
-    assert _sent(statsd) == [
+    assert sent(statsd) == [
         "pipeline.errors:1|c|#stage:flow,error_type:RuntimeError",
         "pipeline.runs:1|c|#status:failed",
         "pipeline.duration|d|#status:failed",
@@ -89,7 +60,7 @@ def test_a_stop_without_a_cancel_is_an_error_and_a_cancel_is_none(
         tracking.run(2)
         tracking.stopped = True
         raise stop(15) if stop is TerminationSignal else stop()
-    assert _sent(statsd) == [
+    assert sent(statsd) == [
         "pipeline.stage.duration|d|#stage:ingest,status:cancelled",
         "pipeline.errors:1|c|#stage:flow,error_type:Stopped",
     ]
@@ -103,7 +74,7 @@ def test_an_attempt_prefect_runs_again_is_not_counted_as_a_run(statsd: socket.so
             tracking.retrying = outcome == "retrying"
             with telemetry.stage("process", pipeline_id=1, run_id=2, attempt=1):
                 raise RuntimeError("disk full")
-    assert _sent(statsd) == [
+    assert sent(statsd) == [
         "pipeline.errors:1|c|#stage:process,error_type:RuntimeError",
         "pipeline.stage.duration|d|#stage:process,status:failed",
         "pipeline.errors:1|c|#stage:process,error_type:RuntimeError",
@@ -133,7 +104,7 @@ async def test_a_run_counts_once_where_its_row_ends_whoever_ends_it(statsd: sock
             pipeline_id, stage, status, run_id=failed, error="boom", retrying=retrying
         )
     assert not await update_pipeline_status(pipeline_id, None, Status.FAILED, run_id=failed)
-    assert _sent(statsd) == [
+    assert sent(statsd) == [
         "pipeline.runs:1|c|#status:cancelled",
         "pipeline.runs:1|c|#status:failed",
         "pipeline.duration|d|#status:failed",

@@ -3,6 +3,9 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status
 from app.pipeline.status import new_stage_rows
@@ -52,3 +55,14 @@ def done(seconds: float, records_in: int, records_out: int, rejected: int = 0) -
         "records_rejected": rejected,
         "attempts": 1,
     }
+
+
+async def read_run(run_id: int) -> PipelineRun:
+    """The run as its row is now, with its stages."""
+    async with get_sessionmaker()() as session:
+        query = (
+            select(PipelineRun)
+            .where(PipelineRun.id == run_id)
+            .options(selectinload(PipelineRun.stages))
+        )
+        return (await session.execute(query)).scalar_one()
