@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from app.access_settings import AccessSettings
 from app.shown import shown_prefect_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +24,9 @@ def _package_version() -> str:
         return "0.0.0"
 
 
-class Settings(BaseSettings):
-    """Service configuration, read once from the environment (and an optional .env file)."""
+class Settings(AccessSettings):
+    """Service configuration, read once from the environment (and an optional .env file); who
+    may call the API is in AccessSettings."""
 
     # the project's .env, wherever a process runs: a flow run works in app/pipeline
     model_config = SettingsConfigDict(env_file=PROJECT_ROOT / ".env", extra="ignore")
@@ -143,21 +145,6 @@ class Settings(BaseSettings):
         "'stage:N' fails its first N attempts. For tests and drills only.",
     )
 
-    api_keys_csv: str = Field(
-        default="",
-        validation_alias=AliasChoices("API_KEYS"),
-        description="Comma-separated API keys; when set, mutating endpoints need one.",
-    )
-    trusted_origins_csv: str = Field(
-        default="",
-        validation_alias=AliasChoices("PIPELINE_TRUSTED_ORIGINS"),
-        description="Comma-separated origins whose pages may write too (a proxy rewrites Host).",
-    )
-    api_keys_for_reads: bool = Field(
-        default=False,
-        validation_alias=AliasChoices("API_KEYS_FOR_READS"),
-        description="Also require a key on read endpoints.",
-    )
     idempotency_window_seconds: float = Field(
         default=86_400.0, gt=0, validation_alias=AliasChoices("IDEMPOTENCY_WINDOW_SECONDS")
     )
@@ -273,10 +260,6 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
-
-    @property
-    def api_keys(self) -> tuple[str, ...]:
-        return tuple(key.strip() for key in self.api_keys_csv.split(",") if key.strip())
 
     @property
     def task_tags(self) -> list[str]:

@@ -10,6 +10,7 @@ from app import observability
 from app.api import health, logs, pipelines, results, schedules, uploads
 from app.api.errors import install_error_handlers
 from app.api.head import HeadAsGet
+from app.api.hosts import AllowedHosts
 from app.api.limits import BodySizeLimit
 from app.config import get_settings
 from app.db import get_engine
@@ -49,6 +50,7 @@ def create_app() -> FastAPI:
     install_dashboard(app)  # the HTML dashboard at / and its /static files
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(AllowedHosts)  # before the body is read; inside HeadAsGet: no body
     app.add_middleware(HeadAsGet)
     return app
 

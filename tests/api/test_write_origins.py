@@ -78,9 +78,10 @@ async def test_the_services_own_pages_and_clients_may_write(lan: httpx.AsyncClie
     assert await _count(Pipeline) == 5
 
 
-async def test_the_address_a_proxy_was_asked_for_is_the_services(database: str) -> None:
+async def test_the_address_a_proxy_was_asked_for_is_the_services(configure: Configure) -> None:
     """Behind a proxy, Host is the proxy's upstream and X-Forwarded-Host the browser's; default
-    ports are no ports, whatever the scheme."""
+    ports are no ports, whatever the scheme. Its name is listed, as keyless it must be."""
+    await configure(PIPELINE_ALLOWED_HOSTS="pipelines.example.com")
     app = create_app()
     async with httpx.AsyncClient(
         transport=ASGITransport(app=app), base_url="http://127.0.0.1:8000"

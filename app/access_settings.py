@@ -1,0 +1,59 @@
+"""Who may call the API: API keys, the origins whose pages may write, the host names a request
+without a key may be sent to. A part of Settings (app/config.py), read with it."""
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings
+
+
+class AccessSettings(BaseSettings):
+    """The access settings of Settings; read only as a part of it (its .env file, its rules)."""
+
+    api_keys_csv: str = Field(
+        default="",
+        validation_alias=AliasChoices("API_KEYS"),
+        description="Comma-separated API keys; when set, mutating endpoints need one.",
+    )
+    trusted_origins_csv: str = Field(
+        default="",
+        validation_alias=AliasChoices("PIPELINE_TRUSTED_ORIGINS"),
+        description="Comma-separated origins whose pages may write too (a proxy rewrites Host).",
+    )
+    api_keys_for_reads: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("API_KEYS_FOR_READS"),
+        description="Also require a key on read endpoints.",
+    )
+    allowed_hosts_csv: str = Field(
+        default="",
+        validation_alias=AliasChoices("PIPELINE_ALLOWED_HOSTS"),
+        description="Comma-separated host names a request needing no key may be sent to, besides "
+        "IP addresses and localhost: pipelines.example.com, .example.com (it and its "
+        "subdomains), * (any).",
+    )
+
+    @field_validator("allowed_hosts_csv")
+    @classmethod
+    def _names_only(cls, value: str) -> str:
+        """Names as a Host header carries them, without its port: a URL or a port never
+        matched, and every request was refused."""
+        for entry in (entry.strip() for entry in value.split(",")):
+            if "/" in entry or ":" in entry:
+                raise ValueError(
+                    f"{entry!r} is not a host name: list names without scheme or port "
+                    "(pipelines.example.com; .example.com for it and its subdomains; * for any); "
+                    "IP addresses need no entry"
+                )
+        return value
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.api_keys_csv.split(",") if key.strip())
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """PIPELINE_ALLOWED_HOSTS, lowercase, without a trailing dot (`example.com.` is
+        `example.com`)."""
+        names = (
+            entry.strip().lower().removesuffix(".") for entry in self.allowed_hosts_csv.split(",")
+        )
+        return frozenset(name for name in names if name)
