@@ -66,6 +66,25 @@ def run_key(pipeline_id: int, key: str) -> str:
     return f"{pipeline_id}:{key}"
 
 
+def retry_key(pipeline_id: int, key: str) -> str:
+    """Retry keys too, apart from its trigger keys: no `run_key` is spelled like one."""
+    return f"{pipeline_id}/retry:{key}"
+
+
+async def not_first_used_to(
+    session: AsyncSession, verb: str, *, scoped: str, key: str, now: str
+) -> None:
+    """KeyReusedError when `key` already started a run by another request (`verb` it: trigger,
+    retry), where it is kept as `scoped`: the repeat would be answered with a run it did not ask
+    for, or make a second one."""
+    if run := await find(session, PipelineRun, scoped):
+        raise KeyReusedError(
+            f"Idempotency-Key {key!r} was first used to {verb} pipeline {run.pipeline_id} "
+            f"(run {run.id}), not to {now} it; send a new key for a new request, or repeat the "
+            "first one exactly"
+        )
+
+
 async def find(session: AsyncSession, model: type[Row], key: str) -> Row | None:
     """The row holding `key`, if it was created within the window; an expired key is released."""
     query = (

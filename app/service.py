@@ -17,7 +17,6 @@ from app.pipeline.inputs import CheckedInput
 from app.pipeline.status import UNFINISHED, flow_run_key, new_stage_rows
 
 logger = logging.getLogger(__name__)
-RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED})
 
 
 def _latest_run_id() -> ScalarSelect[int]:
@@ -137,7 +136,7 @@ async def create_pipeline(
     )
     session.add(pipeline)
     if data.trigger:
-        session.add(_pending_run(pipeline))
+        session.add(pending_run(pipeline))
     try:
         await session.commit()
     except IntegrityError:
@@ -167,7 +166,7 @@ async def _launch_first_run(*, session: AsyncSession, pipeline: Pipeline) -> Pip
     unavailable), the pipeline is removed with its run: nothing of the request is kept."""
     run = await get_latest_run(session=session, pipeline_id=pipeline.id)
     assert run is not None and run.prefect_flow_run_id is None
-    return await _launch(session=session, run=run, with_pipeline=True)
+    return await launch(session=session, run=run, with_pipeline=True)
 
 
 async def _wait_for_first_run(pipeline_id: int) -> PipelineRun | None:
@@ -188,7 +187,8 @@ async def _wait_for_first_run(pipeline_id: int) -> PipelineRun | None:
     )
 
 
-def _pending_run(pipeline: Pipeline, key: str | None = None) -> PipelineRun:
+def pending_run(pipeline: Pipeline, key: str | None = None) -> PipelineRun:
+    """A new run of `pipeline`, pending, with its stages, holding the scoped key if any."""
     return PipelineRun(
         pipeline=pipeline,
         record_count=pipeline.record_count,
@@ -202,12 +202,18 @@ async def start_run(
     *, session: AsyncSession, pipeline: Pipeline, idempotency_key: str | None = None
 ) -> PipelineRun:
     """Add a pending run and create its flow run; if Prefect refuses, the run row is removed
-    (PrefectUnavailableError). A key seen within the window returns the run of that key."""
+    (PrefectUnavailableError). A key seen within the window returns the run of that key; a key
+    that retried the pipeline raises idempotency.KeyReusedError."""
     pipeline_id = pipeline.id  # the rollback below expires the object
     key = idempotency.run_key(pipeline_id, idempotency_key) if idempotency_key else None
     if key and (seen := await idempotency.wait_for_run(key)):
         return seen
-    run = _pending_run(pipeline, key)
+    if idempotency_key:
+        retried = idempotency.retry_key(pipeline_id, idempotency_key)
+        await idempotency.not_first_used_to(
+            session, "retry", scoped=retried, key=idempotency_key, now="trigger"
+        )
+    run = pending_run(pipeline, key)
     session.add(run)
     try:
         await session.commit()
@@ -218,10 +224,10 @@ async def start_run(
         if await session.get(Pipeline, pipeline_id) is None:  # a DELETE won the race
             raise ConflictError(f"pipeline {pipeline_id} was deleted; no run was started") from None
         raise
-    return await _launch(session=session, run=run)
+    return await launch(session=session, run=run)
 
 
-async def _launch(
+async def launch(
     *, session: AsyncSession, run: PipelineRun, with_pipeline: bool = False
 ) -> PipelineRun:
     """Create the committed pending run's flow run; if that fails, the run's rows are removed
@@ -273,28 +279,3 @@ async def list_runs(
         .options(selectinload(PipelineRun.stages))
     )
     return list(rows.scalars()), total
-
-
-async def retry_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
-    """A new run (new flow run) for a pipeline whose latest run failed or was cancelled; a
-    retry racing another of the same run (a double click) gets that one's run while in flight."""
-    latest = await get_latest_run(session=session, pipeline_id=pipeline.id)
-    if latest is not None and latest.status in RETRYABLE:
-        # one new run per failed run, however many retries race: the key's unique index settles it
-        return await start_run(
-            session=session, pipeline=pipeline, idempotency_key=f"retry of run {latest.id}"
-        )
-    if latest is not None and latest.status in UNFINISHED:  # the retry of a double click's?
-        retried = await session.scalar(
-            select(func.max(PipelineRun.id)).where(
-                PipelineRun.pipeline_id == pipeline.id, PipelineRun.status.in_(RETRYABLE)
-            )
-        )
-        key = idempotency.run_key(pipeline.id, f"retry of run {retried}")
-        if latest.idempotency_key == key and (seen := await idempotency.wait_for_run(key)):
-            return seen
-    state = f"is {latest.status.value}" if latest else "has never run"
-    raise ConflictError(
-        f"pipeline {pipeline.id} {state}; only a failed or cancelled pipeline can be "
-        f"retried (use POST /api/pipelines/{pipeline.id}/trigger for a new run)"
-    )

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app import cancellation, idempotency, read_cache, removal, service
+from app import cancellation, idempotency, read_cache, removal, retry, service
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
 from app.api.schemas import (
@@ -166,9 +166,13 @@ async def trigger_pipeline(
     dependencies=[WriteAccess],
     responses=errors(403, 404, 409),
 )
-async def retry_pipeline(session: SessionDep, pipeline: PipelineDep) -> TriggerOut:
-    """Start a new run of a failed or cancelled pipeline; earlier runs are kept (409 otherwise)."""
-    return _triggered(await service.retry_run(session=session, pipeline=pipeline))
+async def retry_pipeline(
+    session: SessionDep, pipeline: PipelineDep, idempotency_key: IdempotencyKey = None
+) -> TriggerOut:
+    """Start a new run of a failed or cancelled pipeline; earlier runs are kept (409 otherwise).
+    The same Idempotency-Key within the window returns the same run, however it has ended."""
+    run = await retry.retry_run(session=session, pipeline=pipeline, idempotency_key=idempotency_key)
+    return _triggered(run)
 
 
 @router.post(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import polars as pl
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
@@ -219,6 +219,11 @@ def _pinned(target: Path) -> Path:
     return link
 
 
+def _filename(run: PipelineRun, label: str, extension: str) -> str:
+    """What a download of the run's `label` file is saved as: the pipeline and run in its name."""
+    return f"pipeline-{run.pipeline_id}-run-{run.id}-{label}.{extension}"
+
+
 async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> FileResponse:
     try:
         target = _inside_run(run, await converted_once(path, fmt))
@@ -230,7 +235,7 @@ async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> Fi
     return ServedFile(
         served,
         media_type=MEDIA_TYPES[fmt],
-        filename=f"pipeline-{run.pipeline_id}-run-{run.id}-{label}.{fmt}",
+        filename=_filename(run, label, fmt),
         background=BackgroundTask(served.unlink, missing_ok=True) if served != target else None,
     )
 
@@ -254,8 +259,8 @@ async def download_rejects(run: RunDep, format: FormatQuery = "parquet") -> File
 
 
 @router.get("/summary")
-async def read_summary(run: RunDep) -> list[CategorySummary]:
-    """The per-category summary of a completed run."""
+async def read_summary(run: RunDep, response: Response) -> list[CategorySummary]:
+    """The per-category summary of a completed run, as JSON (saved as a .json file)."""
     files = RunFiles.for_run(run.id)
     source = _available(run, files.summary, "summary", needs_completed=True)
     try:
@@ -264,4 +269,6 @@ async def read_summary(run: RunDep) -> list[CategorySummary]:
         if await asyncio.to_thread(source.exists):
             raise
         raise _gone(run) from None
+    filename = _filename(run, "summary", "json")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return [CategorySummary.model_validate(row) for row in frame.to_dicts()]

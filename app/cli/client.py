@@ -33,7 +33,7 @@ class ExitCode(IntEnum):
     TIMEOUT = 7  # gave up waiting: --timeout passed, or the API did not answer in time
     STACK_FAILED = 8  # `up`: a part of the stack did not start
     BUG = 70  # an unexpected error in `pipeline` itself
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C: a run followed goes on; a write may still complete
 
 
 EXIT_CODES_HELP = """Exit codes:
@@ -48,7 +48,7 @@ EXIT_CODES_HELP = """Exit codes:
 - 7 gave up waiting: --timeout passed before the run ended, or the API did not answer in time
 - 8 up: the stack did not start
 - 70 a bug in pipeline itself
-- 130 interrupted
+- 130 interrupted (Ctrl-C): a run being followed goes on, a write may still complete
 """
 
 
@@ -146,6 +146,15 @@ class Api:
             else:
                 hint = f"the request may still complete; check with `{_check_with(path)}`"
             raise CliError(f"the API at {self.url} {within}; {hint}", ExitCode.TIMEOUT) from None
+        except KeyboardInterrupt:
+            if method == "GET":
+                raise  # nothing was changed: the command's own "interrupted"
+            # Ctrl-C stops the waiting, not the API: the request may be (partly) sent already
+            raise CliError(
+                f"interrupted before the API at {self.url} answered {method} {path}; the request "
+                f"may still complete; check with `{_check_with(path)}`",
+                ExitCode.INTERRUPTED,
+            ) from None
         except httpx.TransportError as exc:  # refused, no such host, no connection in time, …
             raise CliError(
                 f"cannot reach the API at {self.url}: {_reason(exc)}; start it with `make up` "

@@ -157,7 +157,7 @@ def retry(
     when it fails or is cancelled.
     """
     client = api(ctx)
-    started = client.post(f"/api/pipelines/{pipeline_id}/retry")
+    started = client.post(f"/api/pipelines/{pipeline_id}/retry", headers=idempotency_key())
     _started(client, started, wait=wait, as_json=as_json, interval=interval, timeout=timeout)
 
 

@@ -221,6 +221,11 @@ async def test_a_range_the_file_cannot_serve_is_refused_in_the_error_shape(
 
 async def test_summary_and_rejects(client: httpx.AsyncClient, completed: int) -> None:
     summary = await client.get(f"/api/pipelines/1/runs/{completed}/summary")
+    # saved (the dashboard's link downloads it) under a name like the other downloads', not "summary"
+    assert (summary.headers["content-type"], summary.headers["content-disposition"]) == (
+        "application/json",
+        'attachment; filename="pipeline-1-run-1-summary.json"',
+    )
     assert summary.json() == [
         {
             "category": "A",

@@ -1,0 +1,183 @@
+"""POST …/retry with an Idempotency-Key, on a real database (Prefect's side is played by the test):
+a repeat answers with the first retry's run however it ended, a key that triggered is a 422, and
+retries with different keys racing still make one run."""
+
+import asyncio
+import contextlib
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from prefect.client.schemas.objects import FlowRun
+from sqlalchemy import func, select, update
+
+from app import service
+from app.db import get_sessionmaker
+from app.models import PipelineRun, Status
+from app.pipeline import orchestrator
+from tests.support.rows import add_pipeline, add_run
+
+
+@pytest.fixture
+def prefect(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A Prefect that makes each flow run it is asked for, a little slowly (a request racing
+    another gets its turn meanwhile); the runs it was asked for."""
+    asked: list[int] = []
+
+    async def trigger_run(*, pipeline_id: int, run_id: int, record_count: int, key: str) -> FlowRun:
+        asked.append(run_id)
+        await asyncio.sleep(0.05)
+        return FlowRun(id=UUID(int=run_id), flow_id=UUID(int=99), name=f"run-{run_id}")
+
+    monkeypatch.setattr(orchestrator, "trigger_run", trigger_run)
+    return asked
+
+
+def started(pipeline_id: int, run_id: int, status: str) -> dict[str, Any]:
+    """The 202 body of a retry that started (or, repeated, had started) run `run_id`."""
+    return {
+        "pipeline_id": pipeline_id,
+        "run_id": run_id,
+        "prefect_flow_run_id": str(UUID(int=run_id)),
+        "prefect_flow_run_url": orchestrator.flow_run_url(str(UUID(int=run_id))),
+        "status": status,
+    }
+
+
+async def end_run(run_id: int, status: Status) -> None:
+    async with get_sessionmaker()() as session:
+        await session.execute(
+            update(PipelineRun).where(PipelineRun.id == run_id).values(status=status)
+        )
+        await session.commit()
+
+
+async def run_count() -> int:
+    async with get_sessionmaker()() as session:
+        return int(await session.scalar(select(func.count()).select_from(PipelineRun)) or 0)
+
+
+async def test_a_repeated_retry_answers_with_the_first_retrys_run(
+    client: httpx.AsyncClient, prefect: list[int]
+) -> None:
+    """The key was not read: a retry whose answer was lost, sent again once its run had failed,
+    retried that run too (a third run), and once it had completed, was a 409."""
+    pipeline_id = await add_pipeline("flaky")
+    failed = await add_run(pipeline_id, Status.FAILED, {}, error="boom")
+    url = f"/api/pipelines/{pipeline_id}/retry"
+    first = await client.post(url, headers={"Idempotency-Key": "retry-1"})
+    retried = failed + 1
+    assert (first.status_code, first.json()) == (202, started(pipeline_id, retried, "pending"))
+
+    await end_run(retried, Status.FAILED)  # the retry's run failed quickly
+    again = await client.post(url, headers={"Idempotency-Key": "retry-1"})
+    assert (again.status_code, again.json()) == (202, started(pipeline_id, retried, "failed"))
+    await end_run(retried, Status.COMPLETED)
+    again = await client.post(url, headers={"Idempotency-Key": "retry-1"})
+    assert (again.status_code, again.json()) == (202, started(pipeline_id, retried, "completed"))
+    assert (prefect, await run_count()) == ([retried], 2)
+
+    # a new key is a new request: the pipeline completed, nothing to retry
+    refused = await client.post(url, headers={"Idempotency-Key": "retry-2"})
+    assert (refused.status_code, refused.json()["message"]) == (
+        409,
+        f"pipeline {pipeline_id} is completed; only a failed or cancelled pipeline can be "
+        f"retried (use POST /api/pipelines/{pipeline_id}/trigger for a new run)",
+    )
+
+
+async def test_a_key_is_for_one_kind_of_request_on_one_pipeline(
+    client: httpx.AsyncClient, prefect: list[int]
+) -> None:
+    """A trigger's key sent with a retry (or the other way round) is another request: a 422
+    naming the key, as for create; the same key on another pipeline is that pipeline's own."""
+    one = await add_pipeline("one")
+    two = await add_pipeline("two")
+    await add_run(one, Status.FAILED, {})
+    triggered = await client.post(
+        f"/api/pipelines/{one}/trigger", headers={"Idempotency-Key": "nightly"}
+    )
+    assert triggered.status_code == 202
+    trigger_run = triggered.json()["run_id"]
+    await end_run(trigger_run, Status.FAILED)
+    refused = await client.post(
+        f"/api/pipelines/{one}/retry", headers={"Idempotency-Key": "nightly"}
+    )
+    message = (
+        f"Idempotency-Key 'nightly' was first used to trigger pipeline {one} (run {trigger_run}), "
+        "not to retry it; send a new key for a new request, or repeat the first one exactly"
+    )
+    assert (refused.status_code, refused.json()) == (
+        422,
+        {
+            "message": message,
+            "detail": [
+                {"loc": ["header", "Idempotency-Key"], "msg": message, "type": "key_reused"}
+            ],
+        },
+    )
+
+    retried = await client.post(f"/api/pipelines/{one}/retry", headers={"Idempotency-Key": "again"})
+    assert retried.status_code == 202
+    retry_run = retried.json()["run_id"]
+    await end_run(retry_run, Status.CANCELLED)
+    refused = await client.post(
+        f"/api/pipelines/{one}/trigger", headers={"Idempotency-Key": "again"}
+    )
+    assert (refused.status_code, refused.json()["message"]) == (
+        422,
+        f"Idempotency-Key 'again' was first used to retry pipeline {one} (run {retry_run}), "
+        "not to trigger it; send a new key for a new request, or repeat the first one exactly",
+    )
+
+    elsewhere = await add_run(two, Status.CANCELLED, {})
+    for pipeline_id, new_run in ((two, retry_run + 2), (one, retry_run + 3)):
+        answer = await client.post(
+            f"/api/pipelines/{pipeline_id}/retry", headers={"Idempotency-Key": "again-elsewhere"}
+        )
+        assert (answer.status_code, answer.json()) == (
+            202,
+            started(pipeline_id, new_run, "pending"),
+        )
+    assert elsewhere == retry_run + 1
+    assert (prefect, await run_count()) == (
+        [trigger_run, retry_run, retry_run + 2, retry_run + 3],
+        6,
+    )
+
+
+async def test_retries_racing_with_their_own_keys_get_the_one_new_run(
+    client: httpx.AsyncClient, prefect: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each key made its own run: the unique key that settles a race is one per failed run, and
+    a keyed retry's run holds the request's key instead, so eight clicks from eight clients (or
+    `pipeline retry` twice at once) retried one failed run eight times."""
+    pipeline_id = await add_pipeline("clicked")
+    failed = await add_run(pipeline_id, Status.FAILED, {})
+    read, all_read = [], asyncio.Event()
+
+    async def read_slowly(**kwargs: Any) -> PipelineRun | None:
+        """Each retry waits a little after reading the latest run, for the others to read it too
+        (which they could, without the retry's lock)."""
+        latest = await read_latest(**kwargs)
+        read.append(latest.id if latest else None)
+        if len(read) == 8:
+            all_read.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_read.wait(), 0.2)
+        return latest
+
+    read_latest = service.get_latest_run
+    monkeypatch.setattr("app.retry.get_latest_run", read_slowly)
+    url = f"/api/pipelines/{pipeline_id}/retry"
+    answers = await asyncio.gather(
+        client.post(url),
+        *(client.post(url, headers={"Idempotency-Key": f"client-{n}"}) for n in range(7)),
+    )
+    retried = failed + 1
+    assert [(a.status_code, a.json()) for a in answers] == [
+        (202, started(pipeline_id, retried, "pending"))
+    ] * 8
+    assert (prefect, await run_count()) == ([retried], 2)
+    assert read == [failed] + [retried] * 7  # one at a time: each after the first one's run
