@@ -1,6 +1,7 @@
 """Alembic environment: migrates the database named by DATABASE_URL (or the -x url=… override)."""
 
 import asyncio
+import sys
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -17,20 +18,42 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
-    sqlite = connection.dialect.name == "sqlite"
-    if sqlite:
-        # Alembic changes a SQLite table by rebuilding it (copy, drop, rename): with the app's
-        # foreign_keys=ON, dropping `pipelines` would cascade to every run and stage. The pragma
-        # only takes effect outside a transaction, hence the commit.
-        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-        connection.commit()
-    context.configure(
-        connection=connection, target_metadata=target_metadata, render_as_batch=sqlite
-    )
+    if connection.dialect.name != "sqlite":
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    # Alembic changes a SQLite table by rebuilding it (copy, drop, rename): with the app's
+    # foreign_keys=ON, dropping `pipelines` would cascade to every run and stage. The pragma only
+    # takes effect outside a transaction, hence the commit.
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    before = set(_dangling(connection))
+    # one transaction for every step, checked before it commits: a step that leaves a run without
+    # its pipeline is undone with the revision it would have recorded (SQLite's DDL is
+    # transactional; Alembic would otherwise commit each step on its own)
+    connection.exec_driver_sql("BEGIN")
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
-    if sqlite and (dangling := connection.exec_driver_sql("PRAGMA foreign_key_check").all()):
-        raise RuntimeError(f"the migration left rows whose parent is gone: {dangling[:5]}")
+    if left := [row for row in _dangling(connection) if row not in before]:
+        connection.rollback()
+        raise RuntimeError(f"the migration left rows whose parent is gone, undone: {left[:5]}")
+    connection.commit()
+    if before:  # not the migration's doing (a DELETE with foreign keys off): said, not refused
+        tables = sorted({table for table, _rowid, _parent, _fk in before})
+        print(
+            f"warning: {len(before)} row(s) of {', '.join(tables)} have no parent row (deleted "
+            "with foreign keys off, as the sqlite3 shell does); delete them with, e.g., DELETE "
+            "FROM pipeline_runs WHERE pipeline_id NOT IN (SELECT id FROM pipelines)",
+            file=sys.stderr,
+        )
+
+
+def _dangling(connection: Connection) -> list[tuple[str, int, str, int]]:
+    """SQLite's foreign key check: (table, rowid, parent table, key index) of each orphaned row."""
+    rows = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
 async def _run_online() -> None:

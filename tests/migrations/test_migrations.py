@@ -5,11 +5,15 @@ On SQLite, Alembic drops a column by rebuilding the table (copy, drop, rename): 
 
 import asyncio
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from app.config import PROJECT_ROOT
@@ -86,3 +90,85 @@ async def test_a_deleted_rows_id_is_never_handed_out_again(
             await connection.execute(text("DELETE FROM pipelines"))
     await engine.dispose()
     assert ids == [1, 2]
+
+
+ORPHAN = (
+    "INSERT INTO pipelines (id, name, record_count, created_at) "
+    "VALUES (1, 'gone', 1, '2026-01-01')",
+    "INSERT INTO pipeline_runs (id, pipeline_id, status, record_count, created_at) "
+    "VALUES (1, 1, 'completed', 1, '2026-01-01')",
+)
+
+
+def _sqlite_at_head(tmp_root: Path, name: str) -> Path:
+    path = tmp_root / f"{name}.db"
+    _alembic(f"sqlite+aiosqlite:///{path}", "upgrade", "head")
+    with sqlite3.connect(path) as connection:  # foreign keys off, as in the sqlite3 shell
+        for statement in ORPHAN:
+            connection.execute(statement)
+    return path
+
+
+def test_a_run_orphaned_before_the_migration_is_named_not_a_failure(tmp_root: Path) -> None:
+    """A run whose pipeline was deleted with foreign keys off (the sqlite3 shell's default) made
+    every alembic command fail, and with it every `make up`."""
+    path = _sqlite_at_head(tmp_root, "orphaned")
+    with sqlite3.connect(path) as connection:
+        connection.execute("DELETE FROM pipelines")
+    url = f"sqlite+aiosqlite:///{path}"
+    warning = (
+        "warning: 1 row(s) of pipeline_runs have no parent row (deleted with foreign keys off, "
+        "as the sqlite3 shell does); delete them with, e.g., DELETE FROM pipeline_runs WHERE "
+        "pipeline_id NOT IN (SELECT id FROM pipelines)\n"
+    )
+    for command, step in (("downgrade", "-1"), ("upgrade", "head")):
+        done = subprocess.run(
+            [sys.executable, "-m", "alembic", command, step],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+        )
+        assert (done.returncode, done.stderr) == (0, warning), command
+
+
+def test_a_step_that_orphans_a_run_is_undone_with_its_revision(tmp_root: Path) -> None:
+    """The check ran after Alembic had committed each step: a migration that failed it was left
+    applied, its revision recorded."""
+    scripts = tmp_root / "bad-migrations"
+    shutil.copytree(PROJECT_ROOT / "migrations", scripts / "migrations")
+    shutil.copy(PROJECT_ROOT / "alembic.ini", scripts)
+    head = ScriptDirectory.from_config(Config(PROJECT_ROOT / "alembic.ini")).get_current_head()
+    (scripts / "migrations" / "versions" / "2099_01_01_0000-badbadbadbad_orphans.py").write_text(
+        'revision = "badbadbadbad"\n'
+        f"down_revision = {head!r}\n"
+        "from alembic import op\n"
+        "def upgrade():\n"
+        '    op.execute("CREATE TABLE scratch (x INTEGER)")\n'
+        '    op.execute("DELETE FROM pipelines")\n'
+        "def downgrade():\n"
+        "    pass\n"
+    )
+    path = _sqlite_at_head(tmp_root, "undone")
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=scripts,
+        env={
+            **os.environ,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{path}",
+            "PYTHONPATH": str(PROJECT_ROOT),
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "RuntimeError: the migration left rows whose parent is gone, undone: "
+        "[('pipeline_runs', 1, 'pipelines', 0)]"
+    )
+    with sqlite3.connect(path) as connection:
+        version = "SELECT version_num FROM alembic_version"
+        assert connection.execute(version).fetchall() == [(head,)]
+        assert connection.execute("SELECT count(*) FROM pipelines").fetchone() == (1,)
+        scratch = "SELECT count(*) FROM sqlite_master WHERE name = 'scratch'"
+        assert connection.execute(scratch).fetchone() == (0,)
