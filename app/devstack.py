@@ -3,7 +3,6 @@ worker(s) and the API — stopped together, in reverse order, on Ctrl-C. Tests s
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,14 @@ from pathlib import Path
 import httpx
 
 from app.config import PROJECT_ROOT, get_settings
-from app.processes import Process, ignore_stop_signals, on_stop_signal, raise_interrupt
+from app.processes import (
+    Ledger,
+    Process,
+    ignore_stop_signals,
+    on_stop_signal,
+    raise_interrupt,
+    refuse_taken_port,
+)
 
 # The Prefect server's settings for bursts of runs (docker-compose.yml sets the same):
 # - its task-run recorder writes each task-run event in a transaction of its own by default
@@ -52,6 +58,10 @@ class Stack:
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
 
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.log_dir / "processes.json")
+
     def process_env(self) -> dict[str, str]:
         """The environment every process shares: always the same, configured Prefect server."""
         env = {**SERVER_TUNING, **self.env}
@@ -69,9 +79,11 @@ class Stack:
     def start(self) -> None:
         """Start everything and wait until each part answers; on any failure stop what started."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        for stopped in self.ledger.stop_leftovers():
+            print(f"stopped {stopped}, left running by a stack that was killed", flush=True)
         # a port already taken would look like success: someone else's server answering
-        _refuse_taken_port(self.host, self.prefect_port, "Prefect server", "--prefect-port")
-        _refuse_taken_port(self.host, self.api_port, "API", "--api-port")
+        refuse_taken_port(self.host, self.prefect_port, "Prefect server", "--prefect-port")
+        refuse_taken_port(self.host, self.api_port, "API", "--api-port")
         try:
             # the Prefect server migrates its database as it starts: ours is migrated and the
             # API started meanwhile (neither needs Prefect; the API's watchdog waits for it)
@@ -124,6 +136,7 @@ class Stack:
         process = next(p for p in self.processes if p.name == name)
         self.processes.remove(process)
         process.stop()
+        self.ledger.write(self.processes)
 
     def start_worker(self, number: int) -> Process:
         # the pool deploy.py (run with this stack's environment) puts the deployment in
@@ -154,6 +167,7 @@ class Stack:
             process = workers[-1] if workers else self.processes[-1]
             process.stop()  # interrupted, a stop called again starts here again
             self.processes.remove(process)
+            self.ledger.write(self.processes)
 
     def _spawn(self, name: str, argv: list[str]) -> Process:
         log = (self.log_dir / f"{name}.log").open("ab")
@@ -168,6 +182,7 @@ class Stack:
         )
         process = Process(name, popen, log)
         self.processes.append(process)
+        self.ledger.write(self.processes)
         return process
 
     def _run(self, name: str, argv: list[str]) -> None:
@@ -203,18 +218,6 @@ class Stack:
         raise TimeoutError(
             f"{name} did not answer {url} within {timeout:.0f} s; see {process.log.name}"
         )
-
-
-def _refuse_taken_port(host: str, port: int, what: str, option: str) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: only a
-        try:  # listener refuses it, not a connection of a stopped one still closing
-            probe.bind((host, port))
-        except OSError:
-            raise RuntimeError(
-                f"port {port} on {host} is already in use (another {what}, or `docker compose "
-                f"up`?): stop it, or give the stack another port with {option}"
-            ) from None
 
 
 # exit codes, as `pipeline up` documents them (app/cli/client.py ExitCode)

@@ -2,11 +2,15 @@
 stopping it stops everything it started, and only that; and the signals that stop the stack."""
 
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import IO
 
@@ -62,3 +66,73 @@ class Process:
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signum)
+
+
+def refuse_taken_port(host: str, port: int, what: str, option: str) -> None:
+    """A port already taken would look like success: someone else's server answering."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: only a
+        try:  # listener refuses it, not a connection of a stopped one still closing
+            probe.bind((host, port))
+        except OSError:
+            raise RuntimeError(
+                f"port {port} on {host} is already in use (another {what}, or `docker compose "
+                f"up`?): stop it, or give the stack another port with {option}"
+            ) from None
+
+
+class Ledger:
+    """The stack's processes, written down as they start (name, process id, start time): a stack
+    whose own process was killed (SIGKILL, the OOM killer) cannot stop them, and the next start
+    found its ports taken by them. It stops what the last one left, and only that: a process id
+    counts only with the start time it had."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, processes: list[Process]) -> None:
+        entries = [
+            {"name": p.name, "pid": p.popen.pid, "started": _start_time(p.popen.pid)}
+            for p in processes
+        ]
+        if not entries:
+            self.path.unlink(missing_ok=True)
+            return
+        scratch = self.path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(entries))
+        scratch.replace(self.path)
+
+    def stop_leftovers(self) -> list[str]:
+        """Stop the processes a stack left running (SIGTERM, SIGKILL after the grace period, to
+        each one's group); what was stopped, as 'name (process id)'."""
+        try:
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return []
+        left = [
+            e for e in entries if e["started"] is not None and _start_time(e["pid"]) == e["started"]
+        ]
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            for entry in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(entry["pid"], signum)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while (
+                signum == signal.SIGTERM
+                and time.monotonic() < deadline
+                and any(_start_time(e["pid"]) == e["started"] for e in left)
+            ):
+                time.sleep(0.1)
+        self.path.unlink(missing_ok=True)
+        return [f"{e['name']} ({e['pid']})" for e in left]
+
+
+def _start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks after boot (/proc/<pid>/stat's 22nd field); None
+    when there is no such process (or it is a zombie, already gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # the name, in parentheses, may hold spaces
+    return None if fields[0] == "Z" else int(fields[19])

@@ -1,8 +1,10 @@
 """The stop signals of `pipeline up` (app/processes.py): the first one stops, the rest wait."""
 
+import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,90 @@ def test_a_stack_stops_its_workers_before_a_server_restarted_after_them(
     stack.stop()
     assert stopped == ["worker-2", "worker-1", "prefect-server", "api", "prefect-server"]
     assert stack.processes == []
+
+
+# A stack's own process that starts a server-like process (with a child of its own, which ignores
+# SIGTERM, in its group) and is then killed with SIGKILL: it cannot stop what it started.
+KILLED_STACK = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from app.devstack import Stack
+
+    server = (
+        "import signal, subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']); "
+        "time.sleep(600)"
+    )
+    stack = Stack(env={}, log_dir=Path(sys.argv[1]))
+    process = stack._spawn("prefect-server", [sys.executable, "-c", server])
+    print(process.popen.pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def _group(pgid: int) -> list[int]:
+    """The processes in group `pgid` that are not zombies."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_the_next_stack_stops_what_a_killed_one_left_running(tmp_path: Path) -> None:
+    """`make up` killed with SIGKILL (the OOM killer, a closed terminal's kill) left its server,
+    API and workers running, each in a session of its own: the next `make up` found the ports
+    taken and nothing said what to stop."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", KILLED_STACK, str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdout is not None
+    server = int(owner.stdout.readline())
+    deadline = time.monotonic() + 10
+    while len(_group(server)) < 2 and time.monotonic() < deadline:  # the server's own child
+        time.sleep(0.05)
+    assert len(_group(server)) == 2
+    owner.kill()
+    owner.wait()
+    assert len(_group(server)) == 2  # nothing stopped them
+
+    stopped = Stack(env={}, log_dir=tmp_path).ledger.stop_leftovers()
+    assert stopped == [f"prefect-server ({server})"]
+    deadline = time.monotonic() + 5  # SIGKILL is delivered as the processes are next scheduled
+    while _group(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _group(server) == []  # the child that ignored SIGTERM too
+    assert not (tmp_path / "processes.json").exists()
+
+
+def test_a_reused_process_id_is_not_stopped(tmp_path: Path) -> None:
+    """Only a process with the start time it was written down with: after a reboot, or long
+    after, the same id may be anyone's."""
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        entry = {"name": "api", "pid": bystander.pid, "started": 1}
+        (tmp_path / "processes.json").write_text(json.dumps([entry]))
+        assert Stack(env={}, log_dir=tmp_path).ledger.stop_leftovers() == []
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_stack_that_stopped_leaves_no_list(tmp_path: Path) -> None:
+    stack = Stack(env={}, log_dir=tmp_path)
+    stack._spawn("api", ["sleep", "60"])
+    written = json.loads((tmp_path / "processes.json").read_text())
+    assert [(e["name"], e["pid"]) for e in written] == [("api", stack.processes[0].popen.pid)]
+    stack.stop()
+    assert not (tmp_path / "processes.json").exists()
