@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 STOP_GRACE_SECONDS = 10.0  # `prefect worker start` may ignore SIGTERM: SIGKILL after this
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, a stop, terminal closed
@@ -76,55 +76,64 @@ def refuse_taken_port(host: str, port: int, what: str, option: str) -> None:
             probe.bind((host, port))
         except OSError:
             raise RuntimeError(
-                f"port {port} on {host} is already in use (another {what}, or `docker compose "
-                f"up`?): stop it, or give the stack another port with {option}"
+                f"port {port} on {host} is already in use (another {what}, a `make up` still "
+                f"running, or `docker compose up`?): stop it, or give the stack another port with "
+                f"{option}"
             ) from None
 
 
 class Ledger:
-    """The stack's processes, written down as they start (name, process id, start time): a stack
-    whose own process was killed (SIGKILL, the OOM killer) cannot stop them, and the next start
-    found its ports taken by them. It stops what the last one left, and only that: a process id
-    counts only with the start time it had."""
+    """The stack's processes, written down as they start (name, process id, start time) with the
+    stack's own: a stack whose own process was killed (SIGKILL, the OOM killer) cannot stop them,
+    and the next start found its ports taken by them. It stops what a dead stack left, and only
+    that: a process id counts only with the start time it had, and a stack still running (`make
+    up` typed twice) keeps its processes: the port check then names it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def write(self, processes: list[Process]) -> None:
-        entries = [
-            {"name": p.name, "pid": p.popen.pid, "started": _start_time(p.popen.pid)}
-            for p in processes
-        ]
-        if not entries:
+        if not processes:
             self.path.unlink(missing_ok=True)
             return
+        entries = [_entry(p.name, p.popen.pid) for p in processes]
         scratch = self.path.with_suffix(".tmp")
-        scratch.write_text(json.dumps(entries))
+        scratch.write_text(
+            json.dumps({"stack": _entry("stack", os.getpid()), "processes": entries})
+        )
         scratch.replace(self.path)
 
     def stop_leftovers(self) -> list[str]:
-        """Stop the processes a stack left running (SIGTERM, SIGKILL after the grace period, to
-        each one's group); what was stopped, as 'name (process id)'."""
+        """Stop the processes a dead stack left running (SIGTERM, SIGKILL after the grace period,
+        to each one's group); what was stopped, as 'name (process id)'."""
         try:
-            entries = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            written = json.loads(self.path.read_text())
+            stack, entries = written["stack"], written["processes"]
+        except (OSError, ValueError, KeyError, TypeError):
             return []
-        left = [
-            e for e in entries if e["started"] is not None and _start_time(e["pid"]) == e["started"]
-        ]
+        if _alive(stack):
+            return []
+        left = [e for e in entries if _alive(e)]
         for signum in (signal.SIGTERM, signal.SIGKILL):
             for entry in left:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(entry["pid"], signum)
             deadline = time.monotonic() + STOP_GRACE_SECONDS
             while (
-                signum == signal.SIGTERM
-                and time.monotonic() < deadline
-                and any(_start_time(e["pid"]) == e["started"] for e in left)
+                signum == signal.SIGTERM and time.monotonic() < deadline and any(map(_alive, left))
             ):
                 time.sleep(0.1)
         self.path.unlink(missing_ok=True)
         return [f"{e['name']} ({e['pid']})" for e in left]
+
+
+def _entry(name: str, pid: int) -> dict[str, object]:
+    return {"name": name, "pid": pid, "started": _start_time(pid)}
+
+
+def _alive(entry: dict[str, Any]) -> bool:
+    """Whether the process written down still runs: its id, with the start time it had."""
+    return entry["started"] is not None and _start_time(entry["pid"]) == entry["started"]
 
 
 def _start_time(pid: int) -> int | None:

@@ -119,7 +119,7 @@ async def test_up_refuses_a_port_already_taken(tmp_path: Path) -> None:
     starting = "starting Prefect server, migrations, deployment, worker and API …\n"
     refused = (
         f"error: the stack did not start: port {port} on 127.0.0.1 is already in use (another "
-        "Prefect server, or `docker compose up`?): stop it, or give the stack another port with "
+        "Prefect server, a `make up` still running, or `docker compose up`?): stop it, or give the stack another port with "
         "--prefect-port\n"
     )
     assert (code, out, err) == (8, starting, refused)

@@ -1,6 +1,7 @@
 """The stop signals of `pipeline up` (app/processes.py): the first one stops, the rest wait."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -144,7 +145,9 @@ def test_a_reused_process_id_is_not_stopped(tmp_path: Path) -> None:
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         entry = {"name": "api", "pid": bystander.pid, "started": 1}
-        (tmp_path / "processes.json").write_text(json.dumps([entry]))
+        stack = {"name": "stack", "pid": 2**22 + 1, "started": 1}  # no such process
+        written = {"stack": stack, "processes": [entry]}
+        (tmp_path / "processes.json").write_text(json.dumps(written))
         assert Stack(env={}, log_dir=tmp_path).ledger.stop_leftovers() == []
         assert bystander.poll() is None
     finally:
@@ -156,6 +159,12 @@ def test_a_stack_that_stopped_leaves_no_list(tmp_path: Path) -> None:
     stack = Stack(env={}, log_dir=tmp_path)
     stack._spawn("api", ["sleep", "60"])
     written = json.loads((tmp_path / "processes.json").read_text())
-    assert [(e["name"], e["pid"]) for e in written] == [("api", stack.processes[0].popen.pid)]
+    assert [(e["name"], e["pid"]) for e in written["processes"]] == [
+        ("api", stack.processes[0].popen.pid)
+    ]
+    assert (written["stack"]["name"], written["stack"]["pid"]) == ("stack", os.getpid())
+    # `make up` typed again beside it: a stack still running keeps its processes
+    assert Stack(env={}, log_dir=tmp_path).ledger.stop_leftovers() == []
+    assert stack.processes[0].popen.poll() is None
     stack.stop()
     assert not (tmp_path / "processes.json").exists()
