@@ -175,7 +175,7 @@ class Settings(AccessSettings):
         default=3600.0, gt=0, validation_alias=AliasChoices("PIPELINE_QUEUED_TIMEOUT_SECONDS")
     )
 
-    # Datadog (app/observability.py): off unless DD_AGENT_HOST is set or DD_TRACE_ENABLED=true.
+    # Datadog (app/observability/): off unless DD_AGENT_HOST is set or DD_TRACE_ENABLED=true.
     dd_service: str = Field(
         default="data-pipeline-service", validation_alias=AliasChoices("DD_SERVICE")
     )

@@ -5,17 +5,22 @@ is configured."""
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from app.config import Settings
 
+RunTrace = Callable[[str], tuple[str, str] | None]
+"""A flow run's trace and span id for its lines that no span covers, by its flow run id."""
+
 
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line, with the dd.* attributes ddtrace's log injection puts on records."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, run_trace: RunTrace | None = None) -> None:
         super().__init__()
+        self.run_trace = run_trace
         self.defaults = {
             "dd.trace_id": "0",
             "dd.span_id": "0",
@@ -38,6 +43,10 @@ class JsonLogFormatter(logging.Formatter):
         for key in ("flow_run_id", "task_run_id"):  # set by Prefect's run loggers
             if getattr(record, key, None):
                 entry[key] = str(getattr(record, key))
+        # a run's line no span covers (Prefect's own, before and after the flow) gets its trace
+        untraced = entry["dd.trace_id"] == "0" and "flow_run_id" in entry
+        if untraced and self.run_trace and (ids := self.run_trace(entry["flow_run_id"])):
+            entry["dd.trace_id"], entry["dd.span_id"] = ids
         if record.exc_info and record.exc_info[0] is not None:
             entry["error.kind"] = record.exc_info[0].__name__
             entry["error.message"] = str(record.exc_info[1])
@@ -45,9 +54,9 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def use_json_logs(settings: Settings) -> None:
+def use_json_logs(settings: Settings, run_trace: RunTrace | None = None) -> None:
     """Console handlers (Prefect's, uvicorn's) write JSON lines; Prefect's API handlers stay."""
-    formatter = JsonLogFormatter(settings)
+    formatter = JsonLogFormatter(settings, run_trace)
     loggers = [logging.getLogger()] + [
         logger
         for logger in logging.Logger.manager.loggerDict.values()

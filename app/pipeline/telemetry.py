@@ -1,4 +1,4 @@
-"""What a pipeline run reports to Datadog (through app/observability.py, inert without an agent):
+"""What a pipeline run reports to Datadog (through app/observability/, inert without an agent):
 span `pipeline.flow` continuing the trigger's trace, a `pipeline.stage` span per stage attempt,
 and the metrics pipeline.runs, pipeline.duration, pipeline.stage.duration,
 pipeline.records_processed and pipeline.errors.
@@ -82,6 +82,7 @@ def flow_run(
         )
         span.set_tag("pipeline_id", str(pipeline_id))
         span.set_tag("prefect.flow_run_id", flow_run_id)
+        observability.tracing.trace_run_lines(flow_run_id, span)  # Prefect's lines after it
     tracking = RunTracking(span)
     try:
         yield tracking

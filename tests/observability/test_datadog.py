@@ -332,7 +332,7 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
 
 
 async def test_logs_are_json_lines_carrying_the_trace_of_their_run(
-    runs: ObservedRuns, observed_stack: ObservedStack
+    runs: ObservedRuns, observed_stack: ObservedStack, prefect: PrefectClient
 ) -> None:
     run = runs.traced["latest_run"]
     pipeline_id, run_id, flow_run_id = runs.traced["id"], run["id"], run["prefect_flow_run_id"]
@@ -371,11 +371,26 @@ async def test_logs_are_json_lines_carrying_the_trace_of_their_run(
         flow_lines, message=f"pipeline {pipeline_id} run {run_id}: completed, 1000 records"
     )
     assert correlated(done) == ids(str(flow["span_id"]))
-    # every line of the run's trace is this run's, and its spans are spans of that trace
+    # every line of the run's trace is this run's, and its spans are spans of that trace;
+    # Prefect's own lines before the flow span carry the trigger's span, after it the flow's
     traced_lines = [line for line in flow_lines if line["dd.trace_id"] == trace_id]
     trace_span_ids = {str(s["span_id"]) for s in runs.spans if s["trace_id"] == flow["trace_id"]}
     data_dir = observed_stack.stack.env["PIPELINE_DATA_DIR"]
+    name = (await prefect.read_flow_run(flow_run_id)).name
+    ui = observed_stack.stack.prefect_api_url.removesuffix("/api")
+    assert [
+        (line["message"], line["dd.span_id"])
+        for line in traced_lines
+        if line["message"].startswith(("Beginning", "View at", "Finished in state"))
+        and "task_run_id" not in line
+    ] == [
+        (f"Beginning flow run {name!r} for flow 'Data Pipeline'", str(trigger["span_id"])),
+        (f"View at {ui}/runs/flow-run/{flow_run_id}", str(trigger["span_id"])),
+        ("Finished in state Completed()", str(flow["span_id"])),
+    ]
     assert [(line["logger"], line["message"]) for line in traced_lines] == [
+        ("prefect.flow_runs", f"Beginning flow run {name!r} for flow 'Data Pipeline'"),
+        ("prefect.flow_runs", f"View at {ui}/runs/flow-run/{flow_run_id}"),
         (
             "prefect.flow_runs",
             f"pipeline {pipeline_id} run {run_id}: 1000 records in {data_dir}/runs/{run_id}",
@@ -389,6 +404,7 @@ async def test_logs_are_json_lines_carrying_the_trace_of_their_run(
             ]
         ],
         ("prefect.flow_runs", f"pipeline {pipeline_id} run {run_id}: completed, 1000 records"),
+        ("prefect.flow_runs", "Finished in state Completed()"),
     ]
     assert {line["dd.span_id"] for line in traced_lines} <= trace_span_ids
 

@@ -1,4 +1,4 @@
-"""Without an agent configured, app/observability.py is inert: nothing imported, nothing changed."""
+"""Without an agent configured, app/observability/ is inert: nothing imported, nothing changed."""
 
 import json
 import logging

@@ -1,9 +1,11 @@
 """Datadog: one trace from the API request through the flow run to every stage, the pipeline
-metrics over DogStatsD, and JSON logs carrying the trace (app/json_logs.py) — the only module
-importing ddtrace/datadog.
+metrics over DogStatsD, and JSON logs carrying the trace (app/json_logs.py) — this package is the
+only one importing ddtrace/datadog (ddtrace's start: tracing.py; asking the agent: agent.py).
 
 Off unless an agent is configured (DD_AGENT_HOST set, or DD_TRACE_ENABLED=true): then neither
 library is even imported, no log handler changes, and every hook below returns at its first line.
+An agent that takes connections and does not answer turns tracing off in the process that finds
+it so, with a warning; metrics and JSON logs stay on.
 """
 
 import importlib
@@ -19,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from app.config import Settings, get_settings
 from app.json_logs import use_json_logs
+from app.observability import tracing
+from app.observability.agent import PROBE_SECONDS, hangs, trace_agent_url
 
 if TYPE_CHECKING:
     from datadog.dogstatsd.base import DogStatsd
@@ -40,6 +44,7 @@ class _Datadog:
 
 _datadog: _Datadog | None = None
 _set_up = False
+_log = logging.getLogger(__name__)
 
 
 def is_enabled(settings: Settings) -> bool:
@@ -57,9 +62,23 @@ def setup(settings: Settings | None = None) -> bool:
     if not is_enabled(settings):
         return False
     _export_unified_tags(settings)
-    tracer = _start_tracing(settings) if settings.dd_trace_enabled is not False else None
+    tracer, hung = None, None
+    if settings.dd_trace_enabled is not False:
+        if hangs(url := trace_agent_url(settings)):
+            hung = url
+            tracing.quiet()
+        else:
+            tracer = tracing.start(settings)
     _datadog = _Datadog(tracer, _start_metrics(settings))
-    use_json_logs(settings)
+    correlate = tracer is not None and tracing.logs_injection()
+    use_json_logs(settings, run_trace=tracing.run_trace if correlate else None)
+    if hung:
+        _log.warning(
+            "the Datadog agent at %s accepts connections but did not answer GET /info within "
+            "%g s: tracing is off in this process (metrics and JSON logs stay on)",
+            hung,
+            PROBE_SECONDS,
+        )
     return True
 
 
@@ -73,6 +92,8 @@ def preload() -> bool:
     settings = get_settings()
     if not is_enabled(settings):
         return False
+    if settings.dd_trace_enabled is not False and hangs(trace_agent_url(settings)):
+        return False  # importing ddtrace would cost the zygote's exit and first fork ~3 s each
     _export_unified_tags(settings)
     for module in ("datadog.dogstatsd.base", "ddtrace.trace", "ddtrace.contrib.sqlalchemy"):
         importlib.import_module(module)
@@ -89,6 +110,9 @@ def _export_unified_tags(settings: Settings) -> None:
         "DD_TRACE_AGENT_PORT": str(settings.dd_trace_agent_port),
         "DD_DOGSTATSD_PORT": str(settings.dd_dogstatsd_port),
         "DD_TRACE_LOG_STREAM_HANDLER": "false",  # ddtrace's own warnings go through our JSON logs
+        # each span is sent as it finishes (not when its trace's root does): a flow-run process
+        # that is killed has sent its finished stages
+        "DD_TRACE_PARTIAL_FLUSH_MIN_SPANS": "1",
     }
     for name, value in values.items():
         if not os.environ.get(name):  # unset or empty (compose passes DD_VERSION empty)
@@ -96,30 +120,6 @@ def _export_unified_tags(settings: Settings) -> None:
     for name in ("DD_TRACE_ENABLED", "DD_LOGS_INJECTION"):  # ddtrace reads empty as false
         if os.environ.get(name) == "":
             del os.environ[name]
-
-
-def _start_tracing(settings: Settings) -> "Tracer":
-    import ddtrace
-    from ddtrace.trace import Span, TraceFilter, tracer
-
-    class DropDetachedClientCalls(TraceFilter):
-        """Client calls outside any request or run (Prefect's background log shipping) would
-        each be a one-span trace with no context: drop them."""
-
-        def process_trace(self, trace: list[Span]) -> list[Span] | None:
-            ids = {span.span_id for span in trace}
-            roots = [span for span in trace if span.parent_id not in ids]
-            if roots and all(r.parent_id is None and r.span_type in ("http", "sql") for r in roots):
-                return None
-            return trace
-
-    ddtrace.config.service, ddtrace.config.env = settings.dd_service, settings.dd_env
-    ddtrace.config.version = settings.dd_version
-    # sqlite3 is left out on purpose: aiosqlite runs it on a thread without the trace context,
-    # so its spans would be orphans; the SQLAlchemy integration (traced_engine) covers SQLite.
-    ddtrace.patch(fastapi=True, httpx=True, sqlalchemy=True, asyncpg=True, logging=True)
-    tracer.configure(trace_processors=[DropDetachedClientCalls()])
-    return tracer
 
 
 class _OncePerMinute(logging.Filter):
