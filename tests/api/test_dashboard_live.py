@@ -115,7 +115,9 @@ async def test_the_create_form_sent_twice_makes_one_pipeline(page: Page) -> None
     await watch(page)
     await page.goto("/")
     await page.locator("#name").fill("twice")
-    await page.locator("#name").press("Enter")
+    # the keyboard's press, not the locator's: that one waits for a navigation the press starts,
+    # which next_page holds until after it returned (30 s lost when the answer came that soon)
+    await page.keyboard.press("Enter")
     await asyncio.wait_for(loading.wait(), 5)  # the answer read, the next page asked for
     await page.keyboard.press("Enter")  # while the pipeline's page loads: still the form's field
     loaded.set()  # the key's handlers have run: a second submission would be recorded by now
