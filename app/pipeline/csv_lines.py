@@ -10,7 +10,9 @@ from app.pipeline.locate import first_bad_csv_line
 
 _LINE, _ROW = "line", "row"
 _BLANK_ROW = "__row"
-_QUOTED = r'"[^"]*"'  # a quoted value ("a,b", "12"" pizza"): its commas are not separators
+_QUOTES, _COMMAS, _OUTSIDE, _STARTS, _SURPLUS = "quotes", "commas", "outside", "starts", "surplus"
+# a quoted value ("a,b", "12"" pizza"), or one going on past the line: no commas of it separate
+_QUOTED = r'"[^"]*(?:"|$)'
 
 
 def read(path: Path) -> pl.LazyFrame:
@@ -46,20 +48,47 @@ def short_record(path: Path, fields: int) -> str | None:
     """'line N: …' for the first record with fewer than `fields` fields (or another malformed one
     before it), else None. Worth asking only when Polars read a null into the last column.
 
-    One streaming pass counts the separators of each one-line record; the csv module reads the
-    file only if one is short, or a record spans lines.
+    One streaming pass counts the separators of each record, one over several lines (a quoted
+    value with a newline) too; the csv module reads the file only if one is short, to name it.
     """
-    line = pl.col(_LINE)
-    quotes = line.str.count_matches('"', literal=True)
-    unquoted = pl.when(quotes > 0).then(line.str.replace_all(_QUOTED, "")).otherwise(line)
-    # a line of only spaces is no short record: Polars reads it as a record (id "  ", rejected)
-    short = (unquoted.str.count_matches(",", literal=True) < fields - 1) & (
-        line.str.strip_chars() != ""
-    )
-    unsure = pl.scan_lines(path, name=_LINE).select(((quotes % 2 == 1) | short).any())
-    if unsure.collect(engine="streaming").item():
+    if _records_off(path, fields):
         return first_bad_csv_line(path)
     return None
+
+
+def _records_off(path: Path, fields: int) -> bool:
+    """Whether a record, from the header on, has other than `fields` - 1 separators: the commas
+    outside quotes of its lines. A line that starts inside a quoted value (after an odd number of
+    quotes) has those the other way round: its commas less the ones it has starting outside."""
+    line, quotes, commas = pl.col(_LINE), pl.col(_QUOTES), pl.col(_COMMAS)
+    counted = (
+        pl.scan_lines(path, name=_LINE)
+        .with_columns(line.str.count_matches('"', literal=True).alias(_QUOTES))
+        .select(
+            quotes,
+            line.str.count_matches(",", literal=True).alias(_COMMAS),
+            # null on a line without quotes (most): its commas, counted once
+            pl.when(quotes > 0)
+            .then(line)
+            .str.replace_all(_QUOTED, "")
+            .str.count_matches(",", literal=True)
+            .alias(_OUTSIDE),
+            # a line of only spaces starts no record here: Polars reads one as a record, padded
+            # (id "  ", rejected), and a blank line as none
+            (line.str.strip_chars() != "").alias(_STARTS),
+        )
+    )
+    inside = (quotes.cum_sum() - quotes) % 2 == 1
+    outside = pl.coalesce(_OUTSIDE, commas).cast(pl.Int64)
+    starts = ~inside & pl.col(_STARTS)
+    # a line's separators, less fields - 1 where a record starts: summed over the lines before a
+    # record, 0 while each record before it had fields - 1
+    surplus = pl.when(inside).then(commas.cast(pl.Int64) - outside).otherwise(outside)
+    surplus = surplus - (fields - 1) * starts.cast(pl.Int64)
+    each = counted.select(surplus.alias(_SURPLUS), starts.alias(_STARTS))
+    before = pl.col(_SURPLUS).cum_sum() - pl.col(_SURPLUS)
+    off = each.select((pl.col(_STARTS) & (before != 0)).any() | (pl.col(_SURPLUS).sum() != 0))
+    return bool(off.collect(engine="streaming").item())
 
 
 def _blank_rows(path: Path) -> pl.Series:

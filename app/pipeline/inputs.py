@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from app.pipeline import csv_lines, jsonl_text, stages
+from app.pipeline import csv_lines, jsonl_text, nul, stages
 from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
 from app.pipeline.locate import locate
 from app.pipeline.store import ROW_GROUP_ROWS, count_rows, uploads_dir
@@ -73,10 +73,13 @@ def scan_input(path: Path, fmt: str, scratch: Path, *, field: str = "file") -> p
     if fmt == "csv":  # a blank line is a row of nulls here; see csv_lines
         return csv_lines.read(path)
     try:  # every line's keys: one that first shows late is a column too
-        names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema().names()
+        schema = pl.scan_ndjson(path, infer_schema_length=None).collect_schema()
+        names = None if jsonl_text.rounded_ids(path, schema) else schema.names()
     except pl.exceptions.NoDataError:
         raise
     except pl.exceptions.PolarsError:  # a value it cannot read, or types no one column holds
+        names = None
+    if names is None:  # read as written: Polars' reader would not give every value as it is
         names = jsonl_text.rewrite(path, scratch / "text.jsonl", field=field)
         path = scratch / "text.jsonl"
     return pl.scan_ndjson(path, schema=dict.fromkeys(names, pl.String))
@@ -204,8 +207,7 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
                 raise InputError(field, problem)
             if fmt == "csv":
                 frame = csv_lines.without_blank_lines(source.path, frame)
-            if fmt == "jsonl":
-                frame = jsonl_text.mark_nul(frame)
+            frame = nul.mark(frame, fmt)
             frame.sink_parquet(
                 dest, compression="uncompressed", statistics=False, row_group_size=ROW_GROUP_ROWS
             )

@@ -1,11 +1,12 @@
 """JSON Lines values Polars' reader does not take as it takes the others: one it cannot read
 (1e400, most unpaired surrogates) or a column with a list on one line and a number on another
-([12.5] and 12.5) fails the whole file, and a lone \\ud800 is read as NUL. The file is then
-rewritten with every value as text, and a row with a NUL in its text is marked, so that validate
-rejects the row, as it does any unparseable value, not the file.
+([12.5] and 12.5) fails the whole file, an id written 9007199254740993.0 comes out as another
+(rounded_ids), and a lone \\ud800 is read as NUL (the row is rejected: app/pipeline/nul.py). Such a
+file is rewritten with every value as text, as written, so that validate rejects a row with an
+unparseable value, not the file, and reads an id exactly or not at all.
 
 The rewrite reads each line with Python's json module, the slow way (about 5 s per million lines,
-Polars takes 1), taken only for a file Polars cannot read; it streams, one line at a time.
+Polars takes 1), taken only for such a file; it streams, one line at a time.
 """
 
 import json
@@ -15,14 +16,15 @@ from typing import Any
 
 import polars as pl
 
-from app.pipeline import stages
 from app.pipeline.compression import InputError
 from app.pipeline.locate import bad_jsonl_line, not_an_object
 
 _SURROGATE = re.compile("[\ud800-\udfff]")  # left in a str only by an unpaired \ud800 escape
-_WRITTEN = json.JSONDecoder(parse_float=str, parse_constant=str)  # 1e400 stays 1e400
+# 1e400 stays 1e400, an integer its digits (Python reads none of over 4300 digits as int)
+_WRITTEN = json.JSONDecoder(parse_float=str, parse_int=str, parse_constant=str)
 _NESTED = json.JSONDecoder()  # for a list's or an object's JSON text: [12.5], not ["12.5"]
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
+_EXACT_FLOAT = 2**53  # a Float64 at or past it may be another whole number than the one written
 
 
 def rewrite(source: Path, dest: Path, *, field: str) -> list[str]:
@@ -63,15 +65,14 @@ def _is_nested(value: Any) -> bool:
     return isinstance(value, list | dict)
 
 
-def mark_nul(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """`frame` with stages.INPUT_PROBLEM naming a text column (name, or the file's own) holding a
-    NUL: how Polars reads \\u0000 and a lone \\ud800, and what `rewrite` makes of any unpaired
-    surrogate. A NUL in another column makes that value unparseable already."""
-    schema = frame.collect_schema()
-    texts = [name for name in schema if name == "name" or name not in stages.REQUIRED_COLUMNS]
-    problem: Any = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
-    for name in texts:
-        nul = pl.col(name).str.contains("\x00", literal=True)
-        why = f"NUL character in {name} (\\u0000, or an unpaired surrogate such as \\ud800)"
-        problem = problem.when(nul).then(pl.lit(why))
-    return frame.with_columns(problem.otherwise(None).alias(stages.INPUT_PROBLEM))
+def rounded_ids(path: Path, schema: pl.Schema) -> bool:
+    """Whether Polars' reader would give an id other than the one written: it reads a number with
+    a point or an exponent as a Float64 and gives its text as that Float64's digits, so
+    9007199254740993.0 comes out as 9007199254740992. Below 2**53 a whole one is the number
+    written, unless that has more digits than a Float64 holds (12.0000000000000001 reads as 12,
+    as from a Parquet float column)."""
+    if not isinstance(schema.get("id"), pl.Float64):  # integers come out as written, any length
+        return False
+    ids = pl.scan_ndjson(path, schema=schema).select(pl.col("id").abs().max())
+    largest = ids.collect(engine="streaming").item()
+    return largest is not None and largest >= _EXACT_FLOAT

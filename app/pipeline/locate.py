@@ -48,7 +48,10 @@ def bad_jsonl_line(number: int, exc: ValueError | RecursionError) -> str:
         return f"line {number}: not UTF-8 text; save the file as UTF-8"
     if isinstance(exc, json.JSONDecodeError):
         return f"line {number}: not valid JSON ({exc.msg} at character {exc.pos + 1})"
-    return f"line {number}: not valid JSON (nested too deeply)"
+    if isinstance(exc, RecursionError):
+        return f"line {number}: not valid JSON (nested too deeply)"
+    # the one ValueError left: Python reads no integer of more than 4300 digits
+    return f"line {number}: an integer of more than 4300 digits; write it in quotes, as text"
 
 
 def not_an_object(number: int) -> str:
