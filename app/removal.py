@@ -14,7 +14,7 @@ from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun
 from app.pipeline import orchestrator, schedules
 from app.pipeline.status import UNFINISHED
-from app.pipeline.store import RunFiles, uploads_dir
+from app.pipeline.store import RunFiles, remove_run_directory, uploads_dir
 from app.service import ConflictError, get_latest_run
 
 logger = logging.getLogger(__name__)
@@ -146,8 +146,12 @@ def _own_upload(input_path: str | None) -> Path | None:
 
 
 def _remove_files(run_ids: list[int], upload: Path | None) -> None:
-    """Left behind if this fails (a process killed meanwhile): retention removes a directory of
-    a run it does not know once it is older than PIPELINE_RETENTION_DAYS."""
-    paths = [RunFiles.for_run(run_id).root for run_id in run_ids]
-    for path in [*paths, upload] if upload else paths:
-        shutil.rmtree(path, ignore_errors=True)
+    """A run's flow-run process may still be writing (a cancel stops it seconds later): its
+    directory is renamed away before it is deleted, and no later write makes it again; one its
+    process made after this (a stage starting) that process removes as it stops
+    (store.remove_if_deleted). Left behind if this fails (a process killed meanwhile): retention
+    removes a directory of a run it does not know once it is older than PIPELINE_RETENTION_DAYS."""
+    for run_id in run_ids:
+        remove_run_directory(RunFiles.for_run(run_id).root)
+    if upload:
+        shutil.rmtree(upload, ignore_errors=True)

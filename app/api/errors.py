@@ -5,20 +5,25 @@ shapes it (a string, or for a 422 the list of problems with their `loc`) for cli
 """
 
 import contextlib
+import errno
 import json
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from polars.exceptions import PolarsError
 from python_multipart.multipart import parse_options_header
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from app.config import get_settings
 from app.idempotency import KeyInUseError, KeyReusedError
+from app.pipeline import disk
 from app.pipeline.inputs import InputError
 from app.pipeline.orchestrator import PrefectUnavailableError
 from app.service import ConflictError
@@ -89,9 +94,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(422, "; ".join(problems), detail)
 
 
-async def _input_error(_: Request, exc: Exception) -> JSONResponse:
+async def _input_error(request: Request, exc: Exception) -> JSONResponse:
     """A whole-file problem with an input file: the field, what is wrong and where."""
     assert isinstance(exc, InputError)
+    if disk.refusal(exc):  # its scratch copy could not be written: the disk's, not the file's
+        return await _storage_refused(request, exc)
     return _error(
         422, str(exc), [{"loc": ["body", exc.field], "msg": exc.message, "type": "input_file"}]
     )
@@ -107,6 +114,32 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
         f"database unavailable ({type(exc).__name__}); "
         "check DATABASE_URL and that the database server is running",
     )
+
+
+async def _storage_refused(request: Request, exc: Exception) -> JSONResponse:
+    """The data directory's disk refused a write (an upload, an input's scratch copy, a
+    download's conversion): 507 when it is full, 503 when it is not writable, naming the fix.
+    The route has removed what it wrote; any other OS or Polars error stays a 500."""
+    refused = disk.refusal(exc)
+    if refused is None:  # not the data directory's: on to the 500 of any other error
+        raise exc
+    where = f"PIPELINE_DATA_DIR ({get_settings().data_dir})"
+    if refused.no_space:
+        code = status.HTTP_507_INSUFFICIENT_STORAGE
+        message = f"{where} is out of space ({refused}); {disk.FREE_SPACE}"
+    else:
+        code = status.HTTP_503_SERVICE_UNAVAILABLE
+        fix = (
+            "mount it read-write"
+            if refused.code == errno.EROFS
+            else f"let the service's user (uid {os.geteuid()}) write to it"
+        )
+        message = (
+            f"{where} is not writable ({refused}); {fix}, or point PIPELINE_DATA_DIR at a "
+            "directory the service can write"
+        )
+    logger.warning("%s %s refused: %s", request.method, request.url.path, message)
+    return _error(code, message)
 
 
 async def _refused_value(_: Request, exc: Exception) -> JSONResponse:
@@ -201,6 +234,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _refused_value)
     # asyncpg lets a refused connection through unwrapped; Prefect's are wrapped in orchestrator
     app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(OSError, _storage_refused)
+    app.add_exception_handler(PolarsError, _storage_refused)
     # Starlette answers with this, then raises the exception again for the server to log
     app.add_exception_handler(Exception, _unhandled)
     logging.getLogger("uvicorn.error").addFilter(_LOGGED_ALREADY)

@@ -68,7 +68,12 @@ class _Receiver:
 
     def _write(self, data: bytes) -> None:
         assert self.handle is not None
-        self.handle.write(data)
+        try:
+            self.handle.write(data)
+            self.handle.flush()  # a full disk says so here, naming the file, not at close
+        except OSError as exc:
+            exc.filename = exc.filename or str(self.form.file_path)
+            raise
         self._digest.update(data)
 
     def callbacks(self) -> dict[str, Any]:

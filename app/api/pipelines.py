@@ -49,7 +49,7 @@ IdempotencyKey = Annotated[
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[WriteAccess],
-    responses=errors(403, 409, 413),
+    responses=errors(403, 409, 413, 507),
     openapi_extra=upload_request_body(),  # the upload route shares this path, undocumented
 )
 async def create_pipeline(

@@ -241,7 +241,7 @@ async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> Fi
 
 
 @router.head("/output", include_in_schema=False)  # download tools ask first; no 2nd operation id
-@router.get("/output", response_class=FileResponse, responses=errors(400, 416))
+@router.get("/output", response_class=FileResponse, responses=errors(400, 416, 507))
 async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The run's results file as Parquet, CSV or JSON Lines (404 until the run completed)."""
     files = RunFiles.for_run(run.id)
@@ -250,7 +250,7 @@ async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileR
 
 
 @router.head("/rejects", include_in_schema=False)  # download tools ask first; no 2nd operation id
-@router.get("/rejects", response_class=FileResponse, responses=errors(400, 416))
+@router.get("/rejects", response_class=FileResponse, responses=errors(400, 416, 507))
 async def download_rejects(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The rows ingest rejected, each with its reject_reason (also for a failed run)."""
     files = RunFiles.for_run(run.id)

@@ -138,7 +138,9 @@ _ERRORS = {
     413: "a body larger than PIPELINE_MAX_BODY_BYTES (an upload: PIPELINE_MAX_UPLOAD_BYTES)",
     416: "the Range starts past the end of the file; Content-Range gives its size",
     422: "bad input: `message` names each field and the fix; `detail` lists them with their loc",
-    503: "Prefect or the database is unreachable; `message` says what to do",
+    503: "Prefect or the database is unreachable, or PIPELINE_DATA_DIR cannot be written; "
+    "`message` says what to do",
+    507: "PIPELINE_DATA_DIR is out of space; `message` says how to free some",
 }
 
 

@@ -69,7 +69,7 @@ def apply_transform(
 ) -> int:
     """Transform one row range with the global averages and write it as `part`; rows written."""
     frame = stages.transform(scan(source).slice(offset, length), averages)
-    part.parent.mkdir(parents=True, exist_ok=True)
+    part.parent.mkdir(exist_ok=True)  # never the run's own directory (app/pipeline/store.py)
     frame.sink_parquet(part, compression="lz4", row_group_size=ROW_GROUP_ROWS)
     return count_rows(part)
 

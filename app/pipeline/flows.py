@@ -17,7 +17,7 @@ from prefect.states import Cancelled
 from app import observability
 from app.config import get_settings
 from app.models import Status
-from app.pipeline import drills, inputs, retries, telemetry
+from app.pipeline import disk, drills, inputs, retries, telemetry
 from app.pipeline import work as stage_work
 from app.pipeline.claim import RunCancelledError, RunRef, claim_run
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
@@ -27,7 +27,7 @@ from app.pipeline.status import (
     run_id_from_tags,
     update_pipeline_status,
 )
-from app.pipeline.store import RunFiles, uploads_dir
+from app.pipeline.store import RunFiles, remove_if_deleted, uploads_dir
 from app.pipeline.work import InputSource, StageOutput
 
 _settings = get_settings()
@@ -38,20 +38,23 @@ STOPPED_WITHOUT_CANCEL = (
 observability.setup()  # at import, before the run: its logs are JSON from the first line
 
 
-async def _run_stage(ref: RunRef, stage: str, work: Callable[[], StageOutput]) -> StageOutput:
+async def _run_stage(
+    ref: RunRef, files: RunFiles, stage: str, work: Callable[[], StageOutput]
+) -> StageOutput:
     """One attempt of a stage, traced and measured (app/pipeline/telemetry.py)."""
     context = TaskRunContext.get()
     attempt = context.task_run.run_count if context else 1
     with telemetry.stage(
         stage, pipeline_id=ref.pipeline_id, run_id=ref.run_id, attempt=attempt
     ) as tracking:
-        output = await _attempt_stage(ref, stage, work, attempt=attempt, context=context)
+        output = await _attempt_stage(ref, files, stage, work, attempt=attempt, context=context)
         tracking.records(output.records_out)
         return output
 
 
 async def _attempt_stage(
     ref: RunRef,
+    files: RunFiles,
     stage: str,
     work: Callable[[], StageOutput],
     *,
@@ -67,7 +70,8 @@ async def _attempt_stage(
     try:
         drills.inject_fault(stage, attempt)
         await drills.hold(stage)
-        output = await asyncio.to_thread(work)
+        last = attempt > task_retries
+        output = await asyncio.to_thread(disk.freeing_space, work, files, stage, last_attempt=last)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         if attempt <= task_retries and retries.retryable(exc):
@@ -126,6 +130,7 @@ async def generate_data(ref: RunRef, files: RunFiles) -> StageOutput:
     convert the pipeline's input file to them."""
     return await _run_stage(
         ref,
+        files,
         "generate",
         lambda: stage_work.generate(
             files,
@@ -161,13 +166,13 @@ def _input_source(ref: RunRef) -> InputSource | None:
 )
 async def ingest_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Validate the input: good rows go on, bad rows go to the rejects file with a reason."""
-    return await _run_stage(ref, "ingest", lambda: stage_work.ingest(files))
+    return await _run_stage(ref, files, "ingest", lambda: stage_work.ingest(files))
 
 
 @task(name="process_data", tags=TASK_TAGS, cache_policy=NO_CACHE)
 async def process_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Compute each record's total value."""
-    return await _run_stage(ref, "process", lambda: stage_work.process(files))
+    return await _run_stage(ref, files, "process", lambda: stage_work.process(files))
 
 
 @task(name="transform_data", tags=TASK_TAGS, cache_policy=NO_CACHE)
@@ -175,6 +180,7 @@ async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Flag high-value records, assign tiers, category averages and discounts."""
     return await _run_stage(
         ref,
+        files,
         "transform",
         lambda: stage_work.transform(
             files,
@@ -194,7 +200,7 @@ async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
 )
 async def export_results(ref: RunRef, files: RunFiles) -> StageOutput:
     """Publish the results file and write the per-category summary."""
-    return await _run_stage(ref, "export", lambda: stage_work.export(files))
+    return await _run_stage(ref, files, "export", lambda: stage_work.export(files))
 
 
 @flow(
@@ -268,6 +274,7 @@ async def _run_pipeline(
         tracking.stopped = stopped == STOPPED_WITHOUT_CANCEL
         retrying = None if stopped else await retries.after_failure(exc)
         error = stopped or f"{type(exc).__name__}: {exc}"
+        await remove_if_deleted(files, ref.run_id)  # cancelled, deleted while a stage started
         await update_pipeline_status(
             pipeline_id,
             None,

@@ -116,6 +116,8 @@ def main() -> int:
             print("the zygote went away before the flow run finished", file=sys.stderr)
             return 1
         kind, _, value = message.decode().partition(" ")
+        if kind == "cold" and not child:  # the zygote cannot run it as a cold start would
+            _cold_start(f"the zygote cannot start this run as a cold start would: {value}")
         if kind == "pid":
             child = int(value)
             conn.settimeout(None)  # the run takes as long as it takes

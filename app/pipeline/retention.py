@@ -10,6 +10,8 @@
   hard-linked), the rejects and their conversions. A failed run keeps everything, to be looked at.
 - The second name a download gives the file it serves (data_dir/serving), when the API process was
   killed before the response removed it, SERVING_GRACE after the last download of that file began.
+- A run directory whose removal was cut short (a process killed between renaming it and
+  deleting it: store.remove_run_directory), once untouched for REMOVAL_GRACE.
 - What a killed process left in data_dir/uploads (an upload cut off, or one whose pipeline's
   delete did not get to its files) and data_dir/tmp (an input file's decompressed scratch), once
   nothing in it has changed for LEFTOVER_GRACE; an upload a pipeline reads is never removed.
@@ -30,12 +32,20 @@ from sqlalchemy import select
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status, utcnow
-from app.pipeline.store import RunFiles, runs_dir, serving_dir, uploads_dir
+from app.pipeline.store import (
+    REMOVING,
+    RunFiles,
+    remove_run_directory,
+    runs_dir,
+    serving_dir,
+    uploads_dir,
+)
 
 logger = logging.getLogger(__name__)
 _QUERY_CHUNK = 500
 SERVING_GRACE = timedelta(hours=1)
 LEFTOVER_GRACE = timedelta(days=1)  # longer than any upload or input check takes
+REMOVAL_GRACE = timedelta(minutes=10)  # a removal under way changes its directory all along
 
 
 class _Run(NamedTuple):
@@ -108,7 +118,7 @@ def _sweep_files(
     for run_id, path in sorted(directories.items()):
         run = runs.get(run_id)
         if cutoff is not None and _expired(path, run, cutoff):
-            shutil.rmtree(path, ignore_errors=True)
+            remove_run_directory(path)
             sweep.removed.append(run_id)
         elif (
             not keep_intermediates
@@ -118,6 +128,24 @@ def _sweep_files(
         ):
             sweep.trimmed.append(run_id)
     return sweep
+
+
+def _sweep_removals(root: Path, cutoff: datetime) -> int:
+    """Delete what removals cut short left: nothing else has a name starting with REMOVING. Its
+    change time moved with the rename and moves with each entry a removal deletes."""
+    removed = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(root) as entries:
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if not entry.name.startswith(REMOVING) or _changed(entry) >= cutoff:
+                    continue
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+    return removed
+
+
+def _changed(entry: os.DirEntry[str]) -> datetime:
+    return datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_ctime, UTC)
 
 
 def _sweep_serving(root: Path, cutoff: datetime) -> int:
@@ -187,10 +215,11 @@ async def sweep_runs(*, now: datetime | None = None) -> Sweep:
         [uploads_dir(), data_dir / "tmp"],
         await _uploads_in_use(),
         now - LEFTOVER_GRACE,
-    )
+    ) + await asyncio.to_thread(_sweep_removals, runs_dir(), now - REMOVAL_GRACE)
     if leftovers:
         logger.info(
-            "retention: removed uploads and scratch files stopped processes left: %d", leftovers
+            "retention: removed what stopped processes left (uploads, scratch, run directories): %d",
+            leftovers,
         )
     settings = get_settings()
     days, keep_intermediates = settings.retention_days, settings.keep_intermediates

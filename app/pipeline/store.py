@@ -1,11 +1,27 @@
-"""The file store: where each run's stage files live, under one directory per run."""
+"""The file store: where each run's stage files live, under one directory per run.
 
+A run's directory is made by its first stage (generate) and by nothing after it: every later
+write needs it to exist, so a write still under way when the run's pipeline is deleted fails
+instead of making the directory again (tests/e2e/test_delete_race.py).
+"""
+
+import asyncio
+import logging
+import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from sqlalchemy import select
 
 from app.config import get_settings
+from app.db import get_sessionmaker
+from app.models import PipelineRun
+
+logger = logging.getLogger(__name__)
+REMOVING = ".removing-"  # a run directory being removed, renamed out of its run's way
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,39 @@ def serving_dir() -> Path:
     return get_settings().data_dir / "serving"
 
 
+def remove_run_directory(root: Path) -> None:
+    """Remove a run's directory, even while a process still writes into it. It is renamed out of
+    the way in one step, then deleted: a file a stage creates meanwhile cannot land in the
+    directory halfway through its deletion (which would then stay, not empty), and nothing makes
+    it again under the run's name. A removal cut short leaves `.removing-*`, which retention
+    deletes."""
+    doomed = root.with_name(f"{REMOVING}{root.name}-{uuid.uuid4().hex}")
+    try:
+        os.rename(root, doomed)
+    except FileNotFoundError:
+        return
+    except OSError:  # not renamable (a mount point, say): deleted where it is
+        doomed = root
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+async def remove_if_deleted(files: RunFiles, run_id: int) -> bool:
+    """After an attempt of a run failed or was stopped: if the run's row is gone (a cancel, then
+    a delete of its pipeline while a stage was still starting), remove the directory the stage
+    may have made after the delete removed it. True when it was; never raises, as a run's end
+    must not depend on it."""
+    try:
+        async with get_sessionmaker()() as session:
+            found = await session.scalar(select(PipelineRun.id).where(PipelineRun.id == run_id))
+            if found is not None:
+                return False
+        await asyncio.to_thread(remove_run_directory, files.root)
+    except Exception as exc:  # the database away: retention removes it later
+        logger.warning("run %d: the directory of its deleted run may remain: %s", run_id, exc)
+        return False
+    return True
+
+
 def scan(path: Path) -> pl.LazyFrame:
     """Lazily read a Parquet file, or every part file of a Parquet directory in the order they
     were written: part-100000 after part-99999, not between part-10000 and part-10001 as the
@@ -81,8 +130,9 @@ ROW_GROUP_ROWS = 256_000  # a row group is what a reader holds at once: ~20 MB a
 def sink(frame: pl.LazyFrame, path: Path, *, final: bool = False) -> int:
     """Write a lazy frame to Parquet with the streaming engine; the number of rows written.
     `final` files (those users download) get zstd and column statistics. The file appears whole
-    or not at all: a process killed mid-write leaves no truncated file to be read or served."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    or not at all: a process killed mid-write leaves no truncated file to be read or served.
+    Its directory must exist: a run's, removed meanwhile (its pipeline deleted), is not made again.
+    """
     staging = path.with_name(f".{path.name}.partial")
     try:
         frame.sink_parquet(

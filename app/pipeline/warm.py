@@ -12,6 +12,9 @@ The causes, none of them Prefect's engine as such:
 - Prefect's pydantic schemas (FlowRun, Deployment, Event, …), built on first use: now here
   (with the flow file's imports: 0.28 to 0.30 → 0.24 CPU-s per run, the zygote's exit lines);
 - with Datadog on, importing ddtrace and datadog (~0.75 s): preloaded when an agent is configured.
+
+And what a forked run needs to be the run a cold start would be: its own PYTHONPATH on sys.path
+(run_import_path), or a cold start when the zygote already imported a module from elsewhere.
 """
 
 import atexit
@@ -21,6 +24,8 @@ import importlib
 import os
 import sys
 import threading
+from collections.abc import Iterable, Mapping
+from importlib.machinery import ModuleSpec, PathFinder
 from typing import NoReturn
 
 import pydantic
@@ -52,6 +57,7 @@ PRELOAD = (
     "app.pipeline.schedules",  # with Prefect's server-side schedule schemas, croniter and pytz
     "app.pipeline.inputs",
     "app.pipeline.store",
+    "app.pipeline.disk",
     "app.observability",
     "app.pipeline.telemetry",
 )
@@ -111,3 +117,51 @@ def exit_without_teardown(code: int) -> NoReturn:
                 stream.flush()
     finally:
         os._exit(code)
+
+
+def python_path_entries(value: str | None, cwd: str) -> list[str]:
+    """The sys.path entries PYTHONPATH gives an interpreter started in `cwd`: made absolute (an
+    empty entry is `cwd`), in order, each once."""
+    return _once(os.path.join(cwd, entry) for entry in value.split(os.pathsep)) if value else []
+
+
+def _once(paths: Iterable[str]) -> list[str]:
+    """`paths` made absolute, without the repeats (as site.removeduppaths leaves sys.path)."""
+    kept: dict[str, str] = {}
+    for path in paths:
+        kept.setdefault(os.path.normcase(os.path.abspath(path)), os.path.abspath(path))
+    return list(kept.values())
+
+
+def run_import_path(env: Mapping[str, str], cwd: str) -> tuple[list[str] | None, str | None]:
+    """The sys.path of a run whose PYTHONPATH differs from the zygote's, as its cold start would
+    begin it (the zygote's PYTHONPATH entries, right after sys.path[0], replaced by the run's);
+    None when it does not differ. Or why the run must start cold: a module the zygote imported
+    would be found elsewhere on that path (or nowhere), and a cold start would import that one."""
+    ours = python_path_entries(os.environ.get("PYTHONPATH"), os.getcwd())
+    theirs = python_path_entries(env.get("PYTHONPATH"), cwd)
+    if theirs == ours:
+        return None, None
+    end = 1
+    while end < len(sys.path) and sys.path[end] in ours:
+        end += 1
+    path = _once([*sys.path[:1], *theirs, *sys.path[end:]])
+    for name, module in list(sys.modules.items()):
+        if "." in name or getattr(module, "__spec__", None) is None:
+            continue
+        imported, found = (_where(PathFinder.find_spec(name, p)) for p in (sys.path, path))
+        if found != imported:
+            return None, (
+                f"its PYTHONPATH finds module {name!r} at {_shown(found, 'nowhere')}, not where "
+                f"this worker imported it ({_shown(imported, 'not on sys.path')})"
+            )
+    return path, None
+
+
+def _where(spec: ModuleSpec | None) -> tuple[str | None, ...] | None:
+    return None if spec is None else (spec.origin, *(spec.submodule_search_locations or ()))
+
+
+def _shown(where: tuple[str | None, ...] | None, otherwise: str) -> str:
+    """A module's file, or a namespace package's first directory."""
+    return next((place for place in where or () if place), otherwise)

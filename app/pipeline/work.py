@@ -51,8 +51,10 @@ def generate(
     """Synthetic records (deterministic for the seed), or the pipeline's input file converted,
     as the run's raw Parquet parts."""
     # a retried attempt starts from nothing, and so does a run whose id an earlier database
-    # used (its files would be served as this run's); downloads hold their own links (serving/)
+    # used (its files would be served as this run's); downloads hold their own links (serving/).
+    # The one write that makes the run's directory (app/pipeline/store.py).
     shutil.rmtree(files.root, ignore_errors=True)
+    files.root.mkdir(parents=True, exist_ok=True)
     if source is None:
         generator.write_generated(files.raw, record_count, seed=seed, batch_rows=batch_rows)
         return StageOutput(records_in=record_count, records_out=count_rows(files.raw))
@@ -121,8 +123,9 @@ def export(files: RunFiles) -> StageOutput:
 
 
 def publish(source: Path, dest: Path) -> None:
-    """Make `dest` the same file as `source`: a hard link (no copy), else a copy; atomic."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Make `dest` the same file as `source`: a hard link (no copy), else a copy; atomic. Its
+    directory is made, but not the run's it is in (app/pipeline/store.py)."""
+    dest.parent.mkdir(exist_ok=True)
     staging = dest.with_name(f".{dest.name}.tmp")
     staging.unlink(missing_ok=True)
     try:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.pipeline.launcher import MAX_MESSAGE, SOCKET_ENV
-from app.pipeline.warm import exit_without_teardown, preload
+from app.pipeline.warm import exit_without_teardown, preload, run_import_path
 
 PR_SET_PDEATHSIG = 1
 PARENT_CHECK_SECONDS = 1.0
@@ -110,8 +110,12 @@ class Zygote:
             message, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 3)
             request = json.loads(message)
             conn.settimeout(None)
+            import_path, cold = run_import_path(request["env"], request["cwd"])
+            if cold:  # told, so that the run's own output says why
+                conn.send(f"cold {cold}".encode())
+                raise ValueError(cold)
             pid = os.fork()
-        except (OSError, ValueError) as exc:  # unreadable, or no fork (a process limit)
+        except (OSError, ValueError, LookupError, TypeError, ImportError) as exc:  # or no fork
             print(f"zygote: cannot start this run: {exc}", file=sys.stderr, flush=True)
             for fd in fds:  # the launcher's stdio: kept open, its worker would wait on them
                 os.close(fd)
@@ -125,7 +129,7 @@ class Zygote:
             for child_conn in self.children.values():
                 child_conn.close()
             conn.close()
-            return lambda: run_flow_run(fds, request)
+            return lambda: run_flow_run(fds, request, import_path)
         for fd in fds:
             os.close(fd)
         self.children[pid] = conn
@@ -172,8 +176,11 @@ class Zygote:
                 os.kill(pid, signal.SIGKILL)
 
 
-def run_flow_run(fds: list[int], request: dict[str, object]) -> int:
-    """In the forked child: become the launcher's process in all but pid, then run the engine."""
+def run_flow_run(
+    fds: list[int], request: dict[str, object], import_path: list[str] | None = None
+) -> int:
+    """In the forked child: become the launcher's process in all but pid (its environment, its
+    PYTHONPATH on sys.path: `import_path`), then run the engine."""
     # a session of its own, as the launcher has: a signal to the worker's process group (a stop,
     # Ctrl-C) reaches the run only through the worker's cancellation or the launcher
     os.setsid()
@@ -194,6 +201,8 @@ def run_flow_run(fds: list[int], request: dict[str, object]) -> int:
     argv = request["argv"]
     assert isinstance(argv, list)
     sys.argv = [str(arg) for arg in argv]
+    if import_path is not None:
+        sys.path[:] = import_path
     _refresh_settings(zygote_logging_env)
     sys.modules.pop("prefect.engine", None)  # run as __main__, as `python -m prefect.engine` does
     try:

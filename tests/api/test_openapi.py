@@ -34,7 +34,7 @@ def test_create_documents_the_json_body_and_the_upload() -> None:
 ERROR_OUT = {"$ref": "#/components/schemas/ErrorOut"}
 READ, ONE = ["401", "422", "503"], ["401", "404", "422", "503"]
 WRITE = ["401", "403", "404", "409", "422", "503"]
-DOWNLOAD = ["400", "401", "404", "416", "422", "503"]
+DOWNLOAD = ["400", "401", "404", "416", "422", "503", "507"]
 
 
 def test_each_operation_declares_the_errors_it_can_answer() -> None:
@@ -48,7 +48,7 @@ def test_each_operation_declares_the_errors_it_can_answer() -> None:
     assert declared == {
         "GET /health": [],
         "GET /ready": ["401", "503"],
-        "POST /api/pipelines": ["401", "403", "409", "413", "422", "503"],
+        "POST /api/pipelines": ["401", "403", "409", "413", "422", "503", "507"],
         "GET /api/pipelines": READ,
         "GET /api/pipelines/{pipeline_id}": ONE,
         "DELETE /api/pipelines/{pipeline_id}": WRITE,
