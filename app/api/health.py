@@ -17,6 +17,7 @@ class CheckOut(BaseModel):
     ok: bool
     detail: str
     fix: str | None = None
+    warning: bool = False  # ok for now, soon not (little free space): the fix says what to do
 
 
 class ReadyOut(BaseModel):

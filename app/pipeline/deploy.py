@@ -20,6 +20,7 @@ if str(HERE.parent.parent) not in sys.path:  # `python app/pipeline/deploy.py` f
     sys.path.insert(0, str(HERE.parent.parent))
 
 from app.config import get_settings  # noqa: E402
+from app.pipeline.pool import NotPrefectAPIError, require_prefect_api_sync  # noqa: E402
 from app.shown import shown_prefect_url  # noqa: E402
 
 DEPLOYMENT_NAME = "data-pipeline-deployment"
@@ -57,6 +58,8 @@ def deploy() -> UUID:
 
 def _deploy() -> UUID:
     settings = get_settings()
+    with get_client(sync_client=True) as client:  # its 404s would read as a pool not there
+        require_prefect_api_sync(client)
     created = ensure_work_pool(settings.work_pool_name)
     print(f"work pool '{settings.work_pool_name}': {'created' if created else 'exists'}")
     source = cast(
@@ -94,3 +97,5 @@ if __name__ == "__main__":
             f"({type(exc).__name__}); start the server (make up, or prefect server start) and "
             "set PREFECT_API_URL to its address"
         )
+    except NotPrefectAPIError as exc:
+        sys.exit(f"deploy: {exc}")

@@ -150,8 +150,7 @@ async def reconcile_once() -> list[Verdict]:
     flow_runs = {run.id: run.prefect_flow_run_id for run in runs}
     states = await orchestrator.read_flow_run_states([i for i in flow_runs.values() if i])
     health = await pool.pool_health()
-    taking = bool(health.live_workers) and health.pool_exists and not health.pool_paused
-    live = not worker_missing(taking, get_settings().no_worker_timeout_seconds)
+    live = not worker_missing(health.takes_runs, get_settings().no_worker_timeout_seconds)
     now = utcnow()
     verdicts = []
     # Our rows are read again, after Prefect's view: a run that finished meanwhile has left the

@@ -502,7 +502,7 @@ async def test_ready_is_503_naming_the_fix_when_prefect_is_down(client: httpx.As
     response = await client.get("/ready")
     assert response.status_code == 503
     checks = {check["name"]: check for check in response.json()["checks"]}
-    assert list(checks) == ["database", "migrations", "prefect_api"]
+    assert list(checks) == ["database", "migrations", "data_dir", "prefect_api"]
     assert (checks["database"]["ok"], checks["migrations"]["ok"]) == (True, True)
     assert checks["prefect_api"]["ok"] is False
     assert checks["prefect_api"]["fix"] == (

@@ -44,8 +44,8 @@ async def test_ready_shows_no_credentials_nor_query_strings(
     response = await client.get("/ready")
     assert response.status_code == 503
     checks = response.json()["checks"]
-    assert [check["name"] for check in checks] == ["database", "prefect_api"]
-    database, prefect = checks
+    assert [check["name"] for check in checks] == ["database", "data_dir", "prefect_api"]
+    database, _, prefect = checks
     assert database["detail"] == (
         "127.0.0.1:1/pipelines: ConnectionRefusedError: [Errno 111] Connect call failed "
         "('127.0.0.1', 1)"

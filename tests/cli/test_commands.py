@@ -407,7 +407,8 @@ async def test_doctor_prints_each_check_with_its_fix_and_exits_1_when_not_ready(
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ok    database       ") and lines[0].endswith(" reachable")
     assert lines[1].startswith("ok    migrations     at revision ")
-    assert lines[2:] == [
+    assert lines[2].startswith("ok    data_dir       ") and lines[2].endswith(" GiB free")
+    assert lines[3:] == [
         "FAIL  prefect_api    Prefect API at http://127.0.0.1:9/api is unreachable (ConnectError). "
         "Start the server (make up, or prefect server start) and check PREFECT_API_URL.",
         "                     fix: start the Prefect server and set PREFECT_API_URL (now "
@@ -419,7 +420,7 @@ async def test_doctor_prints_each_check_with_its_fix_and_exits_1_when_not_ready(
     assert (as_json.exit_code, body["ready"], [c["name"] for c in body["checks"]]) == (
         1,
         False,
-        ["database", "migrations", "prefect_api"],
+        ["database", "migrations", "data_dir", "prefect_api"],
     )
 
 

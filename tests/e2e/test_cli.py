@@ -192,6 +192,7 @@ async def test_doctor_passes_on_the_healthy_stack(stack: RunningStack) -> None:
         for name in (
             "database",
             "migrations",
+            "data_dir",
             "prefect_api",
             "work_pool",
             "worker",

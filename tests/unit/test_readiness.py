@@ -2,12 +2,13 @@
 
 import os
 import socket
+from dataclasses import replace
 
 import pytest
 
-from app import readiness
 from app.pipeline.pool import PoolHealth
-from app.readiness import Check, _deployment_check
+from app.readiness import Check, storage
+from app.readiness.orchestration import deployment_check
 from tests.conftest import use_settings
 
 
@@ -24,10 +25,10 @@ def _health(deployment_pool: str | None, exists: bool = True) -> PoolHealth:
 
 def test_the_deployment_must_send_its_runs_to_the_pool_the_service_watches() -> None:
     name = "Data Pipeline/data-pipeline-deployment"
-    assert _deployment_check(_health("default"), name, "default") == Check(
+    assert deployment_check(_health("default"), name, "default") == Check(
         "deployment", True, f"'{name}' exists, in pool 'default'", None
     )
-    assert _deployment_check(_health("default"), name, "k8s") == Check(
+    assert deployment_check(_health("default"), name, "k8s") == Check(
         "deployment",
         False,
         f"'{name}' sends its runs to pool 'default', not 'k8s' (WORK_POOL_NAME), whose workers "
@@ -35,7 +36,7 @@ def test_the_deployment_must_send_its_runs_to_the_pool_the_service_watches() -> 
         "run python app/pipeline/deploy.py to move it to this pool, or set "
         "WORK_POOL_NAME=default in every process",
     )
-    assert _deployment_check(_health(None, exists=False), name, "default") == Check(
+    assert deployment_check(_health(None, exists=False), name, "default") == Check(
         "deployment", False, f"'{name}' missing", "run python app/pipeline/deploy.py"
     )
 
@@ -50,12 +51,13 @@ async def test_a_database_that_never_answers_is_a_failed_check(
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
-        monkeypatch.setattr(readiness, "DATABASE_CHECK_SECONDS", 0.5)
+        monkeypatch.setattr(storage, "DATABASE_CHECK_SECONDS", 0.5)
+        before = os.environ["DATABASE_URL"]
         await use_settings(DATABASE_URL=f"postgresql+asyncpg://app@127.0.0.1:{port}/pipelines")
         try:
-            checks = await readiness._database()
+            checks = await storage.database_checks()
         finally:
-            await use_settings(DATABASE_URL=os.environ["DATABASE_URL"])
+            await use_settings(DATABASE_URL=before)
     assert checks == [
         Check(
             "database",
@@ -65,3 +67,20 @@ async def test_a_database_that_never_answers_is_a_failed_check(
             "`make migrate` (alembic upgrade head)",
         )
     ]
+
+
+def test_a_pool_takes_runs_only_when_a_run_could_start() -> None:
+    """Its concurrency limit at 0, Prefect starts none: the watchdog counted the pool as taking
+    runs, and pending runs waited the queued timeout (1 h), not the no-worker one (2 min)."""
+    ready = _health("default")
+    assert [
+        replace(ready, **change).takes_runs
+        for change in (
+            {},
+            {"pool_concurrency_limit": 2},
+            {"pool_concurrency_limit": 0},
+            {"pool_paused": True},
+            {"pool_exists": False},
+            {"live_workers": []},
+        )
+    ] == [True, True, False, False, False, False]

@@ -1,0 +1,5 @@
+"""`python -m app.readiness` (`make doctor`)."""
+
+from app.readiness import main
+
+main()

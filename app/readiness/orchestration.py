@@ -1,0 +1,126 @@
+"""The checks of Prefect's side: its API, the work pool, a live worker, the deployment, and no
+run stranded where no worker will take it."""
+
+from app.config import get_settings
+from app.models import utcnow
+from app.pipeline import orchestrator, watchdog
+from app.pipeline.pool import NotPrefectAPIError, PoolHealth, pool_health
+from app.readiness.check import Check, hidden
+from app.shown import shown_prefect_url
+
+
+async def prefect_checks() -> tuple[list[Check], PoolHealth | None]:
+    """The checks, and what Prefect said (None when it could not be asked)."""
+    settings = get_settings()
+    pool = settings.work_pool_name
+    prefect_url = shown_prefect_url(settings.prefect_api_url)
+    try:
+        health = await pool_health()
+    except NotPrefectAPIError as exc:  # something answers there, but not Prefect's API
+        return [Check("prefect_api", False, exc.detail, exc.fix)], None
+    except orchestrator.PrefectRefusedError as exc:  # there, but refusing this client
+        return [
+            Check(
+                "prefect_api",
+                False,
+                f"{prefect_url} answered {exc.status_code}",
+                "if the server requires authentication, set PREFECT_API_AUTH_STRING (or "
+                "PREFECT_API_KEY) in every process as the server expects",
+            )
+        ], None
+    except orchestrator.PrefectUnavailableError as exc:
+        return [
+            Check(
+                "prefect_api",
+                False,
+                hidden(str(exc)),
+                f"start the Prefect server and set PREFECT_API_URL (now {prefect_url}) "
+                "to its address in every process: API, worker and this one",
+            )
+        ], None
+    checks = [
+        Check("prefect_api", True, f"{prefect_url} reachable"),
+        work_pool_check(health, pool),
+        Check(
+            "worker",
+            bool(health.live_workers),
+            f"{len(health.live_workers)} worker(s) with a recent heartbeat: "
+            + (", ".join(health.live_workers) or "none"),
+            None
+            if health.live_workers
+            else f"start a worker: python -m app.pipeline.worker --pool {pool} --type process "
+            "(as `make up` does; with PREFECT_API_URL set to this server: a worker that cannot "
+            "connect sends no heartbeat)",
+        ),
+        deployment_check(health, settings.deployment_name, pool),
+    ]
+    return checks, health
+
+
+def work_pool_check(health: PoolHealth, pool: str) -> Check:
+    """The pool is there and lets runs start: not paused, its concurrency limit not 0."""
+    if not health.pool_exists:
+        return Check(
+            "work_pool",
+            False,
+            f"pool '{pool}' missing",
+            "run python app/pipeline/deploy.py (creates the pool)",
+        )
+    limit = health.pool_concurrency_limit
+    shown_limit = "" if limit is None else f", concurrency limit {limit}"
+    fixes = [f"prefect work-pool resume {pool}"] if health.pool_paused else []
+    if limit == 0:  # Prefect starts no run at all: every one waits
+        fixes.append(
+            f"prefect work-pool clear-concurrency-limit {pool} (no limit), or prefect work-pool "
+            f"set-concurrency-limit {pool} N (N runs at once)"
+        )
+    state = "paused" if health.pool_paused else "starts no runs" if limit == 0 else "ready"
+    return Check(
+        "work_pool", not fixes, f"pool '{pool}' {state}{shown_limit}", "; and ".join(fixes) or None
+    )
+
+
+def deployment_check(health: PoolHealth, name: str, pool: str) -> Check:
+    if not health.deployment_exists:
+        return Check("deployment", False, f"'{name}' missing", "run python app/pipeline/deploy.py")
+    if health.deployment_pool != pool:
+        return Check(
+            "deployment",
+            False,
+            f"'{name}' sends its runs to pool '{health.deployment_pool}', not '{pool}' "
+            "(WORK_POOL_NAME), whose workers this service watches",
+            "run python app/pipeline/deploy.py to move it to this pool, or set "
+            f"WORK_POOL_NAME={health.deployment_pool} in every process",
+        )
+    return Check("deployment", True, f"'{name}' exists, in pool '{pool}'", None)
+
+
+async def stranded_check(*, takes_runs: bool) -> Check:
+    """Runs the watchdog would settle: judged as it judges them (`takes_runs`: a run can start)."""
+    runs = await watchdog.unfinished_runs()
+    ids = [run.prefect_flow_run_id for run in runs if run.prefect_flow_run_id]
+    states = await orchestrator.read_flow_run_states(ids)
+    now = utcnow()
+    stranded = [
+        verdict
+        for run in runs
+        if (
+            verdict := watchdog.judge(
+                run,
+                states.get(run.prefect_flow_run_id) if run.prefect_flow_run_id else None,
+                now=now,
+                live_workers=takes_runs,
+            )
+        )
+        is not None
+    ]
+    return Check(
+        "stranded_runs",
+        not stranded,
+        f"{len(stranded)} stranded of {len(runs)} unfinished run(s)"
+        + "".join(f"; run {v.run_id}: {v.reason}" for v in stranded[:5]),
+        None
+        if not stranded
+        else "the API's watchdog settles them within a minute; if it "
+        "does not, check that the API is running (it hosts the watchdog)",
+    )

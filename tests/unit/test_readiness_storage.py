@@ -1,0 +1,103 @@
+"""Readiness of what the service keeps itself, checked without creating it: a mistyped SQLite
+path, and PIPELINE_DATA_DIR (writable, or can be made; free space)."""
+
+import os
+import shutil
+from pathlib import Path
+
+from app.readiness import Check, run_checks
+from tests.conftest import SetSetting, use_settings
+
+
+async def _check(name: str) -> Check:
+    return {check.name: check for check in await run_checks()}[name]
+
+
+async def test_a_mistyped_sqlite_path_is_reported_not_created(tmp_path: Path) -> None:
+    """The check made the directory and an empty x.db (with -wal and -shm), then said `no such
+    table: alembic_version`: the mistake became a database to migrate."""
+    path = tmp_path / "nonexist" / "dir" / "x.db"
+    before = os.environ["DATABASE_URL"]
+    await use_settings(DATABASE_URL=f"sqlite:///{path}")
+    try:
+        database = await _check("database")
+        made = os.listdir(tmp_path)
+    finally:  # (the engine this disposes of makes the directory: an API's start does)
+        await use_settings(DATABASE_URL=before)
+    assert database == Check(
+        "database",
+        False,
+        f"sqlite+aiosqlite:///{path}: file does not exist",
+        "set DATABASE_URL to the database file's path in every process; or, for a new database "
+        f"there, run `make migrate` (it creates {path})",
+    )
+    assert made == []
+
+
+def _free_gib(detail: str) -> float:
+    return float(detail.rsplit(", ", 1)[1].split()[0])
+
+
+async def test_the_data_dir_is_writable_with_its_free_space(
+    tmp_path: Path, setting: SetSetting
+) -> None:
+    setting("PIPELINE_DATA_DIR", str(tmp_path))
+    data_dir = await _check("data_dir")
+    assert (data_dir.ok, data_dir.detail.rsplit(", ", 1)[0], data_dir.fix, data_dir.warning) == (
+        True,
+        f"{tmp_path} writable",
+        None,
+        False,
+    )
+    free = shutil.disk_usage(tmp_path).free / 1024**3
+    assert abs(_free_gib(data_dir.detail) - free) <= 0.1
+    assert os.listdir(tmp_path) == []  # its probe leaves nothing behind
+
+    # not there yet: the API makes it on first use; the check does not
+    later = tmp_path / "later" / "data"
+    setting("PIPELINE_DATA_DIR", str(later))
+    data_dir = await _check("data_dir")
+    assert (data_dir.ok, data_dir.detail.rsplit(", ", 1)[0]) == (
+        True,
+        f"{later} writable (made on first use, in {tmp_path})",
+    )
+    assert os.listdir(tmp_path) == []
+
+
+async def test_little_free_space_is_a_warning_naming_the_fix(
+    tmp_path: Path, setting: SetSetting
+) -> None:
+    setting("PIPELINE_DATA_DIR", str(tmp_path))
+    upload = shutil.disk_usage(tmp_path).free + 1024**4  # one upload may take more than is free
+    setting("PIPELINE_MAX_UPLOAD_BYTES", str(upload))
+    data_dir = await _check("data_dir")
+    assert (data_dir.ok, data_dir.warning, data_dir.detail.split(": ", 1)[1], data_dir.fix) == (
+        True,
+        True,
+        f"less than one upload may take ({upload / 1024**3:.1f} GiB, PIPELINE_MAX_UPLOAD_BYTES)",
+        "free space on its disk, or set PIPELINE_DATA_DIR to a larger one in every process, "
+        "before uploads and runs fail writing their files",
+    )
+
+
+async def test_a_data_dir_that_cannot_be_written_fails_with_its_fix(
+    tmp_path: Path, setting: SetSetting
+) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    setting("PIPELINE_DATA_DIR", str(a_file / "data"))
+    assert await _check("data_dir") == Check(
+        "data_dir",
+        False,
+        f"{a_file / 'data'} cannot be made: {a_file} is a file",
+        "set PIPELINE_DATA_DIR, in every process, to a directory the API and workers can write",
+    )
+    # sysfs takes no new files, even from root (whom permission bits do not stop)
+    setting("PIPELINE_DATA_DIR", "/sys/pipeline-data")
+    data_dir = await _check("data_dir")
+    assert (data_dir.ok, data_dir.detail.split(" (")[0], data_dir.fix) == (
+        False,
+        "/sys/pipeline-data does not exist, and cannot be made: /sys is not writable",
+        "make /sys writable by the user of the API and workers, or set PIPELINE_DATA_DIR, in every "
+        "process, to a directory the API and workers can write",
+    )
