@@ -37,10 +37,12 @@ class AccessSettings(BaseSettings):
         """Names as a Host header carries them, without its port: a URL or a port never
         matched, and every request was refused."""
         for entry in (entry.strip() for entry in value.split(",")):
-            if "/" in entry or ":" in entry:
+            wildcard = "*" in entry and entry != "*" and not entry.startswith("*.")
+            if "/" in entry or ":" in entry or wildcard or "*" in entry[1:]:
                 raise ValueError(
                     f"{entry!r} is not a host name: list names without scheme or port "
-                    "(pipelines.example.com; .example.com for it and its subdomains; * for any); "
+                    "(pipelines.example.com; .example.com for it and its subdomains, *.example.com "
+                    "for its subdomains; * for any); "
                     "IP addresses need no entry"
                 )
         return value

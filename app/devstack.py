@@ -60,7 +60,8 @@ class Stack:
 
     @property
     def ledger(self) -> Ledger:
-        return Ledger(self.log_dir / "processes.json")
+        # one per stack: two stacks of a checkout (on other ports) each keep their own
+        return Ledger(self.log_dir / f"processes-{self.api_port}.json")
 
     def process_env(self) -> dict[str, str]:
         """The environment every process shares: always the same, configured Prefect server."""

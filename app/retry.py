@@ -36,7 +36,15 @@ async def retry_run(
         return await _start(session, pipeline, key or _retry_of(pipeline_id, latest.id))
     await session.commit()  # the lock is not held while a racing retry's run is waited for
     if latest is not None and (raced := await _racing_retry(session, latest)):
-        return raced
+        if key is None:  # a double click: the retry under way is this one's
+            return raced
+        # another key's run: answered with it, a repeat of this key would find no run of its own
+        # (and once that run had failed, make another)
+        raise ConflictError(
+            f"pipeline {pipeline_id} is being retried by another request (run {raced.id}, "
+            f"{raced.status.value}); that request's Idempotency-Key gets its run; retry again "
+            "once it has ended"
+        )
     state = f"is {latest.status.value}" if latest else "has never run"
     raise ConflictError(
         f"pipeline {pipeline_id} {state}; only a failed or cancelled pipeline can be "

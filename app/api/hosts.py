@@ -61,8 +61,9 @@ def _refusal(scope: Scope) -> str | None:
 
 def host_allowed(address: str, allowed: frozenset[str]) -> bool:
     """Whether 'host[:port]' is an IP address, localhost or a *.localhost name (no DNS answer
-    can re-point those), or in `allowed`: a name, '.example.com' for it and its subdomains, '*'
-    for any. Ports are not compared: the browser sends a rebinding page's to the same port."""
+    can re-point those), or in `allowed`: a name, '.example.com' for it and its subdomains,
+    '*.example.com' for its subdomains (Starlette's TrustedHostMiddleware writes them so), '*' for
+    any. Ports are not compared: the browser sends a rebinding page's to the same port."""
     if "*" in allowed:
         return True
     name = _name(address)
@@ -70,7 +71,12 @@ def host_allowed(address: str, allowed: frozenset[str]) -> bool:
         return False
     if _is_ip(name) or name == "localhost" or name.endswith(".localhost") or name in allowed:
         return True
-    return any(name.endswith(entry) or name == entry[1:] for entry in allowed if entry[0] == ".")
+    return any(
+        name.endswith(entry) or name == entry[1:]  # .example.com: it and its subdomains
+        if entry[0] == "."
+        else entry.startswith("*.") and name.endswith(entry[1:])  # *.example.com: subdomains
+        for entry in allowed
+    )
 
 
 def _name(address: str) -> str | None:

@@ -36,15 +36,15 @@ def start(settings: Settings) -> "Tracer":
 
     class BoundedRequestResources(TraceFilter):
         """A request no route takes is `GET 404` (its path made a resource of its own: unbounded
-        cardinality), and a HEAD answered as its GET (app/api/head.py) is `HEAD …`, not `GET …`."""
+        cardinality; `GET 403` when a middleware refused it before routing), and a HEAD answered as its GET (app/api/head.py) is `HEAD …`, not `GET …`."""
 
         def process_trace(self, trace: list[Span]) -> list[Span] | None:
             for span in trace:
                 if span.name != "fastapi.request":
                     continue
                 method = span.get_tag("http.method") or ""
-                if span.get_tag("http.route") is None:
-                    span.resource = f"{method} 404"
+                if span.get_tag("http.route") is None:  # by its status: 404, or a refusal
+                    span.resource = f"{method} {span.get_tag('http.status_code') or 404}"
                 elif method == "HEAD" and span.resource.startswith("GET "):
                     span.resource = f"HEAD {span.resource.removeprefix('GET ')}"
             return trace

@@ -84,8 +84,14 @@ def _os_error(error: BaseException) -> tuple[int, str | None] | None:
 
 
 def _in_data_dir(filename: str) -> bool:
+    """A path the service writes: under PIPELINE_DATA_DIR, and not a user's input file there
+    (PIPELINE_INPUT_DIR may lie inside it: an unreadable input is the file's problem, a 422)."""
+    settings = get_settings()
     try:
-        return Path(filename).resolve().is_relative_to(get_settings().data_dir.resolve())
+        path = Path(filename).resolve()
+        inputs = settings.input_dir.resolve() if settings.input_dir else None
+        ours = path.is_relative_to(settings.data_dir.resolve())
+        return ours and not (inputs is not None and path.is_relative_to(inputs))
     except (OSError, RuntimeError):  # a symlink loop: not a path of ours to judge
         return False
 

@@ -102,7 +102,11 @@ def _data_dir_check() -> Check:
     elsewhere = (
         "set PIPELINE_DATA_DIR, in every process, to a directory the API and workers can write"
     )
-    there = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
+    try:
+        there = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
+    except OSError as exc:  # a parent the user cannot search (EACCES): exists() raises
+        fix = f"make every directory above {path} searchable by the API's and workers' user, or {elsewhere}"
+        return Check("data_dir", False, f"{path} cannot be reached ({exc.strerror})", fix)
     if not there.is_dir():
         why = "is a file" if there == path else f"cannot be made: {there} is a file"
         return Check("data_dir", False, f"{path} {why}", elsewhere)

@@ -155,6 +155,23 @@ async def test_listed_names_and_their_subdomains_pass(
 
 
 @ONE_BACKEND
+async def test_a_starred_domain_allows_its_subdomains(
+    api: httpx.AsyncClient, configure: Configure
+) -> None:
+    """Starlette's TrustedHostMiddleware writes subdomains `*.example.com`: accepted, it matched
+    nothing, and each request's 403 said to add the name already listed."""
+    await configure(PIPELINE_ALLOWED_HOSTS="*.example.com")
+    for host, status in (
+        ("pipelines.example.com", 200),
+        ("a.b.example.com:8000", 200),
+        ("example.com", 403),  # subdomains only, as Starlette reads it
+        ("notexample.com", 403),
+    ):
+        response = await api.get("/api/pipelines", headers={"Host": host})
+        assert response.status_code == status, host
+
+
+@ONE_BACKEND
 async def test_a_star_allows_any_name(api: httpx.AsyncClient, configure: Configure) -> None:
     await configure(PIPELINE_ALLOWED_HOSTS="*")
     assert (await api.get("/api/pipelines", headers=REBOUND)).status_code == 200
@@ -188,7 +205,8 @@ async def test_what_needs_a_key_is_the_keys_to_guard(
 
 
 @pytest.mark.parametrize(
-    "entry", ["https://pipelines.example.com", "pipelines.example.com:8443", "[::1]"]
+    "entry",
+    ["https://pipelines.example.com", "pipelines.example.com:8443", "[::1]", "pipe*.example.com"],
 )
 def test_the_setting_takes_names_only(setting: SetSetting, entry: str) -> None:
     """A URL or a port never matched a Host name: every request was refused."""
@@ -199,8 +217,8 @@ def test_the_setting_takes_names_only(setting: SetSetting, entry: str) -> None:
         (
             ("PIPELINE_ALLOWED_HOSTS",),
             f"Value error, {entry!r} is not a host name: list names without scheme or port "
-            "(pipelines.example.com; .example.com for it and its subdomains; * for any); IP "
-            "addresses need no entry",
+            "(pipelines.example.com; .example.com for it and its subdomains, *.example.com for "
+            "its subdomains; * for any); IP addresses need no entry",
         )
     ]
 

@@ -176,8 +176,43 @@ async def test_retries_racing_with_their_own_keys_get_the_one_new_run(
         *(client.post(url, headers={"Idempotency-Key": f"client-{n}"}) for n in range(7)),
     )
     retried = failed + 1
-    assert [(a.status_code, a.json()) for a in answers] == [
-        (202, started(pipeline_id, retried, "pending"))
-    ] * 8
+    won = (202, started(pipeline_id, retried, "pending"))
+    # another key's retry under way: a 409, not its run (a repeat of the key would find none)
+    lost = (
+        409,
+        {
+            "message": f"pipeline {pipeline_id} is being retried by another request (run "
+            f"{retried}, pending); that request's Idempotency-Key gets its run; retry again once "
+            "it has ended",
+            "detail": f"pipeline {pipeline_id} is being retried by another request (run "
+            f"{retried}, pending); that request's Idempotency-Key gets its run; retry again once "
+            "it has ended",
+        },
+    )
+    got = [(a.status_code, a.json()) for a in answers]
+    assert got[0] == won  # the request without a key: its retry, or the one it raced
+    assert sorted(got[1:], key=lambda answer: answer[0]) in ([won] + [lost] * 6, [lost] * 7)
     assert (prefect, await run_count()) == ([retried], 2)
     assert read == [failed] + [retried] * 7  # one at a time: each after the first one's run
+
+
+async def test_another_keys_retry_under_way_is_a_409_not_its_run(
+    client: httpx.AsyncClient, prefect: list[int]
+) -> None:
+    """A second key was answered with the first key's run and remembered nowhere: its repeat,
+    once that run had failed, started another retry (or, completed, answered 409)."""
+    pipeline_id = await add_pipeline("two keys")
+    failed = await add_run(pipeline_id, Status.FAILED, {})
+    url = f"/api/pipelines/{pipeline_id}/retry"
+    first = await client.post(url, headers={"Idempotency-Key": "k1"})
+    assert (first.status_code, first.json()) == (202, started(pipeline_id, failed + 1, "pending"))
+    second = await client.post(url, headers={"Idempotency-Key": "k2"})
+    assert (second.status_code, second.json()["message"]) == (
+        409,
+        f"pipeline {pipeline_id} is being retried by another request (run {failed + 1}, "
+        "pending); that request's Idempotency-Key gets its run; retry again once it has ended",
+    )
+    await end_run(failed + 1, Status.FAILED)
+    again = await client.post(url, headers={"Idempotency-Key": "k1"})
+    assert (again.status_code, again.json()) == (202, started(pipeline_id, failed + 1, "failed"))
+    assert (prefect, await run_count()) == ([failed + 1], 2)

@@ -18,7 +18,7 @@ from app.main import create_app
 
 app = create_app()
 
-async def call(method, path):
+async def call(method, path, host="test"):
     sent = []
     async def receive():
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -27,7 +27,7 @@ async def call(method, path):
     await app({
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"test")], "client": ("127.0.0.1", 1),
+        "root_path": "", "headers": [(b"host", host.encode())], "client": ("127.0.0.1", 1),
         "server": ("test", 80),
     }, receive, send)
     return sent[0]["status"]
@@ -45,6 +45,7 @@ SENT = [
     ("GET", "/health"),
     ("HEAD", "/health"),
     ("GET", "/static/no-such-file.css"),
+    ("GET", "/api/pipelines", "evil.example"),  # refused by the host check, before any route
 ]
 
 
@@ -68,7 +69,7 @@ def test_unknown_paths_share_one_resource_and_head_is_not_get(
         DD_TRACE_AGENT_PORT=test_agent.url.rsplit(":", 1)[1],
         DD_SERVICE=SERVICE,
     )
-    assert json.loads(result.stdout) == [404, 404, 404, 200, 200, 404]
+    assert json.loads(result.stdout) == [404, 404, 404, 200, 200, 404, 403]
     deadline = time.monotonic() + 15
     while len(_request_spans(test_agent)) < len(SENT) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -89,4 +90,5 @@ def test_unknown_paths_share_one_resource_and_head_is_not_get(
         ("HEAD", "HEAD /health", "/health", "200"),
         # a route's own 404 (here the static files' mount) keeps its route
         ("GET", "GET /static", "/static", "404"),
+        ("GET", "GET 403", None, "403"),  # not filed with the 404s
     ]

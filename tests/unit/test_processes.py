@@ -136,7 +136,7 @@ def test_the_next_stack_stops_what_a_killed_one_left_running(tmp_path: Path) -> 
     while _group(server) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _group(server) == []  # the child that ignored SIGTERM too
-    assert not (tmp_path / "processes.json").exists()
+    assert not (tmp_path / "processes-8000.json").exists()
 
 
 def test_a_reused_process_id_is_not_stopped(tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_a_reused_process_id_is_not_stopped(tmp_path: Path) -> None:
         entry = {"name": "api", "pid": bystander.pid, "started": 1}
         stack = {"name": "stack", "pid": 2**22 + 1, "started": 1}  # no such process
         written = {"stack": stack, "processes": [entry]}
-        (tmp_path / "processes.json").write_text(json.dumps(written))
+        (tmp_path / "processes-8000.json").write_text(json.dumps(written))
         assert Stack(env={}, log_dir=tmp_path).ledger.stop_leftovers() == []
         assert bystander.poll() is None
     finally:
@@ -158,7 +158,7 @@ def test_a_reused_process_id_is_not_stopped(tmp_path: Path) -> None:
 def test_a_stack_that_stopped_leaves_no_list(tmp_path: Path) -> None:
     stack = Stack(env={}, log_dir=tmp_path)
     stack._spawn("api", ["sleep", "60"])
-    written = json.loads((tmp_path / "processes.json").read_text())
+    written = json.loads((tmp_path / "processes-8000.json").read_text())
     assert [(e["name"], e["pid"]) for e in written["processes"]] == [
         ("api", stack.processes[0].popen.pid)
     ]
@@ -167,4 +167,4 @@ def test_a_stack_that_stopped_leaves_no_list(tmp_path: Path) -> None:
     assert Stack(env={}, log_dir=tmp_path).ledger.stop_leftovers() == []
     assert stack.processes[0].popen.poll() is None
     stack.stop()
-    assert not (tmp_path / "processes.json").exists()
+    assert not (tmp_path / "processes-8000.json").exists()

@@ -3,8 +3,14 @@ path, and PIPELINE_DATA_DIR (writable, or can be made; free space)."""
 
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
+import pytest
+
+from app.config import PROJECT_ROOT
 from app.readiness import Check, run_checks
 from tests.conftest import SetSetting, use_settings
 
@@ -100,4 +106,44 @@ async def test_a_data_dir_that_cannot_be_written_fails_with_its_fix(
         "/sys/pipeline-data does not exist, and cannot be made: /sys is not writable",
         "make /sys writable by the user of the API and workers, or set PIPELINE_DATA_DIR, in every "
         "process, to a directory the API and workers can write",
+    )
+
+
+CHECK_WITHOUT_OVERRIDE = """
+import asyncio
+from app.readiness.storage import data_dir_check
+check = asyncio.run(data_dir_check())
+print(check.ok, check.detail, check.fix, sep="\\n")
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_a_parent_the_user_cannot_search_fails_the_check_not_the_readiness() -> None:
+    """Path.exists() raised PermissionError for a path under a directory the user cannot search:
+    /ready lost its shape (a 503 of the error handler) and `make doctor` a traceback."""
+    locked = Path(tempfile.mkdtemp(prefix="locked-"))
+    locked.chmod(0)  # and the check runs without the capabilities that let root past that
+    no_override = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    try:
+        done = subprocess.run(
+            [*no_override, sys.executable, "-c", CHECK_WITHOUT_OVERRIDE],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "PIPELINE_DATA_DIR": str(locked / "sub" / "data")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        locked.chmod(0o700)
+        locked.rmdir()
+    assert (done.returncode, done.stderr, done.stdout.splitlines()) == (
+        0,
+        "",
+        [
+            "False",
+            f"{locked / 'sub' / 'data'} cannot be reached (Permission denied)",
+            f"make every directory above {locked / 'sub' / 'data'} searchable by the API's and "
+            "workers' user, or set PIPELINE_DATA_DIR, in every process, to a directory the API and "
+            "workers can write",
+        ],
     )

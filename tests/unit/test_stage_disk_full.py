@@ -183,6 +183,13 @@ def test_which_errors_are_the_data_directory_refusing_a_write(
         "an InputError over a full disk": Refusal(errno.ENOSPC),
         "an error raised from a full disk": Refusal(errno.ENOSPC),
     }
+    # PIPELINE_INPUT_DIR inside PIPELINE_DATA_DIR: an unreadable input is still the file's
+    setting("PIPELINE_INPUT_DIR", str(data / "inputs"))
+    unreadable = PermissionError(errno.EACCES, "Permission denied", str(data / "inputs" / "a.csv"))
+    assert (refusal(unreadable), refusal(cases["no permission in the data dir"])) == (
+        None,
+        Refusal(errno.EACCES, str(data / "uploads" / "a")),
+    )
     assert [str(Refusal(errno.EDQUOT)), str(Refusal(errno.EROFS, "/d/uploads"))] == [
         "[Errno 122] Disk quota exceeded",
         "[Errno 30] Read-only file system: '/d/uploads'",
