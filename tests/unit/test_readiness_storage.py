@@ -13,6 +13,7 @@ import pytest
 from app.config import PROJECT_ROOT
 from app.readiness import Check, run_checks
 from tests.conftest import SetSetting, use_settings
+from tests.support.tmpfs import tmpfs
 
 
 async def _check(name: str) -> Check:
@@ -40,34 +41,22 @@ async def test_a_mistyped_sqlite_path_is_reported_not_created(tmp_path: Path) ->
     assert made == []
 
 
-def _free_gib(detail: str) -> float:
-    return float(detail.rsplit(", ", 1)[1].split()[0])
-
-
 async def test_the_data_dir_is_writable_with_its_free_space(
     tmp_path: Path, setting: SetSetting
 ) -> None:
-    setting("PIPELINE_DATA_DIR", str(tmp_path))
-    data_dir = await _check("data_dir")
-    assert (data_dir.ok, data_dir.detail.rsplit(", ", 1)[0], data_dir.fix, data_dir.warning) == (
-        True,
-        f"{tmp_path} writable",
-        None,
-        False,
-    )
-    free = shutil.disk_usage(tmp_path).free / 1024**3
-    assert abs(_free_gib(data_dir.detail) - free) <= 0.1
-    assert os.listdir(tmp_path) == []  # its probe leaves nothing behind
+    # a disk of its own: the machine's free space changes while the suite writes beside it
+    with tmpfs(tmp_path / "disk", size="4g") as disk:
+        setting("PIPELINE_DATA_DIR", str(disk))
+        assert await _check("data_dir") == Check("data_dir", True, f"{disk} writable, 4.0 GiB free")
+        assert os.listdir(disk) == []  # its probe leaves nothing behind
 
-    # not there yet: the API makes it on first use; the check does not
-    later = tmp_path / "later" / "data"
-    setting("PIPELINE_DATA_DIR", str(later))
-    data_dir = await _check("data_dir")
-    assert (data_dir.ok, data_dir.detail.rsplit(", ", 1)[0]) == (
-        True,
-        f"{later} writable (made on first use, in {tmp_path})",
-    )
-    assert os.listdir(tmp_path) == []
+        # not there yet: the API makes it on first use; the check does not
+        later = disk / "later" / "data"
+        setting("PIPELINE_DATA_DIR", str(later))
+        assert await _check("data_dir") == Check(
+            "data_dir", True, f"{later} writable (made on first use, in {disk}), 4.0 GiB free"
+        )
+        assert os.listdir(disk) == []
 
 
 async def test_little_free_space_is_a_warning_naming_the_fix(

@@ -1,6 +1,7 @@
 """A warm run's sys.path: its own PYTHONPATH where a cold start of it would put it, or a cold
 start when a module the zygote already imported would be found elsewhere (app/pipeline/warm.py)."""
 
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -62,4 +63,35 @@ def test_a_module_the_zygote_imported_found_elsewhere_means_a_cold_start(
         None,
         f"its PYTHONPATH finds module 'polars' at {tmp_path}/deployment-lib/polars.py, not where "
         f"this worker imported it ({imported.origin})",
+    )
+
+
+def test_a_namespace_package_with_another_portion_is_no_reason_to_start_cold(
+    zygote_path: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suite's `bench` (a directory without __init__.py) failed the check once another
+    test had left a portion of it on the path: "finds module 'bench' at /…/bench, not where
+    this worker imported it (/…/bench)"."""
+    for portion in ("worker-lib", "deployment-lib"):
+        (tmp_path / portion / "spread_out").mkdir(parents=True)
+    monkeypatch.delitem(sys.modules, "spread_out", raising=False)
+    importlib.import_module("spread_out")  # as the zygote has: from worker-lib only
+    try:
+        path, cold = run_import_path({"PYTHONPATH": "deployment-lib"}, str(tmp_path))
+    finally:
+        del sys.modules["spread_out"]
+    assert (path, cold) == (
+        [zygote_path[0], str(tmp_path / "deployment-lib"), *zygote_path[2:]],
+        None,
+    )
+    (tmp_path / "deployment-lib" / "spread_out" / "__init__.py").write_text("")  # a package
+    importlib.import_module("spread_out")
+    try:
+        _, cold = run_import_path({"PYTHONPATH": "deployment-lib"}, str(tmp_path))
+    finally:
+        del sys.modules["spread_out"]
+    assert cold == (
+        f"its PYTHONPATH finds module 'spread_out' at "
+        f"{tmp_path / 'deployment-lib' / 'spread_out' / '__init__.py'}, not where this worker "
+        f"imported it ({tmp_path / 'worker-lib' / 'spread_out'})"
     )
