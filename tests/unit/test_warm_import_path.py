@@ -3,6 +3,7 @@ start when a module the zygote already imported would be found elsewhere (app/pi
 
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def test_pythonpath_entries_as_the_interpreter_makes_them() -> None:
 def zygote_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     """The zygote's sys.path, started with PYTHONPATH=<tmp>/worker-lib."""
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "worker-lib"))
-    started = list(dict.fromkeys(sys.path))  # each once, as the interpreter leaves it
+    # absolute, each once, as the interpreter leaves it (a test process's may hold '.' too)
+    started = list(dict.fromkeys(os.path.abspath(entry) for entry in sys.path))
     path = [started[0], str(tmp_path / "worker-lib"), *started[1:]]
     monkeypatch.setattr(sys, "path", path)
     return list(path)
