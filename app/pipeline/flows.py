@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect._internal.control_listener import get_intent
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext, TaskRunContext
-from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
@@ -27,14 +25,11 @@ from app.pipeline.status import (
     run_id_from_tags,
     update_pipeline_status,
 )
+from app.pipeline.stops import STOPPED_WITHOUT_CANCEL, stop_reason
 from app.pipeline.store import RunFiles, remove_if_deleted, uploads_dir
 from app.pipeline.work import InputSource, StageOutput
 
 _settings = get_settings()
-STOPPED_WITHOUT_CANCEL = (
-    "stopped: the flow-run process got a stop signal without a cancel from Prefect (a worker or "
-    "host shutting down, or a kill); trigger the pipeline again"
-)
 observability.setup()  # at import, before the run: its logs are JSON from the first line
 
 
@@ -234,15 +229,6 @@ async def run_data_pipeline_flow(
             raise
 
 
-def _stopped(exc: BaseException) -> str | None:
-    """Why the flow-run process is being stopped, if it is: a cancel, when Prefect's runner said
-    so before its SIGTERM (as Prefect's own engine decides Cancelled or Crashed), else a signal
-    with no cancel behind it."""
-    if not isinstance(exc, asyncio.CancelledError | TerminationSignal):
-        return None
-    return CANCELLED_IN_PREFECT if get_intent() == "cancel" else STOPPED_WITHOUT_CANCEL
-
-
 async def _run_pipeline(
     pipeline_id: int, record_count: int, tracking: telemetry.RunTracking, made: FlowRun | None
 ) -> dict[str, Any]:
@@ -269,7 +255,7 @@ async def _run_pipeline(
         await transform_data(ref, files)
         exported = await export_results(ref, files)
     except BaseException as exc:
-        stopped = _stopped(exc)
+        stopped = stop_reason(exc)
         cancelled = stopped == CANCELLED_IN_PREFECT
         tracking.stopped = stopped == STOPPED_WITHOUT_CANCEL
         retrying = None if stopped else await retries.after_failure(exc)

@@ -22,6 +22,10 @@ from typing import NoReturn
 SOCKET_ENV = "PIPELINE_ZYGOTE_SOCKET"
 MAX_MESSAGE = 1 << 20
 PID_TIMEOUT_SECONDS = 30.0
+# A run the zygote stops (its launcher killed, its worker stopping) gets SIGTERM, then SIGKILL
+# this much later if it has not ended. Its rows and Crashed state took 0.1-0.3 s; a stage's busy
+# thread keeps the process on until that thread's work ends, which the SIGKILL cuts short.
+STOP_GRACE_SECONDS = 5.0
 
 
 def _cold_start(reason: str) -> NoReturn:

@@ -26,9 +26,11 @@ from app.observability import TRACE_LABEL
 if TYPE_CHECKING:
     from ddtrace.trace import Span
 
-# how a stop reaches the flow: Prefect's SIGTERM handler raises TerminationSignal in whatever
-# frame runs, or an await is cancelled
-STOPS = (asyncio.CancelledError, TerminationSignal)
+# how a stop reaches the flow (as app/pipeline/stops.py tells them, which imports status.py, and
+# that this module): Prefect's SIGTERM handler raises TerminationSignal in whatever frame runs, or
+# an await is cancelled; SIGINT raises KeyboardInterrupt; rich raises SystemExit(1) at the first
+# log line once the worker reading a cold run's output has gone
+STOPS = (asyncio.CancelledError, TerminationSignal, KeyboardInterrupt, SystemExit)
 _last_stage_error: BaseException | None = None  # counted by its stage; the flow must not recount it
 _first_attempt_started: dict[str, float] = {}  # by flow run: Prefect retries a flow in-process
 

@@ -51,6 +51,7 @@ PRELOAD = (
     "encodings.idna",
     "app.pipeline.work",
     "app.pipeline.status",
+    "app.pipeline.stops",
     "app.pipeline.claim",
     "app.pipeline.drills",
     "app.pipeline.retries",

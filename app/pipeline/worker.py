@@ -14,16 +14,18 @@ cold and wait for its poll.
 import asyncio
 import contextlib
 import os
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.pipeline.launcher import SOCKET_ENV
+from app.pipeline.launcher import SOCKET_ENV, STOP_GRACE_SECONDS
 from app.pipeline.tls import share_tls_contexts
 
 ZYGOTE_READY_SECONDS = 60.0
@@ -31,7 +33,7 @@ RESTART_SECONDS = 1.0
 MAX_RESTART_SECONDS = 60.0
 YOUNG_SECONDS = 30.0  # a zygote that dies sooner than this waits longer before the next
 LISTEN_RETRY_SECONDS = 30.0
-
+ZYGOTE_STOP_MARGIN_SECONDS = 2.0  # past its runs' grace (STOP_GRACE_SECONDS)
 
 SOCKET_PATH_MAX = 107  # sun_path's 108 bytes, its terminating NUL included
 
@@ -66,14 +68,17 @@ def main(argv: list[str]) -> None:
     zygote = start_zygote(path)
     assert zygote is not None  # its directory was made just now
     wait_until_warm(zygote, path, ZYGOTE_READY_SECONDS)
-    keep_zygote(zygote, path)
+    keeper = keep_zygote(zygote, path)
     share_tls_contexts()
     remember_settings_environment()
     look_promptly()
     from prefect.cli import app  # what the `prefect` command runs
 
     sys.argv = ["prefect", "worker", "start", *argv]
-    app()  # exits the process with the command's status
+    try:
+        app()  # exits the process with the command's status
+    finally:  # its runs stop and say so before it is gone: a container's processes die with it
+        keeper.stop()
 
 
 def start_zygote(path: Path) -> subprocess.Popen[bytes] | None:
@@ -95,42 +100,60 @@ def start_zygote(path: Path) -> subprocess.Popen[bytes] | None:
     )
 
 
-def keep_zygote(zygote: subprocess.Popen[bytes], path: Path) -> threading.Thread:
-    """Reap the zygote when it dies and start another, so one crash (an OOM kill, say) does not
-    leave the worker starting every later run cold — only those in between start cold, through
-    the launcher's fallback. A zygote that exits 0 was asked to stop and is not replaced. One that
-    dies young waits longer each time before the next (1 s, doubling, at most a minute).
+@dataclass
+class ZygoteKeeper:
+    """The worker's current zygote, replaced when it dies, stopped when the worker stops."""
 
-    The thread never returns: the kernel's parent-death signal follows the thread that started a
-    child, so the zygotes it starts exit when the worker does, not when a thread ends."""
+    current: subprocess.Popen[bytes]
+    path: Path
+    stopping: threading.Event = field(default_factory=threading.Event)
 
-    def keep() -> None:
-        current, delay = zygote, RESTART_SECONDS
+    def keep(self) -> None:
+        """Reap the zygote when it dies and start another: after a crash (an OOM kill, say) only
+        the runs in between start cold (the launcher's fallback), not every later one. One that
+        exits 0 was asked to stop and is not replaced; one that dies young waits longer each time
+        before the next (1 s, doubling, at most a minute).
+
+        It never returns: the kernel's parent-death signal follows the thread that started a
+        child, so the zygotes it starts exit when the worker does, not when a thread ends."""
+        delay = RESTART_SECONDS
         while True:
-            started = time.monotonic()
-            code = current.wait()
-            if code == 0:
-                print(f"zygote {current.pid} stopped; not replaced", file=sys.stderr, flush=True)
+            started, zygote = time.monotonic(), self.current
+            code = zygote.wait()
+            if code == 0 or self.stopping.is_set():
+                print(f"zygote {zygote.pid} stopped; not replaced", file=sys.stderr, flush=True)
                 threading.Event().wait()  # see above: this thread must outlive its zygotes
             lived = time.monotonic() - started
             delay = (
                 RESTART_SECONDS if lived > YOUNG_SECONDS else min(delay * 2, MAX_RESTART_SECONDS)
             )
             print(
-                f"zygote {current.pid} exited {code}; starting another in {delay:.0f} s "
+                f"zygote {zygote.pid} exited {code}; starting another in {delay:.0f} s "
                 "(flow runs start cold meanwhile)",
                 file=sys.stderr,
                 flush=True,
             )
             time.sleep(delay)
-            if (started_again := start_zygote(path)) is None:
+            if self.stopping.is_set() or (started_again := start_zygote(self.path)) is None:
                 threading.Event().wait()  # runs start cold from now on; see above
             else:
-                current = started_again
+                self.current = started_again
 
-    thread = threading.Thread(target=keep, name="zygote-keeper", daemon=True)
-    thread.start()
-    return thread
+    def stop(self) -> None:
+        """Stop the zygote and wait while it stops its runs (SIGTERM, SIGKILL after a grace), whose
+        launchers Prefect's worker SIGKILLed: they say why they ended before the worker is gone."""
+        self.stopping.set()
+        zygote = self.current
+        zygote.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            zygote.wait(STOP_GRACE_SECONDS + ZYGOTE_STOP_MARGIN_SECONDS)
+
+
+def keep_zygote(zygote: subprocess.Popen[bytes], path: Path) -> ZygoteKeeper:
+    """Keep the worker's zygote, in a thread of its own (ZygoteKeeper.keep)."""
+    keeper = ZygoteKeeper(zygote, path)
+    threading.Thread(target=keeper.keep, name="zygote-keeper", daemon=True).start()
+    return keeper
 
 
 def remember_settings_environment(keep: int = 8) -> None:

@@ -5,26 +5,30 @@ does any work. The zygote pays that once: it imports everything, opens a Unix so
 For each flow run the worker starts `python -m app.pipeline.launcher`, which sends its
 environment, working directory and stdio here; the zygote forks, and the child — already warm —
 takes the launcher's environment and runs Prefect's own engine entry point (`prefect.engine`).
-The zygote reports the child's exit code back to the launcher, kills the child when the launcher
-is killed, and exits when the worker that started it is gone.
+The zygote reports the child's exit code back to the launcher, stops the child when the launcher
+is killed, and stops its children and exits when it is stopped or the worker that started it is
+gone. A child is stopped as a worker or host shutdown stops a process: SIGTERM to its process
+group, so that the flow records why it ended (its rows, and Crashed in Prefect), and SIGKILL if it
+has not ended STOP_GRACE_SECONDS later.
 
 It runs no threads and no event loop of its own, so forking it is safe.
 """
 
 import contextlib
 import ctypes
-import io
 import json
 import os
-import runpy
 import selectors
 import signal
 import socket
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.pipeline.launcher import MAX_MESSAGE, SOCKET_ENV
+from app.pipeline.forked_run import run_flow_run
+from app.pipeline.launcher import MAX_MESSAGE, SOCKET_ENV, STOP_GRACE_SECONDS
 from app.pipeline.warm import exit_without_teardown, preload, run_import_path
 
 PR_SET_PDEATHSIG = 1
@@ -32,20 +36,59 @@ PARENT_CHECK_SECONDS = 1.0
 REQUEST_TIMEOUT_SECONDS = 5.0  # a launcher sends its request as soon as it connects
 
 
-def _die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
+def _die_with_parent(sig: signal.Signals) -> None:
     """Ask the kernel to send `sig` to this process when its parent dies (Linux; elsewhere a
     no-op)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
 
+def _stop_with_parent(parent: int) -> None:
+    """In a forked child: when the zygote dies, stop as a shutdown stops a run (the kernel's
+    SIGTERM), and be killed with what the run started if still running STOP_GRACE_SECONDS later:
+    the zygote that would have seen to it is gone."""
+    _die_with_parent(signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the kernel was asked: nothing has started yet
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        time.sleep(STOP_GRACE_SECONDS)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
 def _exit_on_sigterm() -> None:
-    """SIGTERM (the worker gone, or a stop) leaves serve() through its cleanup."""
+    """SIGTERM (the worker gone, or a stop) before serve() listens: exit at once."""
 
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+def _fork() -> int:
+    """os.fork(), SIGTERM held in the child until it has reset its handler: the zygote's, still
+    in place just after the fork, would swallow a stop that comes that soon."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    pid = -1
+    try:
+        pid = os.fork()
+    finally:
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    return pid
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    """`sig` to a child's process group: the run and what it started, as for a cold run."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):  # not yet its own group's leader
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 @dataclass
@@ -56,9 +99,12 @@ class Zygote:
     parent: int = field(default_factory=os.getppid)
     children: dict[int, socket.socket] = field(default_factory=dict)
     selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector)
+    kill_at: dict[int, float] = field(default_factory=dict)  # children stopping: when to SIGKILL
+    stop_asked: bool = False
 
     def serve(self) -> Callable[[], int] | None:
-        """Serve until the parent is gone (returns None); in a forked child, return its job."""
+        """Serve until stopped or the parent is gone, then stop the children and return None; in
+        a forked child, return its job."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -68,13 +114,14 @@ class Zygote:
         os.set_blocking(wakeup_write, False)
         signal.set_wakeup_fd(wakeup_write)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes the loop
+        signal.signal(signal.SIGTERM, self._ask_to_stop)
         selector = self.selector
         selector.register(listener, selectors.EVENT_READ, "accept")
         selector.register(wakeup_read, selectors.EVENT_READ, "reap")
         print(f"zygote {os.getpid()}: warm, listening on {self.path}", flush=True)
         try:
-            while os.getppid() == self.parent:
-                for key, _ in selector.select(PARENT_CHECK_SECONDS):
+            while not self.stop_asked and os.getppid() == self.parent:
+                for key, _ in selector.select(self._timeout()):
                     if key.data == "accept":
                         job = self._accept(listener)
                         if job is not None:  # the forked child: leave the loop and run
@@ -83,20 +130,64 @@ class Zygote:
                             os.close(wakeup_read)
                             os.close(wakeup_write)
                             return job
-                    elif key.data == "reap":
-                        with contextlib.suppress(BlockingIOError):
-                            os.read(wakeup_read, 4096)
-                        self._reap()
-                    else:  # a launcher hung up before its run ended: it was killed
-                        self._hang_up(key.fileobj)  # type: ignore[arg-type]
+                    else:
+                        self._serve_event(key, wakeup_read)
+                self._kill_overdue()
+            self._unlisten(listener)  # the next launchers start cold
+            for pid in self.children:
+                if pid not in self.kill_at:
+                    self._stop_child(pid)
+            while self.children:
+                for key, _ in selector.select(self._timeout()):
+                    self._serve_event(key, wakeup_read)
+                self._kill_overdue()
             return None
         finally:
             if listener.fileno() != -1:  # the zygote itself, not a child that left the loop
-                listener.close()
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path)
-                with contextlib.suppress(OSError):  # the worker's private socket directory
-                    os.rmdir(os.path.dirname(self.path))
+                self._unlisten(listener)
+
+    def _ask_to_stop(self, signum: int, frame: object) -> None:
+        self.stop_asked = True  # the wakeup fd wakes the loop
+
+    def _unlisten(self, listener: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(listener)
+        listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):  # the worker's private socket directory
+            os.rmdir(os.path.dirname(self.path))
+
+    def _serve_event(self, key: selectors.SelectorKey, wakeup_read: int) -> None:
+        if key.data == "reap":
+            with contextlib.suppress(BlockingIOError):
+                os.read(wakeup_read, 4096)
+            self._reap()
+        elif key.data != "accept":  # a launcher hung up before its run ended: it was killed
+            self._hang_up(key.fileobj)  # type: ignore[arg-type]
+
+    def _timeout(self) -> float:
+        """Until the next parent check, or the next child due to be killed."""
+        due = min(self.kill_at.values(), default=float("inf")) - time.monotonic()
+        return max(0.0, min(PARENT_CHECK_SECONDS, due))
+
+    def _stop_child(self, pid: int) -> None:
+        """Stop a child as a shutdown stops a process: SIGTERM now, SIGKILL after the grace."""
+        self.kill_at[pid] = time.monotonic() + STOP_GRACE_SECONDS
+        _signal_group(pid, signal.SIGTERM)
+
+    def _kill_overdue(self) -> None:
+        now = time.monotonic()
+        for pid, due in list(self.kill_at.items()):
+            if due <= now and pid in self.children:  # not reaped: the pid is still this child's
+                print(
+                    f"zygote: flow-run process {pid} did not stop within "
+                    f"{STOP_GRACE_SECONDS:g} s of SIGTERM; killing it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                _signal_group(pid, signal.SIGKILL)
+                del self.kill_at[pid]
 
     def _accept(self, listener: socket.socket) -> Callable[[], int] | None:
         try:
@@ -114,7 +205,8 @@ class Zygote:
             if cold:  # told, so that the run's own output says why
                 conn.send(f"cold {cold}".encode())
                 raise ValueError(cold)
-            pid = os.fork()
+            zygote = os.getpid()
+            pid = _fork()
         except (OSError, ValueError, LookupError, TypeError, ImportError) as exc:  # or no fork
             print(f"zygote: cannot start this run: {exc}", file=sys.stderr, flush=True)
             for fd in fds:  # the launcher's stdio: kept open, its worker would wait on them
@@ -125,7 +217,8 @@ class Zygote:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # Prefect's engine installs its own
-            _die_with_parent()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # see _fork
+            _stop_with_parent(zygote)
             for child_conn in self.children.values():
                 child_conn.close()
             conn.close()
@@ -149,6 +242,7 @@ class Zygote:
             if pid == 0:
                 return
             conn = self.children.pop(pid, None)
+            self.kill_at.pop(pid, None)
             if conn is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -169,91 +263,8 @@ class Zygote:
         except (KeyError, ValueError):  # already reaped and closed earlier in this round
             return
         self.selector.unregister(conn)  # launchers never write after their request: this is EOF
-        try:
-            os.killpg(pid, signal.SIGKILL)  # the run and what it started, as for a cold run
-        except (ProcessLookupError, PermissionError):  # not yet its own group's leader
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def run_flow_run(
-    fds: list[int], request: dict[str, object], import_path: list[str] | None = None
-) -> int:
-    """In the forked child: become the launcher's process in all but pid (its environment, its
-    PYTHONPATH on sys.path: `import_path`), then run the engine."""
-    # a session of its own, as the launcher has: a signal to the worker's process group (a stop,
-    # Ctrl-C) reaches the run only through the worker's cancellation or the launcher
-    os.setsid()
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target)
-        os.close(fd)
-    # line by line, as the worker reads it: the last lines of a run killed outright are kept
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)
-    env = request["env"]
-    assert isinstance(env, dict)
-    zygote_logging_env = _logging_environment()
-    zygote_env = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    _warn_if_datadog_differs(zygote_env)
-    os.chdir(str(request["cwd"]))
-    argv = request["argv"]
-    assert isinstance(argv, list)
-    sys.argv = [str(arg) for arg in argv]
-    if import_path is not None:
-        sys.path[:] = import_path
-    _refresh_settings(zygote_logging_env)
-    sys.modules.pop("prefect.engine", None)  # run as __main__, as `python -m prefect.engine` does
-    try:
-        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    return 0
-
-
-def _warn_if_datadog_differs(zygote_env: dict[str, str]) -> None:
-    """Datadog's libraries, preloaded, read DD_* at import: the zygote's values. A run whose own
-    differ (a deployment's job variables, say) is told so rather than traced elsewhere silently."""
-    if "ddtrace" not in sys.modules:
-        return
-    differing = sorted(
-        k
-        for k, v in os.environ.items()
-        # empty is unset (docker-compose.yml passes DD_VERSION empty; the zygote filled it in)
-        if k.startswith("DD_") and v and zygote_env.get(k) != v
-    )
-    if differing:
-        print(
-            f"warning: this run's {', '.join(differing)} differ from its worker's; Datadog's "
-            "libraries were loaded with the worker's values (restart the worker to change them)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-def _logging_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith("PREFECT_LOGGING_")}
-
-
-def _refresh_settings(zygote_logging_env: dict[str, str]) -> None:
-    """Settings read at import saw the zygote's environment; read them again from the run's.
-
-    Prefect's logging is configured again only if what it is built from changed: the settings
-    and the PREFECT_LOGGING_* variables. Doing it regardless renders Prefect's logging template
-    from every setting, ~18% of a warm run's CPU, to arrive at the configuration it already has.
-    """
-    import prefect.context
-    import prefect.logging.configuration
-
-    from app.config import get_settings
-
-    zygote_settings = prefect.context.get_settings_context().settings
-    prefect.context.refresh_global_settings_context()
-    changed = prefect.context.get_settings_context().settings != zygote_settings
-    if changed or _logging_environment() != zygote_logging_env:
-        prefect.logging.configuration.setup_logging(incremental=False)
-    get_settings.cache_clear()
+        if pid not in self.kill_at:  # killed, or its worker is stopping: stop the run
+            self._stop_child(pid)
 
 
 def main() -> int:

@@ -1,0 +1,108 @@
+"""A flow run forked from the zygote (app/pipeline/zygote.py): it becomes the launcher's process in
+all but pid — its stdio, environment, working directory, argv and PYTHONPATH — and runs Prefect's
+own engine entry point, as `python -m prefect.engine` would."""
+
+import contextlib
+import io
+import os
+import runpy
+import sys
+
+import rich.console
+
+
+def run_flow_run(
+    fds: list[int], request: dict[str, object], import_path: list[str] | None = None
+) -> int:
+    """In the forked child: become the launcher's process in all but pid (its environment, its
+    PYTHONPATH on sys.path: `import_path`), then run the engine."""
+    # a session of its own, as the launcher has: a signal to the worker's process group (a stop,
+    # Ctrl-C) reaches the run only through the worker's cancellation or the launcher
+    os.setsid()
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    _quiet_when_output_is_gone()
+    # line by line, as the worker reads it: the last lines of a run killed outright are kept
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
+    env = request["env"]
+    assert isinstance(env, dict)
+    zygote_logging_env = _logging_environment()
+    zygote_env = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    _warn_if_datadog_differs(zygote_env)
+    os.chdir(str(request["cwd"]))
+    argv = request["argv"]
+    assert isinstance(argv, list)
+    sys.argv = [str(arg) for arg in argv]
+    if import_path is not None:
+        sys.path[:] = import_path
+    _refresh_settings(zygote_logging_env)
+    sys.modules.pop("prefect.engine", None)  # run as __main__, as `python -m prefect.engine` does
+    try:
+        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
+def _warn_if_datadog_differs(zygote_env: dict[str, str]) -> None:
+    """Datadog's libraries, preloaded, read DD_* at import: the zygote's values. A run whose own
+    differ (a deployment's job variables, say) is told so rather than traced elsewhere silently."""
+    if "ddtrace" not in sys.modules:
+        return
+    differing = sorted(
+        k
+        for k, v in os.environ.items()
+        # empty is unset (docker-compose.yml passes DD_VERSION empty; the zygote filled it in)
+        if k.startswith("DD_") and v and zygote_env.get(k) != v
+    )
+    if differing:
+        print(
+            f"warning: this run's {', '.join(differing)} differ from its worker's; Datadog's "
+            "libraries were loaded with the worker's values (restart the worker to change them)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _logging_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("PREFECT_LOGGING_")}
+
+
+def _refresh_settings(zygote_logging_env: dict[str, str]) -> None:
+    """Settings read at import saw the zygote's environment; read them again from the run's.
+
+    Prefect's logging is configured again only if what it is built from changed: the settings
+    and the PREFECT_LOGGING_* variables. Doing it regardless renders Prefect's logging template
+    from every setting, ~18% of a warm run's CPU, to arrive at the configuration it already has.
+    """
+    import prefect.context
+    import prefect.logging.configuration
+
+    from app.config import get_settings
+
+    zygote_settings = prefect.context.get_settings_context().settings
+    prefect.context.refresh_global_settings_context()
+    changed = prefect.context.get_settings_context().settings != zygote_settings
+    if changed or _logging_environment() != zygote_logging_env:
+        prefect.logging.configuration.setup_logging(incremental=False)
+    get_settings.cache_clear()
+
+
+def _quiet_when_output_is_gone() -> None:
+    """Prefect's console log handler (rich) ends the process with SystemExit(1) at its first line
+    after the worker reading this run's output has gone. That worker is stopping, and the zygote
+    stops the run with SIGTERM: a log line must not end it first, half-way through writing why it
+    ended. Its output goes quiet instead, as rich's own handler leaves it."""
+
+    def on_broken_pipe(console: rich.console.Console) -> None:
+        console.quiet = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, console.file.fileno())
+            os.close(devnull)
+
+    rich.console.Console.on_broken_pipe = on_broken_pipe  # type: ignore[method-assign,assignment]

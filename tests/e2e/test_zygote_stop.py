@@ -1,0 +1,46 @@
+"""How the zygote stops a run whose launcher is gone: SIGTERM, as a shutdown stops a process, so
+the flow can record why it ended; SIGKILL only if it has not ended after a grace. A real zygote
+(from test_warm_start); no stack."""
+
+import json
+import os
+import re
+import select
+import socket
+import subprocess
+import time
+import uuid
+
+from tests.e2e.test_warm_start import zygote
+
+__all__ = ["zygote"]  # the module's zygote fixture, shared
+
+
+def _exit_line(process: subprocess.Popen[str], within: float) -> str:
+    """The zygote's next line saying that one of its flow-run processes exited."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([process.stdout], [], [], left)
+        if ready and re.match(
+            r"zygote: flow-run process \d+ exited", line := process.stdout.readline()
+        ):
+            return line
+    raise AssertionError(f"no flow-run process exited within {within} s")
+
+
+def test_a_run_whose_launcher_left_before_its_pid_gets_sigterm_at_once(
+    zygote: tuple[subprocess.Popen[str], str],
+) -> None:
+    """The stop came so soon after the fork that the child still had the zygote's SIGTERM
+    handler, which swallowed it: the run went on (here until the unreachable API made it exit 1)."""
+    request = {"env": {**os.environ, "PREFECT__FLOW_RUN_ID": str(uuid.uuid4())}, "cwd": "/"}
+    with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as out:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        conn.connect(zygote[1])
+        message = json.dumps({**request, "argv": ["launcher"]}).encode()
+        socket.send_fds(conn, [message], [stdin.fileno(), out.fileno(), out.fileno()])
+        conn.close()  # before the zygote has forked: its "pid" meets a closed socket
+    line = _exit_line(zygote[0], within=3)  # less than the grace: not the SIGKILL after it
+    assert re.fullmatch(r"zygote: flow-run process \d+ exited -15 \(.*\)\n", line), line
+    assert zygote[0].poll() is None

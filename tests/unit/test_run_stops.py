@@ -1,0 +1,70 @@
+"""How a stop reaches a flow run, and what it is taken for (app/pipeline/stops.py); and the broken
+pipe that once ended a run whose worker was stopping before the zygote's SIGTERM could stop it
+(app/pipeline/forked_run.py), checked in a subprocess (the change is process-wide)."""
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+
+from prefect.exceptions import TerminationSignal
+
+from app.config import PROJECT_ROOT
+from app.pipeline.stops import STOPPED_WITHOUT_CANCEL, stop_reason
+
+
+def test_a_signal_a_cancelled_await_or_an_exit_raised_into_the_flow_is_a_stop() -> None:
+    """A stop of a cold run by its worker once failed it as `SystemExit: 1` (rich's broken pipe,
+    below): a failure of the pipeline, not a stop."""
+    raised = [
+        TerminationSignal(signal=15),
+        asyncio.CancelledError(),
+        KeyboardInterrupt(),
+        SystemExit(1),
+        ValueError("bad input"),
+        RuntimeError("stage failed"),
+    ]
+    assert [stop_reason(exc) for exc in raised] == [STOPPED_WITHOUT_CANCEL] * 4 + [None, None]
+
+
+BROKEN_PIPE = textwrap.dedent(
+    """
+    import os, sys
+    import rich.console
+    from app.pipeline.forked_run import _quiet_when_output_is_gone
+
+    def log_line_to_a_pipe_nobody_reads():
+        read, write = os.pipe()
+        os.close(read)  # the worker that read this run's output is gone
+        console = rich.console.Console(file=os.fdopen(write, "w"))
+        try:
+            console.print("a log line")
+        except SystemExit as exc:
+            return f"SystemExit({exc.code})"
+        return f"quiet={console.quiet}"
+
+    before = log_line_to_a_pipe_nobody_reads()
+    _quiet_when_output_is_gone()
+    print(before, log_line_to_a_pipe_nobody_reads(), file=sys.stderr)  # rich nulled stdout
+    """
+)
+
+
+def test_a_forked_runs_log_line_to_a_gone_worker_goes_quiet_instead_of_exiting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", BROKEN_PIPE],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stderr == "SystemExit(1) quiet=True\n"
+
+
+def test_the_metrics_tell_a_stop_as_the_run_does() -> None:
+    """A stop by SIGINT or by rich's SystemExit was counted as an error of that type, not a
+    stop (telemetry cannot import stops.py: stops imports status, which imports telemetry)."""
+    from app.pipeline import stops, telemetry
+
+    assert telemetry.STOPS == stops.STOP_SIGNS
