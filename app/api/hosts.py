@@ -3,9 +3,10 @@ to the browser, on its own origin. It may read every answer and send any write, 
 that matches its Host; only the name it was sent to tells it apart. A request this service
 answers without a key goes through only to its own names."""
 
+import html
 import ipaddress
 
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import get_settings
@@ -30,10 +31,26 @@ class AllowedHosts:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _needs_no_key(scope) and (refused := _refusal(scope)):
-            body = {"message": refused, "detail": refused}
-            await JSONResponse(body, status_code=403)(scope, receive, send)
+            response: Response = JSONResponse({"message": refused, "detail": refused}, 403)
+            if _wants_a_page(scope):  # a person who typed the address: a page, not JSON
+                response = HTMLResponse(REFUSED_PAGE.format(html.escape(refused)), 403)
+            await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+REFUSED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Not this service's name</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto">
+<h1>Not this service's name</h1><p>{}</p></body></html>
+"""
+
+
+def _wants_a_page(scope: Scope) -> bool:
+    """A browser's navigation (Accept: text/html) to the dashboard's pages, not to the API."""
+    accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
+    return b"text/html" in accept and not scope["path"].startswith("/api/")
 
 
 def _needs_no_key(scope: Scope) -> bool:

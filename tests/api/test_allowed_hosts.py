@@ -82,6 +82,20 @@ async def test_a_rebinding_page_neither_reads_nor_writes_without_a_key(
 
 
 @ONE_BACKEND
+async def test_a_person_at_another_name_gets_a_page_saying_what_to_set(
+    api: httpx.AsyncClient,
+) -> None:
+    """The dashboard opened at the machine's name (not a rebinding page: a person) showed the
+    raw JSON of the refusal."""
+    browser = {**REBOUND, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = await api.get("/", headers=browser)
+    assert (page.status_code, page.headers["content-type"]) == (403, "text/html; charset=utf-8")
+    assert "<h1>Not this service's name</h1><p>" + REFUSED.replace("'", "&#x27;") in page.text
+    api_call = await api.get("/api/pipelines", headers=browser)  # the API stays JSON
+    assert answer(api_call) == (403, REFUSED)
+
+
+@ONE_BACKEND
 async def test_each_forwarded_host_is_checked_too(api: httpx.AsyncClient) -> None:
     """A page's own script may send X-Forwarded-Host; the service takes it as where the browser
     was (app/api/auth.py), so each entry must be one of its names as Host must."""
