@@ -3,10 +3,8 @@ passing or misreading: PREFECT_API_URL without /api (or this service's own API) 
 that is missing, a pool whose concurrency limit is 0 as ready, a database migrated by newer code
 as one to migrate, and a worker fix that was not the command `make up` runs."""
 
-import asyncio
 import os
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -15,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from prefect import flow
@@ -28,13 +25,13 @@ from sqlalchemy import text
 from app import db
 from app.config import PROJECT_ROOT
 from app.devstack import Stack
-from app.main import create_app
 from app.models import Status, utcnow
 from app.pipeline import watchdog
 from app.readiness import Check, run_checks
 from tests.conftest import Configure
 from tests.support.postgres import free_port
 from tests.support.rows import add_pipeline, add_run, read_run
+from tests.support.served import serve_app
 
 HEAD = ScriptDirectory.from_config(Config(str(PROJECT_ROOT / "alembic.ini"))).get_current_head()
 _pools = count(1)
@@ -74,15 +71,8 @@ async def pool(configure: Configure, prefect_server: str) -> str:
 @pytest.fixture
 async def own_api(database: str) -> AsyncIterator[str]:
     """This service's API over HTTP (uvicorn in this event loop): its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    server = uvicorn.Server(uvicorn.Config(create_app(), lifespan="off", log_level="warning"))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await serving
-    sock.close()
+    async with serve_app() as url:
+        yield url
 
 
 def _by_name(checks: list[Check]) -> dict[str, Check]:

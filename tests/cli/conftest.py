@@ -5,18 +5,17 @@ event loop, where the app, its database engine and the fixtures live.
 """
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from app.cli import app as cli_app
 from app.main import create_app
+from tests.support.served import serve_app
 
 API_URL = "http://cli.test"
 # a plain 100-column terminal-less output, whatever the machine running the tests has set
@@ -94,12 +93,5 @@ async def cli(transport: AppTransport) -> Cli:
 async def served(database: str) -> AsyncIterator[str]:
     """The app over HTTP (uvicorn, in this event loop) on the test's database, for the installed
     command in a subprocess; its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    server = uvicorn.Server(uvicorn.Config(create_app(), lifespan="off", log_level="warning"))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await serving
-    sock.close()
+    async with serve_app() as url:
+        yield url
