@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,18 +71,29 @@ def retry_key(pipeline_id: int, key: str) -> str:
     return f"{pipeline_id}/retry:{key}"
 
 
-async def not_first_used_to(
-    session: AsyncSession, verb: str, *, scoped: str, key: str, now: str
-) -> None:
-    """KeyReusedError when `key` already started a run by another request (`verb` it: trigger,
-    retry), where it is kept as `scoped`: the repeat would be answered with a run it did not ask
-    for, or make a second one."""
-    if run := await find(session, PipelineRun, scoped):
+_SCOPES = {"trigger": run_key, "retry": retry_key}
+
+
+async def run_of(
+    session: AsyncSession, *, pipeline_id: int, key: str | None, verb: Literal["trigger", "retry"]
+) -> tuple[str | None, PipelineRun | None]:
+    """A request to `verb` the pipeline with Idempotency-Key `key`: the key as its run keeps it,
+    and the run of its first use if this is a repeat. KeyReusedError when `key` already started a
+    run by the other request: the repeat would be answered with a run it did not ask for, or
+    make a second one."""
+    if key is None:
+        return None, None
+    scoped = _SCOPES[verb](pipeline_id, key)
+    if seen := await wait_for_run(scoped):
+        return scoped, seen
+    other = "retry" if verb == "trigger" else "trigger"
+    if run := await find(session, PipelineRun, _SCOPES[other](pipeline_id, key)):
         raise KeyReusedError(
-            f"Idempotency-Key {key!r} was first used to {verb} pipeline {run.pipeline_id} "
-            f"(run {run.id}), not to {now} it; send a new key for a new request, or repeat the "
+            f"Idempotency-Key {key!r} was first used to {other} pipeline {run.pipeline_id} "
+            f"(run {run.id}), not to {verb} it; send a new key for a new request, or repeat the "
             "first one exactly"
         )
+    return scoped, None
 
 
 async def find(session: AsyncSession, model: type[Row], key: str) -> Row | None:

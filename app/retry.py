@@ -22,14 +22,11 @@ async def retry_run(
     the window returns the run of that key, however it ended; a key that triggered a run of the
     pipeline raises idempotency.KeyReusedError."""
     pipeline_id = pipeline.id
-    key = idempotency.retry_key(pipeline_id, idempotency_key) if idempotency_key else None
-    if key and (seen := await idempotency.wait_for_run(key)):
+    key, seen = await idempotency.run_of(
+        session, pipeline_id=pipeline_id, key=idempotency_key, verb="retry"
+    )
+    if seen:
         return seen
-    if idempotency_key:
-        triggered = idempotency.run_key(pipeline_id, idempotency_key)
-        await idempotency.not_first_used_to(
-            session, "trigger", scoped=triggered, key=idempotency_key, now="retry"
-        )
     latest = await _latest_run_locked(session, pipeline_id)
     if latest is not None and latest.status in RETRYABLE:
         # the request's key, or one per failed run: a key's unique index settles any race left

@@ -205,14 +205,11 @@ async def start_run(
     (PrefectUnavailableError). A key seen within the window returns the run of that key; a key
     that retried the pipeline raises idempotency.KeyReusedError."""
     pipeline_id = pipeline.id  # the rollback below expires the object
-    key = idempotency.run_key(pipeline_id, idempotency_key) if idempotency_key else None
-    if key and (seen := await idempotency.wait_for_run(key)):
+    key, seen = await idempotency.run_of(
+        session, pipeline_id=pipeline_id, key=idempotency_key, verb="trigger"
+    )
+    if seen:
         return seen
-    if idempotency_key:
-        retried = idempotency.retry_key(pipeline_id, idempotency_key)
-        await idempotency.not_first_used_to(
-            session, "retry", scoped=retried, key=idempotency_key, now="trigger"
-        )
     run = pending_run(pipeline, key)
     session.add(run)
     try:
