@@ -41,13 +41,22 @@ def _run(connection: Connection) -> None:
         raise RuntimeError(f"the migration left rows whose parent is gone, undone: {left[:5]}")
     connection.commit()
     if before:  # not the migration's doing (a DELETE with foreign keys off): said, not refused
-        tables = sorted({table for table, _rowid, _parent, _fk in before})
+        # each once, parents' orphans first (pipeline_runs before pipeline_stages)
+        fixes = "; ".join(dict.fromkeys(_orphan_delete(connection, row) for row in sorted(before)))
+        tables = ", ".join(sorted({table for table, _rowid, _parent, _fk in before}))
         print(
-            f"warning: {len(before)} row(s) of {', '.join(tables)} have no parent row (deleted "
-            "with foreign keys off, as the sqlite3 shell does); delete them with, e.g., DELETE "
-            "FROM pipeline_runs WHERE pipeline_id NOT IN (SELECT id FROM pipelines)",
+            f"warning: {len(before)} row(s) of {tables} have no parent row (deleted with foreign "
+            f"keys off, as the sqlite3 shell does); delete them with: {fixes}",
             file=sys.stderr,
         )
+
+
+def _orphan_delete(connection: Connection, row: tuple[str, int, str, int]) -> str:
+    """The DELETE of the rows of `row`'s table whose parent (by that foreign key) is gone."""
+    table, _rowid, parent, key = row
+    keys = connection.exec_driver_sql(f"PRAGMA foreign_key_list({table})").all()
+    _id, _seq, _parent, column, referenced, *_ = next(k for k in keys if k[0] == key)
+    return f"DELETE FROM {table} WHERE {column} NOT IN (SELECT {referenced} FROM {parent})"
 
 
 def _dangling(connection: Connection) -> list[tuple[str, int, str, int]]:

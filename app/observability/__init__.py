@@ -117,7 +117,8 @@ def _export_unified_tags(settings: Settings) -> None:
     for name, value in values.items():
         if not os.environ.get(name):  # unset or empty (compose passes DD_VERSION empty)
             os.environ[name] = value
-    for name in ("DD_TRACE_ENABLED", "DD_LOGS_INJECTION"):  # ddtrace reads empty as false
+    # ddtrace reads an empty flag as false
+    for name in ("DD_TRACE_ENABLED", "DD_LOGS_INJECTION", "DD_TRACE_PARTIAL_FLUSH_ENABLED"):
         if os.environ.get(name) == "":
             del os.environ[name]
 

@@ -115,11 +115,16 @@ def test_a_run_orphaned_before_the_migration_is_named_not_a_failure(tmp_root: Pa
     path = _sqlite_at_head(tmp_root, "orphaned")
     with sqlite3.connect(path) as connection:
         connection.execute("DELETE FROM pipelines")
+        connection.execute(  # a stage of a run that is gone too
+            "INSERT INTO pipeline_stages (run_id, name, position, status, attempts) "
+            "VALUES (7, 'generate', 0, 'completed', 1)"
+        )
     url = f"sqlite+aiosqlite:///{path}"
     warning = (
-        "warning: 1 row(s) of pipeline_runs have no parent row (deleted with foreign keys off, "
-        "as the sqlite3 shell does); delete them with, e.g., DELETE FROM pipeline_runs WHERE "
-        "pipeline_id NOT IN (SELECT id FROM pipelines)\n"
+        "warning: 2 row(s) of pipeline_runs, pipeline_stages have no parent row (deleted with "
+        "foreign keys off, as the sqlite3 shell does); delete them with: DELETE FROM "
+        "pipeline_runs WHERE pipeline_id NOT IN (SELECT id FROM pipelines); DELETE FROM "
+        "pipeline_stages WHERE run_id NOT IN (SELECT id FROM pipeline_runs)\n"
     )
     for command, step in (("downgrade", "-1"), ("upgrade", "head")):
         done = subprocess.run(

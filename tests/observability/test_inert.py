@@ -113,17 +113,29 @@ from app import observability
 enabled = observability.setup()
 from ddtrace import config
 from ddtrace.trace import tracer
-print(json.dumps({"enabled": enabled, "tracing": tracer.enabled, "log_ids": config._logs_injection}))
+print(json.dumps({
+    "enabled": enabled,
+    "tracing": tracer.enabled,
+    "log_ids": config._logs_injection,
+    "spans_as_they_finish": [config._partial_flush_enabled, config._partial_flush_min_spans],
+}))
 """
 
 
 def test_empty_trace_and_log_flags_mean_the_defaults_as_compose_passes_them() -> None:
-    # ddtrace reads an empty DD_TRACE_ENABLED or DD_LOGS_INJECTION as false
-    flags = {"DD_TRACE_ENABLED": "", "DD_LOGS_INJECTION": ""}
+    # ddtrace reads an empty DD_TRACE_ENABLED, DD_LOGS_INJECTION or
+    # DD_TRACE_PARTIAL_FLUSH_ENABLED as false
+    flags = {
+        "DD_TRACE_ENABLED": "",
+        "DD_LOGS_INJECTION": "",
+        "DD_TRACE_PARTIAL_FLUSH_ENABLED": "",
+        "DD_TRACE_PARTIAL_FLUSH_MIN_SPANS": "",
+    }
     assert _fresh_interpreter(EMPTY_FLAGS, DD_AGENT_HOST="127.0.0.1", **flags) == {
         "enabled": True,
         "tracing": True,
         "log_ids": True,
+        "spans_as_they_finish": [True, 1],
     }
 
 
