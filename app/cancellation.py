@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import orchestrator
 from app.pipeline.status import UNFINISHED, give_cancel_reason, update_pipeline_status
@@ -76,3 +77,11 @@ async def _cancel(pipeline_id: int, run_id: int, flow_run_id: str | None) -> Non
     if not await update_pipeline_status(pipeline_id, None, Status.CANCELLED, reason, run_id=run_id):
         # the flow-run process, stopped by this cancel, wrote its own "cancelled" first
         await give_cancel_reason(run_id=run_id, reason=reason)
+        async with get_sessionmaker()() as session:
+            ended = await session.scalar(select(PipelineRun.status).where(PipelineRun.id == run_id))
+        if ended != Status.CANCELLED:  # or it ended otherwise first (its worker stopped: failed)
+            shown = ended.value if ended else "deleted"
+            raise ConflictError(
+                f"run {run_id} of pipeline {pipeline_id} already {shown}; only a pending or "
+                "running run can be cancelled"
+            )

@@ -274,7 +274,12 @@ def main() -> int:
         return 2
     _exit_on_sigterm()
     _die_with_parent(signal.SIGTERM)  # not SIGKILL: the socket and its directory are removed
-    preload()
+    try:
+        preload()
+    except SystemExit:  # stopped while importing: serve(), which removes it, never ran
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))
+        raise
     job = Zygote(path).serve()
     if job is None:
         return 0

@@ -174,6 +174,27 @@ async def test_a_cancel_keeps_its_reason_when_the_stopped_process_writes_first(
     )
 
 
+async def test_a_cancel_that_a_stop_beat_is_a_409_not_a_failed_run(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect took the cancel, but the worker's stop had ended the run first (failed, "stopped
+    … without a cancel"): the cancel answered 202 with that failed run."""
+    await client.post("/api/pipelines", json={"name": "p"})
+    run_id = await _add_run(1, Status.RUNNING, flow_run_id="00000000-0000-4000-8000-000000000002")
+
+    async def stopped_first(flow_run_id: str) -> StateType:
+        await update_pipeline_status(1, None, Status.FAILED, error="stopped", run_id=run_id)
+        return StateType.RUNNING
+
+    monkeypatch.setattr(orchestrator, "cancel_flow_run", stopped_first)
+    refused = await client.post("/api/pipelines/1/cancel")
+    assert (refused.status_code, refused.json()["message"]) == (
+        409,
+        f"run {run_id} of pipeline 1 already failed; only a pending or running run can be "
+        "cancelled",
+    )
+
+
 async def test_a_trigger_answers_cancelled_for_a_run_cancelled_while_prefect_made_it(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

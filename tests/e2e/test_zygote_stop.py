@@ -6,11 +6,16 @@ import json
 import os
 import re
 import select
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import uuid
 
+from app.config import PROJECT_ROOT
+from app.pipeline.launcher import SOCKET_ENV
 from tests.e2e.test_warm_start import zygote
 
 __all__ = ["zygote"]  # the module's zygote fixture, shared
@@ -44,3 +49,24 @@ def test_a_run_whose_launcher_left_before_its_pid_gets_sigterm_at_once(
     line = _exit_line(zygote[0], within=3)  # less than the grace: not the SIGKILL after it
     assert re.fullmatch(r"zygote: flow-run process \d+ exited -15 \(.*\)\n", line), line
     assert zygote[0].poll() is None
+
+
+def test_a_zygote_stopped_while_it_imports_removes_its_directory() -> None:
+    """Stopped before it listened (its worker stopped in its first seconds), it left its empty
+    private directory: 62 of them had piled up in /tmp on this machine."""
+    directory = tempfile.mkdtemp(prefix="zygote-test-", dir="/tmp")
+    env = {**os.environ, SOCKET_ENV: os.path.join(directory, "zygote.sock")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.pipeline.zygote"], cwd=PROJECT_ROOT, env=env
+    )
+    try:
+        time.sleep(0.3)  # importing Prefect and the pipeline: ~3 s
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert not os.path.exists(directory)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if os.path.isdir(directory):
+            os.rmdir(directory)
