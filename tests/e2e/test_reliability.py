@@ -170,14 +170,19 @@ async def test_killed_worker_fails_its_run_and_a_retry_completes(
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     stack.stack.stop_process(worker.name)
-
-    body = await wait_for_final(api, pipeline_id, within=60)
+    try:
+        body = await wait_for_final(api, pipeline_id, within=60)
+    finally:  # the shared stack's next tests need a worker, whatever this one found
+        stack.stack.start_worker(int(worker.name.split("-")[1]) + 10)
     settled_after = time.monotonic() - killed_at
     print(f"[{stack.backend}] killed worker: run settled after {settled_after:.1f} s")
     run = body["latest_run"]
     assert run["status"] == "failed"
-    assert run["error"].startswith("its flow-run process stopped responding (no heartbeat for ")
-    assert run["error"].endswith(" s; worker or process killed?)")
+    # the zygote's death sends the run SIGTERM (PR_SET_PDEATHSIG): it says it was stopped; or,
+    # when it is killed before it has written that (its 5 s grace), the watchdog says so
+    if run["error"] != STOPPED_WITHOUT_CANCEL:
+        assert run["error"].startswith("its flow-run process stopped responding (no heartbeat ")
+        assert run["error"].endswith(" s; worker or process killed?)")
     # generate was running when its process died: it failed with its run
     assert [(s["status"], s["message"]) for s in run["stages"]] == [
         ("failed", INTERRUPTED),
@@ -186,7 +191,6 @@ async def test_killed_worker_fails_its_run_and_a_retry_completes(
     flow_run = await wait_for_flow_run(prefect, flow_run_id)
     assert flow_run.state is not None and flow_run.state.is_crashed()
 
-    stack.stack.start_worker(int(worker.name.split("-")[1]) + 10)
     assert (await api.post(f"/api/pipelines/{pipeline_id}/retry")).status_code == 202
     assert (await wait_for_final(api, pipeline_id, within=60))["status"] == "completed"
 
