@@ -23,8 +23,8 @@ from starlette.background import BackgroundTask
 
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
+from app.api.downloads import RunDownload
 from app.api.schemas import errors
-from app.api.served import ServedFile
 from app.config import get_settings
 from app.models import PipelineRun, Status, utcnow
 from app.pipeline.store import RunFiles, serving_dir
@@ -232,8 +232,9 @@ async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> Fi
         if await asyncio.to_thread(path.exists):
             raise
         raise _gone(run) from None
-    return ServedFile(
+    return RunDownload(
         served,
+        shown=target,
         media_type=MEDIA_TYPES[fmt],
         filename=_filename(run, label, fmt),
         background=BackgroundTask(served.unlink, missing_ok=True) if served != target else None,

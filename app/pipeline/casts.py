@@ -8,6 +8,9 @@ _TRUE = ("true", "t", "yes", "y")
 _FALSE = ("false", "f", "no", "n")
 _EXACT_FLOAT = 2**53  # every whole number below it is a Float64
 _WHOLE_TEXT = r"^([+-]?\d+)\.0*$"  # 3.0, as pandas writes an integer column that has a gap
+# 1e3, 1.5e3: a mantissa of up to 16 digits is read exactly through a Float64 (below 2**53, a
+# whole Float64 is then the number written); 1.00000000000000001e1 is read as 10 there
+_SCIENTIFIC = r"^[+-]?\.?(?:\d\.?){1,16}[eE]"
 
 
 def cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
@@ -45,11 +48,14 @@ def keeps_sent(source: pl.DataType, target: pl.DataType) -> bool:
 
 def _text_integer(text: pl.Expr, target: pl.DataType) -> pl.Expr:
     """Whole numbers read exactly, also past 2**53 and written N.0; 1e3 through Float64, where it
-    is exact. 2.5, and 9007199254740995.5 (whole once a Float64), are null."""
+    is exact. 2.5, 9007199254740995.5 (whole once a Float64) and 1.00000000000000001e1 (more
+    digits than a Float64 holds) are null."""
     exact = text.str.replace(_WHOLE_TEXT, "${1}").cast(target, strict=False)
     number = text.cast(pl.Float64, strict=False)
     whole = (number == number.floor()) & (number.abs() < _EXACT_FLOAT)
-    scientific = pl.when(text.str.contains("[eE]") & whole).then(number.cast(target, strict=False))
+    scientific = pl.when(text.str.contains(_SCIENTIFIC) & whole).then(
+        number.cast(target, strict=False)
+    )
     return pl.coalesce(exact, scientific)
 
 

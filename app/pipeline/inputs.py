@@ -32,7 +32,7 @@ _UTF16_32_BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xfe", "UTF-16"),
     (b"\xfe\xff", "UTF-16"),
 )
-_DUPLICATED = re.compile(r"^(?P<name>.+)_duplicated_\d+$")  # how Polars renames a repeated header
+_DUPLICATED = re.compile(r"^(?P<name>.*)_duplicated_\d+$")  # how Polars renames a repeated header
 _DELIMITERS = (";", "\t", "|")
 
 
@@ -124,7 +124,7 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
                     f"line 1: columns are separated by {delimiter!r}, not ','; "
                     "save the CSV comma-separated",
                 )
-    problem = column_problem(schema)
+    problem = column_problem(schema, fmt)
     if problem:
         raise InputError(field, problem)
     short = None
@@ -144,15 +144,23 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
     return rows
 
 
-def column_problem(schema: pl.Schema) -> str | None:
-    """What is wrong with an input's columns (a required one missing, repeated or of a type that
-    cannot hold its values; a name the pipeline uses itself), or None."""
+def column_problem(schema: pl.Schema, fmt: str) -> str | None:
+    """What is wrong with the columns of an input of format `fmt` (a required one missing,
+    repeated or of a type that cannot hold its values; a name the pipeline uses itself, or one
+    holding NUL), or None."""
     names = schema.names()
     repeated = sorted(
         {m["name"] for m in map(_DUPLICATED.match, names) if m and m["name"] in schema}
     )
+    if repeated == [""]:
+        return (
+            "line 1: the header has more than one unnamed column (nothing between two "
+            "delimiters, or a delimiter at the end); name each column or remove the extra delimiters"
+        )
     if repeated:
-        return f"line 1: the header names {', '.join(repeated)} more than once"
+        return f"line 1: the header names {', '.join(map(_shown, repeated))} more than once"
+    if nul_name := nul.name_problem(schema, fmt):
+        return nul_name
     if own := [name for name in names if name.startswith("__") or name == stages.REJECT_REASON]:
         return (
             f"column {own[0]!r}: names starting with '__', and {stages.REJECT_REASON}, are the "
@@ -168,6 +176,10 @@ def column_problem(schema: pl.Schema) -> str | None:
         return f"{problem}; the file has {', '.join(near)} (names are exact: lowercase, no spaces)"
     shown = ", ".join(repr(name) for name in names[:10]) + (", …" if len(names) > 10 else "")
     return f"{problem}; the file's columns are {shown}"
+
+
+def _shown(name: str) -> str:
+    return name if name else "an unnamed column"
 
 
 def _type_problem(schema: pl.Schema) -> str | None:
@@ -202,7 +214,7 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
         try:
             frame = scan_input(source.path, fmt, source.scratch, field=field)
             schema = frame.collect_schema()
-            problem = column_problem(schema)
+            problem = column_problem(schema, fmt)
             if problem:
                 raise InputError(field, problem)
             if fmt == "csv":

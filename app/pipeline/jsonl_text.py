@@ -25,6 +25,13 @@ _WRITTEN = json.JSONDecoder(parse_float=str, parse_int=str, parse_constant=str)
 _NESTED = json.JSONDecoder()  # for a list's or an object's JSON text: [12.5], not ["12.5"]
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 _EXACT_FLOAT = 2**53  # a Float64 at or past it may be another whole number than the one written
+_FLOAT_DIGITS = 16  # up to this many digits, a number whose Float64 is whole below 2**53 is whole
+# the key "id" (its letters may be written \u0069 and \u0064) and a number: all of it, or what is
+# before the number
+_ID_NUMBER = r'"(?:i|\\u0069)(?:d|\\u0064)"\s*:\s*-?[\d.]+(?:[eE][+-]?\d+)?'
+_BEFORE_NUMBER = r"^[^:]*:\s*-?"
+# a line that may have one of 17 digits or more (twice as fast as asking for the escapes' ids)
+_MAYBE_LONG = r'"id"\s*:\s*-?(?:\d\.?){17}|\\u00(?:69|64)'
 
 
 def rewrite(source: Path, dest: Path, *, field: str) -> list[str]:
@@ -70,9 +77,24 @@ def rounded_ids(path: Path, schema: pl.Schema) -> bool:
     a point or an exponent as a Float64 and gives its text as that Float64's digits, so
     9007199254740993.0 comes out as 9007199254740992. Below 2**53 a whole one is the number
     written, unless that has more digits than a Float64 holds (12.0000000000000001 reads as 12,
-    as from a Parquet float column)."""
+    as from a Parquet float column): such an id is looked for in the lines, as written."""
     if not isinstance(schema.get("id"), pl.Float64):  # integers come out as written, any length
         return False
     ids = pl.scan_ndjson(path, schema=schema).select(pl.col("id").abs().max())
     largest = ids.collect(engine="streaming").item()
-    return largest is not None and largest >= _EXACT_FLOAT
+    return (largest is not None and largest >= _EXACT_FLOAT) or _long_ids(path)
+
+
+def _long_ids(path: Path) -> bool:
+    """Whether a line has an "id" key holding a number with a point or an exponent and more than
+    16 digits (3.000…0 aside): up to 16, a whole Float64 below 2**53 is the number written. Any
+    "id" key of a line counts (a nested one, one in a string's text): a false alarm only sends the
+    file the slow way, through Python's json module."""
+    number = pl.element().str.replace(_BEFORE_NUMBER, "").str.replace(r"\.0*$", "")
+    mantissa = number.str.replace(r"[eE].*$", "")
+    long = number.str.contains("[.eE]") & (mantissa.str.count_matches(r"\d") > _FLOAT_DIGITS)
+    line = pl.col("line")
+    found = line.str.extract_all(_ID_NUMBER).list.eval(long).list.any().any()
+    # most lines have no id of 17 digits: they are not looked at again
+    candidates = pl.scan_lines(path).filter(line.str.contains(_MAYBE_LONG))
+    return bool(candidates.select(found).collect(engine="streaming").item())

@@ -658,3 +658,17 @@ async def test_no_database_connection_is_held_while_a_keyed_input_is_checked(
         headers={"Idempotency-Key": "daily-1"},
     )
     assert (created.status_code, held) == (201, [0])
+
+
+async def test_two_unnamed_header_columns_are_refused(client: httpx.AsyncClient) -> None:
+    await assert_rejected_upload(
+        client,
+        csv("1,a,A,10,2,true,2024-01-01,x,y", header=HEADER + ",,"),
+        "file: line 1: the header has more than one unnamed column (nothing between two "
+        "delimiters, or a delimiter at the end); name each column or remove the extra delimiters",
+    )
+
+
+async def test_one_unnamed_header_column_is_kept(client: httpx.AsyncClient) -> None:
+    response = await upload(client, csv("1,a,A,10,2,true,2024-01-01,x", header=HEADER + ","))
+    assert response.status_code == 201, response.text
