@@ -71,6 +71,12 @@ def retry_key(pipeline_id: int, key: str) -> str:
     return f"{pipeline_id}/retry:{key}"
 
 
+def own_key(pipeline_id: int, what: str) -> str:
+    """A key the server gives a run itself, apart from every key a client sends: the character
+    after a pipeline's digits names the space (':' trigger, '/' retry, '#' the server's own)."""
+    return f"{pipeline_id}#{what}"
+
+
 _SCOPES = {"trigger": run_key, "retry": retry_key}
 
 
@@ -149,8 +155,12 @@ async def wait_for_run(key: str) -> PipelineRun | None:
             return True, None
         return run is None or run.prefect_flow_run_id is not None, run
 
-    return await wait_for_winner(
-        look,
-        still_busy=f"a request with Idempotency-Key {key.split(':', 1)[1]!r} is still being "
-        "processed",
-    )
+    return await wait_for_winner(look, still_busy=f"{_request_of(key)} is still being processed")
+
+
+def _request_of(key: str) -> str:
+    """The request a scoped key was made for, in the words its client would know it by."""
+    scoped = key.lstrip("0123456789")
+    if scoped.startswith("#"):
+        return f"the {scoped[1:]}"
+    return f"a request with Idempotency-Key {scoped.split(':', 1)[1]!r}"

@@ -34,7 +34,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    observability.setup()  # before the app: ddtrace's FastAPI integration wraps it
+    observability.setup(process="api")  # before the app: ddtrace's FastAPI integration wraps it
     app = FastAPI(
         title="Data Pipeline Service",
         description="Create and trigger five-stage data pipelines run by Prefect 3.",

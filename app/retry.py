@@ -50,8 +50,8 @@ async def retry_run(
 
 
 def _retry_of(pipeline_id: int, run_id: int) -> str:
-    """The key of the one retry of a run sent without an Idempotency-Key."""
-    return idempotency.run_key(pipeline_id, f"retry of run {run_id}")
+    """The key of the one retry of a run sent without an Idempotency-Key: no client's key."""
+    return idempotency.own_key(pipeline_id, f"retry of run {run_id}")
 
 
 async def _latest_run_locked(session: AsyncSession, pipeline_id: int) -> PipelineRun | None:

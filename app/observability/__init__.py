@@ -4,8 +4,9 @@ only one importing ddtrace/datadog (ddtrace's start: tracing.py; asking the agen
 
 Off unless an agent is configured (DD_AGENT_HOST set, or DD_TRACE_ENABLED=true): then neither
 library is even imported, no log handler changes, and every hook below returns at its first line.
-An agent that takes connections and does not answer turns tracing off in the process that finds
-it so, with a warning; metrics and JSON logs stay on.
+An agent that takes connections and does not answer turns tracing off in a flow-run process that
+finds it so at its start, with a warning; metrics and JSON logs stay on. At any process's exit, an
+agent that does not answer is not waited for (at_exit.py).
 """
 
 import importlib
@@ -17,12 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from app.config import Settings, get_settings
 from app.json_logs import use_json_logs
 from app.observability import tracing
 from app.observability.agent import PROBE_SECONDS, hangs, trace_agent_url
+from app.observability.at_exit import bound_exit
 
 if TYPE_CHECKING:
     from datadog.dogstatsd.base import DogStatsd
@@ -52,8 +54,13 @@ def is_enabled(settings: Settings) -> bool:
     return bool(settings.dd_agent_host) or settings.dd_trace_enabled is True
 
 
-def setup(settings: Settings | None = None) -> bool:
-    """Turn Datadog on in this process when an agent is configured (once); True when on."""
+def setup(settings: Settings | None = None, *, process: Literal["run", "api"] = "run") -> bool:
+    """Turn Datadog on in this process when an agent is configured (once); True when on.
+
+    A flow-run `process` sends each span as it finishes (it may be killed mid-run) and traces
+    nothing if the agent hangs when it starts (it would wait 3 s for it); the API, which runs for
+    days, sends each trace whole and traces whatever the agent does at its start. Either way
+    the exit waits only for an agent that answers then (at_exit.py)."""
     global _datadog, _set_up
     if _set_up:
         return _datadog is not None
@@ -61,23 +68,28 @@ def setup(settings: Settings | None = None) -> bool:
     settings = settings or get_settings()
     if not is_enabled(settings):
         return False
-    _export_unified_tags(settings)
+    _export_unified_tags(settings, partial_flush=process == "run")
     tracer, hung = None, None
     if settings.dd_trace_enabled is not False:
         if hangs(url := trace_agent_url(settings)):
             hung = url
-            tracing.quiet()
-        else:
+        if hung is None or process == "api":
             tracer = tracing.start(settings)
+            bound_exit(tracer, url)
+        else:
+            tracing.quiet()
     _datadog = _Datadog(tracer, _start_metrics(settings))
     correlate = tracer is not None and tracing.logs_injection()
     use_json_logs(settings, run_trace=tracing.run_trace if correlate else None)
     if hung:
         _log.warning(
             "the Datadog agent at %s accepts connections but did not answer GET /info within "
-            "%g s: tracing is off in this process (metrics and JSON logs stay on)",
+            "%g s: %s",
             hung,
             PROBE_SECONDS,
+            "tracing is on; its traces are sent once it answers"
+            if tracer
+            else "tracing is off in this process (metrics and JSON logs stay on)",
         )
     return True
 
@@ -94,13 +106,13 @@ def preload() -> bool:
         return False
     if settings.dd_trace_enabled is not False and hangs(trace_agent_url(settings)):
         return False  # importing ddtrace would cost the zygote's exit and first fork ~3 s each
-    _export_unified_tags(settings)
+    _export_unified_tags(settings)  # partial flush included: it forks flow runs
     for module in ("datadog.dogstatsd.base", "ddtrace.trace", "ddtrace.contrib.sqlalchemy"):
         importlib.import_module(module)
     return True
 
 
-def _export_unified_tags(settings: Settings) -> None:
+def _export_unified_tags(settings: Settings, *, partial_flush: bool = True) -> None:
     """ddtrace and DogStatsD read DD_* from the environment: give them the settings' values."""
     values = {
         "DD_SERVICE": settings.dd_service,
@@ -110,15 +122,23 @@ def _export_unified_tags(settings: Settings) -> None:
         "DD_TRACE_AGENT_PORT": str(settings.dd_trace_agent_port),
         "DD_DOGSTATSD_PORT": str(settings.dd_dogstatsd_port),
         "DD_TRACE_LOG_STREAM_HANDLER": "false",  # ddtrace's own warnings go through our JSON logs
-        # each span is sent as it finishes (not when its trace's root does): a flow-run process
-        # that is killed has sent its finished stages
-        "DD_TRACE_PARTIAL_FLUSH_MIN_SPANS": "1",
     }
+    if partial_flush:
+        # each span is sent as it finishes (not when its trace's root does): a flow-run process
+        # that is killed has sent its finished stages. The API (~55 µs a span) is not killed
+        # mid-request: ddtrace's default (300 spans) sends its requests' traces whole.
+        values["DD_TRACE_PARTIAL_FLUSH_MIN_SPANS"] = "1"
     for name, value in values.items():
         if not os.environ.get(name):  # unset or empty (compose passes DD_VERSION empty)
             os.environ[name] = value
-    # ddtrace reads an empty flag as false
-    for name in ("DD_TRACE_ENABLED", "DD_LOGS_INJECTION", "DD_TRACE_PARTIAL_FLUSH_ENABLED"):
+    # ddtrace reads an empty flag as false, and fails to import on an empty number
+    empty_means_default = (
+        "DD_TRACE_ENABLED",
+        "DD_LOGS_INJECTION",
+        "DD_TRACE_PARTIAL_FLUSH_ENABLED",
+        "DD_TRACE_PARTIAL_FLUSH_MIN_SPANS",  # the API's, as compose passes it
+    )
+    for name in empty_means_default:
         if os.environ.get(name) == "":
             del os.environ[name]
 

@@ -16,6 +16,7 @@ from app import service
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status
 from app.pipeline import orchestrator
+from app.retry import _retry_of
 from tests.support.rows import add_pipeline, add_run
 
 
@@ -216,3 +217,80 @@ async def test_another_keys_retry_under_way_is_a_409_not_its_run(
     again = await client.post(url, headers={"Idempotency-Key": "k1"})
     assert (again.status_code, again.json()) == (202, started(pipeline_id, failed + 1, "failed"))
     assert (prefect, await run_count()) == ([failed + 1], 2)
+
+
+async def test_a_trigger_key_never_finds_a_keyless_retrys_run(
+    client: httpx.AsyncClient, prefect: list[int]
+) -> None:
+    """A keyless retry's own key was '<pipeline>:retry of run M', a trigger key's spelling: a
+    trigger sent with `Idempotency-Key: retry of run M` was answered with that retry's run."""
+    pipeline_id = await add_pipeline("spelled")
+    failed = await add_run(pipeline_id, Status.FAILED, {})
+    retried = await client.post(f"/api/pipelines/{pipeline_id}/retry")
+    assert (retried.status_code, retried.json()) == (
+        202,
+        started(pipeline_id, failed + 1, "pending"),
+    )
+    await end_run(failed + 1, Status.FAILED)
+    triggered = await client.post(
+        f"/api/pipelines/{pipeline_id}/trigger",
+        headers={"Idempotency-Key": f"retry of run {failed}"},
+    )
+    assert (triggered.status_code, triggered.json()) == (
+        202,
+        started(pipeline_id, failed + 2, "pending"),
+    )
+    assert (prefect, await run_count()) == ([failed + 1, failed + 2], 3)
+
+
+async def test_a_keyless_retry_never_finds_a_triggers_run(
+    client: httpx.AsyncClient, prefect: list[int]
+) -> None:
+    """The other way round: a trigger whose key spelled 'retry of run N' for its own run N made
+    the keyless retry of N (once N failed) answer with N itself and start nothing, and while N
+    was pending, a keyless retry of the run before it was answered with N."""
+    pipeline_id = await add_pipeline("spelled too")
+    failed = await add_run(pipeline_id, Status.FAILED, {})
+    url = f"/api/pipelines/{pipeline_id}"
+    triggered = await client.post(
+        f"{url}/trigger", headers={"Idempotency-Key": f"retry of run {failed}"}
+    )
+    assert (triggered.status_code, triggered.json()) == (
+        202,
+        started(pipeline_id, failed + 1, "pending"),
+    )
+    busy = await client.post(f"{url}/retry")  # the trigger's run is no retry under way
+    assert (busy.status_code, busy.json()["message"]) == (
+        409,
+        f"pipeline {pipeline_id} is pending; only a failed or cancelled pipeline can be "
+        f"retried (use POST /api/pipelines/{pipeline_id}/trigger for a new run)",
+    )
+
+    mine = failed + 1
+    await end_run(mine, Status.FAILED)
+    await client.post(f"{url}/trigger", headers={"Idempotency-Key": f"retry of run {mine + 1}"})
+    await end_run(mine + 1, Status.FAILED)
+    retried = await client.post(f"{url}/retry")
+    assert (retried.status_code, retried.json()) == (
+        202,
+        started(pipeline_id, mine + 2, "pending"),
+    )
+    assert (prefect, await run_count()) == ([mine, mine + 1, mine + 2], 4)
+
+
+async def test_a_keyless_retry_waiting_on_another_names_the_retry_not_a_key(
+    client: httpx.AsyncClient, prefect: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A double click whose first retry is still starting was told of a request with
+    Idempotency-Key 'retry of run N', a key nobody sent."""
+    monkeypatch.setattr("app.idempotency.WAIT_FOR_WINNER_SECONDS", 0.2)
+    pipeline_id = await add_pipeline("double click")
+    failed = await add_run(pipeline_id, Status.FAILED, {})
+    # the first click's run, before its flow run is made
+    await add_run(pipeline_id, Status.PENDING, {}, idempotency_key=_retry_of(pipeline_id, failed))
+    answer = await client.post(f"/api/pipelines/{pipeline_id}/retry")
+    assert (answer.status_code, answer.json()["message"]) == (
+        409,
+        f"the retry of run {failed} is still being processed; repeat this request in a few seconds",
+    )
+    assert (prefect, await run_count()) == ([], 2)

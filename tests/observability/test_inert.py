@@ -7,9 +7,12 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from app.config import PROJECT_ROOT, Settings
 from app.json_logs import JsonLogFormatter
 from app.observability import is_enabled
+from tests.observability import conftest
 
 # A fresh interpreter, as the API and a flow-run process start: module state and sys.modules clean.
 SCRIPT = """
@@ -108,9 +111,9 @@ def test_with_an_agent_the_zygote_can_preload_the_libraries_without_a_thread() -
 
 
 EMPTY_FLAGS = """
-import json
+import json, os
 from app import observability
-enabled = observability.setup()
+enabled = observability.setup(process=os.environ["PROCESS"])
 from ddtrace import config
 from ddtrace.trace import tracer
 print(json.dumps({
@@ -122,20 +125,26 @@ print(json.dumps({
 """
 
 
-def test_empty_trace_and_log_flags_mean_the_defaults_as_compose_passes_them() -> None:
-    # ddtrace reads an empty DD_TRACE_ENABLED, DD_LOGS_INJECTION or
-    # DD_TRACE_PARTIAL_FLUSH_ENABLED as false
+@pytest.mark.parametrize(("process", "min_spans"), [("run", 1), ("api", 300)])
+def test_empty_trace_and_log_flags_mean_the_defaults_as_compose_passes_them(
+    process: str, min_spans: int, test_agent: conftest.TestAgent
+) -> None:
+    """ddtrace reads an empty DD_TRACE_ENABLED, DD_LOGS_INJECTION or
+    DD_TRACE_PARTIAL_FLUSH_ENABLED as false, and cannot import with an empty
+    DD_TRACE_PARTIAL_FLUSH_MIN_SPANS. A flow run sends each span as it finishes (it may be
+    killed mid-run); the API, never killed mid-request, its traces whole (ddtrace's 300)."""
     flags = {
         "DD_TRACE_ENABLED": "",
         "DD_LOGS_INJECTION": "",
         "DD_TRACE_PARTIAL_FLUSH_ENABLED": "",
         "DD_TRACE_PARTIAL_FLUSH_MIN_SPANS": "",
     }
-    assert _fresh_interpreter(EMPTY_FLAGS, DD_AGENT_HOST="127.0.0.1", **flags) == {
+    agent = {"DD_AGENT_HOST": "127.0.0.1", "DD_TRACE_AGENT_PORT": test_agent.url.rsplit(":")[-1]}
+    assert _fresh_interpreter(EMPTY_FLAGS, PROCESS=process, **agent, **flags) == {
         "enabled": True,
         "tracing": True,
         "log_ids": True,
-        "spans_as_they_finish": [True, 1],
+        "spans_as_they_finish": [True, min_spans],
     }
 
 

@@ -1,0 +1,52 @@
+"""ddtrace's flush at the process's exit, bounded: what is left goes to an agent that answers, and
+is dropped, with a warning, when the agent does not answer then (one GET /info, 1 s at most).
+
+ddtrace 4.16 has no setting for this. Its native exporter sends to an agent with libdatadog's own
+timeout, 3 s an attempt, six attempts with 3.1 s of back-off (~21 s for an agent that hangs, ~3 s
+for one that is down); DD_TRACE_AGENT_TIMEOUT_SECONDS covers only its GET /info and the agentless
+intake. Tracer.SHUTDOWN_TIMEOUT (5 s) bounds one join of the writer's thread, but at exit
+`ddtrace.internal._threads` joins every periodic thread with no timeout, and the telemetry
+writer's exit hook waits for the exporter's lock, which a send holds throughout its retries.
+"""
+
+import atexit
+import logging
+from typing import TYPE_CHECKING
+
+from app.observability.agent import PROBE_SECONDS, answers
+
+if TYPE_CHECKING:
+    from ddtrace.trace import Tracer
+
+_log = logging.getLogger("app.observability")
+
+
+def bound_exit(tracer: "Tracer", agent_url: str) -> None:
+    """From now on this process's exit waits for the agent only if it answers then. Registered
+    after ddtrace's own exit hooks, so it runs before them (atexit runs the last one first)."""
+    atexit.register(_at_exit, tracer, agent_url)
+
+
+def _at_exit(tracer: "Tracer", agent_url: str) -> None:
+    if answers(agent_url):
+        return  # ddtrace's own exit hooks flush the rest
+    _leave_ddtrace_behind(tracer)
+    _log.warning(
+        "the Datadog agent at %s did not answer GET /info at exit (%g s at most): the spans "
+        "this process had not sent are dropped, not waited for",
+        agent_url,
+        PROBE_SECONDS,
+    )
+
+
+def _leave_ddtrace_behind(tracer: "Tracer") -> None:
+    """Nothing of ddtrace's waits at exit: its exit hooks are unregistered, and its periodic
+    threads (the writer's, mid-send for ~21 s) are not joined; they end with the process."""
+    from ddtrace.internal import _threads
+    from ddtrace.internal import atexit as ddtrace_atexit
+
+    tracer.enabled = False
+    for hook in list(ddtrace_atexit._atexit_wrapped):  # the tracer's, telemetry's, the runtime's
+        ddtrace_atexit.unregister(hook)
+    # `_threads._at_exit` still runs (it tells the threads Python is exiting), joining none
+    _threads.periodic_threads.clear()

@@ -1,0 +1,249 @@
+"""An agent that stops answering after a process passed its start-up probe: the process's exit
+drops what it has not sent instead of waiting ~21 s for the agent (a flow run held its worker's
+slot that long); an agent that answers still gets everything at exit."""
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from ddtrace.trace import Tracer
+
+from app.config import PROJECT_ROOT
+from app.observability.agent import PROBE_SECONDS
+from tests.observability import conftest
+from tests.support.datadog import dd_env, hung_agent, run_python
+
+# A flow-run process (started afresh, or forked from a zygote that had imported ddtrace) whose
+# run ends while a send to the agent hangs, then exits as such a process does.
+RUN_THEN_EXIT = """
+import importlib, json, os, sys, time
+forked = sys.argv[1] == "forked"
+if forked:
+    from app import observability
+    from app.config import get_settings
+    from app.pipeline.warm import exit_without_teardown
+    observability._export_unified_tags(get_settings())
+    importlib.import_module("ddtrace.trace")
+    if os.fork():
+        os.wait()
+        os._exit(0)
+from app import observability
+from app.pipeline import telemetry
+observability.setup()
+print(json.dumps({"tracing": observability.tracer() is not None}), flush=True)
+sys.stdin.readline()  # once the agent has stopped answering
+with telemetry.flow_run(flow_name="Data Pipeline", pipeline_id=1, flow_run_id="f", labels={}) as run:
+    run.run(2)
+    with telemetry.stage("generate", pipeline_id=1, run_id=2, attempt=1) as stage:
+        stage.records(10)
+sys.stdin.readline()  # once the agent holds a send of this process's spans
+with observability.tracer().trace("pipeline.after", resource="unsent"):
+    pass  # a span still buffered at exit
+print(json.dumps({"exiting": time.monotonic()}), flush=True)
+if forked:
+    exit_without_teardown(0)
+"""
+
+
+@dataclass
+class SilentAgent:
+    """A socket that answers GET /info (the start-up probe, ddtrace's own) until it is told to
+    stop, then takes every connection and answers nothing; the request lines it was sent."""
+
+    listener: socket.socket
+    port: int
+    requests: list[str] = field(default_factory=list)
+    sent_traces: threading.Event = field(default_factory=threading.Event)
+    silent: threading.Event = field(default_factory=threading.Event)
+    _held: list[socket.socket] = field(default_factory=list)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._read, args=(connection,), daemon=True).start()
+
+    def _read(self, connection: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return
+            head += chunk
+        line = head.split(b"\r\n", 1)[0].decode()
+        self.requests.append(line)
+        if line == "GET /info HTTP/1.1" and not self.silent.is_set():
+            body = b'{"version": "7.99.0", "endpoints": ["/v0.4/traces", "/v0.5/traces"]}'
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+            connection.close()
+            return
+        if line.endswith("/traces HTTP/1.1"):
+            self.sent_traces.set()
+        self._held.append(connection)  # never answered, never closed
+
+
+@contextmanager
+def silent_agent() -> Iterator[SilentAgent]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        agent = SilentAgent(listener, listener.getsockname()[1])
+        threading.Thread(target=agent.serve, daemon=True).start()
+        try:
+            yield agent
+        finally:
+            for connection in agent._held:
+                connection.close()
+
+
+@pytest.fixture
+def statsd_port() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        yield receiver.getsockname()[1]
+
+
+def _log_lines(stderr: str) -> list[tuple[str, str, str]]:
+    return [
+        (line["level"], line["logger"], line["message"])
+        for line in map(json.loads, stderr.splitlines())
+    ]
+
+
+# What the exit may take at most: ddtrace means its own exit to take Tracer.SHUTDOWN_TIMEOUT
+# (5 s), and ours asks the agent once (PROBE_SECONDS). Measured 1.0-1.4 s, so the bound leaves
+# over 4x for a loaded machine; the exit it replaces took 42.6 s (two sends of six 3 s attempts).
+EXIT_BOUND_SECONDS = Tracer.SHUTDOWN_TIMEOUT + PROBE_SECONDS
+
+
+@pytest.mark.parametrize("start", ["fresh", "forked"])
+def test_an_agent_that_goes_silent_after_the_probe_does_not_hold_the_exit(
+    start: str, statsd_port: int
+) -> None:
+    """The probe passed, so the process traced; the agent then stopped answering, and ddtrace's
+    exit waited for it: measured 42.6 s (the send under way when the run ended, ~21 s, then the
+    exit's own), with ddtrace's `failed to send, dropping 2 traces … timed out` as the only word
+    of it. Now the exit asks the agent once (1 s) and leaves ddtrace's sends behind: 1.0-1.4 s."""
+    with silent_agent() as agent:
+        process = subprocess.Popen(
+            [sys.executable, "-c", RUN_THEN_EXIT, start],
+            cwd=PROJECT_ROOT,
+            env=dd_env(
+                DD_AGENT_HOST="127.0.0.1",
+                DD_TRACE_AGENT_PORT=str(agent.port),
+                DD_DOGSTATSD_PORT=str(statsd_port),
+            ),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdin is not None and process.stdout is not None
+            assert json.loads(process.stdout.readline()) == {"tracing": True}
+            agent.silent.set()
+            process.stdin.write("run\n")
+            process.stdin.flush()
+            # the run's end sends its spans at once (observability.flush): that send hangs
+            assert agent.sent_traces.wait(60)
+            process.stdin.write("exit\n")
+            process.stdin.flush()
+            exiting = json.loads(process.stdout.readline())["exiting"]
+            _, stderr = process.communicate(timeout=120)
+            exit_seconds = time.monotonic() - exiting
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 0
+    assert _log_lines(stderr) == [
+        (
+            "WARNING",
+            "app.observability",
+            f"the Datadog agent at http://127.0.0.1:{agent.port} did not answer GET /info at exit "
+            "(1 s at most): the spans this process had not sent are dropped, not waited for",
+        )
+    ]
+    assert exit_seconds < EXIT_BOUND_SECONDS
+
+
+ANSWERED_EXIT = """
+from app import observability
+observability.setup()
+for n in range(3):
+    with observability.tracer().trace("pipeline.exit", resource=f"exit-{n}"):
+        pass  # sent by ddtrace's flush at exit at the latest
+"""
+ANSWERED_SERVICE = "pipeline-exit-test"
+
+
+def test_an_agent_that_answers_at_exit_gets_the_rest(
+    test_agent: conftest.TestAgent, statsd_port: int
+) -> None:
+    """The exit asks the agent first; one that answers gets ddtrace's flush as before."""
+    result = subprocess.run(
+        [sys.executable, "-c", ANSWERED_EXIT],
+        cwd=PROJECT_ROOT,
+        env=dd_env(
+            DD_AGENT_HOST="127.0.0.1",
+            DD_TRACE_AGENT_PORT=test_agent.url.rsplit(":", 1)[1],
+            DD_DOGSTATSD_PORT=str(statsd_port),
+            DD_SERVICE=ANSWERED_SERVICE,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stderr == ""
+    assert sorted(
+        span["resource"] for span in test_agent.spans() if span["service"] == ANSWERED_SERVICE
+    ) == ["exit-0", "exit-1", "exit-2"]
+
+
+API_START = """
+import json
+from app import observability
+observability.setup(process="api")
+print(json.dumps({"tracing": observability.tracer() is not None}))
+"""
+
+
+def test_the_api_traces_even_if_the_agent_hangs_at_its_start(statsd_port: int) -> None:
+    """The API asked once, at its start, and an agent that hung then left it untraced until it
+    was restarted. It runs for days: it now traces anyway (ddtrace's 3 s wait at its start is
+    paid once, its traces are sent once the agent answers) and only its exit asks again."""
+    with hung_agent() as port:
+        result = run_python(
+            API_START,
+            DD_AGENT_HOST="127.0.0.1",
+            DD_TRACE_AGENT_PORT=str(port),
+            DD_DOGSTATSD_PORT=str(statsd_port),
+        )
+    assert json.loads(result.stdout) == {"tracing": True}
+    assert _log_lines(result.stderr) == [
+        (
+            "WARNING",
+            "app.observability",
+            f"the Datadog agent at http://127.0.0.1:{port} accepts connections but did not answer "
+            "GET /info within 1 s: tracing is on; its traces are sent once it answers",
+        ),
+        (
+            "WARNING",
+            "app.observability",
+            f"the Datadog agent at http://127.0.0.1:{port} did not answer GET /info at exit "
+            "(1 s at most): the spans this process had not sent are dropped, not waited for",
+        ),
+    ]
