@@ -174,6 +174,9 @@ class Settings(AccessSettings):
     queued_timeout_seconds: float = Field(
         default=3600.0, gt=0, validation_alias=AliasChoices("PIPELINE_QUEUED_TIMEOUT_SECONDS")
     )
+    pending_timeout_seconds: float = Field(
+        default=300.0, gt=0, validation_alias=AliasChoices("PIPELINE_PENDING_TIMEOUT_SECONDS")
+    )
 
     # Datadog (app/observability/): off unless DD_AGENT_HOST is set or DD_TRACE_ENABLED=true.
     dd_service: str = Field(

@@ -237,10 +237,23 @@ async def mark_flow_run_crashed(flow_run_id: str, message: str) -> None:
         await _propose(client, flow_run_id, Crashed(message=message))
 
 
-async def cancel_stranded_flow_run(flow_run_id: str, message: str) -> None:
-    """Cancel a run that never started, so a worker cannot pick it up after we gave up on it."""
+async def cancel_stranded_flow_run(
+    flow_run_id: str, message: str, *, still: StateType | None = None
+) -> bool:
+    """Cancel a run that never started, so a worker cannot pick it up after we gave up on it;
+    with `still`, only while it is in that state: False, left alone, once it has moved on."""
     async with prefect_client() as client:
+        if still is not None:
+            current = (await client.read_flow_run(UUID(flow_run_id))).state
+            if current is None or current.type != still:
+                return False
         await _propose(client, flow_run_id, Cancelled(message=message))
+    return True
+
+
+async def finish_cancel(flow_run_id: str, message: str) -> bool:
+    """Move a flow run still Cancelling to Cancelled, as its worker would have had it lived."""
+    return await cancel_stranded_flow_run(flow_run_id, message, still=StateType.CANCELLING)
 
 
 def flow_run_url(flow_run_id: str) -> str:

@@ -16,6 +16,7 @@ from prefect.events.filters import (
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from app.config import get_settings
+from app.pipeline.clocks import server_offset
 from app.pipeline.orchestrator import PrefectUnavailableError, prefect_client, shown_api_url
 
 STOPPED = "prefect.worker.stopped"
@@ -34,6 +35,8 @@ class PoolHealth:
     live_workers: list[str]
     deployment_exists: bool
     deployment_pool: str | None = None  # the pool the deployment sends its runs to
+    # how far the Prefect server's clock is ahead of this process's (its answer's Date header)
+    prefect_clock_offset: timedelta = timedelta(0)
 
     @property
     def takes_runs(self) -> bool:
@@ -80,13 +83,22 @@ def _answer(exc: PrefectHTTPStatusError) -> httpx.Response:
     return exc.response
 
 
-async def require_prefect_api(client: PrefectClient) -> None:
-    """Raise NotPrefectAPIError unless the client's URL is a Prefect server's API."""
+async def require_prefect_api(client: PrefectClient) -> timedelta:
+    """Raise NotPrefectAPIError unless the client's URL is a Prefect server's API; else how far
+    the server's clock is ahead of this process's."""
+    sent = datetime.now(UTC)
     try:
         response = await client.request("GET", "/health")
     except PrefectHTTPStatusError as exc:
         response = _answer(exc)
     _judge_health(response)
+    return server_offset(response, sent=sent, received=datetime.now(UTC))
+
+
+async def prefect_clock_offset() -> timedelta:
+    """How far the Prefect server's clock is ahead of this process's, to a second."""
+    async with prefect_client() as client:
+        return await require_prefect_api(client)
 
 
 def require_prefect_api_sync(client: SyncPrefectClient) -> None:
@@ -100,10 +112,11 @@ def require_prefect_api_sync(client: SyncPrefectClient) -> None:
 
 async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) -> PoolHealth:
     """The pool, its live workers (a recent heartbeat, and not stopped since), and the
-    deployment, in one look, once PREFECT_API_URL is known to be a Prefect server's API."""
+    deployment, in one look, once PREFECT_API_URL is known to be a Prefect server's API. A
+    heartbeat's time is the server's, when it recorded it: its age is on the server's clock."""
     settings = get_settings()
     async with prefect_client() as client:
-        await require_prefect_api(client)
+        offset = await require_prefect_api(client)
         try:
             pool = await client.read_work_pool(settings.work_pool_name)
         except ObjectNotFound:
@@ -113,7 +126,7 @@ async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) 
             deployment = await client.read_deployment_by_name(settings.deployment_name)
         except ObjectNotFound:
             deployment = None
-        now = datetime.now(UTC)
+        now = datetime.now(UTC) + offset  # the server's
         beating = {
             worker.name: worker.last_heartbeat_time
             for worker in workers
@@ -133,6 +146,7 @@ async def pool_health(*, worker_stale_after: timedelta = timedelta(seconds=90)) 
         live_workers=live,
         deployment_exists=deployment is not None,
         deployment_pool=deployment.work_pool_name if deployment else None,
+        prefect_clock_offset=offset,
     )
 
 

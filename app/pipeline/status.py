@@ -15,9 +15,9 @@ from app.models import (
     PipelineRun,
     PipelineStage,
     Status,
-    utcnow,
 )
 from app.pipeline import telemetry
+from app.pipeline.clocks import database_now
 
 RUN_TAG_PREFIX = "pipeline-run:"
 # what a flow-run process stopped by Prefect writes; the API's own reason replaces it (see below)
@@ -82,6 +82,8 @@ async def update_pipeline_status(
     ends before its stages' recorded moments (a clock that differs, a write that waited).
     """
     ended: list[tuple[str, float | None]] = []  # the final status this write moved it to
+    # Its moments are the database's clock's, whichever machine writes: the watchdog compares
+    # started_at and heartbeat_at with that clock, and a run's moments with each other.
 
     async def write() -> bool:
         async with get_sessionmaker()() as session, session.begin():
@@ -97,7 +99,7 @@ async def update_pipeline_status(
                 return False
             # once the lock is held: a write that waited for it must not date itself before the
             # writes made meanwhile (a stage that started while a cancel waited)
-            now = utcnow()
+            now = await database_now(session)
             if stage_name is None and status in FINAL_STATUSES:
                 when = min(ended_at, now) if ended_at else now
                 now = await _no_earlier_than_its_stages(session, run, when)
@@ -191,7 +193,7 @@ async def heartbeat(*, run_id: int) -> None:
         await session.execute(
             update(PipelineRun)
             .where(PipelineRun.id == run_id, PipelineRun.status.in_(UNFINISHED))
-            .values(heartbeat_at=utcnow())
+            .values(heartbeat_at=await database_now(session))
         )
 
 
@@ -253,15 +255,18 @@ async def _set_run_status(
         run.completed_at = now
         run.duration_seconds = _elapsed(run.started_at, now)
         run.error = error if status != Status.COMPLETED else None
-        await close_unfinished_stages(session, run.id, status, now)
+        await close_unfinished_stages(session, run.id, status, now, run.error)
 
 
 async def close_unfinished_stages(
-    session: AsyncSession, run_id: int, run_status: Status, now: datetime
+    session: AsyncSession, run_id: int, run_status: Status, now: datetime, error: str | None
 ) -> None:
     """Stages still pending or running when their run ends are cancelled, never left dangling;
-    one still running when its run failed (its process died: the watchdog's verdict) failed.
-    One that was running gets its duration, up to its run's end."""
+    one still running when its run failed (its process died: the watchdog's verdict) failed,
+    with the run's `error` when that is a stop (the stage is where it came). One that was
+    running gets its duration, up to its run's end."""
+    from app.pipeline.stops import STOPPED_WITHOUT_CANCEL  # here: stops imports this module
+
     reason = {
         Status.FAILED: "not run: an earlier stage failed",
         Status.CANCELLED: "cancelled",
@@ -273,7 +278,9 @@ async def close_unfinished_stages(
         )
     )
     for stage in running.scalars():  # a stage that ran has a duration, however its run ended
-        if run_status == Status.FAILED:
+        if run_status == Status.FAILED and error == STOPPED_WITHOUT_CANCEL:
+            _set_stage_status(stage, Status.FAILED, now, None, error)
+        elif run_status == Status.FAILED:
             _set_stage_status(stage, Status.FAILED, now, INTERRUPTED, None)
         else:
             _set_stage_status(stage, Status.CANCELLED, now, reason, None)

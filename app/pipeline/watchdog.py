@@ -14,7 +14,8 @@ from sqlalchemy.orm import selectinload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline import orchestrator, pool, retention
+from app.pipeline import cancelling, orchestrator, pool, retention
+from app.pipeline.clocks import Clocks, database_now
 from app.pipeline.status import (
     UNFINISHED,
     adopt_flow_run,
@@ -42,31 +43,62 @@ class Verdict:
 
 
 async def unfinished_runs() -> list[PipelineRun]:
+    return (await unfinished_runs_read_at())[0]
+
+
+async def unfinished_runs_read_at() -> tuple[list[PipelineRun], datetime]:
+    """The runs still pending or running, and the database's clock as they were read."""
     async with get_sessionmaker()() as session:
         query = (
             select(PipelineRun)
             .where(PipelineRun.status.in_(UNFINISHED))
             .options(selectinload(PipelineRun.stages))
         )
-        return list((await session.execute(query)).scalars())
+        runs = list((await session.execute(query)).scalars())
+        return runs, await database_now(session)
 
 
 def _age(since: datetime | None, now: datetime) -> float:
     return (now - since).total_seconds() if since else 0.0
 
 
+def _stranded_pending(
+    run: PipelineRun, state: State, clocks: Clocks, *, live_workers: bool
+) -> Verdict | None:
+    """A worker took the flow run (Pending) and its launcher died with it before the run's
+    process began: Prefect never offers a Pending run again. Healthy, a Pending lasts as long
+    as its process takes to start; with no worker left, no process is starting. Failed, not
+    handed back (Scheduled): a process merely slow would run alongside the one another worker
+    starts; a failed run never starts (claim_run)."""
+    settings = get_settings()
+    bound = settings.pending_timeout_seconds
+    if not live_workers:
+        bound = min(bound, settings.no_worker_timeout_seconds)
+    pending = _age(state.timestamp, clocks.prefect)
+    lively = [_age(t, clocks.database) for t in (run.heartbeat_at, run.started_at) if t]
+    if pending <= bound or any(age <= bound for age in lively):
+        return None  # young, or its process began a stage or beat lately
+    return Verdict(
+        run.id,
+        Status.FAILED,
+        f"the worker that took it stopped before starting it (Pending in Prefect for "
+        f"{pending:.0f} s; its flow-run process never began); trigger the pipeline again",
+    )
+
+
 def judge(
     run: PipelineRun,
     state: State | None,
     *,
-    now: datetime,
+    now: datetime | Clocks,
     live_workers: bool,
 ) -> Verdict | None:
     """The final status a stranded run should get, with a reason a person understands; None
-    while the run is still healthy."""
+    while the run is still healthy. Each of its moments is aged on the clock that wrote it."""
     settings = get_settings()
+    clocks = now if isinstance(now, Clocks) else Clocks.one(now)
     if run.prefect_flow_run_id is None:
-        if _age(run.created_at, now) > orchestrator.trigger_deadline().total_seconds():
+        if _age(run.created_at, clocks.api) > orchestrator.trigger_deadline().total_seconds():
             return Verdict(run.id, Status.FAILED, "the trigger never reached Prefect")
         return None
     if state is None:
@@ -96,10 +128,17 @@ def judge(
         return Verdict(run.id, Status.CANCELLED, f"cancelled in Prefect{detail}", ended)
     if state.type in (StateType.RUNNING, StateType.CANCELLING):
         # a process that never beat is judged from when Prefect saw it start, not when queued
-        last_sign = max(
-            t for t in (run.heartbeat_at, run.started_at, state.timestamp, run.created_at) if t
-        )
-        silent = _age(last_sign, now)
+        signs = [
+            (_age(moment, clock), moment)
+            for moment, clock in (
+                (run.heartbeat_at, clocks.database),
+                (run.started_at, clocks.database),
+                (state.timestamp, clocks.prefect),
+                (run.created_at, clocks.api),
+            )
+            if moment
+        ]
+        silent, last_sign = min(signs, key=lambda sign: sign[0])
         if silent > settings.stale_heartbeat_seconds:
             return Verdict(
                 run.id,
@@ -109,9 +148,11 @@ def judge(
                 last_sign,
             )
         return None
+    if state.type == StateType.PENDING:  # a worker took it: judged from then, not from queued
+        return _stranded_pending(run, state, clocks, live_workers=live_workers)
     # a flow run failed and waiting to run again (PIPELINE_FLOW_RETRIES) waits from then
     retrying = state.name == "AwaitingRetry" and state.timestamp is not None
-    waited = _age(state.timestamp if retrying else run.created_at, now)
+    waited = _age(state.timestamp, clocks.prefect) if retrying else _age(run.created_at, clocks.api)
     pool = settings.work_pool_name
     if (not live_workers and waited > settings.no_worker_timeout_seconds) or (
         waited > settings.queued_timeout_seconds
@@ -141,7 +182,14 @@ def worker_missing(taking_runs: bool, timeout: float) -> bool:
 
 
 async def reconcile_once() -> list[Verdict]:
-    """One pass over every unfinished run; returns what was changed."""
+    """One pass over every unfinished run, and the runs cancelled lately that Prefect still
+    shows Cancelling; returns what was changed among the unfinished."""
+    verdicts = await _reconcile_unfinished()
+    await cancelling.finish_cancels()
+    return verdicts
+
+
+async def _reconcile_unfinished() -> list[Verdict]:
     runs = await unfinished_runs()
     if not runs:
         return []
@@ -151,11 +199,13 @@ async def reconcile_once() -> list[Verdict]:
     states = await orchestrator.read_flow_run_states([i for i in flow_runs.values() if i])
     health = await pool.pool_health()
     live = not worker_missing(health.takes_runs, get_settings().no_worker_timeout_seconds)
-    now = utcnow()
     verdicts = []
     # Our rows are read again, after Prefect's view: a run that finished meanwhile has left the
     # list, and a flow run Prefect reports completed has written its stages (before it returned).
-    for run in await unfinished_runs():
+    runs, database = await unfinished_runs_read_at()
+    api = utcnow()
+    now = Clocks(api=api, database=database, prefect=api + health.prefect_clock_offset)
+    for run in runs:
         if run.id not in flow_runs or flow_runs[run.id] != run.prefect_flow_run_id:
             continue  # new, or triggered while we looked: the next pass sees it whole
         state = states.get(run.prefect_flow_run_id) if run.prefect_flow_run_id else None
@@ -187,6 +237,11 @@ async def _apply(run: PipelineRun, state: State | None, verdict: Verdict) -> boo
         message = f"watchdog: {verdict.reason}"
         if state.type in (StateType.RUNNING, StateType.CANCELLING):
             await orchestrator.mark_flow_run_crashed(run.prefect_flow_run_id, message)
+        elif state.type == StateType.PENDING:  # only while no process has made it Running
+            if not await orchestrator.cancel_stranded_flow_run(
+                run.prefect_flow_run_id, message, still=StateType.PENDING
+            ):
+                return False  # it started meanwhile: the next pass judges it afresh
         else:
             await orchestrator.cancel_stranded_flow_run(run.prefect_flow_run_id, message)
     if not await update_pipeline_status(

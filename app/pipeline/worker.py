@@ -7,153 +7,69 @@ per-run costs of Prefect's worker are paid once instead: its clients share one T
 (app/pipeline/tls.py) and its settings are rendered into environment variables once
 (`remember_settings_environment`) — 0.14 → 0.06 CPU-s per flow run in a 100-run burst. And a
 run scheduled on its pool, or one of its runs ending, makes the worker look for runs at once
-(`look_promptly`), not at its next poll. Plain `prefect worker start` still works: its runs start
-cold and wait for its poll.
+(`look_promptly`), not at its next poll. A worker that stops hands back the runs it took whose
+process never started (app/pipeline/hand_back.py). Plain `prefect worker start` still works: its
+runs start cold and wait for its poll.
 """
 
 import asyncio
-import contextlib
 import os
 import signal
-import stat
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from app.pipeline.launcher import SOCKET_ENV, STOP_GRACE_SECONDS
+from app.pipeline.hand_back import hand_back_on_stop
+from app.pipeline.launcher import SOCKET_ENV
 from app.pipeline.tls import share_tls_contexts
+from app.pipeline.zygote_keeper import (
+    ZygoteKeeper,
+    keep_zygote,
+    socket_directory,
+    start_zygote,
+    wait_until_warm,
+)
 
 ZYGOTE_READY_SECONDS = 60.0
-RESTART_SECONDS = 1.0
-MAX_RESTART_SECONDS = 60.0
-YOUNG_SECONDS = 30.0  # a zygote that dies sooner than this waits longer before the next
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 LISTEN_RETRY_SECONDS = 30.0
-ZYGOTE_STOP_MARGIN_SECONDS = 2.0  # past its runs' grace (STOP_GRACE_SECONDS)
-
-SOCKET_PATH_MAX = 107  # sun_path's 108 bytes, its terminating NUL included
-
-
-def socket_directory() -> Path:
-    """A new private directory for the zygote's socket: under the temporary directory, or /tmp
-    when that one's path is too long for a Unix socket (the warm start was off, in silence)."""
-    base = tempfile.gettempdir()
-    if len(os.path.join(base, "pipeline-zygote-12345678", "zygote.sock")) > SOCKET_PATH_MAX:
-        base = "/tmp"
-    return Path(tempfile.mkdtemp(prefix="pipeline-zygote-", dir=base))
-
-
-def private_directory(path: Path) -> bool:
-    """Whether `path` is this user's own directory that no one else may enter, creating it (mode
-    0700) if it is gone. A zygote removes its directory as it exits; its successor must not use
-    one another local user made meanwhile, in which a socket of theirs would receive the runs'
-    environments (their database URL and API keys)."""
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    found = os.lstat(path)
-    return (
-        stat.S_ISDIR(found.st_mode)
-        and found.st_uid == os.getuid()
-        and stat.S_IMODE(found.st_mode) == 0o700
-    )
 
 
 def main(argv: list[str]) -> None:
+    # Prefect's worker stops on SIGTERM by sending itself SIGINT: one started with SIGINT ignored
+    # (a shell script's `cmd &`) ignored that too, and never stopped
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # until Prefect's worker puts in its own: a stop while the zygote warms up ends the start
+    signal.signal(signal.SIGTERM, _interrupt)
     path = socket_directory() / "zygote.sock"
     os.environ[SOCKET_ENV] = str(path)
-    zygote = start_zygote(path)
-    assert zygote is not None  # its directory was made just now
-    wait_until_warm(zygote, path, ZYGOTE_READY_SECONDS)
-    keeper = keep_zygote(zygote, path)
-    share_tls_contexts()
-    remember_settings_environment()
-    look_promptly()
-    from prefect.cli import app  # what the `prefect` command runs
-
-    sys.argv = ["prefect", "worker", "start", *argv]
+    keeper: ZygoteKeeper | None = None
+    # a stop is held until the keeper has the zygote to stop; the zygote starts with it held too,
+    # until its own handler is in place (a default SIGTERM left its socket directory behind)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
+        zygote = start_zygote(path)
+        assert zygote is not None  # its directory was made just now
+        keeper = keep_zygote(zygote, path)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        wait_until_warm(zygote, path, ZYGOTE_READY_SECONDS)
+        share_tls_contexts()
+        remember_settings_environment()
+        look_promptly()
+        hand_back_on_stop(keeper.stop)
+        from prefect.cli import app  # what the `prefect` command runs
+
+        sys.argv = ["prefect", "worker", "start", *argv]
         app()  # exits the process with the command's status
+    except KeyboardInterrupt:  # stopped before Prefect's worker took over its stop signals
+        print("worker stopped while starting", file=sys.stderr, flush=True)
     finally:  # its runs stop and say so before it is gone: a container's processes die with it
-        keeper.stop()
+        if keeper is not None:
+            keeper.stop()
 
 
-def start_zygote(path: Path) -> subprocess.Popen[bytes] | None:
-    """The zygote, as this process's child (the worker's): it exits with the thread that started
-    it (app/pipeline/zygote.py asks the kernel for that). None when its directory is no longer
-    private: the runs start cold."""
-    if not private_directory(path.parent):  # a zygote that exits removes its directory
-        print(
-            f"{path.parent} is not this user's private directory any more: no zygote, flow runs "
-            "start cold (restart the worker)",
-            file=sys.stderr,
-            flush=True,
-        )
-        return None
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.pipeline.zygote"],
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, SOCKET_ENV: str(path)},
-    )
-
-
-@dataclass
-class ZygoteKeeper:
-    """The worker's current zygote, replaced when it dies, stopped when the worker stops."""
-
-    current: subprocess.Popen[bytes]
-    path: Path
-    stopping: threading.Event = field(default_factory=threading.Event)
-
-    def keep(self) -> None:
-        """Reap the zygote when it dies and start another: after a crash (an OOM kill, say) only
-        the runs in between start cold (the launcher's fallback), not every later one. One that
-        exits 0 was asked to stop and is not replaced; one that dies young waits longer each time
-        before the next (1 s, doubling, at most a minute).
-
-        It never returns: the kernel's parent-death signal follows the thread that started a
-        child, so the zygotes it starts exit when the worker does, not when a thread ends."""
-        delay = RESTART_SECONDS
-        while True:
-            started, zygote = time.monotonic(), self.current
-            code = zygote.wait()
-            if code == 0 or self.stopping.is_set():
-                print(f"zygote {zygote.pid} stopped; not replaced", file=sys.stderr, flush=True)
-                threading.Event().wait()  # see above: this thread must outlive its zygotes
-            lived = time.monotonic() - started
-            delay = (
-                RESTART_SECONDS if lived > YOUNG_SECONDS else min(delay * 2, MAX_RESTART_SECONDS)
-            )
-            print(
-                f"zygote {zygote.pid} exited {code}; starting another in {delay:.0f} s "
-                "(flow runs start cold meanwhile)",
-                file=sys.stderr,
-                flush=True,
-            )
-            time.sleep(delay)
-            if self.stopping.is_set() or (started_again := start_zygote(self.path)) is None:
-                threading.Event().wait()  # runs start cold from now on; see above
-            else:
-                self.current = started_again
-
-    def stop(self) -> None:
-        """Stop the zygote and wait while it stops its runs (SIGTERM, SIGKILL after a grace), whose
-        launchers Prefect's worker SIGKILLed: they say why they ended before the worker is gone."""
-        self.stopping.set()
-        zygote = self.current
-        zygote.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            zygote.wait(STOP_GRACE_SECONDS + ZYGOTE_STOP_MARGIN_SECONDS)
-
-
-def keep_zygote(zygote: subprocess.Popen[bytes], path: Path) -> ZygoteKeeper:
-    """Keep the worker's zygote, in a thread of its own (ZygoteKeeper.keep)."""
-    keeper = ZygoteKeeper(zygote, path)
-    threading.Thread(target=keeper.keep, name="zygote-keeper", daemon=True).start()
-    return keeper
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def remember_settings_environment(keep: int = 8) -> None:
@@ -282,17 +198,6 @@ def look_promptly() -> None:
     BaseWorker._submit_run_and_capture_errors = _submit_run_and_capture_errors  # type: ignore[method-assign]
     BaseWorker.__aenter__ = __aenter__  # type: ignore[method-assign,assignment]
     BaseWorker.__aexit__ = __aexit__  # type: ignore[method-assign]
-
-
-def wait_until_warm(zygote: subprocess.Popen[bytes], path: Path, within: float) -> None:
-    """Poll for runs only once the zygote listens, so the first runs start warm too. A zygote
-    that dies or takes too long costs nothing but the warm start: runs then start cold."""
-    deadline = time.monotonic() + within
-    while not path.exists():
-        if zygote.poll() is not None or time.monotonic() > deadline:
-            print(f"zygote not ready ({path}); flow runs will start cold", file=sys.stderr)
-            return
-        time.sleep(0.05)
 
 
 if __name__ == "__main__":

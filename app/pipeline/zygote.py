@@ -11,7 +11,12 @@ gone. A child is stopped as a worker or host shutdown stops a process: SIGTERM t
 group, so that the flow records why it ended (its rows, and Crashed in Prefect), and SIGKILL if it
 has not ended STOP_GRACE_SECONDS later.
 
-It runs no threads and no event loop of its own, so forking it is safe.
+It runs no Python threads and no event loop of its own, but its libraries start idle native
+threads: OpenBLAS's worker (numpy; one per core past the first) and, from Polars, two jemalloc
+background threads and an out-of-core cleaner. A child has only the thread that forked: OpenBLAS
+and jemalloc hold their locks across a fork (at-fork handlers) and go on without those threads
+(OpenBLAS starts its worker again when used); Polars' thread pool, never started here (preload
+runs no query), starts in each child. tests/e2e/test_zygote_stop.py checks what runs.
 """
 
 import contextlib
@@ -60,11 +65,18 @@ def _stop_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
-def _exit_on_sigterm() -> None:
-    """SIGTERM (the worker gone, or a stop) before serve() listens: exit at once."""
+def _exit_on_sigterm(path: str) -> None:
+    """SIGTERM (the worker gone, or a stop) before serve() listens: exit at once, removing the
+    socket's directory. Not by raising SystemExit into the import under way: it came out of
+    pydantic's code as a PydanticSerializationError, with a traceback. Nothing needs undoing."""
 
     def stop(signum: int, frame: object) -> None:
-        raise SystemExit(0)
+        with contextlib.suppress(OSError):  # bound by serve() a moment before its own handler
+            os.unlink(path)
+        with contextlib.suppress(OSError):  # the worker's private socket directory
+            os.rmdir(os.path.dirname(path))
+        os.write(2, f"zygote {os.getpid()}: stopped before it listened; exiting\n".encode())
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
 
@@ -272,14 +284,11 @@ def main() -> int:
     if not path:
         print(f"zygote: {SOCKET_ENV} is not set", file=sys.stderr)
         return 2
-    _exit_on_sigterm()
+    _exit_on_sigterm(path)
+    # the worker starts it with its stop signals held, until this handler is in place
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     _die_with_parent(signal.SIGTERM)  # not SIGKILL: the socket and its directory are removed
-    try:
-        preload()
-    except SystemExit:  # stopped while importing: serve(), which removes it, never ran
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.dirname(path))
-        raise
+    preload()
     job = Zygote(path).serve()
     if job is None:
         return 0

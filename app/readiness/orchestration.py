@@ -4,7 +4,8 @@ run stranded where no worker will take it."""
 from app.config import get_settings
 from app.models import utcnow
 from app.pipeline import orchestrator, watchdog
-from app.pipeline.pool import NotPrefectAPIError, PoolHealth, pool_health
+from app.pipeline.clocks import Clocks
+from app.pipeline.pool import NotPrefectAPIError, PoolHealth, pool_health, prefect_clock_offset
 from app.readiness.check import Check, hidden
 from app.shown import shown_prefect_url
 
@@ -97,10 +98,12 @@ def deployment_check(health: PoolHealth, name: str, pool: str) -> Check:
 
 async def stranded_check(*, takes_runs: bool) -> Check:
     """Runs the watchdog would settle: judged as it judges them (`takes_runs`: a run can start)."""
-    runs = await watchdog.unfinished_runs()
+    runs, database = await watchdog.unfinished_runs_read_at()
     ids = [run.prefect_flow_run_id for run in runs if run.prefect_flow_run_id]
     states = await orchestrator.read_flow_run_states(ids)
-    now = utcnow()
+    offset = await prefect_clock_offset()
+    api = utcnow()
+    now = Clocks(api=api, database=database, prefect=api + offset)
     stranded = [
         verdict
         for run in runs

@@ -20,6 +20,7 @@ from app.pipeline.status import (
     run_id_from_tags,
     update_pipeline_status,
 )
+from app.pipeline.stops import STOPPED_WITHOUT_CANCEL
 from tests.support.rows import read_run
 
 
@@ -118,6 +119,31 @@ async def test_a_stage_running_when_its_run_failed_failed_with_it() -> None:
     )
     assert transform.completed_at is not None and transform.duration_seconds is not None
     assert (export.status, export.message) == (Status.CANCELLED, "not run: an earlier stage failed")
+
+
+@pytest.mark.usefixtures("database")
+async def test_the_stage_running_when_its_run_was_stopped_says_it_was_stopped() -> None:
+    """A worker's stop (SIGTERM, a deploy) failed the run with its reason, and its running stage
+    read "interrupted: … (see the run's error)" in the dashboard and the CLI, not the reason."""
+    pipeline_id, run_id = await _pipeline_with_run()
+    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
+    await update_pipeline_status(pipeline_id, "generate", Status.COMPLETED, run_id=run_id)
+    await update_pipeline_status(pipeline_id, "ingest", Status.RUNNING, run_id=run_id)
+    await update_pipeline_status(
+        pipeline_id, None, Status.FAILED, error=STOPPED_WITHOUT_CANCEL, run_id=run_id
+    )
+    run = await read_run(run_id)
+    assert (run.status, run.error) == (Status.FAILED, STOPPED_WITHOUT_CANCEL)
+    assert [(s.name, s.status, s.message, s.error) for s in run.stages] == [
+        ("generate", Status.COMPLETED, None, None),
+        ("ingest", Status.FAILED, None, STOPPED_WITHOUT_CANCEL),
+        *[
+            (name, Status.CANCELLED, "not run: an earlier stage failed", None)
+            for name in ("process", "transform", "export")
+        ],
+    ]
+    ingest = run.stages[1]
+    assert ingest.completed_at == run.completed_at and ingest.duration_seconds is not None
 
 
 @pytest.mark.usefixtures("database")

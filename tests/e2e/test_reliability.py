@@ -18,7 +18,7 @@ from app.models import PipelineRun, Status, utcnow
 from app.pipeline import orchestrator
 from app.pipeline.flows import STOPPED_WITHOUT_CANCEL
 from app.pipeline.pool import pool_health
-from app.pipeline.status import CANCELLED_IN_PREFECT, INTERRUPTED, flow_run_key, run_tag
+from app.pipeline.status import CANCELLED_IN_PREFECT, flow_run_key, run_tag
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import (
     add_run_row,
@@ -177,21 +177,15 @@ async def test_killed_worker_fails_its_run_and_a_retry_completes(
     settled_after = time.monotonic() - killed_at
     print(f"[{stack.backend}] killed worker: run settled after {settled_after:.1f} s")
     run = body["latest_run"]
-    assert run["status"] == "failed"
-    # the zygote's death sends the run SIGTERM (PR_SET_PDEATHSIG): it says it was stopped; or,
-    # when it has not written that (its 5 s grace), the watchdog says what it found: Prefect's
-    # Crashed, which the run's engine reported, or no heartbeat (all three seen in CI)
-    crashed = (
-        "the worker or its flow-run process died (Prefect: Crashed (Execution was aborted by a "
-        "termination signal.))"
-    )
-    if run["error"] not in (STOPPED_WITHOUT_CANCEL, crashed):
-        assert run["error"].startswith("its flow-run process stopped responding (no heartbeat ")
-        assert run["error"].endswith(" s; worker or process killed?)")
-    # generate was running when its process died: it failed with its run
-    assert [(s["status"], s["message"]) for s in run["stages"]] == [
-        ("failed", INTERRUPTED),
-        *[("cancelled", "not run: an earlier stage failed")] * 4,
+    # the run gets SIGTERM twice, from its zygote (stopping its runs as the worker died) and from
+    # the kernel as the zygote dies (PR_SET_PDEATHSIG): it takes the first as its stop and says
+    # so. The second once cut that write short, and the watchdog failed the run later instead,
+    # from Prefect's Crashed or from its heartbeat's age (app/pipeline/forked_run.py)
+    assert (run["status"], run["error"]) == ("failed", STOPPED_WITHOUT_CANCEL)
+    # generate was running when its process was stopped: it failed with its run, saying why
+    assert [(s["status"], s["message"], s["error"]) for s in run["stages"]] == [
+        ("failed", None, STOPPED_WITHOUT_CANCEL),
+        *[("cancelled", "not run: an earlier stage failed", None)] * 4,
     ]
     flow_run = await wait_for_flow_run(prefect, flow_run_id)
     assert flow_run.state is not None and flow_run.state.is_crashed()

@@ -211,7 +211,7 @@ def test_a_killed_zygote_is_replaced_and_a_stopped_one_is_not(tmp_path: Path) ->
             "-c",
             "import sys, time\n"
             "from pathlib import Path\n"
-            "from app.pipeline import worker\n"
+            "from app.pipeline import zygote_keeper as worker\n"
             "path = Path(sys.argv[1])\n"
             "zygote = worker.start_zygote(path)\n"
             "print(zygote.pid, flush=True)\n"

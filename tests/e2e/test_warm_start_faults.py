@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.pipeline import worker
+from app.pipeline import zygote_keeper
 from tests.e2e.test_warm_start import children, launch, zygote
 
 __all__ = ["zygote"]  # the module's zygote fixture, shared
@@ -125,7 +125,7 @@ def test_the_socket_directory_is_private_and_fits_a_unix_socket(
     """A zygote's successor used whatever directory stood at its path (another user's, made
     after the first zygote removed its own); a long TMPDIR turned the warm start off."""
     own = tmp_path / "own"
-    assert worker.private_directory(own)  # gone: made, 0700
+    assert zygote_keeper.private_directory(own)  # gone: made, 0700
     assert stat.S_IMODE(own.stat().st_mode) == 0o700
     open_to_all = tmp_path / "open"
     open_to_all.mkdir()
@@ -133,17 +133,20 @@ def test_the_socket_directory_is_private_and_fits_a_unix_socket(
     someone_elses = tmp_path / "theirs"
     someone_elses.mkdir(mode=0o700)
     os.chown(someone_elses, 65534, 65534)  # nobody's
-    assert (worker.private_directory(open_to_all), worker.private_directory(someone_elses)) == (
+    assert (
+        zygote_keeper.private_directory(open_to_all),
+        zygote_keeper.private_directory(someone_elses),
+    ) == (
         False,
         False,
     )
     long = tmp_path / ("t" * 90)
     long.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(long))
-    made = worker.socket_directory()
+    made = zygote_keeper.socket_directory()
     try:
         assert made.parent == Path("/tmp")
-        assert len(str(made / "zygote.sock")) <= worker.SOCKET_PATH_MAX
+        assert len(str(made / "zygote.sock")) <= zygote_keeper.SOCKET_PATH_MAX
     finally:
         made.rmdir()
 

@@ -2,10 +2,12 @@
 the flow can record why it ended; SIGKILL only if it has not ended after a grace. A real zygote
 (from test_warm_start); no stack."""
 
+import contextlib
 import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +18,7 @@ import uuid
 
 from app.config import PROJECT_ROOT
 from app.pipeline.launcher import SOCKET_ENV
-from tests.e2e.test_warm_start import zygote
+from tests.e2e.test_warm_start import alive, children, zygote
 
 __all__ = ["zygote"]  # the module's zygote fixture, shared
 
@@ -64,18 +66,90 @@ def test_a_zygote_stopped_while_it_imports_removes_its_directory() -> None:
     directory = tempfile.mkdtemp(prefix="zygote-test-", dir="/tmp")
     env = {**os.environ, SOCKET_ENV: os.path.join(directory, "zygote.sock")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.pipeline.zygote"], cwd=PROJECT_ROOT, env=env
+        [sys.executable, "-m", "app.pipeline.zygote"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20
         while not _catches_sigterm(process.pid) and time.monotonic() < deadline:
             time.sleep(0.01)  # until main() is reached; then it imports Prefect for ~3 s
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        _, errors = process.communicate(timeout=30)
+        assert process.returncode == 0
         assert not os.path.exists(directory)
+        # once a traceback: the SystemExit its handler raised came out of pydantic's code as a
+        # PydanticSerializationError
+        assert errors == f"zygote {process.pid}: stopped before it listened; exiting\n"
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
         if os.path.isdir(directory):
             os.rmdir(directory)
+
+
+def test_a_worker_stopped_as_its_zygote_starts_leaves_no_socket_directory() -> None:
+    """A stop to the worker's process group (the devstack's) in its first moments: the zygote,
+    SIGTERMed before its handler was in place, died of it, and the worker (no handler of its own
+    yet either) with it; the empty directory stayed. Here the zygote is held (SIGSTOP) from the
+    moment it exists, so the stop always comes that early."""
+    base = tempfile.mkdtemp(prefix="worker-test-", dir="/tmp")  # short: a Unix socket's path
+    env = {**os.environ, "TMPDIR": base, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "app.pipeline.worker", "--pool", "none"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    zygote = None
+    try:
+        deadline = time.monotonic() + 20
+        while not (started := children(worker.pid)) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        (zygote,) = started
+        os.kill(zygote, signal.SIGSTOP)  # milliseconds in: its imports take ~0.2 s
+        os.killpg(worker.pid, signal.SIGTERM)
+        os.kill(zygote, signal.SIGCONT)
+        assert worker.wait(timeout=30) == 0
+        deadline = time.monotonic() + 30
+        while alive(zygote) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(zygote)
+        assert os.listdir(base) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        if zygote is not None and alive(zygote):
+            os.kill(zygote, signal.SIGKILL)
+        shutil.rmtree(base)
+
+
+PRELOADED_THREADS = (
+    "import os, threading\n"
+    "from app.pipeline.warm import preload\n"
+    "preload()\n"
+    "names = {open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')}\n"
+    "print(threading.active_count(), sorted(names))\n"
+)
+
+
+def test_the_zygote_forks_with_no_python_thread_and_no_polars_pool() -> None:
+    """What the zygote's docstring says about fork safety: no Python thread (one would be gone in
+    the child, with any lock it held), and only the native threads of OpenBLAS (named after the
+    process: `python`, as the main thread is), jemalloc and Polars' out-of-core cleaner; not
+    Polars' thread pool (`polars-N`), which a child could not run queries on."""
+    result = subprocess.run(
+        [sys.executable, "-c", PRELOADED_THREADS],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout == "1 ['jemalloc_bg_thd', 'polars-ooc-clea', 'python']\n"

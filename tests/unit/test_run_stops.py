@@ -68,3 +68,40 @@ def test_the_metrics_tell_a_stop_as_the_run_does() -> None:
     from app.pipeline import stops, telemetry
 
     assert telemetry.STOPS == stops.STOP_SIGNS
+
+
+TWO_SIGTERMS = textwrap.dedent(
+    """
+    import os, signal, sys
+    from prefect.exceptions import TerminationSignal
+    from prefect.utilities.engine import capture_sigterm
+    from app.pipeline.forked_run import _first_stop_signal_only
+
+    _first_stop_signal_only()
+    with capture_sigterm():  # as Prefect's engine runs a flow
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the zygote's, stopping its runs
+            signal.pause()
+        except TerminationSignal:
+            os.kill(os.getpid(), signal.SIGTERM)  # the kernel's, as the zygote dies
+            written = sum(range(100_000))  # the stop path: its row's write
+            print("the stop path finished", file=sys.stderr, flush=True)
+            raise
+    """
+)
+
+
+def test_a_second_sigterm_does_not_cut_the_stop_path_short() -> None:
+    """A run whose worker was killed got SIGTERM from its zygote and again from the kernel as the
+    zygote died: the second raised TerminationSignal into the write of why the run ended (its
+    database connection closed mid-write), and the watchdog failed the run instead, later."""
+    result = subprocess.run(
+        [sys.executable, "-c", TWO_SIGTERMS],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # then Prefect's engine ends the process by the signal, as it would have ended without it
+    assert (result.returncode, result.stderr) == (-15, "the stop path finished\n")

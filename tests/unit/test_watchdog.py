@@ -15,6 +15,7 @@ from prefect.states import (
     Late,
     Pending,
     Running,
+    Scheduled,
 )
 
 from app.models import PipelineRun, Status
@@ -76,7 +77,7 @@ def test_a_verdict_dates_the_end_when_it_happened_not_when_the_watchdog_came_by(
     running = Running(timestamp=NOW - timedelta(seconds=100))
     silent = judge(_run(age=100, heartbeat_age=45), running, now=NOW, live_workers=True)
     assert silent is not None and silent.ended_at == beat_at
-    never_started = judge(_run(age=400), Pending(), now=NOW, live_workers=False)
+    never_started = judge(_run(age=400), Scheduled(), now=NOW, live_workers=False)
     assert never_started is not None and never_started.ended_at is None
 
 
@@ -112,13 +113,41 @@ def test_running_without_heartbeat_is_a_dead_process() -> None:
 
 def test_waiting_runs_fail_only_without_a_worker_or_after_the_queue_timeout() -> None:
     assert judge(_run(age=500), Late(), now=NOW, live_workers=True) is None
-    assert judge(_run(age=60), Pending(), now=NOW, live_workers=False) is None
+    assert judge(_run(age=60), Scheduled(), now=NOW, live_workers=False) is None
     assert judge(_run(age=130), Late(), now=NOW, live_workers=False) == Verdict(
         7, Status.FAILED, f"not started after 130 s in Prefect state Late: {FIX}"
     )
-    assert judge(_run(age=3700), Pending(), now=NOW, live_workers=True) == Verdict(
-        7, Status.FAILED, f"not started after 3700 s in Prefect state Pending: {FIX}"
+    assert judge(_run(age=3700), Scheduled(), now=NOW, live_workers=True) == Verdict(
+        7, Status.FAILED, f"not started after 3700 s in Prefect state Scheduled: {FIX}"
     )
+
+
+def _pending(seconds: float) -> Pending:
+    """Pending (a worker took it) since `seconds` ago, as Prefect's server stamped it."""
+    return Pending(timestamp=NOW - timedelta(seconds=seconds))
+
+
+def test_a_run_a_worker_took_is_stranded_once_its_start_takes_too_long() -> None:
+    """A worker proposed Pending and was killed before the run's process began: Prefect never
+    offers the run again. Judged from the Pending (a queued hour is not the start's), by
+    PIPELINE_PENDING_TIMEOUT_SECONDS (300 s; cold starts in a burst took up to 74 s here), or by
+    the no-worker timeout (120 s) once no worker is left to be starting it."""
+    stranded = (
+        "the worker that took it stopped before starting it (Pending in Prefect for {} s; its "
+        "flow-run process never began); trigger the pipeline again"
+    )
+    queued_an_hour = _run(age=3700)
+    assert judge(queued_an_hour, _pending(299), now=NOW, live_workers=True) is None
+    assert judge(queued_an_hour, _pending(301), now=NOW, live_workers=True) == Verdict(
+        7, Status.FAILED, stranded.format(301)
+    )
+    assert judge(_run(age=200), _pending(119), now=NOW, live_workers=False) is None
+    assert judge(_run(age=200), _pending(121), now=NOW, live_workers=False) == Verdict(
+        7, Status.FAILED, stranded.format(121)
+    )
+    # a sign of life within the bound, on the database's clock: its process is there
+    beating = _run(age=3700, heartbeat_age=10)
+    assert judge(beating, _pending(400), now=NOW, live_workers=True) is None
 
 
 def test_a_run_waiting_for_a_flow_retry_waits_from_its_failed_attempt() -> None:
