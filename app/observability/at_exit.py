@@ -11,6 +11,9 @@ writer's exit hook waits for the exporter's lock, which a send holds throughout 
 
 import atexit
 import logging
+import signal
+import threading
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from app.observability.agent import PROBE_SECONDS, answers
@@ -19,15 +22,33 @@ if TYPE_CHECKING:
     from ddtrace.trace import Tracer
 
 _log = logging.getLogger("app.observability")
+_asked = False  # whether the agent was asked at this exit already
 
 
 def bound_exit(tracer: "Tracer", agent_url: str) -> None:
     """From now on this process's exit waits for the agent only if it answers then. Registered
-    after ddtrace's own exit hooks, so it runs before them (atexit runs the last one first)."""
+    after ddtrace's own exit hooks, so it runs before them (atexit runs the last one first); and
+    before ddtrace's SIGTERM handler, which flushes too (5 s at most) and then leaves the process
+    to the handler it wrapped — uvicorn's, which ends it by the signal, with no exit hooks."""
     atexit.register(_at_exit, tracer, agent_url)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    flush_and_stop = signal.getsignal(signal.SIGTERM)
+    if not callable(flush_and_stop):
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        _at_exit(tracer, agent_url)
+        flush_and_stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _at_exit(tracer: "Tracer", agent_url: str) -> None:
+    global _asked
+    if _asked:
+        return  # a SIGTERM asked, and this is the exit it led to
+    _asked = True
     if answers(agent_url):
         return  # ddtrace's own exit hooks flush the rest
     _leave_ddtrace_behind(tracer)
@@ -46,6 +67,7 @@ def _leave_ddtrace_behind(tracer: "Tracer") -> None:
     from ddtrace.internal import atexit as ddtrace_atexit
 
     tracer.enabled = False
+    tracer.SHUTDOWN_TIMEOUT = 0  # its SIGTERM handler's flush
     for hook in list(ddtrace_atexit._atexit_wrapped):  # the tracer's, telemetry's, the runtime's
         ddtrace_atexit.unregister(hook)
     # `_threads._at_exit` still runs (it tells the threads Python is exiting), joining none

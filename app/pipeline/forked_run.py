@@ -7,6 +7,8 @@ import io
 import os
 import runpy
 import sys
+import threading
+from signal import SIGKILL
 
 import rich.console
 
@@ -55,9 +57,12 @@ def _first_stop_signal_only() -> None:
     is killed gets two at once: the zygote's, stopping its runs as the worker died, and the
     kernel's as the zygote dies (PR_SET_PDEATHSIG). The second cut the run's write of why it ended
     short — mid-write (its database connection closed), or before it began (out of asyncio's
-    teardown, which runs it) — in 4 of 17 runs measured. A run that does not stop is still killed
-    after the grace (STOP_GRACE_SECONDS)."""
+    teardown, which runs it) — in 4 of 17 runs measured. The first one may have been lost (raised
+    into an asyncio callback, which logs it and goes on): the run then kills itself and what it
+    started STOP_GRACE_SECONDS later, as the zygote would — a worker's stop waits for it."""
     import prefect.utilities.engine
+
+    from app.pipeline.launcher import STOP_GRACE_SECONDS
 
     raise_termination = prefect.utilities.engine._prefect_sigterm_handler
     stopping = False
@@ -66,10 +71,21 @@ def _first_stop_signal_only() -> None:
         nonlocal stopping
         if not stopping:
             stopping = True
+            deadline = threading.Timer(STOP_GRACE_SECONDS, _kill_its_group)
+            deadline.daemon = True
+            deadline.start()
             raise_termination(signum, *frame)
 
     # Prefect's engine installs the handler by this name (capture_sigterm)
     prefect.utilities.engine._prefect_sigterm_handler = _prefect_sigterm_handler  # type: ignore[assignment]
+
+
+def _kill_its_group() -> None:
+    """This run and what it started: its group, as a session leader (os.setsid above)."""
+    try:
+        os.killpg(os.getpid(), SIGKILL)
+    except ProcessLookupError:  # not a group's leader: itself alone
+        os.kill(os.getpid(), SIGKILL)
 
 
 def _warn_if_datadog_differs(zygote_env: dict[str, str]) -> None:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from prefect.client.schemas.responses import OrchestrationResult
     from prefect.states import State
 
-HAND_BACK_SECONDS = 10.0  # within a container's stop timeout (10 s) with the worker's own stop
+# with the zygote's stop (up to 7 s) and the rest, within compose's stop_grace_period for workers (30 s)
+HAND_BACK_SECONDS = 10.0
 
 
 def handed_back_message(worker: str) -> str:

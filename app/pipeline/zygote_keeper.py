@@ -147,6 +147,8 @@ class ZygoteKeeper:
             print(f"zygote {zygote.pid} did not stop", file=sys.stderr, flush=True)
             return False
         remove_socket_directory(self.path)
+        if zygote.returncode != 0:  # it died on its own (asked, it exits 0), when is not known:
+            self.died_at = time.monotonic()  # the keeper may not have seen it (it was stopping)
         return time.monotonic() - self.died_at > ORPHANS_GONE_SECONDS
 
 

@@ -247,3 +247,43 @@ def test_the_api_traces_even_if_the_agent_hangs_at_its_start(statsd_port: int) -
             "(1 s at most): the spans this process had not sent are dropped, not waited for",
         ),
     ]
+
+
+# The API's end under `docker stop`: uvicorn's SIGTERM handler (here, the default one ddtrace's
+# wraps) ends it by the signal once it has stopped serving, and no exit hook runs.
+API_SIGTERMED = """
+import signal
+from app import observability
+observability.setup(process="api")
+for n in range(3):
+    with observability.tracer().trace("api.request", resource=f"request-{n}"):
+        pass
+signal.raise_signal(signal.SIGTERM)
+print("not reached", flush=True)
+"""
+
+
+def test_a_sigterm_to_the_api_asks_the_agent_too(statsd_port: int) -> None:
+    """ddtrace's SIGTERM handler flushed first (5 s at most for a hung agent) and then passed the
+    signal on, which ended the process with no exit hook: no word of the dropped spans."""
+    with hung_agent() as port:
+        result = subprocess.run(
+            [sys.executable, "-c", API_SIGTERMED],
+            cwd=PROJECT_ROOT,
+            env=dd_env(
+                DD_AGENT_HOST="127.0.0.1",
+                DD_TRACE_AGENT_PORT=str(port),
+                DD_DOGSTATSD_PORT=str(statsd_port),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert (result.returncode, result.stdout) == (-15, "")
+    assert _log_lines(result.stderr)[-1] == (
+        "WARNING",
+        "app.observability",
+        f"the Datadog agent at http://127.0.0.1:{port} did not answer GET /info at exit "
+        "(1 s at most): the spans this process had not sent are dropped, not waited for",
+    )

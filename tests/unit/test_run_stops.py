@@ -105,3 +105,42 @@ def test_a_second_sigterm_does_not_cut_the_stop_path_short() -> None:
     )
     # then Prefect's engine ends the process by the signal, as it would have ended without it
     assert (result.returncode, result.stderr) == (-15, "the stop path finished\n")
+
+
+LOST_SIGTERM = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from prefect.utilities.engine import capture_sigterm
+    from app.pipeline.forked_run import _first_stop_signal_only
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        # the zygote's SIGTERM lands in a loop callback: asyncio logs its TerminationSignal, goes on
+        loop.call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)  # the launcher's, passing on the worker's stop
+        await asyncio.sleep(0.5)
+        print("still running after two SIGTERMs", file=sys.stderr, flush=True)
+        await asyncio.sleep(60)
+
+    _first_stop_signal_only()
+    with capture_sigterm():
+        asyncio.run(main())
+    """
+)
+
+
+def test_a_run_whose_first_sigterm_was_lost_is_killed_after_the_grace() -> None:
+    """Ignoring every SIGTERM after the first left a run whose first one asyncio swallowed running
+    for good, and the worker's stop (which waits for its launchers) with it."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOST_SIGTERM],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,  # as a forked run: the leader of its own group
+    )
+    assert result.returncode == -9
+    assert result.stderr.endswith("still running after two SIGTERMs\n"), result.stderr
