@@ -14,10 +14,10 @@ import pytest
 from starlette.responses import FileResponse
 
 from app.models import Status
-from app.pipeline import work
 from app.pipeline.store import RunFiles, runs_dir
 from tests.api.test_results import add_run
 from tests.support.served import serve_app
+from tests.support.stages import run_stages_on
 
 HEADER = "id,name,category,value,quantity,is_active,created_at\n"
 ROWS = 3000  # results.csv of several 64 KiB chunks
@@ -49,13 +49,7 @@ async def api(database: str, tmp_path: Path) -> AsyncIterator[str]:
         async with httpx.AsyncClient(base_url=url) as client:
             await client.post("/api/pipelines", json={"name": "p"})
         run_id = await add_run(1, Status.COMPLETED)
-        work.run_all(
-            RunFiles.for_run(run_id),
-            record_count=0,
-            seed=1,
-            batch_rows=10,
-            source=work.InputSource(source, "csv"),
-        )
+        run_stages_on(run_id, source, "csv")
         yield url
 
 

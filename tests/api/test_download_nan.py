@@ -12,9 +12,9 @@ import httpx
 import polars as pl
 
 from app.models import Status
-from app.pipeline import work
-from app.pipeline.store import RunFiles, runs_dir
+from app.pipeline.store import runs_dir
 from tests.api.test_results import add_run
+from tests.support.stages import run_stages_on
 
 SCORES = [math.nan, math.inf, -math.inf, 1.5]
 
@@ -38,13 +38,7 @@ async def test_nan_and_infinity_in_each_download_format(
     ).write_parquet(source)
     await client.post("/api/pipelines", json={"name": "p"})
     run_id = await add_run(1, Status.COMPLETED)
-    work.run_all(
-        RunFiles.for_run(run_id),
-        record_count=0,
-        seed=1,
-        batch_rows=10,
-        source=work.InputSource(source, "parquet"),
-    )
+    run_stages_on(run_id, source, "parquet")
     base = f"/api/pipelines/1/runs/{run_id}/output"
 
     as_jsonl = await client.get(base, params={"format": "jsonl"})

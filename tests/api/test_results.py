@@ -19,11 +19,12 @@ from sqlalchemy import update
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status, utcnow
-from app.pipeline import retention, work
+from app.pipeline import retention
 from app.pipeline.retention import SERVING_GRACE, Sweep, sweep_runs
 from app.pipeline.status import new_stage_rows
 from app.pipeline.store import RunFiles, runs_dir, serving_dir, uploads_dir
 from tests.conftest import SetSetting
+from tests.support.stages import run_stages_on
 
 INPUT = (
     "id,name,category,value,quantity,is_active,created_at,note\n"
@@ -68,15 +69,7 @@ def run_stages(run_id: int, tmp_path: Path) -> RunFiles:
     """The five stages, as the tasks run them, on INPUT for this run."""
     source = tmp_path / "input.csv"
     source.write_text(INPUT)
-    files = RunFiles.for_run(run_id)
-    work.run_all(
-        files,
-        record_count=0,
-        seed=1,
-        batch_rows=10,
-        source=work.InputSource(source, "csv"),
-    )
-    return files
+    return run_stages_on(run_id, source, "csv")
 
 
 @pytest.fixture
@@ -151,13 +144,7 @@ async def test_columns_a_text_format_cannot_hold_are_a_422_naming_them(
         )
     )
     frame.write_parquet(tmp_path / "input.parquet")
-    work.run_all(
-        RunFiles.for_run(run_id),
-        record_count=0,
-        seed=1,
-        batch_rows=10,
-        source=work.InputSource(tmp_path / "input.parquet", "parquet"),
-    )
+    run_stages_on(run_id, tmp_path / "input.parquet", "parquet")
     base = f"/api/pipelines/1/runs/{run_id}/output"
     for fmt, problem in (
         (

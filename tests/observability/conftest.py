@@ -151,3 +151,11 @@ async def api(observed_stack: ObservedStack) -> AsyncIterator[httpx.AsyncClient]
 async def prefect(observed_stack: ObservedStack) -> AsyncIterator[PrefectClient]:
     async with PrefectClient(api=observed_stack.stack.prefect_api_url) as client:
         yield client
+
+
+@pytest.fixture
+def statsd_port() -> Iterator[int]:
+    """A UDP port that takes a process's metrics (unread), so that nothing warns about them."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        yield receiver.getsockname()[1]

@@ -18,7 +18,7 @@ from ddtrace.trace import Tracer
 from app.config import PROJECT_ROOT
 from app.observability.agent import PROBE_SECONDS
 from tests.observability import conftest
-from tests.support.datadog import dd_env, hung_agent, run_python
+from tests.support.datadog import dd_env, hung_agent, log_lines, run_python
 
 # A flow-run process (started afresh, or forked from a zygote that had imported ddtrace) whose
 # run ends while a send to the agent hangs, then exits as such a process does.
@@ -108,20 +108,6 @@ def silent_agent() -> Iterator[SilentAgent]:
                 connection.close()
 
 
-@pytest.fixture
-def statsd_port() -> Iterator[int]:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
-        receiver.bind(("127.0.0.1", 0))
-        yield receiver.getsockname()[1]
-
-
-def _log_lines(stderr: str) -> list[tuple[str, str, str]]:
-    return [
-        (line["level"], line["logger"], line["message"])
-        for line in map(json.loads, stderr.splitlines())
-    ]
-
-
 # What the exit may take at most: ddtrace means its own exit to take Tracer.SHUTDOWN_TIMEOUT
 # (5 s), and ours asks the agent once (PROBE_SECONDS). Measured 1.0-1.4 s, so the bound leaves
 # over 4x for a loaded machine; the exit it replaces took 42.6 s (two sends of six 3 s attempts).
@@ -168,7 +154,7 @@ def test_an_agent_that_goes_silent_after_the_probe_does_not_hold_the_exit(
                 process.kill()
                 process.wait()
     assert process.returncode == 0
-    assert _log_lines(stderr) == [
+    assert log_lines(stderr) == [
         (
             "WARNING",
             "app.observability",
@@ -233,7 +219,7 @@ def test_the_api_traces_even_if_the_agent_hangs_at_its_start(statsd_port: int) -
             DD_DOGSTATSD_PORT=str(statsd_port),
         )
     assert json.loads(result.stdout) == {"tracing": True}
-    assert _log_lines(result.stderr) == [
+    assert log_lines(result.stderr) == [
         (
             "WARNING",
             "app.observability",
@@ -281,7 +267,7 @@ def test_a_sigterm_to_the_api_asks_the_agent_too(statsd_port: int) -> None:
             check=False,
         )
     assert (result.returncode, result.stdout) == (-15, "")
-    assert _log_lines(result.stderr)[-1] == (
+    assert log_lines(result.stderr)[-1] == (
         "WARNING",
         "app.observability",
         f"the Datadog agent at http://127.0.0.1:{port} did not answer GET /info at exit "

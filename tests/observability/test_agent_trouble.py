@@ -3,18 +3,16 @@ what each costs a run, and what still reaches Datadog."""
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from app.config import PROJECT_ROOT
 from tests.observability import conftest
-from tests.support.datadog import dd_env, hung_agent, run_python
+from tests.support.datadog import dd_env, hung_agent, log_lines, run_python
 
 # A flow-run process: started afresh, or forked from the zygote, which had imported ddtrace while
 # the agent still answered (what its preload does), and exiting as a forked run does.
@@ -48,21 +46,6 @@ if forked:
 """
 
 
-@pytest.fixture
-def statsd_port() -> Iterator[int]:
-    """A UDP port that takes the run's metrics (unread), so that nothing warns about them."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
-        receiver.bind(("127.0.0.1", 0))
-        yield receiver.getsockname()[1]
-
-
-def _log_lines(stderr: str) -> list[tuple[str, str, str]]:
-    return [
-        (line["level"], line["logger"], line["message"])
-        for line in map(json.loads, stderr.splitlines())
-    ]
-
-
 @pytest.mark.parametrize("start", ["fresh", "forked"])
 def test_an_agent_that_never_answers_turns_tracing_off_instead_of_holding_the_run(
     start: str, statsd_port: int
@@ -91,7 +74,7 @@ def test_an_agent_that_never_answers_turns_tracing_off_instead_of_holding_the_ru
         "tracing": False,
         "imported": ["datadog", "ddtrace"] if start == "forked" else ["datadog"],
     }
-    assert _log_lines(result.stderr) == [
+    assert log_lines(result.stderr) == [
         (
             "WARNING",
             "app.observability",

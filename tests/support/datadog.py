@@ -1,6 +1,7 @@
 """A fresh interpreter with Datadog pointed where a test says: module state and sys.modules clean,
 as the API and a flow-run process start."""
 
+import json
 import os
 import socket
 import subprocess
@@ -40,3 +41,11 @@ def hung_agent() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         yield listener.getsockname()[1]
+
+
+def log_lines(stderr: str) -> list[tuple[str, str, str]]:
+    """A process's JSON log lines: (level, logger, message) each."""
+    return [
+        (line["level"], line["logger"], line["message"])
+        for line in map(json.loads, stderr.splitlines())
+    ]
