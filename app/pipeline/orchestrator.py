@@ -14,6 +14,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
     FlowRunFilterIdempotencyKey,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.responses import SetStateStatus
@@ -25,7 +27,7 @@ from prefect.settings import (
     PREFECT_SERVER_EPHEMERAL_ENABLED,
     temporary_settings,
 )
-from prefect.states import Cancelled, Cancelling, Crashed
+from prefect.states import Cancelled, Cancelling, Completed, Crashed
 
 from app import observability
 from app.config import get_settings
@@ -217,15 +219,21 @@ async def _propose(client: PrefectClient, flow_run_id: str, state: State[Any]) -
     return None
 
 
-async def read_flow_run_states(flow_run_ids: list[str]) -> dict[str, State]:
-    """The current Prefect state of each of these flow runs (missing ids are left out)."""
+async def read_flow_run_states(
+    flow_run_ids: list[str], *, types: list[StateType] | None = None
+) -> dict[str, State]:
+    """The current Prefect state of each of these flow runs (missing ids are left out); with
+    `types`, only of those in a state of these types."""
     if not flow_run_ids:
         return {}
     flow_runs: list[FlowRun] = []
+    in_state = FlowRunFilterState(type=FlowRunFilterStateType(any_=types)) if types else None
     async with prefect_client() as client:
         for chunk in _chunks(flow_run_ids):
             flow_runs += await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in chunk])),
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[UUID(i) for i in chunk]), state=in_state
+                ),
                 limit=len(chunk),
             )
     return {str(run.id): run.state for run in flow_runs if run.state is not None}
@@ -242,18 +250,29 @@ async def cancel_stranded_flow_run(
 ) -> bool:
     """Cancel a run that never started, so a worker cannot pick it up after we gave up on it;
     with `still`, only while it is in that state: False, left alone, once it has moved on."""
+    return await settle_flow_run(flow_run_id, StateType.CANCELLED, message, still=still)
+
+
+_SETTLED = {
+    StateType.CANCELLED: Cancelled,
+    StateType.CRASHED: Crashed,
+    StateType.COMPLETED: Completed,
+}
+
+
+async def settle_flow_run(
+    flow_run_id: str, settled_as: StateType, message: str, *, still: StateType | None = None
+) -> bool:
+    """Set a flow run Cancelled, Crashed or Completed (`settled_as`), as its worker or process
+    would have had they lived; with `still`, only while it is in that state: False, left alone,
+    once it has moved on."""
     async with prefect_client() as client:
         if still is not None:
             current = (await client.read_flow_run(UUID(flow_run_id))).state
             if current is None or current.type != still:
                 return False
-        await _propose(client, flow_run_id, Cancelled(message=message))
+        await _propose(client, flow_run_id, _SETTLED[settled_as](message=message))
     return True
-
-
-async def finish_cancel(flow_run_id: str, message: str) -> bool:
-    """Move a flow run still Cancelling to Cancelled, as its worker would have had it lived."""
-    return await cancel_stranded_flow_run(flow_run_id, message, still=StateType.CANCELLING)
 
 
 def flow_run_url(flow_run_id: str) -> str:

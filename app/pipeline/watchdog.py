@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline import cancelling, orchestrator, pool, retention
+from app.pipeline import orchestrator, pool, retention, settling
 from app.pipeline.clocks import Clocks, database_now
 from app.pipeline.status import (
     UNFINISHED,
@@ -182,10 +182,10 @@ def worker_missing(taking_runs: bool, timeout: float) -> bool:
 
 
 async def reconcile_once() -> list[Verdict]:
-    """One pass over every unfinished run, and the runs cancelled lately that Prefect still
-    shows Cancelling; returns what was changed among the unfinished."""
+    """One pass over every unfinished run, and over the runs ended lately that Prefect still
+    shows unfinished (settling.py); returns what was changed among the unfinished."""
     verdicts = await _reconcile_unfinished()
-    await cancelling.finish_cancels()
+    await settling.settle_ended()
     return verdicts
 
 

@@ -42,9 +42,15 @@ class Prefect:
     reads: list[list[str]] = field(default_factory=list)
     sent: list[tuple[str, str, Any]] = field(default_factory=list)
 
-    async def read_flow_run_states(self, ids: list[str]) -> dict[str, State]:
+    async def read_flow_run_states(
+        self, ids: list[str], *, types: list[StateType] | None = None
+    ) -> dict[str, State]:
         self.reads.append(sorted(ids))
-        return {i: self.states[i] for i in ids if i in self.states}
+        return {
+            i: self.states[i]
+            for i in ids
+            if i in self.states and (types is None or self.states[i].type in types)
+        }
 
     async def pool_health(self) -> PoolHealth:
         return self.health
@@ -162,57 +168,98 @@ async def test_a_heartbeat_from_a_machine_whose_clock_is_behind_is_a_heartbeat(
     assert (run.status, prefect.sent) == (Status.RUNNING, [])
 
 
-async def _cancelled_run(*, ago: timedelta, flow_run: str = FLOW_RUN) -> None:
-    """A run the API cancelled `ago` (its completed_at, on the database's clock)."""
+async def _ended_run(status: Status, *, ago: timedelta, flow_run: str = FLOW_RUN) -> None:
+    """A run that ended `status` `ago` (its completed_at, on the database's clock)."""
     run_id = await _run(Status.RUNNING, age=300, flow_run=flow_run)
     pipeline_id = (await read_run(run_id)).pipeline_id
-    await update_pipeline_status(pipeline_id, None, Status.CANCELLED, "cancelled", run_id=run_id)
+    await update_pipeline_status(pipeline_id, None, status, "ended", run_id=run_id)
     async with get_sessionmaker()() as session, session.begin():
         run = await session.scalar(select(PipelineRun).where(PipelineRun.id == run_id))
         assert run is not None and run.completed_at is not None
         run.completed_at -= ago
 
 
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, StateType, str, StateType]]:
+    """What the pass told Prefect of runs ended lately: (flow run, as, message, while still)."""
+    told: list[tuple[str, StateType, str, StateType]] = []
+
+    async def settle_flow_run(
+        flow_run_id: str, settled_as: StateType, message: str, *, still: StateType
+    ) -> bool:
+        told.append((flow_run_id, settled_as, message, still))
+        return True
+
+    monkeypatch.setattr(orchestrator, "settle_flow_run", settle_flow_run, raising=False)
+    return told
+
+
 async def test_a_cancel_its_worker_did_not_finish_is_finished_after_a_grace(
-    prefect: Prefect, monkeypatch: pytest.MonkeyPatch
+    prefect: Prefect, settled: list[tuple[str, StateType, str, StateType]]
 ) -> None:
     """The worker stopped within the ~3.4 s between the run's exit and its Cancelled: Prefect
     showed Cancelling for 5 min (until its own clean-up), the slot held."""
-    finished: list[tuple[str, str]] = []
-
-    async def finish_cancel(flow_run_id: str, message: str) -> bool:
-        finished.append((flow_run_id, message))
-        return True
-
-    monkeypatch.setattr(orchestrator, "finish_cancel", finish_cancel, raising=False)
-    await _cancelled_run(ago=timedelta(seconds=70))
+    await _ended_run(Status.CANCELLED, ago=timedelta(seconds=70))
     prefect.states[FLOW_RUN] = _state(Cancelling(), age=61)
 
     assert await watchdog.reconcile_once() == []
-    assert finished == [
+    assert settled == [
         (
             FLOW_RUN,
-            "watchdog: its worker stopped before finishing the cancel (Cancelling for 61 s); "
-            "cancelled",
+            StateType.CANCELLED,
+            "watchdog: this service's run ended cancelled, and its worker or process stopped "
+            "before telling Prefect (Cancelling for 61 s)",
+            StateType.CANCELLING,
         )
     ]
     # within the grace its worker may still be stopping the process: left to it
-    finished.clear()
+    settled.clear()
     prefect.states[FLOW_RUN] = _state(Cancelling(), age=30)
-    assert (await watchdog.reconcile_once(), finished) == ([], [])
+    assert (await watchdog.reconcile_once(), settled) == ([], [])
     # already Cancelled: nothing to do
     prefect.states[FLOW_RUN] = _state(Cancelled(), age=61)
-    assert (await watchdog.reconcile_once(), finished) == ([], [])
+    assert (await watchdog.reconcile_once(), settled) == ([], [])
 
 
-async def test_only_runs_cancelled_lately_are_looked_up_and_none_costs_no_call(
+async def test_a_run_that_wrote_its_stop_and_was_killed_is_crashed_in_prefect(
+    prefect: Prefect, settled: list[tuple[str, StateType, str, StateType]]
+) -> None:
+    """Its worker killed, the run's process wrote "stopped …" (its SIGTERM) and was SIGKILLed
+    before telling Prefect: the row said failed, Prefect Running for good (seen live in 9 of 20
+    runs killed 0-200 ms after their SIGTERM); the watchdog looks only at unfinished rows."""
+    await _ended_run(Status.FAILED, ago=timedelta(seconds=90))
+    prefect.states[FLOW_RUN] = _state(Running(), age=95)
+
+    assert await watchdog.reconcile_once() == []
+    assert settled == [
+        (
+            FLOW_RUN,
+            StateType.CRASHED,
+            "watchdog: this service's run ended failed, and its worker or process stopped "
+            "before telling Prefect (Running for 95 s)",
+            StateType.RUNNING,
+        )
+    ]
+
+
+async def test_a_run_that_ended_within_the_grace_is_left_to_its_process(
+    prefect: Prefect, settled: list[tuple[str, StateType, str, StateType]]
+) -> None:
+    """Prefect's state is old (the run started long ago) but the row ended 30 s ago: its process
+    may still be telling Prefect."""
+    await _ended_run(Status.COMPLETED, ago=timedelta(seconds=30))
+    prefect.states[FLOW_RUN] = _state(Running(), age=95)
+    assert (await watchdog.reconcile_once(), settled, prefect.reads) == ([], [], [])
+
+
+async def test_only_runs_ended_lately_are_looked_up_and_none_costs_no_call(
     prefect: Prefect,
 ) -> None:
     assert await watchdog.reconcile_once() == []
-    # Prefect's own clean-up has had it
-    await _cancelled_run(ago=timedelta(minutes=11), flow_run=OLDER_FLOW_RUN)
+    # earlier passes have settled it
+    await _ended_run(Status.CANCELLED, ago=timedelta(minutes=6), flow_run=OLDER_FLOW_RUN)
     assert await watchdog.reconcile_once() == []
     assert prefect.reads == []
-    await _cancelled_run(ago=timedelta(minutes=9))
+    await _ended_run(Status.FAILED, ago=timedelta(minutes=4))
     assert await watchdog.reconcile_once() == []
     assert prefect.reads == [[FLOW_RUN]]

@@ -68,3 +68,31 @@ async def test_the_watchdog_s_cancel_of_a_run_that_ended_meanwhile_leaves_its_en
         flow_run_id = await _flow_run_in(prefect, Running(), final)
         await orchestrator.cancel_stranded_flow_run(flow_run_id, "watchdog: never started")
         assert await _history(prefect, flow_run_id) == ["Scheduled", "Running", final.name]
+
+
+async def test_the_watchdog_settles_what_a_killed_process_never_told_prefect(
+    stack: RunningStack, prefect: PrefectClient
+) -> None:
+    """The row ended (failed, completed, cancelled); Prefect still showed Running or Cancelling,
+    and its states are read and filtered by type on the server."""
+    settled = {
+        StateType.CRASHED: await _flow_run_in(prefect, Running()),
+        StateType.COMPLETED: await _flow_run_in(prefect, Running()),
+        StateType.CANCELLED: await _flow_run_in(prefect, Running(), Cancelling()),
+    }
+    unfinished = [StateType.RUNNING, StateType.CANCELLING]
+    read = await orchestrator.read_flow_run_states(list(settled.values()), types=unfinished)
+    assert sorted(state.name for state in read.values()) == ["Cancelling", "Running", "Running"]
+    for settled_as, flow_run_id in settled.items():
+        still = read[flow_run_id].type
+        assert await orchestrator.settle_flow_run(flow_run_id, settled_as, "watchdog", still=still)
+        # once it has moved on, it is left alone
+        assert not await orchestrator.settle_flow_run(
+            flow_run_id, StateType.CRASHED, "late", still=still
+        )
+    assert [await _history(prefect, i) for i in settled.values()] == [
+        ["Scheduled", "Running", "Crashed"],
+        ["Scheduled", "Running", "Completed"],
+        ["Scheduled", "Running", "Cancelling", "Cancelled"],
+    ]
+    assert await orchestrator.read_flow_run_states(list(settled.values()), types=unfinished) == {}
