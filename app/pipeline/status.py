@@ -284,6 +284,12 @@ async def close_unfinished_stages(
             _set_stage_status(stage, Status.FAILED, now, INTERRUPTED, None)
         else:
             _set_stage_status(stage, Status.CANCELLED, now, reason, None)
+    if run_status == Status.FAILED and not await session.scalar(
+        select(PipelineStage.id).where(  # stopped between stages, or before the first
+            PipelineStage.run_id == run_id, PipelineStage.status == Status.FAILED
+        )
+    ):
+        reason = "not run: the run failed before it began"
     await session.execute(  # the rest never started; the ones above are flushed first
         update(PipelineStage)
         .where(PipelineStage.run_id == run_id, PipelineStage.status.in_(UNFINISHED))

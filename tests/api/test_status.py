@@ -147,6 +147,25 @@ async def test_the_stage_running_when_its_run_was_stopped_says_it_was_stopped() 
 
 
 @pytest.mark.usefixtures("database")
+async def test_stages_of_a_run_that_failed_between_them_do_not_blame_a_stage() -> None:
+    """Stopped as its process started, or between two stages: no stage failed, yet the stages
+    left read "not run: an earlier stage failed" (seen with workers stopped ~2 s after a trigger)."""
+    pipeline_id, run_id = await _pipeline_with_run()
+    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
+    await update_pipeline_status(pipeline_id, "generate", Status.COMPLETED, run_id=run_id)
+    died = "the worker or its flow-run process died (Prefect: Crashed)"
+    await update_pipeline_status(pipeline_id, None, Status.FAILED, error=died, run_id=run_id)
+    run = await read_run(run_id)
+    assert [(s.name, s.status, s.message) for s in run.stages] == [
+        ("generate", Status.COMPLETED, None),
+        *[
+            (name, Status.CANCELLED, "not run: the run failed before it began")
+            for name in ("ingest", "process", "transform", "export")
+        ],
+    ]
+
+
+@pytest.mark.usefixtures("database")
 async def test_claim_run_finds_the_tagged_run_or_creates_one() -> None:
     pipeline_id, run_id = await _pipeline_with_run()
     ref = await claim_run(
