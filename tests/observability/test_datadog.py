@@ -359,11 +359,22 @@ async def test_logs_are_json_lines_carrying_the_trace_of_their_run(
     assert (created["level"], created["logger"]) == ("INFO", "app.pipeline.orchestrator")
     assert correlated(created) == ids(str(trigger["span_id"]))
 
-    flow_lines = [
-        line
-        for line in _json_lines(observed_stack.log_dir / "worker-1.log")
-        if line.get("flow_run_id") == flow_run_id
-    ]
+    def flow_run_lines() -> list[dict[str, Any]]:
+        return [
+            line
+            for line in _json_lines(observed_stack.log_dir / "worker-1.log")
+            if line.get("flow_run_id") == flow_run_id
+        ]
+
+    # the engine logs the flow run's end after its spans are sent (seen 2.2 s later in CI)
+    await _eventually(
+        lambda: any(
+            line["message"].startswith("Finished in state") and "task_run_id" not in line
+            for line in flow_run_lines()
+        ),
+        "the flow run's last line",
+    )
+    flow_lines = flow_run_lines()
     for stage in STAGES:
         line = _only(flow_lines, message=f"stage {stage} completed: 1000 in, 1000 out")
         assert (line["logger"], correlated(line)) == ("prefect.task_runs", ids(stage_ids[stage]))
