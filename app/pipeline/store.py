@@ -132,11 +132,16 @@ def sink(frame: pl.LazyFrame, path: Path, *, final: bool = False) -> int:
     `final` files (those users download) get zstd and column statistics. The file appears whole
     or not at all: a process killed mid-write leaves no truncated file to be read or served.
     Its directory must exist: a run's, removed meanwhile (its pipeline deleted), is not made again.
+    It is written in a staging directory of its own, removed with it when the write fails:
+    Polars' streaming writer can create its file after the error has been raised (11 of 150
+    failed writes here left one a moment later), and cannot once the directory is gone.
     """
-    staging = path.with_name(f".{path.name}.partial")
+    staging = path.with_name(f".{path.name}.writing")
+    staging.mkdir(exist_ok=True)
+    written = staging / path.name
     try:
         frame.sink_parquet(
-            staging,
+            written,
             # intermediates are read back once, whole, from local disk: uncompressed is cheapest
             # (LZ4 costs ~0.2 s per 10M rows and stage); final files get zstd level 1, about as
             # fast to write as LZ4 and a third smaller (the default level 3 is twice as slow)
@@ -147,7 +152,16 @@ def sink(frame: pl.LazyFrame, path: Path, *, final: bool = False) -> int:
             engine="streaming",
         )
     except BaseException:
-        staging.unlink(missing_ok=True)
+        _remove_staging(staging)
         raise
-    staging.replace(path)
+    written.replace(path)
+    staging.rmdir()
     return count_rows(path)
+
+
+def _remove_staging(staging: Path) -> None:
+    """The staging directory and what a failed write left in it, even a file created meanwhile."""
+    for _ in range(10):
+        shutil.rmtree(staging, ignore_errors=True)
+        if not staging.exists():
+            return
