@@ -8,9 +8,10 @@ _TRUE = ("true", "t", "yes", "y")
 _FALSE = ("false", "f", "no", "n")
 _EXACT_FLOAT = 2**53  # every whole number below it is a Float64
 _WHOLE_TEXT = r"^([+-]?\d+)\.0*$"  # 3.0, as pandas writes an integer column that has a gap
-# 1e3, 1.5e3: a mantissa of up to 16 digits is read exactly through a Float64 (below 2**53, a
-# whole Float64 is then the number written); 1.00000000000000001e1 is read as 10 there
-_SCIENTIFIC = r"^[+-]?\.?(?:\d\.?){1,16}[eE]"
+# 1e3, 1.5e3: a mantissa of up to 16 significant digits is read exactly through a Float64 (below
+# 2**53, a whole Float64 is then the number written); 1.00000000000000001e1 is read as 10 there.
+# Leading and trailing zeros are no digits of it: 0.0000000000000001e16 is 1, 1.000000000000000000e1 10
+_SCIENTIFIC = r"^[+-]?[0.]*(?:\d\.?){0,16}0*[eE]"
 
 
 def cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:

@@ -148,6 +148,8 @@ IDS = [
     "9007199254740990.000000000",
     "9.007199254740991e15",  # 16 digits: exact
     "14",
+    "0.0000000000000001e16",  # 1: leading zeros are no digits of it (it was rejected)
+    "1.000000000000000000e1",  # 10: nor are trailing ones
 ]
 
 
@@ -156,7 +158,7 @@ def test_jsonl_ids_with_more_digits_than_a_float_are_rejected_as_written(tmp_pat
     accepted as ids no one wrote."""
     (tmp_path / "in.jsonl").write_text("".join(_line(id_) for id_ in IDS))
     valid, rejects = _run(tmp_path, "jsonl")
-    assert valid["id"].to_list() == [13, 9007199254740990, 9007199254740991, 14]
+    assert valid["id"].to_list() == [13, 9007199254740990, 9007199254740991, 14, 1, 10]
     assert rejects.select("id", "reject_reason").rows() == [
         ("12.0000000000000001", "unparseable id"),
         ("4503599627370496.5", "unparseable id"),
@@ -170,7 +172,7 @@ def test_csv_ids_with_more_digits_than_a_float_are_rejected(tmp_path: Path) -> N
         f"{HEADER}\n" + "".join(f"{id_},a,A,12.5,3,true,2026-01-01\n" for id_ in IDS)
     )
     valid, rejects = _run(tmp_path, "csv")
-    assert valid["id"].to_list() == [13, 9007199254740990, 9007199254740991, 14]
+    assert valid["id"].to_list() == [13, 9007199254740990, 9007199254740991, 14, 1, 10]
     assert rejects.select("id", "reject_reason").rows() == [
         ("12.0000000000000001", "unparseable id"),
         ("4503599627370496.5", "unparseable id"),
