@@ -253,18 +253,12 @@ def test_a_sigterm_to_the_api_asks_the_agent_too(statsd_port: int) -> None:
     """ddtrace's SIGTERM handler flushed first (5 s at most for a hung agent) and then passed the
     signal on, which ended the process with no exit hook: no word of the dropped spans."""
     with hung_agent() as port:
-        result = subprocess.run(
-            [sys.executable, "-c", API_SIGTERMED],
-            cwd=PROJECT_ROOT,
-            env=dd_env(
-                DD_AGENT_HOST="127.0.0.1",
-                DD_TRACE_AGENT_PORT=str(port),
-                DD_DOGSTATSD_PORT=str(statsd_port),
-            ),
-            capture_output=True,
-            text=True,
-            timeout=120,
+        result = run_python(
+            API_SIGTERMED,
             check=False,
+            DD_AGENT_HOST="127.0.0.1",
+            DD_TRACE_AGENT_PORT=str(port),
+            DD_DOGSTATSD_PORT=str(statsd_port),
         )
     assert (result.returncode, result.stdout) == (-15, "")
     assert log_lines(result.stderr)[-1] == (

@@ -55,18 +55,12 @@ def test_an_agent_that_never_answers_turns_tracing_off_instead_of_holding_the_ru
     a second without it. Now the process asks the agent first (1 s at most) and traces nothing."""
     with hung_agent() as port:
         started = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, "-c", HUNG_RUN, start],
-            cwd=PROJECT_ROOT,
-            env=dd_env(
-                DD_AGENT_HOST="127.0.0.1",
-                DD_TRACE_AGENT_PORT=str(port),
-                DD_DOGSTATSD_PORT=str(statsd_port),
-            ),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
+        result = run_python(
+            HUNG_RUN,
+            start,
+            DD_AGENT_HOST="127.0.0.1",
+            DD_TRACE_AGENT_PORT=str(port),
+            DD_DOGSTATSD_PORT=str(statsd_port),
         )
         seconds = time.monotonic() - started
     outcome, *forked = [json.loads(line) for line in result.stdout.splitlines()]

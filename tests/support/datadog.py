@@ -18,10 +18,10 @@ def dd_env(**dd: str) -> dict[str, str]:
 
 
 def run_python(
-    script: str, *args: str, timeout: float = 120, **dd: str
+    script: str, *args: str, timeout: float = 120, check: bool = True, **dd: str
 ) -> subprocess.CompletedProcess[str]:
     """Run `script` with `args` in a fresh interpreter with only the DD_* variables `dd`; it
-    must exit 0."""
+    must exit 0 (unless not `check`)."""
     return subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=PROJECT_ROOT,
@@ -29,7 +29,7 @@ def run_python(
         capture_output=True,
         text=True,
         timeout=timeout,
-        check=True,
+        check=check,
     )
 
 
