@@ -27,6 +27,21 @@ def test_a_signal_a_cancelled_await_or_an_exit_raised_into_the_flow_is_a_stop() 
     assert [stop_reason(exc) for exc in raised] == [STOPPED_WITHOUT_CANCEL] * 4 + [None, None]
 
 
+def _run_script(
+    script: str, *, check: bool = False, start_new_session: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`script` in a fresh interpreter (its changes are process-wide), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+        start_new_session=start_new_session,
+    )
+
+
 BROKEN_PIPE = textwrap.dedent(
     """
     import os, sys
@@ -51,14 +66,7 @@ BROKEN_PIPE = textwrap.dedent(
 
 
 def test_a_forked_runs_log_line_to_a_gone_worker_goes_quiet_instead_of_exiting() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", BROKEN_PIPE],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = _run_script(BROKEN_PIPE, check=True)
     assert result.stderr == "SystemExit(1) quiet=True\n"
 
 
@@ -95,14 +103,7 @@ def test_a_second_sigterm_does_not_cut_the_stop_path_short() -> None:
     """A run whose worker was killed got SIGTERM from its zygote and again from the kernel as the
     zygote died: the second raised TerminationSignal into the write of why the run ended (its
     database connection closed mid-write), and the watchdog failed the run instead, later."""
-    result = subprocess.run(
-        [sys.executable, "-c", TWO_SIGTERMS],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_script(TWO_SIGTERMS)
     # then Prefect's engine ends the process by the signal, as it would have ended without it
     assert (result.returncode, result.stderr) == (-15, "the stop path finished\n")
 
@@ -133,14 +134,7 @@ LOST_SIGTERM = textwrap.dedent(
 def test_a_run_whose_first_sigterm_was_lost_is_killed_after_the_grace() -> None:
     """Ignoring every SIGTERM after the first left a run whose first one asyncio swallowed running
     for good, and the worker's stop (which waits for its launchers) with it."""
-    result = subprocess.run(
-        [sys.executable, "-c", LOST_SIGTERM],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        start_new_session=True,  # as a forked run: the leader of its own group
-    )
+    # as a forked run: the leader of its own group
+    result = _run_script(LOST_SIGTERM, start_new_session=True)
     assert result.returncode == -9
     assert result.stderr.endswith("still running after two SIGTERMs\n"), result.stderr
