@@ -16,7 +16,7 @@ async def run_checks() -> list[Check]:
     )
     checks = [*database, data_dir, *prefect]
     if health is not None and all(check.ok for check in database if check.name == "database"):
-        checks.append(await stranded_check(takes_runs=health.takes_runs))
+        checks.append(await stranded_check(health))
     return checks
 
 

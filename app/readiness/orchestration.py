@@ -5,7 +5,7 @@ from app.config import get_settings
 from app.models import utcnow
 from app.pipeline import orchestrator, watchdog
 from app.pipeline.clocks import Clocks
-from app.pipeline.pool import NotPrefectAPIError, PoolHealth, pool_health, prefect_clock_offset
+from app.pipeline.pool import NotPrefectAPIError, PoolHealth, pool_health
 from app.readiness.check import Check, hidden
 from app.shown import shown_prefect_url
 
@@ -96,14 +96,14 @@ def deployment_check(health: PoolHealth, name: str, pool: str) -> Check:
     return Check("deployment", True, f"'{name}' exists, in pool '{pool}'", None)
 
 
-async def stranded_check(*, takes_runs: bool) -> Check:
-    """Runs the watchdog would settle: judged as it judges them (`takes_runs`: a run can start)."""
+async def stranded_check(health: PoolHealth) -> Check:
+    """Runs the watchdog would settle: judged as it judges them, with the pool as `health` saw
+    it (whether a run can start, the Prefect server's clock)."""
     runs, database = await watchdog.unfinished_runs_read_at()
     ids = [run.prefect_flow_run_id for run in runs if run.prefect_flow_run_id]
     states = await orchestrator.read_flow_run_states(ids)
-    offset = await prefect_clock_offset()
     api = utcnow()
-    now = Clocks(api=api, database=database, prefect=api + offset)
+    now = Clocks(api=api, database=database, prefect=api + health.prefect_clock_offset)
     stranded = [
         verdict
         for run in runs
@@ -112,7 +112,7 @@ async def stranded_check(*, takes_runs: bool) -> Check:
                 run,
                 states.get(run.prefect_flow_run_id) if run.prefect_flow_run_id else None,
                 now=now,
-                live_workers=takes_runs,
+                live_workers=health.takes_runs,
             )
         )
         is not None
