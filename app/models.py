@@ -105,7 +105,7 @@ class PipelineRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     duration_seconds: Mapped[float | None] = mapped_column(Float)
 
     pipeline: Mapped[Pipeline] = relationship(back_populates="runs")

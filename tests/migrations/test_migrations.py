@@ -12,12 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from app.config import PROJECT_ROOT
 from app.db import create_engine
+from app.models import Base
 from tests.conftest import new_database_url
 
 COUNTS = (
@@ -34,6 +37,24 @@ def _alembic(url: str, *args: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_migrations_build_the_schema_the_models_describe(
+    backend: str, request: pytest.FixtureRequest, tmp_root: Path
+) -> None:
+    if backend == "postgresql":
+        request.getfixturevalue("pg_base_url")
+    url = await asyncio.to_thread(new_database_url, backend, request, tmp_root)  # at head
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+            )
+        )
+    await engine.dispose()
+    assert differences == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
