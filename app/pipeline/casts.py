@@ -1,5 +1,6 @@
 """How validate reads a required column's values as its type: from text (CSV, JSON Lines), from
-floats and decimals (an id 2.7 is no id), integers (is_active 2 is not true) and zoned timestamps.
+floats (an id 2.7 is no id, nor one at or past 2**53, which may stand for another) and decimals,
+integers (is_active 2 is not true) and zoned timestamps.
 A value that cannot be read exactly comes out null; validate tells that from a missing one."""
 
 import polars as pl
@@ -7,6 +8,9 @@ import polars as pl
 _TRUE = ("true", "t", "yes", "y")
 _FALSE = ("false", "f", "no", "n")
 _EXACT_FLOAT = 2**53  # every whole number below it is a Float64
+# at or past 2**(significand bits) a float is no longer every whole number: 2**53 + 1 is stored as
+# 2**53, so a Float64 id of 2**53 may be either (in a Float32, 2**24 + 1 is 2**24)
+_SIGNIFICAND_BITS: dict[type[pl.DataType], int] = {pl.Float16: 11, pl.Float32: 24, pl.Float64: 53}
 _WHOLE_TEXT = r"^([+-]?\d+)\.0*$"  # 3.0, as pandas writes an integer column that has a gap
 # 1e3, 1.5e3: a mantissa of up to 16 significant digits is read exactly through a Float64 (below
 # 2**53, a whole Float64 is then the number written); 1.00000000000000001e1 is read as 10 there.
@@ -30,7 +34,9 @@ def cast(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
     if source.is_integer() and isinstance(target, pl.Boolean):
         return _zero_one(col)
     if source.is_float() and target.is_integer():  # a cast would cut 2.7 down to 2
-        return pl.when(col == col.floor()).then(col.cast(target, strict=False))
+        wide = col.cast(pl.Float64)  # exact; Polars' floor() leaves a Float16 2.5 as it is
+        exact = (wide == wide.floor()) & (wide.abs() < 2 ** _SIGNIFICAND_BITS[type(source)])
+        return pl.when(exact).then(wide.cast(target, strict=False))
     if isinstance(source, pl.Decimal) and target.is_integer():  # so would it 3.50, and 2.7
         whole = col.cast(target, strict=False)
         return pl.when(whole.cast(source, strict=False) == col).then(whole)
