@@ -27,7 +27,7 @@ from prefect.settings import (
     PREFECT_SERVER_EPHEMERAL_ENABLED,
     temporary_settings,
 )
-from prefect.states import Cancelled, Cancelling, Completed, Crashed
+from prefect.states import Cancelled, Cancelling
 
 from app import observability
 from app.config import get_settings
@@ -44,12 +44,17 @@ class PrefectUnavailableError(RuntimeError):
     """Prefect cannot take the run; the message says what to do about it."""
 
 
-class PrefectRefusedError(PrefectUnavailableError):
-    """Prefect's server answered a 4xx that no caller expected (401: credentials)."""
+class PrefectAnsweredError(PrefectUnavailableError):
+    """Prefect's server answered with an error status: up, but refusing or failing this request
+    (a flow run it cannot move), which other requests may not be."""
 
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class PrefectRefusedError(PrefectAnsweredError):
+    """Prefect's server answered a 4xx that no caller expected (401: credentials)."""
 
 
 @asynccontextmanager
@@ -69,9 +74,10 @@ async def prefect_client() -> AsyncIterator[PrefectClient]:
     except PrefectHTTPStatusError as exc:
         code = exc.response.status_code
         if code >= 500:
-            raise PrefectUnavailableError(
+            raise PrefectAnsweredError(
+                code,
                 f"Prefect API at {shown_api_url()} answered {code}; "
-                "check the Prefect server's log and its database."
+                "check the Prefect server's log and its database.",
             ) from None
         raise PrefectRefusedError(
             code,
@@ -197,16 +203,19 @@ async def cancel_flow_run(flow_run_id: str) -> StateType | None:
         new_state: State[Any] = (
             Cancelled(message=message) if state.is_scheduled() else Cancelling(message=message)
         )
-        return await _propose(client, flow_run_id, new_state) or state.type
+        return await propose(client, flow_run_id, new_state) or state.type
 
 
-async def _propose(client: PrefectClient, flow_run_id: str, state: State[Any]) -> StateType | None:
+async def propose(
+    client: PrefectClient, flow_run_id: str, state: State[Any], *, current: State | None = None
+) -> StateType | None:
     """Move a flow run to `state` through Prefect's rules: a run that ended meanwhile keeps its
     final state, whose type is returned (a cancel racing a completion). Another refusal (no crash
     from Cancelling) is overridden; None: set. The rules let a final run become Cancelled: for
-    Cancelled it is read first (one ending within the milliseconds between is still overwritten)."""
+    Cancelled it is read first, unless the caller just read it (`current`); one ending within the
+    milliseconds between is still overwritten."""
     if state.type == StateType.CANCELLED:
-        current = (await client.read_flow_run(UUID(flow_run_id))).state
+        current = current or (await client.read_flow_run(UUID(flow_run_id))).state
         if current is not None and current.is_final():
             return current.type
     result = await client.set_flow_run_state(UUID(flow_run_id), state)
@@ -237,42 +246,6 @@ async def read_flow_run_states(
                 limit=len(chunk),
             )
     return {str(run.id): run.state for run in flow_runs if run.state is not None}
-
-
-async def mark_flow_run_crashed(flow_run_id: str, message: str) -> None:
-    """Tell Prefect a run whose process is gone has crashed, so it stops showing Running."""
-    async with prefect_client() as client:
-        await _propose(client, flow_run_id, Crashed(message=message))
-
-
-async def cancel_stranded_flow_run(
-    flow_run_id: str, message: str, *, still: StateType | None = None
-) -> bool:
-    """Cancel a run that never started, so a worker cannot pick it up after we gave up on it;
-    with `still`, only while it is in that state: False, left alone, once it has moved on."""
-    return await settle_flow_run(flow_run_id, StateType.CANCELLED, message, still=still)
-
-
-_SETTLED = {
-    StateType.CANCELLED: Cancelled,
-    StateType.CRASHED: Crashed,
-    StateType.COMPLETED: Completed,
-}
-
-
-async def settle_flow_run(
-    flow_run_id: str, settled_as: StateType, message: str, *, still: StateType | None = None
-) -> bool:
-    """Set a flow run Cancelled, Crashed or Completed (`settled_as`), as its worker or process
-    would have had they lived; with `still`, only while it is in that state: False, left alone,
-    once it has moved on."""
-    async with prefect_client() as client:
-        if still is not None:
-            current = (await client.read_flow_run(UUID(flow_run_id))).state
-            if current is None or current.type != still:
-                return False
-        await _propose(client, flow_run_id, _SETTLED[settled_as](message=message))
-    return True
 
 
 def flow_run_url(flow_run_id: str) -> str:

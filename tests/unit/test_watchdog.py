@@ -22,7 +22,8 @@ from app.models import PipelineRun, Status
 from app.pipeline import retention, watchdog
 from app.pipeline.orchestrator import trigger_deadline
 from app.pipeline.status import new_stage_rows
-from app.pipeline.watchdog import Verdict, Watchdog, judge
+from app.pipeline.verdicts import Verdict, judge
+from app.pipeline.watchdog import Watchdog
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FIX = (

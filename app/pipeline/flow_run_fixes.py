@@ -1,0 +1,76 @@
+"""The states the watchdog sets on flow runs Prefect shows wrongly: a crash, the cancel of a run
+no process will start, the end this service's row already has; each only while the flow run is
+where the watchdog read it."""
+
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from prefect.client.schemas.objects import State, StateType
+from prefect.states import Cancelled, Completed, Crashed
+
+from app.pipeline.orchestrator import prefect_client, propose
+
+
+async def mark_flow_run_crashed(flow_run_id: str, message: str) -> None:
+    """Tell Prefect a run whose process is gone has crashed, so it stops showing Running."""
+    async with prefect_client() as client:
+        await propose(client, flow_run_id, Crashed(message=message))
+
+
+class Stranded(Enum):
+    """What the cancel of a flow run the watchdog gave up on came to."""
+
+    LEFT = "left"  # it had moved on (started, ended) before: left alone
+    CANCELLED = "cancelled"
+    STARTED = "started"  # cancelled, but its process made it Running just as it was cancelled
+
+
+async def cancel_stranded_flow_run(
+    flow_run_id: str, message: str, *, still: StateType | None = None
+) -> Stranded:
+    """Cancel a run that never started, so a worker cannot pick it up after we gave up on it;
+    with `still`, only while it is in that state. Prefect cannot make a Cancelled conditional on
+    the state it replaces: a Running accepted between this read and the cancel is overwritten
+    all the same, and told by the run count it added (Prefect counts each entry into Running)."""
+    async with prefect_client() as client:
+        before = await client.read_flow_run(UUID(flow_run_id))
+        if still is not None and (before.state is None or before.state.type != still):
+            return Stranded.LEFT
+        cancelled: State[Any] = Cancelled(message=message)
+        if await propose(client, flow_run_id, cancelled, current=before.state) is not None:
+            return Stranded.LEFT  # it ended meanwhile: its end is kept
+        after = await client.read_flow_run(UUID(flow_run_id))
+    return Stranded.STARTED if after.run_count > before.run_count else Stranded.CANCELLED
+
+
+_SETTLED = {
+    StateType.CANCELLED: Cancelled,
+    StateType.CRASHED: Crashed,
+    StateType.COMPLETED: Completed,
+}
+
+
+async def settle_flow_run(
+    flow_run_id: str,
+    settled_as: StateType,
+    message: str,
+    *,
+    still: StateType | None = None,
+    force: bool = False,
+) -> bool:
+    """Set a flow run Cancelled, Crashed or Completed (`settled_as`), as its worker or process
+    would have had they lived; with `still`, only while it is in that state: False, left alone,
+    once it has moved on. `force`: past Prefect's rules, which keep a final state as it is."""
+    async with prefect_client() as client:
+        current = None
+        if still is not None:
+            current = (await client.read_flow_run(UUID(flow_run_id))).state
+            if current is None or current.type != still:
+                return False
+        state: State[Any] = _SETTLED[settled_as](message=message)
+        if force:
+            await client.set_flow_run_state(UUID(flow_run_id), state, force=True)
+        else:
+            await propose(client, flow_run_id, state, current=current)
+    return True

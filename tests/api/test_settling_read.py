@@ -1,0 +1,48 @@
+"""The settling pass's read of the runs that ended lately goes through the index of their ends:
+it runs at every watchdog pass, and the finished runs only grow."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from app.db import get_engine
+from app.models import Status
+from app.pipeline import settling
+from tests.support.watchdog_prefect import ended_run
+
+
+@pytest.fixture
+def statements(database: str) -> Iterator[list[tuple[str, Any]]]:
+    """The statements sent to the database, with their parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    sync_engine = get_engine().sync_engine
+    event.listen(sync_engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(sync_engine, "before_cursor_execute", record)
+
+
+async def test_the_runs_that_ended_lately_are_read_through_the_index_of_their_ends(
+    database: str, statements: list[tuple[str, Any]]
+) -> None:
+    await ended_run(Status.COMPLETED, ago=timedelta(minutes=2))
+    statements.clear()
+
+    assert list((await settling.ended_lately()).values()) == [Status.COMPLETED]
+
+    (query, parameters), *_ = [(s, p) for s, p in statements if "completed_at >" in s]
+    async with get_engine().connect() as connection:
+        if connection.dialect.name == "sqlite":
+            plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}", parameters)
+            details = [row[3] for row in plan]
+        else:
+            await connection.execute(text("SET enable_seqscan = off"))  # as on a big table
+            plan = await connection.exec_driver_sql(f"EXPLAIN {query}", parameters)
+            details = [row[0] for row in plan]
+    assert any("ix_pipeline_runs_completed_at" in line for line in details), details
