@@ -4,6 +4,7 @@ own engine entry point, as `python -m prefect.engine` would."""
 
 import contextlib
 import io
+import logging
 import os
 import runpy
 import sys
@@ -11,6 +12,8 @@ import threading
 from signal import SIGKILL
 
 import rich.console
+
+ASYNCIO_SHUTDOWN_MESSAGE = "unhandled exception during asyncio.run() shutdown"
 
 
 def run_flow_run(
@@ -43,6 +46,7 @@ def run_flow_run(
         sys.path[:] = import_path
     _refresh_settings(zygote_logging_env)
     _first_stop_signal_only()
+    _quiet_stop_at_loop_shutdown()
     sys.modules.pop("prefect.engine", None)  # run as __main__, as `python -m prefect.engine` does
     try:
         runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
@@ -78,6 +82,25 @@ def _first_stop_signal_only() -> None:
 
     # Prefect's engine installs the handler by this name (capture_sigterm)
     prefect.utilities.engine._prefect_sigterm_handler = _prefect_sigterm_handler  # type: ignore[assignment]
+
+
+def _quiet_stop_at_loop_shutdown() -> None:
+    """Leave out asyncio's ~70-line traceback of a cancel. Prefect's SIGTERM handler raises
+    TerminationSignal while the event loop waits in select(), so it leaves asyncio.run() rather
+    than the flow's task; asyncio.run() then cancels that task, which the engine, once it has
+    handled the cancel ("Flow run was cancelled."), ends with TerminationSignal too, and asyncio
+    logs that as "unhandled exception during asyncio.run() shutdown". A cold run's process does
+    the same (Prefect 3.8.8). The engine still logs "Execution of flow run … was terminated." and
+    exits as it would. Only that record is left out: any other exception at shutdown is still
+    logged. It never reached Prefect's API (no API handler takes asyncio's logger): only the run's
+    output, which its worker logs."""
+    from prefect.exceptions import TerminationSignal
+
+    def keep(record: logging.LogRecord) -> bool:
+        stopped = record.exc_info is not None and isinstance(record.exc_info[1], TerminationSignal)
+        return not (stopped and str(record.msg).startswith(ASYNCIO_SHUTDOWN_MESSAGE))
+
+    logging.getLogger("asyncio").addFilter(keep)
 
 
 def _kill_its_group() -> None:

@@ -8,8 +8,9 @@ per-run costs of Prefect's worker are paid once instead: its clients share one T
 (`remember_settings_environment`) — 0.14 → 0.06 CPU-s per flow run in a 100-run burst. And a
 run scheduled on its pool, or one of its runs ending, makes the worker look for runs at once
 (`look_promptly`), not at its next poll. A worker that stops hands back the runs it took whose
-process never started (app/pipeline/hand_back.py). Plain `prefect worker start` still works: its
-runs start cold and wait for its poll.
+process never started (app/pipeline/hand_back.py). As it starts, it removes the socket directories
+that workers killed outright left behind (app/pipeline/zygote_directory.py). Plain `prefect worker
+start` still works: its runs start cold and wait for its poll.
 """
 
 import asyncio
@@ -22,6 +23,7 @@ from typing import Any
 from app.pipeline.hand_back import hand_back_on_stop
 from app.pipeline.launcher import SOCKET_ENV
 from app.pipeline.tls import share_tls_contexts
+from app.pipeline.zygote_directory import sweep
 from app.pipeline.zygote_keeper import (
     ZygoteKeeper,
     keep_zygote,
@@ -41,12 +43,13 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # until Prefect's worker puts in its own: a stop while the zygote warms up ends the start
     signal.signal(signal.SIGTERM, _interrupt)
-    path = socket_directory() / "zygote.sock"
-    os.environ[SOCKET_ENV] = str(path)
-    keeper: ZygoteKeeper | None = None
     # a stop is held until the keeper has the zygote to stop; the zygote starts with it held too,
     # until its own handler is in place (a default SIGTERM left its socket directory behind)
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    sweep_socket_directories()
+    path = socket_directory() / "zygote.sock"
+    os.environ[SOCKET_ENV] = str(path)
+    keeper: ZygoteKeeper | None = None
     try:
         zygote = start_zygote(path)
         assert zygote is not None  # its directory was made just now
@@ -70,6 +73,18 @@ def main(argv: list[str]) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def sweep_socket_directories() -> None:
+    """Remove the socket directories that workers killed outright (their zygotes with them) left
+    in the temporary directory: only those certainly dead (app/pipeline/zygote_directory.py)."""
+    if removed := sweep():
+        print(
+            f"removed {len(removed)} zygote socket director{'y' if len(removed) == 1 else 'ies'} "
+            f"left by workers that are gone: {', '.join(str(path) for path in removed)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def remember_settings_environment(keep: int = 8) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.pipeline.launcher import SOCKET_ENV, STOP_GRACE_SECONDS
+from app.pipeline.zygote_directory import PREFIX, hold, own_private, release, temporary_base
+from app.pipeline.zygote_directory import SOCKET_PATH_MAX as SOCKET_PATH_MAX  # its callers' name
 
 RESTART_SECONDS = 1.0
 MAX_RESTART_SECONDS = 60.0
@@ -23,34 +25,22 @@ ZYGOTE_STOP_MARGIN_SECONDS = 2.0  # past its runs' grace (STOP_GRACE_SECONDS)
 # (zygote.PARENT_CHECK_SECONDS) and are killed STOP_GRACE_SECONDS later
 ORPHANS_GONE_SECONDS = STOP_GRACE_SECONDS + 1.0 + ZYGOTE_STOP_MARGIN_SECONDS
 
-SOCKET_PATH_MAX = 107  # sun_path's 108 bytes, its terminating NUL included
-
 
 def socket_directory() -> Path:
-    """A new private directory for the zygote's socket: under the temporary directory, or /tmp
-    when that one's path is too long for a Unix socket (the warm start was off, in silence)."""
-    base = tempfile.gettempdir()
-    if len(os.path.join(base, "pipeline-zygote-12345678", "zygote.sock")) > SOCKET_PATH_MAX:
-        base = "/tmp"
-    return Path(tempfile.mkdtemp(prefix="pipeline-zygote-", dir=base))
-
-
-def _own_private(found: os.stat_result) -> bool:
-    return (
-        stat.S_ISDIR(found.st_mode)
-        and found.st_uid == os.getuid()
-        and stat.S_IMODE(found.st_mode) == 0o700
-    )
+    """A new private directory for the zygote's socket, held by this worker while it lives (see
+    app/pipeline/zygote_directory.py): under the temporary directory, or /tmp when that one's
+    path is too long for a Unix socket."""
+    path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=temporary_base()))
+    hold(path)
+    return path
 
 
 def private_directory(path: Path) -> bool:
     """Whether `path` is this user's own directory that no one else may enter, creating it (mode
-    0700) if it is gone. A zygote removes its directory as it exits; its successor must not use
-    one another local user made meanwhile, in which a socket of theirs would receive the runs'
-    environments (their database URL and API keys)."""
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    return _own_private(os.lstat(path))
+    0700) if it is gone, and held by this worker. A zygote removes its directory as it exits; its
+    successor must not use one another local user made meanwhile, in which a socket of theirs
+    would receive the runs' environments (their database URL and API keys)."""
+    return hold(path)
 
 
 def remove_socket_directory(path: Path) -> None:
@@ -58,14 +48,17 @@ def remove_socket_directory(path: Path) -> None:
     this user's own private one, and only if nothing else is in it. A zygote stopped before its
     SIGTERM handler was in place removed neither (they piled up in /tmp)."""
     try:
-        if not _own_private(os.lstat(path.parent)):
+        if not own_private(os.lstat(path.parent)):
             return
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(os.lstat(path).st_mode):
                 os.unlink(path)
         os.rmdir(path.parent)
-    except OSError:  # gone already, or something else is in it: left as it is
+    except FileNotFoundError:  # the zygote removed it as it exited
         pass
+    except OSError:  # something else is in it: left as it is, and held
+        return
+    release(path.parent)
 
 
 def start_zygote(path: Path) -> subprocess.Popen[bytes] | None:
