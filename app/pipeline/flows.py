@@ -18,6 +18,7 @@ from app.models import Status
 from app.pipeline import disk, drills, inputs, retries, telemetry
 from app.pipeline import work as stage_work
 from app.pipeline.claim import RunCancelledError, RunRef, claim_run
+from app.pipeline.failures import failure_reason
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
     CANCELLED_IN_PREFECT,
@@ -259,7 +260,7 @@ async def _run_pipeline(
         cancelled = stopped == CANCELLED_IN_PREFECT
         tracking.stopped = stopped == STOPPED_WITHOUT_CANCEL
         retrying = None if stopped else await retries.after_failure(exc)
-        error = stopped or f"{type(exc).__name__}: {exc}"
+        error = stopped or failure_reason(exc, pipeline_id)
         await remove_if_deleted(files, ref.run_id)  # cancelled, deleted while a stage started
         await update_pipeline_status(
             pipeline_id,

@@ -55,6 +55,7 @@ PRELOAD = (
     "app.pipeline.claim",
     "app.pipeline.drills",
     "app.pipeline.retries",
+    "app.pipeline.failures",
     "app.pipeline.schedules",  # with Prefect's server-side schedule schemas, croniter and pytz
     "app.pipeline.inputs",
     "app.pipeline.store",

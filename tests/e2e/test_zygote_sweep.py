@@ -3,6 +3,7 @@ real workers (`python -m app.pipeline.worker`) sharing one temporary directory, 
 unreachable (they start, and wait for it); no stack."""
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -72,6 +73,29 @@ def _kill_tree(worker: subprocess.Popen[str]) -> None:
     assert not any(alive(pid) for pid in zygotes)
 
 
+def _why_left(directory: Path) -> str:
+    """What a sweep found in `directory`: its entries, its lock, its socket, the processes with
+    a descriptor on it (for a failure's message)."""
+    found = [f"entries {os.listdir(directory) if directory.exists() else 'gone'}"]
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            found.append("lock free")
+        except OSError as exc:
+            found.append(f"lock held ({exc})")
+        finally:
+            os.close(fd)
+    found.append(f"listening {listening(directory / 'zygote.sock')}")
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(entry).startswith(str(directory)) for entry in fd_dir.iterdir()):
+                found.append(
+                    f"open in {fd_dir.parent.name}: {(fd_dir.parent / 'cmdline').read_bytes()!r}"
+                )
+    return "; ".join(found)
+
+
 def test_a_worker_killed_outright_is_swept_by_the_next_one_and_a_live_one_is_not(
     base: Path,
 ) -> None:
@@ -92,7 +116,7 @@ def test_a_worker_killed_outright_is_swept_by_the_next_one_and_a_live_one_is_not
         assert (
             f"removed 1 zygote socket directory left by workers that are gone: {killed_directory}"
             in errors.splitlines()
-        ), errors
+        ), f"{errors}\n{_why_left(killed_directory)}"
         assert _zygote_directories(base) == {live_directory}  # and the second's own, removed
         assert listening(live_directory / "zygote.sock")
         assert workers[0].poll() is None
