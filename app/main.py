@@ -16,6 +16,7 @@ from app.config import get_settings
 from app.db import get_engine
 from app.pipeline.tls import share_tls_contexts
 from app.pipeline.watchdog import Watchdog
+from app.web import docs
 from app.web import install as install_dashboard
 
 
@@ -40,6 +41,8 @@ def create_app() -> FastAPI:
         description="Create and trigger five-stage data pipelines run by Prefect 3.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's /docs loads Swagger UI from a CDN; app/web/docs.py serves it
+        redoc_url=None,  # ReDoc's bundle loads its logo from the internet whatever it is told
     )
     app.include_router(health.router)
     app.include_router(uploads.router)  # before pipelines: it takes the multipart POSTs
@@ -48,6 +51,7 @@ def create_app() -> FastAPI:
     app.include_router(logs.router)
     app.include_router(schedules.router)
     install_dashboard(app)  # the HTML dashboard at / and its /static files
+    docs.install(app)  # /docs, with Swagger UI's script and stylesheet from /static
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(AllowedHosts)  # before the body is read; inside HeadAsGet: no body

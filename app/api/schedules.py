@@ -1,5 +1,7 @@
 """Routes of pipeline schedules: set, read, pause, resume, remove, list — kept in Prefect."""
 
+from datetime import UTC, timedelta
+
 from fastapi import APIRouter, HTTPException, Response, status
 from prefect.client.schemas.objects import DeploymentSchedule
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
@@ -7,25 +9,27 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from app import removal
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
-from app.api.schemas import ScheduleIn, ScheduleOut, errors
+from app.api.schedule_schemas import ScheduleIn, ScheduleOut
+from app.api.schemas import errors
 from app.models import Pipeline
 from app.pipeline import schedules
 
 router = APIRouter(tags=["schedules"], dependencies=[ReadAccess], responses=errors(401, 503))
 ONE = errors(404, 422)  # a route of one pipeline's schedule
 WRITE = errors(403, 404, 422)
+ONE_SECOND = timedelta(seconds=1)
 
 
 async def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
     kind = schedule.schedule
+    interval = kind if isinstance(kind, IntervalSchedule) else None
     return ScheduleOut(
         pipeline_id=pipeline_id,
         schedule_id=str(schedule.id),
         cron=kind.cron if isinstance(kind, CronSchedule) else None,
-        interval_seconds=kind.interval.total_seconds()
-        if isinstance(kind, IntervalSchedule)
-        else None,
-        timezone=getattr(kind, "timezone", None),
+        interval_seconds=interval.interval // ONE_SECOND if interval else None,
+        anchor_date=interval.anchor_date.astimezone(UTC) if interval else None,
+        timezone=getattr(kind, "timezone", None) or "UTC",  # Prefect's schedules read none as UTC
         active=schedule.active,
         next_run_at=await schedules.next_run_at(schedule),
     )

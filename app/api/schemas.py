@@ -1,9 +1,8 @@
 """Request and response bodies of the pipelines API, separate from the tables."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, is_valid_timezone
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -11,14 +10,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     field_validator,
-    model_validator,
 )
 
 from app.config import get_settings
 from app.models import Status
-from app.pipeline.schedules import cron_problem
 
 PipelineStatus = Literal["created", "pending", "running", "completed", "failed", "cancelled"]
 
@@ -225,57 +221,3 @@ class TriggerOut(BaseModel):
     prefect_flow_run_id: str
     prefect_flow_run_url: str
     status: Status
-
-
-class ScheduleIn(BaseModel):
-    """A cron expression or an interval, in a timezone; Prefect's scheduler carries it out."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cron: Annotated[str | None, Field(max_length=120, examples=["0 6 * * *"])] = None
-    interval_seconds: Annotated[StrictInt | None, Field(ge=10, le=366 * 86_400)] = None
-    timezone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "UTC"
-    active: StrictBool = True
-
-    @field_validator("cron")
-    @classmethod
-    def _cron_fires(cls, value: str | None) -> str | None:
-        problem = cron_problem(value) if value is not None else None
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        if not is_valid_timezone(value):
-            raise ValueError(
-                f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> "ScheduleIn":
-        if (self.cron is None) == (self.interval_seconds is None):
-            raise ValueError("give exactly one of cron or interval_seconds")
-        return self
-
-    def to_prefect(self) -> CronSchedule | IntervalSchedule:
-        if self.cron is not None:
-            return CronSchedule(cron=self.cron, timezone=self.timezone)
-        assert self.interval_seconds is not None
-        return IntervalSchedule(
-            interval=timedelta(seconds=self.interval_seconds), timezone=self.timezone
-        )
-
-
-class ScheduleOut(BaseModel):
-    pipeline_id: int
-    schedule_id: str
-    cron: str | None
-    interval_seconds: float | None
-    timezone: str | None
-    active: bool
-    next_run_at: datetime | None = Field(
-        description="when the schedule next fires (Prefect's date rules); null while paused"
-    )

@@ -91,3 +91,64 @@ def test_each_operation_declares_the_errors_it_can_answer() -> None:
     assert ready["503"]["content"] == {
         "application/json": {"schema": {"$ref": "#/components/schemas/ReadyOut"}}
     }
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    """The JSON types a property's schema allows: 'integer', 'string/date-time', a $ref…"""
+    if "anyOf" in schema:
+        return set().union(*(_types(option) for option in schema["anyOf"]))
+    if "$ref" in schema:
+        return {schema["$ref"]}
+    return {schema["type"] + (f"/{schema['format']}" if "format" in schema else "")}
+
+
+def test_what_a_read_answers_its_write_takes_back() -> None:
+    """Each field a write's body shares with what that write answers (and GET reads) has a type
+    the write takes: a schedule's interval_seconds was read as 3600.0, which PUT refuses as
+    not a whole number; its timezone as null, which PUT refuses as not a string."""
+    spec = openapi()
+    schemas = spec["components"]["schemas"]
+    pairs = {}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            sent = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            answered = [r for code, r in operation["responses"].items() if code.startswith("2")]
+            if sent and answered:
+                [answer] = answered
+                out = answer["content"]["application/json"]["schema"]["$ref"]
+                pairs[f"{method.upper()} {path}"] = (sent["schema"]["$ref"], out)
+    assert pairs == {
+        "POST /api/pipelines": (
+            "#/components/schemas/PipelineCreate",
+            "#/components/schemas/PipelineOut",
+        ),
+        "PUT /api/pipelines/{pipeline_id}/schedule": (
+            "#/components/schemas/ScheduleIn",
+            "#/components/schemas/ScheduleOut",
+        ),
+    }
+    get = spec["paths"]["/api/pipelines/{pipeline_id}/schedule"]["get"]["responses"]["200"]
+    assert get["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ScheduleOut"
+    }
+    shared = {}
+    for sent_ref, out_ref in pairs.values():
+        taken = schemas[sent_ref.rpartition("/")[2]]["properties"]
+        read = schemas[out_ref.rpartition("/")[2]]["properties"]
+        for field in taken.keys() & read.keys():
+            shared[f"{out_ref.rpartition('/')[2]}.{field}"] = sorted(_types(read[field]))
+            assert _types(read[field]) <= _types(taken[field]), field
+    assert shared == {
+        "PipelineOut.name": ["string"],
+        "PipelineOut.description": ["null", "string"],
+        "PipelineOut.record_count": ["integer"],
+        "PipelineOut.input_path": ["null", "string"],
+        "ScheduleOut.pipeline_id": ["integer"],
+        "ScheduleOut.schedule_id": ["string"],
+        "ScheduleOut.cron": ["null", "string"],
+        "ScheduleOut.interval_seconds": ["integer", "null"],
+        "ScheduleOut.anchor_date": ["null", "string/date-time"],
+        "ScheduleOut.timezone": ["string"],
+        "ScheduleOut.active": ["boolean"],
+        "ScheduleOut.next_run_at": ["null", "string/date-time"],
+    }

@@ -83,7 +83,7 @@ async def test_schedule_runs_pause_resume_and_survives_a_server_restart(
     } == {
         "pipeline_id": pid,
         "cron": None,
-        "interval_seconds": 10.0,
+        "interval_seconds": 10,
         "timezone": "Europe/Paris",
         "active": True,
     }
@@ -130,6 +130,28 @@ async def test_schedule_runs_pause_resume_and_survives_a_server_restart(
         404,
         f"pipeline {pid} has no schedule; set one with PUT /api/pipelines/{pid}/schedule",
     )
+
+
+async def test_a_schedule_read_back_is_sent_back_unchanged(api: httpx.AsyncClient) -> None:
+    """Prefect answers the interval as 3600.0 s: the API read it back so, and PUT refused it
+    ("interval_seconds: must be a whole number, like 1000, not 3600.0"); and each PUT moved the
+    interval's anchor to its own time, so the runs were due later."""
+    created = await api.post("/api/pipelines", json={"name": "hourly", "record_count": 10})
+    path = f"/api/pipelines/{created.json()['id']}/schedule"
+    sent = {"interval_seconds": 3600, "anchor_date": "2026-01-01T00:30:00Z", "timezone": "UTC"}
+    assert (await api.put(path, json=sent)).status_code == 200
+    read = await api.get(path)
+    assert {key: read.json()[key] for key in (*sent, "cron", "active")} == {
+        **sent,
+        "cron": None,
+        "active": True,
+    }
+    assert read.json()["next_run_at"].endswith(":30:00Z")
+
+    again = await api.put(path, content=read.content, headers={"content-type": "application/json"})
+    assert (again.status_code, again.json()) == (200, read.json())
+    assert (await api.get(path)).json() == read.json()
+    assert (await api.delete(path)).status_code == 204
 
 
 async def test_changing_one_pipelines_schedule_keeps_the_others_upcoming_runs(

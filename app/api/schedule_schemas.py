@@ -1,0 +1,97 @@
+"""Request and response bodies of pipeline schedules: a schedule read back can be sent back as it
+was read, and sets the same schedule (its interval's anchor too, so its runs keep their times)."""
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, is_valid_timezone
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from app.pipeline.schedules import cron_problem
+
+_READ_ONLY = Field(
+    description="read-only: what GET answers; ignored", json_schema_extra={"readOnly": True}
+)
+_ANCHOR = (
+    "interval_seconds only: its runs fall at this time plus whole intervals; the time of the PUT "
+    "if omitted. GET answers the schedule's: sent back, its runs keep their times."
+)
+
+
+class ScheduleIn(BaseModel):
+    """A cron expression or an interval, in a timezone; Prefect's scheduler carries it out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: Annotated[str | None, Field(max_length=120, examples=["0 6 * * *"])] = None
+    interval_seconds: Annotated[StrictInt | None, Field(ge=10, le=366 * 86_400)] = None
+    anchor_date: Annotated[
+        AwareDatetime | None, Field(description=_ANCHOR, examples=["2026-01-01T06:00:00Z"])
+    ] = None
+    timezone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "UTC"
+    active: StrictBool = True
+    # ScheduleOut's own fields: a schedule read back can be sent back whole
+    pipeline_id: Annotated[int | None, _READ_ONLY] = None
+    schedule_id: Annotated[str | None, _READ_ONLY] = None
+    next_run_at: Annotated[datetime | None, _READ_ONLY] = None
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_fires(cls, value: str | None) -> str | None:
+        problem = cron_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        if not is_valid_timezone(value):
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ScheduleIn":
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of cron or interval_seconds")
+        if self.cron is not None and self.anchor_date is not None:
+            raise ValueError("anchor_date goes with interval_seconds, not cron; remove it")
+        return self
+
+    def to_prefect(self) -> CronSchedule | IntervalSchedule:
+        if self.cron is not None:
+            return CronSchedule(cron=self.cron, timezone=self.timezone)
+        assert self.interval_seconds is not None
+        interval = timedelta(seconds=self.interval_seconds)
+        if self.anchor_date is None:
+            return IntervalSchedule(interval=interval, timezone=self.timezone)
+        return IntervalSchedule(
+            interval=interval, anchor_date=self.anchor_date, timezone=self.timezone
+        )
+
+
+class ScheduleOut(BaseModel):
+    """A schedule as ScheduleIn takes it back: whole seconds, its anchor, a timezone ("UTC"
+    for a schedule Prefect holds without one, as Prefect reads it)."""
+
+    pipeline_id: int
+    schedule_id: str
+    cron: str | None
+    interval_seconds: int | None
+    anchor_date: datetime | None = Field(description=_ANCHOR)
+    timezone: str
+    active: bool
+    next_run_at: datetime | None = Field(
+        description="when the schedule next fires (Prefect's date rules); null while paused"
+    )
