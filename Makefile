@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: up test install install-dev uv lint typecheck deploy migrate doctor chaos clean bench-observability bench-data bench
+.PHONY: up down test install install-dev uv lint typecheck deploy migrate doctor chaos clean bench-observability bench-data bench
 
 # uv, through pip, when the machine lacks it. A system Python that is "externally managed"
 # (PEP 668: Debian 12, Ubuntu 24.04) refuses a plain install: uv then goes into the user's site.
@@ -26,8 +26,18 @@ install: uv  ## the service's dependencies, exactly as locked
 install-dev: uv
 	$(UV) sync --frozen --extra dev
 
-up: install  ## Prefect server + migrations + pool/deployment + worker + API; Ctrl-C stops all
-	$(BIN)/python -m app.devstack
+# The local stack's ports and state directory (its SQLite database, Prefect home, run files, logs),
+# the same for `make up`, `make doctor` and `make down`; unset, 8000, 4200 and var:
+#   make up API_PORT=8001 PREFECT_PORT=4201 STATE_DIR=var/stack-2
+STACK_ARGS = $(strip $(if $(API_PORT),--api-port=$(API_PORT)) \
+	$(if $(PREFECT_PORT),--prefect-port=$(PREFECT_PORT)) $(if $(STATE_DIR),--state-dir=$(STATE_DIR)))
+
+up: install  ## Prefect server + migrations + pool/deployment + worker + API; Ctrl-C (or make down) stops all
+	$(BIN)/python -m app.devstack $(STACK_ARGS)
+
+down:  ## stops the stack `make up` started (in another terminal, in the background, or killed and left running)
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m app.devstack down $(STACK_ARGS); \
+	else echo "no $(VENV): no stack of this checkout can be running"; fi
 
 migrate: install
 	$(BIN)/alembic upgrade head
@@ -47,14 +57,14 @@ TEST_WORKERS ?= 2
 test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + PostgreSQL, end to end
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
-clean:
+clean: down  ## stops the stack, then deletes var/ (database, Prefect's home, run files, logs) and the caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
 chaos: install-dev  ## the load test: a burst of BURST_TRIGGERS (200) triggers, 2 workers, PostgreSQL
 	$(BIN)/pytest -m chaos -s
 
-doctor: install  ## checks database, Prefect, pool, worker, deployment, stranded runs; prints fixes
-	$(BIN)/python -m app.readiness
+doctor: install  ## checks the stack's database, Prefect, pool, worker, deployment, stranded runs; prints fixes
+	$(BIN)/python -m app.devstack doctor $(STACK_ARGS)
 
 bench: install-dev  ## latency vs bare Prefect, API vs bare FastAPI, burst makespan; smoke: BENCH_ARGS=--smoke
 	$(BIN)/python -m bench.service $(BENCH_ARGS)

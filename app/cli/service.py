@@ -185,10 +185,17 @@ def up(
     api_port: Annotated[int, typer.Option(help="The API's port.", min=1, max=65535)] = 8000,
     log_dir: Annotated[
         Path | None,
-        typer.Option(help="Where the processes' logs go.", show_default="var/log"),
+        typer.Option(help="Where the processes' logs go.", show_default="<state dir>/log"),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The stack's own database, Prefect home, run files and logs; one stack each.",
+            show_default="var",
+        ),
     ] = None,
 ) -> None:
-    """Start the local stack as `make up` does; Ctrl-C stops it all.
+    """Start the local stack as `make up` does; Ctrl-C (or `make down`) stops it all.
 
     Prefect server, migrations, pool and deployment, worker(s) and the API, configured by the
     same environment variables (DATABASE_URL, PIPELINE_DATA_DIR, PREFECT_HOME, ...). Exits 8 when
@@ -204,4 +211,6 @@ def up(
     ]
     if log_dir is not None:
         argv.append(f"--log-dir={log_dir}")
+    if state_dir is not None:
+        argv.append(f"--state-dir={state_dir}")
     devstack.main(argv)  # a stack that does not start says why and exits 8 (STACK_FAILED)

@@ -10,7 +10,8 @@ run scheduled on its pool, or one of its runs ending, makes the worker look for 
 (`look_promptly`), not at its next poll. A worker that stops hands back the runs it took whose
 process never started (app/pipeline/hand_back.py). As it starts, it removes the socket directories
 that workers killed outright left behind (app/pipeline/zygote_directory.py). Plain `prefect worker
-start` still works: its runs start cold and wait for its poll.
+start` still works: its runs start cold and wait for its poll. Its Prefect server is the one the
+service's settings name (PREFECT_API_URL, from the environment or .env), never a throwaway one.
 """
 
 import asyncio
@@ -38,6 +39,7 @@ LISTEN_RETRY_SECONDS = 30.0
 
 
 def main(argv: list[str]) -> None:
+    use_the_service_prefect_server()
     # Prefect's worker stops on SIGTERM by sending itself SIGINT: one started with SIGINT ignored
     # (a shell script's `cmd &`) ignored that too, and never stopped
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -73,6 +75,21 @@ def main(argv: list[str]) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def use_the_service_prefect_server() -> None:
+    """The Prefect server the service's settings name (PREFECT_API_URL from the environment or
+    .env, else http://127.0.0.1:4200/api), for this worker, its zygote and its flow runs, and
+    never a throwaway one: without PREFECT_API_URL, Prefect's worker started a temporary server of
+    its own and failed ("PREFECT_API_URL must be set to start a Worker"); a wrong address now
+    fails loudly, as in deploy.py."""
+    from app.config import get_settings  # here: the zygote's imports of this module stay light
+    from app.shown import shown_prefect_url
+
+    url = get_settings().prefect_api_url
+    os.environ["PREFECT_API_URL"] = url
+    os.environ["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "false"
+    print(f"worker: Prefect server {shown_prefect_url(url)}", file=sys.stderr, flush=True)
 
 
 def sweep_socket_directories() -> None:

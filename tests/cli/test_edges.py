@@ -216,3 +216,18 @@ async def test_a_delete_not_confirmed_deletes_nothing_and_is_no_failure(
         "",
     )
     assert (await cli("show", "1")).exit_code == 0
+
+
+async def test_up_hands_its_state_directory_to_the_stack(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import devstack
+
+    given: list[list[str]] = []
+    monkeypatch.setattr(devstack, "main", given.append)
+    result = await cli("up", "--state-dir", "var/stack-2", "--api-port", "8001")
+    assert result.exit_code == 0, result.stderr
+    assert given == [
+        ["--workers=1", "--worker-limit=4", "--prefect-port=4200", "--api-port=8001",
+         "--state-dir=var/stack-2"]
+    ]  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.support.postgres import free_port
 
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
-READY_LINE = "Ctrl-C stops everything."
+READY_LINE = "Ctrl-C (or `make down`) stops everything."
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -99,13 +99,19 @@ async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
 
 
 async def test_up_refuses_a_port_already_taken(tmp_path: Path) -> None:
-    """Another server there would answer the health checks as if it were the stack's own."""
+    """Another server there would answer the health checks as if it were the stack's own. The
+    message names the way to another port from make too (`make up --prefect-port` is make's)."""
+    state = f"--state-dir={tmp_path / 'state'}"  # no stack of the checkout's var/ in the way
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         code, out, err = await _pipeline(
-            _env(tmp_path), "up", f"--prefect-port={port}", f"--api-port={free_port()}"
+            _env(tmp_path),
+            "up",
+            f"--prefect-port={port}",
+            f"--api-port={free_port()}",
+            f"--log-dir={tmp_path / 'state' / 'log'}",
         )
         # `make up` runs this: the same line, no traceback (once a RuntimeError's, exit 1)
         make_up = await _run(
@@ -115,12 +121,84 @@ async def test_up_refuses_a_port_already_taken(tmp_path: Path) -> None:
             "app.devstack",
             f"--prefect-port={port}",
             f"--api-port={free_port()}",
+            state,
         )
     starting = "starting Prefect server, migrations, deployment, worker and API …\n"
     refused = (
         f"error: the stack did not start: port {port} on 127.0.0.1 is already in use (another "
-        "Prefect server, a `make up` still running, or `docker compose up`?): stop it, or give the stack another port with "
-        "--prefect-port\n"
+        "Prefect server, a `make up` of another checkout or state directory, or `docker compose "
+        f"up`?): stop it, or give the stack another port: `make up PREFECT_PORT={port + 1}` "
+        f"(`pipeline up --prefect-port {port + 1}`)\n"
     )
     assert (code, out, err) == (8, starting, refused)
     assert make_up == (8, starting, refused)
+
+
+async def test_a_stack_of_its_own_state_directory_refuses_a_second_and_stops_on_down(
+    tmp_path: Path,
+) -> None:
+    """`make up STATE_DIR=…`: the database, Prefect's home, run files and logs under it; a second
+    `make up` of the same state directory is refused (two once shared them all), `make doctor`
+    checks the running stack on its own ports, and `make down` stops it as Ctrl-C does."""
+    state = tmp_path / "state"
+    unset = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME", "PIPELINE_API_KEY")
+    env = {name: value for name, value in os.environ.items() if name not in unset}
+    api_port, prefect_port = free_port(), free_port()
+    stack = (sys.executable, "-m", "app.devstack", f"--state-dir={state}")
+    up = await asyncio.create_subprocess_exec(
+        *stack,
+        f"--api-port={api_port}",
+        f"--prefect-port={prefect_port}",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert up.stdout is not None
+    printed: list[str] = []
+    try:
+        while READY_LINE not in printed:
+            line = await asyncio.wait_for(up.stdout.readline(), 150)
+            assert line, f"the stack ended before it was up: {printed}"
+            printed.append(line.decode().strip())
+        assert f"run files    {state / 'data' / 'runs'}/<run id>/" in printed
+
+        # other ports (never bound: the refusal comes first), kept in the way out it names
+        second = await _run(
+            env, *stack, f"--api-port={api_port + 7}", f"--prefect-port={prefect_port + 7}"
+        )
+        assert second == (
+            8,
+            "starting Prefect server, migrations, deployment, worker and API …\n",
+            f"error: the stack did not start: a stack of this state directory runs already "
+            f"({state / 'log' / f'processes-{api_port}.json'}: process {up.pid}, API on port "
+            f"{api_port}, Prefect server on port {prefect_port}); a second one would share its "
+            "database, Prefect server and run files: stop it first (Ctrl-C where it runs, or "
+            f"`make down STATE_DIR={state}`), or give this one a state directory of its own and "
+            f"other ports: `make up STATE_DIR=var/stack-2 API_PORT={api_port + 7} "
+            f"PREFECT_PORT={prefect_port + 7}`\n",
+        )
+
+        for _ in range(60):  # the worker's first heartbeat can trail the API by a moment
+            code, out, _ = await _run(env, *stack[:3], "doctor", stack[3])
+            if code == 0:
+                break
+            await asyncio.sleep(0.5)
+        assert code == 0, out
+        assert f"ok    prefect_api    http://127.0.0.1:{prefect_port}/api reachable" in (
+            out.splitlines()
+        )
+
+        down = await _run(env, *stack[:3], "down", stack[3])
+        assert down == (0, f"stopping the stack of process {up.pid} …\nstopped\n", "")
+        rest, _ = await asyncio.wait_for(up.communicate(), 30)
+    finally:
+        if up.returncode is None:
+            up.send_signal(signal.SIGINT)
+            await asyncio.wait_for(up.communicate(), 90)
+    assert (up.returncode, rest.decode().strip()) == (0, "stopping …")
+    for port in (api_port, prefect_port):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+    # the run files' directory, announced above, is made by the first run
+    assert sorted(path.name for path in state.iterdir()) == ["log", "pipelines.db", "prefect"]
+    assert list((state / "log").glob("processes-*.json")) == []

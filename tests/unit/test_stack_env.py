@@ -1,0 +1,110 @@
+"""What `make up` gives its processes (app/stack_env.py): its defaults give way to a variable set in
+the environment or, else, in the project's .env, as every setting does."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from app.config import PROJECT_ROOT
+from app.devstack import Stack
+
+URL = "http://127.0.0.1:4321/api"
+
+
+def _env(tmp_path: Path, env: dict[str, str], dotenv: str) -> dict[str, str]:
+    (tmp_path / ".env").write_text(dotenv)
+    stack = Stack(
+        env=env, prefect_port=4321, state_dir=tmp_path / "state", env_file=tmp_path / ".env"
+    )
+    return stack.process_env()
+
+
+def _picked(env: dict[str, str], *names: str) -> dict[str, str | None]:
+    return {name: env.get(name) for name in names}
+
+
+PREFECT_THREE = ("PREFECT_UI_API_URL", "PREFECT_WORKER_QUERY_SECONDS", "PREFECT_HOME")
+
+
+def test_the_three_prefect_settings_come_from_dotenv(tmp_path: Path) -> None:
+    """Measured: `.env` PREFECT_WORKER_QUERY_SECONDS=7, and the worker got 1."""
+    env = _env(
+        tmp_path,
+        {"PATH": "/bin"},
+        "PREFECT_WORKER_QUERY_SECONDS=7\nPREFECT_HOME=/srv/prefect\n"
+        "PREFECT_UI_API_URL=http://pipelines.example.com:4200/api\n",
+    )
+    assert _picked(env, *PREFECT_THREE) == {
+        "PREFECT_UI_API_URL": "http://pipelines.example.com:4200/api",
+        "PREFECT_WORKER_QUERY_SECONDS": "7",
+        "PREFECT_HOME": "/srv/prefect",
+    }
+
+
+def test_the_environment_wins_over_dotenv_and_empty_means_unset(tmp_path: Path) -> None:
+    env = _env(
+        tmp_path,
+        {"PREFECT_WORKER_QUERY_SECONDS": "3", "PREFECT_HOME": "", "PREFECT_UI_API_URL": ""},
+        "PREFECT_WORKER_QUERY_SECONDS=7\nPREFECT_HOME=/srv/prefect\nPREFECT_UI_API_URL=\n",
+    )
+    assert _picked(env, *PREFECT_THREE) == {
+        "PREFECT_UI_API_URL": URL,  # empty in both: the stack's own server
+        "PREFECT_WORKER_QUERY_SECONDS": "3",
+        "PREFECT_HOME": "/srv/prefect",
+    }
+
+
+def test_without_either_the_stack_keeps_its_state_under_its_state_directory(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    env = _env(tmp_path, {"PATH": "/bin"}, "")
+    assert _picked(
+        env, "DATABASE_URL", "PIPELINE_DATA_DIR", "DATA_DIR", "PREFECT_API_URL", *PREFECT_THREE
+    ) == {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{state / 'pipelines.db'}",
+        "PIPELINE_DATA_DIR": str(state / "data"),
+        "DATA_DIR": None,
+        "PREFECT_API_URL": URL,
+        "PREFECT_UI_API_URL": URL,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_HOME": str(state / "prefect"),
+    }
+    assert (env["PREFECT_SERVER_EPHEMERAL_ENABLED"], env["PATH"]) == ("false", "/bin")
+
+
+def test_a_configured_database_or_data_directory_is_kept_under_any_of_its_names(
+    tmp_path: Path,
+) -> None:
+    """DATA_DIR is PIPELINE_DATA_DIR's other name: a default under the first would win over it."""
+    env = _env(
+        tmp_path,
+        {"DATABASE_URL": "postgresql://pipeline@db/pipelines"},
+        "DATA_DIR=/srv/data\nPREFECT_API_URL=http://elsewhere:4200/api\n",
+    )
+    assert _picked(env, "DATABASE_URL", "PIPELINE_DATA_DIR", "DATA_DIR", "PREFECT_API_URL") == {
+        "DATABASE_URL": "postgresql://pipeline@db/pipelines",
+        "PIPELINE_DATA_DIR": None,
+        "DATA_DIR": "/srv/data",
+        "PREFECT_API_URL": URL,  # the stack's own server, always
+    }
+
+
+def test_a_stack_process_reads_the_dotenv_value(tmp_path: Path) -> None:
+    """What Prefect itself makes of the environment a worker of the stack is given."""
+    env = _env(tmp_path, {"PATH": "/bin"}, "PREFECT_WORKER_QUERY_SECONDS=7\n")
+    read = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from prefect.settings import get_current_settings as s; "
+            "print(s().worker.query_seconds, s().home)",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert read.stdout == f"7.0 {tmp_path / 'state' / 'prefect'}\n"
