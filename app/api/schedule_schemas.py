@@ -2,7 +2,7 @@
 was read, and sets the same schedule (its interval's anchor too, so its runs keep their times)."""
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, is_valid_timezone
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.api.schemas import few_unknown_fields
 from app.pipeline.schedules import cron_problem
 
 _READ_ONLY = Field(
@@ -43,6 +44,11 @@ class ScheduleIn(BaseModel):
     pipeline_id: Annotated[int | None, _READ_ONLY] = None
     schedule_id: Annotated[str | None, _READ_ONLY] = None
     next_run_at: Annotated[datetime | None, _READ_ONLY] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown_fields(cls, data: Any) -> Any:
+        return few_unknown_fields(cls, data)
 
     @field_validator("cron")
     @classmethod
