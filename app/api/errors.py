@@ -5,10 +5,12 @@ shapes it (a string, or for a 422 the list of problems with their `loc`) for cli
 """
 
 import contextlib
+import email.message
 import errno
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +23,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from app.api.methods import allowed
 from app.config import get_settings
 from app.idempotency import KeyInUseError, KeyReusedError
 from app.pipeline import disk
@@ -51,12 +54,23 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _read_as_json(content_type: str) -> bool:
+    """Whether FastAPI parses a body of this Content-Type as JSON: application/json and
+    application/*+json only (text/json, say, reaches the model as bytes)."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
 def _not_an_object(request: Request, kind: str) -> str:
     """What to send instead of an empty body, or of one that is not a JSON object."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if kind == "missing":
         return "empty or null; send a JSON object with Content-Type: application/json"
-    if not content_type.endswith(("/json", "+json")):  # FastAPI reads any other type as text
+    if not _read_as_json(content_type):  # FastAPI reads any other type as bytes
         shown = content_type or "none"
         return f"send a JSON object with Content-Type: application/json (this one's is {shown})"
     return "must be a JSON object ({...}), not a list, string or number"
@@ -99,9 +113,8 @@ async def _input_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InputError)
     if disk.refusal(exc):  # its scratch copy could not be written: the disk's, not the file's
         return await _storage_refused(request, exc)
-    return _error(
-        422, str(exc), [{"loc": ["body", exc.field], "msg": exc.message, "type": "input_file"}]
-    )
+    loc = ["body"] if exc.field == "body" else ["body", exc.field]  # the whole body: once
+    return _error(422, str(exc), [{"loc": loc, "msg": exc.message, "type": "input_file"}])
 
 
 async def _prefect_unavailable(_: Request, exc: Exception) -> JSONResponse:
@@ -178,6 +191,12 @@ def _unparsed_body(request: Request, cause: BaseException | None) -> tuple[str, 
             "body: nested too deeply; send a JSON object of the fields (see /docs)",
             "json_too_deep",
         )
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return (
+            f"body: a number of more than {sys.get_int_max_str_digits():,} digits; no field "
+            "takes one that long: send each field's value in its range (see /docs)",
+            "json_number_too_long",
+        )
     return None
 
 
@@ -191,6 +210,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
             return _error(422, message, [problem])
         if isinstance(exc.__cause__, ClientDisconnect):  # nobody reads this answer
             return _error(400, DISCONNECTED)
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED and (methods := allowed(request)):
+        message = f"{request.method} is not allowed on this path; it allows {', '.join(methods)}"
+        return _error(405, message, headers={**(exc.headers or {}), "Allow": ", ".join(methods)})
     return _error(exc.status_code, str(exc.detail), exc.detail, exc.headers)
 
 

@@ -1,4 +1,5 @@
-"""Request body size limit: a 413 that says the limit, before the body is read into memory."""
+"""Request bodies as the API takes them, refused before they are read into memory: at most so
+large (413, naming the limit) and never content-coded (415, naming Content-Encoding)."""
 
 import contextlib
 import json
@@ -11,7 +12,8 @@ FORM_OVERHEAD_BYTES = 1024 * 1024  # an upload's form fields and part headers, b
 
 
 class BodySizeLimit:
-    """Pure ASGI middleware: rejects a declared or streamed body larger than PIPELINE_MAX_BODY_BYTES."""
+    """Pure ASGI middleware: rejects a declared or streamed body larger than its limit
+    (PIPELINE_MAX_BODY_BYTES; uploads PIPELINE_MAX_UPLOAD_BYTES), and any Content-Encoding."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -33,6 +35,9 @@ class BodySizeLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if coded := _content_coded(scope):
+            await _refuse(send, 415, coded, [(b"accept-encoding", b"identity")])
             return
         max_bytes, setting = self.limit(scope)
         declared = dict(scope["headers"]).get(b"content-length")
@@ -68,18 +73,44 @@ class BodySizeLimit:
 
     async def _reject(self, send: Send, max_bytes: int, setting: str) -> None:
         message = f"request body larger than {max_bytes:,} bytes ({setting}); send a smaller body"
-        body = json.dumps({"message": message, "detail": message}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(send, 413, message)
+
+
+def _content_coded(scope: Scope) -> str | None:
+    """Why a body's Content-Encoding is refused, or None for none (or identity): the API reads
+    bodies as sent (a gzipped JSON body was "not UTF-8", a br one's header went unheeded)."""
+    headers = dict(scope["headers"])
+    if headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers:
+        return None  # no body: nothing is coded
+    sent = [value for name, value in scope["headers"] if name == b"content-encoding"]
+    codings = [c.strip() for value in sent for c in value.decode("latin-1").split(",")]
+    if all(coding.lower() in ("", "identity") for coding in codings):
+        return None
+    shown = ", ".join(coding for coding in codings if coding)
+    shown = shown if len(shown) <= 40 else f"{shown[:39]}…"
+    return (
+        f"Content-Encoding: {shown} is not accepted; send the body uncompressed, without "
+        "Content-Encoding (a compressed input file is uploaded as the form's file field: "
+        ".gz, .bz2 and .xz files are unpacked)"
+    )
+
+
+async def _refuse(
+    send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps({"message": message, "detail": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class _TooLarge(Exception):

@@ -17,6 +17,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from starlette.requests import ClientDisconnect
 
 from app.api.errors import DISCONNECTED
+from app.api.form_framing import check_boundary, malformed
 from app.api.schemas import PipelineUpload
 from app.pipeline import inputs
 
@@ -209,9 +210,10 @@ async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> Recei
     boundary = options.get(b"boundary")
     if not boundary:
         raise inputs.InputError("body", "multipart/form-data without a boundary")
+    check_boundary(boundary)
     receiver = _Receiver(dest, max_bytes)
-    parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
     try:
+        parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
         async for chunk in request.stream():
             parser.write(chunk)
             await receiver.flush()
@@ -232,7 +234,7 @@ async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> Recei
     except _UnknownField as exc:
         raise _unknown(exc.name) from None
     except FormParserError as exc:
-        raise inputs.InputError("body", f"not valid multipart/form-data ({exc})") from None
+        raise inputs.InputError("body", malformed(exc, boundary)) from None
     except ClientDisconnect:  # nobody reads the answer; the caller removes what was written
         raise HTTPException(status.HTTP_400_BAD_REQUEST, DISCONNECTED) from None
     finally:

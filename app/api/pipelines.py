@@ -3,11 +3,12 @@
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from app import cancellation, idempotency, read_cache, removal, retry, service
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
+from app.api.idempotency_key import IdempotencyKey
 from app.api.schemas import (
     PipelineCreate,
     PipelineOut,
@@ -22,7 +23,6 @@ from app.api.schemas import (
 )
 from app.config import get_settings
 from app.db import get_sessionmaker
-from app.idempotency import MAX_KEY_LENGTH
 from app.models import PipelineRun
 from app.pipeline import inputs, orchestrator
 
@@ -34,15 +34,6 @@ router = APIRouter(
 )
 
 MAX_PAGE_SIZE = 100
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=MAX_KEY_LENGTH,
-        description="Repeat a request safely: the same key returns the same pipeline/run.",
-    ),
-]
 
 
 @router.post(

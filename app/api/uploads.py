@@ -21,8 +21,8 @@ from starlette.types import Scope
 from app import idempotency, service
 from app.api.auth import WriteAccess
 from app.api.deps import SessionDep
+from app.api.idempotency_key import IdempotencyKey
 from app.api.multipart import FILE_FIELD, ReceivedForm, receive_form
-from app.api.pipelines import IdempotencyKey
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineUpload
 from app.config import get_settings
 from app.db import get_sessionmaker
