@@ -37,7 +37,7 @@ async def health() -> dict[str, str]:
     response_model=ReadyOut,
     dependencies=[ReadAccess],
     responses={
-        **errors(401),
+        **errors(401, 403),
         503: {"model": ReadyOut, "description": "a check failed; each says how to fix it"},
     },
 )

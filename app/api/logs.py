@@ -17,7 +17,7 @@ router = APIRouter(
     prefix="/api/pipelines",
     tags=["logs"],
     dependencies=[ReadAccess],
-    responses=errors(401, 404, 422, 503),
+    responses=errors(401, 403, 404, 422, 503),
 )
 
 MAX_LOG_LINES = 200  # Prefect's own page limit (PREFECT_API_DEFAULT_LIMIT)

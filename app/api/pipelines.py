@@ -30,7 +30,7 @@ router = APIRouter(
     prefix="/api/pipelines",
     tags=["pipelines"],
     dependencies=[ReadAccess],
-    responses=errors(401, 422, 503),
+    responses=errors(401, 403, 422, 503),  # 403: a read at a name not this service's
 )
 
 MAX_PAGE_SIZE = 100
@@ -40,7 +40,7 @@ MAX_PAGE_SIZE = 100
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[WriteAccess],
-    responses=errors(403, 409, 413, 507),
+    responses=errors(403, 409, 413, 415, 507),
     openapi_extra=upload_request_body(),  # the upload route shares this path, undocumented
 )
 async def create_pipeline(

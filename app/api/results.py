@@ -10,7 +10,7 @@ import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
@@ -33,7 +33,7 @@ router = APIRouter(
     prefix="/api/pipelines/{pipeline_id}/runs/{run_id}",
     tags=["results"],
     dependencies=[ReadAccess],
-    responses=errors(401, 404, 422, 503),
+    responses=errors(401, 403, 404, 422, 503),
 )
 
 RunId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The run's id.")]
@@ -44,6 +44,16 @@ MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
     "jsonl": "application/x-ndjson; charset=utf-8",
 }
+
+
+# what a download's 200 is, by `format` (and 206 for a Range); FileResponse declares none
+DOWNLOADED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the file, in the format asked for (206 with a Range: that part of it)",
+        "content": {media.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                    for media in MEDIA_TYPES.values()},
+    }
+}  # fmt: skip
 
 
 class CategorySummary(BaseModel):
@@ -242,7 +252,9 @@ async def _download(run: PipelineRun, path: Path, fmt: Format, label: str) -> Fi
 
 
 @router.head("/output", include_in_schema=False)  # download tools ask first; no 2nd operation id
-@router.get("/output", response_class=FileResponse, responses=errors(400, 416, 507))
+@router.get(
+    "/output", response_class=FileResponse, responses={**DOWNLOADED, **errors(400, 416, 507)}
+)
 async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The run's results file as Parquet, CSV or JSON Lines (404 until the run completed)."""
     files = RunFiles.for_run(run.id)
@@ -251,7 +263,9 @@ async def download_output(run: RunDep, format: FormatQuery = "parquet") -> FileR
 
 
 @router.head("/rejects", include_in_schema=False)  # download tools ask first; no 2nd operation id
-@router.get("/rejects", response_class=FileResponse, responses=errors(400, 416, 507))
+@router.get(
+    "/rejects", response_class=FileResponse, responses={**DOWNLOADED, **errors(400, 416, 507)}
+)
 async def download_rejects(run: RunDep, format: FormatQuery = "parquet") -> FileResponse:
     """The rows ingest rejected, each with its reject_reason (also for a failed run)."""
     files = RunFiles.for_run(run.id)

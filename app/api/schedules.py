@@ -14,7 +14,7 @@ from app.api.schemas import errors
 from app.models import Pipeline
 from app.pipeline import schedules
 
-router = APIRouter(tags=["schedules"], dependencies=[ReadAccess], responses=errors(401, 503))
+router = APIRouter(tags=["schedules"], dependencies=[ReadAccess], responses=errors(401, 403, 503))
 ONE = errors(404, 422)  # a route of one pipeline's schedule
 WRITE = errors(403, 404, 422)
 ONE_SECOND = timedelta(seconds=1)
@@ -60,7 +60,7 @@ async def list_schedules() -> list[ScheduleOut]:
 @router.put(
     "/api/pipelines/{pipeline_id}/schedule",
     dependencies=[WriteAccess],
-    responses=errors(403, 404, 413, 422),
+    responses=errors(403, 404, 413, 415, 422),
 )
 async def set_schedule(pipeline: PipelineDep, data: ScheduleIn) -> ScheduleOut:
     """Create or replace the pipeline's schedule; each scheduled run is a run of the pipeline."""

@@ -158,10 +158,13 @@ class ErrorOut(BaseModel):
 _ERRORS = {
     400: "the Range header names no range of the file; `message` says why",
     401: "no API key, or a wrong one (API_KEYS is set; for reads too with API_KEYS_FOR_READS)",
-    403: "a write sent by another site's or origin's page (Sec-Fetch-Site, Origin or Referer)",
+    403: "a write sent by another site's or origin's page (Sec-Fetch-Site, Origin or Referer); "
+    "a request that needs no key, sent to a host name this service does not answer to "
+    "(PIPELINE_ALLOWED_HOSTS)",
     404: "no such pipeline, run, schedule or file; `message` says which and why",
     409: "not in the pipeline's current state; `message` says what to do",
     413: "a body larger than PIPELINE_MAX_BODY_BYTES (an upload: PIPELINE_MAX_UPLOAD_BYTES)",
+    415: "a body sent with a Content-Encoding other than identity; send it uncompressed",
     416: "the Range starts past the end of the file; Content-Range gives its size",
     422: "bad input: `message` names each field and the fix; `detail` lists them with their loc",
     503: "Prefect or the database is unreachable, or PIPELINE_DATA_DIR cannot be written; "

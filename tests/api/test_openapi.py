@@ -32,9 +32,9 @@ def test_create_documents_the_json_body_and_the_upload() -> None:
 
 
 ERROR_OUT = {"$ref": "#/components/schemas/ErrorOut"}
-READ, ONE = ["401", "422", "503"], ["401", "404", "422", "503"]
+READ, ONE = ["401", "403", "422", "503"], ["401", "403", "404", "422", "503"]
 WRITE = ["401", "403", "404", "409", "422", "503"]
-DOWNLOAD = ["400", "401", "404", "416", "422", "503", "507"]
+DOWNLOAD = ["400", "401", "403", "404", "416", "422", "503", "507"]
 
 
 def test_each_operation_declares_the_errors_it_can_answer() -> None:
@@ -47,8 +47,8 @@ def test_each_operation_declares_the_errors_it_can_answer() -> None:
     }
     assert declared == {
         "GET /health": [],
-        "GET /ready": ["401", "503"],
-        "POST /api/pipelines": ["401", "403", "409", "413", "422", "503", "507"],
+        "GET /ready": ["401", "403", "503"],
+        "POST /api/pipelines": ["401", "403", "409", "413", "415", "422", "503", "507"],
         "GET /api/pipelines": READ,
         "GET /api/pipelines/{pipeline_id}": ONE,
         "DELETE /api/pipelines/{pipeline_id}": WRITE,
@@ -61,8 +61,16 @@ def test_each_operation_declares_the_errors_it_can_answer() -> None:
         "GET /api/pipelines/{pipeline_id}/runs/{run_id}/rejects": DOWNLOAD,
         "GET /api/pipelines/{pipeline_id}/runs/{run_id}/summary": ONE,
         "GET /api/pipelines/{pipeline_id}/logs": ONE,
-        "GET /api/schedules": ["401", "503"],
-        "PUT /api/pipelines/{pipeline_id}/schedule": ["401", "403", "404", "413", "422", "503"],
+        "GET /api/schedules": ["401", "403", "503"],
+        "PUT /api/pipelines/{pipeline_id}/schedule": [
+            "401",
+            "403",
+            "404",
+            "413",
+            "415",
+            "422",
+            "503",
+        ],
         "GET /api/pipelines/{pipeline_id}/schedule": ONE,
         "DELETE /api/pipelines/{pipeline_id}/schedule": ["401", "403", "404", "422", "503"],
         "POST /api/pipelines/{pipeline_id}/schedule/pause": ["401", "403", "404", "422", "503"],
@@ -152,3 +160,14 @@ def test_what_a_read_answers_its_write_takes_back() -> None:
         "ScheduleOut.active": ["boolean"],
         "ScheduleOut.next_run_at": ["null", "string/date-time"],
     }
+
+
+def test_a_download_declares_the_media_types_it_sends() -> None:
+    paths = openapi()["paths"]
+    for name in ("output", "rejects"):
+        answer = paths[f"/api/pipelines/{{pipeline_id}}/runs/{{run_id}}/{name}"]["get"]
+        assert sorted(answer["responses"]["200"]["content"]) == [
+            "application/vnd.apache.parquet",
+            "application/x-ndjson",
+            "text/csv",
+        ]
