@@ -70,6 +70,13 @@ class Settings(AccessSettings):
         validation_alias=AliasChoices("PIPELINE_MAX_INPUT_BYTES"),
         description="Largest input file once decompressed: a few KB of gzip can unpack to TBs.",
     )
+    max_input_columns: int = Field(
+        default=500,
+        ge=7,  # the required columns
+        validation_alias=AliasChoices("PIPELINE_MAX_INPUT_COLUMNS"),
+        description="Most columns an input file may have, the required ones included (a 422 past "
+        "it): a stage holds up to a row group (256,000 rows) of every column at once.",
+    )
     retention_days: float = Field(
         default=30.0,
         ge=0,

@@ -1,7 +1,10 @@
 """What Polars' CSV reader does not tell, read from the file's lines: a record with too few fields
-(it pads one with nulls) and a blank line (it reads one as a row of nulls, as it reads a line of
-only commas, which is a record)."""
+(it pads one with nulls), a blank line (it reads one as a row of nulls, as it reads a line of
+only commas, which is a record), lines ending in a lone CR, and the line a runaway quote opens on.
+"""
 
+import csv
+import re
 from pathlib import Path
 
 import polars as pl
@@ -13,6 +16,8 @@ _BLANK_ROW = "__row"
 _QUOTES, _COMMAS, _OUTSIDE, _STARTS, _SURPLUS = "quotes", "commas", "outside", "starts", "surplus"
 # a quoted value ("a,b", "12"" pizza"), or one going on past the line: no commas of it separate
 _QUOTED = r'"[^"]*(?:"|$)'
+_QUOTE_OR_LONE_CR = re.compile(rb'"|\r(?!\n)')
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # as the csv module ends its lines
 
 
 def read(path: Path) -> pl.LazyFrame:
@@ -52,8 +57,69 @@ def short_record(path: Path, fields: int) -> str | None:
     value with a newline) too; the csv module reads the file only if one is short, to name it.
     """
     if _records_off(path, fields):
-        return first_bad_csv_line(path)
+        return lone_cr(path) or runaway_quote(path) or first_bad_csv_line(path)
     return None
+
+
+def lone_cr(path: Path) -> str | None:
+    """'line N: …' for the first line ending in a lone CR outside a quoted value (old Mac files):
+    Polars reads no line break there, and names no line. One pass over the bytes, looking only
+    at quotes and CRs not before LF; asked only of a file that could not be read."""
+    quoted, lines = False, 0  # line breaks before the chunk
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            while chunk.endswith(b"\r") and (more := handle.read(1)):  # a CRLF cut in two
+                chunk += more
+            inside = 0  # lone CRs inside quoted values, so far in the chunk: line breaks too
+            for found in _QUOTE_OR_LONE_CR.finditer(chunk):
+                if found[0] == b'"':
+                    quoted = not quoted
+                elif quoted:
+                    inside += 1
+                else:
+                    number = lines + chunk.count(b"\n", 0, found.start()) + inside + 1
+                    return (
+                        f"line {number}: ends in a lone CR (old Mac line endings), which is no "
+                        "line break here; save the file with LF or CRLF line endings"
+                    )
+            lines += chunk.count(b"\n") + inside
+    return None
+
+
+def runaway_quote(path: Path) -> str | None:
+    """'line N: …' for a quote never closed (the file has an odd number of quotes), when the value
+    it opens swallowed the rest of the file and left its record with other than the header's
+    number of fields: the csv module names the file's last line, this the line the value opens on.
+    None for any other first malformed record: a quoted value closed lines later may be text."""
+    with path.open("rb") as raw:
+        if sum(chunk.count(b'"') for chunk in iter(lambda: raw.read(1 << 20), b"")) % 2 == 0:
+            return None
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as text:
+        reader = csv.reader(text)
+        try:
+            header = next((row for row in reader if row), [])
+            start = reader.line_num + 1
+            for row in reader:
+                off = len(row) > len(header) or (
+                    len(row) < len(header) and (len(row) > 1 or bool(row and row[0].strip()))
+                )
+                if off:
+                    last = next(reader, None) is None and _LINE_BREAK.search(row[-1])
+                    return _runaway(row, start, len(header)) if last else None
+                start = reader.line_num + 1
+        except csv.Error:
+            return None
+    return None
+
+
+def _runaway(row: list[str], start: int, fields: int) -> str:
+    """The message for a record starting on line `start` whose last value runs to the file's end."""
+    opens = start + sum(len(_LINE_BREAK.findall(value)) for value in row[:-1])
+    return (
+        f"line {opens}: a quoted value opens here and is never closed (it runs on to the end of "
+        f"the file), so its record has {len(row)} field{'s' if len(row) > 1 else ''} where the "
+        f'header has {fields}; close the quote, or double a quote inside a quoted value ("")'
+    )
 
 
 def _records_off(path: Path, fields: int) -> bool:

@@ -6,13 +6,12 @@ left to stages.validate, which sends those rows to the rejects file. CSV and JSO
 as text columns, so an unparseable number rejects its row instead of failing the file.
 """
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from app.pipeline import csv_lines, jsonl_text, nul, stages
+from app.pipeline import csv_lines, input_columns, jsonl_text, nul
 from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
 from app.pipeline.locate import locate
 from app.pipeline.store import ROW_GROUP_ROWS, count_rows, uploads_dir
@@ -32,7 +31,6 @@ _UTF16_32_BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xfe", "UTF-16"),
     (b"\xfe\xff", "UTF-16"),
 )
-_DUPLICATED = re.compile(r"^(?P<name>.*)_duplicated_\d+$")  # how Polars renames a repeated header
 _DELIMITERS = (";", "\t", "|")
 
 
@@ -56,6 +54,9 @@ def format_of(filename: str, declared: str | None = None, *, field: str = "file"
         suffixes.pop()
     if suffixes and suffixes[-1] in SUFFIXES:
         return SUFFIXES[suffixes[-1]]
+    if field == "input_path":  # the JSON body has no format field: the name is all there is
+        fix = "rename the file to end in .csv, .jsonl or .parquet (optionally .gz, .bz2 or .xz)"
+        raise InputError(field, f"cannot tell the format of {filename!r}: {fix}")
     raise InputError(
         field,
         f"cannot tell the format of {filename!r}: name it .csv, .jsonl or .parquet "
@@ -114,7 +115,7 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
     except pl.exceptions.NoDataError:
         raise InputError(field, "the file is empty") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(field, locate(path, fmt, exc)) from None
+        raise InputError(field, _unreadable(path, fmt, exc)) from None
     if fmt == "csv" and len(schema) == 1:
         header = schema.names()[0]
         for delimiter in _DELIMITERS:
@@ -124,9 +125,9 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
                     f"line 1: columns are separated by {delimiter!r}, not ','; "
                     "save the CSV comma-separated",
                 )
-    problem = column_problem(schema, fmt)
+    problem = input_columns.problem(schema, fmt)
     if problem:
-        raise InputError(field, problem)
+        raise InputError(field, _lone_cr_first(path, fmt, schema, problem))
     short = None
     try:  # every column is decoded once, streaming, so malformed lines show up now
         if fmt == "csv":
@@ -136,7 +137,7 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
             counts = frame.select(pl.len().alias("__rows"), *nulls)  # no column of the file's
             rows = counts.collect(engine="streaming").item(0, 0)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(field, locate(path, fmt, exc)) from None
+        raise InputError(field, _unreadable(path, fmt, exc)) from None
     if short:
         raise InputError(field, short)
     if rows == 0:
@@ -144,62 +145,20 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
     return rows
 
 
-def column_problem(schema: pl.Schema, fmt: str) -> str | None:
-    """What is wrong with the columns of an input of format `fmt` (a required one missing,
-    repeated or of a type that cannot hold its values; a name the pipeline uses itself, or one
-    holding NUL), or None."""
-    names = schema.names()
-    repeated = sorted(
-        {m["name"] for m in map(_DUPLICATED.match, names) if m and m["name"] in schema}
-    )
-    if repeated == [""]:
-        return (
-            "line 1: the header has more than one unnamed column (nothing between two "
-            "delimiters, or a delimiter at the end); name each column or remove the extra delimiters"
-        )
-    if repeated:
-        return f"line 1: the header names {', '.join(map(_shown, repeated))} more than once"
-    if nul_name := nul.name_problem(schema, fmt):
-        return nul_name
-    if own := [name for name in names if name.startswith("__") or name == stages.REJECT_REASON]:
-        return (
-            f"column {own[0]!r}: names starting with '__', and {stages.REJECT_REASON}, are the "
-            "pipeline's own; rename it"
-        )
-    missing = stages.missing_columns(schema)
-    if not missing:
-        return _type_problem(schema)
-    problem = f"missing required columns: {', '.join(missing)}"
-    by_lowercase = {name.strip().lower(): name for name in names}
-    near = [f"{by_lowercase[m]!r} for {m!r}" for m in missing if m in by_lowercase]
-    if near:
-        return f"{problem}; the file has {', '.join(near)} (names are exact: lowercase, no spaces)"
-    shown = ", ".join(repr(name) for name in names[:10]) + (", …" if len(names) > 10 else "")
-    return f"{problem}; the file's columns are {shown}"
+def _unreadable(path: Path, fmt: str, exc: Exception) -> str:
+    """Where a file Polars could not read goes wrong: in a CSV, lines ending in a lone CR or a
+    quote left open come first (Polars' error and the csv module blame a later line for them)."""
+    if fmt == "csv" and (found := csv_lines.lone_cr(path) or csv_lines.runaway_quote(path)):
+        return found
+    return locate(path, fmt, exc)
 
 
-def _shown(name: str) -> str:
-    return name if name else "an unnamed column"
-
-
-def _type_problem(schema: pl.Schema) -> str | None:
-    """A required column of a type (a Parquet file's) its values cannot be read from, or None."""
-    for name, target in stages.REQUIRED_COLUMNS.items():
-        source = schema[name]
-        if isinstance(source, pl.String | pl.Null):
-            continue
-        if isinstance(target, pl.Datetime):
-            fits, wanted = isinstance(source, pl.Datetime | pl.Date), "timestamps or dates"
-        elif isinstance(target, pl.Boolean):
-            fits, wanted = isinstance(source, pl.Boolean) or source.is_integer(), "booleans"
-        elif isinstance(target, pl.String):
-            fits = source.is_numeric() or isinstance(source, pl.Boolean | pl.Categorical | pl.Enum)
-            wanted = "text"
-        else:
-            fits, wanted = source.is_numeric(), "numbers"
-        if not fits:
-            return f"column {name!r} is of type {source}; it must hold {wanted} (or text of them)"
-    return None
+def _lone_cr_first(path: Path, fmt: str, schema: pl.Schema, problem: str) -> str:
+    """A CSV whose lines end in a lone CR is one line to Polars, its header running into the
+    records ('created_at\\r1'): that, not the columns it seems to have."""
+    if fmt == "csv" and any("\r" in name for name in schema) and (found := csv_lines.lone_cr(path)):
+        return found
+    return problem
 
 
 def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> int:
@@ -214,9 +173,9 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
         try:
             frame = scan_input(source.path, fmt, source.scratch, field=field)
             schema = frame.collect_schema()
-            problem = column_problem(schema, fmt)
+            problem = input_columns.problem(schema, fmt)
             if problem:
-                raise InputError(field, problem)
+                raise InputError(field, _lone_cr_first(source.path, fmt, schema, problem))
             if fmt == "csv":
                 frame = csv_lines.without_blank_lines(source.path, frame)
             frame = nul.mark(frame, fmt)
@@ -226,7 +185,7 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
         except pl.exceptions.NoDataError:
             raise InputError(field, "the file is empty") from None
         except (pl.exceptions.PolarsError, OSError) as exc:
-            raise InputError(field, locate(source.path, fmt, exc)) from None
+            raise InputError(field, _unreadable(source.path, fmt, exc)) from None
         last = pl.col(schema.names()[-1]).null_count()  # where a short record's padding would be
         padded = fmt == "csv" and pl.scan_parquet(dest).select(last).collect().item() > 0
         if padded and (short := csv_lines.short_record(source.path, len(schema))):

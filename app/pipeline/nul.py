@@ -4,8 +4,6 @@ file's own columns are looked at, the text inside a Parquet list or struct too: 
 required column already makes that value unparseable (category "A\\x00" is an unknown category).
 A column name holding one refuses the file."""
 
-from typing import Any
-
 import polars as pl
 from polars.datatypes import DataType, DataTypeClass
 
@@ -21,16 +19,18 @@ def mark(frame: pl.LazyFrame, fmt: str) -> pl.LazyFrame:
     """`frame`, an input file of format `fmt` read, with stages.INPUT_PROBLEM naming the first
     text column (name, or one of the file's own) holding a NUL; unchanged if it has none."""
     how = _HOW.get(fmt, "\\u0000")
-    problem: Any = pl
+    found: list[pl.Expr] = []
     for name, dtype in frame.collect_schema().items():
         if name in stages.REQUIRED_COLUMNS and name != "name":
             continue
         nul = _holds_nul(pl.col(name), dtype)
         if nul is not None:  # None: a number, a binary; JSON Lines reads a list as its JSON text
-            problem = problem.when(nul).then(pl.lit(f"NUL character in {name} ({how})"))
-    if problem is pl:  # no text column to look at
+            found.append(pl.when(nul).then(pl.lit(f"NUL character in {name} ({how})")))
+    if not found:  # no text column to look at
         return frame
-    return frame.with_columns(problem.otherwise(None).alias(stages.INPUT_PROBLEM))
+    # side by side, not one when/then chain: Polars plans a chain of N links in N^2 time and
+    # memory (3,000 columns took 35 s and 4 GB)
+    return frame.with_columns(pl.coalesce(found).alias(stages.INPUT_PROBLEM))
 
 
 def _holds_nul(value: pl.Expr, dtype: DataType | DataTypeClass) -> pl.Expr | None:
