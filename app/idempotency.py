@@ -102,14 +102,27 @@ async def run_of(
     return scoped, None
 
 
+def spellings(key: str) -> list[str]:
+    """`key`, and for a non-ASCII key the spelling it was stored under until 2026-11-27: its
+    UTF-8 bytes read as latin-1 ('clé' was kept as 'clÃ©'), so a repeat sent after the change
+    still finds the row made before it (within the window)."""
+    if key.isascii():
+        return [key]
+    return [key, key.encode("utf-8").decode("latin-1")]
+
+
 async def find(session: AsyncSession, model: type[Row], key: str) -> Row | None:
     """The row holding `key`, if it was created within the window; an expired key is released."""
     query = (
-        select(model).where(model.idempotency_key == key).execution_options(populate_existing=True)
+        select(model)
+        .where(model.idempotency_key.in_(spellings(key)))
+        .order_by(model.id)  # the first request's, should both spellings be held
+        .limit(1)
+        .execution_options(populate_existing=True)
     )
     if model is PipelineRun:
         query = query.options(selectinload(PipelineRun.stages))
-    row = (await session.execute(query)).scalar_one_or_none()
+    row = (await session.execute(query)).scalars().first()
     if row is None:
         return None
     window = timedelta(seconds=get_settings().idempotency_window_seconds)

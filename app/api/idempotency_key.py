@@ -1,4 +1,6 @@
-"""The Idempotency-Key header as its client wrote it: one value, UTF-8, 1 to 200 characters.
+"""The Idempotency-Key header as its client wrote it: one value, 1 to 200 characters, read as
+UTF-8 (curl, httpx) or, when it is not UTF-8, as latin-1 (browsers' fetch, Python's http.client
+and requests send a header's text so).
 
 HTTP hands a header's bytes over as latin-1: 200 characters of "é" counted as 400 and a key
 reused was echoed as mojibake ('clÃ©'). A second Idempotency-Key header was dropped unseen, and
@@ -28,7 +30,7 @@ def _key(
         Header(
             alias=NAME,
             description="Repeat a request safely: the same key returns the same pipeline/run. "
-            f"One header, UTF-8 text of 1 to {MAX_KEY_LENGTH} characters.",
+            f"One header, 1 to {MAX_KEY_LENGTH} characters (UTF-8, else latin-1).",
             json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH},
         ),
     ] = None,
@@ -45,10 +47,8 @@ def _key(
         )
     try:
         key = sent[0].decode("utf-8")
-    except UnicodeDecodeError:
-        raise _refused(
-            "string_unicode", "not UTF-8 text; send the key as UTF-8 (or ASCII)", None
-        ) from None
+    except UnicodeDecodeError:  # browsers' fetch and http.client send a str header as latin-1
+        key = sent[0].decode("latin-1")
     if not key:
         raise _refused("string_too_short", "empty; send a key, or no header", key)
     if len(key) > MAX_KEY_LENGTH:

@@ -1,7 +1,7 @@
 """Request and response bodies of pipeline schedules: a schedule read back can be sent back as it
 was read, and sets the same schedule (its interval's anchor too, so its runs keep their times)."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, is_valid_timezone
@@ -19,6 +19,8 @@ from pydantic import (
 from app.api.schemas import few_unknown_fields
 from app.pipeline.schedules import cron_problem
 
+EARLIEST_ANCHOR = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_ANCHOR = datetime(2200, 1, 1, tzinfo=UTC)
 _READ_ONLY = Field(
     description="read-only: what GET answers; ignored", json_schema_extra={"readOnly": True}
 )
@@ -56,6 +58,19 @@ class ScheduleIn(BaseModel):
         problem = cron_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)
+        return value
+
+    @field_validator("anchor_date")
+    @classmethod
+    def _anchor_within_reach(cls, value: datetime | None) -> datetime | None:
+        """Prefect keeps every pipeline's schedule on the one deployment: a date its scheduler
+        cannot reckon with (year 1 or 9999 in some time zone: OverflowError) stopped the
+        scheduling of every pipeline, and the reading of every schedule."""
+        if value is not None and not EARLIEST_ANCHOR <= value <= LATEST_ANCHOR:
+            raise ValueError(
+                f"must be between {EARLIEST_ANCHOR:%Y-%m-%d} and {LATEST_ANCHOR:%Y-%m-%d} (UTC); "
+                f"got {value.isoformat()}"
+            )
         return value
 
     @field_validator("timezone")

@@ -32,10 +32,10 @@ def _digits(value: object) -> object:
     Past 18 digits no count is within bounds, and past 4,300 Python refuses the conversion with
     advice for the server's code (`sys.set_int_max_str_digits()`): the bound is said instead."""
     if isinstance(value, str) and value.isascii() and value.isdigit():
-        if len(value) > 18:
+        if len(digits := value.lstrip("0")) > 18:  # leading zeros were always accepted
             raise ValueError(
                 f"must be at most {get_settings().max_record_count:,} (PIPELINE_MAX_RECORD_COUNT);"
-                f" got a number of {len(value):,} digits"
+                f" got a number of {len(digits):,} digits"
             )
         return int(value)
     return value

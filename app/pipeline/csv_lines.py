@@ -57,7 +57,7 @@ def short_record(path: Path, fields: int) -> str | None:
     value with a newline) too; the csv module reads the file only if one is short, to name it.
     """
     if _records_off(path, fields):
-        return lone_cr(path) or runaway_quote(path) or first_bad_csv_line(path)
+        return runaway_quote(path) or first_bad_csv_line(path) or lone_cr(path)
     return None
 
 

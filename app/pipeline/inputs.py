@@ -13,7 +13,7 @@ import polars as pl
 
 from app.pipeline import csv_lines, input_columns, jsonl_text, nul
 from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
-from app.pipeline.locate import locate
+from app.pipeline.locate import first_bad_line, locate, unreadable
 from app.pipeline.store import ROW_GROUP_ROWS, count_rows, uploads_dir
 
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
@@ -146,11 +146,18 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
 
 
 def _unreadable(path: Path, fmt: str, exc: Exception) -> str:
-    """Where a file Polars could not read goes wrong: in a CSV, lines ending in a lone CR or a
-    quote left open come first (Polars' error and the csv module blame a later line for them)."""
-    if fmt == "csv" and (found := csv_lines.lone_cr(path) or csv_lines.runaway_quote(path)):
-        return found
-    return locate(path, fmt, exc)
+    """Where a file Polars could not read goes wrong. In a CSV, a quote left open comes first (the
+    csv module blames the file's last line for it); lines ending in a lone CR come last, when no
+    line is to blame otherwise (the csv module reads a lone CR as a line break; a stray quote
+    before it would have this module see a quoted value where there is none)."""
+    if fmt != "csv":
+        return locate(path, fmt, exc)
+    return (
+        csv_lines.runaway_quote(path)
+        or first_bad_line(path, fmt)
+        or csv_lines.lone_cr(path)
+        or unreadable(fmt, exc)
+    )
 
 
 def _lone_cr_first(path: Path, fmt: str, schema: pl.Schema, problem: str) -> str:

@@ -12,21 +12,28 @@ csv.field_size_limit(2**31 - 1)
 
 def locate(path: Path, fmt: str, exc: Exception) -> str:
     """The first malformed line of a CSV or JSON Lines file, else Polars' own words."""
+    return first_bad_line(path, fmt) or unreadable(fmt, exc)
+
+
+def unreadable(fmt: str, exc: Exception) -> str:
+    """Polars' own words, when no line is to blame."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    found: str | None = None
+    return f"not a readable {fmt} file ({reason})"
+
+
+def first_bad_line(path: Path, fmt: str) -> str | None:
+    """'line N: …' for the first malformed line of a CSV or JSON Lines file; None if none is."""
     try:
         if fmt == "jsonl":
             with path.open("rb") as handle:
-                found = _first_bad_jsonl_line(handle)
-        elif fmt == "csv":
-            found = (
+                return _first_bad_jsonl_line(handle)
+        if fmt == "csv":
+            return (
                 _first_non_utf8_line(path) or first_bad_csv_line(path) or _first_stray_quote(path)
             )
     except OSError:
         pass
-    if found:
-        return found
-    return f"not a readable {fmt} file ({reason})"
+    return None
 
 
 def _first_bad_jsonl_line(handle: IO[bytes]) -> str | None:

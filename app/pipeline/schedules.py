@@ -75,7 +75,7 @@ async def next_run_at(schedule: DeploymentSchedule) -> datetime | None:
         return None
     try:
         dates = await rules.model_validate(schedule.schedule.model_dump()).get_dates(n=1)
-    except ValueError:  # a cron made before the API refused those that never fire
+    except (ValueError, OverflowError):  # a cron that never fires, dates past year 9999
         return None
     return dates[0].astimezone(UTC) if dates else None
 

@@ -51,3 +51,11 @@ async def test_a_record_count_of_thousands_of_digits_is_told_its_bound(
         "record_count: must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); got a number of "
         "5,000 digits",
     )
+
+
+async def test_a_record_count_with_leading_zeros_is_read_as_before(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"name": "z", "record_count": "0" * 20 + "1000"}
+    response = await client.post("/api/pipelines", json=body)
+    assert (response.status_code, response.json()["record_count"]) == (201, 1000)

@@ -114,3 +114,20 @@ def test_an_input_path_of_unknown_format_is_told_to_rename_it() -> None:
         "input_path: cannot tell the format of 'exports/data.txt': rename the file to end in "
         ".csv, .jsonl or .parquet (optionally .gz, .bz2 or .xz)"
     )
+
+
+def test_a_stray_quote_is_named_before_a_cr_inside_a_quoted_value(tmp_path: Path) -> None:
+    """A quote inside an unquoted value flipped the lone-CR scan's idea of what is quoted: the CR
+    inside a later quoted value was blamed as an old Mac line ending."""
+    path = tmp_path / "in.csv"
+    path.write_bytes(
+        b"id,name,category,value,quantity,is_active,created_at\n"
+        b'1,12" pizza,A,20,1,true,2026-01-01\n'
+        b'2,"b\rc",B,20,1,true,2026-01-01\n'
+    )
+    with pytest.raises(inputs.InputError) as raised:
+        inputs.check(path, "csv", tmp_path / "scratch")
+    assert str(raised.value) == (
+        'file: line 2: a " inside a value that is not quoted; quote the value and double the '
+        'quote inside it: "12"" pizza"'
+    )
