@@ -281,8 +281,11 @@ def test_doctor_checks_the_prefect_server_of_the_stack_running_with_this_state(
 )
 def test_make_passes_the_ports_and_state_directory(target: str, command: str) -> None:
     """`make up --prefect-port 4201` was make's own option (an error): variables reach it."""
+    # run by `make test`, make is make's child: its flags (-w: "Leaving directory") are not ours
+    outer = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
     dry_run = subprocess.run(
         ["make", "-n", target, "API_PORT=8001", "PREFECT_PORT=4201", "STATE_DIR=var/stack-2"],
+        env={name: value for name, value in os.environ.items() if name not in outer},
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
