@@ -1,5 +1,6 @@
 """Settings: the one place that reads the service's environment."""
 
+import os
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -13,6 +14,9 @@ from app.access_settings import AccessSettings
 from app.shown import shown_prefect_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# the .env read, by every process: the project's, or PIPELINE_ENV_FILE (the tests point it at an
+# empty file, so a developer's .env never reaches them or the stacks they start)
+ENV_FILE = Path(os.environ.get("PIPELINE_ENV_FILE") or PROJECT_ROOT / ".env")
 DEFAULT_PREFECT_API_URL = "http://127.0.0.1:4200/api"
 
 
@@ -29,7 +33,7 @@ class Settings(AccessSettings):
     may call the API is in AccessSettings."""
 
     # the project's .env, wherever a process runs: a flow run works in app/pipeline
-    model_config = SettingsConfigDict(env_file=PROJECT_ROOT / ".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore")
 
     database_url: str = Field(
         default=f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'pipelines.db'}",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from app import stack_lock
 from app.config import PROJECT_ROOT, get_settings
 from app.ledger import Ledger, Written
 from app.processes import Port, Process, refuse_taken_ports
@@ -34,6 +35,7 @@ class Stack:
     log_dir: Path = STATE_DIR / "log"  # its ledger too: one stack runs per log directory
     env_file: Path = ENV_FILE
     processes: list[Process] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)  # its database's and run files' locks
 
     @property
     def prefect_api_url(self) -> str:
@@ -70,6 +72,7 @@ class Stack:
                 Port(self.api_port, "API", "API_PORT", "--api-port"),
             ],
         )
+        self.held = stack_lock.claim(self.process_env())
         try:
             # the Prefect server migrates its database as it starts: ours is migrated and the
             # API started meanwhile (neither needs Prefect; the API's watchdog waits for it)
@@ -177,6 +180,7 @@ class Stack:
             process.stop()  # interrupted, a stop called again starts here again
             self.processes.remove(process)
             self.ledger.write(self.processes)
+        stack_lock.release(self.held)
 
     def _spawn(self, name: str, argv: list[str]) -> Process:
         log = (self.log_dir / f"{name}.log").open("ab")

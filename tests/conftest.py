@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix="pipeline-tests-"))
+(_TMP / "empty.env").touch()
 # Datadog stays off unless a test turns it on against its own test agent.
 for _name in [name for name in os.environ if name.startswith("DD_")]:
     del os.environ[_name]
@@ -26,6 +27,9 @@ os.environ.update(
     # the names the tests' clients send (httpx's http://test, the browsers' *.test), as a
     # deployment behind a name lists its own (app/api/hosts.py)
     PIPELINE_ALLOWED_HOSTS="test,.test",
+    # a developer's .env reaches no test, nor the stacks they start (a test that reads a .env
+    # names its own)
+    PIPELINE_ENV_FILE=str(_TMP / "empty.env"),
 )
 
 import httpx  # noqa: E402

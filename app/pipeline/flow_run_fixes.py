@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.schemas.objects import State, StateType
-from prefect.states import Cancelled, Completed, Crashed
+from prefect.states import Cancelled, Cancelling, Completed, Crashed
 
 from app.pipeline.orchestrator import prefect_client, propose
 
@@ -23,7 +23,7 @@ class Stranded(Enum):
 
     LEFT = "left"  # it had moved on (started, ended) before: left alone
     CANCELLED = "cancelled"
-    STARTED = "started"  # cancelled, but its process made it Running just as it was cancelled
+    STARTED = "started"  # its process made it Running just as it was cancelled: told to stop
 
 
 async def cancel_stranded_flow_run(
@@ -32,7 +32,10 @@ async def cancel_stranded_flow_run(
     """Cancel a run that never started, so a worker cannot pick it up after we gave up on it;
     with `still`, only while it is in that state. Prefect cannot make a Cancelled conditional on
     the state it replaces: a Running accepted between this read and the cancel is overwritten
-    all the same, and told by the run count it added (Prefect counts each entry into Running)."""
+    all the same, and told by the run count it added (Prefect counts each entry into Running).
+    Such a run is then made Cancelling (forced, over the Cancelled): its worker stops a process
+    only on a Cancelling — after a plain Cancelled it ran every stage, and Prefect took its
+    Completed over the Cancelled."""
     async with prefect_client() as client:
         before = await client.read_flow_run(UUID(flow_run_id))
         if still is not None and (before.state is None or before.state.type != still):
@@ -41,7 +44,11 @@ async def cancel_stranded_flow_run(
         if await propose(client, flow_run_id, cancelled, current=before.state) is not None:
             return Stranded.LEFT  # it ended meanwhile: its end is kept
         after = await client.read_flow_run(UUID(flow_run_id))
-    return Stranded.STARTED if after.run_count > before.run_count else Stranded.CANCELLED
+        if after.run_count <= before.run_count:
+            return Stranded.CANCELLED
+        stopping: State[Any] = Cancelling(message=message)
+        await client.set_flow_run_state(UUID(flow_run_id), stopping, force=True)
+    return Stranded.STARTED
 
 
 _SETTLED = {
@@ -61,7 +68,8 @@ async def settle_flow_run(
 ) -> bool:
     """Set a flow run Cancelled, Crashed or Completed (`settled_as`), as its worker or process
     would have had they lived; with `still`, only while it is in that state: False, left alone,
-    once it has moved on. `force`: past Prefect's rules, which keep a final state as it is."""
+    once it has moved on, or when Prefect kept the state it has (a final one, unforced).
+    `force`: past Prefect's rules, which keep a final state as it is."""
     async with prefect_client() as client:
         current = None
         if still is not None:
@@ -71,6 +79,5 @@ async def settle_flow_run(
         state: State[Any] = _SETTLED[settled_as](message=message)
         if force:
             await client.set_flow_run_state(UUID(flow_run_id), state, force=True)
-        else:
-            await propose(client, flow_run_id, state, current=current)
-    return True
+            return True
+        return await propose(client, flow_run_id, state, current=current) is None

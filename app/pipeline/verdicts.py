@@ -15,6 +15,7 @@ NO_WORKER_FIX = (
     "no worker is taking runs from pool '{pool}' — start one (prefect worker start --pool {pool} "
     "--type process), resume the pool if paused, or raise its concurrency limit"
 )
+BEGAN_AS_CANCELLED = "(its flow-run process began just as the run was cancelled, and was stopped)"
 STARTED_AS_CANCELLED = (
     "its flow-run process began too late: Prefect's flow run was cancelled as it started, "
     "Pending for longer than the watchdog waits (PIPELINE_PENDING_TIMEOUT_SECONDS); trigger the "

@@ -24,8 +24,8 @@ from app.pipeline.status import (
     flow_run_key,
     update_pipeline_status,
 )
+from app.pipeline.verdicts import BEGAN_AS_CANCELLED, STARTED_AS_CANCELLED, Verdict, age, judge
 from app.pipeline.verdicts import NO_WORKER_FIX as NO_WORKER_FIX
-from app.pipeline.verdicts import STARTED_AS_CANCELLED, Verdict, age, judge
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +136,10 @@ async def _apply(run: PipelineRun, state: State | None, verdict: Verdict) -> Ver
                 return None  # it started meanwhile: the next pass judges it afresh
             if cancel == Stranded.STARTED:  # as it was cancelled: our row says so
                 verdict = replace(verdict, reason=STARTED_AS_CANCELLED)
-        else:
-            await flow_run_fixes.cancel_stranded_flow_run(run.prefect_flow_run_id, message)
+        else:  # Scheduled, Late, AwaitingRetry, Paused
+            cancel = await flow_run_fixes.cancel_stranded_flow_run(run.prefect_flow_run_id, message)
+            if cancel == Stranded.STARTED:  # it began as it was cancelled, and is being stopped
+                verdict = replace(verdict, reason=f"{verdict.reason} {BEGAN_AS_CANCELLED}")
     if not await update_pipeline_status(
         run.pipeline_id,
         None,

@@ -23,6 +23,7 @@ from pathlib import Path
 PREFIX = "pipeline-zygote-"
 SOCKET_NAME = "zygote.sock"
 SOCKET_PATH_MAX = 107  # sun_path's 108 bytes, its terminating NUL included
+PROBE_SECONDS = 0.5  # a sweep's connect to a socket that may still have a listener
 LOCK_WAIT_SECONDS = 2.0  # a sweeping worker holds a directory's lock for a moment only
 _held: dict[Path, int] = {}  # directory → the open descriptor its lock is on
 
@@ -132,8 +133,11 @@ def _only_a_dead_socket(fd: int, path: Path) -> bool:
     ):
         return False
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+        # a listener whose backlog is full held a blocking connect for good, with the starting
+        # worker's stop signals held: such a socket has a listener, and is left
+        probe.settimeout(PROBE_SECONDS)
         try:
             probe.connect(str(path / SOCKET_NAME))
-        except OSError as exc:
+        except OSError as exc:  # a timeout, EAGAIN: someone listens
             return exc.errno in (errno.ECONNREFUSED, errno.ENOENT)
     return False  # a zygote outliving its worker for a moment, still listening

@@ -199,6 +199,9 @@ async def test_a_stack_of_its_own_state_directory_refuses_a_second_and_stops_on_
     for port in (api_port, prefect_port):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
-    # the run files' directory, announced above, is made by the first run
-    assert sorted(path.name for path in state.iterdir()) == ["log", "pipelines.db", "prefect"]
+    # all in the state directory; the stack's locks stay, released (app/stack_lock.py)
+    assert sorted(path.name for path in state.iterdir()) == [
+        "data", "log", "pipelines.db", "pipelines.db.stack.lock", "prefect"
+    ]  # fmt: skip
+    assert [path.name for path in (state / "data").iterdir()] == [".stack.lock"]
     assert list((state / "log").glob("processes-*.json")) == []

@@ -156,7 +156,11 @@ async def test_a_stranded_run_s_cancel_tells_a_start_it_overwrote(
 
     monkeypatch.setattr(flow_run_fixes, "propose", started_first)
     assert await cancel(raced) == Stranded.STARTED
-    assert await _history(prefect, raced) == ["Scheduled", "Pending", "Running", "Cancelled"]
+    # and then Cancelling: a worker stops a process only on that (after a plain Cancelled the
+    # process ran every stage, and Prefect took its Completed)
+    assert await _history(prefect, raced) == [
+        "Scheduled", "Pending", "Running", "Cancelled", "Cancelling"
+    ]  # fmt: skip
     monkeypatch.undo()
     # once Running, the watchdog leaves it alone
     moved_on = await _flow_run_in(prefect, Pending(), Running())
@@ -171,7 +175,7 @@ async def test_a_cancelled_run_s_crash_becomes_cancelled_only_by_force(
     Cancelling. Prefect's rules keep a final state from Cancelled: only forced does it move."""
     crashed = Crashed(message="Execution was cancelled by the runtime environment.")
     kept = await _flow_run_in(prefect, Running(), Cancelling(), crashed)
-    assert await flow_run_fixes.settle_flow_run(
+    assert not await flow_run_fixes.settle_flow_run(  # False: Prefect kept what it had
         kept, StateType.CANCELLED, "watchdog", still=StateType.CRASHED
     )
     assert await _history(prefect, kept) == ["Scheduled", "Running", "Cancelling", "Crashed"]

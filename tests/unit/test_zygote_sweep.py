@@ -2,6 +2,7 @@
 those certainly its kind's and certainly dead; never one a live worker holds or a zygote listens
 in, never anything else in the temporary directory."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -126,3 +127,25 @@ def test_a_directory_that_is_not_this_users_private_one_is_not_held(base: Path) 
     open_to_others = _directory(base / "pipeline-zygote-open", 0o755)
     (base / "pipeline-zygote-link").symlink_to(_directory(base / "target"))
     assert (hold(open_to_others), hold(base / "pipeline-zygote-link")) == (False, False)
+
+
+def test_a_listener_whose_backlog_is_full_is_left_without_blocking_the_sweep(base: Path) -> None:
+    """A blocking connect to it never returned, with the starting worker's stop signals held."""
+    stuck = _directory(base / "pipeline-zygote-stuck")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(str(stuck / SOCKET_NAME))
+    listener.listen(0)
+    waiting = []
+    for _ in range(3):  # the backlog, full: no one accepts
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        client.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            client.connect(str(stuck / SOCKET_NAME))
+        waiting.append(client)
+    try:
+        assert sweep(str(base)) == []
+        assert os.listdir(stuck) == [SOCKET_NAME]
+    finally:
+        for client in waiting:
+            client.close()
+        listener.close()
