@@ -52,6 +52,13 @@ def set_(
     every: Annotated[
         int | None, typer.Option(help="An interval in seconds instead (at least 10).", min=10)
     ] = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="With --every: the runs fall at this time plus whole intervals, e.g. "
+            "2026-01-01T06:00:00Z (the time of the command without it)."
+        ),
+    ] = None,
     timezone: Annotated[
         str, typer.Option(help="The IANA timezone the cron expression is read in.")
     ] = "UTC",
@@ -62,7 +69,11 @@ def set_(
     if (cron is None) == (every is None):
         raise typer.BadParameter("give exactly one of --cron or --every", param_hint="--cron")
     body: dict[str, Any] = {"timezone": timezone, "active": not paused}
+    if anchor is not None and every is None:
+        raise typer.BadParameter("--anchor goes with --every, not --cron", param_hint="--anchor")
     body.update({"cron": cron} if cron is not None else {"interval_seconds": every})
+    if anchor is not None:
+        body["anchor_date"] = anchor
     schedule = api(ctx).request("PUT", f"/api/pipelines/{pipeline_id}/schedule", json=body)
     _print(schedule, as_json=as_json)
 

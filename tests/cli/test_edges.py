@@ -1,16 +1,21 @@
 """`pipeline` at its edges: what it is given that it cannot use is bad usage (exit 2) or a refusal
 naming the cause, never a crash (exit 70), and --timeout is never overrun."""
 
+import json
 import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prefect.client.schemas.objects import DeploymentSchedule
+from prefect.client.schemas.schedules import IntervalSchedule
 
 from app.cli import service, watch
 from app.models import Status
+from tests.api.test_schedule_round_trip import in_prefect  # noqa: F401 (a fixture)
 from tests.cli.conftest import Cli
 from tests.conftest import Configure
 from tests.support.rows import add_pipeline, add_run, done
@@ -231,3 +236,26 @@ async def test_up_hands_its_state_directory_to_the_stack(
         ["--workers=1", "--worker-limit=4", "--prefect-port=4200", "--api-port=8001",
          "--state-dir=var/stack-2"]
     ]  # fmt: skip
+
+
+async def test_an_interval_schedule_keeps_the_anchor_it_was_given(
+    cli: Cli,
+    in_prefect: dict[int, DeploymentSchedule],  # noqa: F811 (the fixture imported above)
+) -> None:
+    pipeline_id = await add_pipeline("at six")
+    result = await cli(
+        "schedule", "set", str(pipeline_id), "--every", "86400",
+        "--anchor", "2026-01-01T06:00:00+01:00", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["anchor_date"] == "2026-01-01T05:00:00Z"
+    assert in_prefect[pipeline_id].schedule == IntervalSchedule(
+        interval=timedelta(days=1), anchor_date=datetime(2026, 1, 1, 5, tzinfo=UTC), timezone="UTC"
+    )
+    with_cron = await cli(
+        "schedule", "set", str(pipeline_id), "--cron", "0 6 * * *", "--anchor", "2026-01-01T06:00Z"
+    )
+    assert with_cron.exit_code == 2
+    assert _said(with_cron.stderr).endswith(
+        "Error Invalid value for --anchor: --anchor goes with --every, not --cron"
+    )
