@@ -36,11 +36,12 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if coded := _content_coded(scope):
+        headers = dict(scope["headers"])
+        if coded := _content_coded(scope, headers):
             await _refuse(send, 415, coded, [(b"accept-encoding", b"identity")])
             return
         max_bytes, setting = self.limit(scope)
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await self._reject(send, max_bytes, setting)
             return
@@ -76,10 +77,10 @@ class BodySizeLimit:
         await _refuse(send, 413, message)
 
 
-def _content_coded(scope: Scope) -> str | None:
+def _content_coded(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
     """Why a body's Content-Encoding is refused, or None for none (or identity): the API reads
-    bodies as sent (a gzipped JSON body was "not UTF-8", a br one's header went unheeded)."""
-    headers = dict(scope["headers"])
+    bodies as sent (a gzipped JSON body was "not UTF-8", a br one's header went unheeded).
+    `headers`: the request's, as a dict (the last of a repeated one)."""
     if headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers:
         return None  # no body: nothing is coded
     sent = [value for name, value in scope["headers"] if name == b"content-encoding"]
