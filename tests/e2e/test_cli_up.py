@@ -43,6 +43,16 @@ async def _run(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
+async def _until_ready(output: asyncio.StreamReader) -> list[str]:
+    """The lines a starting stack prints, up to the one saying it is up (within 150 s each)."""
+    printed: list[str] = []
+    while READY_LINE not in printed:
+        line = await asyncio.wait_for(output.readline(), 150)
+        assert line, f"the stack ended before it was up: {printed}"
+        printed.append(line.decode().strip())
+    return printed
+
+
 async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     """Ctrl-C, a stop (SIGTERM) or the terminal closing (SIGHUP) stop every process; another
     Ctrl-C while it stops does not cut the stop short (here: SIGHUP, then Ctrl-C)."""
@@ -60,12 +70,8 @@ async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         stderr=asyncio.subprocess.STDOUT,
     )
     assert up.stdout is not None
-    printed: list[str] = []
     try:
-        while READY_LINE not in printed:
-            line = await asyncio.wait_for(up.stdout.readline(), 150)
-            assert line, f"`pipeline up` ended before the stack was up: {printed}"
-            printed.append(line.decode().strip())
+        printed = await _until_ready(up.stdout)
         assert f"API          {api_url}   (OpenAPI docs: {api_url}/docs)" in printed
         assert f"dashboard    {api_url}/" in printed
 
@@ -154,12 +160,8 @@ async def test_a_stack_of_its_own_state_directory_refuses_a_second_and_stops_on_
         stderr=asyncio.subprocess.STDOUT,
     )
     assert up.stdout is not None
-    printed: list[str] = []
     try:
-        while READY_LINE not in printed:
-            line = await asyncio.wait_for(up.stdout.readline(), 150)
-            assert line, f"the stack ended before it was up: {printed}"
-            printed.append(line.decode().strip())
+        printed = await _until_ready(up.stdout)
         assert f"run files    {state / 'data' / 'runs'}/<run id>/" in printed
 
         # other ports (never bound: the refusal comes first), kept in the way out it names
