@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from app.api.methods import allowed
+from app.api.refusals import declare_body_refusals
 from app.config import get_settings
 from app.idempotency import KeyInUseError, KeyReusedError
 from app.pipeline import disk
@@ -244,6 +245,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Every error in the one shape; the OpenAPI document lists the middleware's too."""
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ConflictError, _conflict)
     app.add_exception_handler(KeyInUseError, _conflict)
@@ -261,3 +263,4 @@ def install_error_handlers(app: FastAPI) -> None:
     # Starlette answers with this, then raises the exception again for the server to log
     app.add_exception_handler(Exception, _unhandled)
     logging.getLogger("uvicorn.error").addFilter(_LOGGED_ALREADY)
+    declare_body_refusals(app)  # 413 and 415, answered before any route, on every operation

@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from app.api.errors import DISCONNECTED
 from app.api.form_framing import check_boundary, malformed
-from app.api.schemas import PipelineUpload
+from app.api.upload_schemas import PipelineUpload
 from app.pipeline import inputs
 
 MAX_FIELD_BYTES = 64 * 1024

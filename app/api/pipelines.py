@@ -19,8 +19,8 @@ from app.api.schemas import (
     StageOut,
     TriggerOut,
     errors,
-    upload_request_body,
 )
+from app.api.upload_schemas import upload_request_body
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun

@@ -30,10 +30,30 @@ _ANCHOR = (
 )
 
 
-class ScheduleIn(BaseModel):
-    """A cron expression or an interval, in a timezone; Prefect's scheduler carries it out."""
+# what _one_kind checks, for schema-driven clients: exactly one of cron and interval_seconds is
+# given and not null (a null one counts as left out), anchor_date only beside interval_seconds
+_ONE_KIND: dict[str, Any] = {
+    "oneOf": [
+        {
+            "title": "cron",
+            "required": ["cron"],
+            "properties": {"cron": {"type": "string"}, "anchor_date": {"type": "null"}},
+        },
+        {
+            "title": "interval",
+            "required": ["interval_seconds"],
+            "properties": {"interval_seconds": {"type": "integer"}},
+        },
+    ]
+}
 
-    model_config = ConfigDict(extra="forbid")
+
+class ScheduleIn(BaseModel):
+    """A cron expression or an interval, in a timezone; Prefect's scheduler carries it out.
+    Exactly one of `cron` and `interval_seconds`, the other left out or null; `anchor_date` only
+    with `interval_seconds`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_KIND)
 
     cron: Annotated[str | None, Field(max_length=120, examples=["0 6 * * *"])] = None
     interval_seconds: Annotated[StrictInt | None, Field(ge=10, le=366 * 86_400)] = None

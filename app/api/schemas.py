@@ -16,6 +16,7 @@ from pydantic import (
 
 from app.config import get_settings
 from app.models import Status
+from app.pipeline import input_dir
 
 PipelineStatus = Literal["created", "pending", "running", "completed", "failed", "cancelled"]
 
@@ -110,35 +111,6 @@ class PipelineCreate(BaseModel):
         return value
 
 
-class PipelineUpload(BaseModel):
-    """The text fields of a multipart/form-data pipeline creation, beside its `file`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name
-    description: Description = None
-    trigger: bool = False
-    format: Literal["csv", "jsonl", "parquet"] | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        return PipelineCreate._name_not_blank(value)
-
-
-def upload_request_body() -> dict[str, Any]:
-    """OpenAPI's account of the multipart/form-data body of POST /api/pipelines (app/api/uploads.py
-    parses it by hand, as it streams): PipelineUpload's fields and the file."""
-    schema = PipelineUpload.model_json_schema()
-    schema["properties"]["file"] = {
-        "type": "string",
-        "format": "binary",
-        "description": "a CSV, JSON Lines or Parquet file (gzip/bz2/xz compressed too)",
-    }
-    schema["required"] = [*schema.get("required", []), "file"]
-    return {"requestBody": {"content": {"multipart/form-data": {"schema": schema}}}}
-
-
 class Problem(BaseModel):
     """One problem of a 422: where it is (`loc`, e.g. ["body", "record_count"]) and what."""
 
@@ -176,6 +148,12 @@ _ERRORS = {
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` of a router or route: these error statuses, each with the ErrorOut body."""
     return {code: {"model": ErrorOut, "description": _ERRORS[code]} for code in codes}
+
+
+def openapi_error(code: int) -> dict[str, Any]:
+    """An error status as the OpenAPI document lists it under an operation's `responses`."""
+    schema = {"$ref": f"#/components/schemas/{ErrorOut.__name__}"}
+    return {"description": _ERRORS[code], "content": {"application/json": {"schema": schema}}}
 
 
 class StageOut(BaseModel):
@@ -223,7 +201,13 @@ class PipelineOut(BaseModel):
     name: str
     description: str | None
     record_count: int
-    input_path: str | None = None
+    input_path: str | None = Field(
+        default=None,
+        description="The file its runs read, as `input_path` takes it: relative to "
+        "PIPELINE_INPUT_DIR. An uploaded file's (or one named under an earlier PIPELINE_INPUT_DIR) "
+        "is its absolute path on the server, which a create refuses: upload it again. "
+        "null: generated records.",
+    )
     input_format: str | None = None
     created_at: datetime
     status: PipelineStatus
@@ -232,6 +216,12 @@ class PipelineOut(BaseModel):
         description="Its runs pending or running: 0 or 1 (the latest) as a rule; more when a run "
         "triggered while another ran, or ended first. Cancel stops them all."
     )
+
+    @field_validator("input_path")
+    @classmethod
+    def _as_named(cls, value: str | None) -> str | None:
+        """Stored absolute (the runs read it there), shown as the create took it."""
+        return input_dir.shown(value)
 
 
 class PipelinePage(BaseModel):

@@ -23,7 +23,8 @@ from app.api.auth import WriteAccess
 from app.api.deps import SessionDep
 from app.api.idempotency_key import IdempotencyKey
 from app.api.multipart import FILE_FIELD, ReceivedForm, receive_form
-from app.api.schemas import PipelineCreate, PipelineOut, PipelineUpload
+from app.api.schemas import PipelineCreate, PipelineOut
+from app.api.upload_schemas import PipelineUpload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline

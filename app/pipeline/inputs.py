@@ -13,8 +13,9 @@ import polars as pl
 
 from app.pipeline import csv_lines, input_columns, jsonl_text, nul
 from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
+from app.pipeline.input_dir import resolve_under
 from app.pipeline.locate import first_bad_line, locate, unreadable
-from app.pipeline.store import ROW_GROUP_ROWS, count_rows, uploads_dir
+from app.pipeline.store import count_rows, row_group_rows
 
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
 SUFFIXES: dict[str, str] = {
@@ -187,7 +188,10 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
                 frame = csv_lines.without_blank_lines(source.path, frame)
             frame = nul.mark(frame, fmt)
             frame.sink_parquet(
-                dest, compression="uncompressed", statistics=False, row_group_size=ROW_GROUP_ROWS
+                dest,
+                compression="uncompressed",
+                statistics=False,
+                row_group_size=row_group_rows(frame.collect_schema()),
             )
         except pl.exceptions.NoDataError:
             raise InputError(field, "the file is empty") from None
@@ -203,46 +207,12 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
     return rows
 
 
-def resolve_under(relative: str, base: Path | None, *, field: str = "input_path") -> Path:
-    """The file `relative` names under `base`, fully resolved; never anything outside `base`
-    (absolute paths, '..' and symlinks leading out are refused)."""
-    if base is None:
-        raise InputError(
-            field,
-            "reading files from the server is off: set PIPELINE_INPUT_DIR, or upload the file",
-        )
-    if "\x00" in relative or Path(relative).is_absolute():
-        raise InputError(field, f"must be relative to PIPELINE_INPUT_DIR; got {relative!r}")
-    try:
-        root = base.resolve()
-        target = (root / relative).resolve()
-        if not target.is_relative_to(root):
-            raise InputError(field, f"{relative!r} is outside PIPELINE_INPUT_DIR")
-        if target.is_relative_to(uploads_dir().resolve()):  # another pipeline's, deleted with it
-            raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
-        if not target.is_file():
-            raise InputError(field, f"no file {relative!r} in PIPELINE_INPUT_DIR")
-        with target.open("rb"):  # readable by this process, not only there
-            pass
-    except (OSError, RuntimeError) as exc:  # a name too long, no permission, a symlink loop
-        reason = f"cannot read {relative!r} in PIPELINE_INPUT_DIR ({_why(exc)}); "
-        raise InputError(
-            field, reason + "check the name and that the service's user may read the file"
-        ) from None
-    return target
-
-
 def check_under(relative: str, base: Path | None, scratch: Path) -> CheckedInput:
-    """The checked input file `relative` names under PIPELINE_INPUT_DIR (`base`)."""
+    """The checked input file `relative` names under PIPELINE_INPUT_DIR (`base`): its format is
+    the one its name tells, a symlink's own name (the name the user gave), not its target's."""
     path = resolve_under(relative, base)
     fmt = format_of(path.name, field="input_path")
     return CheckedInput(path, fmt, check(path, fmt, scratch, field="input_path"))
-
-
-def _why(exc: OSError | RuntimeError) -> str:
-    if isinstance(exc, RuntimeError):  # Python 3.11's Path.resolve: "Symlink loop from …"
-        return "a symlink loop"
-    return exc.strerror or str(exc)
 
 
 def within(path: Path, roots: list[Path]) -> bool:

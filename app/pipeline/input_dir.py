@@ -1,0 +1,74 @@
+"""Files a pipeline names under PIPELINE_INPUT_DIR: the name checked and kept as the user gave it
+(relative to the directory), so the pipeline reads back as it can be sent again."""
+
+from pathlib import Path
+
+from app.config import get_settings
+from app.pipeline.compression import InputError
+from app.pipeline.store import uploads_dir
+
+
+def resolve_under(relative: str, base: Path | None, *, field: str = "input_path") -> Path:
+    """The file `relative` names under `base`, as named: its symlinks kept (its name decides its
+    format; each run follows them, so `latest.csv` is read as it points then), what comes before
+    a '..' resolved. Never anything outside `base`: absolute paths, and '..' and symlinks leading
+    out, are refused."""
+    if base is None:
+        raise InputError(
+            field,
+            "reading files from the server is off: set PIPELINE_INPUT_DIR, or upload the file",
+        )
+    if "\x00" not in relative and Path(relative).is_relative_to(uploads_dir()):
+        raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
+    if "\x00" in relative or Path(relative).is_absolute():
+        raise InputError(field, f"must be relative to PIPELINE_INPUT_DIR; got {relative!r}")
+    parts = Path(relative).parts
+    cut = max((i + 1 for i, part in enumerate(parts) if part == ".."), default=0)
+    try:
+        root = base.resolve()
+        named = root.joinpath(*parts[:cut]).resolve().joinpath(*parts[cut:])
+        target = named.resolve()
+        if not target.is_relative_to(root):
+            raise InputError(field, f"{relative!r} is outside PIPELINE_INPUT_DIR")
+        uploads = uploads_dir().resolve()
+        if target.is_relative_to(uploads):  # another pipeline's, deleted with it
+            raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
+        if not target.is_file():
+            raise InputError(field, f"no file {relative!r} in PIPELINE_INPUT_DIR")
+        if not named.is_relative_to(root):  # a link back in, from outside: not a name under it
+            raise InputError(field, f"{relative!r} is outside PIPELINE_INPUT_DIR")
+        folders = [folder for folder in named.parents if folder.is_relative_to(root)]
+        if any(folder.resolve().is_relative_to(uploads) for folder in folders):
+            # through a link into the uploads: the pipeline's delete would remove that folder
+            raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
+        with target.open("rb"):  # readable by this process, not only there
+            pass
+    except (OSError, RuntimeError) as exc:  # a name too long, no permission, a symlink loop
+        reason = f"cannot read {relative!r} in PIPELINE_INPUT_DIR ({_why(exc)}); "
+        raise InputError(
+            field, reason + "check the name and that the service's user may read the file"
+        ) from None
+    return named
+
+
+def shown(stored: str | None) -> str | None:
+    """A pipeline's stored input path as the API shows it: relative to PIPELINE_INPUT_DIR, as
+    `input_path` takes it. An upload's, or a file's named under another PIPELINE_INPUT_DIR than
+    today's, stays absolute: no create takes it back (a 422 says to upload the file again)."""
+    input_dir = get_settings().input_dir
+    if stored is None or input_dir is None or not Path(stored).is_absolute():
+        return stored
+    path = Path(stored)
+    if path.is_relative_to(uploads_dir()):
+        return stored
+    try:
+        root = input_dir.resolve()  # stored paths are under the resolved directory
+    except (OSError, RuntimeError):
+        return stored
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else stored
+
+
+def _why(exc: OSError | RuntimeError) -> str:
+    if isinstance(exc, RuntimeError):  # Python 3.11's Path.resolve: "Symlink loop from …"
+        return "a symlink loop"
+    return exc.strerror or str(exc)
