@@ -79,7 +79,8 @@ class Settings(AccessSettings):
         ge=7,  # the required columns
         validation_alias=AliasChoices("PIPELINE_MAX_INPUT_COLUMNS"),
         description="Most columns an input file may have, the required ones included (a 422 past "
-        "it): a stage holds up to a row group (256,000 rows) of every column at once.",
+        "it): a stage holds a few row groups of every column at once (about 32 MiB each, at "
+        "most 256,000 rows).",
     )
     retention_days: float = Field(
         default=30.0,

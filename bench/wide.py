@@ -4,7 +4,10 @@ peak RSS is its own), CSV downloads of the results included.
 
     .venv/bin/python -m bench.wide --columns 1000,5000,20000 --rows 1,2000 --format csv
 
-Prints one JSON line per case and writes them all to bench/results/wide.json (--output elsewhere).
+Prints one JSON line per case and writes them all to bench/results/wide.json (--output elsewhere):
+the peak RSS of the whole case and of each step (`peak_rss_mb_by_step`, the peak counted afresh
+from each step's start, so it includes what the steps before it left allocated), and the row
+groups of the stage files.
 """
 
 import argparse
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import PROJECT_ROOT
+from bench.parquet_footer import row_group_sizes
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "wide.json"
 REQUIRED = "id,name,category,value,quantity,is_active,created_at"
@@ -25,11 +29,22 @@ STAGES = ("generate", "ingest", "process", "transform", "export")
 
 
 def peak_rss_mb() -> float:
-    """This process's peak RSS so far (VmHWM)."""
+    """This process's peak RSS so far (VmHWM), or since the last reset_peak_rss()."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM again from the current RSS (Linux: 5 to /proc/self/clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def row_groups(path: Path) -> dict[str, int]:
+    """How many row groups a stage file has, and the rows of its first."""
+    rows = row_group_sizes(path)
+    return {"groups": len(rows), "first_rows": rows[0] if rows else 0}
 
 
 def write_input(path: Path, columns: int, rows: int, fmt: str) -> None:
@@ -56,6 +71,8 @@ def one_case(columns: int, rows: int, fmt: str) -> dict[str, Any]:
     from app.pipeline import inputs, work
     from app.pipeline.store import RunFiles
 
+    peaks: dict[str, float] = {}
+
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         source = root / f"wide.{fmt}"
@@ -65,8 +82,10 @@ def one_case(columns: int, rows: int, fmt: str) -> dict[str, Any]:
         started = time.perf_counter()
         inputs.check(source, fmt, root)
         seconds = {"check": time.perf_counter() - started}
+        peaks["check"] = peak_rss_mb()
         files = RunFiles(root / "run")
         for stage in STAGES:
+            reset_peak_rss()
             started = time.perf_counter()
             if stage == "generate":
                 where = work.InputSource(source, fmt)
@@ -74,13 +93,19 @@ def one_case(columns: int, rows: int, fmt: str) -> dict[str, Any]:
             else:
                 getattr(work, stage)(files)
             seconds[stage] = time.perf_counter() - started
+            peaks[stage] = peak_rss_mb()
+        reset_peak_rss()
         started = time.perf_counter()
         pl.scan_parquet(files.results).sink_csv(root / "results.csv", engine="streaming")
         seconds["csv_download"] = time.perf_counter() - started
+        peaks["csv_download"] = peak_rss_mb()
         result["results_rows"] = pl.scan_parquet(files.results).select(pl.len()).collect().item()
+        stored = {"raw": files.raw, "ingested": files.ingested, "results": files.results}
+        result["row_groups"] = {name: row_groups(path) for name, path in stored.items()}
     result["seconds"] = {name: round(value, 2) for name, value in seconds.items()}
     result["run_s"] = round(sum(seconds[stage] for stage in STAGES), 2)
-    result["peak_rss_mb"] = round(peak_rss_mb())
+    result["peak_rss_mb"] = round(max(peaks.values()))
+    result["peak_rss_mb_by_step"] = {name: round(value) for name, value in peaks.items()}
     return result
 
 

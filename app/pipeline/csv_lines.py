@@ -50,8 +50,9 @@ def count(path: Path, frame: pl.LazyFrame) -> tuple[int, str | None]:
 
 
 def short_record(path: Path, fields: int) -> str | None:
-    """'line N: …' for the first record with fewer than `fields` fields (or another malformed one
-    before it), else None. Worth asking only when Polars read a null into the last column.
+    """'line N: …' ('lines N-M: …' over several) for the first record with fewer than `fields`
+    fields (or another malformed one before it), else None. Worth asking only when Polars read a
+    null into the last column.
 
     One streaming pass counts the separators of each record, one over several lines (a quoted
     value with a newline) too; the csv module reads the file only if one is short, to name it.

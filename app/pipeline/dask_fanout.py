@@ -24,10 +24,9 @@ import polars as pl
 from prefect_dask import DaskTaskRunner
 
 from app.pipeline import stages
-from app.pipeline.store import count_rows, scan, sink
+from app.pipeline.store import count_rows, row_group_rows, scan, sink
 
 PART_NAME = "part-{:05d}.parquet"
-ROW_GROUP_ROWS = 256_000
 
 
 def partition_bounds(rows: int, partitions: int) -> list[tuple[int, int]]:
@@ -70,7 +69,9 @@ def apply_transform(
     """Transform one row range with the global averages and write it as `part`; rows written."""
     frame = stages.transform(scan(source).slice(offset, length), averages)
     part.parent.mkdir(exist_ok=True)  # never the run's own directory (app/pipeline/store.py)
-    frame.sink_parquet(part, compression="lz4", row_group_size=ROW_GROUP_ROWS)
+    frame.sink_parquet(
+        part, compression="lz4", row_group_size=row_group_rows(frame.collect_schema())
+    )
     return count_rows(part)
 
 

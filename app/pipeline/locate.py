@@ -22,7 +22,8 @@ def unreadable(fmt: str, exc: Exception) -> str:
 
 
 def first_bad_line(path: Path, fmt: str) -> str | None:
-    """'line N: …' for the first malformed line of a CSV or JSON Lines file; None if none is."""
+    """'line N: …' for the first malformed line of a CSV or JSON Lines file ('lines N-M: …' for a
+    CSV record over several); None if none is."""
     try:
         if fmt == "jsonl":
             with path.open("rb") as handle:
@@ -77,26 +78,35 @@ def _first_non_utf8_line(path: Path) -> str | None:
 
 def first_bad_csv_line(path: Path) -> str | None:
     """The first CSV record with more or fewer fields than the header, or that the csv module
-    cannot read; blank lines are no records."""
+    cannot read; blank lines are no records. A record over several lines (a quoted value with a
+    line break) is named by all of them, from the one it starts on: 'lines 12-14: …'."""
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as text:
         reader = csv.reader(text)
         try:
             header = next((row for row in reader if row), [])  # as Polars, past blank lines
+            start = reader.line_num + 1
             for row in reader:
+                where = record_lines(start, reader.line_num)
                 if len(row) > len(header):
                     return (
-                        f"line {reader.line_num}: {len(row)} fields where the header has "
+                        f"{where}: {len(row)} fields where the header has "
                         f"{len(header)}; quote values that contain commas"
                     )
                 if row and len(row) < len(header) and (len(row) > 1 or row[0].strip()):
                     fields = f"{len(row)} field{'s' if len(row) > 1 else ''}"
                     return (
-                        f"line {reader.line_num}: {fields} where the header has {len(header)}; "
+                        f"{where}: {fields} where the header has {len(header)}; "
                         "write a missing value as nothing between two commas (,,)"
                     )
-        except csv.Error as exc:
+                start = reader.line_num + 1
+        except csv.Error as exc:  # found on the line being read, wherever its record started
             return f"line {reader.line_num}: {exc}"
     return None
+
+
+def record_lines(first: int, last: int) -> str:
+    """'line 12' for a record on one line, 'lines 12-14' for one over several."""
+    return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
 def _first_stray_quote(path: Path) -> str | None:

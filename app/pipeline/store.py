@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from polars.datatypes import DataType, DataTypeClass
 from sqlalchemy import select
 
 from app.config import get_settings
@@ -124,7 +125,55 @@ def count_rows(path: Path) -> int:
     return int(scan(path).select(pl.len()).collect().item())
 
 
-ROW_GROUP_ROWS = 256_000  # a row group is what a reader holds at once: ~20 MB at our schema
+# A row group is what a stage holds at once, of every column, several at a time: at most
+# ROW_GROUP_ROWS rows, fewer for wide rows, so that it holds about ROW_GROUP_BYTES whatever the
+# width. The generated data's widest file (transformed: 13 columns, 114 bytes a row estimated)
+# keeps whole 256,000-row groups. 500 text columns x 300,000 rows took 2.5 GB a stage in groups of
+# 256,000 rows, 1.8 GB in 64 MiB groups, 1.4 GB in 32 MiB and 1.0 GB in 16 MiB (bench/wide.py),
+# but 16 MiB would split the generated data's groups.
+ROW_GROUP_ROWS = 256_000
+ROW_GROUP_BYTES = 32 * 1024**2
+ROW_GROUP_MIN_ROWS = 1_000  # each row group costs every column a footer entry: not fewer rows
+_VIEW_BYTES = 16  # a text, binary or nested value: its view or offsets, before its contents
+_FIXED_BYTES: dict[DataTypeClass, int] = {
+    pl.Boolean: 1,
+    pl.Int8: 1,
+    pl.UInt8: 1,
+    pl.Int16: 2,
+    pl.UInt16: 2,
+    pl.Float16: 2,
+    pl.Int32: 4,
+    pl.UInt32: 4,
+    pl.Float32: 4,
+    pl.Date: 4,
+    pl.Categorical: 4,
+    pl.Enum: 4,
+    pl.Int128: 16,
+    pl.UInt128: 16,
+    pl.Decimal: 16,
+}
+
+
+def row_group_rows(schema: pl.Schema) -> int:
+    """Rows per row group for a file of `schema`: ROW_GROUP_BYTES over the estimated bytes of a
+    row, within ROW_GROUP_MIN_ROWS and ROW_GROUP_ROWS."""
+    row_bytes = max(1, sum(map(value_bytes, schema.dtypes())))
+    return max(ROW_GROUP_MIN_ROWS, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // row_bytes))
+
+
+def value_bytes(dtype: DataType | DataTypeClass) -> int:
+    """A value's bytes in memory, estimated from its type alone: a text value as a short one."""
+    if isinstance(dtype, pl.Struct):
+        return sum([value_bytes(field.dtype) for field in dtype.fields], 0)
+    if isinstance(dtype, pl.Array):
+        return dtype.size * value_bytes(dtype.inner)
+    if isinstance(dtype, pl.List):  # its offsets, and a value
+        return _VIEW_BYTES + value_bytes(dtype.inner)
+    if isinstance(dtype, pl.Null):
+        return 0
+    return _FIXED_BYTES.get(
+        dtype.base_type(), 8 if dtype.is_numeric() or dtype.is_temporal() else _VIEW_BYTES
+    )
 
 
 def sink(frame: pl.LazyFrame, path: Path, *, final: bool = False) -> int:
@@ -148,7 +197,7 @@ def sink(frame: pl.LazyFrame, path: Path, *, final: bool = False) -> int:
             compression="zstd" if final else "uncompressed",
             compression_level=1 if final else None,
             statistics=final,
-            row_group_size=ROW_GROUP_ROWS,
+            row_group_size=row_group_rows(frame.collect_schema()),
             engine="streaming",
         )
     except BaseException:

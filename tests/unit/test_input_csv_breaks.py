@@ -96,14 +96,42 @@ def test_a_quote_left_open_is_named_on_the_line_it_opens(
 
 
 def test_a_record_over_two_lines_that_is_short_keeps_its_message(tmp_path: Path) -> None:
-    """A quoted value closed on a later line may well be text: the record is short, named on its
-    last line as before (the file's quotes are even, so none was left open)."""
+    """A quoted value closed on a later line may well be text: the record is short, named by the
+    lines it is on (the file's quotes are even, so none was left open)."""
     text = f'{HEADER}\n1,"two\nlines",A,20,1,true\n{ROW2}\n'
     message = (
-        "line 3: 6 fields where the header has 7; write a missing value as nothing between two "
+        "lines 2-3: 6 fields where the header has 7; write a missing value as nothing between two "
         "commas (,,)"
     )
     assert _refusals(tmp_path, text) == (f"file: {message}", f"input_path: {message}")
+
+
+NOTE = '"leave it at the back door,\nnext to the shed\n(ring twice)"'  # a value over three lines
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        (f"{ROW2},{NOTE},x", "9 fields where the header has 8; quote values that contain commas"),
+        (
+            f"2,b,B,30,2,false,{NOTE}",
+            "7 fields where the header has 8; write a missing value as nothing between two commas "
+            "(,,)",
+        ),
+    ],
+    ids=["too many fields", "too few fields"],
+)
+def test_a_bad_record_over_several_lines_is_named_from_the_line_it_starts_on(
+    tmp_path: Path, record: str, problem: str
+) -> None:
+    """It was named by its last line ('line 5: …'): a person opening the file there landed in the
+    middle of its note, not on the record."""
+    text = f"{HEADER},note\n{ROW1},\n{record}\n3,c,C,30,2,false,2026-01-03T00:00:00,\n"
+    assert text.splitlines()[2].startswith("2,b,")  # line 3, where the bad record starts
+    assert _refusals(tmp_path, text) == (
+        f"file: lines 3-5: {problem}",
+        f"input_path: lines 3-5: {problem}",
+    )
 
 
 def test_an_input_path_of_unknown_format_is_told_to_rename_it() -> None:

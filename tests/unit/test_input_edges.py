@@ -190,10 +190,10 @@ def test_records_over_several_lines_are_checked_without_the_csv_module(
     ("body", "message"),
     [
         # its second line has the commas it lacks, inside the quoted value
-        ('1,"a\n,,,,,"\n', f"line 3: 2 fields where the header has 7{SHORT}"),
+        ('1,"a\n,,,,,"\n', f"lines 2-3: 2 fields where the header has 7{SHORT}"),
         (
             '1,"a\nb",A,10,1,true,\n2,"c,d\ne",A\n',
-            f"line 5: 3 fields where the header has 7{SHORT}",
+            f"lines 4-5: 3 fields where the header has 7{SHORT}",
         ),
     ],
 )
@@ -212,4 +212,4 @@ def test_a_short_record_and_a_long_one_do_not_make_up_for_each_other(tmp_path: P
     compared record by record, not summed over the file."""
     source = tmp_path / "in.csv"
     source.write_text(f'{HEADER}\n1,"a\nb",A,10,1,true\n2,"c\nd",A,10,1,true,x,y\n')
-    assert csv_lines.short_record(source, 7) == f"line 3: 6 fields where the header has 7{SHORT}"
+    assert csv_lines.short_record(source, 7) == f"lines 2-3: 6 fields where the header has 7{SHORT}"
