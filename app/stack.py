@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from app import stack_lock
+from app import scratch, stack_lock
 from app.config import PROJECT_ROOT, get_settings
 from app.ledger import Ledger, Written
 from app.processes import Port, Process, refuse_taken_ports
@@ -35,7 +35,7 @@ class Stack:
     log_dir: Path = STATE_DIR / "log"  # its ledger too: one stack runs per log directory
     env_file: Path = ENV_FILE
     processes: list[Process] = field(default_factory=list)
-    held: list[int] = field(default_factory=list)  # its database's and run files' locks
+    held: stack_lock.Held = field(default_factory=stack_lock.Held)  # database, run files, tmp
 
     @property
     def prefect_api_url(self) -> str:
@@ -44,6 +44,12 @@ class Stack:
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Its processes' TMPDIR: what Prefect and ddtrace leave there is removed as the next
+        stack of this state directory starts (app/scratch.py)."""
+        return self.state_dir / "tmp"
 
     @property
     def ledger(self) -> Ledger:
@@ -57,6 +63,7 @@ class Stack:
             self.env,
             prefect_api_url=self.prefect_api_url,
             state_dir=self.state_dir,
+            tmp_dir=self.tmp_dir,
             env_file=self.env_file,
         )
 
@@ -74,6 +81,7 @@ class Stack:
         )
         self.held = stack_lock.claim(self.process_env())
         try:
+            self._empty_tmp_dir()
             # the Prefect server migrates its database as it starts: ours is migrated and the
             # API started meanwhile (neither needs Prefect; the API's watchdog waits for it)
             self._spawn("prefect-server", self._server_argv())
@@ -125,6 +133,18 @@ class Stack:
             f"and other ports: `make up STATE_DIR=var/stack-2 API_PORT={max(self.api_port, api + 1)} "
             f"PREFECT_PORT={max(self.prefect_port, prefect + 1)}`"
         )
+
+    def _empty_tmp_dir(self) -> None:
+        """Held by this stack while it runs, shared with any other using it (tests' stacks);
+        emptied first when none does and no process left running uses it."""
+        fd, removed = scratch.share(self.tmp_dir)
+        self.held.files.append(fd)
+        if removed:
+            print(
+                f"removed {removed} entr{'y' if removed == 1 else 'ies'} from "
+                f"{shown_path(self.tmp_dir)}, left by processes that are gone",
+                flush=True,
+            )
 
     def start_server(self) -> Process:
         """The Prefect server (UI included), once it answers /api/health."""

@@ -40,12 +40,18 @@ def stack_defaults(state_dir: Path, prefect_api_url: str) -> dict[tuple[str, ...
 
 
 def process_env(
-    env: Mapping[str, str], *, prefect_api_url: str, state_dir: Path, env_file: Path = ENV_FILE
+    env: Mapping[str, str],
+    *,
+    prefect_api_url: str,
+    state_dir: Path,
+    tmp_dir: Path,
+    env_file: Path = ENV_FILE,
 ) -> dict[str, str]:
-    """`env` with the stack's Prefect server, its tuning and its defaults. A default gives way to
-    the variable set in `env` or else in `env_file`, empty meaning unset as for Settings: the
-    value from the file is passed on as it is (Settings and Prefect read the file too, but a
-    variable in the environment wins over it)."""
+    """`env` with the stack's Prefect server, its tuning, its temporary directory and its
+    defaults. A default gives way to the variable set in `env` or else in `env_file`, empty
+    meaning unset as for Settings: the value from the file is passed on as it is (Settings and
+    Prefect read the file too, but a variable in the environment wins over it). TMPDIR is always
+    the stack's own: only what is in it is certainly the stack's to remove."""
     from_file = {name: value for name, value in dotenv_values(env_file).items() if value}
     given = {name.upper() for name, value in env.items() if value}
     result = {**SERVER_TUNING, **env}
@@ -60,5 +66,6 @@ def process_env(
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_SERVER_EPHEMERAL_ENABLED="false",
         PYTHONUNBUFFERED="1",
+        TMPDIR=str(tmp_dir),
     )
     return result

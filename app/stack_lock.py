@@ -1,18 +1,35 @@
-"""What a running local stack holds for itself: its SQLite database and its run files. Two stacks
-given one database (DATABASE_URL in `.env`, read by both) but Prefect servers of their own failed
-each other's runs: each watchdog found the other's flow runs missing from its own Prefect ("its
-Prefect flow run no longer exists"). A stack takes an exclusive lock beside each as it starts,
-and a second one is refused, naming what they share; the kernel drops the locks however the stack
-ends."""
+"""What a running local stack holds for itself: its database and its run files. Two stacks given
+one database (DATABASE_URL in `.env`, read by both) but Prefect servers of their own failed each
+other's runs: each watchdog found the other's flow runs missing from its own Prefect ("its
+Prefect flow run no longer exists"). A stack takes an exclusive lock beside each file as it
+starts — a session-level advisory lock in a PostgreSQL database, which may be another machine's —
+and a second one is refused, naming what they share; the kernel (the database server) drops the
+locks however the stack ends. Only stacks take them: the API replicas of docker-compose.yml share
+one database on purpose, and take none."""
 
 import fcntl
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from app.advisory_lock import AdvisoryLock
+
 LOCK_NAME = ".stack.lock"
+STACK_KEY = 1  # the advisory lock a stack holds in its PostgreSQL database (app/advisory_lock.py)
+
+
+@dataclass
+class Held:
+    """What a running stack holds: lock files' descriptors, PostgreSQL databases' locks."""
+
+    files: list[int] = field(default_factory=list)
+    databases: list[AdvisoryLock] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.databases)
 
 
 def shared_paths(env: Mapping[str, str]) -> dict[str, Path]:
@@ -25,9 +42,9 @@ def shared_paths(env: Mapping[str, str]) -> dict[str, Path]:
     return paths
 
 
-def claim(env: Mapping[str, str]) -> list[int]:
+def claim(env: Mapping[str, str]) -> Held:
     """Lock what the stack will use; RuntimeError naming it when another running stack has it."""
-    held: list[int] = []
+    held = Held()
     for setting, lock in shared_paths(env).items():
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -37,16 +54,47 @@ def claim(env: Mapping[str, str]) -> list[int]:
             os.close(fd)
             release(held)
             used = env[setting] if setting == "DATABASE_URL" else lock.parent
-            raise RuntimeError(
-                f"another running stack uses {setting} ({used}): "
-                "two stacks on one database or data directory, each with its own Prefect server, "
-                f"fail each other's runs; stop that stack, or give this one its own {setting} "
-                "(set in the environment or .env, it wins over STATE_DIR)"
-            ) from None
-        held.append(fd)
+            raise RuntimeError(_refusal(setting, used)) from None
+        held.files.append(fd)
+    url = make_url(env["DATABASE_URL"])
+    if url.get_backend_name() == "postgresql":
+        try:
+            held.databases.append(_lock_database(env["DATABASE_URL"]))
+        except BaseException:
+            release(held)
+            raise
     return held
 
 
-def release(held: list[int]) -> None:
-    while held:
-        os.close(held.pop())
+def _lock_database(url: str) -> AdvisoryLock:
+    lock = AdvisoryLock(url, STACK_KEY, holder="data-pipeline stack")
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        taken = lock.take()
+    except Exception as exc:
+        raise RuntimeError(
+            f"cannot lock DATABASE_URL ({shown}) for this stack: {type(exc).__name__}: {exc}"
+        ) from exc
+    if taken:
+        return lock
+    try:
+        holder = lock.held_by()
+    finally:
+        lock.release()
+    raise RuntimeError(_refusal("DATABASE_URL", shown if holder is None else f"{shown}, {holder}"))
+
+
+def _refusal(setting: str, used: object) -> str:
+    return (
+        f"another running stack uses {setting} ({used}): "
+        "two stacks on one database or data directory, each with its own Prefect server, "
+        f"fail each other's runs; stop that stack, or give this one its own {setting} "
+        "(set in the environment or .env, it wins over STATE_DIR)"
+    )
+
+
+def release(held: Held) -> None:
+    while held.files:
+        os.close(held.files.pop())
+    while held.databases:
+        held.databases.pop().release()

@@ -21,6 +21,7 @@ import sys
 from types import FrameType
 from typing import Any
 
+from app import scratch
 from app.pipeline.hand_back import hand_back_on_stop
 from app.pipeline.launcher import SOCKET_ENV
 from app.pipeline.tls import share_tls_contexts
@@ -49,7 +50,10 @@ def main(argv: list[str]) -> None:
     # until its own handler is in place (a default SIGTERM left its socket directory behind)
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     sweep_socket_directories()
+    sweep_temporary_directories()
     path = socket_directory() / "zygote.sock"
+    # after the socket's directory: that one stays where a Unix socket's path fits
+    scratch.use(temporary := scratch.own_directory())
     os.environ[SOCKET_ENV] = str(path)
     keeper: ZygoteKeeper | None = None
     try:
@@ -71,6 +75,7 @@ def main(argv: list[str]) -> None:
     finally:  # its runs stop and say so before it is gone: a container's processes die with it
         if keeper is not None:
             keeper.stop()
+        scratch.remove_own(temporary)  # a run still going keeps it, for the next worker's sweep
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -98,6 +103,19 @@ def sweep_socket_directories() -> None:
     if removed := sweep():
         print(
             f"removed {len(removed)} zygote socket director{'y' if len(removed) == 1 else 'ies'} "
+            f"left by workers that are gone: {', '.join(str(path) for path in removed)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def sweep_temporary_directories() -> None:
+    """Remove the temporary directories of workers that are gone, and what Prefect and ddtrace
+    left in them: only those whose lock no process holds and that no process uses
+    (app/scratch.py)."""
+    if removed := scratch.sweep():
+        print(
+            f"removed {len(removed)} temporary director{'y' if len(removed) == 1 else 'ies'} "
             f"left by workers that are gone: {', '.join(str(path) for path in removed)}",
             file=sys.stderr,
             flush=True,

@@ -58,6 +58,7 @@ def started_stack(
         api_port=free_port(),
         workers=workers,
         worker_limit=worker_limit,
+        state_dir=root,  # its TMPDIR too: root / "tmp"
         log_dir=root / "logs",
     )
     stack.start()

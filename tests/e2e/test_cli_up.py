@@ -203,7 +203,9 @@ async def test_a_stack_of_its_own_state_directory_refuses_a_second_and_stops_on_
             assert probe.connect_ex(("127.0.0.1", port)) != 0
     # all in the state directory; the stack's locks stay, released (app/stack_lock.py)
     assert sorted(path.name for path in state.iterdir()) == [
-        "data", "log", "pipelines.db", "pipelines.db.stack.lock", "prefect"
+        "data", "log", "pipelines.db", "pipelines.db.stack.lock", "prefect", "tmp"
     ]  # fmt: skip
     assert [path.name for path in (state / "data").iterdir()] == [".stack.lock"]
+    # its processes' TMPDIR: a worker that stops removes its own directory, nothing else is left
+    assert list((state / "tmp").iterdir()) == []
     assert list((state / "log").glob("processes-*.json")) == []

@@ -1,6 +1,7 @@
 """One running stack per database and per data directory (app/stack_lock.py): two stacks given
 one SQLite database by `.env`, each with its own Prefect server, failed each other's runs."""
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 
 from app import stack_lock
 from app.config import PROJECT_ROOT
+from tests.support.postgres import create_database
 
 HOLDER = (
     "import sys, time\n"
@@ -53,9 +55,54 @@ def test_a_second_stack_on_the_same_database_is_refused_until_the_first_is_gone(
         holder.wait()
     held = stack_lock.claim(_env(tmp_path, "shared.db", "data-2"))  # its lock went with it
     stack_lock.release(held)
-    assert held == []
+    assert not held
 
 
-def test_a_postgresql_database_is_not_locked_here(tmp_path: Path) -> None:
+def test_a_second_stack_on_the_same_postgresql_database_is_refused_until_the_first_is_gone(
+    tmp_path: Path, pg_base_url: str
+) -> None:
+    """Two stacks given one PostgreSQL database, each with its own Prefect server, failed each
+    other's runs as on SQLite; the database may be another machine's, out of a flock's reach."""
+    shared = create_database(pg_base_url, "stack_lock_shared")
+    password = shared.replace("postgresql+asyncpg://postgres@", "postgresql+asyncpg://postgres:pw@")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, shared, str(tmp_path / "data-1")],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(RuntimeError) as refused:
+            stack_lock.claim({"DATABASE_URL": password, "PIPELINE_DATA_DIR": str(tmp_path / "d2")})
+        shown = shared.replace("postgres@", "postgres:***@")
+        assert str(refused.value) == (
+            f"another running stack uses DATABASE_URL ({shown}, data-pipeline stack (process "
+            f"{holder.pid} on {socket.gethostname()})): two stacks on one database or data "
+            "directory, each with its own Prefect server, fail each other's runs; stop that "
+            "stack, or give this one its own DATABASE_URL (set in the environment or .env, it "
+            "wins over STATE_DIR)"
+        )
+        other = create_database(pg_base_url, "stack_lock_other")  # same server, other database
+        held = stack_lock.claim({"DATABASE_URL": other, "PIPELINE_DATA_DIR": str(tmp_path / "3")})
+        stack_lock.release(held)
+    finally:
+        holder.kill()  # SIGKILL: its connection ends, and the server drops its lock
+        holder.wait()
+    held = stack_lock.claim({"DATABASE_URL": shared, "PIPELINE_DATA_DIR": str(tmp_path / "d2")})
+    assert len(held.databases) == 1
+    stack_lock.release(held)
+    assert not held
+
+
+def test_an_unreachable_postgresql_database_is_named_without_its_password(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://u:secret@127.0.0.1:9/p"
+    with pytest.raises(RuntimeError) as refused:
+        stack_lock.claim({"DATABASE_URL": url, "PIPELINE_DATA_DIR": str(tmp_path)})
+    assert str(refused.value).startswith(
+        "cannot lock DATABASE_URL (postgresql+asyncpg://u:***@127.0.0.1:9/p) for this stack: "
+    )
+    assert "secret" not in str(refused.value)
+
+
+def test_a_postgresql_database_has_no_lock_file(tmp_path: Path) -> None:
     env = {"DATABASE_URL": "postgresql+asyncpg://u@db/p", "PIPELINE_DATA_DIR": str(tmp_path)}
     assert list(stack_lock.shared_paths(env)) == ["PIPELINE_DATA_DIR"]
