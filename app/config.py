@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from app.access_settings import AccessSettings
+from app.liveness_settings import LivenessSettings
 from app.shown import shown_prefect_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -28,9 +29,10 @@ def _package_version() -> str:
         return "0.0.0"
 
 
-class Settings(AccessSettings):
+class Settings(AccessSettings, LivenessSettings):
     """Service configuration, read once from the environment (and an optional .env file); who
-    may call the API is in AccessSettings."""
+    may call the API is in AccessSettings, heartbeats and the watchdog's timeouts in
+    LivenessSettings."""
 
     # the project's .env, wherever a process runs: a flow run works in app/pipeline
     model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore")
@@ -168,28 +170,6 @@ class Settings(AccessSettings):
         validation_alias=AliasChoices("PIPELINE_STAGE_DELAY"),
         description="Drills: 'stage:seconds' holds that stage that long before its work.",
     )
-    heartbeat_seconds: float = Field(
-        default=5.0, gt=0, validation_alias=AliasChoices("PIPELINE_HEARTBEAT_SECONDS")
-    )
-    watchdog_interval_seconds: float = Field(
-        default=10.0, gt=0, validation_alias=AliasChoices("PIPELINE_WATCHDOG_INTERVAL_SECONDS")
-    )
-    watchdog_enabled: bool = Field(
-        default=True, validation_alias=AliasChoices("PIPELINE_WATCHDOG_ENABLED")
-    )
-    stale_heartbeat_seconds: float = Field(
-        default=30.0, gt=0, validation_alias=AliasChoices("PIPELINE_STALE_HEARTBEAT_SECONDS")
-    )
-    no_worker_timeout_seconds: float = Field(
-        default=120.0, gt=0, validation_alias=AliasChoices("PIPELINE_NO_WORKER_TIMEOUT_SECONDS")
-    )
-    queued_timeout_seconds: float = Field(
-        default=3600.0, gt=0, validation_alias=AliasChoices("PIPELINE_QUEUED_TIMEOUT_SECONDS")
-    )
-    pending_timeout_seconds: float = Field(
-        default=300.0, gt=0, validation_alias=AliasChoices("PIPELINE_PENDING_TIMEOUT_SECONDS")
-    )
-
     # Datadog (app/observability/): off unless DD_AGENT_HOST is set or DD_TRACE_ENABLED=true.
     dd_service: str = Field(
         default="data-pipeline-service", validation_alias=AliasChoices("DD_SERVICE")
@@ -247,18 +227,6 @@ class Settings(AccessSettings):
             for key, value in data.items()
             if value != "" or str(key).upper() == "PIPELINE_TASK_TAGS"
         }
-
-    @model_validator(mode="after")
-    def _heartbeats_can_go_stale(self) -> "Settings":
-        """The watchdog fails a running run whose heartbeat is older than the stale age: an age
-        under two beats would fail healthy runs between their beats."""
-        if self.stale_heartbeat_seconds < 2 * self.heartbeat_seconds:
-            raise ValueError(
-                f"PIPELINE_STALE_HEARTBEAT_SECONDS ({self.stale_heartbeat_seconds:g}) must be at "
-                f"least twice PIPELINE_HEARTBEAT_SECONDS ({self.heartbeat_seconds:g}), or the "
-                "watchdog fails healthy runs between two heartbeats"
-            )
-        return self
 
     @field_validator("fail_stage", "stage_delay")
     @classmethod

@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 from app.db import get_sessionmaker, lock_for_write
 from app.models import FINAL_STATUSES, Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline.status import flow_run_key, new_stage_rows
+from app.pipeline.transient import retried
 
 NEVER_STARTED = (Status.PENDING, Status.CANCELLED)  # a cancel can come before any flow run
 
@@ -59,7 +60,31 @@ async def claim_run(
     already ended (cancelled, failed by the watchdog) is never moved back, and a run whose row is
     gone (its trigger answered 503 and withdrew it) is not made again: RunCancelledError, nothing
     of it starts. So is a `scheduled` run (made by a schedule) of a pipeline deleted meanwhile.
+    A database that does not answer is waited for (app/pipeline/transient.py).
     """
+
+    async def claim() -> RunRef:
+        return await _claim(
+            pipeline_id=pipeline_id,
+            flow_run_id=flow_run_id,
+            run_id=run_id,
+            record_count=record_count,
+            key=key,
+            scheduled=scheduled,
+        )
+
+    return await retried(claim, what=f"the claim of flow run {flow_run_id}")
+
+
+async def _claim(
+    *,
+    pipeline_id: int,
+    flow_run_id: str,
+    run_id: int | None,
+    record_count: int,
+    key: str | None,
+    scheduled: bool,
+) -> RunRef:
     async with get_sessionmaker()() as session, session.begin():
         await lock_for_write(session)
         pipeline = await session.get(Pipeline, pipeline_id)

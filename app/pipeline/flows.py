@@ -15,7 +15,7 @@ from prefect.states import Cancelled
 from app import observability
 from app.config import get_settings
 from app.models import Status
-from app.pipeline import disk, drills, inputs, retries, telemetry
+from app.pipeline import disk, drills, inputs, retries, telemetry, transient
 from app.pipeline import work as stage_work
 from app.pipeline.claim import RunCancelledError, RunRef, claim_run
 from app.pipeline.failures import failure_reason
@@ -209,6 +209,9 @@ async def run_data_pipeline_flow(
     pipeline_id: int, record_count: int = 1000
 ) -> dict[str, Any] | State:
     """Run the five stages for one run of `pipeline_id`, writing their status as they go."""
+    transient.patient.set(
+        True
+    )  # its writes wait out a database restart (app/pipeline/transient.py)
     context = FlowRunContext.get()
     if context and context.flow_run and await schedule_stopped(context.flow_run, pipeline_id):
         # nothing was started: no pipeline run, and Cancelled (not Failed) in Prefect

@@ -18,12 +18,17 @@ from app.models import (
 )
 from app.pipeline import telemetry
 from app.pipeline.clocks import database_now
+from app.pipeline.stage_rows import (
+    UNFINISHED,
+    close_unfinished_stages,
+    elapsed,
+    set_stage_status,
+)
+from app.pipeline.transient import retried
 
 RUN_TAG_PREFIX = "pipeline-run:"
 # what a flow-run process stopped by Prefect writes; the API's own reason replaces it (see below)
 CANCELLED_IN_PREFECT = "cancelled: Prefect stopped the flow run (through the API or the Prefect UI)"
-UNFINISHED = (Status.PENDING, Status.RUNNING)
-INTERRUPTED = "interrupted: the run failed while this stage ran (see the run's error)"
 
 
 def run_tag(run_id: int) -> str:
@@ -52,10 +57,6 @@ def new_stage_rows() -> list[PipelineStage]:
     ]
 
 
-def _elapsed(started_at: datetime | None, ended_at: datetime) -> float | None:
-    return (ended_at - started_at).total_seconds() if started_at else None
-
-
 async def update_pipeline_status(
     pipeline_id: int,
     stage_name: str | None,
@@ -79,13 +80,15 @@ async def update_pipeline_status(
     then, True when the write was made. A stage that fails fails its run, unless Prefect will
     run the flow again (`retrying` says when): the run is pending until then, with the error.
     `ended_at` dates a final status the watchdog found later than it happened. A run never
-    ends before its stages' recorded moments (a clock that differs, a write that waited).
+    ends before its stages' recorded moments (a clock that differs, a write that waited). A
+    database that does not answer is waited for (app/pipeline/transient.py).
     """
     ended: list[tuple[str, float | None]] = []  # the final status this write moved it to
     # Its moments are the database's clock's, whichever machine writes: the watchdog compares
     # started_at and heartbeat_at with that clock, and a run's moments with each other.
 
     async def write() -> bool:
+        ended.clear()  # an attempt cut off by the database going away counted nothing
         async with get_sessionmaker()() as session, session.begin():
             await lock_for_write(session)
             run = (
@@ -129,7 +132,7 @@ async def update_pipeline_status(
             ).scalar_one()
             if status == Status.FAILED and not retrying:  # it ends the run as well
                 now = await _no_earlier_than_its_stages(session, run, now)
-            _set_stage_status(stage, status, now, message, error)
+            set_stage_status(stage, status, now, message, error)
             if attempt is not None:
                 stage.attempts = attempt
             for field, value in (
@@ -154,7 +157,8 @@ async def update_pipeline_status(
                 )
         return True
 
-    if wrote := await write():
+    what = f"run {run_id}'s {stage_name or 'run'} status {status.value}"
+    if wrote := await retried(write, what=what):
         for final, seconds in ended:  # committed: counted here, once, whoever ended it
             telemetry.run_ended(final, seconds=seconds)
     return wrote
@@ -189,12 +193,16 @@ async def adopt_flow_run(*, run_id: int, flow_run_id: str) -> bool:
 
 async def heartbeat(*, run_id: int) -> None:
     """Record that the flow-run process of this run is alive (the watchdog looks at this)."""
-    async with get_sessionmaker()() as session, session.begin():
-        await session.execute(
-            update(PipelineRun)
-            .where(PipelineRun.id == run_id, PipelineRun.status.in_(UNFINISHED))
-            .values(heartbeat_at=await database_now(session))
-        )
+
+    async def beat() -> None:
+        async with get_sessionmaker()() as session, session.begin():
+            await session.execute(
+                update(PipelineRun)
+                .where(PipelineRun.id == run_id, PipelineRun.status.in_(UNFINISHED))
+                .values(heartbeat_at=await database_now(session))
+            )
+
+    await retried(beat, what=f"run {run_id}'s heartbeat")
 
 
 async def keep_beating(
@@ -226,21 +234,6 @@ async def _no_earlier_than_its_stages(
     return max(t for t in (ended_at, run.started_at, *moments) if t is not None)
 
 
-def _set_stage_status(
-    stage: PipelineStage, status: Status, now: datetime, message: str | None, error: str | None
-) -> None:
-    if status == Status.RUNNING:
-        if stage.status != Status.RUNNING:
-            stage.started_at = now
-        stage.completed_at = stage.duration_seconds = None
-    elif status in FINAL_STATUSES:
-        stage.completed_at = now
-        stage.duration_seconds = _elapsed(stage.started_at, now)
-    stage.status = status
-    stage.message = message
-    stage.error = error
-
-
 async def _set_run_status(
     session: AsyncSession, run: PipelineRun, status: Status, now: datetime, error: str | None
 ) -> None:
@@ -253,46 +246,6 @@ async def _set_run_status(
         return
     if status in FINAL_STATUSES:
         run.completed_at = now
-        run.duration_seconds = _elapsed(run.started_at, now)
+        run.duration_seconds = elapsed(run.started_at, now)
         run.error = error if status != Status.COMPLETED else None
         await close_unfinished_stages(session, run.id, status, now, run.error)
-
-
-async def close_unfinished_stages(
-    session: AsyncSession, run_id: int, run_status: Status, now: datetime, error: str | None
-) -> None:
-    """Stages still pending or running when their run ends are cancelled, never left dangling;
-    one still running when its run failed (its process died: the watchdog's verdict) failed,
-    with the run's `error` when that is a stop (the stage is where it came). One that was
-    running gets its duration, up to its run's end."""
-    from app.pipeline.stops import STOPPED_WITHOUT_CANCEL  # here: stops imports this module
-
-    reason = {
-        Status.FAILED: "not run: an earlier stage failed",
-        Status.CANCELLED: "cancelled",
-        Status.COMPLETED: "not run",
-    }[run_status]
-    running = await session.execute(
-        select(PipelineStage).where(
-            PipelineStage.run_id == run_id, PipelineStage.status == Status.RUNNING
-        )
-    )
-    for stage in running.scalars():  # a stage that ran has a duration, however its run ended
-        if run_status == Status.FAILED and error == STOPPED_WITHOUT_CANCEL:
-            _set_stage_status(stage, Status.FAILED, now, None, error)
-        elif run_status == Status.FAILED:
-            _set_stage_status(stage, Status.FAILED, now, INTERRUPTED, None)
-        else:
-            _set_stage_status(stage, Status.CANCELLED, now, reason, None)
-    if run_status == Status.FAILED and not await session.scalar(
-        select(PipelineStage.id).where(  # stopped between stages, or before the first
-            PipelineStage.run_id == run_id, PipelineStage.status == Status.FAILED
-        )
-    ):
-        reason = "not run: the run failed before it began"
-    await session.execute(  # the rest never started; the ones above are flushed first
-        update(PipelineStage)
-        .where(PipelineStage.run_id == run_id, PipelineStage.status.in_(UNFINISHED))
-        .values(status=Status.CANCELLED, completed_at=now, message=reason)
-        .execution_options(synchronize_session=False)
-    )

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun
+from app.pipeline.transient import retried
 
 logger = logging.getLogger(__name__)
 REMOVING = ".removing-"  # a run directory being removed, renamed out of its run's way
@@ -99,13 +100,21 @@ async def remove_if_deleted(files: RunFiles, run_id: int) -> bool:
     a delete of its pipeline while a stage was still starting), remove the directory the stage
     may have made after the delete removed it. True when it was; never raises, as a run's end
     must not depend on it."""
-    try:
+
+    async def deleted() -> bool:
         async with get_sessionmaker()() as session:
             found = await session.scalar(select(PipelineRun.id).where(PipelineRun.id == run_id))
-            if found is not None:
-                return False
+            return found is None
+
+    try:
+        if not await retried(deleted, what=f"checking whether run {run_id} was deleted"):
+            return False
+    except Exception as exc:  # not known whether it was: if it was, retention removes it later
+        logger.warning("run %d: could not check whether it was deleted (%s)", run_id, exc)
+        return False
+    try:
         await asyncio.to_thread(remove_run_directory, files.root)
-    except Exception as exc:  # the database away: retention removes it later
+    except Exception as exc:  # retention removes it later
         logger.warning("run %d: the directory of its deleted run may remain: %s", run_id, exc)
         return False
     return True

@@ -34,15 +34,34 @@ class Verdict:
     ended_at: datetime | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class DatabaseOutage:
+    """A time the watchdog could not reach the database, by the API's clock: from its first
+    failed read to its first read that worked again. Nothing a run does can be written then."""
+
+    began: datetime
+    ended: datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended - self.began).total_seconds()
+
+
 def age(since: datetime | None, now: datetime) -> float:
     return (now - since).total_seconds() if since else 0.0
 
 
 def _stranded_pending(
-    run: PipelineRun, state: State, clocks: Clocks, *, live_workers: bool
+    run: PipelineRun,
+    state: State,
+    clocks: Clocks,
+    *,
+    live_workers: bool,
+    outage: DatabaseOutage | None,
 ) -> Verdict | None:
     """A worker took the flow run (Pending) and its launcher died with it before the run's
-    process began: Prefect never offers a Pending run again. Healthy, a Pending lasts as long
+    process began, or the process failed before it told Prefect it runs: Prefect never offers a
+    Pending run again. Healthy, a Pending lasts as long
     as its process takes to start; with no worker left, no process is starting. Failed, not
     handed back (Scheduled): a process merely slow would run alongside the one another worker
     starts; a failed run never starts (claim_run)."""
@@ -54,11 +73,46 @@ def _stranded_pending(
     lively = [age(t, clocks.database) for t in (run.heartbeat_at, run.started_at) if t]
     if pending <= bound or any(age <= bound for age in lively):
         return None  # young, or its process began a stage or beat lately
+    # Whether a process began is not known: one that failed before telling Prefect it runs (its
+    # server failing) is no different here from one never started, but in its worker's log.
+    why = "its worker stopped, or the process it started failed before the run began"
+    if outage is not None and age(outage.ended, clocks.api) < pending:
+        why = (
+            f"the database was unreachable for {outage.seconds:.0f} s meanwhile, which fails a "
+            "process as it starts; or its worker stopped"
+        )
     return Verdict(
         run.id,
         Status.FAILED,
-        f"the worker that took it stopped before starting it (Pending in Prefect for "
-        f"{pending:.0f} s; its flow-run process never began); trigger the pipeline again",
+        f"no flow-run process started it (Pending in Prefect for {pending:.0f} s since a worker "
+        f"took it: {why}; see the worker's log); trigger the pipeline again",
+    )
+
+
+def _silent(
+    run: PipelineRun,
+    silent: float,
+    last_sign: datetime,
+    clocks: Clocks,
+    outage: DatabaseOutage | None,
+) -> Verdict | None:
+    """A running run whose process last gave a sign `silent` s ago: failed once that is more
+    than the stale age, counted from the database's return when it was unreachable since."""
+    stale = get_settings().stale_heartbeat_seconds
+    back = age(outage.ended, clocks.api) if outage is not None else silent
+    if min(silent, back) <= stale:
+        return None
+    if back >= silent:  # no outage since its last sign
+        why = f"no heartbeat for {silent:.0f} s; worker or process killed?"
+    else:
+        why = (
+            f"no heartbeat for {silent:.0f} s, {back:.0f} s since the database was reachable "
+            f"again after {outage.seconds if outage else 0:.0f} s unreachable: it may have given "
+            "up waiting for it (PIPELINE_DATABASE_RETRY_SECONDS; see the run's log), or its "
+            "worker or process was killed"
+        )
+    return Verdict(
+        run.id, Status.FAILED, f"its flow-run process stopped responding ({why})", last_sign
     )
 
 
@@ -68,9 +122,11 @@ def judge(
     *,
     now: datetime | Clocks,
     live_workers: bool,
+    outage: DatabaseOutage | None = None,
 ) -> Verdict | None:
     """The final status a stranded run should get, with a reason a person understands; None
-    while the run is still healthy. Each of its moments is aged on the clock that wrote it."""
+    while the run is still healthy. Each of its moments is aged on the clock that wrote it.
+    `outage`, the database's last as the watchdog saw it: no heartbeat could be written then."""
     settings = get_settings()
     clocks = now if isinstance(now, Clocks) else Clocks.one(now)
     if run.prefect_flow_run_id is None:
@@ -115,17 +171,9 @@ def judge(
             if moment
         ]
         silent, last_sign = min(signs, key=lambda sign: sign[0])
-        if silent > settings.stale_heartbeat_seconds:
-            return Verdict(
-                run.id,
-                Status.FAILED,
-                f"its flow-run process stopped responding (no heartbeat for {silent:.0f} s; "
-                "worker or process killed?)",
-                last_sign,
-            )
-        return None
+        return _silent(run, silent, last_sign, clocks, outage)
     if state.type == StateType.PENDING:  # a worker took it: judged from then, not from queued
-        return _stranded_pending(run, state, clocks, live_workers=live_workers)
+        return _stranded_pending(run, state, clocks, live_workers=live_workers, outage=outage)
     # a flow run failed and waiting to run again (PIPELINE_FLOW_RETRIES) waits from then
     retrying = state.name == "AwaitingRetry" and state.timestamp is not None
     waited = age(state.timestamp, clocks.prefect) if retrying else age(run.created_at, clocks.api)

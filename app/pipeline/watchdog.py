@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, utcnow
-from app.pipeline import flow_run_fixes, orchestrator, pool, retention, settling
+from app.pipeline import flow_run_fixes, orchestrator, pool, retention, settling, verdicts
 from app.pipeline.clocks import Clocks, database_now
 from app.pipeline.flow_run_fixes import Stranded
 from app.pipeline.isolated import Isolated
@@ -24,7 +24,14 @@ from app.pipeline.status import (
     flow_run_key,
     update_pipeline_status,
 )
-from app.pipeline.verdicts import BEGAN_AS_CANCELLED, STARTED_AS_CANCELLED, Verdict, age, judge
+from app.pipeline.transient import is_transient
+from app.pipeline.verdicts import (
+    BEGAN_AS_CANCELLED,
+    STARTED_AS_CANCELLED,
+    DatabaseOutage,
+    Verdict,
+    age,
+)
 from app.pipeline.verdicts import NO_WORKER_FIX as NO_WORKER_FIX
 
 logger = logging.getLogger(__name__)
@@ -62,6 +69,45 @@ def worker_missing(taking_runs: bool, timeout: float) -> bool:
     return now - _last_taking >= timeout
 
 
+class DatabaseReach:
+    """Whether the watchdog's reads reach the database, and its last outage: a run's process
+    can write no heartbeat while the database is away, so its silence counts from the return."""
+
+    def __init__(self) -> None:
+        self.down_since: datetime | None = None
+        self.last: DatabaseOutage | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        if self.down_since is None and is_transient(exc):
+            self.down_since = utcnow()
+            logger.warning(
+                "watchdog: the database is unreachable (%s: %s); runs are judged again once it "
+                "is back, their silence counted from then",
+                type(exc).__name__,
+                exc,
+            )
+
+    def reached(self) -> None:
+        if self.down_since is not None:
+            self.last = DatabaseOutage(self.down_since, utcnow())
+            self.down_since = None
+            logger.warning(
+                "watchdog: the database is reachable again, after %.0f s", self.last.seconds
+            )
+
+
+database_reach = DatabaseReach()
+
+
+def judge(
+    run: PipelineRun, state: State | None, *, now: datetime | Clocks, live_workers: bool
+) -> Verdict | None:
+    """verdicts.judge, knowing the database's last outage as this process saw it."""
+    return verdicts.judge(
+        run, state, now=now, live_workers=live_workers, outage=database_reach.last
+    )
+
+
 # one run's error is that run's: logged once, the pass goes on with the runs after it
 _judging = Isolated(logger, "run")
 _adopting = Isolated(logger, "adopting a flow run for run")
@@ -70,13 +116,18 @@ _adopting = Isolated(logger, "adopting a flow run for run")
 async def reconcile_once() -> list[Verdict]:
     """One pass over every unfinished run, and over the runs ended lately that Prefect still
     shows unfinished (settling.py); returns what was changed among the unfinished."""
-    verdicts = await _reconcile_unfinished()
-    await settling.settle_ended()
-    return verdicts
+    try:
+        changed = await _reconcile_unfinished()
+        await settling.settle_ended()
+    except Exception as exc:
+        database_reach.failed(exc)
+        raise
+    return changed
 
 
 async def _reconcile_unfinished() -> list[Verdict]:
     runs = await unfinished_runs()
+    database_reach.reached()
     if not runs:
         return []
     if await _adopt_flow_runs(runs, utcnow()):
@@ -85,7 +136,7 @@ async def _reconcile_unfinished() -> list[Verdict]:
     states = await orchestrator.read_flow_run_states([i for i in flow_runs.values() if i])
     health = await pool.pool_health()
     live = not worker_missing(health.takes_runs, get_settings().no_worker_timeout_seconds)
-    verdicts = []
+    changed = []
     # Our rows are read again, after Prefect's view: a run that finished meanwhile has left the
     # list, and a flow run Prefect reports completed has written its stages (before it returned).
     runs, database = await unfinished_runs_read_at()
@@ -99,8 +150,8 @@ async def _reconcile_unfinished() -> list[Verdict]:
             state = states.get(run.prefect_flow_run_id) if run.prefect_flow_run_id else None
             verdict = judge(run, state, now=now, live_workers=live)
             if verdict is not None and (applied := await _apply(run, state, verdict)):
-                verdicts.append(applied)
-    return verdicts
+                changed.append(applied)
+    return changed
 
 
 async def _adopt_flow_runs(runs: list[PipelineRun], now: datetime) -> bool:
@@ -181,8 +232,9 @@ class Watchdog:
                 await reconcile_once()
             except orchestrator.PrefectUnavailableError as exc:
                 logger.warning("watchdog: %s", exc)
-            except Exception:
-                logger.exception("watchdog pass failed")
+            except Exception as exc:
+                if not is_transient(exc):  # an outage is logged once (DatabaseReach)
+                    logger.exception("watchdog pass failed")
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + SWEEP_INTERVAL.total_seconds()
                 try:

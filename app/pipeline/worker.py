@@ -94,6 +94,11 @@ def use_the_service_prefect_server() -> None:
     url = get_settings().prefect_api_url
     os.environ["PREFECT_API_URL"] = url
     os.environ["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "false"
+    # Prefect's server answers 500 while its database refuses connections (asyncpg's
+    # ConnectionRefusedError is no error it retries): its clients here retry that too, as they do
+    # 502/503 (5 times, ~60 s with their backoff), so a run's state proposal waits out a database
+    # restart instead of failing the run; a repeated proposal is refused as a duplicate transition
+    os.environ.setdefault("PREFECT_CLIENT_RETRY_EXTRA_CODES", "500")
     print(f"worker: Prefect server {shown_prefect_url(url)}", file=sys.stderr, flush=True)
 
 

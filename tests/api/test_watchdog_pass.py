@@ -44,8 +44,9 @@ async def test_a_run_a_worker_took_and_never_started_fails_saying_so(prefect: Pr
     [verdict] = await watchdog.reconcile_once()
 
     reason = (
-        "the worker that took it stopped before starting it (Pending in Prefect for 301 s; its "
-        "flow-run process never began); trigger the pipeline again"
+        "no flow-run process started it (Pending in Prefect for 301 s since a worker took it: its "
+        "worker stopped, or the process it started failed before the run began; see the "
+        "worker's log); trigger the pipeline again"
     )
     assert (verdict.run_id, verdict.status, verdict.reason) == (run_id, Status.FAILED, reason)
     run = await read_run(run_id)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.config import PROJECT_ROOT
+from tests.e2e.helpers import child_pids
 
 # The worker with the project's .env at argv[1] (PREFECT_API_URL is only there), started from
 # another directory: Prefect itself reads the .env of the directory it runs in, Settings the
@@ -85,6 +86,8 @@ def test_a_hand_started_worker_uses_the_configured_server(
         while not paths and worker.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         asked = list(paths)
+        # what its zygote, and so every flow run it forks, was given
+        zygote_env = [_environ(pid) for pid in child_pids(worker.pid)]
     finally:
         worker.terminate()
         try:
@@ -96,3 +99,10 @@ def test_a_hand_started_worker_uses_the_configured_server(
     assert "Starting temporary server" not in output, output
     assert f"worker: Prefect server {url}" in output.splitlines(), output
     assert asked and asked[0].startswith("/api/"), output
+    # Prefect's server answers 500 while its database is down: its clients retry it as a 503
+    assert [env.get("PREFECT_CLIENT_RETRY_EXTRA_CODES") for env in zygote_env] == ["500"], output
+
+
+def _environ(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().partition("=")[::2] for entry in entries if b"=" in entry)

@@ -134,8 +134,9 @@ def test_a_run_a_worker_took_is_stranded_once_its_start_takes_too_long() -> None
     PIPELINE_PENDING_TIMEOUT_SECONDS (300 s; cold starts in a burst took up to 74 s here), or by
     the no-worker timeout (120 s) once no worker is left to be starting it."""
     stranded = (
-        "the worker that took it stopped before starting it (Pending in Prefect for {} s; its "
-        "flow-run process never began); trigger the pipeline again"
+        "no flow-run process started it (Pending in Prefect for {} s since a worker took it: its "
+        "worker stopped, or the process it started failed before the run began; see the "
+        "worker's log); trigger the pipeline again"
     )
     queued_an_hour = _run(age=3700)
     assert judge(queued_an_hour, _pending(299), now=NOW, live_workers=True) is None
