@@ -8,13 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from app import idempotency
+from app import idempotency, withdrawal
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
 from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import orchestrator
-from app.pipeline.claim import withdraw_unclaimed
 from app.pipeline.inputs import CheckedInput
 from app.pipeline.status import UNFINISHED, flow_run_key, new_stage_rows
+from app.pipeline.transient import is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -163,9 +163,10 @@ async def first_run(
 
 async def _launch_first_run(*, session: AsyncSession, pipeline: Pipeline) -> PipelineRun:
     """Create the flow run of the run `create_pipeline` added; if that fails (Prefect
-    unavailable), the pipeline is removed with its run: nothing of the request is kept."""
-    run = await get_latest_run(session=session, pipeline_id=pipeline.id)
-    assert run is not None and run.prefect_flow_run_id is None
+    unavailable), the pipeline is removed with its run: nothing of the request is kept (or,
+    with the database down for longer than the removal waits, the answer names what is)."""
+    [run] = pipeline.runs  # as committed: no read between the commit and the trigger to fail
+    assert run.prefect_flow_run_id is None
     return await launch(session=session, run=run, with_pipeline=True)
 
 
@@ -229,31 +230,49 @@ async def launch(
 ) -> PipelineRun:
     """Create the committed pending run's flow run; if that fails, the run's rows are removed
     (`with_pipeline`: its pipeline's too) and the error raised, unless a flow run claimed the
-    run meanwhile (Prefect made it before its client gave up): then it is kept and answered."""
-    # no connection held while Prefect answers (minutes of retries) or the withdrawal takes one
-    await session.commit()
+    run meanwhile (Prefect made it before its client gave up): then it is kept and answered.
+    A database down for longer than the removal waits: withdrawal.RunKeptError, naming them."""
+    run_id, pipeline_id = run.id, run.pipeline_id
+    made = withdrawal.Made(run_id, pipeline_id, with_pipeline)
     try:
+        # no connection held while Prefect answers (minutes of retries) or the withdrawal takes one
+        await session.commit()
         flow_run = await orchestrator.trigger_run(
-            pipeline_id=run.pipeline_id,
-            run_id=run.id,
+            pipeline_id=pipeline_id,
+            run_id=run_id,
             record_count=run.record_count,
-            key=flow_run_key(run.id, run.created_at),
+            key=flow_run_key(run_id, run.created_at),
         )
     except BaseException as exc:
-        withdrawn = await withdraw_unclaimed(run.id, run.pipeline_id if with_pipeline else None)
+        try:
+            withdrawn = await withdrawal.withdraw(made)
+        except Exception as db_error:
+            if not is_transient(db_error):
+                raise
+            raise withdrawal.not_withdrawn(exc, db_error, made) from db_error
         if withdrawn or not isinstance(exc, Exception):
             raise
-        logger.warning("run %d: its trigger failed (%s), but a flow run took it: kept", run.id, exc)
+        logger.warning("run %d: its trigger failed (%s), but a flow run took it: kept", run_id, exc)
     else:
-        run.prefect_flow_run_id = str(flow_run.id)
-        await session.commit()
-    # a cancel may have ended it meanwhile: answer what it is now, stages and all
-    fresh = (
+        try:
+            run.prefect_flow_run_id = str(flow_run.id)
+            await session.commit()
+            return await _fresh(session, run_id)
+        except Exception as db_error:  # its flow run claims the row all the same
+            if not is_transient(db_error):
+                raise
+            raise withdrawal.not_recorded(str(flow_run.id), db_error, made) from db_error
+    return await _fresh(session, run_id)
+
+
+async def _fresh(session: AsyncSession, run_id: int) -> PipelineRun:
+    """The run as it is now, stages and all: a cancel may have ended it meanwhile."""
+    query = (
         select(PipelineRun)
-        .where(PipelineRun.id == run.id)
+        .where(PipelineRun.id == run_id)
         .options(selectinload(PipelineRun.stages))
     )
-    return (await session.execute(fresh.execution_options(populate_existing=True))).scalar_one()
+    return (await session.execute(query.execution_options(populate_existing=True))).scalar_one()
 
 
 class ConflictError(RuntimeError):
