@@ -8,7 +8,6 @@ resolve inside the run's directory are ever served.
 import asyncio
 import os
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,12 +20,12 @@ from polars.datatypes import DataType, DataTypeClass
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
+from app import files_gone
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
 from app.api.downloads import RunDownload
 from app.api.schemas import errors
-from app.config import get_settings
-from app.models import PipelineRun, Status, utcnow
+from app.models import PipelineRun, Status
 from app.pipeline.store import RunFiles, serving_dir
 
 router = APIRouter(
@@ -85,8 +84,8 @@ def _not_found(run: PipelineRun, what: str) -> HTTPException:
         detail = f"{name} has no {what}: it {_ended(run)}" + (
             f" ({run.error})" if run.error else ""
         )
-    elif run.status == Status.COMPLETED or _past_retention(run):
-        detail = f"{name} has no files any more: they were removed (PIPELINE_RETENTION_DAYS)"
+    elif run.status == Status.COMPLETED or files_gone.past_retention(run):
+        detail = f"{name} {files_gone.no_files(run)}"
     else:  # it ended before its first stage wrote anything
         detail = f"{name} has no {what}: it {_ended(run)} before writing any file" + (
             f" ({run.error})" if run.error else ""
@@ -96,12 +95,6 @@ def _not_found(run: PipelineRun, what: str) -> HTTPException:
 
 def _ended(run: PipelineRun) -> str:
     return "was cancelled" if run.status == Status.CANCELLED else run.status.value
-
-
-def _past_retention(run: PipelineRun) -> bool:
-    days = get_settings().retention_days
-    ended = run.completed_at
-    return days > 0 and ended is not None and utcnow() - ended > timedelta(days=days)
 
 
 def _inside_run(run: PipelineRun, path: Path) -> Path:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app import files_gone
 from app.api.schemas import PipelineOut, RunOut, StageOut
 from app.models import Status
 from app.pipeline.store import RunFiles
@@ -83,15 +84,15 @@ def downloads(pipeline: PipelineOut) -> list[tuple[str, str]]:
 
 
 def files_removed(pipeline: PipelineOut) -> str | None:
-    """Why a finished run that wrote files has no downloads: its directory is gone (retention).
-    The same words as the download endpoints' 404 (app/api/results.py)."""
+    """Why a finished run that wrote files has no downloads: its directory is gone (retention,
+    or PIPELINE_DATA_DIR lost). The same words as the download endpoints' 404 (app/files_gone)."""
     run = pipeline.latest_run
     if run is None or run.status.value not in FINAL or RunFiles.for_run(run.id).root.exists():
         return None
     ingest = _ingest(run)
     if run.status != Status.COMPLETED and (ingest is None or ingest.started_at is None):
         return None  # it ended before it wrote anything
-    return f"Run {run.id} has no files any more: they were removed (PIPELINE_RETENTION_DAYS)."
+    return f"Run {run.id} {files_gone.no_files(run)}."
 
 
 def _ingest(run: RunOut) -> StageOut | None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from app.models import Status
+from app.models import Status, utcnow
 from app.pipeline.store import RunFiles, runs_dir
 from tests.support.html import parse
 from tests.support.rows import T0, add_pipeline, add_run, done
@@ -90,7 +90,12 @@ async def test_a_page_number_that_is_no_page_shows_the_first(
 async def test_a_completed_run_whose_files_retention_removed(client: httpx.AsyncClient) -> None:
     pipeline_id = await add_pipeline("old")
     stages = {name: done(1.0, 10, 10) for name in ("generate", "ingest", "process", "transform")}
-    run_id = await add_run(pipeline_id, Status.COMPLETED, {**stages, "export": done(1.0, 10, 10)})
+    run_id = await add_run(
+        pipeline_id,
+        Status.COMPLETED,
+        {**stages, "export": done(1.0, 10, 10)},
+        completed_at=utcnow() - timedelta(days=31),
+    )
 
     for path in (f"/pipelines/{pipeline_id}", f"/pipelines/{pipeline_id}/progress"):
         page = parse((await client.get(path)).text)
@@ -108,7 +113,8 @@ async def test_a_run_cancelled_in_ingest_links_only_what_it_wrote(
     client: httpx.AsyncClient,
 ) -> None:
     pipeline_id = await add_pipeline("stopped")
-    run_id = await add_run(pipeline_id, Status.CANCELLED, CANCELLED_IN_INGEST)
+    ended = utcnow() - timedelta(days=31)
+    run_id = await add_run(pipeline_id, Status.CANCELLED, CANCELLED_IN_INGEST, completed_at=ended)
     files = RunFiles.for_run(run_id)
     files.raw.mkdir(parents=True)  # generate's output; ingest was stopped before its rejects
 

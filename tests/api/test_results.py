@@ -277,7 +277,7 @@ async def test_not_found_answers(client: httpx.AsyncClient) -> None:
     await client.post("/api/pipelines", json={"name": "two"})
     pending = await add_run(1, Status.PENDING)
     other = await add_run(2, Status.COMPLETED)
-    removed = await add_run(1, Status.COMPLETED)
+    removed = await add_run(1, Status.COMPLETED, age_days=31)
     never_started = await add_run(1, Status.FAILED)
     cases = {
         f"/api/pipelines/1/runs/{pending}/output": "run 1 of pipeline 1 has no output yet: it is pending",
