@@ -39,8 +39,10 @@ down:  ## stops the stack `make up` started (in another terminal, in the backgro
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m app.devstack down $(STACK_ARGS); \
 	else echo "no $(VENV): no stack of this checkout can be running"; fi
 
+# the database of the stack of STATE_DIR (var), as `make up` and `make doctor` find it: its
+# SQLite file unless DATABASE_URL is set (the environment or .env)
 migrate: install
-	$(BIN)/alembic upgrade head
+	$(BIN)/python -m app.stack_migrate $(STACK_ARGS)
 
 deploy: install
 	$(BIN)/python app/pipeline/deploy.py

@@ -5,6 +5,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -130,10 +131,16 @@ def down(log_dir: Path) -> None:
 
 
 def doctor(env: dict[str, str]) -> int:
-    """`make doctor`: the readiness checks, in the environment the stack's processes have."""
-    return subprocess.run(
-        [sys.executable, "-m", "app.readiness"], cwd=PROJECT_ROOT, env=env, check=False
-    ).returncode
+    """`make doctor`: the readiness checks, in the environment the stack's processes have. It
+    makes nothing (a mistyped STATE_DIR must not become a new, empty stack): for a stack that
+    never ran, Prefect gets a throwaway home rather than warn it could not make the stack's."""
+    with tempfile.TemporaryDirectory(prefix="pipeline-doctor-") as spare:
+        home = env.get("PREFECT_HOME")
+        if home and not Path(home).parent.exists():
+            env = {**env, "PREFECT_HOME": spare}
+        return subprocess.run(
+            [sys.executable, "-m", "app.readiness"], cwd=PROJECT_ROOT, env=env, check=False
+        ).returncode
 
 
 def _data_dir(env: Mapping[str, str]) -> Path:

@@ -2,6 +2,7 @@
 They look without creating anything: a mistyped path must not become a new, empty place."""
 
 import asyncio
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,7 +45,8 @@ async def database_checks() -> list[Check]:
                 False,
                 f"{url}: file does not exist",
                 "set DATABASE_URL to the database file's path in every process; or, for a new "
-                f"database there, run `make migrate` (it creates {missing})",
+                f"database there, run `DATABASE_URL={shlex.quote(url)} make migrate` (it creates "
+                f"{missing})",
             )
         ]
     try:

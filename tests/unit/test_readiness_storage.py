@@ -36,7 +36,7 @@ async def test_a_mistyped_sqlite_path_is_reported_not_created(tmp_path: Path) ->
         False,
         f"sqlite+aiosqlite:///{path}: file does not exist",
         "set DATABASE_URL to the database file's path in every process; or, for a new database "
-        f"there, run `make migrate` (it creates {path})",
+        f"there, run `DATABASE_URL=sqlite+aiosqlite:///{path} make migrate` (it creates {path})",
     )
     assert made == []
 
