@@ -54,6 +54,7 @@ def start_stack(
         api_port=free_port(),
         workers=workers,
         worker_limit=worker_limit,
+        state_dir=root,
         log_dir=root / "logs",
     )
     stack.start()

@@ -45,6 +45,7 @@ def prefect_server(tmp_root: Path) -> Iterator[str]:
     stack = Stack(
         env={**os.environ, "PREFECT_HOME": str(root / "prefect-home")},
         prefect_port=free_port(),
+        state_dir=root,
         log_dir=root / "logs",
     )
     stack.start_server()

@@ -133,7 +133,13 @@ def observed_stack(
         "DD_ENV": DD_ENV,
         "DD_VERSION": DD_VERSION,
     }
-    stack = Stack(env=env, prefect_port=free_port(), api_port=free_port(), log_dir=root / "logs")
+    stack = Stack(
+        env=env,
+        prefect_port=free_port(),
+        api_port=free_port(),
+        state_dir=root,
+        log_dir=root / "logs",
+    )
     stack.start()
     try:
         yield ObservedStack(stack, test_agent, statsd, root / "logs")

@@ -28,7 +28,7 @@ LIVE_STACK = textwrap.dedent(
     from app.devstack import Stack
     from app.processes import ignore_stop_signals, on_stop_signal, raise_interrupt
 
-    stack = Stack(env={}, log_dir=Path(sys.argv[1]))
+    stack = Stack(env={}, state_dir=Path(sys.argv[1]), log_dir=Path(sys.argv[1]))
     on_stop_signal(raise_interrupt)
     try:
         for name in ("prefect-server", "api", "worker-1"):
@@ -56,7 +56,7 @@ KILLED_STACK = textwrap.dedent(
         "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']); "
         "time.sleep(600)"
     )
-    stack = Stack(env={}, log_dir=Path(sys.argv[1]), api_port=8001)
+    stack = Stack(env={}, state_dir=Path(sys.argv[1]), log_dir=Path(sys.argv[1]), api_port=8001)
     process = stack._spawn("prefect-server", [sys.executable, "-c", server])
     print(process.popen.pid, flush=True)
     time.sleep(600)
@@ -155,13 +155,13 @@ def test_a_second_stack_of_the_same_state_is_refused(
     (the same ports here; other ports alike) names the running one and the two ways out."""
     owner, pids = live_stack
     with pytest.raises(RuntimeError) as refused:
-        Stack(env={}, log_dir=tmp_path).start()
+        Stack(env={}, state_dir=tmp_path, log_dir=tmp_path).start()
     assert str(refused.value) == (
         f"a stack of this state directory runs already ({tmp_path}/processes-8000.json: process "
         f"{owner.pid}, API on port 8000, Prefect server on port 4200); a second one would share "
         "its database, Prefect server and run files: stop it first (Ctrl-C where it runs, or "
-        "`make down`), or give this one a state directory of its own and other ports: "
-        "`make up STATE_DIR=var/stack-2 API_PORT=8001 PREFECT_PORT=4201`"
+        f"`make down STATE_DIR={tmp_path}`), or give this one a state directory of its own and "
+        "other ports: `make up STATE_DIR=var/stack-2 API_PORT=8001 PREFECT_PORT=4201`"
     )
     assert all(map(_alive, pids))  # the running stack keeps its processes
 
@@ -171,7 +171,13 @@ def test_the_next_start_stops_what_a_killed_stack_on_other_ports_left(
 ) -> None:
     """A killed stack's processes hold the state the next one would use, whatever its ports."""
     with pytest.raises(Spawned):
-        Stack(env={}, log_dir=tmp_path, api_port=free_port(), prefect_port=free_port()).start()
+        Stack(
+            env={},
+            state_dir=tmp_path,
+            log_dir=tmp_path,
+            api_port=free_port(),
+            prefect_port=free_port(),
+        ).start()
     assert capsys.readouterr().out == (
         f"stopped prefect-server ({killed_stack}), left running by a stack that was killed\n"
     )
@@ -188,7 +194,13 @@ def test_a_taken_port_names_the_way_to_another_from_make_too(
             taken.bind(("127.0.0.1", 0))
             taken.listen()
         prefect_port, api_port = server.getsockname()[1], api.getsockname()[1]
-        stack = Stack(env={}, log_dir=tmp_path, prefect_port=prefect_port, api_port=api_port)
+        stack = Stack(
+            env={},
+            state_dir=tmp_path,
+            log_dir=tmp_path,
+            prefect_port=prefect_port,
+            api_port=api_port,
+        )
         with pytest.raises(RuntimeError) as refused:
             stack.start()
     assert str(refused.value) == (
@@ -241,7 +253,7 @@ def test_doctor_checks_the_prefect_server_of_the_stack_running_with_this_state(
     database and files from the state directory; this test's own PREFECT_API_URL is not used."""
     prefect_port = free_port()
     (tmp_path / "log").mkdir()
-    stack = Stack(env={}, log_dir=tmp_path / "log", prefect_port=prefect_port)
+    stack = Stack(env={}, state_dir=tmp_path, log_dir=tmp_path / "log", prefect_port=prefect_port)
     stack._spawn("api", ["sleep", "60"])  # this process is the running stack
     unset = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME")  # the state directory's
     try:

@@ -66,7 +66,7 @@ def test_a_stack_stops_its_workers_before_a_server_restarted_after_them(
 
     monkeypatch.setattr(Process, "stop", recorded)
     names = ["prefect-server", "api", "worker-1", "worker-2", "prefect-server"]
-    stack = Stack(env={}, log_dir=tmp_path)
+    stack = Stack(env={}, state_dir=tmp_path, log_dir=tmp_path)
     for name in names:
         popen = subprocess.Popen(["sleep", "60"], start_new_session=True)
         stack.processes.append(Process(name, popen, (tmp_path / f"{name}.log").open("ab")))
@@ -89,7 +89,7 @@ KILLED_STACK = textwrap.dedent(
         "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']); "
         "time.sleep(600)"
     )
-    stack = Stack(env={}, log_dir=Path(sys.argv[1]))
+    stack = Stack(env={}, state_dir=Path(sys.argv[1]), log_dir=Path(sys.argv[1]))
     process = stack._spawn("prefect-server", [sys.executable, "-c", server])
     print(process.popen.pid, flush=True)
     time.sleep(600)
@@ -130,7 +130,7 @@ def test_the_next_stack_stops_what_a_killed_one_left_running(tmp_path: Path) -> 
     owner.wait()
     assert len(_group(server)) == 2  # nothing stopped them
 
-    stopped = Stack(env={}, log_dir=tmp_path).ledger.stop_leftovers()
+    stopped = Stack(env={}, state_dir=tmp_path, log_dir=tmp_path).ledger.stop_leftovers()
     assert stopped == [f"prefect-server ({server})"]
     deadline = time.monotonic() + 5  # SIGKILL is delivered as the processes are next scheduled
     while _group(server) and time.monotonic() < deadline:
@@ -148,7 +148,7 @@ def test_a_reused_process_id_is_not_stopped(tmp_path: Path) -> None:
         stack = {"name": "stack", "pid": 2**22 + 1, "started": 1}  # no such process
         written = {"stack": stack, "processes": [entry]}
         (tmp_path / "processes-8000.json").write_text(json.dumps(written))
-        assert Stack(env={}, log_dir=tmp_path).ledger.stop_leftovers() == []
+        assert Stack(env={}, state_dir=tmp_path, log_dir=tmp_path).ledger.stop_leftovers() == []
         assert bystander.poll() is None
     finally:
         bystander.kill()
@@ -156,7 +156,7 @@ def test_a_reused_process_id_is_not_stopped(tmp_path: Path) -> None:
 
 
 def test_a_stack_that_stopped_leaves_no_list(tmp_path: Path) -> None:
-    stack = Stack(env={}, log_dir=tmp_path)
+    stack = Stack(env={}, state_dir=tmp_path, log_dir=tmp_path)
     stack._spawn("api", ["sleep", "60"])
     written = json.loads((tmp_path / "processes-8000.json").read_text())
     assert [(e["name"], e["pid"]) for e in written["processes"]] == [
@@ -164,7 +164,7 @@ def test_a_stack_that_stopped_leaves_no_list(tmp_path: Path) -> None:
     ]
     assert (written["stack"]["name"], written["stack"]["pid"]) == ("stack", os.getpid())
     # `make up` typed again beside it: a stack still running keeps its processes
-    assert Stack(env={}, log_dir=tmp_path).ledger.stop_leftovers() == []
+    assert Stack(env={}, state_dir=tmp_path, log_dir=tmp_path).ledger.stop_leftovers() == []
     assert stack.processes[0].popen.poll() is None
     stack.stop()
     assert not (tmp_path / "processes-8000.json").exists()
