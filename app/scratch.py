@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from app.pipeline.zygote_directory import hold, own_private, release
+from app.pipeline.zygote_directory import hold, release, sweep_unheld
 
 WORKER_PREFIX = "pipeline-worker-"
 
@@ -111,33 +111,15 @@ def remove_own(path: Path) -> None:
 def sweep(base: str | None = None) -> list[Path]:
     """Remove the `pipeline-worker-*` directories in `base` (the temporary directory) of workers
     that are gone, with everything in them; the directories removed."""
-    base = tempfile.gettempdir() if base is None else base
-    try:
-        names = sorted(name for name in os.listdir(base) if name.startswith(WORKER_PREFIX))
-    except OSError:
-        return []
-    return [path for name in names if _remove_if_dead(path := Path(base, name))]
+    return sweep_unheld(
+        tempfile.gettempdir() if base is None else base, WORKER_PREFIX, _unused_removed
+    )
 
 
-def _remove_if_dead(path: Path) -> bool:
-    """Remove `path` if it is this user's private directory, no process holds its lock (its
-    worker lives) and no process uses it (a flow run of a worker killed outright)."""
-    try:
-        found = os.lstat(path)
-        if not own_private(found):
-            return False
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError:  # gone already, or a symlink
+def _unused_removed(fd: int, path: Path, found: os.stat_result) -> bool:
+    """Remove `path`, whose worker is gone, unless a process still uses it (a flow run of a
+    worker killed outright)."""
+    if users(path):
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by its worker while it lives
-        if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) != (found.st_ino, found.st_dev):
-            return False
-        if users(path):
-            return False
-        shutil.rmtree(path)
-        return True
-    except OSError:  # its worker holds it, or something changed meanwhile: left as it is
-        return False
-    finally:
-        os.close(fd)
+    shutil.rmtree(path)
+    return True

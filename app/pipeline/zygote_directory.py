@@ -18,6 +18,7 @@ import socket
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PREFIX = "pipeline-zygote-"
@@ -91,15 +92,23 @@ def release(path: Path) -> None:
 def sweep(base: str | None = None) -> list[Path]:
     """Remove the socket directories in `base` (the temporary base) left by workers that are gone;
     the directories removed."""
-    base = temporary_base() if base is None else base
+    return sweep_unheld(temporary_base() if base is None else base, PREFIX, _remove_dead_socket)
+
+
+def sweep_unheld(
+    base: str, prefix: str, remove: Callable[[int, Path, os.stat_result], bool]
+) -> list[Path]:
+    """Of the directories `prefix`* in `base`, those that are this user's private ones and whose
+    lock no process holds (their worker is gone), removed by `remove(fd, path, found)` when it
+    finds them done with; the directories removed."""
     try:
-        names = sorted(name for name in os.listdir(base) if name.startswith(PREFIX))
+        names = sorted(name for name in os.listdir(base) if name.startswith(prefix))
     except OSError:
         return []
-    return [path for name in names if _remove_if_dead(path := Path(base, name))]
+    return [path for name in names if _remove_if_unheld(path := Path(base, name), remove)]
 
 
-def _remove_if_dead(path: Path) -> bool:
+def _remove_if_unheld(path: Path, remove: Callable[[int, Path, os.stat_result], bool]) -> bool:
     try:
         found = os.lstat(path)
         if not own_private(found):
@@ -109,18 +118,22 @@ def _remove_if_dead(path: Path) -> bool:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by its worker while it lives
-        if not _same(os.fstat(fd), found) or not _only_a_dead_socket(fd, path):
-            return False
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(SOCKET_NAME, dir_fd=fd)
-        if not _same(os.lstat(path), found):
-            return False
-        os.rmdir(path)
-        return True
+        return _same(os.fstat(fd), found) and remove(fd, path, found)
     except OSError:  # its worker holds it, or something changed meanwhile: left as it is
         return False
     finally:
         os.close(fd)
+
+
+def _remove_dead_socket(fd: int, path: Path, found: os.stat_result) -> bool:
+    if not _only_a_dead_socket(fd, path):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(SOCKET_NAME, dir_fd=fd)
+    if not _same(os.lstat(path), found):
+        return False
+    os.rmdir(path)
+    return True
 
 
 def _only_a_dead_socket(fd: int, path: Path) -> bool:

@@ -8,18 +8,14 @@ from httpx import ASGITransport
 
 from app.main import create_app
 from tests.conftest import migrate, use_settings
-from tests.support.postgres import PostgresCluster, create_database
+from tests.support.postgres import PostgresCluster, create_database, own_cluster
 
 
 @pytest.fixture
 def cluster() -> Iterator[PostgresCluster]:
     """A cluster of this test's own, so stopping it disturbs nothing else."""
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
+    with own_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture

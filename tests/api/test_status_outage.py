@@ -15,7 +15,7 @@ from app.pipeline.claim import claim_run
 from app.pipeline.status import heartbeat, update_pipeline_status
 from app.pipeline.store import RunFiles, remove_if_deleted
 from tests.conftest import SetSetting, migrate, use_settings
-from tests.support.postgres import PostgresCluster, create_database
+from tests.support.postgres import PostgresCluster, create_database, own_cluster
 from tests.support.rows import add_pipeline, add_run, read_run
 
 FLOW_RUN = "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
@@ -25,12 +25,8 @@ DOWN_SECONDS = 2.0
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PostgresCluster]:
     """A cluster of this module's own, so stopping it disturbs nothing else."""
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
+    with own_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture(scope="module")

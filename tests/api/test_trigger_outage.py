@@ -19,7 +19,7 @@ from app.main import create_app
 from app.models import Status
 from app.pipeline import claim, orchestrator
 from tests.conftest import migrate, use_settings
-from tests.support.postgres import PostgresCluster, create_database
+from tests.support.postgres import PostgresCluster, create_database, own_cluster
 from tests.support.rows import add_pipeline, add_run
 
 PREFECT_500 = (
@@ -31,12 +31,8 @@ FLOW_RUN_ID = str(UUID(int=7))
 
 @pytest.fixture
 def cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
+    with own_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import RunningStack, started_stack
-from tests.support.postgres import PostgresCluster
+from tests.support.postgres import PostgresCluster, own_cluster
 
 OUTAGE_SECONDS = 15  # longer than the stale age below: each write and beat in it waits
 
@@ -19,12 +19,8 @@ OUTAGE_SECONDS = 15  # longer than the stale age below: each write and beat in i
 @pytest.fixture(scope="module")
 def outage_cluster() -> Iterator[PostgresCluster]:
     """A cluster of this module's own: stopping it disturbs no other test's stack."""
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
+    with own_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture(scope="module")

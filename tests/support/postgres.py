@@ -116,14 +116,22 @@ class PostgresCluster:
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """Start a cluster and yield its base URL `postgresql://postgres@127.0.0.1:<port>`."""
+def own_cluster() -> Iterator[PostgresCluster]:
+    """A cluster of the caller's own, removed after: stopping it (an outage) disturbs no other
+    test."""
     cluster = PostgresCluster()
     cluster.start()
     try:
-        yield cluster.url
+        yield cluster
     finally:
         cluster.remove()
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """Start a cluster and yield its base URL `postgresql://postgres@127.0.0.1:<port>`."""
+    with own_cluster() as cluster:
+        yield cluster.url
 
 
 def create_database(base_url: str, name: str, *, extensions: tuple[str, ...] = ()) -> str:
