@@ -193,16 +193,7 @@ class Settings(AccessSettings, LivenessSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
-        """Accept plain postgresql:// and sqlite:// URLs and pick the async driver for them; a
-        relative SQLite path is under the project's root, for every process alike."""
-        for plain, driver in (
-            ("postgresql://", "postgresql+asyncpg://"),
-            ("sqlite://", "sqlite+aiosqlite://"),
-        ):
-            if value.startswith(plain):
-                value = driver + value.removeprefix(plain)
-        if not value.startswith("sqlite"):
-            return value
+        return async_database_url(value)
         url = make_url(value)
         if url.database and url.database != ":memory:" and not Path(url.database).is_absolute():
             return url.set(database=str(PROJECT_ROOT / url.database)).render_as_string()
@@ -260,3 +251,20 @@ class Settings(AccessSettings, LivenessSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def async_database_url(value: str) -> str:
+    """Plain postgresql:// and sqlite:// URLs with the async driver for them; a relative SQLite
+    path under the project's root, for every process alike."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if value.startswith(plain):
+            value = driver + value.removeprefix(plain)
+    if not value.startswith("sqlite"):
+        return value
+    url = make_url(value)
+    if url.database and url.database != ":memory:" and not Path(url.database).is_absolute():
+        return url.set(database=str(PROJECT_ROOT / url.database)).render_as_string()
+    return value

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from app.advisory_lock import AdvisoryLock
+from app.config import async_database_url
 
 LOCK_NAME = ".stack.lock"
 STACK_KEY = 1  # the advisory lock a stack holds in its PostgreSQL database (app/advisory_lock.py)
@@ -56,10 +57,10 @@ def claim(env: Mapping[str, str]) -> Held:
             used = env[setting] if setting == "DATABASE_URL" else lock.parent
             raise RuntimeError(_refusal(setting, used)) from None
         held.files.append(fd)
-    url = make_url(env["DATABASE_URL"])
-    if url.get_backend_name() == "postgresql":
+    database_url = async_database_url(env["DATABASE_URL"])  # postgresql:// as Settings takes it
+    if make_url(database_url).get_backend_name() == "postgresql":
         try:
-            held.databases.append(_lock_database(env["DATABASE_URL"]))
+            held.databases.append(_lock_database(database_url))
         except BaseException:
             release(held)
             raise

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         chosen = {id(item) for item in first}
         items[:] = first + [item for item in items if id(item) not in chosen]
+
+
+@pytest.fixture(autouse=True)
+def watchdog_up_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's watchdog has watched for an hour, as in a service up a while: a test's
+    silent run is judged at once (a younger watchdog waits the stale age first; tests of it set
+    their own, tests/unit/test_outage_verdicts.py)."""
+    from app.models import utcnow
+    from app.pipeline import watchdog
+
+    monkeypatch.setattr(watchdog.database_reach, "watching_since", utcnow() - timedelta(hours=1))
 
 
 @pytest.fixture(scope="session")

@@ -95,12 +95,15 @@ def _silent(
     last_sign: datetime,
     clocks: Clocks,
     outage: DatabaseOutage | None,
+    watched_since: datetime | None,
 ) -> Verdict | None:
     """A running run whose process last gave a sign `silent` s ago: failed once that is more
-    than the stale age, counted from the database's return when it was unreachable since."""
+    than the stale age, counted from the database's return when it was unreachable since, and
+    from when the watchdog began watching (an outage before it started, it did not see)."""
     stale = get_settings().stale_heartbeat_seconds
     back = age(outage.ended, clocks.api) if outage is not None else silent
-    if min(silent, back) <= stale:
+    watched = age(watched_since, clocks.api) if watched_since is not None else silent
+    if min(silent, back, watched) <= stale:
         return None
     if back >= silent:  # no outage since its last sign
         why = f"no heartbeat for {silent:.0f} s; worker or process killed?"
@@ -123,10 +126,13 @@ def judge(
     now: datetime | Clocks,
     live_workers: bool,
     outage: DatabaseOutage | None = None,
+    watched_since: datetime | None = None,
 ) -> Verdict | None:
     """The final status a stranded run should get, with a reason a person understands; None
     while the run is still healthy. Each of its moments is aged on the clock that wrote it.
-    `outage`, the database's last as the watchdog saw it: no heartbeat could be written then."""
+    `outage`, the database's last as the watchdog saw it: no heartbeat could be written then;
+    `watched_since`, when the watchdog's process began watching: a silence is judged only over
+    time it watched (a restarted API, another replica, did not see an outage before)."""
     settings = get_settings()
     clocks = now if isinstance(now, Clocks) else Clocks.one(now)
     if run.prefect_flow_run_id is None:
@@ -171,7 +177,7 @@ def judge(
             if moment
         ]
         silent, last_sign = min(signs, key=lambda sign: sign[0])
-        return _silent(run, silent, last_sign, clocks, outage)
+        return _silent(run, silent, last_sign, clocks, outage, watched_since)
     if state.type == StateType.PENDING:  # a worker took it: judged from then, not from queued
         return _stranded_pending(run, state, clocks, live_workers=live_workers, outage=outage)
     # a flow run failed and waiting to run again (PIPELINE_FLOW_RETRIES) waits from then

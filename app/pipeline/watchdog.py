@@ -76,6 +76,9 @@ class DatabaseReach:
     def __init__(self) -> None:
         self.down_since: datetime | None = None
         self.last: DatabaseOutage | None = None
+        # a silence is judged over time this process watched: an API restarted during an
+        # outage, or another replica's, never saw it, and a run waiting it out looked dead
+        self.watching_since = utcnow()
 
     def failed(self, exc: BaseException) -> None:
         if self.down_since is None and is_transient(exc):
@@ -100,11 +103,23 @@ database_reach = DatabaseReach()
 
 
 def judge(
-    run: PipelineRun, state: State | None, *, now: datetime | Clocks, live_workers: bool
+    run: PipelineRun,
+    state: State | None,
+    *,
+    now: datetime | Clocks,
+    live_workers: bool,
+    watching: bool = False,
 ) -> Verdict | None:
-    """verdicts.judge, knowing the database's last outage as this process saw it."""
+    """verdicts.judge, knowing the database's last outage as this process saw it; `watching`:
+    for the watchdog's own pass, which judges a silence only over the time it has watched (a
+    read-only count, as `make doctor`'s, judges at once)."""
     return verdicts.judge(
-        run, state, now=now, live_workers=live_workers, outage=database_reach.last
+        run,
+        state,
+        now=now,
+        live_workers=live_workers,
+        outage=database_reach.last,
+        watched_since=database_reach.watching_since if watching else None,
     )
 
 
@@ -148,7 +163,7 @@ async def _reconcile_unfinished() -> list[Verdict]:
             continue  # new, or triggered while we looked: the next pass sees it whole
         with _judging.each(run.id):
             state = states.get(run.prefect_flow_run_id) if run.prefect_flow_run_id else None
-            verdict = judge(run, state, now=now, live_workers=live)
+            verdict = judge(run, state, now=now, live_workers=live, watching=True)
             if verdict is not None and (applied := await _apply(run, state, verdict)):
                 changed.append(applied)
     return changed

@@ -71,6 +71,21 @@ def test_an_outage_before_the_last_heartbeat_changes_nothing() -> None:
     )
 
 
+def test_a_silence_is_judged_only_over_the_time_the_watchdog_watched() -> None:
+    """An API restarted during an outage (or another replica) never saw it: its watchdog failed
+    a run 45 s silent, waiting out the database, as killed. It waits the stale age (30 s) from
+    its own start first; then the silence is judged as ever."""
+    running = Running(timestamp=_ago(100))
+    run = _run(heartbeat_age=45)
+    assert judge(run, running, now=NOW, live_workers=True, watched_since=_ago(10)) is None
+    assert judge(run, running, now=NOW, live_workers=True, watched_since=_ago(31)) == Verdict(
+        7,
+        Status.FAILED,
+        "its flow-run process stopped responding (no heartbeat for 45 s; worker or process "
+        "killed?)",
+    )
+
+
 def test_a_run_left_pending_never_claims_its_process_never_began() -> None:
     """A process that failed before it told Prefect it runs (Prefect's server failing with its
     database) leaves the run Pending just as a worker killed before starting it does."""

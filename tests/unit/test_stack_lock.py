@@ -64,7 +64,9 @@ def test_a_second_stack_on_the_same_postgresql_database_is_refused_until_the_fir
     """Two stacks given one PostgreSQL database, each with its own Prefect server, failed each
     other's runs as on SQLite; the database may be another machine's, out of a flock's reach."""
     shared = create_database(pg_base_url, "stack_lock_shared")
-    password = shared.replace("postgresql+asyncpg://postgres@", "postgresql+asyncpg://postgres:pw@")
+    # as a user writes it: plain postgresql://, which Settings gives the async driver (it failed:
+    # "No module named 'psycopg2'"), and a password
+    password = shared.replace("postgresql+asyncpg://postgres@", "postgresql://postgres:pw@")
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, shared, str(tmp_path / "data-1")],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
