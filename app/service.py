@@ -233,7 +233,10 @@ async def launch(
     run meanwhile (Prefect made it before its client gave up): then it is kept and answered.
     A database down for longer than the removal waits: withdrawal.RunKeptError, naming them."""
     run_id, pipeline_id = run.id, run.pipeline_id
-    made = withdrawal.Made(run_id, pipeline_id, with_pipeline)
+    keyed = run.idempotency_key is not None or (
+        with_pipeline and run.pipeline.idempotency_key is not None
+    )
+    made = withdrawal.Made(run_id, pipeline_id, with_pipeline, keyed)
     try:
         # no connection held while Prefect answers (minutes of retries) or the withdrawal takes one
         await session.commit()

@@ -23,6 +23,7 @@ class Made:
     run_id: int
     pipeline_id: int
     with_pipeline: bool  # a create-and-trigger's: the pipeline goes with the run
+    keyed: bool = False  # sent with an Idempotency-Key: its repeat makes nothing new
 
     @property
     def kept(self) -> str:
@@ -37,6 +38,8 @@ class Made:
     @property
     def not_again(self) -> str:
         made = "another pipeline" if self.with_pipeline else "another run"
+        if self.keyed:
+            return f"a repeat with the same Idempotency-Key makes no {made.removeprefix('an')}"
         return f"do not repeat this request (it would make {made})"
 
 

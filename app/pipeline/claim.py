@@ -153,21 +153,20 @@ async def _claim(
 async def withdraw_unclaimed(run_id: int, pipeline_id: int | None) -> bool:
     """The trigger's side of the claim: remove a run whose trigger failed (and `pipeline_id`, its
     pipeline made with it), unless a flow run claimed it meanwhile (Prefect made the flow run
-    before its client gave up): True when removed. Whichever of the two locks the run first wins.
+    before its client gave up): True when removed, or gone already (an attempt before whose
+    commit landed and whose answer was lost). Whichever of the two locks the run first wins.
     """
     async with get_sessionmaker()() as session, session.begin():
         await lock_for_write(session)
-        unclaimed = await session.scalar(
-            select(PipelineRun.id)
-            .where(
-                PipelineRun.id == run_id,
-                PipelineRun.prefect_flow_run_id.is_(None),  # what a claim sets
-                PipelineRun.status.in_(NEVER_STARTED),
-            )
+        found = await session.execute(
+            select(PipelineRun.prefect_flow_run_id, PipelineRun.status)
+            .where(PipelineRun.id == run_id)
             .with_for_update()
         )
-        if unclaimed is None:
-            return False
+        if (row := found.one_or_none()) is None:
+            return True
+        if row.prefect_flow_run_id is not None or row.status not in NEVER_STARTED:
+            return False  # claimed: a flow run runs it
         await session.execute(delete(PipelineStage).where(PipelineStage.run_id == run_id))
         await session.execute(delete(PipelineRun).where(PipelineRun.id == run_id))
         if pipeline_id is not None:

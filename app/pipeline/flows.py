@@ -209,9 +209,8 @@ async def run_data_pipeline_flow(
     pipeline_id: int, record_count: int = 1000
 ) -> dict[str, Any] | State:
     """Run the five stages for one run of `pipeline_id`, writing their status as they go."""
-    transient.patient.set(
-        True
-    )  # its writes wait out a database restart (app/pipeline/transient.py)
+    # its writes wait out a database restart (app/pipeline/transient.py)
+    transient.patient.set(True)
     context = FlowRunContext.get()
     if context and context.flow_run and await schedule_stopped(context.flow_run, pipeline_id):
         # nothing was started: no pipeline run, and Cancelled (not Failed) in Prefect

@@ -9,11 +9,16 @@ from prefect.context import FlowRunContext
 
 from app.pipeline import inputs
 from app.pipeline import work as stage_work
+from app.pipeline.transient import DatabaseUnreachableError
 
 
 def retryable(exc: BaseException) -> bool:
-    """Bad input fails the same way on every attempt: only other errors are worth a retry."""
-    return not isinstance(exc, inputs.InputError | stage_work.RecordsRejectedError)
+    """Bad input fails the same way on every attempt: only other errors are worth a retry. Nor
+    is a database that gave no answer for PIPELINE_DATABASE_RETRY_SECONDS: each attempt would
+    wait as long again (a run's stages and its failure path took five times the setting)."""
+    return not isinstance(
+        exc, inputs.InputError | stage_work.RecordsRejectedError | DatabaseUnreachableError
+    )
 
 
 def retry_condition(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:

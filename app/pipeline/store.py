@@ -165,7 +165,9 @@ _FIXED_BYTES: dict[DataTypeClass, int] = {
 
 def row_group_rows(schema: pl.Schema) -> int:
     """Rows per row group for a file of `schema`: ROW_GROUP_BYTES over the estimated bytes of a
-    row, within ROW_GROUP_MIN_ROWS and ROW_GROUP_ROWS."""
+    row, within ROW_GROUP_MIN_ROWS and ROW_GROUP_ROWS. From the types alone, text as short
+    values: columns of long text still get groups as large as short ones (their memory is
+    bounded by the width cap and the row count, not by this)."""
     row_bytes = max(1, sum(map(value_bytes, schema.dtypes())))
     return max(ROW_GROUP_MIN_ROWS, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // row_bytes))
 

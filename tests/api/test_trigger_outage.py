@@ -70,7 +70,6 @@ def attempts(monkeypatch: pytest.MonkeyPatch, cluster: PostgresCluster) -> list[
         return withdrawn
 
     monkeypatch.setattr(claim, "withdraw_unclaimed", withdraw_unclaimed)
-    monkeypatch.setattr("app.service.withdraw_unclaimed", withdraw_unclaimed, raising=False)
     return outcomes
 
 
@@ -96,6 +95,37 @@ async def test_a_create_whose_withdrawal_meets_a_restart_keeps_nothing(
     created = await http.post("/api/pipelines", json={"name": "burst", "trigger": True})
     assert (created.status_code, created.json()["detail"]) == (503, PREFECT_500)
     assert attempts == ["ConnectionRefusedError", "withdrawn: True"]
+    listed = await http.get("/api/pipelines")
+    assert (listed.status_code, listed.json()["total"]) == (200, 0)
+
+
+async def test_a_withdrawal_whose_answer_was_lost_is_not_tried_as_a_claim(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its commit landed and the connection dropped before the answer: the next attempt found
+    no row and took it for a claimed run ("a flow run took it: kept"), then failed reading it
+    (a 500, NoResultFound). Gone is withdrawn."""
+    real = claim.withdraw_unclaimed
+    outcomes: list[object] = []
+
+    async def answer_lost_once(run_id: int, pipeline_id: int | None) -> bool:
+        withdrawn = await real(run_id, pipeline_id)
+        outcomes.append(withdrawn)
+        if len(outcomes) == 1:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return withdrawn
+
+    async def trigger_run(**_: object) -> None:
+        raise orchestrator.PrefectAnsweredError(500, PREFECT_500)
+
+    monkeypatch.setattr(claim, "withdraw_unclaimed", answer_lost_once)
+    monkeypatch.setattr(orchestrator, "trigger_run", trigger_run)
+    created = await http.post("/api/pipelines", json={"name": "lost", "trigger": True})
+    assert (created.status_code, created.json()["detail"], outcomes) == (
+        503,
+        PREFECT_500,
+        [True, True],
+    )
     listed = await http.get("/api/pipelines")
     assert (listed.status_code, listed.json()["total"]) == (200, 0)
 
@@ -133,6 +163,30 @@ async def test_a_create_whose_database_stays_down_names_what_it_kept(
         1,
         None,
     )
+
+
+@pytest.mark.usefixtures("prefect_goes_down_with_it")
+async def test_a_create_sent_with_a_key_is_not_told_a_repeat_makes_another(
+    http: httpx.AsyncClient,
+    attempts: list[str],
+    cluster: PostgresCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its repeat with the same Idempotency-Key finds this pipeline: "do not repeat this request
+    (it would make another pipeline)" was not so."""
+    monkeypatch.setattr(withdrawal, "WITHDRAW_PATIENCE_SECONDS", 1.0)
+    attempts.append("stay down")
+    created = await http.post(
+        "/api/pipelines",
+        json={"name": "burst", "trigger": True},
+        headers={"Idempotency-Key": "burst-7"},
+    )
+    assert created.status_code == 503
+    assert (
+        "pipeline 1 and its run 1 were made and stay, pending with no flow run; a repeat with "
+        "the same Idempotency-Key makes no other pipeline. Once the database is back"
+    ) in created.json()["detail"]
+    cluster.start()
 
 
 async def test_a_trigger_whose_database_stays_down_names_its_run(

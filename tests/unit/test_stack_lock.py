@@ -4,13 +4,14 @@ one SQLite database by `.env`, each with its own Prefect server, failed each oth
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from app import stack_lock
+from app import advisory_lock, stack_lock
 from app.config import PROJECT_ROOT
-from tests.support.postgres import create_database
+from tests.support.postgres import create_database, own_cluster
 
 HOLDER = (
     "import sys, time\n"
@@ -108,3 +109,29 @@ def test_an_unreachable_postgresql_database_is_named_without_its_password(tmp_pa
 def test_a_postgresql_database_has_no_lock_file(tmp_path: Path) -> None:
     env = {"DATABASE_URL": "postgresql+asyncpg://u@db/p", "PIPELINE_DATA_DIR": str(tmp_path)}
     assert list(stack_lock.shared_paths(env)) == ["PIPELINE_DATA_DIR"]
+
+
+def test_a_lock_lost_to_a_server_restart_is_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The server drops a session's lock when it restarts: a second stack's claim then went
+    through while the first ran on, and nothing said so. The first takes it again on a new
+    connection as soon as the server answers, and says so; the second is refused again."""
+    monkeypatch.setattr(advisory_lock, "KEEP_SECONDS", 0.2)
+    with own_cluster() as cluster:
+        url = create_database(cluster.url, "stack_lock_restart")
+        first = stack_lock.claim({"DATABASE_URL": url, "PIPELINE_DATA_DIR": str(tmp_path / "1")})
+        try:
+            cluster.stop()
+            cluster.start()
+            deadline = time.monotonic() + 30
+            said = ""
+            while "held again" not in said and time.monotonic() < deadline:
+                time.sleep(0.1)
+                said += capfd.readouterr().err
+            assert said.splitlines()[-1] == "stack: the lock on DATABASE_URL is held again", said
+            assert said.startswith("stack: the lock on DATABASE_URL was lost ("), said
+            with pytest.raises(RuntimeError, match=r"^another running stack uses DATABASE_URL"):
+                stack_lock.claim({"DATABASE_URL": url, "PIPELINE_DATA_DIR": str(tmp_path / "2")})
+        finally:
+            stack_lock.release(first)

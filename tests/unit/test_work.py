@@ -15,6 +15,7 @@ from app.pipeline.claim import RunRef
 from app.pipeline.flows import _input_source, generate_data
 from app.pipeline.retries import retry_condition, retryable
 from app.pipeline.store import RunFiles, count_rows, scan, sink, uploads_dir
+from app.pipeline.transient import DatabaseUnreachableError
 from bench.engine import engine_query, generated
 
 HEADER = "id,name,category,value,quantity,is_active,created_at"
@@ -190,6 +191,8 @@ def test_the_flow_reads_input_files_only_from_allowed_directories(tmp_path: Path
         (inputs.InputError("input_path", "not a CSV file"), False),
         (OSError("disk full"), True),
         (RuntimeError("injected failure in generate on attempt 1"), True),
+        (DatabaseUnreachableError("the database was unreachable for 60 s"), False),
+        (ConnectionRefusedError(111, "Connect call failed"), True),
     ],
 )
 def test_bad_input_is_not_retried_other_errors_are(error: Exception, retried: bool) -> None:
