@@ -54,8 +54,9 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy app bench
 
-# test processes for `make test` (pytest-xdist); the shared end-to-end stacks stay in one of them
-TEST_WORKERS ?= 2
+# test processes for `make test` (pytest-xdist); the shared end-to-end stacks stay in one of them;
+# 3 on 2 cores: the end-to-end tests mostly wait on their stacks (README, Tests)
+TEST_WORKERS ?= 3
 test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + PostgreSQL, end to end
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
