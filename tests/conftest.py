@@ -69,6 +69,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 _PACKAGE_STACKS = ("observed_stack", "test_agent", "statsd")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test`, --dist loadgroup) each test process takes whole groups:
     one backend's shared end-to-end stack with all its tests (started once), the Datadog

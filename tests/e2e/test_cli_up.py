@@ -53,18 +53,26 @@ async def _until_ready(output: asyncio.StreamReader) -> list[str]:
     return printed
 
 
-async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
-    """Ctrl-C, a stop (SIGTERM) or the terminal closing (SIGHUP) stop every process; another
-    Ctrl-C while it stops does not cut the stop short (here: SIGHUP, then Ctrl-C)."""
-    env = _env(tmp_path)
-    api_url = f"http://127.0.0.1:{free_port()}"
-    prefect_port = free_port()
+async def test_up_runs_a_stack_of_its_own_state_directory_and_down_stops_all_of_it(
+    tmp_path: Path,
+) -> None:
+    """`pipeline up --state-dir` (`make up STATE_DIR=…`): the database, Prefect's home, run files
+    and logs under it; a second stack of the same state directory is refused (two once shared
+    them all); both doctors pass on the running stack; `make down` stops it as Ctrl-C does, and
+    a Ctrl-C while it stops does not cut the stop short (SIGHUP's stop: tests/unit/test_processes.py).
+    One stack for all of it: each start costs this suite most of a minute."""
+    state = tmp_path / "state"
+    unset = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME", "PIPELINE_API_KEY")
+    env = {name: value for name, value in _env(tmp_path).items() if name not in unset}
+    api_port, prefect_port = free_port(), free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    stack = (sys.executable, "-m", "app.devstack", f"--state-dir={state}")
     up = await asyncio.create_subprocess_exec(
         PIPELINE,
         "up",
-        f"--api-port={api_url.rsplit(':', 1)[1]}",
+        f"--api-port={api_port}",
         f"--prefect-port={prefect_port}",
-        f"--log-dir={tmp_path / 'logs'}",
+        f"--state-dir={state}",
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -74,29 +82,63 @@ async def test_up_starts_the_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         printed = await _until_ready(up.stdout)
         assert f"API          {api_url}   (OpenAPI docs: {api_url}/docs)" in printed
         assert f"dashboard    {api_url}/" in printed
+        assert f"run files    {state / 'data' / 'runs'}/<run id>/" in printed
 
-        # the worker's first heartbeat can trail the API by a moment
-        for _ in range(60):
-            code, out, _ = await _pipeline(env, "--api-url", api_url, "doctor")
+        # other ports (never bound: the refusal comes first), kept in the way out it names
+        second = await _run(
+            env, *stack, f"--api-port={api_port + 7}", f"--prefect-port={prefect_port + 7}"
+        )
+        assert second == (
+            8,
+            "starting Prefect server, migrations, deployment, worker and API …\n",
+            f"error: the stack did not start: a stack of this state directory runs already "
+            f"({state / 'log' / f'processes-{api_port}.json'}: process {up.pid}, API on port "
+            f"{api_port}, Prefect server on port {prefect_port}); a second one would share its "
+            "database, Prefect server and run files: stop it first (Ctrl-C where it runs, or "
+            f"`make down STATE_DIR={state}`), or give this one a state directory of its own and "
+            f"other ports: `make up STATE_DIR=var/stack-2 API_PORT={api_port + 7} "
+            f"PREFECT_PORT={prefect_port + 7}`\n",
+        )
+
+        for _ in range(60):  # the worker's first heartbeat can trail the API by a moment
+            code, out, _ = await _run(env, *stack[:3], "doctor", stack[3])
             if code == 0:
                 break
             await asyncio.sleep(0.5)
+        assert code == 0, out
+        assert f"ok    prefect_api    http://127.0.0.1:{prefect_port}/api reachable" in (
+            out.splitlines()
+        )
+        code, out, _ = await _pipeline(env, "--api-url", api_url, "doctor")
         assert (code, out.splitlines()[-1]) == (0, "ready")
+
+        down = asyncio.create_task(_run(env, *stack[:3], "down", stack[3]))
+        while (
+            await asyncio.wait_for(up.stdout.readline(), 30)
+        ).strip() != b"stopping \xe2\x80\xa6":
+            pass
+        up.send_signal(signal.SIGINT)  # Ctrl-C while it stops
+        assert await down == (0, f"stopping the stack of process {up.pid} …\nstopped\n", "")
+        rest, _ = await asyncio.wait_for(up.communicate(), 30)
     finally:
         if up.returncode is None:
-            up.send_signal(signal.SIGHUP)  # the terminal closed
-            while (
-                await asyncio.wait_for(up.stdout.readline(), 30)
-            ).strip() != b"stopping \xe2\x80\xa6":
-                pass
-            up.send_signal(signal.SIGINT)  # Ctrl-C while it stops
-        await asyncio.wait_for(up.communicate(), 90)
-    assert up.returncode == 0
-    with socket.socket() as probe:  # the Prefect server, stopped last, is gone too
-        assert probe.connect_ex(("127.0.0.1", prefect_port)) != 0
+            up.send_signal(signal.SIGINT)
+            await asyncio.wait_for(up.communicate(), 90)
+    assert (up.returncode, rest.decode().strip()) == (0, "")
+    for port in (api_port, prefect_port):  # the Prefect server, stopped last, is gone too
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+    # all in the state directory; the stack's locks stay, released (app/stack_lock.py)
+    assert sorted(path.name for path in state.iterdir()) == [
+        "data", "log", "pipelines.db", "pipelines.db.stack.lock", "prefect", "tmp"
+    ]  # fmt: skip
+    assert [path.name for path in (state / "data").iterdir()] == [".stack.lock"]
+    # its processes' TMPDIR: a worker that stops removes its own directory, nothing else is left
+    assert list((state / "tmp").iterdir()) == []
+    assert list((state / "log").glob("processes-*.json")) == []
 
-    down = await _pipeline(env, "--api-url", api_url, "list")
-    assert down == (
+    refused = await _pipeline(env, "--api-url", api_url, "list")
+    assert refused == (
         3,
         "",
         f"error: cannot reach the API at {api_url}: connection refused; start it with `make up` "
@@ -138,74 +180,3 @@ async def test_up_refuses_a_port_already_taken(tmp_path: Path) -> None:
     )
     assert (code, out, err) == (8, starting, refused)
     assert make_up == (8, starting, refused)
-
-
-async def test_a_stack_of_its_own_state_directory_refuses_a_second_and_stops_on_down(
-    tmp_path: Path,
-) -> None:
-    """`make up STATE_DIR=…`: the database, Prefect's home, run files and logs under it; a second
-    `make up` of the same state directory is refused (two once shared them all), `make doctor`
-    checks the running stack on its own ports, and `make down` stops it as Ctrl-C does."""
-    state = tmp_path / "state"
-    unset = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME", "PIPELINE_API_KEY")
-    env = {name: value for name, value in os.environ.items() if name not in unset}
-    api_port, prefect_port = free_port(), free_port()
-    stack = (sys.executable, "-m", "app.devstack", f"--state-dir={state}")
-    up = await asyncio.create_subprocess_exec(
-        *stack,
-        f"--api-port={api_port}",
-        f"--prefect-port={prefect_port}",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert up.stdout is not None
-    try:
-        printed = await _until_ready(up.stdout)
-        assert f"run files    {state / 'data' / 'runs'}/<run id>/" in printed
-
-        # other ports (never bound: the refusal comes first), kept in the way out it names
-        second = await _run(
-            env, *stack, f"--api-port={api_port + 7}", f"--prefect-port={prefect_port + 7}"
-        )
-        assert second == (
-            8,
-            "starting Prefect server, migrations, deployment, worker and API …\n",
-            f"error: the stack did not start: a stack of this state directory runs already "
-            f"({state / 'log' / f'processes-{api_port}.json'}: process {up.pid}, API on port "
-            f"{api_port}, Prefect server on port {prefect_port}); a second one would share its "
-            "database, Prefect server and run files: stop it first (Ctrl-C where it runs, or "
-            f"`make down STATE_DIR={state}`), or give this one a state directory of its own and "
-            f"other ports: `make up STATE_DIR=var/stack-2 API_PORT={api_port + 7} "
-            f"PREFECT_PORT={prefect_port + 7}`\n",
-        )
-
-        for _ in range(60):  # the worker's first heartbeat can trail the API by a moment
-            code, out, _ = await _run(env, *stack[:3], "doctor", stack[3])
-            if code == 0:
-                break
-            await asyncio.sleep(0.5)
-        assert code == 0, out
-        assert f"ok    prefect_api    http://127.0.0.1:{prefect_port}/api reachable" in (
-            out.splitlines()
-        )
-
-        down = await _run(env, *stack[:3], "down", stack[3])
-        assert down == (0, f"stopping the stack of process {up.pid} …\nstopped\n", "")
-        rest, _ = await asyncio.wait_for(up.communicate(), 30)
-    finally:
-        if up.returncode is None:
-            up.send_signal(signal.SIGINT)
-            await asyncio.wait_for(up.communicate(), 90)
-    assert (up.returncode, rest.decode().strip()) == (0, "stopping …")
-    for port in (api_port, prefect_port):
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0
-    # all in the state directory; the stack's locks stay, released (app/stack_lock.py)
-    assert sorted(path.name for path in state.iterdir()) == [
-        "data", "log", "pipelines.db", "pipelines.db.stack.lock", "prefect", "tmp"
-    ]  # fmt: skip
-    assert [path.name for path in (state / "data").iterdir()] == [".stack.lock"]
-    # its processes' TMPDIR: a worker that stops removes its own directory, nothing else is left
-    assert list((state / "tmp").iterdir()) == []
-    assert list((state / "log").glob("processes-*.json")) == []
