@@ -19,12 +19,17 @@ uv:
 		{ echo "make: uv is missing and pip cannot install it: install uv (pipx install uv, or" \
 			"apt-get install python3-pip) and run make again" >&2; exit 1; }
 
-# --inexact: `make up` beside a running `make test` must not uninstall pytest under it
+# --inexact: `make up` beside a running `make test` must not uninstall pytest under it.
+# --compile-bytecode: every process (server, workers, each flow run, the CLI) then imports Prefect
+# and the rest from .pyc; without it, a Python that may not write them (PYTHONDONTWRITEBYTECODE)
+# compiles them again in each process: `import prefect.flow_engine, app.main` took 8.6 s, 1.9 s
+# compiled (7 s once for 9,181 files; 0.2 s at each later make)
+UV_SYNC := $(UV) sync --frozen --compile-bytecode
 install: uv  ## the service's dependencies, exactly as locked
-	$(UV) sync --frozen --no-dev --inexact
+	$(UV_SYNC) --no-dev --inexact
 
 install-dev: uv
-	$(UV) sync --frozen --extra dev
+	$(UV_SYNC) --extra dev
 
 # The local stack's ports and state directory (its SQLite database, Prefect home, run files, logs),
 # the same for `make up`, `make doctor` and `make down`; unset, 8000, 4200 and var:

@@ -2,6 +2,7 @@
 than PIPELINE_RETENTION_DAYS ago), or they are missing (PIPELINE_DATA_DIR lost, not mounted, or
 pointed elsewhere). The download endpoints' 404 and the dashboard say the same."""
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -19,6 +20,23 @@ class FinishedRun(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def completed_at(self) -> datetime | None: ...
+
+
+class StageMoment(Protocol):
+    """A stage row, or the API's view of one."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+
+
+def wrote_files(completed: bool, stages: Iterable[StageMoment]) -> bool:
+    """Whether a finished run had files to lose: a completed one did, and a failed or cancelled
+    one whose ingest stage began (before it, a run that ended has nothing to show)."""
+    return completed or any(
+        stage.name == "ingest" and stage.started_at is not None for stage in stages
+    )
 
 
 def _ended(run: FinishedRun) -> datetime:

@@ -2,18 +2,16 @@
 while, and when the rows still cannot be removed (or the flow run made cannot be recorded), an
 answer that says what is kept, what will become of it and what to do."""
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
 from app.pipeline import claim, orchestrator
-from app.pipeline.transient import is_transient
+from app.pipeline.transient import through_outage
 
 logger = logging.getLogger(__name__)
 # how long a failed trigger keeps trying to remove its rows before it answers that they are kept:
 # a database restart or fail-over, not an outage of hours (the client is still waiting)
 WITHDRAW_PATIENCE_SECONDS = 30.0
-_FIRST_PAUSE, _LONGEST_PAUSE = 0.25, 4.0
 
 
 @dataclass(frozen=True)
@@ -51,18 +49,16 @@ class RunKeptError(orchestrator.PrefectUnavailableError):
 async def withdraw(made: Made) -> bool:
     """claim.withdraw_unclaimed, tried again while the database is unreachable, for up to
     WITHDRAW_PATIENCE_SECONDS; its last error raised when it never got through."""
-    loop = asyncio.get_running_loop()
-    deadline, pause = loop.time() + WITHDRAW_PATIENCE_SECONDS, _FIRST_PAUSE
-    while True:
-        try:
-            pipeline_id = made.pipeline_id if made.with_pipeline else None
-            return await claim.withdraw_unclaimed(made.run_id, pipeline_id)
-        except Exception as exc:
-            if not is_transient(exc) or loop.time() + pause > deadline:
-                raise
-            logger.warning("run %d: its withdrawal failed (%s); trying again", made.run_id, exc)
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, _LONGEST_PAUSE)
+    pipeline_id = made.pipeline_id if made.with_pipeline else None
+
+    def failed(exc: BaseException) -> None:
+        logger.warning("run %d: its withdrawal failed (%s); trying again", made.run_id, exc)
+
+    return await through_outage(
+        lambda: claim.withdraw_unclaimed(made.run_id, pipeline_id),
+        budget=WITHDRAW_PATIENCE_SECONDS,
+        failed=failed,
+    )
 
 
 def not_withdrawn(

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from polars.datatypes import DataType, DataTypeClass
 from pydantic import BaseModel
+from sqlalchemy.orm import selectinload
 from starlette.background import BackgroundTask
 
 from app import files_gone
@@ -65,7 +66,8 @@ class CategorySummary(BaseModel):
 
 
 async def _run(session: SessionDep, pipeline: PipelineDep, run_id: RunId) -> PipelineRun:
-    run = await session.get(PipelineRun, run_id)
+    # its stages with it: a 404 tells a run that wrote files from one that ended before
+    run = await session.get(PipelineRun, run_id, options=[selectinload(PipelineRun.stages)])
     if run is None or run.pipeline_id != pipeline.id:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"run {run_id} not found in pipeline {pipeline.id}"
@@ -84,9 +86,11 @@ def _not_found(run: PipelineRun, what: str) -> HTTPException:
         detail = f"{name} has no {what}: it {_ended(run)}" + (
             f" ({run.error})" if run.error else ""
         )
-    elif run.status == Status.COMPLETED or files_gone.past_retention(run):
+    elif files_gone.past_retention(run) or files_gone.wrote_files(
+        run.status == Status.COMPLETED, run.stages
+    ):
         detail = f"{name} {files_gone.no_files(run)}"
-    else:  # it ended before its first stage wrote anything
+    else:  # it ended before its stages wrote anything
         detail = f"{name} has no {what}: it {_ended(run)} before writing any file" + (
             f" ({run.error})" if run.error else ""
         )

@@ -14,7 +14,7 @@ import polars as pl
 from app.pipeline import csv_lines, input_columns, jsonl_text, nul
 from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
 from app.pipeline.input_dir import resolve_under
-from app.pipeline.locate import first_bad_line, locate, unreadable
+from app.pipeline.locate import at_header, first_bad_line, locate, unreadable
 from app.pipeline.store import count_rows, row_group_rows
 
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
@@ -107,9 +107,8 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
         raise InputError(field, "not a Parquet file (it does not start with PAR1)")
     if fmt == "jsonl" and not start.startswith(b"{"):
         what = "a JSON array" if start.startswith(b"[") else "not JSON Lines"
-        raise InputError(
-            field, f'line 1: {what}; JSON Lines has one JSON object per line, like {{"id": 1}}'
-        )
+        problem = f'line 1: {what}; JSON Lines has one JSON object per line, like {{"id": 1}}'
+        raise InputError(field, at_header(path, fmt, problem))
     try:
         frame = scan_input(path, fmt, scratch, field=field)
         schema = frame.collect_schema()
@@ -121,11 +120,11 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
         header = schema.names()[0]
         for delimiter in _DELIMITERS:
             if delimiter in header:
-                raise InputError(
-                    field,
+                problem = (
                     f"line 1: columns are separated by {delimiter!r}, not ','; "
-                    "save the CSV comma-separated",
+                    "save the CSV comma-separated"
                 )
+                raise InputError(field, at_header(path, fmt, problem))
     problem = input_columns.problem(schema, fmt)
     if problem:
         raise InputError(field, _lone_cr_first(path, fmt, schema, problem))
@@ -166,7 +165,7 @@ def _lone_cr_first(path: Path, fmt: str, schema: pl.Schema, problem: str) -> str
     records ('created_at\\r1'): that, not the columns it seems to have."""
     if fmt == "csv" and any("\r" in name for name in schema) and (found := csv_lines.lone_cr(path)):
         return found
-    return problem
+    return at_header(path, fmt, problem)
 
 
 def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> int:

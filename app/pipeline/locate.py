@@ -21,6 +21,28 @@ def unreadable(fmt: str, exc: Exception) -> str:
     return f"not a readable {fmt} file ({reason})"
 
 
+def header_line(path: Path, fmt: str) -> int:
+    """The number of a file's first line, its CSV header or first JSON Lines record: the empty
+    lines before it are skipped by the reader (lines of spaces too, in JSON Lines). Reads only
+    as far as that line's first character."""
+    skipped = b" \t\r\n" if fmt == "jsonl" else b"\r\n"
+    number = 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(64 * 1024):
+            content = chunk.lstrip(skipped)
+            number += chunk[: len(chunk) - len(content)].count(b"\n")
+            if content:
+                break
+    return number
+
+
+def at_header(path: Path, fmt: str, problem: str) -> str:
+    """`problem`, its "line 1: " made the header's own line when empty lines come first."""
+    if problem.startswith("line 1: ") and (number := header_line(path, fmt)) != 1:
+        return f"line {number}: {problem.removeprefix('line 1: ')}"
+    return problem
+
+
 def first_bad_line(path: Path, fmt: str) -> str | None:
     """'line N: …' for the first malformed line of a CSV or JSON Lines file ('lines N-M: …' for a
     CSV record over several); None if none is."""

@@ -84,10 +84,14 @@ async def update_pipeline_status(
     database that does not answer is waited for (app/pipeline/transient.py).
     """
     ended: list[tuple[str, float | None]] = []  # the final status this write moved it to
+    ends_as = _end_written(stage_name, status, error, message, retrying)
+    attempts = 0
     # Its moments are the database's clock's, whichever machine writes: the watchdog compares
     # started_at and heartbeat_at with that clock, and a run's moments with each other.
 
     async def write() -> bool:
+        nonlocal attempts
+        attempts += 1
         ended.clear()  # an attempt cut off by the database going away counted nothing
         async with get_sessionmaker()() as session, session.begin():
             await lock_for_write(session)
@@ -99,6 +103,11 @@ async def update_pipeline_status(
                 )
             ).scalar_one()
             if run.status in FINAL_STATUSES:
+                if attempts > 1 and ends_as == (run.status, run.error):
+                    # an earlier attempt's commit landed, its answer lost in the outage: the
+                    # end is this write's, counted once
+                    ended.append((run.status.value, run.duration_seconds))
+                    return True
                 return False
             # once the lock is held: a write that waited for it must not date itself before the
             # writes made meanwhile (a stage that started while a cancel waited)
@@ -162,6 +171,24 @@ async def update_pipeline_status(
         for final, seconds in ended:  # committed: counted here, once, whoever ended it
             telemetry.run_ended(final, seconds=seconds)
     return wrote
+
+
+def _end_written(
+    stage_name: str | None,
+    status: Status,
+    error: str | None,
+    message: str | None,
+    retrying: str | None,
+) -> tuple[Status, str | None] | None:
+    """The final status and error a write leaves its run with, if it ends the run (as
+    update_pipeline_status writes them)."""
+    if stage_name is None and status in FINAL_STATUSES:
+        reason = error or message
+        written = f"{reason}; {retrying}" if retrying else reason
+        return status, None if status == Status.COMPLETED else written
+    if stage_name is not None and status == Status.FAILED and not retrying:
+        return Status.FAILED, f"{stage_name}: {error}"
+    return None
 
 
 async def give_cancel_reason(*, run_id: int, reason: str) -> None:

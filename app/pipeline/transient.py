@@ -109,6 +109,29 @@ class Outage:
 outage = Outage()
 
 
+async def through_outage(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    budget: float,
+    failed: Callable[[BaseException], None],
+) -> T:
+    """`operation()`, run again after 0.25, 0.5, 1, 2, 4, 4 … s while it fails because the
+    database is unreachable (`failed(error)` told of each such failure), for up to `budget`
+    seconds; then that failure raised. Any other error is raised at once."""
+    deadline = time.monotonic() + budget
+    delay = FIRST_DELAY
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            left = deadline - time.monotonic()
+            if not is_transient(exc) or left <= 0:
+                raise
+            failed(exc)
+            await asyncio.sleep(min(delay, left))
+            delay = min(2 * delay, MAX_DELAY)
+
+
 async def retried(operation: Callable[[], Awaitable[T]], *, what: str) -> T:
     """`operation()`, run again with a bounded backoff while it fails because the database is
     unreachable, for up to PIPELINE_DATABASE_RETRY_SECONDS; then DatabaseUnreachableError,
@@ -117,23 +140,16 @@ async def retried(operation: Callable[[], Awaitable[T]], *, what: str) -> T:
     if not patient.get():
         return await operation()
     budget = get_settings().database_retry_seconds
-    deadline = time.monotonic() + budget
-    delay = FIRST_DELAY
-    while True:
-        try:
-            result = await operation()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise DatabaseUnreachableError(
-                    f"the database was unreachable for {budget:g} s (PIPELINE_DATABASE_RETRY_"
-                    f"SECONDS) while this run's process tried {what}: {type(exc).__name__}: {exc}"
-                ) from exc
-            outage.failed(what, exc, budget)
-            await asyncio.sleep(min(delay, left))
-            delay = min(2 * delay, MAX_DELAY)
-            continue
-        outage.reached()
-        return result
+    try:
+        result = await through_outage(
+            operation, budget=budget, failed=lambda exc: outage.failed(what, exc, budget)
+        )
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        raise DatabaseUnreachableError(
+            f"the database was unreachable for {budget:g} s (PIPELINE_DATABASE_RETRY_"
+            f"SECONDS) while this run's process tried {what}: {type(exc).__name__}: {exc}"
+        ) from exc
+    outage.reached()
+    return result

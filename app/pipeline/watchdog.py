@@ -254,6 +254,9 @@ class Watchdog:
                 next_sweep = time.monotonic() + SWEEP_INTERVAL.total_seconds()
                 try:
                     await retention.sweep_runs()
-                except Exception:
-                    logger.exception("retention pass failed")
+                except Exception as exc:
+                    if not is_transient(exc):
+                        logger.exception("retention pass failed")
+                    else:  # the outage is said once (DatabaseReach); swept when it is back
+                        next_sweep = 0.0
             await asyncio.sleep(self.interval.total_seconds())

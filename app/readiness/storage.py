@@ -35,6 +35,16 @@ def _missing_sqlite_file(url: str) -> Path | None:
     return None if path.exists() else path
 
 
+def migrate_fix() -> str:
+    """The command that migrates this process's database. `make migrate` alone migrates the
+    SQLite file of `make up`'s state directory (var/ unless STATE_DIR): a SQLite database is
+    named in it; a server's URL may carry a password, so it is not printed."""
+    url = shown_database_url(get_settings().database_url)
+    if url.startswith("sqlite"):
+        return f"run `DATABASE_URL={shlex.quote(url)} make migrate` (alembic upgrade head)"
+    return "run `make migrate` with this DATABASE_URL set (alembic upgrade head)"
+
+
 async def database_checks() -> list[Check]:
     """The database answers, and its schema is this code's."""
     url = shown_database_url(get_settings().database_url)
@@ -63,8 +73,7 @@ async def database_checks() -> list[Check]:
                 "database",
                 False,
                 f"{url}: {reason}",
-                "check DATABASE_URL and that the database server is running; then run "
-                "`make migrate` (alembic upgrade head)",
+                "check DATABASE_URL and that the database server is running; then " + migrate_fix(),
             )
         ]
     return [Check("database", True, f"{url} reachable"), migrations_check(current)]
@@ -90,7 +99,7 @@ def migrations_check(current: str | None) -> Check:
         "migrations",
         False,
         f"at revision {current}, latest is {head}",
-        "run `make migrate` (alembic upgrade head)",
+        migrate_fix(),
     )
 
 

@@ -89,8 +89,7 @@ def files_removed(pipeline: PipelineOut) -> str | None:
     run = pipeline.latest_run
     if run is None or run.status.value not in FINAL or RunFiles.for_run(run.id).root.exists():
         return None
-    ingest = _ingest(run)
-    if run.status != Status.COMPLETED and (ingest is None or ingest.started_at is None):
+    if not files_gone.wrote_files(run.status == Status.COMPLETED, run.stages):
         return None  # it ended before it wrote anything
     return f"Run {run.id} {files_gone.no_files(run)}."
 

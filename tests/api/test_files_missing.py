@@ -82,3 +82,27 @@ async def test_a_run_ended_before_the_retention_period_had_its_files_removed(
         f"run {run_id} of pipeline {pipeline_id} {removed}",
         f"Run {run_id} {removed}.",
     )
+
+
+async def test_a_failed_run_that_wrote_files_has_them_missing_not_never_written(
+    client: httpx.AsyncClient,
+) -> None:
+    """Its ingest stage ran (the rejects file was written): the 404 said "it failed before
+    writing any file" where the dashboard said the files were missing."""
+    pipeline_id = await add_pipeline("failed in process")
+    ended = utcnow() - timedelta(minutes=1)
+    stages = {"generate": STAGES["generate"], "ingest": STAGES["ingest"]}
+    run_id = await add_run(pipeline_id, Status.FAILED, stages, completed_at=ended, error="boom")
+    missing = (
+        f"has no files: they are missing from {RunFiles.for_run(run_id).root}, not removed by "
+        f"retention (it ended {ended:%Y-%m-%d %H:%M} UTC, within PIPELINE_RETENTION_DAYS=30); "
+        "check that PIPELINE_DATA_DIR is, in every process, the directory its worker wrote to, "
+        "and that its volume is mounted"
+    )
+    rejects = await client.get(f"/api/pipelines/{pipeline_id}/runs/{run_id}/rejects")
+    page = parse((await client.get(f"/pipelines/{pipeline_id}")).text)
+    assert (rejects.status_code, rejects.json()["detail"], page.by_id("files-removed").text) == (
+        404,
+        f"run {run_id} of pipeline {pipeline_id} {missing}",
+        f"Run {run_id} {missing}.",
+    )

@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.models import Status
-from app.pipeline import transient, watchdog
+from app.pipeline import status as status_module
+from app.pipeline import telemetry, transient, watchdog
 from app.pipeline.claim import claim_run
 from app.pipeline.status import heartbeat, update_pipeline_status
 from app.pipeline.store import RunFiles, remove_if_deleted
@@ -144,3 +146,48 @@ async def test_the_watchdog_remembers_the_outage_it_saw(
     assert outage is not None
     assert (outage.began, watchdog.database_reach.down_since) == (down_since, None)
     assert outage.ended > outage.began
+
+
+@pytest.mark.parametrize(
+    ("stage", "status", "error", "counted"),
+    [
+        (None, Status.COMPLETED, None, "completed"),
+        ("transform", Status.FAILED, "boom", "failed"),
+    ],
+)
+@pytest.mark.usefixtures("flow_run_database")
+async def test_a_final_write_whose_answer_was_lost_is_counted_once(
+    monkeypatch: pytest.MonkeyPatch,
+    stage: str | None,
+    status: Status,
+    error: str | None,
+    counted: str,
+) -> None:
+    """The connection drops after the commit landed: the retry finds the run ended as it wrote
+    it, and counts that end (it answered False, and the run went uncounted); a retried write
+    that finds the run ended otherwise still answers False, uncounted."""
+    ended: list[str] = []
+    monkeypatch.setattr(telemetry, "run_ended", lambda final, seconds=None: ended.append(final))
+    real_retried = transient.retried
+
+    async def answer_lost_once(operation: Any, *, what: str) -> Any:
+        lost = iter([True])
+
+        async def once_lost() -> Any:
+            result = await operation()
+            if next(lost, False):
+                raise ConnectionResetError(104, "Connection reset by peer")  # after the commit
+            return result
+
+        return await real_retried(once_lost, what=what)
+
+    monkeypatch.setattr(status_module, "retried", answer_lost_once)
+    pipeline_id, run_id = await _run_row()
+    assert await update_pipeline_status(pipeline_id, stage, status, run_id=run_id, error=error)
+    assert ended == [counted]
+    run = await read_run(run_id)
+    assert (run.status, run.error) == (status, f"{stage}: {error}" if stage else None)
+
+    # the same lost answer, for a write that found the run ended by the one before
+    assert not await update_pipeline_status(pipeline_id, None, Status.CANCELLED, run_id=run_id)
+    assert ended == [counted]

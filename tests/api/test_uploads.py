@@ -308,6 +308,35 @@ async def test_json_array_sent_as_json_lines(client: httpx.AsyncClient) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("content", "message", "filename"),
+    [
+        (
+            b"\n\n" + csv(GOOD.replace(",", ";"), header=HEADER.replace(",", ";")),
+            "file: line 3: columns are separated by ';', not ','; save the CSV comma-separated",
+            "data.csv",
+        ),
+        (
+            b"\r\n" + csv("1,a,A,10,2,true,2024-01-01,5", header=HEADER + ",id"),
+            "file: line 2: the header names id more than once",
+            "data.csv",
+        ),
+        (
+            b'\n  \n[{"id": 1}]\n',
+            'file: line 3: a JSON array; JSON Lines has one JSON object per line, like {"id": 1}',
+            "rows.jsonl",
+        ),
+    ],
+    ids=["delimiter", "repeated", "jsonl"],
+)
+async def test_a_header_problem_names_the_header_s_line_after_empty_lines(
+    client: httpx.AsyncClient, content: bytes, message: str, filename: str
+) -> None:
+    """The readers skip the empty lines before a header (and a JSON Lines file's blank lines):
+    the message said "line 1" of a file whose line 1 is empty."""
+    await assert_rejected_upload(client, content, message, filename)
+
+
 async def test_malformed_json_line(client: httpx.AsyncClient) -> None:
     first = (
         '{"id": 1, "name": "a", "category": "A", "value": 10, "quantity": 1, '

@@ -4,7 +4,9 @@ works as printed, and `make migrate STATE_DIR=…` migrates that stack's databas
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,11 @@ def _make(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
+def _revision(database: Path) -> str:
+    with sqlite3.connect(database) as conn:
+        return str(conn.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+
+
 def test_make_migrate_passes_the_state_directory() -> None:
     dry_run = _make("-n", "migrate", "STATE_DIR=var/stack-2", "PREFECT_PORT=4201")
     assert dry_run.stdout.splitlines()[-1] == (
@@ -56,10 +63,22 @@ def test_the_fix_doctor_prints_for_a_new_state_directory_works_as_printed(tmp_pa
 
     assert _make("migrate", env={"DATABASE_URL": fix[1]}).returncode == 0  # as printed
     assert sorted(os.listdir(state)) == ["pipelines.db"]
-    again = _make("doctor", *where)
-    assert f"ok    database       sqlite+aiosqlite:///{state}/pipelines.db reachable" in (
-        again.stdout.splitlines()
+    head = _revision(state / "pipelines.db")
+    # a database one migration behind: the fix names this state directory's database too (it
+    # said plain `make migrate`, which migrates var's)
+    alembic = [sys.executable, "-m", "alembic", "downgrade", "-1"]
+    subprocess.run(
+        alembic, cwd=PROJECT_ROOT, env={**os.environ, "DATABASE_URL": fix[1]}, check=True
     )
+    again = _make("doctor", *where)
+    lines = again.stdout.splitlines()
+    assert f"ok    database       sqlite+aiosqlite:///{state}/pipelines.db reachable" in lines
+    behind = re.search(
+        r"run `DATABASE_URL=(\S+) make migrate` \(alembic upgrade head\)", again.stdout
+    )
+    assert behind is not None and behind[1] == fix[1], again.stdout
+    assert _make("migrate", env={"DATABASE_URL": behind[1]}).returncode == 0  # as printed
+    assert _revision(state / "pipelines.db") == head
 
     other = tmp_path / "y"
     assert _make("migrate", f"STATE_DIR={other}").returncode == 0  # the way the reviewer ran it

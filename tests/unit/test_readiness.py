@@ -63,8 +63,8 @@ async def test_a_database_that_never_answers_is_a_failed_check(
             "database",
             False,
             f"127.0.0.1:{port}/pipelines: no answer within 0.5 s",
-            "check DATABASE_URL and that the database server is running; then run "
-            "`make migrate` (alembic upgrade head)",
+            "check DATABASE_URL and that the database server is running; then run `make migrate` "
+            "with this DATABASE_URL set (alembic upgrade head)",
         )
     ]
 

@@ -2,6 +2,7 @@
 sweeps the run directories (no I/O)."""
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -209,3 +210,31 @@ async def test_the_loop_reconciles_every_interval_and_sweeps_at_most_once_a_minu
     await asyncio.wait_for(twenty_passes.wait(), timeout=10)
     await loop.stop()
     assert calls["sweep"] == 1  # the first pass sweeps; the next is due a minute later
+
+
+async def test_a_sweep_the_database_did_not_answer_logs_no_traceback_and_comes_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It logged "retention pass failed" with a traceback on every outage, and waited a minute
+    for the next sweep; the outage is said once by the reconcile pass (DatabaseReach)."""
+    sweeps = 0
+    three_sweeps = asyncio.Event()
+
+    async def reconcile() -> None:
+        pass
+
+    async def sweep() -> None:
+        nonlocal sweeps
+        sweeps += 1
+        if sweeps == 3:
+            three_sweeps.set()
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(watchdog, "reconcile_once", reconcile)
+    monkeypatch.setattr(retention, "sweep_runs", sweep)
+    loop = Watchdog(timedelta(seconds=0.01))
+    with caplog.at_level(logging.WARNING):
+        loop.start()
+        await asyncio.wait_for(three_sweeps.wait(), timeout=10)
+        await loop.stop()
+    assert [record.getMessage() for record in caplog.records] == []
