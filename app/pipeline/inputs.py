@@ -107,8 +107,8 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
         raise InputError(field, "not a Parquet file (it does not start with PAR1)")
     if fmt == "jsonl" and not start.startswith(b"{"):
         what = "a JSON array" if start.startswith(b"[") else "not JSON Lines"
-        problem = f'line 1: {what}; JSON Lines has one JSON object per line, like {{"id": 1}}'
-        raise InputError(field, at_header(path, fmt, problem))
+        array = f'line 1: {what}; JSON Lines has one JSON object per line, like {{"id": 1}}'
+        raise InputError(field, at_header(path, fmt, array))
     try:
         frame = scan_input(path, fmt, scratch, field=field)
         schema = frame.collect_schema()
@@ -120,11 +120,11 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
         header = schema.names()[0]
         for delimiter in _DELIMITERS:
             if delimiter in header:
-                problem = (
+                separated = (
                     f"line 1: columns are separated by {delimiter!r}, not ','; "
                     "save the CSV comma-separated"
                 )
-                raise InputError(field, at_header(path, fmt, problem))
+                raise InputError(field, at_header(path, fmt, separated))
     problem = input_columns.problem(schema, fmt)
     if problem:
         raise InputError(field, _lone_cr_first(path, fmt, schema, problem))
