@@ -5,6 +5,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+# imported whole now: pytest's unraisable-exception hook imports it at its first call, and a
+# garbage collection running finalizers during that import found it half made ("partially initialized
+# module 'tracemalloc'"), failing the test that happened to be running
+import tracemalloc  # noqa: F401
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path

@@ -140,11 +140,22 @@ async def generate_data(ref: RunRef, files: RunFiles) -> StageOutput:
 
 def _input_source(ref: RunRef) -> InputSource | None:
     """The pipeline's input file, if it has one; only ever one under the uploads directory or
-    PIPELINE_INPUT_DIR, whatever the database says."""
+    PIPELINE_INPUT_DIR, whatever the database says, and a file of PIPELINE_INPUT_DIR never one
+    that leads (a symlink re-pointed) into the uploads directory: another pipeline's upload."""
     if not (ref.input_path and ref.input_format):
         return None
-    path = Path(ref.input_path)
-    allowed = [uploads_dir(), *([_settings.input_dir] if _settings.input_dir else [])]
+    path, uploads = Path(ref.input_path), uploads_dir()
+    if path.is_relative_to(uploads):
+        allowed, refused = [uploads], []
+    else:
+        allowed = [_settings.input_dir] if _settings.input_dir else []
+        refused = [uploads]
+    if inputs.within(path, refused):
+        raise inputs.InputError(
+            "input_path",
+            f"{path} leads into the uploads directory, to another pipeline's upload; point it "
+            "at a file of PIPELINE_INPUT_DIR",
+        )
     if not inputs.within(path, allowed):
         raise inputs.InputError(
             "input_path", f"{path} is outside the uploads directory and PIPELINE_INPUT_DIR"

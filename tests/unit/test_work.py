@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from prefect.states import Failed
 
-from app.pipeline import generator, inputs, stages, work
+from app.pipeline import flows, generator, inputs, stages, work
 from app.pipeline.claim import RunRef
 from app.pipeline.flows import _input_source, generate_data
 from app.pipeline.retries import retry_condition, retryable
@@ -182,6 +182,36 @@ def test_the_flow_reads_input_files_only_from_allowed_directories(tmp_path: Path
     ref = RunRef(1, 1, 1, input_path=str(inside), input_format="csv")
     assert _input_source(ref) == work.InputSource(inside, "csv")
     assert _input_source(RunRef(1, 1, 1)) is None
+
+
+def test_a_linked_input_re_pointed_into_the_uploads_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A symlink of PIPELINE_INPUT_DIR re-pointed at another pipeline's upload passed the check
+    (the uploads directory was allowed for every input_path); an upload is read only where
+    uploads are, a linked file only under PIPELINE_INPUT_DIR."""
+    linked_dir = tmp_path / "inputs"
+    linked_dir.mkdir()
+    monkeypatch.setattr(
+        flows, "_settings", flows._settings.model_copy(update={"input_dir": linked_dir})
+    )
+    upload = uploads_dir() / "someone-else" / "input.csv"
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    upload.write_text("id\n1\n")
+    (linked_dir / "mine.csv").write_text("id\n2\n")
+    link = linked_dir / "link.csv"
+    link.symlink_to(linked_dir / "mine.csv")
+    ref = RunRef(1, 1, 1, input_path=str(link), input_format="csv")
+    assert _input_source(ref) == work.InputSource(link, "csv")
+
+    link.unlink()
+    link.symlink_to(upload)  # re-pointed after the pipeline was made
+    with pytest.raises(inputs.InputError) as error:
+        _input_source(ref)
+    assert str(error.value) == (
+        f"input_path: {link} leads into the uploads directory, to another pipeline's upload; "
+        "point it at a file of PIPELINE_INPUT_DIR"
+    )
 
 
 @pytest.mark.parametrize(
