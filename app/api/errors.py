@@ -50,6 +50,22 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else f"{text[:39]}…"
 
 
+# pydantic's bounds ("Input should be greater than or equal to 1"): said as the limit and the value
+_BOUNDS = {
+    "greater_than_equal": ("ge", "at least"),
+    "greater_than": ("gt", "more than"),
+    "less_than_equal": ("le", "at most"),
+    "less_than": ("lt", "less than"),
+}
+
+
+def _number(value: Any) -> str:
+    """1,000 for 1000 or "1000"; anything else as sent."""
+    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) <= 40:
+        value = int(value)
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else _shown(value)
+
+
 def _field(loc: tuple[int | str, ...]) -> str:
     parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -81,7 +97,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     every = exc.errors()
     errors, more = every[:MAX_PROBLEMS], len(every) - MAX_PROBLEMS
-    problems = []
+    problems, said = [], []
     for error in errors:
         field, message = (
             _field(tuple(error["loc"])),
@@ -91,6 +107,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             message = "unknown field; remove it (see /docs for the accepted fields)"
         elif error["type"] == "int_type":  # JSON fields are strict: true is no 1, "yes" no true
             message = f"must be a whole number, like 1000, not {_shown(error.get('input'))}"
+        elif bound := _BOUNDS.get(error["type"]):
+            limit = (error.get("ctx") or {}).get(bound[0])
+            message = f"must be {bound[1]} {_number(limit)}; got {_number(error.get('input'))}"
         elif error["type"] == "bool_type":
             message = f"must be true or false, not {_shown(error.get('input'))}"
         elif error["type"] == "json_invalid":
@@ -101,7 +120,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         ):
             message = _not_an_object(request, error["type"])
         problems.append(f"{field}: {message}")
-    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        said.append(message)
+    # each field's own words, the same as the message's (the dashboard shows them by the field)
+    detail = [
+        {"loc": list(e["loc"]), "msg": msg, "type": e["type"]}
+        for e, msg in zip(errors, said, strict=True)
+    ]
     if more > 0:
         unlisted = f"and {more:,} more problem{'s' if more > 1 else ''}, not listed"
         problems.append(unlisted)

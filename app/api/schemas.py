@@ -32,6 +32,8 @@ def _digits(value: object) -> object:
     """The dashboard's create form sends its number field as the text the browser holds ("1000").
     Past 18 digits no count is within bounds, and past 4,300 Python refuses the conversion with
     advice for the server's code (`sys.set_int_max_str_digits()`): the bound is said instead."""
+    if isinstance(value, str) and value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
+        return int(value) if len(value) <= 19 else value  # the bound says what is accepted
     if isinstance(value, str) and value.isascii() and value.isdigit():
         if len(digits := value.lstrip("0")) > 18:  # leading zeros were always accepted
             raise ValueError(

@@ -15,10 +15,11 @@ from prefect.states import Cancelled
 from app import observability
 from app.config import get_settings
 from app.models import Status
-from app.pipeline import disk, drills, inputs, retries, telemetry, transient
+from app.pipeline import disk, drills, retries, telemetry, transient
 from app.pipeline import work as stage_work
 from app.pipeline.claim import RunCancelledError, RunRef, claim_run
 from app.pipeline.failures import failure_reason
+from app.pipeline.input_dir import readable_source
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
     CANCELLED_IN_PREFECT,
@@ -27,7 +28,7 @@ from app.pipeline.status import (
     update_pipeline_status,
 )
 from app.pipeline.stops import STOPPED_WITHOUT_CANCEL, stop_reason
-from app.pipeline.store import RunFiles, remove_if_deleted, uploads_dir
+from app.pipeline.store import RunFiles, remove_if_deleted
 from app.pipeline.work import InputSource, StageOutput
 
 _settings = get_settings()
@@ -139,27 +140,10 @@ async def generate_data(ref: RunRef, files: RunFiles) -> StageOutput:
 
 
 def _input_source(ref: RunRef) -> InputSource | None:
-    """The pipeline's input file, if it has one; only ever one under the uploads directory or
-    PIPELINE_INPUT_DIR, whatever the database says, and a file of PIPELINE_INPUT_DIR never one
-    that leads (a symlink re-pointed) into the uploads directory: another pipeline's upload."""
+    """The pipeline's input file, if it has one, where a run may read it (input_dir.py)."""
     if not (ref.input_path and ref.input_format):
         return None
-    path, uploads = Path(ref.input_path), uploads_dir()
-    if path.is_relative_to(uploads):
-        allowed, refused = [uploads], []
-    else:
-        allowed = [_settings.input_dir] if _settings.input_dir else []
-        refused = [uploads]
-    if inputs.within(path, refused):
-        raise inputs.InputError(
-            "input_path",
-            f"{path} leads into the uploads directory, to another pipeline's upload; point it "
-            "at a file of PIPELINE_INPUT_DIR",
-        )
-    if not inputs.within(path, allowed):
-        raise inputs.InputError(
-            "input_path", f"{path} is outside the uploads directory and PIPELINE_INPUT_DIR"
-        )
+    path = readable_source(Path(ref.input_path), _settings.input_dir)
     return InputSource(path, ref.input_format)
 
 

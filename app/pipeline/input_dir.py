@@ -72,3 +72,42 @@ def _why(exc: OSError | RuntimeError) -> str:
     if isinstance(exc, RuntimeError):  # Python 3.11's Path.resolve: "Symlink loop from …"
         return "a symlink loop"
     return exc.strerror or str(exc)
+
+
+def within(path: Path, roots: list[Path]) -> bool:
+    """Whether `path`, resolved, lies under one of `roots` (resolved); False for a symlink loop."""
+    try:
+        resolved = path.resolve()
+    except RuntimeError:
+        return False
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)
+
+
+def readable_source(path: Path, input_dir: Path | None) -> Path:
+    """The input file a run may read, whatever the database says: an upload only where uploads
+    are, a file of PIPELINE_INPUT_DIR only under it, and never one that leads (a symlink
+    re-pointed) into the uploads directory, to another pipeline's upload."""
+    uploads = uploads_dir()
+    if path.is_relative_to(uploads):
+        allowed, refused = [uploads], []
+    else:
+        allowed = [input_dir] if input_dir else []
+        refused = [uploads]
+    if within(path, refused):
+        raise InputError(
+            "input_path",
+            f"{path} leads into the uploads directory, to another pipeline's upload; point it "
+            "at a file of PIPELINE_INPUT_DIR",
+        )
+    if not allowed:
+        raise InputError(
+            "input_path",
+            f"{path} is a server file, and reading them is off in this worker "
+            "(PIPELINE_INPUT_DIR is unset): set it, in every process, to the directory the "
+            "pipeline was made with",
+        )
+    if not within(path, allowed):
+        raise InputError(
+            "input_path", f"{path} is outside the uploads directory and PIPELINE_INPUT_DIR"
+        )
+    return path

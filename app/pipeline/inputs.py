@@ -212,12 +212,3 @@ def check_under(relative: str, base: Path | None, scratch: Path) -> CheckedInput
     path = resolve_under(relative, base)
     fmt = format_of(path.name, field="input_path")
     return CheckedInput(path, fmt, check(path, fmt, scratch, field="input_path"))
-
-
-def within(path: Path, roots: list[Path]) -> bool:
-    """Whether `path`, resolved, lies under one of `roots` (resolved); False for a symlink loop."""
-    try:
-        resolved = path.resolve()
-    except RuntimeError:
-        return False
-    return any(resolved.is_relative_to(root.resolve()) for root in roots)

@@ -122,9 +122,14 @@ async def update_pipeline_status(
             if stage_name is None:
                 if retrying and run.status == Status.PENDING and run.error:
                     return False  # its failed stage has said why, and that Prefect runs it again
-                reason = error or message
+                reason, final = error or message, status
+                if status == Status.COMPLETED and (unfinished := await _unfinished(session, run)):
+                    # completed only with its five stages: never a "completed" run whose data
+                    # was not all made (as the watchdog judges a run Prefect says completed)
+                    final = Status.FAILED
+                    reason = f"ended as completed while stages {unfinished} had not finished"
                 await _set_run_status(
-                    session, run, status, now, f"{reason}; {retrying}" if retrying else reason
+                    session, run, final, now, f"{reason}; {retrying}" if retrying else reason
                 )
                 if records_out is not None:
                     run.records_processed = records_out
@@ -171,6 +176,16 @@ async def update_pipeline_status(
         for final, seconds in ended:  # committed: counted here, once, whoever ended it
             telemetry.run_ended(final, seconds=seconds)
     return wrote
+
+
+async def _unfinished(session: AsyncSession, run: PipelineRun) -> list[str]:
+    """The names of the run's stages not completed, in their order."""
+    names = await session.scalars(
+        select(PipelineStage.name)
+        .where(PipelineStage.run_id == run.id, PipelineStage.status != Status.COMPLETED)
+        .order_by(PipelineStage.position)
+    )
+    return list(names)
 
 
 def _end_written(

@@ -16,6 +16,7 @@ from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import schedules
 from app.pipeline.orchestrator import PrefectUnavailableError
 from app.service import ConflictError
+from tests.support.blocked import lock_waits
 from tests.support.rows import add_pipeline, add_run
 
 UNREACHABLE = (
@@ -70,7 +71,9 @@ async def test_a_run_started_while_deleting_keeps_its_pipeline(
     The schedule, removed first, is put back as it was: the pipeline stays; if Prefect went away
     meanwhile, the 409 says so. Any kind of schedule: one edited in the Prefect UI into an RRule
     was once left removed. (Prefect is down in these tests: its side is recorded;
-    tests/e2e/test_delete.py removes schedules for real.)"""
+    tests/e2e/test_delete.py removes schedules for real.) The trigger commits only once the
+    delete is seen waiting for its lock (tests/support/blocked.py): a delete that asked for the
+    lock only after the commit would be refused the same way without the race."""
     hourly = DeploymentSchedule(schedule=kind, active=False)
     restored: list[tuple[int, int, object, bool]] = []
 
@@ -88,7 +91,7 @@ async def test_a_run_started_while_deleting_keeps_its_pipeline(
     monkeypatch.setattr(schedules, "delete_pipeline_schedule", remove_schedule)
     monkeypatch.setattr(schedules, "set_pipeline_schedule", put_back)
     pipeline_id = await add_pipeline("raced")
-    async with get_sessionmaker()() as trigger:
+    async with lock_waits() as waits, get_sessionmaker()() as trigger:
         run = PipelineRun(pipeline_id=pipeline_id, record_count=1, status=Status.PENDING)
         trigger.add(run)
         await trigger.flush()  # inserted, not yet committed: start_run between add and commit
@@ -99,8 +102,7 @@ async def test_a_run_started_while_deleting_keeps_its_pipeline(
             deleting = asyncio.create_task(
                 removal.delete_pipeline(session=session, pipeline=pipeline)
             )
-            await asyncio.sleep(0.5)
-            assert not deleting.done()  # waiting for the trigger's transaction
+            await waits.until_waiting(1, deleting)  # for the trigger's transaction
             await trigger.commit()
             with pytest.raises(ConflictError) as refused:
                 await deleting

@@ -105,6 +105,8 @@ async def test_a_download_the_client_cuts_is_one_line_of_ours(
                 if not server.server_state.tasks:
                     break
                 await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the cut download's request was still running after 30 s")
             async with httpx.AsyncClient(base_url=url) as client:  # still serving
                 assert (await client.get("/health")).status_code == 200
     finally:

@@ -43,9 +43,12 @@ async def test_record_count_defaults_to_1000(client: httpx.AsyncClient) -> None:
 
 async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) -> None:
     cases = {
-        '{"name": "x", "record_count": 0}': "record_count: Input should be greater than or equal to 1",
+        '{"name": "x", "record_count": 0}': "record_count: must be at least 1; got 0",
         '{"name": "x", "record_count": 50000001}': "record_count: record_count must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); got 50,000,001",
         '{"name": "x", "record_count": "many"}': 'record_count: must be a whole number, like 1000, not "many"',
+        # the dashboard's form sends its field's text: a negative one is told the bound, as -5 is
+        '{"name": "x", "record_count": "-5"}': "record_count: must be at least 1; got -5",
+        '{"name": "x", "record_count": -5}': "record_count: must be at least 1; got -5",
         # strict: a boolean is no count, and "yes" no boolean (both were taken: true made 1 record)
         '{"name": "x", "record_count": true}': "record_count: must be a whole number, like 1000, not true",
         '{"name": "x", "record_count": 1000.0}': "record_count: must be a whole number, like 1000, not 1000.0",
@@ -120,7 +123,7 @@ async def test_unknown_or_invalid_id(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/pipelines/42/stages")).status_code == 404
     response = await client.get("/api/pipelines/-1")
     assert response.status_code == 422
-    assert response.json()["message"] == "pipeline_id: Input should be greater than or equal to 1"
+    assert response.json()["message"] == "pipeline_id: must be at least 1; got -1"
 
 
 async def test_list_pages_newest_first_and_filters_by_status(client: httpx.AsyncClient) -> None:
@@ -145,7 +148,7 @@ async def test_list_pages_newest_first_and_filters_by_status(client: httpx.Async
 
     too_big = await client.get("/api/pipelines", params={"page_size": 101})
     assert too_big.status_code == 422
-    assert too_big.json()["message"] == "page_size: Input should be less than or equal to 100"
+    assert too_big.json()["message"] == "page_size: must be at most 100; got 101"
     bad_status = await client.get("/api/pipelines", params={"status": "sleeping"})
     assert bad_status.status_code == 422
 

@@ -8,6 +8,7 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import asyncpg
 import httpx
@@ -31,6 +32,25 @@ async def restore_ttl() -> AsyncIterator[None]:
     yield
     os.environ.pop("PIPELINE_READ_CACHE_SECONDS", None)
     await use_settings(**({"PIPELINE_READ_CACHE_SECONDS": before} if before else {}))
+
+
+@dataclass
+class Clock:
+    """What app/read_cache.py reads as `time`: a monotonic clock the test steps by hand, so a
+    TTL's end is where the test puts it however slow the machine."""
+
+    now: float = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """read_cache's clock, and only its (the `time` module itself stays as it is)."""
+    fake = Clock()
+    monkeypatch.setattr(read_cache, "time", fake)
+    return fake
 
 
 async def rename_elsewhere(database_url: str, pipeline_id: int, name: str) -> None:
@@ -59,14 +79,16 @@ async def names(client: httpx.AsyncClient, pipeline_id: int) -> str:
 
 
 async def test_a_finished_pipeline_is_served_from_memory_until_the_ttl(
-    client: httpx.AsyncClient, database: str
+    client: httpx.AsyncClient, database: str, clock: Clock
 ) -> None:
     await use_settings(PIPELINE_READ_CACHE_SECONDS="0.5")
     pipeline_id = await finished_pipeline("before")
-    assert await names(client, pipeline_id) == "before"
+    assert await names(client, pipeline_id) == "before"  # read at 1000.0, kept until 1000.5
     await rename_elsewhere(database, pipeline_id, "after")
     assert await names(client, pipeline_id) == "before"  # from memory
-    await asyncio.sleep(0.6)
+    clock.now = 1000.5
+    assert await names(client, pipeline_id) == "before"  # the TTL's last moment
+    clock.now = 1000.501
     assert await names(client, pipeline_id) == "after"
 
 
@@ -176,14 +198,18 @@ async def test_a_read_between_the_commit_starting_and_ending_is_dropped() -> Non
 
 
 @pytest.mark.usefixtures("database")
-async def test_a_slow_read_is_kept_from_when_it_read_not_from_when_it_ended() -> None:
+async def test_a_slow_read_is_kept_from_when_it_read_not_from_when_it_ended(
+    clock: Clock,
+) -> None:
     """Its expiry was counted from the load's end: staleness of the load's time plus the TTL."""
     await use_settings(PIPELINE_READ_CACHE_SECONDS="1")
 
     async def slow() -> tuple[str, bytes]:
-        await asyncio.sleep(0.6)
+        clock.now += 0.6  # the read takes 0.6 s
         return "completed", b"read at the start"
 
     assert await read_cache.fetch(7, slow) == b"read at the start"
-    await asyncio.sleep(0.5)  # 1.1 s after the read began: past the TTL
+    clock.now = 1000.9  # 0.9 s after the read began: kept
+    assert read_cache.get(7) == b"read at the start"
+    clock.now = 1001.1  # 1.1 s after the read began: past the TTL (counted from the end: 1.6)
     assert read_cache.get(7) is None

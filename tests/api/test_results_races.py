@@ -3,7 +3,7 @@ why, never a 500; and HEAD, which download tools send first."""
 
 import asyncio
 import shutil
-import time
+import threading
 from pathlib import Path
 
 import httpx
@@ -70,16 +70,42 @@ async def test_head_tells_the_size_without_the_body(
 async def test_concurrent_first_downloads_convert_once(
     client: httpx.AsyncClient, completed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Eight first CSV downloads at once: one conversion, eight whole files."""
-    convert, conversions = results._convert, []
+    """Eight first CSV downloads at once: one conversion, eight whole files. The conversion is
+    held until all eight requests have asked for the file, the seven others while it runs (a
+    conversion timed to last 0.2 s let requests that came later under load find results.csv
+    made, and the test passed without any overlap)."""
+    convert, converted_once = results._convert, results.converted_once
+    conversions: list[str] = []
+    asked: list[Path] = []
+    all_asked, converting, go = asyncio.Event(), asyncio.Event(), threading.Event()
+    loop = asyncio.get_running_loop()
 
-    def counted(source: Path, target: Path, fmt: results.Format) -> Path:
+    def held(source: Path, target: Path, fmt: results.Format) -> Path:
         conversions.append(target.name)
-        time.sleep(0.2)  # a conversion of a large file: the others arrive while it runs
+        loop.call_soon_threadsafe(converting.set)
+        go.wait(30)  # a conversion of a large file, until every request has asked
         return convert(source, target, fmt)
 
-    monkeypatch.setattr(results, "_convert", counted)
+    async def overlap() -> None:
+        await all_asked.wait()
+        await converting.wait()
+
+    async def counted(source: Path, fmt: results.Format) -> Path:
+        asked.append(source)
+        if len(asked) == 8:
+            all_asked.set()
+        return await converted_once(source, fmt)
+
+    monkeypatch.setattr(results, "_convert", held)
+    monkeypatch.setattr(results, "converted_once", counted)
     url = f"/api/pipelines/1/runs/{completed}/output?format=csv"
-    responses = await asyncio.gather(*(client.get(url) for _ in range(8)))
+    downloads = asyncio.gather(*(client.get(url) for _ in range(8)))
+    seen = asyncio.create_task(overlap())
+    await asyncio.wait([seen, downloads], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    seen.cancel()
+    overlapped = (len(asked), list(conversions))  # before the conversion may end
+    go.set()
+    responses = await downloads
+    assert overlapped == (8, ["results.csv"]), "the eight requests did not overlap one conversion"
     assert [(r.status_code, r.text) for r in responses] == [(200, CSV_OUTPUT)] * 8
     assert conversions == ["results.csv"]

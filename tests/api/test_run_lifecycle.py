@@ -23,6 +23,7 @@ from app.pipeline.claim import (
     claim_run,
 )
 from app.pipeline.status import update_pipeline_status
+from tests.support.blocked import lock_waits
 from tests.support.metrics import sent, statsd
 from tests.support.rows import add_pipeline, add_run, read_run
 
@@ -34,11 +35,14 @@ FLOW_RUN_ID = "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
 @pytest.mark.usefixtures("database")
 async def test_a_cancel_that_waited_for_the_lock_never_ends_the_run_before_it_started() -> None:
     """The cancel took its time before it had the write lock; the run's first stage started while
-    it waited, and the run ended 0.3 s before it began (a negative duration)."""
+    it waited, and the run ended 0.3 s before it began (a negative duration). The stage starts
+    only once the cancel is seen waiting for the lock (tests/support/blocked.py): a cancel that
+    reached the database after the stage's commit would pass without the race."""
     pipeline_id = await add_pipeline("raced")
     run_id = await add_run(pipeline_id, Status.PENDING, {})
-    async with get_engine().connect() as stage_start:  # holds the run's row (PostgreSQL), the
-        await stage_start.execute(  # file's write lock (SQLite), as the stage's write would
+    async with lock_waits() as waits, get_engine().connect() as stage_start:
+        # holds the run's row (PostgreSQL), the file's write lock (SQLite), as the stage's would
+        await stage_start.execute(
             update(PipelineRun).where(PipelineRun.id == run_id).values(heartbeat_at=None)
         )
         cancel = asyncio.create_task(
@@ -46,8 +50,7 @@ async def test_a_cancel_that_waited_for_the_lock_never_ends_the_run_before_it_st
                 pipeline_id, None, Status.CANCELLED, "cancelled through the API", run_id=run_id
             )
         )
-        await asyncio.sleep(0.3)
-        assert not cancel.done()  # waiting for the lock
+        await waits.until_waiting(1, cancel)
         began = utcnow()
         await stage_start.execute(
             update(PipelineRun)

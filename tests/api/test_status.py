@@ -14,6 +14,7 @@ from app.pipeline.claim import (
     RunSettledError,
     claim_run,
 )
+from app.pipeline.stage_rows import INTERRUPTED
 from app.pipeline.status import (
     flow_run_key,
     new_stage_rows,
@@ -21,6 +22,7 @@ from app.pipeline.status import (
     update_pipeline_status,
 )
 from app.pipeline.stops import STOPPED_WITHOUT_CANCEL
+from tests.support.blocked import lock_waits
 from tests.support.rows import read_run
 
 
@@ -61,6 +63,9 @@ async def test_stage_lifecycle_sets_timings_counts_and_run_status() -> None:
     assert stage.completed_at is not None and stage.started_at is not None
     assert stage.duration_seconds == (stage.completed_at - stage.started_at).total_seconds()
 
+    for name in ("ingest", "process", "transform", "export"):
+        await update_pipeline_status(pipeline_id, name, Status.RUNNING, run_id=run_id)
+        await update_pipeline_status(pipeline_id, name, Status.COMPLETED, run_id=run_id)
     await update_pipeline_status(
         pipeline_id, None, Status.COMPLETED, run_id=run_id, records_out=9, output_file="/o.parquet"
     )
@@ -71,7 +76,32 @@ async def test_stage_lifecycle_sets_timings_counts_and_run_status() -> None:
         "/o.parquet",
         None,
     )
-    assert [s.status for s in run.stages] == [Status.COMPLETED] + [Status.CANCELLED] * 4
+    assert [s.status for s in run.stages] == [Status.COMPLETED] * 5
+
+
+@pytest.mark.usefixtures("database")
+async def test_a_run_is_completed_only_with_its_five_stages() -> None:
+    """A run-level "completed" while stages had not finished made a completed run whose last
+    four stages read "not run" (the watchdog judges such a run failed): it fails, saying which."""
+    pipeline_id, run_id = await _pipeline_with_run()
+    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
+    await update_pipeline_status(pipeline_id, "generate", Status.COMPLETED, run_id=run_id)
+    await update_pipeline_status(pipeline_id, "ingest", Status.RUNNING, run_id=run_id)
+    assert await update_pipeline_status(pipeline_id, None, Status.COMPLETED, run_id=run_id)
+    run = await read_run(run_id)
+    assert (run.status, run.error) == (
+        Status.FAILED,
+        "ended as completed while stages ['ingest', 'process', 'transform', 'export'] had not "
+        "finished",
+    )
+    assert [(s.name, s.status, s.message) for s in run.stages] == [
+        ("generate", Status.COMPLETED, None),
+        ("ingest", Status.FAILED, INTERRUPTED),
+        *[
+            (name, Status.CANCELLED, "not run: an earlier stage failed")
+            for name in ("process", "transform", "export")
+        ],
+    ]
 
 
 @pytest.mark.usefixtures("database")
@@ -314,11 +344,17 @@ async def test_a_flow_run_that_is_not_the_run_s_own_starts_nothing() -> None:
 async def test_two_final_statuses_at_once_one_wins_the_other_is_refused() -> None:
     """The flow's Completed and the API's cancel, both waiting behind a third writer: on SQLite
     (FOR UPDATE locks nothing there) both read "running" and the cancel overwrote the finished
-    run."""
+    run. The holder lets go only once both are seen waiting for the lock
+    (tests/support/blocked.py): writers that reached the database one after the other, after
+    the holder's commit, would pass without the race."""
+
     pipeline_id, run_id = await _pipeline_with_run()
-    await update_pipeline_status(pipeline_id, "generate", Status.RUNNING, run_id=run_id)
-    async with get_engine().connect() as holder:  # holds the run's row (PostgreSQL), the file
-        await holder.execute(  # lock (SQLite) until both writers wait behind it
+    for name in STAGE_NAMES:  # the flow's Completed comes once its five stages have
+        await update_pipeline_status(pipeline_id, name, Status.RUNNING, run_id=run_id)
+        await update_pipeline_status(pipeline_id, name, Status.COMPLETED, run_id=run_id)
+    async with lock_waits() as waits, get_engine().connect() as holder:
+        # holds the run's row (PostgreSQL), the file's lock (SQLite) until both wait behind it
+        await holder.execute(
             update(PipelineRun).where(PipelineRun.id == run_id).values(heartbeat_at=None)
         )
         writers = asyncio.gather(
@@ -327,7 +363,7 @@ async def test_two_final_statuses_at_once_one_wins_the_other_is_refused() -> Non
                 pipeline_id, None, Status.CANCELLED, "cancelled through the API", run_id=run_id
             ),
         )
-        await asyncio.sleep(0.5)
+        await waits.until_waiting(2, writers)
         await holder.commit()
         wrote = await writers
     final = (await read_run(run_id)).status

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.models import Status
+from app.models import STAGE_NAMES, Status
 from app.pipeline import status as status_module
 from app.pipeline import telemetry, transient, watchdog
 from app.pipeline.claim import claim_run
@@ -18,7 +18,7 @@ from app.pipeline.status import heartbeat, update_pipeline_status
 from app.pipeline.store import RunFiles, remove_if_deleted
 from tests.conftest import SetSetting, migrate, use_settings
 from tests.support.postgres import PostgresCluster, create_database, own_cluster
-from tests.support.rows import add_pipeline, add_run, read_run
+from tests.support.rows import add_pipeline, add_run, done, read_run
 
 FLOW_RUN = "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
 DOWN_SECONDS = 2.0
@@ -54,16 +54,21 @@ async def _back_after(cluster: PostgresCluster, seconds: float) -> None:
     await asyncio.to_thread(cluster.start)
 
 
-async def _run_row(status: Status = Status.RUNNING) -> tuple[int, int]:
+async def _run_row(
+    status: Status = Status.RUNNING, *, done_but: str | None = None
+) -> tuple[int, int]:
+    """A run; with `done_but`, its stages other than that one completed (a run is completed only
+    with its five stages)."""
     pipeline_id = await add_pipeline("outlasts")
-    return pipeline_id, await add_run(pipeline_id, status, {})
+    stages = {name: done(1.0, 10, 10) for name in STAGE_NAMES if done_but and name != done_but}
+    return pipeline_id, await add_run(pipeline_id, status, stages)
 
 
 @pytest.mark.usefixtures("flow_run_database")
 async def test_a_stage_and_run_write_wait_for_the_database_to_come_back(
     cluster: PostgresCluster,
 ) -> None:
-    pipeline_id, run_id = await _run_row()
+    pipeline_id, run_id = await _run_row(done_but="generate")
     cluster.stop()
     back = asyncio.create_task(_back_after(cluster, DOWN_SECONDS))
     assert await update_pipeline_status(
@@ -182,7 +187,7 @@ async def test_a_final_write_whose_answer_was_lost_is_counted_once(
         return await real_retried(once_lost, what=what)
 
     monkeypatch.setattr(status_module, "retried", answer_lost_once)
-    pipeline_id, run_id = await _run_row()
+    pipeline_id, run_id = await _run_row(done_but=stage or "none")
     assert await update_pipeline_status(pipeline_id, stage, status, run_id=run_id, error=error)
     assert ended == [counted]
     run = await read_run(run_id)

@@ -2,13 +2,17 @@
 played by the test: its server is unreachable here)."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from uuid import UUID
 
 import httpx
 import pytest
 from prefect.client.schemas.objects import FlowRun
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import idempotency
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
@@ -18,6 +22,7 @@ from tests.support.rows import add_pipeline, add_run
 
 FLOW_RUN_ID = "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
 TIMED_OUT = "Prefect API at http://127.0.0.1:9/api is unreachable (ReadTimeout)"
+T = TypeVar("T")
 
 
 async def _count(model: type) -> int:
@@ -104,9 +109,22 @@ async def test_a_retry_double_click_gets_the_one_new_run(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The second click came once the first had committed its run, while Prefect made its flow
-    run: "pipeline 1 is pending; only a failed or cancelled pipeline can be retried" (409)."""
+    run: "pipeline 1 is pending; only a failed or cancelled pipeline can be retried" (409).
+    Prefect answers the first only once the second is seen waiting for that flow run: a second
+    click that reached the database after it was made would get the same answer without the
+    race."""
     prefect_asked: list[int] = []
-    asked, made = asyncio.Event(), asyncio.Event()
+    asked, made, second_waits = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    wait_for_winner = idempotency.wait_for_winner
+
+    async def watched(look: Callable[[AsyncSession], Awaitable[tuple[bool, T]]], **kw: str) -> T:
+        async def looked(session: AsyncSession) -> tuple[bool, T]:
+            done, found = await look(session)
+            if not done:  # the first click's run, still without its flow run
+                second_waits.set()
+            return done, found
+
+        return await wait_for_winner(looked, **kw)
 
     async def slow_prefect(
         *, pipeline_id: int, run_id: int, record_count: int, key: str
@@ -117,14 +135,22 @@ async def test_a_retry_double_click_gets_the_one_new_run(
         return FlowRun(id=UUID(int=run_id), flow_id=UUID(int=8), name="slow")
 
     monkeypatch.setattr(orchestrator, "trigger_run", slow_prefect)
+    monkeypatch.setattr(idempotency, "wait_for_winner", watched)
     pipeline_id = await add_pipeline("double click")
     failed = await add_run(pipeline_id, Status.FAILED, {}, error="boom")
     first = asyncio.create_task(client.post(f"/api/pipelines/{pipeline_id}/retry"))
     await asked.wait()  # the first click's run is committed; Prefect is making its flow run
     second = asyncio.create_task(client.post(f"/api/pipelines/{pipeline_id}/retry"))
-    await asyncio.sleep(0.3)
+    seen = asyncio.create_task(second_waits.wait())
+    await asyncio.wait([seen, second], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    seen.cancel()
+    raced = second_waits.is_set()  # before the flow run is made: a later look proves nothing
     made.set()
     answers = [(r.status_code, r.json()) for r in await asyncio.gather(first, second)]
+    assert raced, (
+        "the second click never waited for the first one's flow run (it answered first, or not "
+        "within 10 s): the double click's race was not run"
+    )
     new_run = failed + 1
     assert (
         answers
@@ -171,8 +197,9 @@ async def test_a_retry_double_click_gets_the_one_new_run(
 async def test_a_repeated_cancel_answers_with_the_newest_run_again(
     client: httpx.AsyncClient,
 ) -> None:
-    """Two runs in flight: the first cancel answered with the newer, its repeat with the older
-    (cancelled newest first, the older ended last)."""
+    """Two runs in flight: the first cancel ends both (oldest first, the newer ends last) and
+    answers with the newer; its repeat, with none left in flight, answers with the run that
+    ended last: the newer again."""
     pipeline_id = await add_pipeline("two in flight")
     older = await add_run(pipeline_id, Status.RUNNING, {})
     newer = await add_run(pipeline_id, Status.PENDING, {})

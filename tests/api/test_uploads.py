@@ -699,5 +699,7 @@ async def test_two_unnamed_header_columns_are_refused(client: httpx.AsyncClient)
 
 
 async def test_one_unnamed_header_column_is_kept(client: httpx.AsyncClient) -> None:
-    response = await upload(client, csv("1,a,A,10,2,true,2024-01-01,x", header=HEADER + ","))
-    assert response.status_code == 201, response.text
+    content = csv("1,a,A,10,2,true,2024-01-01,x", header=HEADER + ",")
+    response = await upload(client, content)
+    assert (response.status_code, response.json()["record_count"]) == (201, 1), response.text
+    assert stored_bytes(Path(response.json()["input_path"])) == content  # the column with it

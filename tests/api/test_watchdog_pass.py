@@ -2,6 +2,9 @@
 never started, clocks of other machines, runs ended cancelled that Prefect still shows Cancelling.
 Prefect's side (states, pool health, the state changes sent) is recorded, not served."""
 
+import math
+import re
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +31,17 @@ from tests.support.watchdog_prefect import (
 )
 
 
+def shown_age(template: str, reason: str, *, age: int, since: float) -> int:
+    """The age `reason` shows where `template` has {}: the rest of it exactly the template's, the
+    age `age` s (how old the test made the rows and states) plus no more than the whole seconds
+    elapsed since `since` (time.monotonic() before they were made), however loaded the machine."""
+    shown = re.fullmatch(re.escape(template).replace(re.escape("{}"), r"(\d+)"), reason)
+    assert shown is not None, reason
+    elapsed = math.ceil(time.monotonic() - since)
+    assert age <= int(shown.group(1)) <= age + elapsed, (reason, age, elapsed)
+    return int(shown.group(1))
+
+
 @pytest.fixture
 def prefect(database: str, monkeypatch: pytest.MonkeyPatch) -> Prefect:
     answers = Prefect()
@@ -38,16 +52,18 @@ def prefect(database: str, monkeypatch: pytest.MonkeyPatch) -> Prefect:
 async def test_a_run_a_worker_took_and_never_started_fails_saying_so(prefect: Prefect) -> None:
     """The worker was stopped (SIGKILL) just after it proposed Pending: Prefect never offers a
     Pending run again, and the run stayed pending for PIPELINE_QUEUED_TIMEOUT_SECONDS (1 h)."""
+    since = time.monotonic()
     run_id = await run_row(Status.PENDING, age=310)
     prefect.states[FLOW_RUN] = stamped(Pending(name="Submitting"), age=301)
 
     [verdict] = await watchdog.reconcile_once()
 
-    reason = (
-        "no flow-run process started it (Pending in Prefect for 301 s since a worker took it: its "
+    never_started = (
+        "no flow-run process started it (Pending in Prefect for {} s since a worker took it: its "
         "worker stopped, or the process it started failed before the run began; see the "
         "worker's log); trigger the pipeline again"
     )
+    reason = never_started.format(shown_age(never_started, verdict.reason, age=301, since=since))
     assert (verdict.run_id, verdict.status, verdict.reason) == (run_id, Status.FAILED, reason)
     run = await read_run(run_id)
     assert (run.status, run.error) == (Status.FAILED, reason)
@@ -123,19 +139,18 @@ async def test_a_cancel_its_worker_did_not_finish_is_finished_after_a_grace(
 ) -> None:
     """The worker stopped within the ~3.4 s between the run's exit and its Cancelled: Prefect
     showed Cancelling for 5 min (until its own clean-up), the slot held."""
+    since = time.monotonic()
     await ended_run(Status.CANCELLED, ago=timedelta(seconds=70))
     prefect.states[FLOW_RUN] = stamped(Cancelling(), age=61)
 
     assert await watchdog.reconcile_once() == []
+    told = (
+        "watchdog: this service's run ended cancelled, and its worker or process stopped "
+        "before telling Prefect (Cancelling for {} s)"
+    )
+    message = told.format(shown_age(told, settled[0][2], age=61, since=since) if settled else 61)
     assert settled == [
-        (
-            FLOW_RUN,
-            StateType.CANCELLED,
-            "watchdog: this service's run ended cancelled, and its worker or process stopped "
-            "before telling Prefect (Cancelling for 61 s)",
-            StateType.CANCELLING,
-            False,
-        )
+        (FLOW_RUN, StateType.CANCELLED, message, StateType.CANCELLING, False),
     ]
     # within the grace its worker may still be stopping the process: left to it
     settled.clear()
@@ -152,20 +167,17 @@ async def test_a_run_that_wrote_its_stop_and_was_killed_is_crashed_in_prefect(
     """Its worker killed, the run's process wrote "stopped …" (its SIGTERM) and was SIGKILLed
     before telling Prefect: the row said failed, Prefect Running for good (seen live in 9 of 20
     runs killed 0-200 ms after their SIGTERM); the watchdog looks only at unfinished rows."""
+    since = time.monotonic()
     await ended_run(Status.FAILED, ago=timedelta(seconds=90))
     prefect.states[FLOW_RUN] = stamped(Running(), age=95)
 
     assert await watchdog.reconcile_once() == []
-    assert settled == [
-        (
-            FLOW_RUN,
-            StateType.CRASHED,
-            "watchdog: this service's run ended failed, and its worker or process stopped "
-            "before telling Prefect (Running for 95 s)",
-            StateType.RUNNING,
-            False,
-        )
-    ]
+    told = (
+        "watchdog: this service's run ended failed, and its worker or process stopped "
+        "before telling Prefect (Running for {} s)"
+    )
+    message = told.format(shown_age(told, settled[0][2], age=95, since=since) if settled else 95)
+    assert settled == [(FLOW_RUN, StateType.CRASHED, message, StateType.RUNNING, False)]
 
 
 async def test_a_run_that_ended_within_the_grace_is_left_to_its_process(

@@ -48,12 +48,13 @@ async def wait_for_final(
     api: httpx.AsyncClient, pipeline_id: int, within: float = 90
 ) -> dict[str, Any]:
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    while True:
         body: dict[str, Any] = (await api.get(f"/api/pipelines/{pipeline_id}")).json()
         if body["status"] in FINAL:
             return body
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"pipeline {pipeline_id} not finished after {within} s: {body}")
         await asyncio.sleep(0.2)
-    raise AssertionError(f"pipeline {pipeline_id} not finished after {within} s: {body}")
 
 
 async def task_runs(prefect: PrefectClient, flow_run_id: str, expected: int) -> list[TaskRun]:

@@ -171,7 +171,13 @@ def test_pipeline_outputs_equal_the_one_query_anchor_on_100k(tmp_path: Path) -> 
     assert count_rows(files.results) == records
 
 
-def test_the_flow_reads_input_files_only_from_allowed_directories(tmp_path: Path) -> None:
+def test_the_flow_reads_input_files_only_from_allowed_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    linked_dir = tmp_path / "inputs"
+    monkeypatch.setattr(
+        flows, "_settings", flows._settings.model_copy(update={"input_dir": linked_dir})
+    )
     outside = tmp_path / "x.csv"
     with pytest.raises(inputs.InputError) as error:
         _input_source(RunRef(1, 1, 1, input_path=str(outside), input_format="csv"))
@@ -211,6 +217,22 @@ def test_a_linked_input_re_pointed_into_the_uploads_directory_is_refused(
     assert str(error.value) == (
         f"input_path: {link} leads into the uploads directory, to another pipeline's upload; "
         "point it at a file of PIPELINE_INPUT_DIR"
+    )
+
+
+def test_a_linked_input_with_server_files_off_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PIPELINE_INPUT_DIR unset in the worker (a stack restarted without it): the run failed
+    "outside the uploads directory and PIPELINE_INPUT_DIR", blaming a setting that was not set."""
+    monkeypatch.setattr(flows, "_settings", flows._settings.model_copy(update={"input_dir": None}))
+    linked = tmp_path / "inputs" / "daily.csv"
+    with pytest.raises(inputs.InputError) as error:
+        _input_source(RunRef(1, 1, 1, input_path=str(linked), input_format="csv"))
+    assert str(error.value) == (
+        f"input_path: {linked} is a server file, and reading them is off in this worker "
+        "(PIPELINE_INPUT_DIR is unset): set it, in every process, to the directory the pipeline "
+        "was made with"
     )
 
 
