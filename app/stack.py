@@ -258,5 +258,7 @@ def _prefect() -> str:
 
 
 def shown_path(path: Path) -> Path:
-    """A path as messages show it: under the project's root, relative to it."""
-    return path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
+    """A path as messages show it: relative to the project's root when the command runs there
+    (`make`'s), else whole (`pipeline up` from another directory)."""
+    here = Path.cwd().resolve() == Path(PROJECT_ROOT).resolve()
+    return path.relative_to(PROJECT_ROOT) if here and path.is_relative_to(PROJECT_ROOT) else path

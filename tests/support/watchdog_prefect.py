@@ -10,13 +10,13 @@ from prefect.client.schemas.objects import State, StateType
 from sqlalchemy import select
 
 from app.db import get_sessionmaker
-from app.models import PipelineRun, Status, utcnow
+from app.models import STAGE_NAMES, PipelineRun, Status, utcnow
 from app.pipeline import flow_run_fixes, orchestrator, pool, settling, watchdog
 from app.pipeline.flow_run_fixes import Stranded
 from app.pipeline.isolated import Isolated
 from app.pipeline.pool import PoolHealth
 from app.pipeline.status import update_pipeline_status
-from tests.support.rows import add_pipeline, add_run, read_run
+from tests.support.rows import add_pipeline, add_run, done, read_run
 
 FLOW_RUN = "5f0c9a3e-1b2d-4c5e-8f70-9a1b2c3d4e5f"
 OLDER_FLOW_RUN = "0e1d2c3b-4a59-4867-9a5b-c4d3e2f1a0b9"
@@ -113,18 +113,26 @@ def stamped(state: State, *, age: float, clock: datetime | None = None) -> State
     return state
 
 
-async def run_row(status: Status, *, age: float, flow_run: str = FLOW_RUN) -> int:
-    """A run of a new pipeline, created `age` s ago, with this flow run."""
+async def run_row(
+    status: Status,
+    *,
+    age: float,
+    flow_run: str = FLOW_RUN,
+    stages: dict[str, dict[str, Any]] | None = None,
+) -> int:
+    """A run of a new pipeline, created `age` s ago, with this flow run (and these stages)."""
     pipeline_id = await add_pipeline("p")
     created_at = utcnow() - timedelta(seconds=age)
     return await add_run(
-        pipeline_id, status, {}, prefect_flow_run_id=flow_run, created_at=created_at
+        pipeline_id, status, stages or {}, prefect_flow_run_id=flow_run, created_at=created_at
     )
 
 
 async def ended_run(status: Status, *, ago: timedelta, flow_run: str = FLOW_RUN) -> int:
-    """A run that ended `status` `ago` (its completed_at, on the database's clock)."""
-    run_id = await run_row(Status.RUNNING, age=300, flow_run=flow_run)
+    """A run that ended `status` `ago` (its completed_at, on the database's clock); a completed
+    one with its five stages completed (a run is completed only with them)."""
+    stages = {name: done(1.0, 10, 10) for name in STAGE_NAMES} if status is Status.COMPLETED else {}
+    run_id = await run_row(Status.RUNNING, age=300, flow_run=flow_run, stages=stages)
     pipeline_id = (await read_run(run_id)).pipeline_id
     await update_pipeline_status(pipeline_id, None, status, "ended", run_id=run_id)
     async with get_sessionmaker()() as session, session.begin():

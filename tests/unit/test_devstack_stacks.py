@@ -17,6 +17,7 @@ import pytest
 
 from app.config import PROJECT_ROOT
 from app.devstack import Stack, main
+from app.stack import shown_path
 from tests.support.postgres import free_port
 
 # A running stack of the state directory argv[1] (API port 8000, Prefect 4200, nothing listening):
@@ -305,3 +306,15 @@ def test_make_passes_the_ports_and_state_directory(target: str, command: str) ->
         check=True,
     )
     assert dry_run.stdout.splitlines()[-1] == f".venv/bin/python {command}"
+
+
+def test_paths_are_shown_relative_to_the_checkout_only_from_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`pipeline up --state-dir` run from another directory was told of `state/log/…` and
+    `make down STATE_DIR=state`, paths that were not there from where it ran."""
+    ledger = Path(PROJECT_ROOT) / "var" / "log" / "processes-8000.json"
+    monkeypatch.chdir(PROJECT_ROOT)
+    assert shown_path(ledger) == Path("var/log/processes-8000.json")
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(ledger) == ledger
