@@ -1,7 +1,6 @@
 """The Prefect flow `Data Pipeline`: five tasks, each a thin wrapper that reads, calls, writes, reports."""
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from prefect.states import Cancelled
 from app import observability
 from app.config import get_settings
 from app.models import Status
-from app.pipeline import disk, drills, retries, telemetry, transient
+from app.pipeline import disk, drills, retries, stage_stop, telemetry, transient
 from app.pipeline import work as stage_work
 from app.pipeline.claim import RunCancelledError, RunRef, claim_run
 from app.pipeline.failures import failure_reason
@@ -36,7 +35,7 @@ observability.setup()  # at import, before the run: its logs are JSON from the f
 
 
 async def _run_stage(
-    ref: RunRef, files: RunFiles, stage: str, work: Callable[[], StageOutput]
+    ref: RunRef, files: RunFiles, stage: str, work: stage_stop.Work[StageOutput]
 ) -> StageOutput:
     """One attempt of a stage, traced and measured (app/pipeline/telemetry.py)."""
     context = TaskRunContext.get()
@@ -53,12 +52,13 @@ async def _attempt_stage(
     ref: RunRef,
     files: RunFiles,
     stage: str,
-    work: Callable[[], StageOutput],
+    work: stage_stop.Work[StageOutput],
     *,
     attempt: int,
     context: TaskRunContext | None,
 ) -> StageOutput:
-    """Report running, do the work off the event loop, report completed or failed."""
+    """Report running, do the work off the event loop (in a thread told to stop when the run
+    is: app/pipeline/stage_stop.py), report completed or failed."""
     task_retries = (context.task.retries if context else 0) or 0
     logger = get_run_logger()
     await update_pipeline_status(
@@ -68,7 +68,10 @@ async def _attempt_stage(
         drills.inject_fault(stage, attempt)
         await drills.hold(stage)
         last = attempt > task_retries
-        output = await asyncio.to_thread(disk.freeing_space, work, files, stage, last_attempt=last)
+        output = await stage_stop.run_stage(
+            stage,
+            lambda stop: disk.freeing_space(lambda: work(stop), files, stage, last_attempt=last),
+        )
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         if attempt <= task_retries and retries.retryable(exc):
@@ -129,12 +132,13 @@ async def generate_data(ref: RunRef, files: RunFiles) -> StageOutput:
         ref,
         files,
         "generate",
-        lambda: stage_work.generate(
+        lambda stop: stage_work.generate(
             files,
             record_count=ref.record_count,
             seed=_settings.seed,
             batch_rows=_settings.batch_rows,
             source=_input_source(ref),
+            stop=stop,
         ),
     )
 
@@ -157,13 +161,13 @@ def _input_source(ref: RunRef) -> InputSource | None:
 )
 async def ingest_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Validate the input: good rows go on, bad rows go to the rejects file with a reason."""
-    return await _run_stage(ref, files, "ingest", lambda: stage_work.ingest(files))
+    return await _run_stage(ref, files, "ingest", lambda _: stage_work.ingest(files))
 
 
 @task(name="process_data", tags=TASK_TAGS, cache_policy=NO_CACHE)
 async def process_data(ref: RunRef, files: RunFiles) -> StageOutput:
     """Compute each record's total value."""
-    return await _run_stage(ref, files, "process", lambda: stage_work.process(files))
+    return await _run_stage(ref, files, "process", lambda _: stage_work.process(files))
 
 
 @task(name="transform_data", tags=TASK_TAGS, cache_policy=NO_CACHE)
@@ -173,7 +177,7 @@ async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
         ref,
         files,
         "transform",
-        lambda: stage_work.transform(
+        lambda _: stage_work.transform(
             files,
             dask_partitions=_settings.dask_partitions,
             dask_address=_settings.dask_address,
@@ -191,7 +195,7 @@ async def transform_data(ref: RunRef, files: RunFiles) -> StageOutput:
 )
 async def export_results(ref: RunRef, files: RunFiles) -> StageOutput:
     """Publish the results file and write the per-category summary."""
-    return await _run_stage(ref, files, "export", lambda: stage_work.export(files))
+    return await _run_stage(ref, files, "export", lambda _: stage_work.export(files))
 
 
 @flow(
@@ -243,8 +247,9 @@ async def _run_pipeline(
     tracking.run(ref.run_id)
     files = RunFiles.for_run(ref.run_id)
     print(f"pipeline {pipeline_id} run {ref.run_id}: {ref.record_count} records in {files.root}")
+    threads, log = stage_stop.start_run(), get_run_logger()
     beating = asyncio.create_task(
-        keep_beating(run_id=ref.run_id, every=_settings.heartbeat_seconds, log=get_run_logger())
+        keep_beating(run_id=ref.run_id, every=_settings.heartbeat_seconds, log=log)
     )
     try:
         await generate_data(ref, files)
@@ -268,6 +273,8 @@ async def _run_pipeline(
             run_id=ref.run_id,
             retrying=retrying,
         )
+        if stopped:  # its stage told to stop: once it has, a cancelled run keeps its rejects
+            await stage_stop.after_stop(threads, files, ref.run_id, cancelled=cancelled, log=log)
         raise
     finally:
         beating.cancel()

@@ -7,6 +7,7 @@ whatever the batch size, the process or the order the records are made in.
 
 import math
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from app.pipeline.stage_stop import StageStoppedError
 from app.pipeline.stages import CATEGORIES, QUANTITY_RANGE, VALUE_RANGE
 
 ACTIVE_PROBABILITY = 0.8
@@ -109,17 +111,28 @@ def threads() -> int:
 
 
 def write_generated(
-    out_dir: Path, record_count: int, *, seed: int, batch_rows: int = 1_000_000
+    out_dir: Path,
+    record_count: int,
+    *,
+    seed: int,
+    batch_rows: int = 1_000_000,
+    stop: threading.Event | None = None,
 ) -> list[Path]:
     """Write ids 1..record_count as part-NNNNN.parquet, batch_rows records per part, `threads()`
-    parts at once (numpy and Polars release the GIL)."""
+    parts at once (numpy and Polars release the GIL). Once `stop` is set (its run was stopped:
+    app/pipeline/stage_stop.py), no part is begun: the parts being written finish, and
+    StageStoppedError says how many were."""
     if record_count < 0:
         raise ValueError(f"record_count must be >= 0, got {record_count}")
     if batch_rows <= 0:
         raise ValueError(f"batch_rows must be > 0, got {batch_rows}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    stopped = stop or threading.Event()
+    parts = math.ceil(record_count / batch_rows)
 
     def write_part(index: int) -> Path:
+        if stopped.is_set():  # queued before the stop: a part begun after it is not written
+            raise StageStoppedError
         start = index * batch_rows
         path = out_dir / f"part-{index:05d}.parquet"
         # uncompressed, without statistics: ingest reads it back once, whole
@@ -129,19 +142,27 @@ def write_generated(
         return path
 
     workers = threads()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        # a window of parts in flight, not one future per part: at 50M records of batch_rows=1
-        # those would take gigabytes
-        window: deque[Future[Path]] = deque()
-        paths: list[Path] = []
-        try:
-            for index in range(math.ceil(record_count / batch_rows)):
-                window.append(pool.submit(write_part, index))
-                if len(window) > workers:
-                    paths.append(window.popleft().result())
-            paths.extend(part.result() for part in list(window))
-        except BaseException:
-            for part in window:
-                part.cancel()  # a failed part fails the stage at once
-            raise
-        return paths
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            # a window of parts in flight, not one future per part: at 50M records of
+            # batch_rows=1 those would take gigabytes
+            window: deque[Future[Path]] = deque()
+            paths: list[Path] = []
+            try:
+                for index in range(parts):
+                    if len(window) > workers:  # `workers` writing, one queued: wait for one
+                        paths.append(window.popleft().result())
+                    if stopped.is_set():
+                        raise StageStoppedError
+                    window.append(pool.submit(write_part, index))
+                paths.extend(part.result() for part in list(window))
+            except BaseException:
+                for part in window:
+                    part.cancel()  # a failed part fails the stage at once, a stop stops it
+                raise
+            return paths
+    except StageStoppedError:  # counted once the parts in flight are written
+        written = len(list(out_dir.glob("part-*.parquet")))
+        raise StageStoppedError(
+            f"generate stopped between parts: {written:,} of {parts:,} parts written"
+        ) from None

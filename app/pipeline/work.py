@@ -8,6 +8,7 @@ export stage as a hard link, not a second copy.
 
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,16 +48,21 @@ def generate(
     seed: int,
     batch_rows: int,
     source: InputSource | None = None,
+    stop: threading.Event | None = None,
 ) -> StageOutput:
     """Synthetic records (deterministic for the seed), or the pipeline's input file converted,
-    as the run's raw Parquet parts."""
+    as the run's raw Parquet parts. The generator checks `stop` between its parts (its run was
+    stopped: app/pipeline/stage_stop.py); an input file's conversion, one Polars query like
+    every other stage's, runs to its end."""
     # a retried attempt starts from nothing, and so does a run whose id an earlier database
     # used (its files would be served as this run's); downloads hold their own links (serving/).
     # The one write that makes the run's directory (app/pipeline/store.py).
     shutil.rmtree(files.root, ignore_errors=True)
     files.root.mkdir(parents=True, exist_ok=True)
     if source is None:
-        generator.write_generated(files.raw, record_count, seed=seed, batch_rows=batch_rows)
+        generator.write_generated(
+            files.raw, record_count, seed=seed, batch_rows=batch_rows, stop=stop
+        )
         return StageOutput(records_in=record_count, records_out=count_rows(files.raw))
     rows = inputs.convert(source.path, source.format, files.raw / "part-00000.parquet")
     return StageOutput(records_in=rows, records_out=rows)

@@ -139,8 +139,8 @@ def test_an_agent_that_goes_silent_after_the_probe_does_not_hold_the_exit(
     exit's own), with ddtrace's `failed to send, dropping 2 traces … timed out` as the only word
     of it. Now the exit asks the agent once (1 s) and leaves ddtrace's sends behind: 1.0-1.4 s.
     What the agent was sent says so, whatever the machine's load: after the run's send, the
-    exit's one GET /info, and neither that send again nor one of the span left at exit (a hang
-    is pytest-timeout's)."""
+    exit's one GET /info, not the dozen sends of an exit waiting on the agent (a hang is
+    pytest-timeout's)."""
     with silent_agent() as agent:
         process = subprocess.Popen(
             [sys.executable, "-c", RUN_THEN_EXIT, start],
@@ -181,12 +181,14 @@ def test_an_agent_that_goes_silent_after_the_probe_does_not_hold_the_exit(
             "(1 s at most): the spans this process had not sent are dropped, not waited for",
         )
     ]
-    # the start-up probe (answered), the run's end's send (held), the exit's question: no more
-    assert [r for r in requests if not r.endswith(POLLER)] == [
-        "GET /info HTTP/1.1",
-        "POST /v0.5/traces HTTP/1.1",
-        "GET /info HTTP/1.1",
-    ]
+    # the start-up probe (answered), the run's end's send (held), the exit's one question; on a
+    # loaded machine ddtrace's writer may have tried that send once more before the exit (seen
+    # once in CI) — an exit that waited for the silent agent sent it 12-13 times
+    sent = [r for r in requests if not r.endswith(POLLER)]
+    assert sent[:2] == ["GET /info HTTP/1.1", "POST /v0.5/traces HTTP/1.1"], sent
+    assert sent.count("GET /info HTTP/1.1") == 2, sent
+    assert set(sent[2:]) <= {"GET /info HTTP/1.1", "POST /v0.5/traces HTTP/1.1"}, sent
+    assert sent.count("POST /v0.5/traces HTTP/1.1") <= 2, sent
     # ddtrace's native poller asks GET /info on its own schedule (once in the runs seen), and
     # only that
     assert {r for r in requests if r.endswith(POLLER)} <= {f"GET /info HTTP/1.1{POLLER}"}
