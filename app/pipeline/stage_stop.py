@@ -16,6 +16,7 @@ looks into it may want the files.
 """
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import shutil
@@ -67,11 +68,15 @@ class StageThreads:
         self._running = done
         # not a daemon: the process's exit waits for a part being written, as it did
         threading.Thread(target=target, name=f"stage-{stage}").start()
+        awaited = asyncio.wrap_future(done)
         try:
-            return await asyncio.wrap_future(done)
+            return await awaited
         except BaseException:
             if not done.done():  # interrupted from outside, not the stage's own error
                 self.stop.set()
+                # what the stage ends with is `finished`'s to read: not left unretrieved here
+                # (asyncio would log "Future exception was never retrieved")
+                awaited.add_done_callback(_retrieved)
             raise
 
     async def finished(self) -> BaseException | None:
@@ -79,8 +84,14 @@ class StageThreads:
         running = self._running
         if running is None:
             return None
-        await asyncio.wait([asyncio.wrap_future(running)])
+        with contextlib.suppress(BaseException):  # its outcome is read below, not raised
+            await asyncio.wrap_future(running)
         return None if running.cancelled() else running.exception()
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 _current: ContextVar[StageThreads | None] = ContextVar("stage_threads", default=None)
