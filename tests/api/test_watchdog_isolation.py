@@ -4,8 +4,6 @@ began as it was cancelled says so, and a cancel whose worker stopped at once end
 Prefect, not Crashed."""
 
 import logging
-import math
-import re
 import time
 from datetime import timedelta
 
@@ -28,23 +26,13 @@ from tests.support.watchdog_prefect import (
     Prefect,
     ended_run,
     run_row,
+    shown_age,
     stamped,
 )
 
 SILENT = (
     "its flow-run process stopped responding (no heartbeat for {} s; worker or process killed?)"
 )
-
-
-def shown_age(template: str, reason: str, *, age: int, since: float) -> int:
-    """The age `reason` shows where `template` has {}: the rest of it exactly the template's, the
-    age `age` s (how old the test made the rows) plus no more than the whole seconds elapsed
-    since `since` (time.monotonic() before they were made), however loaded the machine."""
-    shown = re.fullmatch(re.escape(template).replace(re.escape("{}"), r"(\d+)"), reason)
-    assert shown is not None, reason
-    elapsed = math.ceil(time.monotonic() - since)
-    assert age <= int(shown.group(1)) <= age + elapsed, (reason, age, elapsed)
-    return int(shown.group(1))
 
 
 @pytest.fixture

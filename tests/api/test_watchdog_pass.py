@@ -2,8 +2,6 @@
 never started, clocks of other machines, runs ended cancelled that Prefect still shows Cancelling.
 Prefect's side (states, pool health, the state changes sent) is recorded, not served."""
 
-import math
-import re
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -27,19 +25,9 @@ from tests.support.watchdog_prefect import (
     Told,
     ended_run,
     run_row,
+    shown_age,
     stamped,
 )
-
-
-def shown_age(template: str, reason: str, *, age: int, since: float) -> int:
-    """The age `reason` shows where `template` has {}: the rest of it exactly the template's, the
-    age `age` s (how old the test made the rows and states) plus no more than the whole seconds
-    elapsed since `since` (time.monotonic() before they were made), however loaded the machine."""
-    shown = re.fullmatch(re.escape(template).replace(re.escape("{}"), r"(\d+)"), reason)
-    assert shown is not None, reason
-    elapsed = math.ceil(time.monotonic() - since)
-    assert age <= int(shown.group(1)) <= age + elapsed, (reason, age, elapsed)
-    return int(shown.group(1))
 
 
 @pytest.fixture

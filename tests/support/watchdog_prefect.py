@@ -1,6 +1,9 @@
 """Prefect as one watchdog pass sees it, given rather than served: the states it answers, its
 pool's health, and the state changes the pass sends it (recorded, or refused for a flow run)."""
 
+import math
+import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,3 +143,14 @@ async def ended_run(status: Status, *, ago: timedelta, flow_run: str = FLOW_RUN)
         assert run is not None and run.completed_at is not None
         run.completed_at -= ago
     return run_id
+
+
+def shown_age(template: str, reason: str, *, age: int, since: float) -> int:
+    """The age `reason` shows where `template` has {}: the rest of it exactly the template's, the
+    age `age` s (how old the test made the rows and states) plus no more than the whole seconds
+    elapsed since `since` (time.monotonic() before they were made), however loaded the machine."""
+    shown = re.fullmatch(re.escape(template).replace(re.escape("{}"), r"(\d+)"), reason)
+    assert shown is not None, reason
+    elapsed = math.ceil(time.monotonic() - since)
+    assert age <= int(shown.group(1)) <= age + elapsed, (reason, age, elapsed)
+    return int(shown.group(1))
