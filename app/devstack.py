@@ -10,10 +10,13 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import httpx
+
 from app.config import PROJECT_ROOT, get_settings
 from app.ledger import Ledger, Written
 from app.processes import Process as Process  # tests and the benchmarks import these from here
 from app.processes import ignore_stop_signals, on_stop_signal, raise_interrupt
+from app.shown import shown_prefect_url
 from app.stack import STATE_DIR, shown_path
 from app.stack import Stack as Stack
 from app.stack_env import SERVER_TUNING as SERVER_TUNING
@@ -67,8 +70,35 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.command == "doctor":
         given = running is not None or args.prefect_port or args.state_dir or args.log_dir
+        if running is None:
+            prefect_url = stack.prefect_api_url if given else get_settings().prefect_api_url
+            say_none_runs(stack, prefect_url)
         raise SystemExit(doctor(stack.process_env() if given else dict(os.environ)))
     up(stack)
+
+
+def say_none_runs(stack: Stack, prefect_url: str) -> None:
+    """`make doctor` of a state directory where no stack runs says so first, and how to start
+    it, when nothing answers where its API and Prefect server would: its checks alone read as
+    a stack that runs with parts missing."""
+    where = {"API": stack.api_url, "Prefect server": shown_prefect_url(prefect_url)}
+    if any(_answers(f"{url}/health") for url in where.values()):
+        return
+    print(
+        f"no stack runs here (STATE_DIR={shown_path(stack.state_dir)}): nothing answers at "
+        + " or ".join(f"{url} ({what})" for what, url in where.items())
+        + f"; start it with {stack.up_command()}. Its checks:",
+        flush=True,
+    )
+
+
+def _answers(url: str) -> bool:
+    """Something answers HTTP there, whatever it says."""
+    try:
+        httpx.get(url, timeout=2)
+    except (httpx.TransportError, httpx.InvalidURL):
+        return False
+    return True
 
 
 def _port_of(running: Written | None, name: str) -> int | None:

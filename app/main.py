@@ -6,12 +6,13 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from app import observability
+from app import observability, serving
 from app.api import health, logs, pipelines, results, schedules, uploads
 from app.api.errors import install_error_handlers
 from app.api.head import HeadAsGet
 from app.api.hosts import AllowedHosts
 from app.api.limits import BodySizeLimit
+from app.api.query_once import QueryOnce
 from app.config import get_settings
 from app.db import get_engine
 from app.pipeline.tls import share_tls_contexts
@@ -23,6 +24,7 @@ from app.web import install as install_dashboard
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    serving.log_start()
     share_tls_contexts()  # each trigger creates a Prefect client
     watchdog = Watchdog(timedelta(seconds=settings.watchdog_interval_seconds))
     if settings.watchdog_enabled:
@@ -53,6 +55,7 @@ def create_app() -> FastAPI:
     install_dashboard(app)  # the HTML dashboard at / and its /static files
     docs.install(app)  # /docs, with Swagger UI's script and stylesheet from /static
     install_error_handlers(app)
+    app.add_middleware(QueryOnce)  # a query parameter given twice: a 422 naming it
     app.add_middleware(BodySizeLimit)
     app.add_middleware(AllowedHosts)  # before the body is read; inside HeadAsGet: no body
     app.add_middleware(HeadAsGet)

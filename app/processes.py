@@ -6,7 +6,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import IO
@@ -72,12 +72,14 @@ class Port:
     number: int
     what: str  # what listens there
     variable: str  # `make up`'s variable
-    option: str  # the option of `pipeline up` and `python -m app.devstack`
 
 
-def refuse_taken_ports(host: str, ports: list[Port]) -> None:
+def refuse_taken_ports(
+    host: str, ports: list[Port], restart: Callable[[Mapping[str, int]], str]
+) -> None:
     """A port already taken would look like success: someone else's server answering. All the
-    ports taken are named at once, each with the way to give the stack another one."""
+    ports taken are named at once, with the command that starts the stack on others: `restart`
+    gives it, the user's other settings kept, for the new ports by make's variable."""
     taken = [port for port in ports if _taken(host, port.number)]
     if not taken:
         return
@@ -87,14 +89,12 @@ def refuse_taken_ports(host: str, ports: list[Port]) -> None:
         if one
         else f"ports {' and '.join(f'{p.number} ({p.what})' for p in taken)} on {host} are"
     )
-    other = [(port, port.number + 1 if port.number < 65535 else port.number - 1) for port in taken]
-    make = " ".join(f"{port.variable}={number}" for port, number in other)
-    options = " ".join(f"{port.option} {number}" for port, number in other)
+    other = {p.variable: p.number + 1 if p.number < 65535 else p.number - 1 for p in taken}
     raise RuntimeError(
         f"{where} already in use (another {' and '.join(p.what for p in taken)}, a `make up` "
         "of another checkout or state directory, or `docker compose up`?): "
         f"stop {'it' if one else 'them'}, or give the stack {'another port' if one else 'other ports'}: "
-        f"`make up {make}` (`pipeline up {options}`)"
+        f"{restart(other)}"
     )
 
 

@@ -8,15 +8,27 @@ after HEAD_LIMIT bytes is refused with 431 and the connection closed.
 A request httptools cannot parse (a URL over 64 KiB, a control character in a header, the rest of
 a body longer than its Content-Length) was a plain-text 400 "Invalid HTTP request received.".
 `uvicorn app.main:app --http app.serving:BoundedHttpTools` (make up, compose, the Dockerfile).
+And the line the API's log starts with: where it listens, which database and Prefect server.
 """
 
 import json
+import logging
+import os
 import sys
 from http import HTTPStatus
+from pathlib import Path
 
+from uvicorn.main import main as uvicorn_command
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.bad_requests import refusal
+from app.config import get_settings
+from app.shown import shown_database_url, shown_prefect_url
+
+logger = logging.getLogger(__name__)
+# Prefect's logging configuration shows WARNING and up of other loggers (uvicorn's "running on"
+# line too): the start line is information, and shown
+logger.setLevel(logging.INFO)
 
 # generous for any real request (browsers send a few kB); a chunk the event loop hands over is at
 # most 256 kB, and one that ends a message and starts the next is counted whole
@@ -73,3 +85,33 @@ class BoundedHttpTools(HttpToolsProtocol):
             b"connection: close\r\n\r\n" + content
         )
         self.transport.close()
+
+
+def log_start(argv: list[str] | None = None) -> None:
+    """The API's start, in its log: where it listens, and the database and Prefect server it
+    uses, shown without user, password or query (as GET /ready shows them)."""
+    settings = get_settings()
+    where = listening(sys.argv if argv is None else argv)
+    logger.info(
+        "API (process %d) %s; database %s; Prefect API %s",
+        os.getpid(),
+        f"listening on {where}" if where else "started",
+        shown_database_url(settings.database_url),
+        shown_prefect_url(settings.prefect_api_url),
+    )
+
+
+def listening(argv: list[str]) -> str | None:
+    """Where uvicorn's command line (`uvicorn app.main:app --host … --port …`, its UVICORN_*
+    variables) has the API listen; None in a process uvicorn's command did not start."""
+    program = Path(argv[0]) if argv else Path()
+    if program.name != "uvicorn" and program.parts[-2:] != ("uvicorn", "__main__.py"):
+        return None
+    params = uvicorn_command.make_context("uvicorn", argv[1:], resilient_parsing=True).params
+    if params["uds"]:
+        return f"unix socket {params['uds']}"
+    if params["fd"] is not None:
+        return f"file descriptor {params['fd']}"
+    host = params["host"]
+    scheme = "https" if params["ssl_keyfile"] else "http"
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{params['port']}"

@@ -16,9 +16,11 @@ from app import scratch, stack_lock
 from app.config import PROJECT_ROOT, get_settings
 from app.ledger import Ledger, Written
 from app.processes import Port, Process, refuse_taken_ports
+from app.stack_command import stack_settings, up_command
 from app.stack_env import ENV_FILE, process_env
 
 STATE_DIR = PROJECT_ROOT / "var"  # the database, Prefect's home, run files, logs, unless configured
+DEFAULT_PREFECT_PORT, DEFAULT_API_PORT = 4200, 8000
 
 
 @dataclass
@@ -27,8 +29,8 @@ class Stack:
 
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     host: str = "127.0.0.1"
-    prefect_port: int = 4200
-    api_port: int = 8000
+    prefect_port: int = DEFAULT_PREFECT_PORT
+    api_port: int = DEFAULT_API_PORT
     workers: int = 1
     worker_limit: int = 4  # flow-run processes per worker; a burst must not fork hundreds
     state_dir: Path = STATE_DIR
@@ -75,9 +77,12 @@ class Stack:
         refuse_taken_ports(
             self.host,
             [
-                Port(self.prefect_port, "Prefect server", "PREFECT_PORT", "--prefect-port"),
-                Port(self.api_port, "API", "API_PORT", "--api-port"),
+                Port(self.prefect_port, "Prefect server", "PREFECT_PORT"),
+                Port(self.api_port, "API", "API_PORT"),
             ],
+            lambda moved: self.up_command(
+                prefect_port=moved.get("PREFECT_PORT"), api_port=moved.get("API_PORT")
+            ),
         )
         self.held = stack_lock.claim(self.process_env())
         try:
@@ -132,6 +137,21 @@ class Stack:
             f"where it runs, or `make down{state}`), or give this one a state directory of its own "
             f"and other ports: `make up STATE_DIR=var/stack-2 API_PORT={max(self.api_port, api + 1)} "
             f"PREFECT_PORT={max(self.prefect_port, prefect + 1)}`"
+        )
+
+    def up_command(self, *, prefect_port: int | None = None, api_port: int | None = None) -> str:
+        """The command that starts this stack, with the settings the user gave (those not at
+        their defaults), on `prefect_port` and `api_port` when given."""
+        prefect_port, api_port = prefect_port or self.prefect_port, api_port or self.api_port
+        return up_command(
+            stack_settings(
+                state_dir=None if self.state_dir == STATE_DIR else shown_path(self.state_dir),
+                prefect_port=None if prefect_port == DEFAULT_PREFECT_PORT else prefect_port,
+                api_port=None if api_port == DEFAULT_API_PORT else api_port,
+                log_dir=None
+                if self.log_dir == self.state_dir / "log"
+                else shown_path(self.log_dir),
+            )
         )
 
     def _empty_tmp_dir(self) -> None:

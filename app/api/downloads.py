@@ -8,11 +8,29 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from starlette.types import Message, Receive, Scope, Send
 
 from app.api.served import ServedFile
 
 logger = logging.getLogger(__name__)
+_FRACTION_DIGITS = {"ms": 3, "us": 6, "ns": 9}
+
+
+def timestamps_as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """`frame` with its timestamp columns as ISO 8601 text, the one way CSV and JSON Lines
+    downloads write them (Polars' CSV writer wrote 2026-03-01T12:00:00.000000, its JSON writer
+    2026-03-01 12:00:00): a T, the column's fractional digits, and its offset when it has a zone
+    (+00:00); a naive column (created_at, in UTC) has none, as in the Parquet file."""
+    columns = [
+        pl.col(name).dt.to_string(
+            f"%Y-%m-%dT%H:%M:%S%.{_FRACTION_DIGITS[dtype.time_unit or 'us']}f"
+            + ("%:z" if dtype.time_zone else "")
+        )
+        for name, dtype in frame.collect_schema().items()
+        if isinstance(dtype, pl.Datetime)
+    ]
+    return frame.with_columns(columns) if columns else frame
 
 
 class RunDownload(ServedFile):

@@ -10,7 +10,7 @@ from app import service
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
 from app.api.schemas import errors
-from app.models import PipelineRun
+from app.models import PipelineRun, Status
 from app.pipeline import run_logs
 
 router = APIRouter(
@@ -57,7 +57,9 @@ async def read_logs(
     ] = None,
 ) -> list[LogOut]:
     """The latest run's (or `run_id`'s) log lines (flow and task runs), oldest first; empty
-    before its first run.
+    before its first run. A cancelled run's end with the service's line saying so and by what
+    (`logger` "pipeline", at the time of the cancel), instead of what Prefect logs from its
+    flow-run process's stop on (`Finished in state Running()`, its worker's reload of the flow).
 
     503 when Prefect, which keeps the logs, is unreachable.
     """
@@ -69,7 +71,12 @@ async def read_logs(
         )
     if run is None or run.prefect_flow_run_id is None:
         return []
+    cancelled = (
+        run_logs.Cancelled(run_id=run.id, reason=run.error, at=run.completed_at)
+        if run.status == Status.CANCELLED
+        else None
+    )
     lines = await run_logs.read_run_logs(
-        run.prefect_flow_run_id, limit=limit, tail=tail, offset=offset
+        run.prefect_flow_run_id, limit=limit, tail=tail, offset=offset, cancelled=cancelled
     )
     return [LogOut.model_validate(line, from_attributes=True) for line in lines]

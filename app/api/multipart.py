@@ -4,6 +4,7 @@ file part straight to disk, digested as it is written, never held in memory."""
 import asyncio
 import hashlib
 import re
+import shlex
 from dataclasses import dataclass, field
 from email.utils import decode_rfc2231
 from pathlib import Path
@@ -128,17 +129,19 @@ class _Receiver:
             raise _FormError(
                 "body", f"a part without a field name; name each ({', '.join(FIELDS)})"
             )
+        disposition = self._headers.get(b"content-disposition", b"")
+        filename = _extended_file_name(disposition) or options.get(b"filename", b"").decode(
+            "utf-8", "replace"
+        )
         if self._name not in FIELDS:  # refused before its value is read, let alone kept
+            if b"filename" in options or _EXTENDED_FILENAME.search(disposition):
+                raise _MisnamedFile(self._name, _base_name(filename))
             raise _UnknownField(self._name)
         self._is_file = self._name == FILE_FIELD
         if self._is_file:
             if self.form.file_path is not None:
                 raise _FormError(FILE_FIELD, "send one file per pipeline")
-            disposition = self._headers.get(b"content-disposition", b"")
-            filename = _extended_file_name(disposition) or options.get(b"filename", b"").decode(
-                "utf-8", "replace"
-            )
-            self.form.file_name = Path(filename.replace("\\", "/")).name or "upload"
+            self.form.file_name = _base_name(filename) or "upload"
             self.form.file_path = self.dest / "upload"
             self.handle = self.form.file_path.open("wb")
 
@@ -160,6 +163,11 @@ class _Receiver:
                 self.form.fields[self._name] = self._text.decode("utf-8")
             except UnicodeDecodeError:  # was stored with U+FFFD in place of what was sent
                 raise _FormError(self._name, "not UTF-8 text; send the form as UTF-8") from None
+
+
+def _base_name(filename: str) -> str:
+    """A part's file name without the folders a client may send (C:\\data\\f.csv is f.csv)."""
+    return Path(filename.replace("\\", "/")).name
 
 
 def _extended_file_name(disposition: bytes) -> str | None:
@@ -187,14 +195,40 @@ class _UnknownField(Exception):
         self.name = name
 
 
+class _MisnamedFile(_UnknownField):
+    """A file part under another name than `file` (curl -F upload=@f.csv)."""
+
+    def __init__(self, name: str, filename: str) -> None:
+        super().__init__(name)
+        self.filename = filename
+
+
 class _TooLarge(Exception):
     pass
 
 
+def _cut(text: str) -> str:
+    """A client's text cut short for a message: all of it is theirs to send again, not ours to
+    echo."""
+    return text if len(text) <= 64 else f"{text[:63]}…"
+
+
+def _misnamed(name: str, filename: str) -> RequestValidationError:
+    """The 422 of a file sent under another field name than `file`: the one the file goes in,
+    as a curl command names it."""
+    example = shlex.quote(f"{FILE_FIELD}=@{_cut(filename) or 'data.csv'}")
+    message = (
+        f"a file part under another name; send the file as the field '{FILE_FIELD}' "
+        f"(curl -F {example})"
+    )
+    problem = {"loc": ("body", _cut(name)), "msg": message, "type": "misnamed_file"}
+    return RequestValidationError([problem])
+
+
 def _unknown(name: str) -> RequestValidationError:
     """The 422 of a field PipelineUpload does not have, as its validation would say it (a long
-    name cut short: all of it is a client's to send again, not ours to echo)."""
-    shown = name if len(name) <= 64 else f"{name[:63]}…"
+    name cut short)."""
+    shown = _cut(name)
     problem = {
         "loc": ("body", shown),
         "msg": "Extra inputs are not permitted",
@@ -231,6 +265,8 @@ async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> Recei
         ) from None
     except _FormError as exc:
         raise inputs.InputError(exc.field, exc.message) from None
+    except _MisnamedFile as exc:
+        raise _misnamed(exc.name, exc.filename) from None
     except _UnknownField as exc:
         raise _unknown(exc.name) from None
     except FormParserError as exc:

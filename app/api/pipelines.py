@@ -9,6 +9,7 @@ from app import cancellation, idempotency, read_cache, removal, retry, service
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
 from app.api.idempotency_key import IdempotencyKey
+from app.api.no_body import no_body
 from app.api.schemas import (
     PipelineCreate,
     PipelineOut,
@@ -137,14 +138,15 @@ def _triggered(run: PipelineRun) -> TriggerOut:
 @router.post(
     "/{pipeline_id}/trigger",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[WriteAccess],
+    dependencies=[WriteAccess, no_body("trigger")],
     responses=errors(403, 404, 409),
 )
 async def trigger_pipeline(
     session: SessionDep, pipeline: PipelineDep, idempotency_key: IdempotencyKey = None
 ) -> TriggerOut:
-    """Start a new run: a flow run of `data-pipeline-deployment` on the `default` pool. The same
-    Idempotency-Key within the window returns the same run and creates no second flow run."""
+    """Start a new run: a flow run of `data-pipeline-deployment` on the `default` pool, with the
+    pipeline's own settings (no body, or `{}`). The same Idempotency-Key within the window
+    returns the same run and creates no second flow run."""
     run = await service.start_run(
         session=session, pipeline=pipeline, idempotency_key=idempotency_key
     )
@@ -154,13 +156,14 @@ async def trigger_pipeline(
 @router.post(
     "/{pipeline_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[WriteAccess],
+    dependencies=[WriteAccess, no_body("retry")],
     responses=errors(403, 404, 409),
 )
 async def retry_pipeline(
     session: SessionDep, pipeline: PipelineDep, idempotency_key: IdempotencyKey = None
 ) -> TriggerOut:
-    """Start a new run of a failed or cancelled pipeline; earlier runs are kept (409 otherwise).
+    """Start a new run of a failed or cancelled pipeline, with its own settings (no body, or
+    `{}`); earlier runs are kept (409 otherwise).
     The same Idempotency-Key within the window returns the same run, however it has ended."""
     run = await retry.retry_run(session=session, pipeline=pipeline, idempotency_key=idempotency_key)
     return _triggered(run)
@@ -169,7 +172,7 @@ async def retry_pipeline(
 @router.post(
     "/{pipeline_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[WriteAccess],
+    dependencies=[WriteAccess, no_body("cancel")],
     responses=errors(403, 404, 409),
 )
 async def cancel_pipeline(session: SessionDep, pipeline: PipelineDep) -> RunOut:

@@ -24,7 +24,7 @@ from starlette.background import BackgroundTask
 from app import files_gone
 from app.api.auth import ReadAccess
 from app.api.deps import PipelineDep, SessionDep
-from app.api.downloads import RunDownload
+from app.api.downloads import RunDownload, timestamps_as_text
 from app.api.schemas import errors
 from app.models import PipelineRun, Status
 from app.pipeline.store import RunFiles, serving_dir
@@ -191,6 +191,7 @@ def _convert(source: Path, target: Path, fmt: Format) -> Path:
             [{"loc": ("query", "format"), "msg": problem, "type": "unwritable_column"}]
         )
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    frame = timestamps_as_text(frame)
     try:
         if fmt == "csv":
             frame.sink_csv(staging, engine="streaming")

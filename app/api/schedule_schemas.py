@@ -8,6 +8,7 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, is_
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -28,6 +29,17 @@ _ANCHOR = (
     "interval_seconds only: its runs fall at this time plus whole intervals; the time of the PUT "
     "if omitted. GET answers the schedule's: sent back, its runs keep their times."
 )
+
+
+LONGEST_INTERVAL = 366 * 86_400
+
+
+def _within_a_year(value: object) -> object:
+    """The bound said with its meaning, as other bounds name their setting (the schema's
+    `maximum` stays: Field's `le`, never reached by a whole number past it)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > LONGEST_INTERVAL:
+        raise ValueError(f"must be at most {LONGEST_INTERVAL:,} (366 days); got {value:,}")
+    return value
 
 
 # what _one_kind checks, for schema-driven clients: exactly one of cron and interval_seconds is
@@ -56,7 +68,9 @@ class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_KIND)
 
     cron: Annotated[str | None, Field(max_length=120, examples=["0 6 * * *"])] = None
-    interval_seconds: Annotated[StrictInt | None, Field(ge=10, le=366 * 86_400)] = None
+    interval_seconds: Annotated[
+        StrictInt | None, Field(ge=10, le=LONGEST_INTERVAL), BeforeValidator(_within_a_year)
+    ] = None
     anchor_date: Annotated[
         AwareDatetime | None, Field(description=_ANCHOR, examples=["2026-01-01T06:00:00Z"])
     ] = None

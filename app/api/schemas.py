@@ -14,18 +14,12 @@ from pydantic import (
     model_validator,
 )
 
+from app.api.control_chars import description_text, name_text
 from app.config import get_settings
 from app.models import Status
 from app.pipeline import input_dir
 
 PipelineStatus = Literal["created", "pending", "running", "completed", "failed", "cancelled"]
-
-
-def _no_nul(value: str | None) -> str | None:
-    """PostgreSQL cannot store the NUL character in text; refuse it here, naming the field."""
-    if value is not None and "\x00" in value:
-        raise ValueError("must not contain the NUL character (\\u0000); remove it")
-    return value
 
 
 def _digits(value: object) -> object:
@@ -61,8 +55,9 @@ def few_unknown_fields(model: type[BaseModel], data: Any) -> Any:
     return data
 
 
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-Description = Annotated[str | None, Field(max_length=2000), AfterValidator(_no_nul)]
+# no control characters (NUL included: PostgreSQL cannot store it), named with their position
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(name_text)]
+Description = Annotated[str | None, Field(max_length=2000), AfterValidator(description_text)]
 # JSON fields are strict: true is not 1 and "yes" not true (a 422 naming the field instead)
 RecordCount = Annotated[
     int,

@@ -1,6 +1,8 @@
 """How the CLI draws what the API returns: tables of pipelines, runs and stages, in UTC."""
 
+import re
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any, cast
 
 from rich import box
@@ -89,6 +91,31 @@ def stages_table(
         fold="error",
         drop=("error", "records in", "records out"),
         fold_min=min(8, max((_cells(row["error"]) for row in rows), default=0)),
+    )
+
+
+def source(pipeline: dict[str, Any]) -> str:
+    """Where a pipeline's records come from, as its user can use it: generated; a file's name under
+    PIPELINE_INPUT_DIR (what --input-path takes); or, in the dashboard's words, an uploaded file,
+    whose path in the server's uploads directory is of no use to them (upload it again)."""
+    path, file_format = pipeline["input_path"], pipeline["input_format"]
+    if not path:
+        return "generated"
+    if _uploaded(path):
+        return f"uploaded {file_format} file"
+    return f"{path} ({file_format})"
+
+
+def _uploaded(path: str) -> bool:
+    """Whether `path` is where the API keeps an upload: uploads/<32 hex digits>/input.<format>
+    under its data directory (app/api/uploads.py)."""
+    parts = PurePosixPath(path).parts
+    return (
+        PurePosixPath(path).is_absolute()
+        and len(parts) > 3
+        and parts[-3] == "uploads"
+        and re.fullmatch(r"[0-9a-f]{32}", parts[-2]) is not None
+        and parts[-1].startswith("input.")
     )
 
 

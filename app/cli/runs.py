@@ -1,10 +1,8 @@
 """Commands that start and follow runs: run, trigger, retry, watch, list, show."""
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import httpx
 import typer
 from rich.text import Text
 
@@ -20,34 +18,27 @@ from app.cli.base import (
     print_json,
     stdout,
 )
-from app.cli.client import TIMEOUT_SECONDS, Api, CliError, ExitCode, idempotency_key
+from app.cli.client import Api, CliError, ExitCode, idempotency_key
+from app.cli.create import (
+    DescriptionOption,
+    FileOption,
+    FormatOption,
+    InputPathOption,
+    NameOption,
+    RecordsOption,
+    create_pipeline,
+)
 
 
 @command()
 def run(
     ctx: typer.Context,
-    records: Annotated[
-        int | None,
-        typer.Option("--records", "-n", help="Synthetic records to generate.", show_default="1000"),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option(help="The pipeline's name.", show_default="cli-N, or the file's name"),
-    ] = None,
-    file: Annotated[
-        Path | None,
-        typer.Option(
-            help="A CSV, JSON Lines or Parquet file (optionally .gz/.bz2/.xz) to upload as the "
-            "input instead of generated records.",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-        ),
-    ] = None,
-    file_format: Annotated[
-        Literal["csv", "jsonl", "parquet"] | None,
-        typer.Option("--format", help="The file's format, when its name does not tell."),
-    ] = None,
+    records: RecordsOption = None,
+    name: NameOption = None,
+    file: FileOption = None,
+    file_format: FormatOption = None,
+    input_path: InputPathOption = None,
+    description: DescriptionOption = None,
     wait: WaitOption = False,
     timeout: TimeoutOption = None,
     interval: IntervalOption = 0.5,
@@ -56,32 +47,19 @@ def run(
     """Create a pipeline and start its first run (--wait: follow it live).
 
     With --wait it exits 0 when the run completes and 1 when it fails or is cancelled.
+    `pipeline create` takes the same options and does not start a run.
     """
     client = api(ctx)
-    if file is not None and records is not None:
-        raise typer.BadParameter("give --records or --file, not both", param_hint="--records")
-    if file is None:
-        count = 1000 if records is None else records
-        body = {"name": name or f"cli-{count}", "record_count": count, "trigger": True}
-        pipeline = client.post("/api/pipelines", json=body, headers=idempotency_key())
-    else:
-        fields = {"name": name or file.name, "trigger": "true"}
-        if file_format:
-            fields["format"] = file_format
-        if not file.is_file():  # a pipe's size is unknown: the upload declares one
-            raise typer.BadParameter(
-                f"{file} is not a regular file; save the data to a file first", param_hint="--file"
-            )
-        with file.open("rb") as handle:
-            # the API checks the whole file before it answers, minutes for gigabytes: giving up
-            # after 30 s said "unreachable" of a pipeline that was created and ran
-            pipeline = client.post(
-                "/api/pipelines",
-                data=fields,
-                files={"file": (file.name, handle)},
-                headers=idempotency_key(),
-                timeout=httpx.Timeout(TIMEOUT_SECONDS, read=None),
-            )
+    pipeline = create_pipeline(
+        client,
+        records=records,
+        name=name,
+        file=file,
+        file_format=file_format,
+        input_path=input_path,
+        description=description,
+        trigger=True,
+    )
     run = pipeline["latest_run"]
     if not as_json:
         line = Text(f"pipeline {pipeline['id']} “{pipeline['name']}” created; run {run['id']} ")
@@ -235,14 +213,8 @@ def show(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = Fals
     title = Text(f"pipeline {pipeline['id']} “{pipeline['name']}” · ", style="bold")
     title.append_text(render.status(pipeline["status"]))
     console.print(title)
-    source = (
-        f"{pipeline['input_path']} ({pipeline['input_format']})"
-        if pipeline["input_path"]
-        else "generated"
-    )
-    console.print(
-        f"  records   {render.count(pipeline['record_count'])} ({source})", soft_wrap=True
-    )
+    records = f"{render.count(pipeline['record_count'])} ({render.source(pipeline)})"
+    console.print(f"  records   {records}", soft_wrap=True)
     if pipeline["description"]:
         console.print(f"  about     {pipeline['description']}", soft_wrap=True)
     console.print(f"  created   {render.timestamp(pipeline['created_at'])} UTC")

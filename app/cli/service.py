@@ -9,7 +9,7 @@ from typing import Annotated, Any, cast
 import typer
 from rich.text import Text
 
-from app.cli import render
+from app.cli import cancelled, render
 from app.cli.base import (
     IntervalOption,
     JsonOption,
@@ -102,13 +102,28 @@ def _settled(run: dict[str, Any] | None, last_new: datetime) -> bool:
 def cancel(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
     """Cancel a pipeline's pending or running runs (all of them, if more than one).
 
-    A finished run cannot be cancelled (exit 4); cancelling a cancelled run again is fine.
+    Names each run it cancelled. A finished run cannot be cancelled (exit 4); cancelling a
+    cancelled run again is fine. --json prints the API's answer: the newest run it cancelled.
     """
-    run = api(ctx).post(f"/api/pipelines/{pipeline_id}/cancel")
+    client = api(ctx)
+    others = [] if as_json else cancelled.in_flight(client, pipeline_id)
+    run = client.post(f"/api/pipelines/{pipeline_id}/cancel")
     if as_json:
-        print_json(run)
+        print_json(run)  # the API's answer: the newest run it cancelled
         return
-    stdout().print(f"run {run['id']} of pipeline {pipeline_id} {run['status']}")
+    run_ids, unread = {run["id"]}, ""
+    try:
+        if run["status"] == "cancelled":
+            run_ids |= cancelled.now_cancelled(client, pipeline_id, set(others) - run_ids)
+    except CliError as exc:  # the cancel is done: said, with what could not be checked
+        unread = f"{exc.message}; see them with `pipeline show {pipeline_id}`"
+    finally:  # Ctrl-C too: what the API said it cancelled, then "interrupted"
+        stdout().print(f"{cancelled.runs_text(run_ids)} of pipeline {pipeline_id} {run['status']}")
+    if unread:
+        stderr().print(
+            f"could not read which other runs of pipeline {pipeline_id} were cancelled: {unread}",
+            soft_wrap=True,
+        )
 
 
 def _interactive() -> bool:

@@ -1,11 +1,16 @@
 """Files a pipeline names under PIPELINE_INPUT_DIR: the name checked and kept as the user gave it
 (relative to the directory), so the pipeline reads back as it can be sent again."""
 
+import os
+import re
 from pathlib import Path
 
 from app.config import get_settings
 from app.pipeline.compression import InputError
 from app.pipeline.store import uploads_dir
+
+# a name whose format the create can tell (inputs.format_of): an example worth giving
+_INPUT_NAME = re.compile(r"\.(?:csv|jsonl|ndjson|parquet|pq)(?:\.(?:gz|bz2|xz))?$", re.IGNORECASE)
 
 
 def resolve_under(relative: str, base: Path | None, *, field: str = "input_path") -> Path:
@@ -33,6 +38,8 @@ def resolve_under(relative: str, base: Path | None, *, field: str = "input_path"
         uploads = uploads_dir().resolve()
         if target.is_relative_to(uploads):  # another pipeline's, deleted with it
             raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
+        if target.is_dir():
+            raise InputError(field, _a_directory(relative, target))
         if not target.is_file():
             raise InputError(field, f"no file {relative!r} in PIPELINE_INPUT_DIR")
         if not named.is_relative_to(root):  # a link back in, from outside: not a name under it
@@ -66,6 +73,27 @@ def shown(stored: str | None) -> str | None:
     except (OSError, RuntimeError):
         return stored
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else stored
+
+
+def _a_directory(named: str, directory: Path) -> str:
+    """What to name instead of a directory: a file in it, such as the first input file found
+    among its first entries (a directory of a million files is not listed whole)."""
+    files = sorted(_input_files(directory))
+    example = f", such as {(Path(named) / files[0]).as_posix()!r}" if files else ""
+    return f"{named!r} is a directory in PIPELINE_INPUT_DIR; name a file in it{example}"
+
+
+def _input_files(directory: Path, looked_at: int = 1000) -> list[str]:
+    """The names of input files (by their suffix) among the first `looked_at` entries."""
+    found = []
+    try:
+        with os.scandir(directory) as entries:
+            for _, entry in zip(range(looked_at), entries, strict=False):
+                if entry.is_file() and _INPUT_NAME.search(entry.name):
+                    found.append(entry.name)
+    except OSError:  # not readable: the message names no file in it
+        pass
+    return found
 
 
 def _why(exc: OSError | RuntimeError) -> str:
@@ -109,5 +137,11 @@ def readable_source(path: Path, input_dir: Path | None) -> Path:
     if not within(path, allowed):
         raise InputError(
             "input_path", f"{path} is outside the uploads directory and PIPELINE_INPUT_DIR"
+        )
+    if path.is_dir():  # a file replaced by a directory since, or a link moved on to one
+        named = shown(str(path)) or str(path)
+        raise InputError(
+            "input_path",
+            f"{_a_directory(named, path)}, and create the pipeline again with that input_path",
         )
     return path

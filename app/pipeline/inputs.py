@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from app.pipeline import csv_lines, input_columns, jsonl_text, nul
+from app.pipeline import content_format, csv_lines, input_columns, jsonl_text, nul
 from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
 from app.pipeline.input_dir import resolve_under
 from app.pipeline.locate import at_header, first_bad_line, locate, unreadable
@@ -25,7 +25,6 @@ SUFFIXES: dict[str, str] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-_PARQUET_MAGIC = b"PAR1"
 _UTF16_32_BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xfe\x00\x00", "UTF-32"),
     (b"\x00\x00\xfe\xff", "UTF-32"),
@@ -66,7 +65,8 @@ def format_of(filename: str, declared: str | None = None, *, field: str = "file"
 
 
 def scan_input(path: Path, fmt: str, scratch: Path, *, field: str = "file") -> pl.LazyFrame:
-    """A plain (uncompressed) input file as a lazy frame; CSV and JSON Lines as text columns.
+    """A plain (uncompressed) input file as a lazy frame; CSV and JSON Lines as text columns
+    (but a JSON Lines file's required number and boolean columns that hold only such: read_types).
 
     `scratch` is for a copy the reading needs, the caller's to remove once the frame is read.
     """
@@ -75,16 +75,17 @@ def scan_input(path: Path, fmt: str, scratch: Path, *, field: str = "file") -> p
     if fmt == "csv":  # a blank line is a row of nulls here; see csv_lines
         return csv_lines.read(path)
     try:  # every line's keys: one that first shows late is a column too
-        schema = pl.scan_ndjson(path, infer_schema_length=None).collect_schema()
-        names = None if jsonl_text.rounded_ids(path, schema) else schema.names()
+        inferred = pl.scan_ndjson(path, infer_schema_length=None).collect_schema()
+        schema = None if jsonl_text.rounded_ids(path, inferred) else inferred
     except pl.exceptions.NoDataError:
         raise
     except pl.exceptions.PolarsError:  # a value it cannot read, or types no one column holds
-        names = None
-    if names is None:  # read as written: Polars' reader would not give every value as it is
-        names = jsonl_text.rewrite(path, scratch / "text.jsonl", field=field)
-        path = scratch / "text.jsonl"
-    return pl.scan_ndjson(path, schema=dict.fromkeys(names, pl.String))
+        schema = None
+    if schema is not None:
+        return pl.scan_ndjson(path, schema=jsonl_text.read_types(schema.names(), schema))
+    # read as written: Polars' reader would not give every value as it is
+    names = jsonl_text.rewrite(path, scratch / "text.jsonl", field=field)
+    return pl.scan_ndjson(scratch / "text.jsonl", schema=jsonl_text.read_types(names, None))
 
 
 def check(path: Path, fmt: str, scratch: Path, *, field: str = "file") -> int:
@@ -100,15 +101,7 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
     for bom, encoding in _UTF16_32_BOMS:
         if fmt != "parquet" and start.startswith(bom):
             raise InputError(field, f"the file is {encoding} text; save it as UTF-8")
-    start = start.lstrip()
-    if fmt != "parquet" and start.startswith(_PARQUET_MAGIC):
-        raise InputError(field, f"the content is Parquet, not {fmt}; send it as format=parquet")
-    if fmt == "parquet" and not start.startswith(_PARQUET_MAGIC):
-        raise InputError(field, "not a Parquet file (it does not start with PAR1)")
-    if fmt == "jsonl" and not start.startswith(b"{"):
-        what = "a JSON array" if start.startswith(b"[") else "not JSON Lines"
-        array = f'line 1: {what}; JSON Lines has one JSON object per line, like {{"id": 1}}'
-        raise InputError(field, at_header(path, fmt, array))
+    content_format.check(path, fmt, field)
     try:
         frame = scan_input(path, fmt, scratch, field=field)
         schema = frame.collect_schema()
@@ -177,6 +170,8 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     with plain(path, dest.parent, fmt, field=field) as source:
+        if source.path.stat().st_size:  # an empty file is said to be empty, below
+            content_format.check(source.path, fmt, field)
         try:
             frame = scan_input(source.path, fmt, source.scratch, field=field)
             schema = frame.collect_schema()

@@ -24,6 +24,14 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # left in a str only by an unpaired 
 _WRITTEN = json.JSONDecoder(parse_float=str, parse_int=str, parse_constant=str)
 _NESTED = json.JSONDecoder()  # for a list's or an object's JSON text: [12.5], not ["12.5"]
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
+# the required columns read with their JSON type when every value has one of these (read_types):
+# what validate casts exactly, as it casts text (a Float64 id or quantity would not be: 2**53 + 1)
+_EXACT: dict[str, tuple[type[pl.DataType], ...]] = {
+    "id": (pl.Int64,),
+    "value": (pl.Int64, pl.Float64),
+    "quantity": (pl.Int64,),
+    "is_active": (pl.Boolean, pl.Int64),
+}
 _EXACT_FLOAT = 2**53  # a Float64 at or past it may be another whole number than the one written
 _FLOAT_DIGITS = 16  # up to this many digits, a number whose Float64 is whole below 2**53 is whole
 # the key "id" (its letters may be written \u0069 and \u0064) and a number: all of it, or what is
@@ -70,6 +78,19 @@ def _as_text(line: bytes, number: int, field: str) -> tuple[str, list[str]]:
 
 def _is_nested(value: Any) -> bool:
     return isinstance(value, list | dict)
+
+
+def read_types(names: list[str], inferred: pl.Schema | None) -> dict[str, pl.DataType]:
+    """The types a JSON Lines file's columns are read as: text (validate casts it), except a
+    required number or boolean column every line of which holds a JSON number or boolean of a type
+    that reads exactly (`inferred`: Polars' reading of the whole file; None when it was rewritten
+    as text). Those keep their type, so that a rejected row comes back with the numbers it was sent
+    with; a column that mixes text and numbers, or an id or quantity written 3.0, stays text."""
+    types: dict[str, pl.DataType] = dict.fromkeys(names, pl.String())
+    for name, kinds in _EXACT.items():
+        if inferred is not None and name in types and isinstance(inferred.get(name), kinds):
+            types[name] = inferred[name]
+    return types
 
 
 def rounded_ids(path: Path, schema: pl.Schema) -> bool:

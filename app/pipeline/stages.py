@@ -11,6 +11,8 @@ import polars as pl
 from app.pipeline import casts
 
 CATEGORIES: tuple[str, ...] = ("A", "B", "C", "D")
+# the reject reason names the accepted ones, as the range reasons name their range
+UNKNOWN_CATEGORY = f"unknown category (must be {', '.join(CATEGORIES[:-1])} or {CATEGORIES[-1]})"
 DISCOUNT_FACTORS: dict[str, float] = {"A": 0.90, "B": 0.85, "C": 0.80}
 DEFAULT_DISCOUNT = 0.95
 HIGH_VALUE_THRESHOLD = 5000.0
@@ -126,7 +128,7 @@ def validate(
         .when(~quantity.is_between(*QUANTITY_RANGE))
         .then(pl.lit(f"quantity out of range [{QUANTITY_RANGE[0]}, {QUANTITY_RANGE[1]}]"))
         .when(~pl.col("category").is_in(CATEGORIES).fill_null(False))
-        .then(pl.lit("unknown category"))
+        .then(pl.lit(UNKNOWN_CATEGORY))
         .when(unparseable("is_active"))
         .then(pl.lit("unparseable is_active (true or false)"))
         .when(unparseable("created_at"))

@@ -122,16 +122,18 @@ async def pipelines_page(
     page: str = "1",
 ) -> HTMLResponse:
     """Pipelines, newest first, filtered by status and paged; the create-and-run form. An
-    unknown status or page number shows every pipeline, or the first page, not an error."""
+    unknown status or page number shows every pipeline, or the first page, saying so."""
     if not reads_open:
         return _key_required(request)
     wanted = STATUSES.get(status)
+    number = _page_number(page)
     return _render(
         request,
         "pipelines.html",
         {
-            **await _pipeline_list(session, wanted, _page_number(page)),
+            **await _pipeline_list(session, wanted, number or 1),
             "unknown_status": status if status and wanted is None else None,
+            "no_such_page": _shown(page) if number is None else None,
             "statuses": list(STATUSES),
             "max_record_count": get_settings().max_record_count,
         },
@@ -149,15 +151,24 @@ async def pipeline_list_fragment(
     """The list region of the pipelines page alone: what the page polls (errors as text)."""
     if not reads_open:
         return _fragment_key_required(request)
-    context = await _pipeline_list(session, STATUSES.get(status), _page_number(page))
+    context = await _pipeline_list(session, STATUSES.get(status), _page_number(page) or 1)
     return _render(request, "_pipeline_list.html", context)
 
 
-def _page_number(text: str) -> int:
-    """A page number as a person may type it into the address: 0, -3 or "two" mean the first."""
+def _page_number(text: str) -> int | None:
+    """A page number as a person may type it into the address; None for one that numbers no
+    page (0, -3, "two", past MAX_PAGE): the page then shows the first, saying so. Left empty,
+    it is the first."""
     text = text.strip()
+    if not text:
+        return 1
     digits = text.isascii() and text.isdecimal() and len(text) <= len(str(MAX_PAGE))
-    return min(max(int(text) if digits else 1, 1), MAX_PAGE)
+    return int(text) if digits and 1 <= int(text) <= MAX_PAGE else None
+
+
+def _shown(text: str) -> str:
+    """What was typed, cut short for a notice."""
+    return text if len(text) <= 40 else f"{text[:39]}…"
 
 
 async def _pipeline_list(

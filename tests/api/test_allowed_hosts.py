@@ -15,10 +15,9 @@ from pydantic import ValidationError
 from app.config import Settings
 from app.models import Pipeline
 from tests.api import test_dashboard_scripts as scripts
-from tests.api.test_operations import _count
 from tests.conftest import Configure, SetSetting
 from tests.e2e.browser import chromium_path
-from tests.support.rows import add_pipeline
+from tests.support.rows import add_pipeline, count_rows
 
 ONE_BACKEND = scripts.pytestmark  # the check is the same on both
 dashboard = scripts.dashboard
@@ -75,7 +74,7 @@ async def test_a_rebinding_page_neither_reads_nor_writes_without_a_key(
         assert (answer(response), response.json()["detail"]) == ((403, REFUSED), REFUSED), path
     head = await api.head("/api/pipelines", headers=REBOUND)
     assert (head.status_code, head.content) == (403, b"")
-    assert await _count(Pipeline) == 1
+    assert await count_rows(Pipeline) == 1
     # liveness is open to any name, and says nothing else
     health = await api.get("/health", headers=REBOUND)
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
@@ -109,7 +108,7 @@ async def test_each_forwarded_host_is_checked_too(api: httpx.AsyncClient) -> Non
             403,
             refusal("X-Forwarded-Host", "evil.example:8000", "evil.example"),
         )
-    assert await _count(Pipeline) == 0
+    assert await count_rows(Pipeline) == 0
 
 
 @ONE_BACKEND
@@ -139,7 +138,7 @@ async def test_addresses_and_localhost_need_no_entry(api: httpx.AsyncClient) -> 
     ):
         response = await api.get("/api/pipelines", headers={"Host": host})
         assert answer(response) == (403, refusal("Host", host, name)), host
-    assert await _count(Pipeline) == len(hosts)
+    assert await count_rows(Pipeline) == len(hosts)
 
 
 @ONE_BACKEND
@@ -215,7 +214,7 @@ async def test_what_needs_a_key_is_the_keys_to_guard(
     listed = await api.get("/api/pipelines", headers=keyed)
     assert (listed.status_code, listed.json()["total"]) == (200, 2)
     assert (await api.get("/", headers=cookie)).status_code == 200
-    assert await _count(Pipeline) == 2
+    assert await count_rows(Pipeline) == 2
 
 
 @pytest.mark.parametrize(
@@ -294,4 +293,4 @@ async def test_a_rebinding_page_in_a_browser_reads_and_writes_nothing(
         403,
         403,
     )
-    assert await _count(Pipeline) == 1
+    assert await count_rows(Pipeline) == 1

@@ -270,12 +270,21 @@ async def test_progress_fragment_of_a_running_and_a_completed_run(
         },
         records_processed=990,
         duration_seconds=4.5,
+        started_at=T0,
+        completed_at=T0 + timedelta(seconds=4.5),
     )
     files = RunFiles.for_run(run_id)
     write_files(files.results, files.summary, files.rejects)
     fragment = parse((await client.get(f"/pipelines/{pipeline_id}/progress")).text)
     assert fragment.by_id("progress").attrs["data-run-id"] == str(run_id)
-    assert [dd.text for dd in fragment.select("dd")] == ["2", "—", "—", "4.50 s", "990", "10"]
+    assert [dd.text for dd in fragment.select("dd")] == [
+        "2",
+        "2026-11-25 09:00:00 UTC",
+        "2026-11-25 09:00:04 UTC",
+        "4.50 s",
+        "990",
+        "10",
+    ]
     assert [bar.attrs["style"] for bar in fragment.select("span", "bar-fill")] == [
         "width: 25.0%",
         "width: 12.5%",

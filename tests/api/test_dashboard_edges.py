@@ -70,21 +70,44 @@ async def test_a_page_past_the_last_says_so_and_links_to_the_last(
         assert [(a.attrs["href"], a.attrs["rel"]) for a in pager.select("a")] == [(href, "prev")]
 
 
-@pytest.mark.parametrize("typed", ["0", "-3", "two", "", "²", "9" * 5000])
-async def test_a_page_number_that_is_no_page_shows_the_first(
-    client: httpx.AsyncClient, typed: str
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("0", "0"),
+        ("-1", "-1"),
+        ("-3", "-3"),
+        ("abc", "abc"),
+        ("two", "two"),
+        ("²", "²"),
+        ("1.5", "1.5"),
+        ("1000001", "1000001"),  # past MAX_PAGE: was page 1,000,000, silently
+        ("9" * 5000, "9" * 39 + "…"),
+        ("", None),  # left empty: the first page, as no page given is
+    ],
+)
+async def test_a_page_number_that_is_no_page_shows_the_first_saying_so(
+    client: httpx.AsyncClient, typed: str, shown: str | None
 ) -> None:
-    """/?page=0 was FastAPI's 422 in JSON, in a browser."""
+    """/?page=0 was FastAPI's 422 in JSON, in a browser; then page 1, silently, as if asked."""
     await add_pipeline("only")
     for path in ("/", "/pipelines-list"):
-        response = await client.get(path, params={"page": typed})
+        response = await client.get(path, params={"page": typed, "status": "created"})
         assert (response.status_code, response.headers["content-type"]) == (
             200,
             "text/html; charset=utf-8",
         )
-        listed = parse(response.text).by_id("pipeline-list")
-        assert listed.attrs["data-query"] == "page=1"
+        page = parse(response.text)
+        listed = page.by_id("pipeline-list")
+        assert listed.attrs["data-query"] == "page=1&status=created"
         assert [a.text for a in listed.select("a") if a.text == "only"] == ["only"]
+        if path == "/" and shown is not None:  # the list's page says so (the region is polled)
+            notice = page.by_id("no-such-page")
+            assert notice.text == (
+                f"No page is numbered “{shown}”: pages are numbered from 1 to 1; showing page 1."
+            )
+            assert [a.attrs["href"] for a in notice.select("a")] == ["/?page=1&status=created"]
+        else:
+            assert 'id="no-such-page"' not in response.text
 
 
 async def test_a_completed_run_whose_files_retention_removed(client: httpx.AsyncClient) -> None:

@@ -12,10 +12,9 @@ from playwright.async_api import Browser, Page, Response, async_playwright, expe
 
 from app.models import Pipeline, PipelineRun, Status
 from tests.api import test_dashboard_scripts as scripts
-from tests.api.test_operations import _count
 from tests.conftest import Configure
 from tests.e2e.browser import chromium_path
-from tests.support.rows import add_pipeline, add_run
+from tests.support.rows import add_pipeline, add_run, count_rows
 
 pytestmark = scripts.pytestmark  # one backend is enough for the browser
 dashboard = scripts.dashboard
@@ -112,8 +111,8 @@ async def test_a_page_of_another_origin_cannot_write_to_a_lan_address(
         await page.goto(attacker)
         await expect(page).to_have_title("done")
     assert writes == [403, 403, 403, 403]
-    assert await _count(Pipeline) == 1  # the one added above
-    assert await _count(PipelineRun) == 1  # not retried
+    assert await count_rows(Pipeline) == 1  # the one added above
+    assert await count_rows(PipelineRun) == 1  # not retried
 
 
 async def test_the_dashboard_writes_from_a_lan_address(

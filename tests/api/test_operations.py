@@ -10,7 +10,7 @@ from uuid import UUID
 import httpx
 import pytest
 from prefect.client.schemas.objects import FlowRun, StateType
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status, utcnow
@@ -22,6 +22,7 @@ from app.pipeline.status import (
     update_pipeline_status,
 )
 from tests.conftest import Configure
+from tests.support.rows import count_rows
 
 
 async def _add_run(pipeline_id: int, status: Status, flow_run_id: str | None = None) -> int:
@@ -36,11 +37,6 @@ async def _add_run(pipeline_id: int, status: Status, flow_run_id: str | None = N
         session.add(run)
         await session.commit()
         return run.id
-
-
-async def _count(model: type) -> int:
-    async with get_sessionmaker()() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 async def test_runs_lists_every_run_newest_first(client: httpx.AsyncClient) -> None:
@@ -260,7 +256,7 @@ async def test_api_keys_guard_mutations(client: httpx.AsyncClient, configure: Co
         401,
         "the API key is not valid; check the key you send against API_KEYS",
     )
-    assert (await _count(Pipeline)) == 0
+    assert (await count_rows(Pipeline)) == 0
     ok = await client.post("/api/pipelines", json={"name": "p"}, headers={"X-API-Key": "beta"})
     assert ok.status_code == 201
     bearer = await client.post("/api/pipelines/1/cancel", headers={"Authorization": "Bearer alpha"})
@@ -286,7 +282,7 @@ async def test_writes_from_another_sites_pages_are_refused(client: httpx.AsyncCl
         for path, files in (("/api/pipelines", form), ("/api/pipelines/1/trigger", None)):
             response = await client.post(path, files=files, headers={"Sec-Fetch-Site": site})
             assert (response.status_code, response.json()["detail"]) == (403, refused), path
-    assert (await _count(Pipeline)) == 0
+    assert (await count_rows(Pipeline)) == 0
     for site in ("same-origin", "none"):  # the dashboard, a bookmark
         created = await client.post(
             "/api/pipelines", json={"name": site}, headers={"Sec-Fetch-Site": site}
@@ -312,7 +308,7 @@ async def test_idempotency_key_returns_the_same_pipeline(
         )
     )
     assert {r.json()["id"] for r in racing} == {2}
-    assert await _count(Pipeline) == 2
+    assert await count_rows(Pipeline) == 2
 
     async with get_sessionmaker()() as session:  # outside the window, a key is new again
         await session.execute(
@@ -321,7 +317,7 @@ async def test_idempotency_key_returns_the_same_pipeline(
         await session.commit()
     later = await client.post("/api/pipelines", json={"name": "p"}, headers=headers)
     assert later.json()["id"] not in (1, 2)  # PostgreSQL sequences skip the racers' ids
-    assert await _count(Pipeline) == 3
+    assert await count_rows(Pipeline) == 3
 
 
 async def test_an_idempotency_key_sent_with_another_request_is_a_422(
@@ -351,8 +347,8 @@ async def test_an_idempotency_key_sent_with_another_request_is_a_422(
     same = {"record_count": 10, "trigger": False, "name": "first"}
     again = await client.post("/api/pipelines", json=same, headers=headers)
     assert (again.status_code, again.json()) == (201, first.json())
-    assert await _count(Pipeline) == 1
-    assert await _count(PipelineRun) == 0
+    assert await count_rows(Pipeline) == 1
+    assert await count_rows(PipelineRun) == 0
 
 
 async def test_oversized_body_is_a_413(client: httpx.AsyncClient, configure: Configure) -> None:
@@ -486,7 +482,7 @@ async def test_malformed_requests_are_a_422_naming_the_field(
         method, path, content=body, headers={"content-type": "application/json"}
     )
     assert (response.status_code, response.json()["message"]) == (422, message)
-    assert await _count(Pipeline) == 1
+    assert await count_rows(Pipeline) == 1
 
 
 async def test_a_422_lists_its_first_twenty_problems_and_counts_the_rest(
@@ -526,7 +522,7 @@ async def test_a_422_lists_its_first_twenty_problems_and_counts_the_rest(
     assert last == {"loc": [], "msg": "and 5 more problems, not listed", "type": "more_problems"}
     twenty = {"name": "p", **extras}
     assert len((await client.post("/api/pipelines", json=twenty)).json()["detail"]) == 20
-    assert await _count(Pipeline) == 0
+    assert await count_rows(Pipeline) == 0
 
 
 async def test_ready_is_503_naming_the_fix_when_prefect_is_down(client: httpx.AsyncClient) -> None:

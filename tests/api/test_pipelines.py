@@ -4,7 +4,6 @@ import asyncio
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from app import idempotency, service
 from app.db import get_sessionmaker
@@ -12,11 +11,7 @@ from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
 from app.pipeline.status import new_stage_rows
 from tests.conftest import Configure
-
-
-async def _count(model: type) -> int:
-    async with get_sessionmaker()() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+from tests.support.rows import count_rows
 
 
 async def test_create_returns_the_pipeline_without_a_run(client: httpx.AsyncClient) -> None:
@@ -59,8 +54,8 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) ->
         '{"name": "x", "colour": "red"}': "colour: unknown field; remove it (see /docs for the accepted fields)",
         '{"name": "x",': "body: not valid JSON (error at character 13)",
         # PostgreSQL cannot store NUL in text: refused before the database, naming the field
-        '{"name": "a\\u0000b"}': "name: must not contain the NUL character (\\u0000); remove it",
-        '{"name": "x", "description": "\\u0000"}': "description: must not contain the NUL character (\\u0000); remove it",
+        '{"name": "a\\u0000b"}': "name: holds the control character U+0000 (NUL) at position 2; remove it (a name is one line of printable text)",
+        '{"name": "x", "description": "\\u0000"}': "description: holds the control character U+0000 (NUL) at position 1; remove it (tabs and line breaks are fine)",
     }
     for body, message in cases.items():
         response = await client.post(
@@ -68,7 +63,7 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) ->
         )
         assert response.status_code == 422, body
         assert response.json()["message"] == message, body
-    assert await _count(Pipeline) == 0
+    assert await count_rows(Pipeline) == 0
 
 
 async def test_record_count_as_the_dashboard_sends_it(client: httpx.AsyncClient) -> None:
@@ -110,7 +105,7 @@ async def test_a_body_that_cannot_be_read_as_json_is_a_422_saying_why(
             422,
             {"message": message, "detail": [problem]},
         )
-    assert await _count(Pipeline) == 0
+    assert await count_rows(Pipeline) == 0
 
 
 async def test_unknown_or_invalid_id(client: httpx.AsyncClient) -> None:
@@ -163,7 +158,7 @@ async def test_trigger_with_prefect_down_is_a_503_and_leaves_no_rows(
         "Prefect API at http://127.0.0.1:9/api is unreachable (ConnectError). "
         "Start the server (make up, or prefect server start) and check PREFECT_API_URL."
     )
-    assert (await _count(PipelineRun), await _count(PipelineStage)) == (0, 0)
+    assert (await count_rows(PipelineRun), await count_rows(PipelineStage)) == (0, 0)
     assert (await client.get("/api/pipelines/1")).json()["status"] == "created"
 
 
@@ -178,7 +173,11 @@ async def test_create_and_trigger_with_prefect_down_creates_nothing(
         "Prefect API at http://127.0.0.1:9/api is unreachable (ConnectError). "
         "Start the server (make up, or prefect server start) and check PREFECT_API_URL.",
     )
-    assert (await _count(Pipeline), await _count(PipelineStage), await _count(PipelineRun)) == (
+    assert (
+        await count_rows(Pipeline),
+        await count_rows(PipelineStage),
+        await count_rows(PipelineRun),
+    ) == (
         0,
         0,
         0,
@@ -272,7 +271,7 @@ async def test_a_trigger_key_whose_run_never_reached_prefect_can_be_used_again(
         kept = await session.get(PipelineRun, stranded.id)
         assert kept is not None
         assert (kept.status, kept.idempotency_key) == (Status.FAILED, None)
-    assert await _count(PipelineRun) == 1
+    assert await count_rows(PipelineRun) == 1
 
 
 async def test_a_prefect_server_refusing_this_client_is_a_503_naming_its_credentials_setting(
@@ -300,4 +299,4 @@ async def test_a_prefect_server_refusing_this_client_is_a_503_naming_its_credent
         "the server requires authentication, set PREFECT_API_AUTH_STRING (or PREFECT_API_KEY) "
         "in every process as the server expects",
     )
-    assert await _count(Pipeline) == 0
+    assert await count_rows(Pipeline) == 0

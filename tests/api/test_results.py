@@ -18,12 +18,12 @@ from sqlalchemy import update
 
 from app.config import get_settings
 from app.db import get_sessionmaker
-from app.models import Pipeline, PipelineRun, PipelineStage, Status, utcnow
+from app.models import Pipeline, PipelineStage, Status, utcnow
 from app.pipeline import retention
 from app.pipeline.retention import SERVING_GRACE, Sweep, sweep_runs
-from app.pipeline.status import new_stage_rows
 from app.pipeline.store import RunFiles, runs_dir, serving_dir, uploads_dir
 from tests.conftest import SetSetting
+from tests.support import rows
 from tests.support.stages import run_stages_on
 
 INPUT = (
@@ -50,19 +50,10 @@ async def add_run(
     pipeline_id: int, status: Status, *, age_days: float = 0, error: str | None = None
 ) -> int:
     when = utcnow() - timedelta(days=age_days)
-    async with get_sessionmaker()() as session:
-        run = PipelineRun(
-            pipeline_id=pipeline_id,
-            record_count=3,
-            status=status,
-            error=error,
-            created_at=when,
-            completed_at=when if status.is_final else None,
-            stages=new_stage_rows(),
-        )
-        session.add(run)
-        await session.commit()
-        return run.id
+    ended = {"completed_at": when} if status.is_final else {}
+    return await rows.add_run(
+        pipeline_id, status, {}, record_count=3, error=error, created_at=when, **ended
+    )
 
 
 def run_stages(run_id: int, tmp_path: Path) -> RunFiles:
@@ -108,7 +99,7 @@ async def test_output_as_parquet_csv_and_jsonl(client: httpx.AsyncClient, comple
         "value": 20.5,
         "quantity": 2,
         "is_active": False,
-        "created_at": "2026-03-02 00:00:00",
+        "created_at": "2026-03-02T00:00:00.000000",  # as the CSV download writes it
         "note": None,
         "total_value": 41.0,
         "category_avg_total_value": 41.0,
@@ -234,9 +225,9 @@ async def test_summary_and_rejects(client: httpx.AsyncClient, completed: int) ->
     rejects = await client.get(
         f"/api/pipelines/1/runs/{completed}/rejects", params={"format": "csv"}
     )
-    assert rejects.text == (
+    assert rejects.text == (  # as sent, not as cast
         "id,name,category,value,quantity,is_active,created_at,note,reject_reason\n"
-        "3,bad,Q,10,1,true,2026-03-01,y,unknown category\n"  # as sent, not as cast
+        '3,bad,Q,10,1,true,2026-03-01,y,"unknown category (must be A, B, C or D)"\n'
     )
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 import httpx
 import pytest
 from prefect.client.schemas.objects import FlowRun
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import idempotency
@@ -18,16 +18,11 @@ from app.models import Pipeline, PipelineRun, PipelineStage, Status
 from app.pipeline import orchestrator
 from app.pipeline.claim import claim_run
 from app.pipeline.status import update_pipeline_status
-from tests.support.rows import add_pipeline, add_run
+from tests.support.rows import add_pipeline, add_run, count_rows
 
 FLOW_RUN_ID = "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
 TIMED_OUT = "Prefect API at http://127.0.0.1:9/api is unreachable (ReadTimeout)"
 T = TypeVar("T")
-
-
-async def _count(model: type) -> int:
-    async with get_sessionmaker()() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def test_a_trigger_that_gave_up_after_a_worker_took_its_run_keeps_it(
@@ -73,7 +68,7 @@ async def test_a_trigger_that_gave_up_after_a_worker_took_its_run_keeps_it(
         "running",
         str(UUID(int=2)),
     )
-    assert (await _count(Pipeline), await _count(PipelineRun)) == (2, 2)
+    assert (await count_rows(Pipeline), await count_rows(PipelineRun)) == (2, 2)
 
 
 async def test_a_trigger_that_failed_before_any_flow_run_took_its_run_withdraws_it(
@@ -92,7 +87,7 @@ async def test_a_trigger_that_failed_before_any_flow_run_took_its_run_withdraws_
     pipeline_id = await add_pipeline("withdrawn")
     triggered = await client.post(f"/api/pipelines/{pipeline_id}/trigger")
     assert (triggered.status_code, triggered.json()["detail"]) == (503, TIMED_OUT)
-    assert (await _count(PipelineRun), await _count(PipelineStage)) == (0, 0)
+    assert (await count_rows(PipelineRun), await count_rows(PipelineStage)) == (0, 0)
     assert (await claim_run_refused(pipeline_id)).startswith("run 1 does not exist")
 
 
@@ -169,7 +164,7 @@ async def test_a_retry_double_click_gets_the_one_new_run(
         * 2
     )
     assert prefect_asked == [new_run]
-    assert await _count(PipelineRun) == 2
+    assert await count_rows(PipelineRun) == 2
 
     # the retry's run has ended: a retry now is a new request, refused (202 with that old run was
     # the double click's path, taken for the idempotency key's whole day)
@@ -238,4 +233,4 @@ async def test_a_burst_of_create_and_trigger_in_a_prefect_outage_is_503s_leaving
         25,  # under the pool's 30 s wait: a drained pool fails here
     )
     assert [(a.status_code, a.json()["message"]) for a in answers] == [(503, TIMED_OUT)] * 40
-    assert (await _count(Pipeline), await _count(PipelineRun)) == (0, 0)
+    assert (await count_rows(Pipeline), await count_rows(PipelineRun)) == (0, 0)

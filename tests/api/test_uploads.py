@@ -472,7 +472,7 @@ async def test_upload_over_the_size_limit_is_a_413(
         ("2,b,A,10,many,true,2026-03-01", "unparseable quantity"),
         ("2,b,A,1000.5,1,true,2026-03-01", "value out of range [10, 1000]"),
         ("2,b,A,10,0,true,2026-03-01", "quantity out of range [1, 100]"),
-        ("2,b,Z,10,1,true,2026-03-01", "unknown category"),
+        ("2,b,Z,10,1,true,2026-03-01", "unknown category (must be A, B, C or D)"),
         ("1,b,A,10,1,true,2026-03-01", "duplicate id"),
         ("2,b,A,10,1,maybe,2026-03-01", "unparseable is_active (true or false)"),
         (
@@ -549,7 +549,7 @@ async def test_every_row_rejected_fails_ingest_with_the_reasons(
     with pytest.raises(work.RecordsRejectedError) as failure:
         work.ingest(files)
     assert str(failure.value) == (
-        "all 3 input records were rejected (unknown category: 2, null id: 1); "
+        "all 3 input records were rejected (unknown category (must be A, B, C or D): 2, null id: 1); "
         "the run's rejects file lists each with its reject_reason"
     )
     assert failure.value.counts == work.StageOutput(3, 0, 3)

@@ -10,8 +10,8 @@ from httpx import ASGITransport
 
 from app.main import create_app
 from app.models import Pipeline
-from tests.api.test_operations import _count
 from tests.conftest import Configure
+from tests.support.rows import count_rows
 
 FORM = {"file": ("x.csv", b"id,name\n1,a\n", "text/csv")}
 
@@ -60,7 +60,7 @@ async def test_a_write_from_another_origins_page_is_refused(lan: httpx.AsyncClie
         403,
         refusal("Referer: http://evil.example:3000, not 192.0.2.2:8000"),
     )
-    assert await _count(Pipeline) == 0
+    assert await count_rows(Pipeline) == 0
 
 
 async def test_the_services_own_pages_and_clients_may_write(lan: httpx.AsyncClient) -> None:
@@ -75,7 +75,7 @@ async def test_the_services_own_pages_and_clients_may_write(lan: httpx.AsyncClie
     ):
         created = await lan.post("/api/pipelines", json={"name": f"p{number}"}, headers=headers)
         assert created.status_code == 201, headers
-    assert await _count(Pipeline) == 5
+    assert await count_rows(Pipeline) == 5
 
 
 async def test_the_address_a_proxy_was_asked_for_is_the_services(configure: Configure) -> None:
@@ -116,7 +116,7 @@ async def test_the_address_a_proxy_was_asked_for_is_the_services(configure: Conf
             headers={"Origin": "https://pipelines.example.com"},
         )
         assert same.status_code == 201
-    assert await _count(Pipeline) == 4
+    assert await count_rows(Pipeline) == 4
 
 
 async def test_reads_from_other_origins_are_answered(lan: httpx.AsyncClient) -> None:
@@ -153,7 +153,7 @@ async def test_a_proxy_that_drops_the_port_needs_its_port_or_the_trusted_origins
         )
         assert await create(**page) == 201
         assert await create(Origin="http://pipelines.test:18763") == 403
-    assert await _count(Pipeline) == 2
+    assert await count_rows(Pipeline) == 2
 
 
 async def test_a_second_key_cookie_another_page_set_is_no_key(

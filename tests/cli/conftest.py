@@ -7,6 +7,7 @@ event loop, where the app, its database engine and the fixtures live.
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from app.main import create_app
 from tests.support.served import serve_app
 
 API_URL = "http://cli.test"
+T = TypeVar("T")
 # a plain 100-column terminal-less output, whatever the machine running the tests has set
 CLI_ENV: dict[str, str | None] = {
     "COLUMNS": "100",
@@ -36,11 +38,24 @@ class AppTransport(httpx.BaseTransport):
         self.asgi = httpx.ASGITransport(app=app)
         self.loop = loop
         self.sent: list[httpx.Request] = []  # every request, in order
+        # called in the CLI's thread before each request reaches the app: may change the
+        # database meanwhile (`on_loop`), answer instead of the app, or raise as a client would
+        self.before: Callable[[httpx.Request], httpx.Response | None] | None = None
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()  # a multipart upload becomes bytes the ASGI transport can send
         self.sent.append(request)
-        return asyncio.run_coroutine_threadsafe(self._send(request), self.loop).result(30)
+        if self.before is not None and (answer := self.before(request)) is not None:
+            return answer
+        return self.on_loop(self._send(request))
+
+    def on_loop(self, work: Awaitable[T]) -> T:
+        """`work` run on the test's event loop, from the CLI's thread."""
+
+        async def run() -> T:
+            return await work
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         response = await self.asgi.handle_async_request(request)

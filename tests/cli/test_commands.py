@@ -458,7 +458,12 @@ async def test_logs_go_on_page_by_page_past_the_first_200_lines(
         )
 
     async def read_run_logs(
-        flow_run_id: str, *, limit: int, tail: bool = False, offset: int = 0
+        flow_run_id: str,
+        *,
+        limit: int,
+        tail: bool = False,
+        offset: int = 0,
+        cancelled: object = None,  # a cancelled run's end (app/api/logs.py): none here
     ) -> list[RunLog]:
         asked.append(offset)
         if len(asked) == 4:  # after three pages: a late line, then 20 more, and the run ends
@@ -503,7 +508,12 @@ async def test_logs_follow_the_run_that_was_latest_when_they_began(
     asked: list[str] = []
 
     async def read_run_logs(
-        flow_run_id: str, *, limit: int, tail: bool = False, offset: int = 0
+        flow_run_id: str,
+        *,
+        limit: int,
+        tail: bool = False,
+        offset: int = 0,
+        cancelled: object = None,  # a cancelled run's end (app/api/logs.py): none here
     ) -> list[RunLog]:
         asked.append(flow_run_id)
         if len(asked) == 2:  # the first run ends, and a second one starts

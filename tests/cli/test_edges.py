@@ -75,7 +75,12 @@ async def test_watch_sleeps_no_longer_than_its_timeout(
     await add_run(await add_pipeline("slow"), Status.PENDING, {})
     slept: list[float] = []
     real_sleep = watch.time.sleep
-    monkeypatch.setattr(watch.time, "sleep", lambda s: (slept.append(s), real_sleep(s)))
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(watch.time, "sleep", sleep)
     result = await cli("watch", "1", "--timeout", "0.2", "--interval", "60")
     assert result.exit_code == 7
     assert slept and max(slept) <= 0.2

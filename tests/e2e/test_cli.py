@@ -24,7 +24,7 @@ STAGES = ["generate", "ingest", "process", "transform", "export"]
 DURATION = re.compile(r"\d+\.\d\d s|\d+\.\d s")
 NOT_RUN = "not run: an earlier stage failed"
 ALL_REJECTED = (
-    "RecordsRejectedError: all 3 input records were rejected (unknown category: 2, null id: 1); the run's "
+    "RecordsRejectedError: all 3 input records were rejected (unknown category (must be A, B, C or D): 2, null id: 1); the run's "
     "rejects file lists each with its reject_reason"
 )
 REJECTED_CSV = (

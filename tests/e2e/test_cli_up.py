@@ -148,18 +148,16 @@ async def test_up_runs_a_stack_of_its_own_state_directory_and_down_stops_all_of_
 
 async def test_up_refuses_a_port_already_taken(tmp_path: Path) -> None:
     """Another server there would answer the health checks as if it were the stack's own. The
-    message names the way to another port from make too (`make up --prefect-port` is make's)."""
-    state = f"--state-dir={tmp_path / 'state'}"  # no stack of the checkout's var/ in the way
+    message names the way to another port from make too (`make up --prefect-port` is make's),
+    with the user's own state directory and API port (it once dropped them)."""
+    state_dir, api_port = tmp_path / "state", free_port()
+    state = f"--state-dir={state_dir}"  # no stack of the checkout's var/ in the way
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         code, out, err = await _pipeline(
-            _env(tmp_path),
-            "up",
-            f"--prefect-port={port}",
-            f"--api-port={free_port()}",
-            f"--log-dir={tmp_path / 'state' / 'log'}",
+            _env(tmp_path), "up", f"--prefect-port={port}", f"--api-port={api_port}", state
         )
         # `make up` runs this: the same line, no traceback (once a RuntimeError's, exit 1)
         make_up = await _run(
@@ -168,15 +166,16 @@ async def test_up_refuses_a_port_already_taken(tmp_path: Path) -> None:
             "-m",
             "app.devstack",
             f"--prefect-port={port}",
-            f"--api-port={free_port()}",
+            f"--api-port={api_port}",
             state,
         )
     starting = "starting Prefect server, migrations, deployment, worker and API …\n"
     refused = (
         f"error: the stack did not start: port {port} on 127.0.0.1 is already in use (another "
         "Prefect server, a `make up` of another checkout or state directory, or `docker compose "
-        f"up`?): stop it, or give the stack another port: `make up PREFECT_PORT={port + 1}` "
-        f"(`pipeline up --prefect-port {port + 1}`)\n"
+        f"up`?): stop it, or give the stack another port: `make up STATE_DIR={state_dir} "
+        f"PREFECT_PORT={port + 1} API_PORT={api_port}` (`pipeline up --state-dir {state_dir} "
+        f"--prefect-port {port + 1} --api-port {api_port}`)\n"
     )
     assert (code, out, err) == (8, starting, refused)
     assert make_up == (8, starting, refused)

@@ -25,7 +25,7 @@ ALL_REJECTED = (
 )
 HEADER_ONLY = ALL_REJECTED.splitlines()[0].encode() + b"\n"
 REJECTED_ERROR = (
-    "RecordsRejectedError: all 3 input records were rejected (unknown category: 2, null id: 1); "
+    "RecordsRejectedError: all 3 input records were rejected (unknown category (must be A, B, C or D): 2, null id: 1); "
     "the run's rejects file lists each with its reject_reason"
 )
 # text on the list page whose contrast is checked (WCAG AA)

@@ -217,7 +217,7 @@ async def test_bad_input_is_not_retried_by_prefect_either(
     flow_run_id = await start_flow_run(prefect, pipeline_id, 2, env)
     seen = await statuses_until_failed(api, pipeline_id)
     rejected = (
-        "ingest: RecordsRejectedError: all 2 input records were rejected (unknown category: 1, "
+        "ingest: RecordsRejectedError: all 2 input records were rejected (unknown category (must be A, B, C or D): 1, "
         "unparseable value: 1); the run's rejects file lists each with its reject_reason"
     )
     assert seen[-1] == ("failed", rejected)

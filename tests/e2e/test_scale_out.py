@@ -50,6 +50,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from app.devstack import Process, Stack
 from tests.e2e.conftest import started_stack
 from tests.e2e.helpers import child_pids
+from tests.support.procs import alive
 
 RUNS = 30
 RECORDS = 1000
@@ -121,15 +122,6 @@ def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
         current += delta
         peak = max(peak, current)
     return peak
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def flow_runs(prefect: PrefectClient) -> list[FlowRun]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.pipeline.launcher import SOCKET_ENV
+from tests.support.procs import alive
 
 LAUNCHER = [sys.executable, "-m", "app.pipeline.launcher"]
 
@@ -183,15 +184,6 @@ def test_when_its_worker_dies_the_zygote_exits_and_removes_its_socket(tmp_path: 
         time.sleep(0.05)
     assert not socket_dir.exists()
     assert not alive(zygote_pid)
-
-
-def alive(pid: int) -> bool:
-    """Alive and not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in "ZX"
 
 
 def listening(path: Path) -> bool:

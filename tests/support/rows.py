@@ -3,11 +3,11 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.db import get_sessionmaker
-from app.models import Pipeline, PipelineRun, Status
+from app.models import Pipeline, PipelineRun, Status, utcnow
 from app.pipeline.status import new_stage_rows
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -30,15 +30,17 @@ async def add_run(
     stages: dict[str, dict[str, Any]],
     **fields: Any,
 ) -> int:
-    """A run whose named stages get the given columns; the others stay pending."""
+    """A run whose named stages get the given columns; the others stay pending. A final run
+    ended now unless `completed_at` says otherwise: the app never leaves a final run without it."""
+    if status.is_final:
+        fields.setdefault("completed_at", utcnow())
     async with get_sessionmaker()() as session:
         rows = new_stage_rows()
         for row in rows:
             for column, value in stages.get(row.name, {}).items():
                 setattr(row, column, value)
-        run = PipelineRun(
-            pipeline_id=pipeline_id, record_count=1000, status=status, stages=rows, **fields
-        )
+        fields.setdefault("record_count", 1000)
+        run = PipelineRun(pipeline_id=pipeline_id, status=status, stages=rows, **fields)
         session.add(run)
         await session.commit()
         return run.id
@@ -55,6 +57,12 @@ def done(seconds: float, records_in: int, records_out: int, rejected: int = 0) -
         "records_rejected": rejected,
         "attempts": 1,
     }
+
+
+async def count_rows(model: type) -> int:
+    """How many rows the model's table holds."""
+    async with get_sessionmaker()() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def read_run(run_id: int) -> PipelineRun:

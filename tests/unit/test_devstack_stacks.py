@@ -19,6 +19,7 @@ from app.config import PROJECT_ROOT
 from app.devstack import Stack, main
 from app.stack import shown_path
 from tests.support.postgres import free_port
+from tests.support.procs import alive
 
 # A running stack of the state directory argv[1] (API port 8000, Prefect 4200, nothing listening):
 # its processes are sleeps; a stop signal stops them as `make up` does.
@@ -77,13 +78,6 @@ def no_spawn(monkeypatch: pytest.MonkeyPatch) -> None:
         raise Spawned(name)
 
     monkeypatch.setattr(Stack, "_spawn", spawn)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _group(pgid: int) -> list[int]:
@@ -164,7 +158,7 @@ def test_a_second_stack_of_the_same_state_is_refused(
         f"`make down STATE_DIR={tmp_path}`), or give this one a state directory of its own and "
         "other ports: `make up STATE_DIR=var/stack-2 API_PORT=8001 PREFECT_PORT=4201`"
     )
-    assert all(map(_alive, pids))  # the running stack keeps its processes
+    assert all(map(alive, pids))  # the running stack keeps its processes
 
 
 def test_the_next_start_stops_what_a_killed_stack_on_other_ports_left(
@@ -208,8 +202,9 @@ def test_a_taken_port_names_the_way_to_another_from_make_too(
         f"ports {prefect_port} (Prefect server) and {api_port} (API) on 127.0.0.1 are already in "
         "use (another Prefect server and API, a `make up` of another checkout or state "
         "directory, or `docker compose up`?): stop them, or give the stack other ports: "
-        f"`make up PREFECT_PORT={prefect_port + 1} API_PORT={api_port + 1}` "
-        f"(`pipeline up --prefect-port {prefect_port + 1} --api-port {api_port + 1}`)"
+        f"`make up STATE_DIR={tmp_path} PREFECT_PORT={prefect_port + 1} "
+        f"API_PORT={api_port + 1}` (`pipeline up --state-dir {tmp_path} --prefect-port "
+        f"{prefect_port + 1} --api-port {api_port + 1} --log-dir {tmp_path}`)"
     )
 
 
@@ -225,7 +220,7 @@ def test_down_stops_a_running_stack_as_its_ctrl_c_does(
     assert capsys.readouterr().out == f"stopping the stack of process {owner.pid} …\nstopped\n"
     assert owner.stdout is not None
     assert (owner.wait(5), owner.stdout.read()) == (0, "stopped\n")
-    assert [pid for pid in pids if _alive(pid)] == []
+    assert [pid for pid in pids if alive(pid)] == []
     assert list(tmp_path.glob("processes-*.json")) == []
 
 

@@ -33,25 +33,26 @@ def _run(tmp_path: Path, text: str) -> tuple[int, pl.DataFrame, pl.DataFrame]:
 
 
 @pytest.mark.parametrize(
-    ("value", "reason"),
+    ("value", "reason", "id_"),
     [
-        ("[12.5]", "unparseable value"),
-        ('{"amount": 12.5}', "unparseable value"),
-        ("1e400", "value out of range [10, 1000]"),
-        ("-1e400", "value out of range [10, 1000]"),
-        ("NaN", "value out of range [10, 1000]"),
+        ("[12.5]", "unparseable value", "3"),
+        # Polars reads this file: its ids are all JSON integers, read (and rejected) as such
+        ('{"amount": 12.5}', "unparseable value", 3),
+        ("1e400", "value out of range [10, 1000]", "3"),
+        ("-1e400", "value out of range [10, 1000]", "3"),
+        ("NaN", "value out of range [10, 1000]", "3"),
     ],
 )
 def test_one_value_polars_cannot_read_rejects_its_row(
-    tmp_path: Path, value: str, reason: str
+    tmp_path: Path, value: str, reason: str, id_: int | str
 ) -> None:
     """The file was a 422 with Polars' words and no line ('failed to determine supertype of …',
-    'InvalidNumber at character 19')."""
+    'InvalidNumber at character 19'). Read through Python's json, every value is text."""
     text = _line(1) + _line(2, "13") + _line(3, value) + _line(4, "14.25")
     rows, valid, rejects = _run(tmp_path, text)
     assert rows == 4
     assert valid.select("id", "value").rows() == [(1, 12.5), (2, 13.0), (4, 14.25)]
-    assert rejects.select("id", "value", "reject_reason").rows() == [("3", value, reason)]
+    assert rejects.select("id", "value", "reject_reason").rows() == [(id_, value, reason)]
 
 
 def test_read_as_written_when_polars_cannot_read_the_file(tmp_path: Path) -> None:
@@ -88,16 +89,16 @@ def test_a_line_that_is_not_json_is_named_when_polars_cannot_read_the_file(
 
 
 @pytest.mark.parametrize(
-    ("escape", "stored"),
+    ("escape", "stored", "ids"),
     [
-        ("\\ud800", "\x00"),  # Polars reads it as NUL
-        ("\\udc00", "\x00"),  # Polars refuses these: the file is read by Python's json
-        ("\\ud800\\u0041", "\x00A"),
-        ("\\udbff\\udbff", "\x00\x00"),
+        ("\\ud800", "\x00", (1, 3)),  # Polars reads it as NUL, and the ids as integers
+        ("\\udc00", "\x00", ("1", "3")),  # Polars refuses these: the file is read by Python's json
+        ("\\ud800\\u0041", "\x00A", ("1", "3")),
+        ("\\udbff\\udbff", "\x00\x00", ("1", "3")),
     ],
 )
 def test_an_unpaired_surrogate_rejects_its_row_naming_the_column(
-    tmp_path: Path, escape: str, stored: str
+    tmp_path: Path, escape: str, stored: str, ids: tuple[int | str, int | str]
 ) -> None:
     """'x\\ud800y' was stored as 'x\\x00y' and accepted; '\\udc00' made the whole file a 422."""
     text = (
@@ -109,6 +110,6 @@ def test_an_unpaired_surrogate_rejects_its_row_naming_the_column(
     assert rows == 3
     assert valid.select("id", "name").rows() == [(2, "😀 ok")]
     assert rejects.select("id", "name", "note", "reject_reason").rows() == [
-        ("1", f"x{stored}y", None, f"NUL character in name {NUL}"),
-        ("3", "a", stored, f"NUL character in note {NUL}"),
+        (ids[0], f"x{stored}y", None, f"NUL character in name {NUL}"),
+        (ids[1], "a", stored, f"NUL character in note {NUL}"),
     ]

@@ -94,7 +94,9 @@ def test_a_last_attempt_out_of_space_keeps_only_the_rejects(data_dir: Path, tmp_
     )
     assert list(files.root.iterdir()) == [files.rejects]
     rejects = pl.read_parquet(files.rejects)
-    assert rejects.select("id", "reject_reason").rows() == [("2", "unknown category")]
+    assert rejects.select("id", "reject_reason").rows() == [
+        ("2", "unknown category (must be A, B, C or D)")
+    ]
 
 
 def test_an_input_file_whose_conversion_fills_the_disk_is_no_bad_input(

@@ -167,8 +167,8 @@ def test_validate_clean_rows_pass_with_required_types() -> None:
         ({"quantity": "lots"}, "unparseable quantity"),
         ({"quantity": 0}, "quantity out of range [1, 100]"),
         ({"quantity": 101}, "quantity out of range [1, 100]"),
-        ({"category": "E"}, "unknown category"),
-        ({"category": None}, "unknown category"),
+        ({"category": "E"}, "unknown category (must be A, B, C or D)"),
+        ({"category": None}, "unknown category (must be A, B, C or D)"),
     ],
 )
 def test_validate_reject_reason(override: dict[str, Any], reason: str) -> None:
@@ -214,7 +214,7 @@ def test_validate_duplicate_ids_keep_first() -> None:
 def test_validate_duplicate_judged_among_otherwise_valid_rows() -> None:
     valid, rejects = _split([{"id": 7, "category": "Z"}, {"id": 7, "name": "ok"}])
     assert valid["name"].to_list() == ["ok"]
-    assert rejects["reject_reason"].to_list() == ["unknown category"]
+    assert rejects["reject_reason"].to_list() == ["unknown category (must be A, B, C or D)"]
 
 
 def test_validate_keeps_extra_columns_in_both_outputs() -> None:

@@ -163,5 +163,5 @@ def test_a_problem_the_reading_found_rejects_the_row_after_the_checks_of_validat
     assert valid["id"].to_list() == [1, 4]
     assert rejects.select("id", "reject_reason").rows() == [
         (2, "NUL character in name"),
-        (3, "unknown category"),
+        (3, "unknown category (must be A, B, C or D)"),
     ]

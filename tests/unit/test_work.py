@@ -100,7 +100,7 @@ def test_duplicate_ids_found_across_hash_buckets() -> None:
         valid, rejects = stages.validate(frame, bucket_rows=bucket_rows)
         assert valid.collect()["name"].to_list() == ["a", "b", "e", "g", "h"]
         assert rejects.collect().select("name", "reject_reason").rows() == [
-            ("c", "unknown category"),
+            ("c", "unknown category (must be A, B, C or D)"),
             ("d", "duplicate id"),
             ("f", "duplicate id"),
             ("i", "duplicate id"),
@@ -132,7 +132,9 @@ def test_input_dir_paths_resolve_inside_only(tmp_path: Path) -> None:
     for bad, message in {
         "../out.csv": "input_path: '../out.csv' is outside PIPELINE_INPUT_DIR",
         "escape/out.csv": "input_path: 'escape/out.csv' is outside PIPELINE_INPUT_DIR",
-        "sub": "input_path: no file 'sub' in PIPELINE_INPUT_DIR",
+        "sub": "input_path: 'sub' is a directory in PIPELINE_INPUT_DIR; name a file in it, "
+        "such as 'sub/a.csv'",
+        "sub/b.csv": "input_path: no file 'sub/b.csv' in PIPELINE_INPUT_DIR",
         "/etc/passwd": "input_path: must be relative to PIPELINE_INPUT_DIR; got '/etc/passwd'",
     }.items():
         with pytest.raises(inputs.InputError) as error:

@@ -1,0 +1,52 @@
+"""Writes that take no body: trigger, retry and cancel act on the pipeline as it is, so a body
+(`{"record_count": 5}`) went unread and the run used the pipeline's own settings all the same.
+
+No body, an empty one and `{}` are accepted: `{}` asks for nothing (clients that always send a
+JSON object send it); anything else is a 422 naming each field sent, or `body`, and the fix."""
+
+import json
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+
+from app.api.schemas import MOST_UNKNOWN_FIELDS
+
+_OTHER_SETTINGS = (
+    "send none, or, to run with other settings, create a pipeline with them (POST /api/pipelines)"
+)
+WHY = {
+    "trigger": f"trigger takes no body: the run uses the pipeline's own settings; {_OTHER_SETTINGS}",
+    "retry": f"retry takes no body: the new run uses the pipeline's own settings; {_OTHER_SETTINGS}",
+    "cancel": "cancel takes no body: it cancels every run of the pipeline in flight; send none",
+}
+
+
+def _problems(body: bytes, why: str) -> list[dict[str, Any]]:
+    """What is wrong with `body`, one problem a field (none when it asks for nothing)."""
+    if not body.strip():
+        return []
+    try:
+        sent = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply
+        sent = None
+    if sent == {}:
+        return []
+    problem = {"type": "body_not_taken", "msg": why}
+    if not isinstance(sent, dict):
+        return [{**problem, "loc": ("body",)}]
+    if len(sent) > MOST_UNKNOWN_FIELDS:  # one problem, as few_unknown_fields says it
+        first = ", ".join(repr(key[:40]) for key in list(sent)[:3])
+        return [{**problem, "loc": ("body",), "msg": f"{len(sent):,} fields ({first}, …): {why}"}]
+    return [{**problem, "loc": ("body", key)} for key in sent]
+
+
+def no_body(action: str) -> Any:
+    """A route dependency refusing any body but none or `{}` for `action` (a key of WHY)."""
+    why = WHY[action]
+
+    async def refuse_a_body(request: Request) -> None:
+        if problems := _problems(await request.body(), why):
+            raise RequestValidationError(problems)
+
+    return Depends(refuse_a_body)
