@@ -1,10 +1,10 @@
 """`pipeline`: the service's command line (typer + rich), a client of its HTTP API."""
 
-from app.cli import create, runs, schedules, service
+from app.cli import create, download, runs, schedules, service
 from app.cli.base import app, stderr, write_anything
 from app.cli.client import ExitCode
 
-__all__ = ["app", "create", "main", "runs", "schedules", "service"]
+__all__ = ["app", "create", "download", "main", "runs", "schedules", "service"]
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """The CLI's one way to the API: an httpx client whose failures become messages a person can act
 on, each with its own exit code."""
 
+import contextlib
 import re
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -132,8 +133,27 @@ class Api:
         **kwargs: Any,
     ) -> Any:
         """The JSON body of a 2xx answer (or of a status in `ok`); anything else is a CliError."""
-        try:
+        with self._failures_said(method, path, timeout):
             response = self.client.request(method, path, timeout=timeout, **kwargs)
+        return self._body(response, method, path, ok)
+
+    def download(self, path: str, into: Callable[[httpx.Response], None], **params: Any) -> None:
+        """Hand a 2xx answer's streamed body to `into`; anything else is a CliError, as for
+        `request` (its 4xx message, its exit code)."""
+        with (
+            self._failures_said("GET", path, QUICK),
+            self.client.stream("GET", path, params=params or None, timeout=QUICK) as response,
+        ):
+            if response.status_code >= 400:
+                response.read()
+                self._body(response, "GET", path, ())  # raises: the API's message, its code
+            into(response)
+
+    @contextlib.contextmanager
+    def _failures_said(self, method: str, path: str, timeout: httpx.Timeout) -> Iterator[None]:
+        """httpx's failures while sending `method path` (or reading its answer) as CliErrors."""
+        try:
+            yield
         except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
             # connected and (partly) sent: the API may act on it, so this is no "cannot reach"
             seconds = timeout.read if isinstance(exc, httpx.ReadTimeout) else timeout.write
@@ -167,7 +187,6 @@ class Api:
                 "http://127.0.0.1:8000",
                 ExitCode.USAGE,
             ) from None
-        return self._body(response, method, path, ok)
 
     def _body(self, response: httpx.Response, method: str, path: str, ok: Collection[int]) -> Any:
         if response.status_code == 204:  # e.g. a DELETE: done, nothing to say

@@ -226,8 +226,8 @@ def show(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = Fals
     console.print(Text("  latest    ").append_text(render.run_summary(run, now)))
     if run["prefect_flow_run_url"]:
         console.print(f"  Prefect   {run['prefect_flow_run_url']}", soft_wrap=True)
-    if run["output_file"]:
-        console.print(f"  output    {run['output_file']}", soft_wrap=True)
+    if run["output_file"]:  # the server's path: what another machine can use instead
+        console.print(f"  results   pipeline download {pipeline['id']}", soft_wrap=True)
     if run["error"]:
         console.print(Text(f"  error     {run['error']}", style="red"), soft_wrap=True)
     console.print(render.stages_table(run, now=now, width=console.width))

@@ -97,7 +97,11 @@ def outcome(pipeline: dict[str, Any], run: dict[str, Any], console: Console) -> 
                 if run["records_rejected"]
                 else ""
             )
-            + (f"; results in {run['output_file']}" if run["output_file"] else ""),
+            + (
+                f"; save them with `pipeline download {pipeline['id']}`"
+                if run["output_file"]
+                else ""
+            ),
             soft_wrap=True,
             highlight=False,
         )

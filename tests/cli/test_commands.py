@@ -233,7 +233,7 @@ async def test_watch_exits_by_how_the_run_ended(cli: Cli) -> None:
     )
     assert completed.stdout.splitlines()[-1] == (
         "run 1 of pipeline 1 completed in 3.25 s: 1,000 records processed; "
-        "results in /data/runs/1/output/results.parquet"
+        "save them with `pipeline download 1`"
     )
 
     failed = await cli("watch", "2")

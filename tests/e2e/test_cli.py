@@ -73,7 +73,7 @@ def stage_rows(output: str) -> list[tuple[str, ...]]:
 
 
 async def test_run_wait_shows_the_five_stages_completed(
-    stack: RunningStack, api: httpx.AsyncClient
+    stack: RunningStack, api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     result = await pipeline(stack, "run", "--records", "1000", "--name", "cli-e2e", "--wait")
     assert (result.returncode, result.stderr) == (0, "")
@@ -96,7 +96,7 @@ async def test_run_wait_shows_the_five_stages_completed(
     ]
     assert re.fullmatch(
         rf"run {run_id} of pipeline {pipeline_id} completed in ({DURATION.pattern}): 1,000 "
-        rf"records processed; results in {stack.data_dir}/runs/{run_id}/output/results.parquet",
+        rf"records processed; save them with `pipeline download {pipeline_id}`",
         lines[-1],
     ), lines[-1]
     assert (body["status"], body["latest_run"]["records_processed"]) == ("completed", 1000)
@@ -108,6 +108,18 @@ async def test_run_wait_shows_the_five_stages_completed(
         "  records   1,000 (generated)",
     ]
     assert stage_rows(shown.stdout) == stage_rows(result.stdout)
+
+    saved = tmp_path / "results.csv"
+    downloaded = await pipeline(
+        stack, "download", str(pipeline_id), "--format", "csv", "--output", str(saved)
+    )
+    assert (downloaded.returncode, downloaded.stdout, downloaded.stderr) == (
+        0,
+        f"saved {saved} ({saved.stat().st_size:,} bytes)\n",
+        "",
+    )
+    rows = saved.read_text().splitlines()  # the header, then the 1,000 records processed
+    assert (rows[0].split(",")[:3], len(rows)) == (["id", "name", "category"], 1001)
 
     listed = await pipeline(stack, "list", "--status", "completed", "--json")
     assert listed.returncode == 0
