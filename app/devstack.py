@@ -17,7 +17,7 @@ from app.ledger import Ledger, Written
 from app.processes import Process as Process  # tests and the benchmarks import these from here
 from app.processes import ignore_stop_signals, on_stop_signal, raise_interrupt
 from app.shown import shown_prefect_url
-from app.stack import STATE_DIR, shown_path
+from app.stack import DEFAULT_WORKER_LIMIT, DEFAULT_WORKERS, STATE_DIR, shown_path
 from app.stack import Stack as Stack
 from app.stack_env import SERVER_TUNING as SERVER_TUNING
 
@@ -38,9 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     or SIGTERM; `down`: stop the one running with this state; `doctor`: check it."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", nargs="?", choices=("up", "down", "doctor"), default="up")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument(
-        "--worker-limit", type=int, default=4, help="concurrent flow runs per worker"
+        "--worker-limit",
+        type=int,
+        default=DEFAULT_WORKER_LIMIT,
+        help="concurrent flow runs per worker",
     )
     parser.add_argument("--prefect-port", type=_port, help="default 4200")
     parser.add_argument("--api-port", type=_port, help="default 8000")
@@ -72,24 +75,52 @@ def main(argv: list[str] | None = None) -> None:
         given = running is not None or args.prefect_port or args.state_dir or args.log_dir
         if running is None:
             prefect_url = stack.prefect_api_url if given else get_settings().prefect_api_url
-            say_none_runs(stack, prefect_url)
+            say_none_runs(stack, prefect_url, named=bool(given))
         raise SystemExit(doctor(stack.process_env() if given else dict(os.environ)))
     up(stack)
 
 
-def say_none_runs(stack: Stack, prefect_url: str) -> None:
+def say_none_runs(stack: Stack, prefect_url: str, *, named: bool) -> None:
     """`make doctor` of a state directory where no stack runs says so first, and how to start
-    it, when nothing answers where its API and Prefect server would: its checks alone read as
-    a stack that runs with parts missing."""
+    it: its checks alone read as a stack that runs with parts missing. Of a state directory or
+    port `named`, what answers there is another stack's, whose Prefect server its checks ask."""
     where = {"API": stack.api_url, "Prefect server": shown_prefect_url(prefect_url)}
-    if any(_answers(f"{url}/health") for url in where.values()):
-        return
-    print(
-        f"no stack runs here (STATE_DIR={shown_path(stack.state_dir)}): nothing answers at "
-        + " or ".join(f"{url} ({what})" for what, url in where.items())
-        + f"; start it with {stack.up_command()}. Its checks:",
-        flush=True,
+    answering = {what: url for what, url in where.items() if _answers(f"{url}/health")}
+    if not answering:
+        print(
+            f"no stack runs here (STATE_DIR={shown_path(stack.state_dir)}): nothing answers at "
+            + " or ".join(f"{url} ({what})" for what, url in where.items())
+            + f"; start it with {stack.up_command()}. Its checks:",
+            flush=True,
+        )
+    elif named:
+        print(_not_its_stack(stack, answering), flush=True)
+
+
+def _not_its_stack(stack: Stack, answering: dict[str, str]) -> str:
+    """What answers where the named stack, which does not run, would: not that stack."""
+    asked = (
+        "; the Prefect checks below ask that server, not this stack's"
+        if "Prefect server" in answering
+        else ""
     )
+    return (
+        f"no stack of STATE_DIR={shown_path(stack.state_dir)} runs (its ledger in "
+        f"{shown_path(stack.log_dir)} names none running), yet something answers at "
+        + " and ".join(f"{url} ({what})" for what, url in answering.items())
+        + ": another stack, `docker compose up` or another program, not this state "
+        f"directory's{asked}. Start this one on other ports with "
+        + stack.up_command(
+            prefect_port=_next(stack.prefect_port) if "Prefect server" in answering else None,
+            api_port=_next(stack.api_port) if "API" in answering else None,
+        )
+        + ". Its checks:"
+    )
+
+
+def _next(port: int) -> int:
+    """Another port to suggest, as a taken one is moved (app/processes.py)."""
+    return port + 1 if port < 65535 else port - 1
 
 
 def _answers(url: str) -> bool:

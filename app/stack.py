@@ -21,6 +21,7 @@ from app.stack_env import ENV_FILE, process_env
 
 STATE_DIR = PROJECT_ROOT / "var"  # the database, Prefect's home, run files, logs, unless configured
 DEFAULT_PREFECT_PORT, DEFAULT_API_PORT = 4200, 8000
+DEFAULT_WORKERS, DEFAULT_WORKER_LIMIT = 1, 4
 
 
 @dataclass
@@ -31,8 +32,8 @@ class Stack:
     host: str = "127.0.0.1"
     prefect_port: int = DEFAULT_PREFECT_PORT
     api_port: int = DEFAULT_API_PORT
-    workers: int = 1
-    worker_limit: int = 4  # flow-run processes per worker; a burst must not fork hundreds
+    workers: int = DEFAULT_WORKERS
+    worker_limit: int = DEFAULT_WORKER_LIMIT  # flow-run processes per worker: not hundreds
     state_dir: Path = STATE_DIR
     log_dir: Path = STATE_DIR / "log"  # its ledger too: one stack runs per log directory
     env_file: Path = ENV_FILE
@@ -148,6 +149,10 @@ class Stack:
                 state_dir=None if self.state_dir == STATE_DIR else shown_path(self.state_dir),
                 prefect_port=None if prefect_port == DEFAULT_PREFECT_PORT else prefect_port,
                 api_port=None if api_port == DEFAULT_API_PORT else api_port,
+                workers=None if self.workers == DEFAULT_WORKERS else self.workers,
+                worker_limit=None
+                if self.worker_limit == DEFAULT_WORKER_LIMIT
+                else self.worker_limit,
                 log_dir=None
                 if self.log_dir == self.state_dir / "log"
                 else shown_path(self.log_dir),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from polars.datatypes import DataType, DataTypeClass
 from starlette.types import Message, Receive, Scope, Send
 
 from app.api.served import ServedFile
@@ -18,19 +19,41 @@ _FRACTION_DIGITS = {"ms": 3, "us": 6, "ns": 9}
 
 
 def timestamps_as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """`frame` with its timestamp columns as ISO 8601 text, the one way CSV and JSON Lines
-    downloads write them (Polars' CSV writer wrote 2026-03-01T12:00:00.000000, its JSON writer
-    2026-03-01 12:00:00): a T, the column's fractional digits, and its offset when it has a zone
-    (+00:00); a naive column (created_at, in UTC) has none, as in the Parquet file."""
+    """`frame` with its timestamps as ISO 8601 text, the one way CSV and JSON Lines downloads write
+    them (Polars' CSV writer wrote 2026-03-01T12:00:00.000000, its JSON writer 2026-03-01 12:00:00,
+    in a list or struct column too): a T, the column's fractional digits, and its offset when it
+    has a zone (+00:00); a naive column (created_at, in UTC) has none, as in the Parquet file."""
     columns = [
-        pl.col(name).dt.to_string(
+        text.alias(name)
+        for name, dtype in frame.collect_schema().items()
+        if (text := _as_text(pl.col(name), dtype)) is not None
+    ]
+    return frame.with_columns(columns) if columns else frame
+
+
+def _as_text(value: pl.Expr, dtype: DataType | DataTypeClass) -> pl.Expr | None:
+    """`value` with the timestamps in it as text, at any depth of lists, arrays and structs; None
+    when it holds none."""
+    if isinstance(dtype, DataTypeClass):  # a schema made in code may hold one: pl.List(pl.Date)
+        dtype = dtype()
+    if isinstance(dtype, pl.Datetime):
+        return value.dt.to_string(
             f"%Y-%m-%dT%H:%M:%S%.{_FRACTION_DIGITS[dtype.time_unit or 'us']}f"
             + ("%:z" if dtype.time_zone else "")
         )
-        for name, dtype in frame.collect_schema().items()
-        if isinstance(dtype, pl.Datetime)
-    ]
-    return frame.with_columns(columns) if columns else frame
+    if isinstance(dtype, pl.List | pl.Array):
+        inner = _as_text(pl.element(), dtype.inner)
+        if inner is None:
+            return None
+        return value.list.eval(inner) if isinstance(dtype, pl.List) else value.arr.eval(inner)
+    if isinstance(dtype, pl.Struct):
+        fields = [
+            text.alias(part.name)
+            for part in dtype.fields
+            if (text := _as_text(pl.field(part.name), part.dtype)) is not None
+        ]
+        return value.struct.with_fields(fields) if fields else None
+    return None
 
 
 class RunDownload(ServedFile):

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from app.api.echoed import said_number
 from app.api.methods import allowed
 from app.api.refusals import declare_body_refusals
 from app.config import get_settings
@@ -63,7 +64,9 @@ def _number(value: Any) -> str:
     """1,000 for 1000 or "1000"; anything else as sent."""
     if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) <= 40:
         value = int(value)
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else _shown(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return said_number(value)
+    return _shown(value)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:

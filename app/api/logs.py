@@ -58,8 +58,10 @@ async def read_logs(
 ) -> list[LogOut]:
     """The latest run's (or `run_id`'s) log lines (flow and task runs), oldest first; empty
     before its first run. A cancelled run's end with the service's line saying so and by what
-    (`logger` "pipeline", at the time of the cancel), instead of what Prefect logs from its
-    flow-run process's stop on (`Finished in state Running()`, its worker's reload of the flow).
+    (`logger` "pipeline", at the time of the cancel or of the last line above it, if later),
+    instead of what Prefect logs from its flow-run process's stop on (`Finished in state
+    Running()`, its worker's reload of the flow); one that never reached Prefect has that line
+    alone.
 
     503 when Prefect, which keeps the logs, is unreachable.
     """
@@ -69,14 +71,17 @@ async def read_logs(
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"run {run_id} not found in pipeline {pipeline.id}"
         )
-    if run is None or run.prefect_flow_run_id is None:
+    if run is None:
         return []
     cancelled = (
         run_logs.Cancelled(run_id=run.id, reason=run.error, at=run.completed_at)
         if run.status == Status.CANCELLED
         else None
     )
-    lines = await run_logs.read_run_logs(
-        run.prefect_flow_run_id, limit=limit, tail=tail, offset=offset, cancelled=cancelled
-    )
+    if run.prefect_flow_run_id is None:  # it never reached Prefect: no lines of its own
+        lines = run_logs.never_in_prefect(cancelled, offset=offset)
+    else:
+        lines = await run_logs.read_run_logs(
+            run.prefect_flow_run_id, limit=limit, tail=tail, offset=offset, cancelled=cancelled
+        )
     return [LogOut.model_validate(line, from_attributes=True) for line in lines]

@@ -3,13 +3,10 @@ file part straight to disk, digested as it is written, never held in memory."""
 
 import asyncio
 import hashlib
-import re
 import shlex
 from dataclasses import dataclass, field
-from email.utils import decode_rfc2231
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import unquote
 
 from fastapi import HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +14,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect
 
+from app.api import part_file
+from app.api.echoed import cut
 from app.api.errors import DISCONNECTED
 from app.api.form_framing import check_boundary, malformed
 from app.api.upload_schemas import PipelineUpload
@@ -28,7 +27,6 @@ MAX_TEXT_BYTES = 4 * MAX_FIELD_BYTES
 FILE_FIELD = "file"
 FIELDS = (*PipelineUpload.model_fields, FILE_FIELD)
 MAX_PARTS = 16  # five fields; a client repeating one (the last counts) has room, no more
-_EXTENDED_FILENAME = re.compile(rb"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
 
 
 @dataclass
@@ -58,6 +56,10 @@ class _Receiver:
         self._text_bytes = 0
         self._parts = 0
         self._is_file = False
+        self._skipped = 0  # bytes of a file part under another name, read and dropped
+        # a file part under another name, told where to go once the form is read: unless a `file`
+        # part comes after it, when it is the one to remove
+        self.misnamed: _MisnamedFile | None = None
         self.handle: IO[bytes] | None = None
         self._digest = hashlib.sha256()
 
@@ -97,7 +99,7 @@ class _Receiver:
                 f"more than {MAX_PARTS} parts; the form's fields are {', '.join(FIELDS)}, "
                 "each sent once",
             )
-        self._headers, self._text, self._is_file = {}, bytearray(), False
+        self._headers, self._text, self._is_file, self._skipping = {}, bytearray(), False, False
 
     def _count_text(self, size: int) -> None:
         """Everything of the form but its file is held in memory: its text and its part headers
@@ -130,22 +132,38 @@ class _Receiver:
                 "body", f"a part without a field name; name each ({', '.join(FIELDS)})"
             )
         disposition = self._headers.get(b"content-disposition", b"")
-        filename = _extended_file_name(disposition) or options.get(b"filename", b"").decode(
-            "utf-8", "replace"
-        )
-        if self._name not in FIELDS:  # refused before its value is read, let alone kept
-            if b"filename" in options or _EXTENDED_FILENAME.search(disposition):
-                raise _MisnamedFile(self._name, _base_name(filename))
+        filename = part_file.file_name(disposition, options)
+        if self._name not in FIELDS:  # refused before its value is kept
+            if part_file.is_file(disposition, options):
+                self._misnamed_file(_MisnamedFile(self._name, filename))
+                return
             raise _UnknownField(self._name)
         self._is_file = self._name == FILE_FIELD
         if self._is_file:
             if self.form.file_path is not None:
                 raise _FormError(FILE_FIELD, "send one file per pipeline")
-            self.form.file_name = _base_name(filename) or "upload"
+            if self.misnamed is not None:
+                raise _FormError(FILE_FIELD, _one_file(self.misnamed))
+            self.form.file_name = filename or "upload"
             self.form.file_path = self.dest / "upload"
             self.handle = self.form.file_path.open("wb")
 
+    def _misnamed_file(self, part: "_MisnamedFile") -> None:
+        """A file part under another name: after the `file` part, the one to remove; before it,
+        read and dropped, since a `file` part may follow (a second such is told where the first
+        goes)."""
+        if self.form.file_path is not None:
+            raise _FormError(FILE_FIELD, _one_file(part))
+        if self.misnamed is not None:
+            raise self.misnamed
+        self.misnamed, self._skipping = part, True
+
     def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._skipping:
+            self._skipped += end - start
+            if self._skipped > self.max_bytes and self.misnamed is not None:
+                raise self.misnamed
+            return
         if self._is_file:
             self.form.file_bytes += end - start
             if self.form.file_bytes > self.max_bytes:
@@ -158,29 +176,11 @@ class _Receiver:
         self._count_text(end - start)
 
     def _part_end(self) -> None:
-        if not self._is_file:
+        if not self._is_file and not self._skipping:
             try:
                 self.form.fields[self._name] = self._text.decode("utf-8")
             except UnicodeDecodeError:  # was stored with U+FFFD in place of what was sent
                 raise _FormError(self._name, "not UTF-8 text; send the form as UTF-8") from None
-
-
-def _base_name(filename: str) -> str:
-    """A part's file name without the folders a client may send (C:\\data\\f.csv is f.csv)."""
-    return Path(filename.replace("\\", "/")).name
-
-
-def _extended_file_name(disposition: bytes) -> str | None:
-    """RFC 5987's filename*=UTF-8''caf%C3%A9.csv, which some clients send alone and which wins
-    over a plain filename beside it (RFC 6266); python-multipart reads only the plain one."""
-    found = _EXTENDED_FILENAME.search(disposition)
-    if found is None:
-        return None
-    charset, _, value = decode_rfc2231(found[1].strip().strip(b'"').decode("latin-1"))
-    try:
-        return unquote(value, encoding=charset or "utf-8", errors="replace")
-    except LookupError:  # a charset Python does not know
-        return None
 
 
 class _FormError(Exception):
@@ -207,28 +207,28 @@ class _TooLarge(Exception):
     pass
 
 
-def _cut(text: str) -> str:
-    """A client's text cut short for a message: all of it is theirs to send again, not ours to
-    echo."""
-    return text if len(text) <= 64 else f"{text[:63]}…"
+def _one_file(part: _MisnamedFile) -> str:
+    """What a form with a `file` part and a file part under another name is told: which to drop."""
+    sent = f" ({cut(part.filename)})" if part.filename else ""
+    return f"send one file per pipeline; remove the other file part, '{cut(part.name)}'{sent}"
 
 
 def _misnamed(name: str, filename: str) -> RequestValidationError:
     """The 422 of a file sent under another field name than `file`: the one the file goes in,
     as a curl command names it."""
-    example = shlex.quote(f"{FILE_FIELD}=@{_cut(filename) or 'data.csv'}")
+    example = shlex.quote(f"{FILE_FIELD}=@{cut(filename) or 'data.csv'}")
     message = (
         f"a file part under another name; send the file as the field '{FILE_FIELD}' "
         f"(curl -F {example})"
     )
-    problem = {"loc": ("body", _cut(name)), "msg": message, "type": "misnamed_file"}
+    problem = {"loc": ("body", cut(name)), "msg": message, "type": "misnamed_file"}
     return RequestValidationError([problem])
 
 
 def _unknown(name: str) -> RequestValidationError:
     """The 422 of a field PipelineUpload does not have, as its validation would say it (a long
     name cut short)."""
-    shown = _cut(name)
+    shown = cut(name)
     problem = {
         "loc": ("body", shown),
         "msg": "Extra inputs are not permitted",
@@ -257,6 +257,8 @@ async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> Recei
             raise _FormError(
                 "body", "ended before the form's closing boundary; send the whole form again"
             )
+        if receiver.misnamed is not None:  # and no `file` part: the file is this one
+            raise receiver.misnamed
     except _TooLarge:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 
+from app.api.echoed import cut
 from app.api.schemas import MOST_UNKNOWN_FIELDS
 
 _OTHER_SETTINGS = (
@@ -38,7 +39,7 @@ def _problems(body: bytes, why: str) -> list[dict[str, Any]]:
     if len(sent) > MOST_UNKNOWN_FIELDS:  # one problem, as few_unknown_fields says it
         first = ", ".join(repr(key[:40]) for key in list(sent)[:3])
         return [{**problem, "loc": ("body",), "msg": f"{len(sent):,} fields ({first}, …): {why}"}]
-    return [{**problem, "loc": ("body", key)} for key in sent]
+    return [{**problem, "loc": ("body", cut(key))} for key in sent]  # a long name cut short
 
 
 def no_body(action: str) -> Any:

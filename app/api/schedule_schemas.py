@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.api.echoed import said_number
 from app.api.schemas import few_unknown_fields
 from app.pipeline.schedules import cron_problem
 
@@ -31,14 +32,16 @@ _ANCHOR = (
 )
 
 
-LONGEST_INTERVAL = 366 * 86_400
+SHORTEST_INTERVAL, LONGEST_INTERVAL = 10, 366 * 86_400
 
 
 def _within_a_year(value: object) -> object:
     """The bound said with its meaning, as other bounds name their setting (the schema's
     `maximum` stays: Field's `le`, never reached by a whole number past it)."""
     if isinstance(value, int) and not isinstance(value, bool) and value > LONGEST_INTERVAL:
-        raise ValueError(f"must be at most {LONGEST_INTERVAL:,} (366 days); got {value:,}")
+        raise ValueError(
+            f"must be at most {LONGEST_INTERVAL:,} (366 days); got {said_number(value)}"
+        )
     return value
 
 
@@ -69,7 +72,9 @@ class ScheduleIn(BaseModel):
 
     cron: Annotated[str | None, Field(max_length=120, examples=["0 6 * * *"])] = None
     interval_seconds: Annotated[
-        StrictInt | None, Field(ge=10, le=LONGEST_INTERVAL), BeforeValidator(_within_a_year)
+        StrictInt | None,
+        Field(ge=SHORTEST_INTERVAL, le=LONGEST_INTERVAL),
+        BeforeValidator(_within_a_year),
     ] = None
     anchor_date: Annotated[
         AwareDatetime | None, Field(description=_ANCHOR, examples=["2026-01-01T06:00:00Z"])

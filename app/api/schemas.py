@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from app.api.control_chars import description_text, name_text
+from app.api.echoed import said_number
 from app.config import get_settings
 from app.models import Status
 from app.pipeline import input_dir
@@ -94,7 +95,7 @@ class PipelineCreate(BaseModel):
     @classmethod
     def _name_not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("name must not be blank; give the pipeline a name")
+            raise ValueError("must not be blank; give the pipeline a name")
         return value.strip()
 
     @field_validator("record_count")
@@ -103,7 +104,7 @@ class PipelineCreate(BaseModel):
         limit = get_settings().max_record_count
         if value > limit:
             raise ValueError(
-                f"record_count must be at most {limit:,} (PIPELINE_MAX_RECORD_COUNT); got {value:,}"
+                f"must be at most {limit:,} (PIPELINE_MAX_RECORD_COUNT); got {said_number(value)}"
             )
         return value
 

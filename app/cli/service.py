@@ -2,6 +2,7 @@
 
 import sys
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -26,6 +27,11 @@ from app.cli.client import PATIENT, Api, CliError, ExitCode
 MAX_LOG_LINES = 200  # what GET /api/pipelines/{id}/logs returns at most
 LOG_OVERLAP = 50  # lines read again on each poll
 FOLLOW_GRACE_SECONDS = 3.0
+# A cancelled run's last line, the service's `run N cancelled …`, comes once Prefect has its
+# engine's last line, or a minute after the cancel (the API's run_logs.ENGINE_END_GRACE): waited
+# for that long, and the grace, from when the run was seen cancelled (after the cancel, on this
+# machine's clock, whatever the server's says)
+CANCELLED_LINE_WAIT_SECONDS = 60.0 + FOLLOW_GRACE_SECONDS
 
 
 @command()
@@ -40,13 +46,15 @@ def logs(
 ) -> None:
     """The latest run's log lines, as its flow run sent them to Prefect.
 
-    --follow keeps printing new lines until the run ends; --json prints JSON Lines.
+    --follow keeps printing new lines until the run ends (a cancelled run's, until the line
+    saying it was cancelled: a minute after the cancel at most); --json prints JSON Lines.
     """
     client = api(ctx)
     console = stdout()
     printed: set[str] = set()
     known = 0  # the run's lines read so far, in Prefect's order (by time)
     last_new = datetime.now(UTC)
+    ended_at: datetime | None = None  # when the followed run was first seen ended
     latest = client.get(f"/api/pipelines/{pipeline_id}")["latest_run"]
     # the run that is latest now, followed to its end: a run started meanwhile is not its sequel
     pinned = {"run_id": latest["id"]} if latest else {}
@@ -70,7 +78,10 @@ def logs(
             continue
         if not follow:
             break
-        if _settled(_followed(client, pipeline_id, pinned), last_new):
+        run = _followed(client, pipeline_id, pinned)
+        if run is not None and run["status"] in render.FINAL and ended_at is None:
+            ended_at = datetime.now(UTC)
+        if _settled(run, last_new, printed=printed, ended_at=ended_at):
             break
         time.sleep(interval)
     if not printed and not as_json:
@@ -86,15 +97,26 @@ def _followed(client: Api, pipeline_id: int, pinned: dict[str, int]) -> dict[str
     return next((run for run in runs if run["id"] == pinned["run_id"]), None)
 
 
-def _settled(run: dict[str, Any] | None, last_new: datetime) -> bool:
+def _settled(
+    run: dict[str, Any] | None,
+    last_new: datetime,
+    *,
+    printed: Collection[str],
+    ended_at: datetime | None,
+) -> bool:
     """No run, or a run that ended and has sent no new line for a few seconds: Prefect receives
-    a flow run's last lines a moment after it ends."""
+    a flow run's last lines a moment after it ends; a cancelled run's, once the service's line
+    saying so is printed (or has been waited for long enough)."""
     if run is None:
         return True
     if run["status"] not in render.FINAL:
         return False
+    now = datetime.now(UTC)
+    if run["status"] == "cancelled" and f"run-{run['id']}-cancelled" not in printed:
+        waited = now - (ended_at or now)
+        return waited.total_seconds() >= CANCELLED_LINE_WAIT_SECONDS
     ended = render.parse_time(run["completed_at"]) or last_new
-    quiet = datetime.now(UTC) - max(ended, last_new)
+    quiet = now - max(ended, last_new)
     return quiet.total_seconds() >= FOLLOW_GRACE_SECONDS
 
 

@@ -6,8 +6,10 @@ left to stages.validate, which sends those rows to the rejects file. CSV and JSO
 as text columns, so an unparseable number rejects its row instead of failing the file.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -32,6 +34,7 @@ _UTF16_32_BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xfe\xff", "UTF-16"),
 )
 _DELIMITERS = (";", "\t", "|")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,7 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
         if fmt == "csv":
             rows, short = csv_lines.count(path, frame)
         else:
-            nulls = (pl.col(name).null_count() for name in schema.names())
-            counts = frame.select(pl.len().alias("__rows"), *nulls)  # no column of the file's
-            rows = counts.collect(engine="streaming").item(0, 0)
+            rows = _exactly(_count, frame, path, fmt)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(field, _unreadable(path, fmt, exc)) from None
     if short:
@@ -136,6 +137,39 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
     if rows == 0:
         raise InputError(field, "the file has no records, only a header")
     return rows
+
+
+def _count(frame: pl.LazyFrame) -> int:
+    """The frame's rows, every column decoded."""
+    nulls = (pl.col(name).null_count() for name in frame.collect_schema().names())
+    counts = frame.select(pl.len().alias("__rows"), *nulls)  # no column of the file's
+    return int(counts.collect(engine="streaming").item(0, 0))
+
+
+def _exactly(read: Callable[[pl.LazyFrame], _T], frame: pl.LazyFrame, path: Path, fmt: str) -> _T:
+    """read(frame) of the input file at `path`; a JSON Lines file with a number column that also
+    holds true or false, which Polars reads as a number and then fails at the true, read again with
+    such columns as text (as validate casts them: is_active 1 and true are both true)."""
+    try:
+        return read(frame)
+    except pl.exceptions.ComputeError:
+        types = (
+            jsonl_text.booleans_as_text(path, frame.collect_schema()) if fmt == "jsonl" else None
+        )
+        if types is None:
+            raise
+    return read(pl.scan_ndjson(path, schema=types))
+
+
+def _sink(frame: pl.LazyFrame, fmt: str, dest: Path) -> None:
+    """Write the input's frame to `dest` as one uncompressed Parquet file, its NULs marked."""
+    frame = nul.mark(frame, fmt)
+    frame.sink_parquet(
+        dest,
+        compression="uncompressed",
+        statistics=False,
+        row_group_size=row_group_rows(frame.collect_schema()),
+    )
 
 
 def _unreadable(path: Path, fmt: str, exc: Exception) -> str:
@@ -180,13 +214,7 @@ def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> i
                 raise InputError(field, _lone_cr_first(source.path, fmt, schema, problem))
             if fmt == "csv":
                 frame = csv_lines.without_blank_lines(source.path, frame)
-            frame = nul.mark(frame, fmt)
-            frame.sink_parquet(
-                dest,
-                compression="uncompressed",
-                statistics=False,
-                row_group_size=row_group_rows(frame.collect_schema()),
-            )
+            _exactly(lambda read: _sink(read, fmt, dest), frame, source.path, fmt)
         except pl.exceptions.NoDataError:
             raise InputError(field, "the file is empty") from None
         except (pl.exceptions.PolarsError, OSError) as exc:

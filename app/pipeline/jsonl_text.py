@@ -85,12 +85,27 @@ def read_types(names: list[str], inferred: pl.Schema | None) -> dict[str, pl.Dat
     required number or boolean column every line of which holds a JSON number or boolean of a type
     that reads exactly (`inferred`: Polars' reading of the whole file; None when it was rewritten
     as text). Those keep their type, so that a rejected row comes back with the numbers it was sent
-    with; a column that mixes text and numbers, or an id or quantity written 3.0, stays text."""
+    with; a column that mixes text and numbers, or an id or quantity written 3.0, stays text, as
+    does one that mixes numbers and true or false, once reading it as a number fails
+    (booleans_as_text)."""
     types: dict[str, pl.DataType] = dict.fromkeys(names, pl.String())
     for name, kinds in _EXACT.items():
         if inferred is not None and name in types and isinstance(inferred.get(name), kinds):
             types[name] = inferred[name]
     return types
+
+
+def booleans_as_text(path: Path, types: pl.Schema) -> dict[str, pl.DataType] | None:
+    """`types` with each number column of the JSON Lines file at `path` that also holds a JSON
+    true or false read as text (Polars types a column of 1 and true as Int64, then cannot read the
+    true); None when no column does."""
+    numbers = [name for name, dtype in types.items() if dtype.is_numeric()]
+    if not numbers:
+        return None
+    text = pl.scan_ndjson(path, schema=dict.fromkeys(numbers, pl.String()))
+    found = text.select(pl.col(numbers).is_in(["true", "false"]).any()).collect(engine="streaming")
+    mixed = [name for name in numbers if found.get_column(name).item()]
+    return {**types, **dict.fromkeys(mixed, pl.String())} if mixed else None
 
 
 def rounded_ids(path: Path, schema: pl.Schema) -> bool:

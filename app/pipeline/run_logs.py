@@ -6,7 +6,7 @@ Prefect 3.8.8 ends them otherwise: its engine, stopped by the cancel's SIGTERM b
 sets Cancelled, logs `Finished in state Running()`; its worker then loads the flow again to look
 for `on_cancellation` hooks, and that load's deployment pull steps log as the run's own lines
 (`Running 1 deployment pull step(s)` …), as if it started again. Those lines, from the engine's
-last one on, are left out of a cancelled run's."""
+last one after the cancel on, are left out of a cancelled run's."""
 
 import asyncio
 import logging
@@ -103,22 +103,15 @@ async def _cancelled_lines(
     """A cancelled run's lines up to its engine's last one, then the service's line: paged as
     one sequence, the cut made by Prefect's own filter (its lines before that time)."""
     ending = await read(ENDING_LINES, 0, tail=True)
-    engine_end = next(
-        (
-            line
-            for line in reversed(ending)
-            if line.logger == ENGINE_LOGGER
-            and line.task_run_id is None
-            and line.message.startswith(ENGINE_END)
-        ),
-        None,
-    )
+    engine_end = _engine_end(ending, cancelled.at)
     waited = cancelled.at is None or utcnow() - cancelled.at >= ENGINE_END_GRACE
     if engine_end is None and not waited:  # its process may still be stopping
         return await read(limit, offset, tail=tail)
     before = engine_end.timestamp - timedelta(microseconds=1) if engine_end else None
-    last = ending[-1].timestamp if ending else None
-    end = _cancelled_line(cancelled, engine_end=engine_end, last=last)
+    shown = [line for line in ending if before is None or line.timestamp <= before]
+    if not shown and before is not None and len(ending) == ENDING_LINES:  # cut above the window
+        shown = await read(1, 0, tail=True, before=before)
+    end = cancelled_line(cancelled, engine_end=engine_end, last=shown[-1] if shown else None)
     if tail:
         if offset > 0:
             return await read(limit, offset - 1, tail=True, before=before)
@@ -133,10 +126,28 @@ async def _cancelled_lines(
     return []
 
 
-def _cancelled_line(
-    cancelled: Cancelled, *, engine_end: RunLog | None, last: datetime | None
+def _engine_end(ending: list[RunLog], cancelled_at: datetime | None) -> RunLog | None:
+    """The engine's last line after the cancel. An end logged before it is not the cancel's (an
+    earlier attempt's, from a process that ran the flow run before; a `Completed()` the cancel
+    raced): the lines after it are still the run's."""
+    return next(
+        (
+            line
+            for line in reversed(ending)
+            if line.logger == ENGINE_LOGGER
+            and line.task_run_id is None
+            and line.message.startswith(ENGINE_END)
+            and (cancelled_at is None or line.timestamp >= cancelled_at)
+        ),
+        None,
+    )
+
+
+def cancelled_line(
+    cancelled: Cancelled, *, engine_end: RunLog | None = None, last: RunLog | None = None
 ) -> RunLog:
-    """`run 1 cancelled through the API`, saying which of Prefect's lines it stands for."""
+    """`run 1 cancelled through the API`, saying which of Prefect's lines it stands for; at the
+    cancel's time, or the last line shown's when that is later, so the tail stays in time order."""
     reason = cancelled.reason or "cancelled"
     said = reason if reason.startswith("cancelled") else f"cancelled: {reason}"
     left_out = (
@@ -146,14 +157,21 @@ def _cancelled_line(
         if engine_end
         else ""
     )
+    times = [time for time in (cancelled.at, last.timestamp if last else None) if time]
     return RunLog(
         id=f"run-{cancelled.run_id}-cancelled",
-        timestamp=cancelled.at or last or utcnow(),
+        timestamp=max(times) if times else utcnow(),
         level="INFO",
         logger="pipeline",
         message=f"run {cancelled.run_id} {said}{left_out}",
         task_run_id=None,
     )
+
+
+def never_in_prefect(cancelled: Cancelled | None, *, offset: int) -> list[RunLog]:
+    """The lines of a run that never reached Prefect (no flow run): none, or a cancelled one's
+    single line saying so."""
+    return [cancelled_line(cancelled)] if cancelled is not None and offset == 0 else []
 
 
 def _run_log(log: Log) -> RunLog:

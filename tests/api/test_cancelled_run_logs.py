@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -45,7 +46,8 @@ RELOAD = [(12.2 + i / 100, FLOW, message) for i, message in enumerate(PULL_STEPS
 CANCELLED_AT = T + timedelta(seconds=6)
 END = {
     "id": "run-1-cancelled",
-    "timestamp": "2026-11-27T23:19:49Z",
+    # not the cancel's time (T + 6 s): the last line shown's, later, so the tail is in time order
+    "timestamp": "2026-11-27T23:19:52.400000Z",
     "level": "INFO",
     "logger": "pipeline",
     "message": "run 1 cancelled through the API (not shown: Prefect's `Finished in state "
@@ -53,6 +55,8 @@ END = {
     "the flow again to look for on_cancellation hooks)",
     "task_run_id": None,
 }
+# with no engine line to stand for (a minute on, none came), at the cancel's time (T + 6 s)
+ALONE = {**END, "timestamp": "2026-11-27T23:19:49Z", "message": "run 1 cancelled through the API"}
 
 
 @pytest.fixture(scope="module")
@@ -90,24 +94,34 @@ def _ingest() -> None:
     pass
 
 
-async def _flow_run_with(prefect: PrefectClient, lines: list[tuple[float, str, str]]) -> str:
-    """A flow run with these lines in Prefect, its task run's lines with a task run id."""
+async def _flow_run_with(
+    prefect: PrefectClient, lines: list[tuple[float, str, str]], *, at: datetime = T
+) -> str:
+    """A flow run with these lines in Prefect (seconds after `at`), its task run's lines with a
+    task run id."""
     flow_run = await prefect.create_flow_run(_flow, state=Running())
-    task_run_id = (await prefect.create_task_run(_ingest, flow_run.id, "k")).id
+    await _log(prefect, str(flow_run.id), lines, at=at)
+    return str(flow_run.id)
+
+
+async def _log(
+    prefect: PrefectClient, flow_run_id: str, lines: list[tuple[float, str, str]], *, at: datetime
+) -> None:
+    """More lines of the flow run in Prefect, as its processes send them."""
+    task_run_id = (await prefect.create_task_run(_ingest, UUID(flow_run_id), "k")).id
     await prefect.create_logs(
         [
             LogCreate(
                 name=logger,
                 level=20 if "Finished" not in message else 40,
                 message=message,
-                timestamp=T + timedelta(seconds=seconds),
-                flow_run_id=flow_run.id,
+                timestamp=at + timedelta(seconds=seconds),
+                flow_run_id=UUID(flow_run_id),
                 task_run_id=task_run_id if logger == TASK else None,
             )
             for seconds, logger, message in lines
         ]
     )
-    return str(flow_run.id)
 
 
 def _shown(body: list[dict[str, Any]]) -> list[object]:
@@ -120,11 +134,13 @@ def _shown(body: list[dict[str, Any]]) -> list[object]:
     ]
 
 
-def _expected(lines: list[tuple[float, str, str]]) -> list[object]:
-    def when(seconds: float) -> str:
-        return (T + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+def _expected(lines: list[tuple[float, str, str]], *, at: datetime = T) -> list[object]:
+    return [(_when(at, seconds), logger, message) for seconds, logger, message in lines]
 
-    return [(when(seconds), logger, message) for seconds, logger, message in lines]
+
+def _when(at: datetime, seconds: float) -> str:
+    """A time as the API writes it."""
+    return (at + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
 async def _cancelled_run(flow_run_id: str, *, at: datetime = CANCELLED_AT) -> int:
@@ -198,5 +214,72 @@ async def test_a_run_cancelled_before_its_process_began_ends_with_the_line_alone
     body = (await client.get(f"/api/pipelines/{pipeline_id}/logs", params={"tail": "true"})).json()
     assert _shown(body) == [
         *_expected(BEFORE_THE_END[:1]),
-        {**END, "message": "run 1 cancelled through the API"},
+        ALONE,  # at the cancel's time, later than the line above it
     ]
+
+
+# a flow run cancelled in its second attempt, run after its first one ended: that end is no end
+FIRST_ATTEMPT = [
+    (0.0, WORKER, "Worker 'worker-1' submitting flow run"),
+    (0.4, FLOW, "Beginning flow run 'armored-chipmunk' for flow 'Data Pipeline'"),
+    (2.0, TASK, "stage generate failed: OSError: [Errno 28] No space left on device"),
+    (2.1, FLOW, "Finished in state AwaitingRetry('Retry 1/1 will start 5 second(s) from now')"),
+]
+SECOND_ATTEMPT = [
+    (7.2, FLOW, "Beginning flow run 'armored-chipmunk' for flow 'Data Pipeline'"),
+    (9.5, TASK, "stage generate completed: 20000000 in, 20000000 out"),
+]
+STOPPED = [(13.9, FLOW, "run 1 was cancelled: its files were removed")]  # after the cancel
+
+
+async def test_an_earlier_attempts_end_is_not_the_cancelled_runs(
+    client: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """The engine's last line in the final 50 was taken for the end, the first attempt's too:
+    every line of the second was hidden until its own end came (forever, if it never did),
+    and the service's line named `Finished in state AwaitingRetry(…)` as not shown."""
+    at = utcnow().replace(microsecond=0) - timedelta(seconds=30)  # cancelled 19 s ago
+    flow_run_id = await _flow_run_with(prefect, [*FIRST_ATTEMPT, *SECOND_ATTEMPT], at=at)
+    pipeline_id = await _cancelled_run(flow_run_id, at=at + timedelta(seconds=11))
+    url = f"/api/pipelines/{pipeline_id}/logs"
+
+    # its process is still stopping: every line so far, and not yet the service's
+    stopping = (await client.get(url, params={"tail": "true"})).json()
+    assert _shown(stopping) == _expected([*FIRST_ATTEMPT, *SECOND_ATTEMPT], at=at)
+
+    # its engine's end after the cancel, then its worker's reload: cut there
+    engine_end = (14.0, FLOW, "Finished in state Running()")
+    await _log(prefect, flow_run_id, [*STOPPED, engine_end, (16.0, FLOW, PULL_STEPS[0])], at=at)
+    body = (await client.get(url)).json()
+    assert _shown(body) == [
+        *_expected([*FIRST_ATTEMPT, *SECOND_ATTEMPT, *STOPPED], at=at),
+        {**END, "timestamp": _when(at, 13.9)},  # the last line shown's time, after the cancel
+    ]
+    pages = [(await client.get(url, params={"limit": 2, "offset": o})).json() for o in (0, 2, 4, 6)]
+    assert [line for page in pages for line in page] == body
+
+
+async def test_an_end_the_cancel_raced_is_shown(
+    client: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """A `Finished in state Completed()` logged before the cancel was cut off as its end, and
+    named as not shown; a minute on, the service's line follows every line."""
+    lines = [*BEFORE_THE_END[:4], (6.0, FLOW, "Finished in state Completed()")]
+    flow_run_id = await _flow_run_with(prefect, lines)
+    pipeline_id = await _cancelled_run(flow_run_id, at=T + timedelta(seconds=6.5))
+    body = (await client.get(f"/api/pipelines/{pipeline_id}/logs")).json()
+    assert _shown(body) == [
+        *_expected(lines),
+        {**ALONE, "timestamp": "2026-11-27T23:19:49.500000Z"},  # the cancel's
+    ]
+
+
+async def test_a_cut_at_the_first_of_the_last_50_lines_is_stamped_by_the_line_above_it(
+    client: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    reload = [(12.0 + i / 100, WORKER, f"worker line {i}") for i in range(49)]
+    flow_run_id = await _flow_run_with(prefect, [*BEFORE_THE_END, ENGINE_END, *reload])
+    pipeline_id = await _cancelled_run(flow_run_id)
+    url = f"/api/pipelines/{pipeline_id}/logs"
+    tail = (await client.get(url, params={"tail": "true", "limit": 2})).json()
+    assert _shown(tail) == [*_expected(BEFORE_THE_END[-1:]), END]

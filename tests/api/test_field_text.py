@@ -57,16 +57,33 @@ async def test_a_description_keeps_its_tabs_and_line_breaks(client: httpx.AsyncC
     assert (response.status_code, response.json()["description"]) == (201, description)
 
 
-async def test_an_interval_past_366_days_is_told_the_bound(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    ("interval", "msg", "kind"),
+    [
+        ("31622401", "must be at most 31,622,400 (366 days); got 31,622,401", "value_error"),
+        ("9" * 18, f"must be at most 31,622,400 (366 days); got {10**18 - 1:,}", "value_error"),
+        # past 18 digits the number is said by its length, as record_count's is
+        ("1" + "0" * 18, "must be at most 31,622,400 (366 days); got a number of 19 digits", "value_error"),
+        ("9" * 4300, "must be at most 31,622,400 (366 days); got a number of 4,300 digits", "value_error"),
+        ("-" + "9" * 4300, "must be at least 10; got a negative number of 4,300 digits", "greater_than_equal"),
+        ("-" + "9" * 18, f"must be at least 10; got -{10**18 - 1:,}", "greater_than_equal"),
+        ("9", "must be at least 10; got 9", "greater_than_equal"),
+    ],
+    ids=["one-past", "18-digits", "19-digits", "4300-digits", "-4300-digits", "-18-digits", "9"],
+)  # fmt: skip
+async def test_an_interval_out_of_bounds_is_told_the_bound(
+    client: httpx.AsyncClient, interval: str, msg: str, kind: str
+) -> None:
     pipeline_id = await add_pipeline("p")
     response = await client.put(
-        f"/api/pipelines/{pipeline_id}/schedule", json={"interval_seconds": 366 * 86_400 + 1}
+        f"/api/pipelines/{pipeline_id}/schedule",
+        content=f'{{"interval_seconds": {interval}}}',
+        headers={"content-type": "application/json"},
     )
-    msg = "must be at most 31,622,400 (366 days); got 31,622,401"
     assert (response.status_code, response.json()) == (
         422,
         {
             "message": f"interval_seconds: {msg}",
-            "detail": [{"loc": ["body", "interval_seconds"], "msg": msg, "type": "value_error"}],
+            "detail": [{"loc": ["body", "interval_seconds"], "msg": msg, "type": kind}],
         },
     )

@@ -82,6 +82,19 @@ async def test_many_fields_are_one_problem(client: httpx.AsyncClient) -> None:
     )
 
 
+async def test_a_long_field_name_is_cut_short(client: httpx.AsyncClient) -> None:
+    """A 300-character name was echoed whole, in `loc` and the message; uploads cut it at 64."""
+    pipeline_id = await add_pipeline("nightly")
+    for action, why in (("trigger", TRIGGER), ("retry", RETRY), ("cancel", CANCEL)):
+        response = await client.post(
+            f"/api/pipelines/{pipeline_id}/{action}", json={"k" * 300: 1, "x" * 64: 2}
+        )
+        assert (response.status_code, response.json()) == (
+            422,
+            refused(why, "k" * 63 + "…", "x" * 64),  # 64 characters are shown whole
+        ), action
+
+
 @pytest.mark.parametrize(
     "sent",
     [

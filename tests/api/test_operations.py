@@ -400,7 +400,7 @@ async def test_a_body_that_is_no_json_object_says_what_to_send(client: httpx.Asy
         assert (response.status_code, response.json()["message"]) == (422, message), body
 
 
-ID_TOO_BIG = "pipeline_id: must be at most 2,147,483,647; got 99,999,999,999,999,999,999"
+ID_TOO_BIG = "pipeline_id: must be at most 2,147,483,647; got a number of 20 digits"
 
 
 def id_below_1(given: int) -> str:
@@ -430,8 +430,8 @@ ID_NOT_INT = "pipeline_id: Input should be a valid integer, unable to parse stri
             "POST",
             "/api/pipelines",
             '{"name": "x", "record_count": 100000000000000000000000}',
-            "record_count: record_count must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); "
-            "got 100,000,000,000,000,000,000,000",
+            "record_count: must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); "
+            "got a number of 24 digits",
         ),
         (
             "POST",
@@ -463,7 +463,7 @@ ID_NOT_INT = "pipeline_id: Input should be a valid integer, unable to parse stri
             "GET",
             "/api/pipelines?page=99999999999999999999",
             None,
-            "page: must be at most 1,000,000; got 99,999,999,999,999,999,999",
+            "page: must be at most 1,000,000; got a number of 20 digits",
         ),
         # pipeline 1 exists: the 422 is the page size's, not a 404
         (

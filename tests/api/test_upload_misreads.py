@@ -4,6 +4,7 @@ And what comes back of a JSON Lines file: its rejected rows with their numbers, 
 one way in CSV and JSON Lines downloads."""
 
 import asyncio
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.api.test_uploads import (
     pipelines,
     upload,
 )
+from tests.conftest import SetSetting
 from tests.support import rows
 from tests.support.stages import run_stages_on
 
@@ -124,6 +126,72 @@ async def test_an_unknown_text_field_is_still_an_unknown_field(client: httpx.Asy
     )
 
 
+NOTES = ('name="notes"; filename="b.txt"', b"remember the milk")
+ONE_FILE = "send one file per pipeline; remove the other file part, 'notes' (b.txt)"
+
+
+@pytest.mark.parametrize("file_first", [True, False], ids=["file-then-notes", "notes-then-file"])
+async def test_a_second_file_under_another_name_is_told_to_be_removed(
+    client: httpx.AsyncClient, file_first: bool
+) -> None:
+    """curl -F file=@a.csv -F notes=@b.txt was told to send b.txt as the field 'file', which got
+    "send one file per pipeline". Either order is told which part to remove, and without it the
+    form makes its pipeline."""
+    before = leftover_uploads()
+    file = ('name="file"; filename="a.csv"', csv(GOOD))
+    parts = (file, NOTES) if file_first else (NOTES, file)
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    response = await client.post(
+        "/api/pipelines", content=form(('name="name"', b"x"), *parts), headers=headers
+    )
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "message": f"file: {ONE_FILE}",
+            "detail": [{"loc": ["body", "file"], "msg": ONE_FILE, "type": "input_file"}],
+        },
+    )
+    assert await pipelines() == 0
+    assert leftover_uploads() == before
+    response = await client.post(
+        "/api/pipelines", content=form(('name="name"', b"x"), file), headers=headers
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_a_file_under_another_name_larger_than_the_limit_is_told_its_name(
+    client: httpx.AsyncClient, setting: SetSetting
+) -> None:
+    """A file part under another name is read (and dropped) in case a `file` part follows: past
+    PIPELINE_MAX_UPLOAD_BYTES it is told its name at once, not that a file is too large."""
+    setting("PIPELINE_MAX_UPLOAD_BYTES", "100")
+    response = await client.post(
+        "/api/pipelines",
+        content=form(('name="upload"; filename="f.csv"', csv(GOOD, GOOD, GOOD))),
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "upload: a file part under another name; send the file as the field 'file' "
+        "(curl -F file=@f.csv)",
+    )
+
+
+async def test_two_files_under_other_names_are_told_to_send_the_first_as_file(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/api/pipelines",
+        content=form(('name="upload"; filename="f.csv"', csv(GOOD)), NOTES),
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "upload: a file part under another name; send the file as the field 'file' "
+        "(curl -F file=@f.csv)",
+    )
+
+
 # --------------------------------------------------------------------------- content vs format
 
 JSONL_AS_CSV = "line 1: a JSON object: the content looks like JSON Lines, not CSV; "
@@ -169,13 +237,30 @@ async def test_content_of_another_text_format_is_told_which_to_send(
     assert leftover_uploads() == before
 
 
-async def test_a_csv_header_in_brackets_is_read_as_csv(client: httpx.AsyncClient) -> None:
-    """SQL Server writes [id],[name]: a CSV, its columns misnamed, not JSON."""
+@pytest.mark.parametrize(
+    ("header", "columns"),
+    [("[id],[name]", "'[id]', '[name]'"), ("[-1 is a name],x", "'[-1 is a name]', 'x'")],
+)
+async def test_a_csv_header_in_brackets_is_read_as_csv(
+    client: httpx.AsyncClient, header: str, columns: str
+) -> None:
+    """SQL Server writes [id],[name]: a CSV, its columns misnamed, not JSON. [-1 is a name],x was
+    refused as a JSON array."""
     await assert_rejected_upload(
         client,
-        csv("1,a", header="[id],[name]"),
+        csv("1,a", header=header),
         "file: missing required columns: id, name, category, value, quantity, is_active, "
-        "created_at; the file's columns are '[id]', '[name]'",
+        f"created_at; the file's columns are {columns}",
+    )
+
+
+async def test_json_lines_of_blank_lines_is_told_so(client: httpx.AsyncClient) -> None:
+    """Three blank lines were "line 4: not JSON Lines"."""
+    await assert_rejected_upload(
+        client,
+        b"\n\n\n",
+        'file: the file has only blank lines; JSON Lines has one JSON object per line, like {"id": 1}',
+        "rows.jsonl",
     )
 
 
@@ -326,3 +411,27 @@ async def test_csv_and_json_lines_downloads_write_timestamps_alike(
         "2026-03-01T12:00:00.000000",
         "2026-03-01T12:00:00.000000",
     ]
+
+
+async def test_json_lines_downloads_write_nested_timestamps_alike(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A timestamp inside a struct or list column of the input came back 2026-03-01 12:00:00."""
+    at = dt.datetime(2026, 3, 1, 12, 0, 0)
+    source = tmp_path / "in.parquet"
+    pl.DataFrame([RECORD]).with_columns(
+        created_at=pl.lit(at),
+        event=pl.struct(at=pl.lit(at), kind=pl.lit("signup")),
+        seen=pl.concat_list(pl.lit(at)),
+    ).write_parquet(source)
+    await client.post("/api/pipelines", json={"name": "p"})
+    run_id = await rows.add_run(1, Status.COMPLETED, {}, record_count=1)
+    run_stages_on(run_id, source, "parquet")
+    response = await client.get(f"/api/pipelines/1/runs/{run_id}/output?format=jsonl")
+    assert response.status_code == 200, response.text
+    written = json.loads(response.text)
+    assert (written["created_at"], written["event"], written["seen"]) == (
+        "2026-03-01T12:00:00.000000",
+        {"at": "2026-03-01T12:00:00.000000", "kind": "signup"},
+        ["2026-03-01T12:00:00.000000"],
+    )

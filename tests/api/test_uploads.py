@@ -426,7 +426,7 @@ async def test_form_without_a_file(client: httpx.AsyncClient) -> None:
 async def test_form_fields_are_validated_like_json(client: httpx.AsyncClient) -> None:
     cases = {
         (("description", "d"),): "name: Field required",
-        (("name", "  "),): "name: name must not be blank; give the pipeline a name",
+        (("name", "  "),): "name: must not be blank; give the pipeline a name",
         (("name", "x"), ("colour", "red")): (
             "colour: unknown field; remove it (see /docs for the accepted fields)"
         ),

@@ -140,6 +140,49 @@ async def test_runs_in_flight_past_the_first_page_are_found(cli: Cli) -> None:
     )
 
 
+async def test_a_run_ending_before_the_runs_are_read_stops_no_cancel_for_long(
+    cli: Cli, transport: AppTransport
+) -> None:
+    """One of the 3 runs in flight ended before the runs were read: the 2 left never made 3,
+    and every page of the pipeline's runs was read before the cancel was sent."""
+    pipeline_id = await add_pipeline("scheduled")
+    async with get_sessionmaker()() as session:
+        session.add_all(
+            PipelineRun(
+                pipeline_id=pipeline_id,
+                status=Status.COMPLETED,
+                record_count=1000,
+                completed_at=utcnow(),
+                stages=new_stage_rows(),
+            )
+            for _ in range(550)
+        )
+        await session.commit()
+    for status in (Status.RUNNING, Status.RUNNING, Status.PENDING):  # runs 551 to 553
+        await add_run(pipeline_id, status, {})
+
+    def before(request: httpx.Request) -> None:
+        if request.url.path.endswith("/runs") and len(transport.sent) == 2:
+            transport.on_loop(_ended_on_its_own(551))
+
+    transport.before = before
+    result = await cli("cancel", str(pipeline_id))
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        "runs 552 and 553 of pipeline 1 cancelled\n",
+        "",
+    )
+    # the newest 300 runs at most (of 553: 6 pages), then the cancel, then its check
+    assert [(f"{r.method} {r.url.path}", r.url.params.get("page")) for r in transport.sent] == [
+        ("GET /api/pipelines/1", None),
+        ("GET /api/pipelines/1/runs", "1"),
+        ("GET /api/pipelines/1/runs", "2"),
+        ("GET /api/pipelines/1/runs", "3"),
+        ("POST /api/pipelines/1/cancel", None),
+        ("GET /api/pipelines/1/runs", "1"),
+    ]
+
+
 def _unavailable(request: httpx.Request) -> httpx.Response:
     return httpx.Response(
         503,

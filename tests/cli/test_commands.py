@@ -310,7 +310,7 @@ async def test_delete_asks_first_and_reports_the_apis_refusal(cli: Cli) -> None:
 async def test_bad_input_is_the_apis_message_naming_the_field(cli: Cli, tmp_path: Path) -> None:
     cases = {
         ("run", "--records", "0"): "record_count: must be at least 1; got 0",
-        ("run", "--records", "60000000"): "record_count: record_count must be at most "
+        ("run", "--records", "60000000"): "record_count: must be at most "
         "50,000,000 (PIPELINE_MAX_RECORD_COUNT); got 60,000,000",
         ("show", "42"): "pipeline 42 not found",
         ("logs", "42"): "pipeline 42 not found",

@@ -307,10 +307,10 @@ async def test_form_errors_by_their_fields_keyboard_and_contrast(
     await page.get_by_label("Records to generate").fill("60000000")
     await page.get_by_label("Name").press("Enter")
     await expect(page.locator("#name-error")).to_have_text(
-        "name must not be blank; give the pipeline a name"
+        "must not be blank; give the pipeline a name"
     )
     await expect(page.locator("#record_count-error")).to_have_text(
-        "record_count must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); got 60,000,000"
+        "must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); got 60,000,000"
     )
     await expect(page.get_by_label("Name")).to_have_attribute("aria-invalid", "true")
     await expect(page.get_by_label("Name")).to_be_focused()

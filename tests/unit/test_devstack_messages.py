@@ -7,14 +7,15 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.config import PROJECT_ROOT
-from app.devstack import Stack
+from app.devstack import Stack, say_none_runs
 from tests.support.postgres import free_port
 
 UNSET = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME")  # the state directory's
@@ -68,28 +69,70 @@ class _Health(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def answering() -> Iterator[int]:
-    """Something answering HTTP on a port: a server the doctor's checks are sent to."""
-    server = HTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
+def answering() -> Iterator[Callable[[], int]]:
+    """Something answering HTTP on a port (each call one more): a server the doctor's checks
+    are sent to."""
+    servers: list[HTTPServer] = []
+
+    def serve() -> int:
+        server = HTTPServer(("127.0.0.1", 0), _Health)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server.server_port
+
+    yield serve
+    for server in servers:
         server.shutdown()
         server.server_close()
 
 
-def test_doctor_says_nothing_of_it_when_something_answers_there(
-    tmp_path: Path, answering: int
+def test_doctor_says_what_answers_is_not_the_named_stack(
+    tmp_path: Path, answering: Callable[[], int]
 ) -> None:
-    """A server there (another stack's, docker compose's) is what the checks then ask."""
+    """`make doctor STATE_DIR=x` beside another stack on its ports said nothing of it: its
+    Prefect checks passed against that other stack's server."""
+    state, api_port, prefect_port = tmp_path / "s2", answering(), answering()
     doctor = _doctor(
-        f"--state-dir={tmp_path}", f"--api-port={answering}", f"--prefect-port={free_port()}"
+        f"--state-dir={state}", f"--api-port={api_port}", f"--prefect-port={prefect_port}"
+    )
+    assert doctor.stdout.splitlines()[:2] == [
+        f"no stack of STATE_DIR={state} runs (its ledger in {state / 'log'} names none "
+        f"running), yet something answers at http://127.0.0.1:{api_port} (API) and "
+        f"http://127.0.0.1:{prefect_port}/api (Prefect server): another stack, `docker compose "
+        "up` or another program, not this state directory's; the Prefect checks below ask that "
+        f"server, not this stack's. Start this one on other ports with `make up STATE_DIR={state}"
+        f" PREFECT_PORT={prefect_port + 1} API_PORT={api_port + 1}` (`pipeline up --state-dir "
+        f"{state} --prefect-port {prefect_port + 1} --api-port {api_port + 1}`). Its checks:",
+        f"FAIL  database       sqlite+aiosqlite:///{state / 'pipelines.db'}: file does not exist",
+    ]
+    assert not state.exists()  # the doctor made nothing
+
+
+def test_doctor_names_an_api_alone_answering_and_moves_only_its_port(
+    tmp_path: Path, answering: Callable[[], int]
+) -> None:
+    api_port, prefect_port = answering(), free_port()
+    doctor = _doctor(
+        f"--state-dir={tmp_path}", f"--api-port={api_port}", f"--prefect-port={prefect_port}"
     )
     assert doctor.stdout.splitlines()[0] == (
-        f"FAIL  database       sqlite+aiosqlite:///{tmp_path / 'pipelines.db'}: file does not exist"
+        f"no stack of STATE_DIR={tmp_path} runs (its ledger in {tmp_path / 'log'} names none "
+        f"running), yet something answers at http://127.0.0.1:{api_port} (API): another stack, "
+        "`docker compose up` or another program, not this state directory's. Start this one on "
+        f"other ports with `make up STATE_DIR={tmp_path} PREFECT_PORT={prefect_port} "
+        f"API_PORT={api_port + 1}` (`pipeline up --state-dir {tmp_path} --prefect-port "
+        f"{prefect_port} --api-port {api_port + 1}`). Its checks:"
     )
+
+
+def test_doctor_of_the_environment_says_nothing_of_what_answers(
+    answering: Callable[[], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Named neither state directory nor port, it checks what the environment configures (a
+    `docker compose up`, a remote Prefect): that is no other stack's."""
+    stack = Stack(env={}, api_port=answering(), log_dir=Stack().state_dir / "log")
+    say_none_runs(stack, f"http://127.0.0.1:{answering()}/api", named=False)
+    assert capsys.readouterr() == ("", "")
 
 
 def test_a_taken_port_suggests_the_users_own_state_directory_and_other_port(
@@ -118,6 +161,47 @@ def test_a_taken_port_suggests_the_users_own_state_directory_and_other_port(
         f"API_PORT={api_port}` (`pipeline up --state-dir {state} --prefect-port {port + 1} "
         f"--api-port {api_port}`)"
     )
+
+
+def test_a_taken_port_keeps_the_workers_which_only_pipeline_up_can_carry(tmp_path: Path) -> None:
+    """`pipeline up --workers 3` was told `pipeline up --api-port 8001`, its workers dropped;
+    make has no variable for them, so its form is not offered."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = Stack(
+            env={},
+            state_dir=tmp_path,
+            log_dir=tmp_path / "log",
+            prefect_port=free_port(),
+            api_port=port,
+            workers=3,
+            worker_limit=2,
+        )
+        with pytest.raises(RuntimeError) as refused:
+            stack.start()
+    assert str(refused.value) == (
+        f"port {port} on 127.0.0.1 is already in use (another API, a `make up` of another "
+        "checkout or state directory, or `docker compose up`?): stop it, or give the stack "
+        f"another port: `pipeline up --state-dir {tmp_path} --prefect-port {stack.prefect_port} "
+        f"--api-port {port + 1} --workers 3 --worker-limit 2` (`make up` has no variable for "
+        "--workers or --worker-limit)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "command"),
+    [
+        ({"workers": 3}, "`pipeline up --api-port 8001 --workers 3` (`make up` has no variable for --workers)"),
+        ({"worker_limit": 1}, "`pipeline up --api-port 8001 --worker-limit 1` (`make up` has no variable for --worker-limit)"),
+        ({"log_dir": Path("/tmp/logs")}, "`pipeline up --api-port 8001 --log-dir /tmp/logs` (`make up` has no variable for --log-dir)"),
+        ({"workers": 1, "worker_limit": 4}, "`make up API_PORT=8001` (`pipeline up --api-port 8001`)"),  # the defaults
+    ],
+)  # fmt: skip
+def test_each_setting_make_cannot_carry_is_kept(settings: dict[str, Any], command: str) -> None:
+    stack = Stack(env={}, **{"log_dir": Stack().state_dir / "log", **settings})
+    assert stack.up_command(api_port=8001) == command
 
 
 def test_the_default_stack_is_suggested_with_only_the_port_that_moves() -> None:

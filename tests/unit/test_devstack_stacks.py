@@ -192,7 +192,7 @@ def test_a_taken_port_names_the_way_to_another_from_make_too(
         stack = Stack(
             env={},
             state_dir=tmp_path,
-            log_dir=tmp_path,
+            log_dir=tmp_path / "log",  # its default: make has no LOG_DIR
             prefect_port=prefect_port,
             api_port=api_port,
         )
@@ -204,7 +204,7 @@ def test_a_taken_port_names_the_way_to_another_from_make_too(
         "directory, or `docker compose up`?): stop them, or give the stack other ports: "
         f"`make up STATE_DIR={tmp_path} PREFECT_PORT={prefect_port + 1} "
         f"API_PORT={api_port + 1}` (`pipeline up --state-dir {tmp_path} --prefect-port "
-        f"{prefect_port + 1} --api-port {api_port + 1} --log-dir {tmp_path}`)"
+        f"{prefect_port + 1} --api-port {api_port + 1}`)"
     )
 
 

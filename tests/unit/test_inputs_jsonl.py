@@ -113,3 +113,46 @@ def test_an_unpaired_surrogate_rejects_its_row_naming_the_column(
         (ids[0], f"x{stored}y", None, f"NUL character in name {NUL}"),
         (ids[1], "a", stored, f"NUL character in note {NUL}"),
     ]
+
+
+def _record(id_: str, value: str = "12.5", is_active: str = "true", category: str = "A") -> str:
+    return (
+        f'{{"id": {id_}, "name": "a", "category": "{category}", "value": {value}, "quantity": 3, '
+        f'"is_active": {is_active}, "created_at": "2026-01-01"}}\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "valid_rows", "rejected"),
+    [
+        (  # is_active 1 and true are both true; the ids stay numbers
+            _record("1", is_active="1") + _record("2") + _record("3", category="Z"),
+            [(1, 12.5, True), (2, 12.5, True)],
+            [(3, 12.5, "true", "unknown category (must be A, B, C or D)")],
+        ),
+        (  # an id true is one rejected row; is_active 0 is false
+            _record("1", is_active="0") + _record("true") + _record("3", is_active="false"),
+            [(1, 12.5, False), (3, 12.5, False)],
+            [("true", 12.5, "true", "unparseable id")],
+        ),
+        (
+            _record("1", value="12.5") + _record("2", value="true") + _record("3", value="20"),
+            [(1, 12.5, True), (3, 20.0, True)],
+            [(2, "true", True, "unparseable value")],
+        ),
+    ],
+    ids=["is_active 1 and true", "id 1 and true", "value 12.5 and true"],
+)
+def test_a_number_column_that_also_holds_true_or_false_is_read_as_text(
+    tmp_path: Path,
+    text: str,
+    valid_rows: list[tuple[object, ...]],
+    rejected: list[tuple[object, ...]],
+) -> None:
+    """The file was refused whole ('file: not a readable jsonl file (cannot parse 'true' (bool) as
+    Int64)'): Polars types a column of 1 and true as a number. Such a column is text, the others
+    keep their type."""
+    rows, valid, rejects = _run(tmp_path, text)
+    assert rows == 3
+    assert valid.select("id", "value", "is_active").rows() == valid_rows
+    assert rejects.select("id", "value", "is_active", "reject_reason").rows() == rejected
