@@ -7,7 +7,6 @@ shapes it (a string, or for a 422 the list of problems with their `loc`) for cli
 import contextlib
 import email.message
 import errno
-import json
 import logging
 import os
 import sys
@@ -23,7 +22,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from app.api.echoed import said_number
+from app.api import field_problems
 from app.api.methods import allowed
 from app.api.refusals import declare_body_refusals
 from app.config import get_settings
@@ -43,30 +42,6 @@ def _error(
 ) -> JSONResponse:
     body = {"message": message, "detail": message if detail is None else detail}
     return JSONResponse(status_code=status_code, content=body, headers=headers)
-
-
-def _shown(value: Any) -> str:
-    """A value as the request sent it, cut short."""
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= 40 else f"{text[:39]}…"
-
-
-# pydantic's bounds ("Input should be greater than or equal to 1"): said as the limit and the value
-_BOUNDS = {
-    "greater_than_equal": ("ge", "at least"),
-    "greater_than": ("gt", "more than"),
-    "less_than_equal": ("le", "at most"),
-    "less_than": ("lt", "less than"),
-}
-
-
-def _number(value: Any) -> str:
-    """1,000 for 1000 or "1000"; anything else as sent."""
-    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) <= 40:
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return said_number(value)
-    return _shown(value)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -108,13 +83,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         )
         if error["type"] == "extra_forbidden":
             message = "unknown field; remove it (see /docs for the accepted fields)"
-        elif error["type"] == "int_type":  # JSON fields are strict: true is no 1, "yes" no true
-            message = f"must be a whole number, like 1000, not {_shown(error.get('input'))}"
-        elif bound := _BOUNDS.get(error["type"]):
-            limit = (error.get("ctx") or {}).get(bound[0])
-            message = f"must be {bound[1]} {_number(limit)}; got {_number(error.get('input'))}"
-        elif error["type"] == "bool_type":
-            message = f"must be true or false, not {_shown(error.get('input'))}"
+        elif plain := field_problems.said(error, field):
+            message = plain
         elif error["type"] == "json_invalid":
             field, message = "body", f"not valid JSON (error at character {error['loc'][-1]})"
         elif tuple(error["loc"]) == ("body",) and error["type"] in (

@@ -60,8 +60,8 @@ async def read_logs(
     before its first run. A cancelled run's end with the service's line saying so and by what
     (`logger` "pipeline", at the time of the cancel or of the last line above it, if later),
     instead of what Prefect logs from its flow-run process's stop on (`Finished in state
-    Running()`, its worker's reload of the flow); one that never reached Prefect has that line
-    alone.
+    Running()`, its worker's reload of the flow: `Running 1 deployment pull step(s)` …, also
+    when a killed process logged no end); one that never reached Prefect has that line alone.
 
     503 when Prefect, which keeps the logs, is unreachable.
     """

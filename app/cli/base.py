@@ -67,6 +67,9 @@ def command(
 # C0 and C1 control characters but tab and newline: text from the API (a name, an error, a log
 # line) must not clear the reader's screen or retitle their window (ESC [2J, ESC ]0;…)
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(9), *range(11, 32), *range(127, 160))}
+# and the bidi embeddings, overrides and isolates (a name stored before the API refused them):
+# U+202E reversed the rest of its table row, columns and all (the marks, LRM and RLM, stay)
+_CONTROLS |= {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 
 class _Console(Console):

@@ -26,7 +26,8 @@ class ExitCode(IntEnum):
 
     OK = 0
     RUN_FAILED = 1  # the run failed or was cancelled; `doctor`: a check failed
-    USAGE = 2  # a bad option or argument (typer's own)
+    WRITE_FAILED = 1  # `download`: the file could not be written (no permission, disk full)
+    USAGE = 2  # a bad option or argument (typer's own); `download`: an --output unusable as given
     UNREACHABLE = 3  # no answer from the API
     REFUSED = 4  # the API refused the request (404, 409, 413, 422): its message says why
     UNAUTHORIZED = 5  # 401: missing or wrong API key
@@ -40,8 +41,8 @@ class ExitCode(IntEnum):
 EXIT_CODES_HELP = """Exit codes:
 
 - 0 done (--wait: the run completed)
-- 1 the run failed or was cancelled; doctor: a check failed
-- 2 bad usage
+- 1 the run failed or was cancelled; doctor: a check failed; download: could not write the file
+- 2 bad usage; download: an --output unusable as given (it exists: --force; no such directory)
 - 3 cannot reach the API
 - 4 the API refused the request (404, 409, 422, ...): its message says why
 - 5 the API key is missing or wrong (set PIPELINE_API_KEY)
@@ -87,7 +88,17 @@ _CLI_TERMS = (
     (re.compile(r"POST /api/pipelines/(\d+)/cancel"), r"pipeline cancel \1"),
     (re.compile(r"POST /api/pipelines/(\d+)/trigger"), r"pipeline trigger \1"),
     (re.compile(r"PUT /api/pipelines/(\d+)/schedule"), r"pipeline schedule set \1"),
+    # an upload's and a download's `format` field, and the upload's file part: options here
     (re.compile(r"send format=csv\|jsonl\|parquet"), "pass --format csv|jsonl|parquet"),
+    (re.compile(r"send it as format=(\w+)"), r"pass --format \1"),
+    (re.compile(r"download format=(\w+) or format=(\w+)"), r"pass --format \1 or --format \2"),
+    (re.compile(r"download format=(\w+)"), r"pass --format \1"),
+    (
+        re.compile(
+            r"send the (?:input )?file as the (?:form )?field 'file'(?: \(curl -F .*?\)(?=;|$))?"
+        ),
+        "pass the file with --file",
+    ),
 )
 
 

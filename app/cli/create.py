@@ -1,5 +1,6 @@
 """Creating a pipeline: `pipeline create`, and the request it shares with `pipeline run`."""
 
+import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -16,7 +17,10 @@ RecordsOption = Annotated[
 ]
 NameOption = Annotated[
     str | None,
-    typer.Option(help="The pipeline's name.", show_default="cli-N, or the file's name"),
+    typer.Option(
+        help="The pipeline's name.",
+        show_default="cli-N, or the file's name without control characters",
+    ),
 ]
 FileOption = Annotated[
     Path | None,
@@ -41,6 +45,23 @@ InputPathOption = Annotated[
         show_default=False,
     ),
 ]
+# what the API refuses in a name (app/api/control_chars.py): C0, DEL and C1 controls; bidi
+# controls; invisible characters and line or paragraph separators. And its longest name.
+_REFUSED_IN_NAME = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+    "\u200b\u00ad\u2060\ufeff\u2028\u2029]"
+)
+MAX_NAME = 200
+
+
+def name_from(file_name: str) -> str:
+    """The default name a file gives a pipeline: its name without the characters (a tab, an
+    escape, a right-to-left override) the API refuses in a name, cut to the API's 200
+    characters. The user did not type it: a refusal would name a `name` they never gave."""
+    name = _REFUSED_IN_NAME.sub("", file_name)[:MAX_NAME]
+    return name if name.strip() else "cli-file"
+
+
 DescriptionOption = Annotated[
     str | None,
     typer.Option(help="What the pipeline is for; `pipeline show` prints it.", show_default=False),
@@ -79,13 +100,13 @@ def create_pipeline(
         )
     described = {} if description is None else {"description": description}
     if file is not None:
-        return _upload(client, file, name or file.name, file_format, described, trigger)
+        return _upload(client, file, name or name_from(file.name), file_format, described, trigger)
     body: dict[str, Any] = {**described, "trigger": trigger}
     if input_path is None:
         count = 1000 if records is None else records
         body |= {"name": name or f"cli-{count}", "record_count": count}
     else:  # the file's rows are the records: the API refuses a record_count with it
-        body |= {"name": name or PurePosixPath(input_path).name or input_path}
+        body |= {"name": name or name_from(PurePosixPath(input_path).name or input_path)}
         body["input_path"] = input_path
     return dict(client.post("/api/pipelines", json=body, headers=idempotency_key()))
 

@@ -37,6 +37,11 @@ def count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
+def records(value: int | None) -> str:
+    """`1 record`, `1,000 records`."""
+    return f"{count(value)} record{'' if value == 1 else 's'}"
+
+
 def duration(seconds: float | None) -> str:
     return display.duration(seconds, unknown="")
 

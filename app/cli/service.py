@@ -41,10 +41,16 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
     ] = False,
+    run_id: Annotated[
+        int | None,
+        typer.Option(
+            "--run", min=1, help="The run's id (default: the latest run).", show_default=False
+        ),
+    ] = None,
     interval: IntervalOption = 1.0,
     as_json: JsonOption = False,
 ) -> None:
-    """The latest run's log lines, as its flow run sent them to Prefect.
+    """The latest run's (or --run's) log lines, as its flow run sent them to Prefect.
 
     --follow keeps printing new lines until the run ends (a cancelled run's, until the line
     saying it was cancelled: a minute after the cancel at most); --json prints JSON Lines.
@@ -56,8 +62,9 @@ def logs(
     last_new = datetime.now(UTC)
     ended_at: datetime | None = None  # when the followed run was first seen ended
     latest = client.get(f"/api/pipelines/{pipeline_id}")["latest_run"]
-    # the run that is latest now, followed to its end: a run started meanwhile is not its sequel
-    pinned = {"run_id": latest["id"]} if latest else {}
+    # the run asked for, or the one that is latest now, followed to its end: a run started
+    # meanwhile is not its sequel
+    pinned = {"run_id": run_id} if run_id else {"run_id": latest["id"]} if latest else {}
     while True:
         # A page at a time from the last lines read, as long as pages come back full. The last
         # few are read again: a line that reached Prefect late with an earlier time lands among
@@ -85,7 +92,8 @@ def logs(
             break
         time.sleep(interval)
     if not printed and not as_json:
-        stderr().print(f"no log lines for pipeline {pipeline_id} yet")
+        which = f"run {run_id} of " if run_id else ""
+        stderr().print(f"no log lines for {which}pipeline {pipeline_id} yet")
 
 
 def _followed(client: Api, pipeline_id: int, pinned: dict[str, int]) -> dict[str, Any] | None:

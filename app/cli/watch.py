@@ -91,7 +91,7 @@ def outcome(pipeline: dict[str, Any], run: dict[str, Any], console: Console) -> 
     if run["status"] == "completed":
         console.print(
             f"{where} completed in {render.duration(run['duration_seconds'])}: "
-            f"{render.count(run['records_processed'])} records processed"
+            f"{render.records(run['records_processed'])} processed"
             + (
                 f", {render.count(run['records_rejected'])} rejected"
                 if run["records_rejected"]

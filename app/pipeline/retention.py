@@ -8,6 +8,9 @@
   not in the export stage, because unlinking ~1 GB of just-written files costs a 10M-record run
   ~0.2 s. What a completed run keeps: its input (raw/), transformed.parquet and output/ (one file,
   hard-linked), the rejects and their conversions. A failed run keeps everything, to be looked at.
+- A cancelled run's files but its rejects file, when its flow-run process was killed before it
+  could remove them itself, once nothing can still be writing them (app/pipeline/cancelled_files.py),
+  whatever PIPELINE_RETENTION_DAYS and PIPELINE_KEEP_INTERMEDIATES say.
 - The second name a download gives the file it serves (data_dir/serving), when the API process was
   killed before the response removed it, SERVING_GRACE after the last download of that file began.
 - A run directory whose removal was cut short (a process killed between renaming it and
@@ -32,6 +35,7 @@ from sqlalchemy import select
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status, utcnow
+from app.pipeline.cancelled_files import clear_cancelled
 from app.pipeline.store import (
     REMOVING,
     RunFiles,
@@ -55,11 +59,12 @@ class _Run(NamedTuple):
 
 @dataclass
 class Sweep:
-    """What one pass removed: whole run directories, completed runs' intermediate files, and
-    download links left behind."""
+    """What one pass removed: whole run directories, completed runs' intermediate files,
+    cancelled runs' files but their rejects, and download links left behind."""
 
     removed: list[int] = field(default_factory=list)
     trimmed: list[int] = field(default_factory=list)
+    cleared: list[int] = field(default_factory=list)
     unlinked: int = 0
     leftovers: int = 0
 
@@ -113,6 +118,7 @@ def _sweep_files(
     *,
     cutoff: datetime | None,
     keep_intermediates: bool,
+    now: datetime,
 ) -> Sweep:
     sweep = Sweep()
     for run_id, path in sorted(directories.items()):
@@ -120,13 +126,18 @@ def _sweep_files(
         if cutoff is not None and _expired(path, run, cutoff):
             remove_run_directory(path)
             sweep.removed.append(run_id)
+        elif run is None:
+            continue
         elif (
             not keep_intermediates
-            and run is not None
             and run.status is Status.COMPLETED
             and remove_intermediates(RunFiles(path))
         ):
             sweep.trimmed.append(run_id)
+        elif run.status is Status.CANCELLED and clear_cancelled(
+            RunFiles(path), cancelled_at=run.finished_at, now=now
+        ):
+            sweep.cleared.append(run_id)
     return sweep
 
 
@@ -223,15 +234,18 @@ async def sweep_runs(*, now: datetime | None = None) -> Sweep:
         )
     settings = get_settings()
     days, keep_intermediates = settings.retention_days, settings.keep_intermediates
-    if days <= 0 and keep_intermediates:  # nothing to look for in the run directories
-        return Sweep(unlinked=unlinked, leftovers=leftovers)
     directories = await asyncio.to_thread(_run_directories, runs_dir())
     if not directories:
         return Sweep(unlinked=unlinked, leftovers=leftovers)
     cutoff = now - timedelta(days=days) if days > 0 else None
     runs = await _runs(sorted(directories))
     sweep = await asyncio.to_thread(
-        _sweep_files, directories, runs, cutoff=cutoff, keep_intermediates=keep_intermediates
+        _sweep_files,
+        directories,
+        runs,
+        cutoff=cutoff,
+        keep_intermediates=keep_intermediates,
+        now=now,
     )
     sweep.unlinked, sweep.leftovers = unlinked, leftovers
     if sweep.removed:
@@ -243,6 +257,12 @@ async def sweep_runs(*, now: datetime | None = None) -> Sweep:
     if sweep.trimmed:
         logger.info(
             "retention: removed the intermediate files of completed %s", _runs_named(sweep.trimmed)
+        )
+    if sweep.cleared:
+        logger.info(
+            "retention: removed the files of cancelled %s, all but their rejects files (left by "
+            "flow-run processes killed before they could remove them)",
+            _runs_named(sweep.cleared),
         )
     return sweep
 

@@ -6,28 +6,40 @@ Prefect 3.8.8 ends them otherwise: its engine, stopped by the cancel's SIGTERM b
 sets Cancelled, logs `Finished in state Running()`; its worker then loads the flow again to look
 for `on_cancellation` hooks, and that load's deployment pull steps log as the run's own lines
 (`Running 1 deployment pull step(s)` …), as if it started again. Those lines, from the engine's
-last one after the cancel on, are left out of a cancelled run's."""
+last one after the cancel on, are left out of a cancelled run's; a process killed before its
+engine logged that line (SIGKILL, 5 s after the SIGTERM, while a long Polars query runs) logs
+none, and the lines are cut from the reload's first one instead."""
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterTimestamp
-from prefect.client.schemas.objects import Log
+from prefect.client.schemas.objects import Log, StateType
 from prefect.client.schemas.sorting import LogSort
+from prefect.exceptions import ObjectNotFound
 
 from app.config import get_settings
 from app.models import utcnow
 from app.pipeline.orchestrator import PrefectUnavailableError, prefect_client, shown_api_url
 
 ENGINE_LOGGER = "prefect.flow_runs"  # the flow run's own logger: its engine's lines, and the load's
+WORKER_LOGGERS = f"{ENGINE_LOGGER}."  # its worker's (…worker) and runner's (…runner) children
 ENGINE_END = "Finished in state "
-ENDING_LINES = 50  # where a cancelled run's engine's last line is looked for, from the end
-# a cancelled run whose engine's last line has not come this long after the cancel has none
-# coming (a cancel before its process started): its line is shown without it
+# a load of the flow from its deployment, by its process as it starts or by its worker after
+RELOAD = re.compile(r"Running \d+ deployment pull step\(s\)")
+PULL_STEP = re.compile(
+    rf"{RELOAD.pattern}|Executing deployment step: .*|Deployment step '.*' completed "
+    "successfully|All deployment steps completed successfully"
+)
+ENDING_LINES = 50  # where a cancelled run's cut (engine's end, worker's reload) is looked for
+# a cancelled run whose lines have no cut this long after the cancel has none coming (a cancel
+# before its process started): its line is shown without it; at once when Prefect shows the flow
+# run Cancelled and no process of it logged a line of its own
 ENGINE_END_GRACE = timedelta(seconds=60)
 
 
@@ -53,6 +65,7 @@ class Cancelled:
 
 
 Read = Callable[..., Awaitable[list[RunLog]]]
+CancelledInPrefect = Callable[[], Awaitable[bool]]
 
 
 async def read_run_logs(
@@ -82,13 +95,22 @@ async def read_run_logs(
             )
             return [_run_log(log) for log in reversed(logs)] if tail else list(map(_run_log, logs))
 
+        async def cancelled_in_prefect() -> bool:
+            try:
+                state = (await client.read_flow_run(UUID(flow_run_id))).state
+            except ObjectNotFound:
+                return False
+            return state is not None and state.type == StateType.CANCELLED
+
         try:
             # one attempt's time in all: Prefect's client would retry a server that does not
             # answer for ~2 minutes, and a dashboard polls its logs every second
             async with asyncio.timeout(settings.prefect_timeout_seconds):
                 if cancelled is None:
                     return await read(limit, offset, tail=tail)
-                return await _cancelled_lines(read, cancelled, limit, offset, tail=tail)
+                return await _cancelled_lines(
+                    read, cancelled, limit, offset, tail=tail, in_prefect=cancelled_in_prefect
+                )
         except TimeoutError:
             raise PrefectUnavailableError(
                 f"Prefect API at {shown_api_url()} did not answer within "
@@ -98,20 +120,27 @@ async def read_run_logs(
 
 
 async def _cancelled_lines(
-    read: Read, cancelled: Cancelled, limit: int, offset: int, *, tail: bool
+    read: Read,
+    cancelled: Cancelled,
+    limit: int,
+    offset: int,
+    *,
+    tail: bool,
+    in_prefect: CancelledInPrefect,
 ) -> list[RunLog]:
-    """A cancelled run's lines up to its engine's last one, then the service's line: paged as
-    one sequence, the cut made by Prefect's own filter (its lines before that time)."""
+    """A cancelled run's lines up to its engine's last one, or its worker's reload of the flow,
+    then the service's line: paged as one sequence, the cut made by Prefect's own filter (its
+    lines before that time)."""
     ending = await read(ENDING_LINES, 0, tail=True)
-    engine_end = _engine_end(ending, cancelled.at)
+    cut = _cut(ending, cancelled.at)
     waited = cancelled.at is None or utcnow() - cancelled.at >= ENGINE_END_GRACE
-    if engine_end is None and not waited:  # its process may still be stopping
-        return await read(limit, offset, tail=tail)
-    before = engine_end.timestamp - timedelta(microseconds=1) if engine_end else None
+    if cut is None and not waited and not await _never_ran(ending, in_prefect):
+        return await read(limit, offset, tail=tail)  # its process may still be stopping
+    before = cut.timestamp - timedelta(microseconds=1) if cut else None
     shown = [line for line in ending if before is None or line.timestamp <= before]
     if not shown and before is not None and len(ending) == ENDING_LINES:  # cut above the window
         shown = await read(1, 0, tail=True, before=before)
-    end = cancelled_line(cancelled, engine_end=engine_end, last=shown[-1] if shown else None)
+    end = cancelled_line(cancelled, cut=cut, last=shown[-1] if shown else None)
     if tail:
         if offset > 0:
             return await read(limit, offset - 1, tail=True, before=before)
@@ -126,6 +155,15 @@ async def _cancelled_lines(
     return []
 
 
+def _cut(ending: list[RunLog], cancelled_at: datetime | None) -> RunLog | None:
+    """Where a cancelled run's lines are cut: at its engine's last line after the cancel or, the
+    first if both came, its worker's reload of the flow."""
+    found = [
+        line for line in (_engine_end(ending, cancelled_at), _reload(ending, cancelled_at)) if line
+    ]
+    return min(found, key=ending.index) if found else None
+
+
 def _engine_end(ending: list[RunLog], cancelled_at: datetime | None) -> RunLog | None:
     """The engine's last line after the cancel. An end logged before it is not the cancel's (an
     earlier attempt's, from a process that ran the flow run before; a `Completed()` the cancel
@@ -134,8 +172,7 @@ def _engine_end(ending: list[RunLog], cancelled_at: datetime | None) -> RunLog |
         (
             line
             for line in reversed(ending)
-            if line.logger == ENGINE_LOGGER
-            and line.task_run_id is None
+            if _engines(line)
             and line.message.startswith(ENGINE_END)
             and (cancelled_at is None or line.timestamp >= cancelled_at)
         ),
@@ -143,20 +180,63 @@ def _engine_end(ending: list[RunLog], cancelled_at: datetime | None) -> RunLog |
     )
 
 
+def _reload(ending: list[RunLog], cancelled_at: datetime | None) -> RunLog | None:
+    """The first line after the cancel of a load of the flow (`Running 1 deployment pull
+    step(s)`) that is not the process's own, as it starts: one that comes once the process has
+    logged (a line that is not its worker's; every line before a full window is the process's,
+    which begins with its load)."""
+    logged = len(ending) == ENDING_LINES
+    for line in ending:
+        if (
+            logged
+            and _engines(line)
+            and RELOAD.fullmatch(line.message)
+            and (cancelled_at is None or line.timestamp >= cancelled_at)
+        ):
+            return line
+        logged = logged or not line.logger.startswith(WORKER_LOGGERS)
+    return None
+
+
+def _engines(line: RunLog) -> bool:
+    """A line of the flow run's own logger, not of one of its task runs."""
+    return line.logger == ENGINE_LOGGER and line.task_run_id is None
+
+
+async def _never_ran(ending: list[RunLog], in_prefect: CancelledInPrefect) -> bool:
+    """No process of the run ran its flow (none of its lines but a load's), and Prefect's flow run
+    is Cancelled, which its worker sets once it has stopped the process: no line will come."""
+    return (
+        len(ending) < ENDING_LINES
+        and all(
+            line.logger.startswith(WORKER_LOGGERS)
+            or (line.logger == ENGINE_LOGGER and PULL_STEP.fullmatch(line.message))
+            for line in ending
+        )
+        and await in_prefect()
+    )
+
+
 def cancelled_line(
-    cancelled: Cancelled, *, engine_end: RunLog | None = None, last: RunLog | None = None
+    cancelled: Cancelled, *, cut: RunLog | None = None, last: RunLog | None = None
 ) -> RunLog:
     """`run 1 cancelled through the API`, saying which of Prefect's lines it stands for; at the
     cancel's time, or the last line shown's when that is later, so the tail stays in time order."""
     reason = cancelled.reason or "cancelled"
     said = reason if reason.startswith("cancelled") else f"cancelled: {reason}"
-    left_out = (
-        f" (not shown: Prefect's `{engine_end.message}` as its flow-run process stopped, and "
-        "what its worker logged after it, loading the flow again to look for on_cancellation "
-        "hooks)"
-        if engine_end
-        else ""
-    )
+    if cut is None:
+        left_out = ""
+    elif cut.message.startswith(ENGINE_END):
+        left_out = (
+            f" (not shown: Prefect's `{cut.message}` as its flow-run process stopped, and what "
+            "its worker logged after it, loading the flow again to look for on_cancellation hooks)"
+        )
+    else:
+        left_out = (
+            f" (not shown: Prefect's `{cut.message}` and what followed it, logged by its worker "
+            "loading the flow again to look for on_cancellation hooks once its flow-run process "
+            "was stopped)"
+        )
     times = [time for time in (cancelled.at, last.timestamp if last else None) if time]
     return RunLog(
         id=f"run-{cancelled.run_id}-cancelled",

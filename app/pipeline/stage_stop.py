@@ -10,9 +10,10 @@ interrupted half-way: they run to their end, as before.
 
 A cancelled run's output is never served, only its rejects file (app/api/results.py); the rest
 stayed until PIPELINE_RETENTION_DAYS. Once the stopped stage's thread has ended (nothing writes
-into the run's directory any more), a cancelled run keeps its rejects file alone. A failed run,
-or one stopped without a cancel (a worker shutting down), keeps everything: a retry or whoever
-looks into it may want the files.
+into the run's directory any more), a cancelled run keeps its rejects file alone; what a process
+killed before then leaves, the retention sweep removes (app/pipeline/cancelled_files.py). A
+failed run, or one stopped without a cancel (a worker shutting down), keeps everything: a retry
+or whoever looks into it may want the files.
 """
 
 import asyncio
@@ -115,7 +116,7 @@ async def after_stop(
 ) -> None:
     """Once the run's stopped stage has ended its thread: if the run ended cancelled (by Prefect,
     or by the API's cancel written first), remove its files but the rejects file. Never raises
-    an error: the run's end does not depend on it (retention removes the files later)."""
+    an error: the run's end does not depend on it (the retention sweep removes the files later)."""
     try:
         stopped = await threads.finished()
         if isinstance(stopped, StageStoppedError):
@@ -123,7 +124,7 @@ async def after_stop(
         if not (cancelled or await _ended_cancelled(run_id)):
             return
         await asyncio.to_thread(keep_only_rejects, files)
-        log.info("run %d was cancelled: its files were removed, but a rejects file", run_id)
+        log.info("run %d was cancelled: its files were removed, all but its rejects file", run_id)
     except Exception as exc:
         log.warning("run %d: could not remove the files of the cancelled run: %s", run_id, exc)
 
@@ -144,7 +145,7 @@ def keep_only_rejects(files: RunFiles) -> None:
     except FileNotFoundError:
         return
     for child in children:
-        if _is_rejects(child, files.rejects):
+        if is_rejects(child.name, files.rejects):
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
@@ -152,6 +153,6 @@ def keep_only_rejects(files: RunFiles) -> None:
             child.unlink(missing_ok=True)
 
 
-def _is_rejects(path: Path, rejects: Path) -> bool:
+def is_rejects(name: str, rejects: Path) -> bool:
     """rejects.parquet, rejects.csv, and a conversion being written (.rejects.csv.<id>.tmp)."""
-    return path.name.lstrip(".").startswith(f"{rejects.stem}.")
+    return name.lstrip(".").startswith(f"{rejects.stem}.")

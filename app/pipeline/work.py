@@ -78,9 +78,11 @@ def ingest(files: RunFiles) -> StageOutput:
         rejects = pl.LazyFrame(schema=rejects.collect_schema())
     rejected = sink(rejects, files.rejects)
     if records_out == 0 and records_in > 0:
+        one = records_in == 1
+        every = "the only input record was" if one else f"all {records_in:,} input records were"
         raise RecordsRejectedError(
-            f"all {records_in:,} input records were rejected ({_reasons(files.rejects)}); "
-            "the run's rejects file lists each with its reject_reason",
+            f"{every} rejected ({_reasons(files.rejects)}); the run's rejects file lists "
+            f"{'it' if one else 'each'} with its reject_reason",
             StageOutput(records_in, records_out, rejected),
         )
     return StageOutput(records_in, records_out, rejected)

@@ -20,7 +20,7 @@ from app.api import auth
 from app.api.deps import SessionDep
 from app.api.schemas import PipelineOut, PipelineStatus
 from app.config import get_settings
-from app.web import view
+from app.web import address, view
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -115,25 +115,27 @@ def _progress(pipeline: PipelineOut) -> dict[str, Any]:
 
 @router.get("/")
 async def pipelines_page(
-    request: Request,
-    session: SessionDep,
-    reads_open: ReadsOpen,
-    status: str = "",
-    page: str = "1",
+    request: Request, session: SessionDep, reads_open: ReadsOpen
 ) -> HTMLResponse:
     """Pipelines, newest first, filtered by status and paged; the create-and-run form. An
-    unknown status or page number shows every pipeline, or the first page, saying so."""
+    unknown status or page number, or one given twice, shows every pipeline, or the first page,
+    saying so."""
     if not reads_open:
         return _key_required(request)
-    wanted = STATUSES.get(status)
-    number = _page_number(page)
+    status = address.asked(request.query_params, "status", "")
+    page = address.asked(request.query_params, "page", "1")
+    wanted = STATUSES.get(status.value)
+    unknown = bool(status.value) and wanted is None
+    number = _page_number(page.value)
     return _render(
         request,
         "pipelines.html",
         {
             **await _pipeline_list(session, wanted, number or 1),
-            "unknown_status": status if status and wanted is None else None,
-            "no_such_page": _shown(page) if number is None else None,
+            "unknown_status": address.shown(status.value) if unknown else None,
+            "no_such_page": address.shown(page.value) if number is None else None,
+            "repeated_status": status.repeated,
+            "repeated_page": page.repeated,
             "statuses": list(STATUSES),
             "max_record_count": get_settings().max_record_count,
         },
@@ -142,15 +144,14 @@ async def pipelines_page(
 
 @router.get("/pipelines-list", response_model=None)
 async def pipeline_list_fragment(
-    request: Request,
-    session: SessionDep,
-    reads_open: ReadsOpen,
-    status: str = "",
-    page: str = "1",
+    request: Request, session: SessionDep, reads_open: ReadsOpen
 ) -> HTMLResponse | PlainTextResponse:
-    """The list region of the pipelines page alone: what the page polls (errors as text)."""
+    """The list region of the pipelines page alone: what the page polls (errors as text); a
+    parameter given twice is read as the page reads it."""
     if not reads_open:
         return _fragment_key_required(request)
+    status = address.asked(request.query_params, "status", "").value
+    page = address.asked(request.query_params, "page", "1").value
     context = await _pipeline_list(session, STATUSES.get(status), _page_number(page) or 1)
     return _render(request, "_pipeline_list.html", context)
 
@@ -164,11 +165,6 @@ def _page_number(text: str) -> int | None:
         return 1
     digits = text.isascii() and text.isdecimal() and len(text) <= len(str(MAX_PAGE))
     return int(text) if digits and 1 <= int(text) <= MAX_PAGE else None
-
-
-def _shown(text: str) -> str:
-    """What was typed, cut short for a notice."""
-    return text if len(text) <= 40 else f"{text[:39]}…"
 
 
 async def _pipeline_list(
@@ -199,7 +195,8 @@ async def pipeline_page(
         return _key_required(request)
     pipeline = await _pipeline(session, pipeline_id)
     if pipeline is None:
-        return _render(request, "not_found.html", {"pipeline_id": pipeline_id}, status_code=404)
+        shown = address.shown(pipeline_id)
+        return _render(request, "not_found.html", {"pipeline_id": shown}, status_code=404)
     return _render(request, "pipeline.html", _progress(pipeline))
 
 
@@ -212,5 +209,6 @@ async def progress_fragment(
         return _fragment_key_required(request)
     pipeline = await _pipeline(session, pipeline_id)
     if pipeline is None:
-        return PlainTextResponse(f"pipeline {pipeline_id} not found", 404, headers=HEADERS)
+        shown = address.shown(pipeline_id)
+        return PlainTextResponse(f"pipeline {shown} not found", 404, headers=HEADERS)
     return _render(request, "_progress.html", _progress(pipeline))

@@ -30,6 +30,8 @@ from app.pipeline.work import StageOutput
 from tests.support.rows import add_pipeline, add_run, read_run
 
 FLOW_RUN_ID = "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
+# it said "its files were removed, but a rejects file", which read as cut off
+CLEARED = "run {} was cancelled: its files were removed, all but its rejects file"
 STAGES = ("generate_data", "ingest_data", "process_data", "transform_data", "export_results")
 
 
@@ -96,6 +98,7 @@ async def test_a_run_stopped_mid_stage_keeps_what_it_may_serve(
     api_cancel: bool,
     error: str,
     kept: list[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     pipeline_id = await add_pipeline("stopped mid-stage")
     run_id = await add_run(pipeline_id, Status.PENDING, {}, prefect_flow_run_id=FLOW_RUN_ID)
@@ -110,7 +113,7 @@ async def test_a_run_stopped_mid_stage_keeps_what_it_may_serve(
             pipeline_id, None, Status.CANCELLED, "cancelled through the API", run_id=run_id
         )
     flow.cancel()
-    with pytest.raises(asyncio.CancelledError):
+    with caplog.at_level(logging.INFO, logger="test"), pytest.raises(asyncio.CancelledError):
         await flow
 
     run = await read_run(run_id)
@@ -120,3 +123,7 @@ async def test_a_run_stopped_mid_stage_keeps_what_it_may_serve(
     )
     root = RunFiles.for_run(run_id).root
     assert sorted(path.name for path in root.iterdir()) == kept
+    said = [CLEARED.format(run_id)] if error != STOPPED_WITHOUT_CANCEL else []
+    assert [(record.name, record.getMessage()) for record in caplog.records] == [
+        ("test", message) for message in said
+    ]

@@ -14,7 +14,7 @@ import pytest
 from prefect import flow, task
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import LogCreate
-from prefect.states import Running
+from prefect.states import Cancelled, Cancelling, Running, State
 
 from app.devstack import Stack
 from app.models import Status, utcnow
@@ -38,7 +38,7 @@ BEFORE_THE_END = [
     (0.4, FLOW, "Beginning flow run 'armored-chipmunk' for flow 'Data Pipeline'"),
     (4.3, TASK, "stage generate completed: 20000000 in, 20000000 out"),
     (6.2, TASK, "Crash detected! Execution was cancelled by the runtime environment."),
-    (9.3, FLOW, "run 1 was cancelled: its files were removed"),
+    (9.3, FLOW, "run 1 was cancelled: its files were removed, all but its rejects file"),
     (9.4, FLOW, "Flow run was cancelled."),
 ]
 ENGINE_END = (9.401, FLOW, "Finished in state Running()")
@@ -95,11 +95,15 @@ def _ingest() -> None:
 
 
 async def _flow_run_with(
-    prefect: PrefectClient, lines: list[tuple[float, str, str]], *, at: datetime = T
+    prefect: PrefectClient,
+    lines: list[tuple[float, str, str]],
+    *,
+    at: datetime = T,
+    state: State | None = None,
 ) -> str:
     """A flow run with these lines in Prefect (seconds after `at`), its task run's lines with a
     task run id."""
-    flow_run = await prefect.create_flow_run(_flow, state=Running())
+    flow_run = await prefect.create_flow_run(_flow, state=state or Running())
     await _log(prefect, str(flow_run.id), lines, at=at)
     return str(flow_run.id)
 
@@ -229,7 +233,8 @@ SECOND_ATTEMPT = [
     (7.2, FLOW, "Beginning flow run 'armored-chipmunk' for flow 'Data Pipeline'"),
     (9.5, TASK, "stage generate completed: 20000000 in, 20000000 out"),
 ]
-STOPPED = [(13.9, FLOW, "run 1 was cancelled: its files were removed")]  # after the cancel
+# after the cancel
+STOPPED = [(13.9, FLOW, "run 1 was cancelled: its files were removed, all but its rejects file")]
 
 
 async def test_an_earlier_attempts_end_is_not_the_cancelled_runs(
@@ -283,3 +288,93 @@ async def test_a_cut_at_the_first_of_the_last_50_lines_is_stamped_by_the_line_ab
     url = f"/api/pipelines/{pipeline_id}/logs"
     tail = (await client.get(url, params={"tail": "true", "limit": 2})).json()
     assert _shown(tail) == [*_expected(BEFORE_THE_END[-1:]), END]
+
+
+# a run whose process was killed in its ingest stage (SIGKILL, 5 s after the cancel's SIGTERM,
+# a Polars query still running): its engine never logged `Finished in state …`
+KILLED = [*BEFORE_THE_END[:4], (6.2, TASK, BEFORE_THE_END[6][2])]  # `Crash detected! …`
+KILLED_END = {
+    **END,
+    "message": "run 1 cancelled through the API (not shown: Prefect's `Running 1 deployment pull "
+    "step(s)` and what followed it, logged by its worker loading the flow again to look for "
+    "on_cancellation hooks once its flow-run process was stopped)",
+}
+
+
+async def test_a_run_killed_before_its_engine_logged_its_end_is_cut_at_its_workers_reload(
+    client: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """The cut waited for `Finished in state …`, which a killed process never logs: its tail
+    showed the worker's reload (`Running 1 deployment pull step(s)` … `All deployment steps
+    completed successfully`) as if the run started again, and a minute on, the service's line
+    after it. Now the reload is cut as soon as it is there."""
+    at = utcnow().replace(microsecond=0) - timedelta(seconds=13)  # cancelled 7 s ago
+    flow_run_id = await _flow_run_with(prefect, [*KILLED, *RELOAD], at=at)
+    pipeline_id = await _cancelled_run(flow_run_id, at=at + timedelta(seconds=6))
+    url = f"/api/pipelines/{pipeline_id}/logs"
+    end = {**KILLED_END, "timestamp": _when(at, 6.2)}  # the last line shown's, after the cancel
+
+    whole = (await client.get(url)).json()
+    assert _shown(whole) == [*_expected(KILLED, at=at), end]
+    tail = (await client.get(url, params={"tail": "true", "limit": 3})).json()
+    assert tail == whole[-3:]
+    # paged either way, the same lines, the service's last, each once
+    pages = [(await client.get(url, params={"limit": 2, "offset": o})).json() for o in (0, 2, 4)]
+    assert [line for page in pages for line in page] == whole
+    assert (await client.get(url, params={"offset": 6})).json() == []
+    back = [
+        (await client.get(url, params={"tail": "true", "limit": 2, "offset": o})).json()
+        for o in (4, 2, 0)
+    ]
+    assert [line for page in back for line in page] == whole
+
+
+async def test_a_load_of_the_flow_before_its_process_logged_is_its_start_not_a_reload(
+    client: httpx.AsyncClient, prefect: PrefectClient
+) -> None:
+    """A run cancelled as its process started: its own pull steps come after the cancel, and the
+    lines after them are the run's."""
+    at = utcnow().replace(microsecond=0) - timedelta(seconds=5)  # cancelled 5 s ago
+    started = [
+        (0.0, WORKER, "Worker 'worker-1' submitting flow run"),
+        *((0.1 + i / 100, FLOW, message) for i, message in enumerate(PULL_STEPS)),
+        (0.4, FLOW, "Beginning flow run 'armored-chipmunk' for flow 'Data Pipeline'"),
+    ]
+    flow_run_id = await _flow_run_with(prefect, started, at=at)
+    pipeline_id = await _cancelled_run(flow_run_id, at=at)
+    body = (await client.get(f"/api/pipelines/{pipeline_id}/logs")).json()
+    assert _shown(body) == _expected(started, at=at)  # its process may still be stopping
+
+
+# a run cancelled before its flow-run process logged anything: its worker stopped the process
+# (SIGTERM), loaded the flow for on_cancellation hooks, set Cancelled, and then said why the
+# process had exited
+STOPPED_UNSTARTED = [
+    (0.0, WORKER, "Worker 'worker-1' submitting flow run"),
+    *((1.2 + i / 100, FLOW, message) for i, message in enumerate(PULL_STEPS)),
+    (
+        1.5,
+        WORKER,
+        "If this was caused by cancellation, no action is needed. Otherwise, check for "
+        "infrastructure scaling events or deployment rollovers.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "closed"),
+    [
+        (Cancelled(), True),  # its worker is done with it: nothing more will come
+        (Cancelling(), False),  # its worker may still be stopping it
+    ],
+)
+async def test_a_run_stopped_before_its_process_logged_is_closed_once_prefect_has_cancelled_it(
+    client: httpx.AsyncClient, prefect: PrefectClient, state: State, closed: bool
+) -> None:
+    """Its tail ended with the worker's `If this was caused by cancellation, …` for a minute."""
+    at = utcnow().replace(microsecond=0) - timedelta(seconds=3)  # cancelled 2 s ago
+    flow_run_id = await _flow_run_with(prefect, STOPPED_UNSTARTED, at=at, state=state)
+    pipeline_id = await _cancelled_run(flow_run_id, at=at + timedelta(seconds=1))
+    body = (await client.get(f"/api/pipelines/{pipeline_id}/logs", params={"tail": "true"})).json()
+    end = {**ALONE, "timestamp": _when(at, 1.5)}  # the last line's, after the cancel
+    assert _shown(body) == [*_expected(STOPPED_UNSTARTED, at=at), *([end] if closed else [])]

@@ -407,7 +407,8 @@ def id_below_1(given: int) -> str:
     return f"pipeline_id: must be at least 1; got {given}"
 
 
-ID_NOT_INT = "pipeline_id: Input should be a valid integer, unable to parse string as an integer"
+ID_NOT_INT = 'pipeline_id: must be a whole number, like 2; got "abc"'
+DIGITS_ONLY = "must be written as a whole number without a decimal point or exponent"
 
 
 @pytest.mark.parametrize(
@@ -424,7 +425,7 @@ ID_NOT_INT = "pipeline_id: Input should be a valid integer, unable to parse stri
             "POST",
             "/api/pipelines",
             '{"name": "x", "record_count": 1e400}',
-            "record_count: must be a whole number, like 1000, not Infinity",
+            "record_count: must be a whole number, like 1000; got Infinity",
         ),
         (
             "POST",
@@ -451,7 +452,44 @@ ID_NOT_INT = "pipeline_id: Input should be a valid integer, unable to parse stri
         ("GET", "/api/pipelines/abc/stages", None, ID_NOT_INT),
         ("POST", "/api/pipelines/0/trigger", None, id_below_1(0)),
         ("POST", "/api/pipelines/-1/cancel", None, id_below_1(-1)),
-        ("POST", "/api/pipelines/1e3/retry", None, ID_NOT_INT),
+        (
+            "POST",
+            "/api/pipelines/1e3/retry",
+            None,
+            f'pipeline_id: {DIGITS_ONLY}, like 1000; got "1e3"',
+        ),
+        # a query's number is said as a body's is, not as pydantic's "Input should be …"
+        ("GET", "/api/pipelines?page=abc", None, 'page: must be a whole number, like 2; got "abc"'),
+        (
+            "GET",
+            "/api/pipelines?page_size=2.5",
+            None,
+            'page_size: must be a whole number, like 20; got "2.5"',
+        ),
+        (
+            "GET",
+            "/api/pipelines?page=2e1",
+            None,
+            f'page: {DIGITS_ONLY}, like 20; got "2e1"',
+        ),
+        (
+            "GET",
+            "/api/pipelines?page=" + "9" * 5000,
+            None,
+            "page: must be a whole number in range, like 2; got a number of 5,000 digits",
+        ),
+        (
+            "GET",
+            "/api/pipelines/1/logs?limit=all",
+            None,
+            'limit: must be a whole number, like 100; got "all"',
+        ),
+        (
+            "GET",
+            "/api/pipelines/1/logs?tail=maybe",
+            None,
+            'tail: must be true or false, not "maybe"',
+        ),
         ("GET", "/api/pipelines?page=0", None, "page: must be at least 1; got 0"),
         (
             "GET",
@@ -551,8 +589,13 @@ async def test_schedule_input_is_validated_before_prefect(client: httpx.AsyncCli
         "{}": "body: give exactly one of cron or interval_seconds",
         '{"interval_seconds": 5}': "interval_seconds: must be at least 10; got 5",
         # strict: no number from a string or a boolean, no boolean from a string
-        '{"interval_seconds": "3600"}': 'interval_seconds: must be a whole number, like 1000, not "3600"',
-        '{"interval_seconds": true}': "interval_seconds: must be a whole number, like 1000, not true",
+        '{"interval_seconds": "3600"}': 'interval_seconds: must be a number without quotes, like 3600; got "3600"',
+        '{"interval_seconds": 3600.0}': "interval_seconds: must be written as a whole number without a decimal point or exponent, like 3600; got 3600.0",
+        '{"interval_seconds": 1e10}': "interval_seconds: must be written as a whole number without a decimal point or exponent, like 10000000000; got 10000000000.0",
+        '{"interval_seconds": 1.5}': "interval_seconds: must be a whole number, like 3600; got 1.5",
+        f'{{"cron": "{"*" * 121}"}}': "cron: must be at most 120 characters; got 121",
+        f'{{"interval_seconds": 60, "timezone": "{"x" * 65}"}}': "timezone: must be at most 64 characters; got 65",
+        '{"interval_seconds": true}': "interval_seconds: must be a whole number, like 3600; got true",
         '{"interval_seconds": 60, "active": "no"}': 'active: must be true or false, not "no"',
         '{"cron": "0 6 * * *", "timezone": "Mars/Olympus"}': "timezone: unknown timezone 'Mars/Olympus'; use an IANA name such as 'UTC' or 'Europe/Paris'",
         # a tzdata directory, and a name zoneinfo knows but Prefect does not

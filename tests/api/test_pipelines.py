@@ -40,7 +40,8 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) ->
     cases = {
         '{"name": "x", "record_count": 0}': "record_count: must be at least 1; got 0",
         '{"name": "x", "record_count": 50000001}': "record_count: must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); got 50,000,001",
-        '{"name": "x", "record_count": "many"}': 'record_count: must be a whole number, like 1000, not "many"',
+        '{"name": "x", "record_count": "many"}': 'record_count: must be a whole number, like 1000; got "many"',
+        '{"name": "x", "record_count": 1.5}': "record_count: must be a whole number, like 1000; got 1.5",
         # a JSON number past 18 digits is said by its length, not echoed (it may have 4,300)
         f'{{"name": "x", "record_count": {"9" * 4000}}}': "record_count: must be at most 50,000,000 (PIPELINE_MAX_RECORD_COUNT); got a number of 4,000 digits",
         f'{{"name": "x", "record_count": -{"9" * 4000}}}': "record_count: must be at least 1; got a negative number of 4,000 digits",
@@ -48,8 +49,11 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) ->
         '{"name": "x", "record_count": "-5"}': "record_count: must be at least 1; got -5",
         '{"name": "x", "record_count": -5}': "record_count: must be at least 1; got -5",
         # strict: a boolean is no count, and "yes" no boolean (both were taken: true made 1 record)
-        '{"name": "x", "record_count": true}': "record_count: must be a whole number, like 1000, not true",
-        '{"name": "x", "record_count": 1000.0}': "record_count: must be a whole number, like 1000, not 1000.0",
+        '{"name": "x", "record_count": true}': "record_count: must be a whole number, like 1000; got true",
+        # 1000.0 is a whole number: written as a JSON integer, it is taken
+        '{"name": "x", "record_count": 1000.0}': "record_count: must be written as a whole number without a decimal point or exponent, like 1000; got 1000.0",
+        '{"name": "x", "record_count": 1e3}': "record_count: must be written as a whole number without a decimal point or exponent, like 1000; got 1000.0",
+        '{"name": "x", "record_count": "1000.0"}': 'record_count: must be written as a whole number without a decimal point or exponent, like 1000; got "1000.0"',
         '{"name": "x", "trigger": "yes"}': 'trigger: must be true or false, not "yes"',
         '{"name": "x", "trigger": 1}': "trigger: must be true or false, not 1",
         '{"name": "   "}': "name: must not be blank; give the pipeline a name",

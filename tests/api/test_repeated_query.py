@@ -75,7 +75,8 @@ async def test_parameters_given_once_are_taken(client: httpx.AsyncClient) -> Non
     response = await client.get("/api/pipelines?page=2&page_size=2&status=created")
     assert response.status_code == 200
     assert [item["name"] for item in response.json()["items"]] == ["p0"]
-    # the dashboard's pages are not API routes: they read their own query (app/web/pages.py)
+    # the dashboard's pages are not API routes: a page, not a 422, says what was given twice
+    # (tests/api/test_dashboard_address.py)
     assert (await client.get("/?page=1&page=1")).status_code == 200
 
 

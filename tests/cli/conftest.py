@@ -5,8 +5,11 @@ event loop, where the app, its database engine and the fixtures live.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -16,6 +19,7 @@ from typer.testing import CliRunner
 
 from app.cli import app as cli_app
 from app.main import create_app
+from app.pipeline.store import runs_dir
 from tests.support.served import serve_app
 
 API_URL = "http://cli.test"
@@ -110,3 +114,16 @@ async def served(database: str) -> AsyncIterator[str]:
     command in a subprocess; its base URL."""
     async with serve_app() as url:
         yield url
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """For `pipeline download`: the command runs in an empty directory, with a umask of 022; run
+    ids restart with every test's database, so no run directory is left from another test."""
+    shutil.rmtree(runs_dir(), ignore_errors=True)
+    work = tmp_path / "here"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    mask = os.umask(0o022)
+    yield work
+    os.umask(mask)

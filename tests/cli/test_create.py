@@ -176,7 +176,7 @@ async def test_the_apis_refusals_reach_the_user(cli: Cli, setting: SetSetting) -
     assert (long.exit_code, long.stdout, long.stderr) == (
         4,
         "",
-        "error: description: String should have at most 2000 characters\n",
+        "error: description: must be at most 2,000 characters; got 2,001\n",
     )
     assert json.loads((await cli("list", "--json")).stdout)["total"] == 0
 

@@ -1,9 +1,6 @@
 """`pipeline download`: a run's files through the API, as another machine gets them."""
 
 import json
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -11,7 +8,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from app.models import Status
-from app.pipeline.store import RunFiles, runs_dir
+from app.pipeline.store import RunFiles
 from tests.cli.conftest import Cli
 from tests.support.rows import add_pipeline, add_run, done
 from tests.support.stages import run_stages_on
@@ -30,17 +27,22 @@ RESULTS_CSV = (
 )
 
 
-@pytest.fixture(autouse=True)
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The command runs in an empty directory, with a umask of 022; run ids restart with every
-    test's database, so no run directory is left from another test."""
-    shutil.rmtree(runs_dir(), ignore_errors=True)
-    work = tmp_path / "here"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    mask = os.umask(0o022)
-    yield work
-    os.umask(mask)
+WIDE = {"COLUMNS": "200"}  # a usage error's box on one line
+
+
+def usage_error(message: str, width: int = 200) -> str:
+    """Typer's usage error for `pipeline download` as it prints it: the usage, then the message
+    in a box `width` columns wide."""
+    return (
+        "Usage: pipeline download [OPTIONS] {pipeline_id} [what]\n"
+        "Try 'pipeline download --help' for help.\n"
+        f"╭─ Error {'─' * (width - 10)}╮\n"
+        f"│ {message.ljust(width - 4)} │\n"
+        f"╰{'─' * (width - 2)}╯\n"
+    )
+
+
+pytestmark = pytest.mark.usefixtures("here")  # tests/cli/conftest.py
 
 
 def names(directory: Path) -> list[str]:
@@ -132,10 +134,13 @@ async def test_an_existing_file_is_kept_unless_forced(cli: Cli, tmp_path: Path, 
     await completed_run(tmp_path)
     target = here / "mine.csv"
     target.write_text("keep me\n")
-    refused = await cli("download", "1", "--format", "csv", "-o", "mine.csv")
+    refused = await cli("download", "1", "--format", "csv", "-o", "mine.csv", env=WIDE)
     assert (refused.exit_code, refused.stderr) == (
         2,
-        "error: mine.csv exists; pass --force to replace it, or --output another path\n",
+        usage_error(
+            "Invalid value for --output: mine.csv exists; pass --force to replace it, or "
+            "--output another path"
+        ),
     )
     assert target.read_text() == "keep me\n"
 
@@ -160,10 +165,13 @@ async def test_what_cannot_be_downloaded_says_why_and_writes_nothing(
         f"error: run {failed} of pipeline 1 has no output: it failed before writing any file "
         "(ingest: boom)\n"
     )
-    summary_format = await cli("download", "1", "summary", "--format", "csv")
+    summary_format = await cli("download", "1", "summary", "--format", "csv", env=WIDE)
     assert (summary_format.exit_code, summary_format.stderr) == (
         2,
-        "error: --format is for results and rejects; the summary is JSON (leave --format out)\n",
+        usage_error(
+            "Invalid value for --format: is for results and rejects; the summary is JSON "
+            "(leave --format out)"
+        ),
     )
     assert names(here) == []
 

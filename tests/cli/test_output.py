@@ -34,6 +34,15 @@ def test_control_characters_and_emoji_codes_in_user_text_are_shown_as_text() -> 
     assert text.endswith("\nrun failed: bad value :x: in row 3\n")
 
 
+def test_bidi_controls_in_user_text_are_shown_as_escapes() -> None:
+    """A name stored with U+202E (before the API refused it) reversed the rest of its row."""
+    out = io.StringIO()
+    console = base.stdout()
+    console.file = out
+    console.print("bidi\u202ehere \u2066x\u2069 \u200f")
+    assert out.getvalue() == "bidi\\u202ehere \\u2066x\\u2069 \u200f\n"  # a mark reorders nothing
+
+
 def test_a_reader_that_goes_away_ends_the_command_with_0() -> None:
     """`pipeline logs 1 | head -1` exited 1, the code of a failed run, under `set -o pipefail`."""
     script = (
@@ -116,8 +125,10 @@ async def test_a_terminal_that_is_not_utf8_gets_what_it_can_show_never_a_crash(
     exit_codes = helped.stdout.split(" Exit codes:")[1].splitlines()
     assert [line.rstrip() for line in exit_codes[2:5]] == [
         "  * 0 done (--wait: the run completed)",
-        "  * 1 the run failed or was cancelled; doctor: a check failed",
-        "  * 2 bad usage",
+        "  * 1 the run failed or was cancelled; doctor: a check failed; download: could not write "
+        "the file",
+        "  * 2 bad usage; download: an --output unusable as given (it exists: --force; no such "
+        "directory)",
     ]
 
 
