@@ -49,15 +49,31 @@ def _whole(value: Any) -> float | None:
     return None
 
 
+def _quoted_integer(value: Any) -> bool:
+    """Whether a JSON string holds an integer as Python reads one ("5", "-5", "+5", " 5", "5_000"):
+    the quotes are what is wrong, not the number."""
+    if not isinstance(value, str) or not value.isascii():
+        return False
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _like(whole: float, example: int) -> int:
+    """The client's own number as the example, when it is one a count or an interval can be."""
+    return int(whole) if 1 <= whole < 10**MOST_DIGITS else example
+
+
 def _not_an_integer(field: str, value: Any, *, in_json: bool) -> str:
     """A whole number is wanted: written as one when the value is one written otherwise."""
     example = _EXAMPLES.get(field, 2)
-    if in_json and isinstance(value, str) and value.isascii() and value.isdigit():
-        like = int(value) if len(value) <= MOST_DIGITS else example
+    if in_json and _quoted_integer(value):
+        like = _like(int(value), example) if len(value) <= 40 else example
         return f"must be a number without quotes, like {like}; got {shown(value)}"
     if (whole := _whole(value)) is not None:
-        like = int(whole) if abs(whole) < 10**MOST_DIGITS else example
-        return f"{_DIGITS_ONLY}, like {like}; got {shown(value)}"
+        return f"{_DIGITS_ONLY}, like {_like(whole, example)}; got {shown(value)}"
     return f"must be a whole number, like {example}; got {shown(value)}"
 
 

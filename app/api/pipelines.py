@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app import cancellation, idempotency, read_cache, removal, retry, service
 from app.api.auth import ReadAccess, WriteAccess
-from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
+from app.api.deps import PipelineDep, PipelineId, RunDep, SessionDep, pipeline_or_404
 from app.api.idempotency_key import IdempotencyKey
 from app.api.no_body import no_body
 from app.api.schemas import (
@@ -208,3 +208,9 @@ async def list_runs(
     return RunPage(
         items=[service.run_out(run) for run in runs], total=total, page=page, page_size=page_size
     )
+
+
+@router.get("/{pipeline_id}/runs/{run_id}", responses=errors(404))
+async def read_run(run: RunDep) -> RunOut:
+    """One run of the pipeline, with its stages (404 for a run of another pipeline)."""
+    return service.run_out(run)

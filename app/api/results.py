@@ -12,18 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import polars as pl
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from fastapi import Path as PathParam
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from polars.datatypes import DataType, DataTypeClass
 from pydantic import BaseModel
-from sqlalchemy.orm import selectinload
 from starlette.background import BackgroundTask
 
 from app import files_gone
 from app.api.auth import ReadAccess
-from app.api.deps import PipelineDep, SessionDep
+from app.api.deps import RunDep
 from app.api.downloads import RunDownload, timestamps_as_text
 from app.api.schemas import errors
 from app.models import PipelineRun, Status
@@ -36,7 +34,6 @@ router = APIRouter(
     responses=errors(401, 403, 404, 422, 503),
 )
 
-RunId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The run's id.")]
 Format = Literal["parquet", "csv", "jsonl"]
 FormatQuery = Annotated[Format, Query(description="parquet (as stored), csv or jsonl")]
 MEDIA_TYPES: dict[str, str] = {
@@ -63,19 +60,6 @@ class CategorySummary(BaseModel):
     avg_total_value: float
     high_value_records: int
     discounted_value: float
-
-
-async def _run(session: SessionDep, pipeline: PipelineDep, run_id: RunId) -> PipelineRun:
-    # its stages with it: a 404 tells a run that wrote files from one that ended before
-    run = await session.get(PipelineRun, run_id, options=[selectinload(PipelineRun.stages)])
-    if run is None or run.pipeline_id != pipeline.id:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"run {run_id} not found in pipeline {pipeline.id}"
-        )
-    return run
-
-
-RunDep = Annotated[PipelineRun, Depends(_run)]
 
 
 def _not_found(run: PipelineRun, what: str) -> HTTPException:

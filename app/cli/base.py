@@ -210,3 +210,13 @@ IntervalOption = Annotated[
     float, typer.Option(help="Seconds between two polls of the API.", min=0.05)
 ]
 PipelineId = Annotated[int, typer.Argument(help="The pipeline's id.", min=1)]
+RunOption = Annotated[
+    int | None,
+    typer.Option(
+        "--run",
+        min=1,
+        max=2**31 - 1,  # the API's bound of an id, said here as --run's
+        help="The run's id (default: the latest run).",
+        show_default=False,
+    ),
+]

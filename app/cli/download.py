@@ -14,7 +14,7 @@ import httpx
 import typer
 
 from app.cli import saving
-from app.cli.base import PipelineId, api, command, stdout
+from app.cli.base import PipelineId, RunOption, api, command, stdout
 from app.cli.client import Api, CliError, ExitCode
 
 
@@ -41,12 +41,7 @@ def download(
     what: Annotated[
         What, typer.Argument(help="results (a completed run's), rejects, or summary (JSON).")
     ] = What.RESULTS,
-    run: Annotated[
-        int | None,
-        typer.Option(
-            "--run", min=1, help="The run's id (default: the latest run).", show_default=False
-        ),
-    ] = None,
+    run: RunOption = None,
     file_format: Annotated[
         FileFormat | None,
         typer.Option(
@@ -75,7 +70,7 @@ def download(
     """
     if what is What.SUMMARY and file_format is not None:
         raise typer.BadParameter(
-            "is for results and rejects; the summary is JSON (leave --format out)",
+            "only results and rejects take a format; the summary is JSON (leave --format out)",
             param_hint="--format",
         )
     binary = what is not What.SUMMARY and file_format in (None, FileFormat.PARQUET)

@@ -1,6 +1,11 @@
 """Where `pipeline download` writes, and how: a regular file whole or not at all (a temporary file
 beside it, renamed into place), anything else (a device such as /dev/null, a FIFO) written
-straight into, as a shell's redirect does; a symbolic link followed, never replaced."""
+straight into, as a shell's redirect does.
+
+A path the user named (`-o FILE`) is followed where it links, as a redirect follows it. A name the
+API gave (`pipeline-1-run-2-results.parquet`, here or in `-o DIR`) is not: a link planted under
+that name in a shared directory would otherwise have the server's bytes written wherever it
+points (as root: anywhere); whatever is there is replaced, and only with --force."""
 
 import os
 import stat
@@ -76,23 +81,36 @@ def check_output(output: str | None, *, binary: bool, force: bool) -> None:
         target(output, path.name, force=force)
 
 
-def target(output: str | None, name: str, *, force: bool) -> Path:
-    """The path to write: --output, or `name` (the API's name for the file) in the --output
-    directory or here. An existing file is kept unless `force`; a device or FIFO is written
-    into, nothing is replaced."""
+@dataclass(frozen=True)
+class Target:
+    """The path to write, and whether the user named it (-o FILE): only then is a link followed
+    and a device or FIFO written into."""
+
+    path: Path
+    named: bool
+
+
+def target(output: str | None, name: str, *, force: bool) -> Target:
+    """--output, or `name` (the API's name for the file) in the --output directory or here. What
+    exists there is kept unless `force`: a file (or, at a path the user named, a link to one); a
+    device or FIFO the user named is written into, nothing replaced."""
     given = Path(output) if output is not None else None
-    if given is None:
-        path = Path(name)
-    elif given.is_dir():
-        path = given / name
+    if given is not None and not given.is_dir():
+        chosen = Target(given, named=True)
     else:
-        path = given
-    if not force and _regular(path):
+        chosen = Target(given / name if given is not None else Path(name), named=False)
+    exists = _regular(chosen.path) if chosen.named else _entry(chosen.path)
+    if exists and not force:
         raise typer.BadParameter(
-            f"{path} exists; pass --force to replace it, or --output another path",
+            f"{chosen.path} exists; pass --force to replace it, or --output another path",
             param_hint="--output" if output is not None else None,  # else "Invalid value: …"
         )
-    return path
+    return chosen
+
+
+def _entry(path: Path) -> bool:
+    """Whether anything, a link included (dangling or not), has this name."""
+    return path.is_symlink() or path.exists()
 
 
 def _regular(path: Path) -> bool:
@@ -103,19 +121,26 @@ def _regular(path: Path) -> bool:
         return False
 
 
-def save(path: Path, copy: Copy) -> Saved:
-    """Write what `copy` writes to `path`: a regular file (what a link to one points to) whole or
-    not at all, keeping an existing file's permissions; anything else straight into it."""
+def save(chosen: Target, copy: Copy) -> Saved:
+    """Write what `copy` writes to the target: a regular file (at a path the user named, what a
+    link points to) whole or not at all, keeping an existing file's permissions; a device or FIFO
+    the user named straight into it."""
+    path = chosen.path
     try:
-        mode = path.stat().st_mode  # a link followed
-    except FileNotFoundError:  # a dangling link too: the file it names is made
+        mode = path.stat().st_mode if chosen.named else path.lstat().st_mode
+    except FileNotFoundError:  # nothing there (or, named by the user, a link to nothing yet)
         mode = None
     except OSError as exc:
         raise _cannot_write(path, exc) from None
-    if mode is not None and not stat.S_ISREG(mode):
+    if chosen.named and mode is not None and not stat.S_ISREG(mode):
         return Saved(path, _write_into(path, copy), whole=False)
-    real = Path(os.path.realpath(path))  # a link keeps linking: what it points to is replaced
-    permissions = 0o666 & ~_umask() if mode is None else stat.S_IMODE(mode)
+    # a link the user named keeps linking: what it points to is replaced; a name the API gave
+    # is replaced itself, whatever it was
+    real = Path(os.path.realpath(path)) if chosen.named else path
+    if mode is not None and stat.S_ISREG(mode):  # its permissions, never a set-id bit
+        permissions = stat.S_IMODE(mode) & 0o777
+    else:
+        permissions = 0o666 & ~_umask()
     return Saved(path, _replace(real, copy, permissions, shown=path), whole=True)
 
 

@@ -15,6 +15,7 @@ from app.cli.base import (
     IntervalOption,
     JsonOption,
     PipelineId,
+    RunOption,
     api,
     command,
     json_text,
@@ -41,12 +42,7 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
     ] = False,
-    run_id: Annotated[
-        int | None,
-        typer.Option(
-            "--run", min=1, help="The run's id (default: the latest run).", show_default=False
-        ),
-    ] = None,
+    run_id: RunOption = None,
     interval: IntervalOption = 1.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -101,8 +97,7 @@ def _followed(client: Api, pipeline_id: int, pinned: dict[str, int]) -> dict[str
     pipeline = client.get(f"/api/pipelines/{pipeline_id}")
     if not pinned or (pipeline["latest_run"] or {}).get("id") == pinned["run_id"]:
         return cast(dict[str, Any] | None, pipeline["latest_run"])
-    runs = client.get(f"/api/pipelines/{pipeline_id}/runs", page_size=100)["items"]
-    return next((run for run in runs if run["id"] == pinned["run_id"]), None)
+    return cast(dict[str, Any], client.get(f"/api/pipelines/{pipeline_id}/runs/{pinned['run_id']}"))
 
 
 def _settled(

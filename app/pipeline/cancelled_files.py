@@ -15,6 +15,7 @@ left for a later sweep, however long ago the run was cancelled.
 """
 
 import contextlib
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -22,21 +23,38 @@ from app.pipeline.stage_stop import is_rejects, keep_only_rejects
 from app.pipeline.store import RunFiles
 
 CANCELLED_GRACE = timedelta(minutes=10)
+logger = logging.getLogger(__name__)
 
 
 def clear_cancelled(files: RunFiles, *, cancelled_at: datetime, now: datetime) -> bool:
     """Remove what a run cancelled more than CANCELLED_GRACE ago holds but its rejects file, once
-    its directory has been untouched for as long; True when anything went."""
+    its directory has been untouched for as long; True when that left only the rejects file. A
+    directory it cannot read or empty (permissions) is said once and left: the sweep goes on."""
     cutoff = now - CANCELLED_GRACE
     if cancelled_at >= cutoff:
         return False
     try:
         if not _holds_more_than_rejects(files) or _last_change(files.root) >= cutoff:
             return False
+        keep_only_rejects(files)
+        cleared = not _holds_more_than_rejects(files)
     except FileNotFoundError:  # removed meanwhile (its pipeline deleted)
         return False
-    keep_only_rejects(files)
-    return True
+    except OSError as exc:  # e.g. PermissionError: said once, and the sweep goes on
+        _said_once(files, str(exc))
+        return False
+    if not cleared:  # rmtree ignores what it cannot remove
+        _said_once(files, "some of its files could not be removed")
+    return cleared
+
+
+_SAID: set[str] = set()  # the directories whose clearing failed, said once per process
+
+
+def _said_once(files: RunFiles, why: str) -> None:
+    if str(files.root) not in _SAID:
+        _SAID.add(str(files.root))
+        logger.warning("retention: cannot clear cancelled run directory %s: %s", files.root, why)
 
 
 def _holds_more_than_rejects(files: RunFiles) -> bool:

@@ -114,7 +114,7 @@ async def test_the_docs_page_shows_the_operations_and_tries_one_without_the_inte
         ".opblock-summary-path", has_text="/api/pipelines/{pipeline_id}/schedule"
     )
     await expect(schedule.first).to_be_visible()
-    await expect(tab.locator(".opblock")).to_have_count(21)
+    await expect(tab.locator(".opblock")).to_have_count(22)
 
     health = tab.locator("#operations-health-health_health_get")
     await health.locator(".opblock-summary").click()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.models import Status, utcnow
-from app.pipeline import retention, work
+from app.pipeline import cancelled_files, retention, work
 from app.pipeline.cancelled_files import CANCELLED_GRACE
 from app.pipeline.retention import Sweep, sweep_runs
 from app.pipeline.store import RunFiles, runs_dir
@@ -168,3 +168,38 @@ async def test_a_sweep_the_database_does_not_answer_removes_nothing(
         await sweep_runs()
     assert is_transient(raised.value)
     assert _files(RunFiles.for_run(run_id)) == LEFT
+
+
+async def test_a_directory_that_cannot_be_cleared_is_said_once_and_the_sweep_goes_on(
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One run whose directory raised (PermissionError: root cannot be made to meet one here)
+    stopped the whole pass, every run after it unswept, and the error logged every minute."""
+    long_ago = utcnow() - CANCELLED_GRACE - timedelta(minutes=1)
+    pipeline_id = await add_pipeline("big2")
+    stuck = await _run(pipeline_id, Status.CANCELLED, tmp_path, ended=long_ago)
+    after = await _run(pipeline_id, Status.CANCELLED, tmp_path, ended=long_ago)
+    clear = cancelled_files.keep_only_rejects
+
+    def refused(files: RunFiles) -> None:
+        if files.root == RunFiles.for_run(stuck).root:
+            raise PermissionError(13, "Permission denied", str(files.root / "raw"))
+        clear(files)
+
+    monkeypatch.setattr(cancelled_files, "keep_only_rejects", refused)
+    monkeypatch.setattr(cancelled_files, "_SAID", set())  # run ids (paths) restart every test
+    with caplog.at_level("INFO", logger="app.pipeline"):
+        assert await sweep_runs() == Sweep(cleared=[after])
+        assert await sweep_runs() == Sweep()  # the stuck one again: said no more
+    assert caplog.messages == [
+        f"retention: cannot clear cancelled run directory {RunFiles.for_run(stuck).root}: "
+        f"[Errno 13] Permission denied: '{RunFiles.for_run(stuck).root / 'raw'}'",
+        LOG.format(after),
+    ]
+    assert (_files(RunFiles.for_run(stuck)), _files(RunFiles.for_run(after))) == (
+        LEFT,
+        ["rejects.parquet"],
+    )

@@ -64,6 +64,7 @@ def test_each_operation_declares_the_errors_it_can_answer() -> None:
         "POST /api/pipelines/{pipeline_id}/retry": WRITE,
         "POST /api/pipelines/{pipeline_id}/cancel": WRITE,
         "GET /api/pipelines/{pipeline_id}/runs": ONE,
+        "GET /api/pipelines/{pipeline_id}/runs/{run_id}": ONE,
         "GET /api/pipelines/{pipeline_id}/runs/{run_id}/output": DOWNLOAD,
         "GET /api/pipelines/{pipeline_id}/runs/{run_id}/rejects": DOWNLOAD,
         "GET /api/pipelines/{pipeline_id}/runs/{run_id}/summary": ONE,

@@ -169,7 +169,7 @@ async def test_what_cannot_be_downloaded_says_why_and_writes_nothing(
     assert (summary_format.exit_code, summary_format.stderr) == (
         2,
         usage_error(
-            "Invalid value for --format: is for results and rejects; the summary is JSON "
+            "Invalid value for --format: only results and rejects take a format; the summary is JSON "
             "(leave --format out)"
         ),
     )

@@ -115,6 +115,49 @@ async def test_a_link_is_followed_and_kept(cli: Cli, tmp_path: Path, here: Path)
     assert names(here) == ["dangling.csv", "link.csv", "made.csv", "real.csv"]
 
 
+async def test_a_link_under_the_apis_name_is_never_followed(
+    cli: Cli, tmp_path: Path, here: Path
+) -> None:
+    """A link planted under the name the API gives (here, or in -o DIR) had the server's bytes
+    written wherever it pointed, a dangling one without --force: as root, a file anywhere."""
+    await completed_run(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    planted = here / "pipeline-1-run-1-results.csv"
+    planted.symlink_to(elsewhere / "planted")  # dangling
+    refused = await cli("download", "1", "--format", "csv", env=WIDE)
+    assert (refused.exit_code, refused.stdout, refused.stderr) == (
+        2,
+        "",
+        usage_error(
+            "Invalid value: pipeline-1-run-1-results.csv exists; pass --force to replace it, or "
+            "--output another path"
+        ),
+    )
+    into_dir = await cli("download", "1", "--format", "csv", "-o", ".", env=WIDE)
+    assert into_dir.exit_code == 2
+    assert names(elsewhere) == []
+
+    forced = await cli("download", "1", "--format", "csv", "--force")
+    assert (forced.exit_code, forced.stdout) == (
+        0,
+        f"saved pipeline-1-run-1-results.csv ({SIZE:,} bytes)\n",
+    )
+    assert not planted.is_symlink()  # the link itself was replaced, by the file
+    assert planted.read_text() == RESULTS_CSV
+    assert names(elsewhere) == []
+
+
+async def test_a_replaced_file_keeps_no_set_id_bit(cli: Cli, tmp_path: Path, here: Path) -> None:
+    await completed_run(tmp_path)
+    mine = here / "mine.csv"
+    mine.write_text("old\n")
+    mine.chmod(0o4755)
+    forced = await cli("download", "1", "--format", "csv", "-o", "mine.csv", "--force")
+    assert forced.exit_code == 0
+    assert (oct(mine.stat().st_mode & 0o7777), mine.read_text()) == ("0o755", RESULTS_CSV)
+
+
 async def test_a_trailing_slash_means_a_directory_that_must_exist(
     cli: Cli, transport: AppTransport, tmp_path: Path, here: Path
 ) -> None:

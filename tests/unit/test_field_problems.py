@@ -19,7 +19,14 @@ def problem(kind: str, field: str, value: Any, **ctx: Any) -> dict[str, Any]:
     ("error", "message"),
     [
         (problem("int_type", "record_count", 1000.0), f"{WRITTEN}, like 1000; got 1000.0"),
-        (problem("int_type", "record_count", -5.0), f"{WRITTEN}, like -5; got -5.0"),
+        # an example the field cannot take is not given: the field's own is
+        (problem("int_type", "record_count", -5.0), f"{WRITTEN}, like 1000; got -5.0"),
+        # the quotes are what is wrong, however Python reads the integer in them
+        (problem("int_type", "interval_seconds", "-5"), 'must be a number without quotes, like 3600; got "-5"'),
+        (problem("int_type", "interval_seconds", "0"), 'must be a number without quotes, like 3600; got "0"'),
+        (problem("int_type", "interval_seconds", "+60"), 'must be a number without quotes, like 60; got "+60"'),
+        (problem("int_type", "interval_seconds", " 60"), 'must be a number without quotes, like 60; got " 60"'),
+        (problem("int_type", "interval_seconds", "6_000"), 'must be a number without quotes, like 6000; got "6_000"'),
         # a whole number too long to hold up as the example: the field's own is
         (problem("int_type", "record_count", 1e20), f"{WRITTEN}, like 1000; got 1e+20"),
         (problem("int_type", "interval_seconds", 1e10), f"{WRITTEN}, like 10000000000; got 10000000000.0"),
