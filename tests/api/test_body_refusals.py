@@ -39,7 +39,7 @@ async def test_each_operation_declares_and_answers_413_and_415(
                 coded.status_code,
                 declared,
             )
-    assert len(answered) == 21
+    assert len(answered) == 22
     assert answered == dict.fromkeys(answered, (413, 415, ["413", "415"]))
     assert large.json()["message"] == (
         "request body larger than 16 bytes (PIPELINE_MAX_BODY_BYTES); send a smaller body"

@@ -81,7 +81,10 @@ async def test_a_cancelled_await_tells_the_stages_thread_to_stop_and_waits_for_i
     del stopped, threads, stage  # what held the thread's future, and through it asyncio's
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         gc.collect()
-    assert [record.getMessage() for record in caplog.records] == []
+    # only what this test made: the collection also finds other tests' garbage in this process
+    # (a browser test's Playwright tasks: "Task was destroyed but it is pending!")
+    said = [record.getMessage() for record in caplog.records]
+    assert [message for message in said if "StageStoppedError" in message] == []
 
 
 async def test_a_stage_that_ends_by_itself_is_not_told_to_stop() -> None:
