@@ -2,7 +2,6 @@
 lines Prefect 3.8.8 sends for a cancel: its engine's `Finished in state Running()` and then its
 worker's reload of the flow (pull steps) ended the tail, as if the run started again."""
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +15,9 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import LogCreate
 from prefect.states import Cancelled, Cancelling, Running, State
 
-from app.devstack import Stack
 from app.models import Status, utcnow
 from tests.conftest import Configure
-from tests.support.postgres import free_port
+from tests.support.prefect_server import own_prefect_server
 from tests.support.rows import add_pipeline, add_run
 
 T = datetime(2026, 11, 27, 23, 19, 43, tzinfo=UTC)
@@ -62,19 +60,8 @@ ALONE = {**END, "timestamp": "2026-11-27T23:19:49Z", "message": "run 1 cancelled
 @pytest.fixture(scope="module")
 def prefect_server(tmp_root: Path) -> Iterator[str]:
     """A Prefect server of its own (no worker, no deployment): its API's URL."""
-    root = tmp_root / "cancelled-run-logs"
-    (root / "logs").mkdir(parents=True, exist_ok=True)
-    stack = Stack(
-        env={**os.environ, "PREFECT_HOME": str(root / "prefect-home")},
-        prefect_port=free_port(),
-        state_dir=root,
-        log_dir=root / "logs",
-    )
-    stack.start_server()
-    try:
-        yield stack.prefect_api_url
-    finally:
-        stack.stop()
+    with own_prefect_server(tmp_root / "cancelled-run-logs") as url:
+        yield url
 
 
 @pytest.fixture

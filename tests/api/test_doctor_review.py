@@ -3,7 +3,6 @@ passing or misreading: PREFECT_API_URL without /api (or this service's own API) 
 that is missing, a pool whose concurrency limit is 0 as ready, a database migrated by newer code
 as one to migrate, and a worker fix that was not the command `make up` runs."""
 
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,12 +23,11 @@ from sqlalchemy import text
 
 from app import db
 from app.config import PROJECT_ROOT
-from app.devstack import Stack
 from app.models import Status, utcnow
 from app.pipeline import watchdog
 from app.readiness import Check, run_checks
 from tests.conftest import Configure
-from tests.support.postgres import free_port
+from tests.support.prefect_server import own_prefect_server
 from tests.support.rows import add_pipeline, add_run, read_run
 from tests.support.served import serve_app
 
@@ -40,19 +38,8 @@ _pools = count(1)
 @pytest.fixture(scope="module")
 def prefect_server(tmp_root: Path) -> Iterator[str]:
     """A Prefect server of its own (no worker, no deployment): its API's URL."""
-    root = tmp_root / "doctor-review"
-    (root / "logs").mkdir(parents=True, exist_ok=True)
-    stack = Stack(
-        env={**os.environ, "PREFECT_HOME": str(root / "prefect-home")},
-        prefect_port=free_port(),
-        state_dir=root,
-        log_dir=root / "logs",
-    )
-    stack.start_server()
-    try:
-        yield stack.prefect_api_url
-    finally:
-        stack.stop()
+    with own_prefect_server(tmp_root / "doctor-review") as url:
+        yield url
 
 
 @pytest.fixture
