@@ -19,3 +19,9 @@ def said_number(value: int) -> str:
     if digits <= MOST_DIGITS:
         return f"{value:,}"
     return f"a {'negative ' if value < 0 else ''}number of {digits:,} digits"
+
+
+def first_names(names: list[str]) -> str:
+    """The first three of many field names a refusal lists, each cut to 40 characters:
+    `'a', 'b', 'c'`."""
+    return ", ".join(repr(name[:40]) for name in names[:3])

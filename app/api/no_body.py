@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 
-from app.api.echoed import cut
+from app.api.echoed import cut, first_names
 from app.api.schemas import MOST_UNKNOWN_FIELDS
 
 _OTHER_SETTINGS = (
@@ -37,7 +37,7 @@ def _problems(body: bytes, why: str) -> list[dict[str, Any]]:
     if not isinstance(sent, dict):
         return [{**problem, "loc": ("body",)}]
     if len(sent) > MOST_UNKNOWN_FIELDS:  # one problem, as few_unknown_fields says it
-        first = ", ".join(repr(key[:40]) for key in list(sent)[:3])
+        first = first_names(list(sent))
         return [{**problem, "loc": ("body",), "msg": f"{len(sent):,} fields ({first}, …): {why}"}]
     return [{**problem, "loc": ("body", cut(key))} for key in sent]  # a long name cut short
 

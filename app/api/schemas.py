@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from app.api.control_chars import description_text, name_text
-from app.api.echoed import said_number
+from app.api.echoed import first_names, said_number
 from app.config import get_settings
 from app.models import Status
 from app.pipeline import input_dir
@@ -48,7 +48,7 @@ def few_unknown_fields(model: type[BaseModel], data: Any) -> Any:
     if isinstance(data, dict) and len(data) > MOST_UNKNOWN_FIELDS:
         unknown = [key for key in data if key not in model.model_fields]
         if len(unknown) > MOST_UNKNOWN_FIELDS:
-            first = ", ".join(repr(key[:40]) for key in unknown[:3])
+            first = first_names(unknown)
             raise ValueError(
                 f"{len(unknown):,} unknown fields ({first}, …); send only "
                 f"{', '.join(model.model_fields)}"
