@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from app.access_settings import AccessSettings
 from app.liveness_settings import LivenessSettings
@@ -19,6 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # empty file, so a developer's .env never reaches them or the stacks they start)
 ENV_FILE = Path(os.environ.get("PIPELINE_ENV_FILE") or PROJECT_ROOT / ".env")
 DEFAULT_PREFECT_API_URL = "http://127.0.0.1:4200/api"
+DATABASE_URL_FORMS = (
+    "write sqlite:///path/to/pipelines.db or postgresql://user:password@host:5432/database"
+)
 
 
 def _package_version() -> str:
@@ -193,11 +197,15 @@ class Settings(AccessSettings, LivenessSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
+        """A URL SQLAlchemy can read, of a database the service runs on: a typo otherwise
+        failed each process with SQLAlchemy's own ArgumentError when it first connected."""
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            raise ValueError(f"not a database URL; {DATABASE_URL_FORMS}") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"a {backend} database is not supported; {DATABASE_URL_FORMS}")
         return async_database_url(value)
-        url = make_url(value)
-        if url.database and url.database != ":memory:" and not Path(url.database).is_absolute():
-            return url.set(database=str(PROJECT_ROOT / url.database)).render_as_string()
-        return value
 
     @field_validator("data_dir", "input_dir")
     @classmethod

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from app import settings_check
 from app.config import PROJECT_ROOT, get_settings
 from app.ledger import Ledger, Written
 from app.processes import Process as Process  # tests and the benchmarks import these from here
@@ -22,6 +23,7 @@ from app.stack import Stack as Stack
 from app.stack_env import SERVER_TUNING as SERVER_TUNING
 
 # exit codes, as `pipeline up` documents them (app/cli/client.py ExitCode)
+CHECK_FAILED = 1
 STACK_FAILED = 8
 INTERRUPTED = 130
 
@@ -71,12 +73,16 @@ def main(argv: list[str] | None = None) -> None:
         state_dir=state_dir,
         log_dir=log_dir,
     )
+    given = running is not None or args.prefect_port or args.state_dir or args.log_dir
+    env = stack.process_env() if given or args.command == "up" else dict(os.environ)
+    if problem := settings_check.refusal(env):
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        raise SystemExit(STACK_FAILED if args.command == "up" else CHECK_FAILED)
     if args.command == "doctor":
-        given = running is not None or args.prefect_port or args.state_dir or args.log_dir
         if running is None:
             prefect_url = stack.prefect_api_url if given else get_settings().prefect_api_url
             say_none_runs(stack, prefect_url, named=bool(given))
-        raise SystemExit(doctor(stack.process_env() if given else dict(os.environ)))
+        raise SystemExit(doctor(env))
     up(stack)
 
 

@@ -55,7 +55,7 @@ def create_app() -> FastAPI:
     install_dashboard(app)  # the HTML dashboard at / and its /static files
     docs.install(app)  # /docs, with Swagger UI's script and stylesheet from /static
     install_error_handlers(app)
-    app.add_middleware(QueryOnce)  # a query parameter given twice: a 422 naming it
+    app.add_middleware(QueryOnce)  # a query parameter not taken, or given twice: a 422
     app.add_middleware(BodySizeLimit)
     app.add_middleware(AllowedHosts)  # before the body is read; inside HeadAsGet: no body
     app.add_middleware(HeadAsGet)

@@ -9,7 +9,9 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from app import idempotency, withdrawal
-from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus, RunOut
+from app.api.pipeline_out import pipeline_out
+from app.api.pipeline_out import run_out as run_out  # the routes' service.run_out
+from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus
 from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import orchestrator
 from app.pipeline.inputs import CheckedInput
@@ -34,30 +36,6 @@ def _runs_in_flight() -> ScalarSelect[int]:
         .where(PipelineRun.pipeline_id == Pipeline.id, PipelineRun.status.in_(UNFINISHED))
         .correlate(Pipeline)
         .scalar_subquery()
-    )
-
-
-def run_out(run: PipelineRun) -> RunOut:
-    out = RunOut.model_validate(run)
-    rejected = [s.records_rejected for s in run.stages if s.records_rejected is not None]
-    out.records_rejected = sum(rejected) if rejected else None
-    if run.prefect_flow_run_id:
-        out.prefect_flow_run_url = orchestrator.flow_run_url(run.prefect_flow_run_id)
-    return out
-
-
-def pipeline_out(pipeline: Pipeline, run: PipelineRun | None, in_flight: int) -> PipelineOut:
-    return PipelineOut(
-        id=pipeline.id,
-        name=pipeline.name,
-        description=pipeline.description,
-        record_count=pipeline.record_count,
-        input_path=pipeline.input_path,
-        input_format=pipeline.input_format,
-        created_at=pipeline.created_at,
-        status=run.status.value if run else "created",
-        latest_run=run_out(run) if run else None,
-        runs_in_flight=in_flight,
     )
 
 

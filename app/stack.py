@@ -71,8 +71,8 @@ class Stack:
         )
 
     def start(self) -> None:
-        """Start everything and wait until each part answers; on any failure stop what started."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        """Start everything and wait until each part answers; on any failure stop what started.
+        Refused (a stack running, a port taken, a lock held), it leaves no log directory behind."""
         self.refuse_a_running_stack()
         # a port already taken would look like success: someone else's server answering
         refuse_taken_ports(
@@ -87,6 +87,7 @@ class Stack:
         )
         self.held = stack_lock.claim(self.process_env())
         try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
             self._empty_tmp_dir()
             # the Prefect server migrates its database as it starts: ours is migrated and the
             # API started meanwhile (neither needs Prefect; the API's watchdog waits for it)

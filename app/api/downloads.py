@@ -5,6 +5,8 @@ started" (the status line has gone, no error answer can follow, the client's cop
 whatever is logged), and the second not at all."""
 
 import logging
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from polars.datatypes import DataType, DataTypeClass
 from starlette.types import Message, Receive, Scope, Send
 
 from app.api.served import ServedFile
+from app.pipeline import sent_lines
 
 logger = logging.getLogger(__name__)
 _FRACTION_DIGITS = {"ms": 3, "us": 6, "ns": 9}
@@ -29,6 +32,27 @@ def timestamps_as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
         if (text := _as_text(pl.col(name), dtype)) is not None
     ]
     return frame.with_columns(columns) if columns else frame
+
+
+def converted_as_sent(source: Path, target: Path, fmt: str) -> bool:
+    """Write the rejects file `source` to `target` in `fmt` (csv, jsonl) as its JSON Lines input
+    sent its rows, when ingest kept their lines (app/pipeline/sent_lines.py): in JSON Lines each
+    row's line with its reject_reason, in CSV each value's text as written (5000, not 5000.0).
+    False, writing nothing, when it did not: another format's rejects, or an input file that
+    changed before ingest could read it again."""
+    if fmt not in ("csv", "jsonl") or not sent_lines.kept(source):
+        return False
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        if fmt == "jsonl":
+            sent_lines.write_lines(sent_lines.as_sent(source), staging)
+        else:
+            with sent_lines.as_written(source, target.parent) as written:
+                written.sink_csv(staging, engine="streaming")
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    return True
 
 
 def _as_text(value: pl.Expr, dtype: DataType | DataTypeClass) -> pl.Expr | None:

@@ -3,7 +3,6 @@ file part straight to disk, digested as it is written, never held in memory."""
 
 import asyncio
 import hashlib
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -18,13 +17,24 @@ from app.api import part_file
 from app.api.echoed import cut
 from app.api.errors import DISCONNECTED
 from app.api.form_framing import check_boundary, malformed
+from app.api.form_refusals import (
+    FILE_FIELD,
+    FileInTextField,
+    FormError,
+    MisnamedFile,
+    TooLarge,
+    UnknownField,
+    as_file,
+    in_text_field,
+    one_file,
+    unknown,
+)
 from app.api.upload_schemas import PipelineUpload
 from app.pipeline import inputs
 
 MAX_FIELD_BYTES = 64 * 1024
 # all text fields together, their names and part headers counted in: four fields are known
 MAX_TEXT_BYTES = 4 * MAX_FIELD_BYTES
-FILE_FIELD = "file"
 FIELDS = (*PipelineUpload.model_fields, FILE_FIELD)
 MAX_PARTS = 16  # five fields; a client repeating one (the last counts) has room, no more
 
@@ -38,6 +48,7 @@ class ReceivedForm:
     file_path: Path | None = None
     file_bytes: int = 0
     file_sha256: str | None = None  # of the file as sent: a repeat with its key must send it again
+    file_as_text: bool = False  # a `file` part without a file name (curl -F 'file=<f.csv')
 
 
 class _Receiver:
@@ -59,7 +70,7 @@ class _Receiver:
         self._skipped = 0  # bytes of a file part under another name, read and dropped
         # a file part under another name, told where to go once the form is read: unless a `file`
         # part comes after it, when it is the one to remove
-        self.misnamed: _MisnamedFile | None = None
+        self.misnamed: MisnamedFile | None = None
         self.handle: IO[bytes] | None = None
         self._digest = hashlib.sha256()
 
@@ -94,7 +105,7 @@ class _Receiver:
     def _part_begin(self) -> None:
         self._parts += 1
         if self._parts > MAX_PARTS:  # thousands of parts, each small: one of them names none
-            raise _FormError(
+            raise FormError(
                 "body",
                 f"more than {MAX_PARTS} parts; the form's fields are {', '.join(FIELDS)}, "
                 "each sent once",
@@ -106,7 +117,7 @@ class _Receiver:
         (names included) have one budget."""
         self._text_bytes += size
         if self._text_bytes > MAX_TEXT_BYTES:
-            raise _FormError(
+            raise FormError(
                 "body",
                 f"text fields longer than {MAX_TEXT_BYTES:,} bytes in all "
                 "(their names and part headers included)",
@@ -128,32 +139,34 @@ class _Receiver:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         if not self._name:
-            raise _FormError(
-                "body", f"a part without a field name; name each ({', '.join(FIELDS)})"
-            )
+            raise FormError("body", f"a part without a field name; name each ({', '.join(FIELDS)})")
         disposition = self._headers.get(b"content-disposition", b"")
         filename = part_file.file_name(disposition, options)
+        sent_file = part_file.is_file(disposition, options)
         if self._name not in FIELDS:  # refused before its value is kept
-            if part_file.is_file(disposition, options):
-                self._misnamed_file(_MisnamedFile(self._name, filename))
+            if sent_file:
+                self._misnamed_file(MisnamedFile(self._name, filename))
                 return
-            raise _UnknownField(self._name)
+            raise UnknownField(self._name)
         self._is_file = self._name == FILE_FIELD
+        if sent_file and not self._is_file:  # curl -F name=@orders.csv: not the name's text
+            raise FileInTextField(self._name, filename)
         if self._is_file:
             if self.form.file_path is not None:
-                raise _FormError(FILE_FIELD, "send one file per pipeline")
+                raise FormError(FILE_FIELD, "send one file per pipeline")
             if self.misnamed is not None:
-                raise _FormError(FILE_FIELD, _one_file(self.misnamed))
+                raise FormError(FILE_FIELD, one_file(self.misnamed))
             self.form.file_name = filename or "upload"
+            self.form.file_as_text = not sent_file
             self.form.file_path = self.dest / "upload"
             self.handle = self.form.file_path.open("wb")
 
-    def _misnamed_file(self, part: "_MisnamedFile") -> None:
+    def _misnamed_file(self, part: MisnamedFile) -> None:
         """A file part under another name: after the `file` part, the one to remove; before it,
         read and dropped, since a `file` part may follow (a second such is told where the first
         goes)."""
         if self.form.file_path is not None:
-            raise _FormError(FILE_FIELD, _one_file(part))
+            raise FormError(FILE_FIELD, one_file(part))
         if self.misnamed is not None:
             raise self.misnamed
         self.misnamed, self._skipping = part, True
@@ -167,12 +180,12 @@ class _Receiver:
         if self._is_file:
             self.form.file_bytes += end - start
             if self.form.file_bytes > self.max_bytes:
-                raise _TooLarge
+                raise TooLarge
             self.pending += data[start:end]
             return
         self._text += data[start:end]
         if len(self._text) > MAX_FIELD_BYTES:
-            raise _FormError(self._name, f"longer than {MAX_FIELD_BYTES:,} bytes")
+            raise FormError(self._name, f"longer than {MAX_FIELD_BYTES:,} bytes")
         self._count_text(end - start)
 
     def _part_end(self) -> None:
@@ -180,61 +193,17 @@ class _Receiver:
             try:
                 self.form.fields[self._name] = self._text.decode("utf-8")
             except UnicodeDecodeError:  # was stored with U+FFFD in place of what was sent
-                raise _FormError(self._name, "not UTF-8 text; send the form as UTF-8") from None
-
-
-class _FormError(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
-
-
-class _UnknownField(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-class _MisnamedFile(_UnknownField):
-    """A file part under another name than `file` (curl -F upload=@f.csv)."""
-
-    def __init__(self, name: str, filename: str) -> None:
-        super().__init__(name)
-        self.filename = filename
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _one_file(part: _MisnamedFile) -> str:
-    """What a form with a `file` part and a file part under another name is told: which to drop."""
-    sent = f" ({cut(part.filename)})" if part.filename else ""
-    return f"send one file per pipeline; remove the other file part, '{cut(part.name)}'{sent}"
+                raise FormError(self._name, "not UTF-8 text; send the form as UTF-8") from None
 
 
 def _misnamed(name: str, filename: str) -> RequestValidationError:
     """The 422 of a file sent under another field name than `file`: the one the file goes in,
     as a curl command names it."""
-    example = shlex.quote(f"{FILE_FIELD}=@{cut(filename) or 'data.csv'}")
     message = (
         f"a file part under another name; send the file as the field '{FILE_FIELD}' "
-        f"(curl -F {example})"
+        f"({as_file(filename)})"
     )
     problem = {"loc": ("body", cut(name)), "msg": message, "type": "misnamed_file"}
-    return RequestValidationError([problem])
-
-
-def _unknown(name: str) -> RequestValidationError:
-    """The 422 of a field PipelineUpload does not have, as its validation would say it (a long
-    name cut short)."""
-    shown = cut(name)
-    problem = {
-        "loc": ("body", shown),
-        "msg": "Extra inputs are not permitted",
-        "type": "extra_forbidden",
-        "input": "",
-    }
     return RequestValidationError([problem])
 
 
@@ -254,23 +223,25 @@ async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> Recei
         parser.finalize()
         await receiver.flush()
         if parser.state != MultipartState.END:  # a cut body would make a pipeline of part a file
-            raise _FormError(
+            raise FormError(
                 "body", "ended before the form's closing boundary; send the whole form again"
             )
         if receiver.misnamed is not None:  # and no `file` part: the file is this one
             raise receiver.misnamed
-    except _TooLarge:
+    except TooLarge:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"file: larger than {max_bytes:,} bytes (PIPELINE_MAX_UPLOAD_BYTES); "
             "send a smaller file or name a file under PIPELINE_INPUT_DIR",
         ) from None
-    except _FormError as exc:
+    except FormError as exc:
         raise inputs.InputError(exc.field, exc.message) from None
-    except _MisnamedFile as exc:
+    except FileInTextField as exc:
+        raise in_text_field(exc.name, exc.filename) from None
+    except MisnamedFile as exc:
         raise _misnamed(exc.name, exc.filename) from None
-    except _UnknownField as exc:
-        raise _unknown(exc.name) from None
+    except UnknownField as exc:
+        raise unknown(exc.name) from None
     except FormParserError as exc:
         raise inputs.InputError("body", malformed(exc, boundary)) from None
     except ClientDisconnect:  # nobody reads the answer; the caller removes what was written

@@ -1,5 +1,6 @@
-"""Writes that take no body: trigger, retry and cancel act on the pipeline as it is, so a body
-(`{"record_count": 5}`) went unread and the run used the pipeline's own settings all the same.
+"""Writes that take no body: trigger, retry, cancel, delete and a schedule's pause, resume and
+removal act on the pipeline (or its schedule) as it is, so a body went unread: a trigger sent
+`{"record_count": 5}` made a run of the pipeline's own settings all the same.
 
 No body, an empty one and `{}` are accepted: `{}` asks for nothing (clients that always send a
 JSON object send it); anything else is a 422 naming each field sent, or `body`, and the fix."""
@@ -16,10 +17,27 @@ from app.api.schemas import MOST_UNKNOWN_FIELDS
 _OTHER_SETTINGS = (
     "send none, or, to run with other settings, create a pipeline with them (POST /api/pipelines)"
 )
+_CHANGE_SCHEDULE = "to change the schedule, set it again (PUT /api/pipelines/{id}/schedule)"
 WHY = {
     "trigger": f"trigger takes no body: the run uses the pipeline's own settings; {_OTHER_SETTINGS}",
     "retry": f"retry takes no body: the new run uses the pipeline's own settings; {_OTHER_SETTINGS}",
     "cancel": "cancel takes no body: it cancels every run of the pipeline in flight; send none",
+    "delete": (
+        "delete takes no body: it deletes the pipeline with its runs, their files and its "
+        "schedule; send none"
+    ),
+    "pause": (
+        "pause takes no body: it stops the pipeline's schedule making runs until resumed; "
+        f"send none; {_CHANGE_SCHEDULE}"
+    ),
+    "resume": (
+        "resume takes no body: the pipeline's schedule makes runs again, as it was set; "
+        f"send none; {_CHANGE_SCHEDULE}"
+    ),
+    "delete_schedule": (
+        "removing a schedule takes no body: it removes the pipeline's schedule and its runs "
+        "still waiting; send none"
+    ),
 }
 
 

@@ -184,7 +184,7 @@ async def cancel_pipeline(session: SessionDep, pipeline: PipelineDep) -> RunOut:
 @router.delete(
     "/{pipeline_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[WriteAccess],
+    dependencies=[WriteAccess, no_body("delete")],
     responses=errors(403, 404, 409),
 )
 async def delete_pipeline(session: SessionDep, pipeline: PipelineDep) -> Response:

@@ -22,7 +22,7 @@ from starlette.background import BackgroundTask
 from app import files_gone
 from app.api.auth import ReadAccess
 from app.api.deps import RunDep
-from app.api.downloads import RunDownload, timestamps_as_text
+from app.api.downloads import RunDownload, converted_as_sent, timestamps_as_text
 from app.api.schemas import errors
 from app.models import PipelineRun, Status
 from app.pipeline.store import RunFiles, serving_dir
@@ -160,6 +160,8 @@ def _fresh(target: Path, source: Path) -> bool:
 
 
 def _convert(source: Path, target: Path, fmt: Format) -> Path:
+    if converted_as_sent(source, target, fmt):  # a JSON Lines input's rejects, as sent
+        return target
     frame = pl.scan_parquet(source)
     unwritable = [
         f"{name} ({dtype})"

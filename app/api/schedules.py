@@ -9,6 +9,7 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from app import removal
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
+from app.api.no_body import no_body
 from app.api.schedule_schemas import ScheduleIn, ScheduleOut
 from app.api.schemas import errors
 from app.models import Pipeline
@@ -84,7 +85,9 @@ async def read_schedule(pipeline: PipelineDep) -> ScheduleOut:
 
 
 @router.post(
-    "/api/pipelines/{pipeline_id}/schedule/pause", dependencies=[WriteAccess], responses=WRITE
+    "/api/pipelines/{pipeline_id}/schedule/pause",
+    dependencies=[WriteAccess, no_body("pause")],
+    responses=WRITE,
 )
 async def pause_schedule(pipeline: PipelineDep) -> ScheduleOut:
     """Stop scheduling runs (future scheduled runs are removed) until resumed."""
@@ -92,7 +95,9 @@ async def pause_schedule(pipeline: PipelineDep) -> ScheduleOut:
 
 
 @router.post(
-    "/api/pipelines/{pipeline_id}/schedule/resume", dependencies=[WriteAccess], responses=WRITE
+    "/api/pipelines/{pipeline_id}/schedule/resume",
+    dependencies=[WriteAccess, no_body("resume")],
+    responses=WRITE,
 )
 async def resume_schedule(pipeline: PipelineDep) -> ScheduleOut:
     return await _set_active(pipeline, active=True)
@@ -101,7 +106,7 @@ async def resume_schedule(pipeline: PipelineDep) -> ScheduleOut:
 @router.delete(
     "/api/pipelines/{pipeline_id}/schedule",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[WriteAccess],
+    dependencies=[WriteAccess, no_body("delete_schedule")],
     responses=WRITE,
 )
 async def delete_schedule(session: SessionDep, pipeline_id: PipelineId) -> Response:

@@ -21,6 +21,7 @@ from app.models import Status
 from app.pipeline import input_dir
 
 PipelineStatus = Literal["created", "pending", "running", "completed", "failed", "cancelled"]
+InputSource = Literal["upload", "path", "generated"]
 
 
 def _digits(value: object) -> object:
@@ -207,6 +208,11 @@ class PipelineOut(BaseModel):
         "null: generated records.",
     )
     input_format: str | None = None
+    input_source: InputSource = Field(
+        description="Where its runs' records come from: `upload`, a file uploaded with the "
+        "create (input_path is where the server keeps it); `path`, a file named under "
+        "PIPELINE_INPUT_DIR (input_path); `generated`, synthetic records (input_path is null)."
+    )
     created_at: datetime
     status: PipelineStatus
     latest_run: RunOut | None

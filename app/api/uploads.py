@@ -19,6 +19,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from app import idempotency, service
+from app.api import part_file
 from app.api.auth import WriteAccess
 from app.api.deps import SessionDep
 from app.api.idempotency_key import IdempotencyKey
@@ -71,7 +72,10 @@ def _prepare(form: ReceivedForm, declared: str | None, dest: Path) -> inputs.Che
     """Decompress the uploaded file if needed and check it as a whole (runs in a thread)."""
     if form.file_path is None or form.file_name is None:
         raise inputs.InputError(FILE_FIELD, "send the input file as the form field 'file'")
-    fmt = inputs.format_of(form.file_name, declared)
+    if form.file_as_text:  # no file name to tell the format by
+        fmt = part_file.format_of_text(form.file_path, declared)
+    else:
+        fmt = inputs.format_of(form.file_name, declared)
     stored = dest / f"input.{fmt}"
     if not compression.decompress(form.file_path, stored):
         form.file_path.replace(stored)

@@ -26,7 +26,6 @@ class ExitCode(IntEnum):
 
     OK = 0
     RUN_FAILED = 1  # the run failed or was cancelled; `doctor`: a check failed
-    WRITE_FAILED = 1  # `download`: the file could not be written (no permission, disk full)
     USAGE = 2  # a bad option or argument (typer's own); `download`: an --output unusable as given
     UNREACHABLE = 3  # no answer from the API
     REFUSED = 4  # the API refused the request (404, 409, 413, 422): its message says why
@@ -34,6 +33,7 @@ class ExitCode(IntEnum):
     SERVER_ERROR = 6  # the API or a service behind it failed (5xx, e.g. Prefect unreachable)
     TIMEOUT = 7  # gave up waiting: --timeout passed, or the API did not answer in time
     STACK_FAILED = 8  # `up`: a part of the stack did not start
+    WRITE_FAILED = 9  # `download`: the file could not be written (no permission, disk full)
     BUG = 70  # an unexpected error in `pipeline` itself
     INTERRUPTED = 130  # Ctrl-C: a run followed goes on; a write may still complete
 
@@ -41,7 +41,7 @@ class ExitCode(IntEnum):
 EXIT_CODES_HELP = """Exit codes:
 
 - 0 done (--wait: the run completed)
-- 1 the run failed or was cancelled; doctor: a check failed; download: could not write the file
+- 1 the run failed or was cancelled; doctor: a check failed
 - 2 bad usage; download: an --output unusable as given (it exists: --force; no such directory)
 - 3 cannot reach the API
 - 4 the API refused the request (404, 409, 422, ...): its message says why
@@ -49,6 +49,7 @@ EXIT_CODES_HELP = """Exit codes:
 - 6 the API or Prefect behind it failed (5xx)
 - 7 gave up waiting: --timeout passed before the run ended, or the API did not answer in time
 - 8 up: the stack did not start
+- 9 download: could not write the file (no permission, disk full)
 - 70 a bug in pipeline itself
 - 130 interrupted (Ctrl-C): a run being followed goes on, a write may still complete
 """

@@ -1,6 +1,8 @@
-"""Creating a pipeline: `pipeline create`, and the request it shares with `pipeline run`."""
+"""Creating a pipeline: `pipeline create`, and the options and request it shares with
+`pipeline run`."""
 
 import re
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -10,6 +12,7 @@ from rich.text import Text
 
 from app.cli.base import JsonOption, api, command, print_json, stdout
 from app.cli.client import TIMEOUT_SECONDS, Api, idempotency_key
+from app.cli.option_groups import options_of
 
 RecordsOption = Annotated[
     int | None,
@@ -68,24 +71,26 @@ DescriptionOption = Annotated[
 ]
 
 
-def create_pipeline(
-    client: Api,
-    *,
-    records: int | None,
-    name: str | None,
-    file: Path | None,
-    file_format: str | None,
-    input_path: str | None,
-    description: str | None,
-    trigger: bool,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class NewPipeline:
+    """The options of `pipeline create` and `pipeline run`: what to make a pipeline of."""
+
+    records: RecordsOption = None
+    name: NameOption = None
+    file: FileOption = None
+    file_format: FormatOption = None
+    input_path: InputPathOption = None
+    description: DescriptionOption = None
+
+
+new_pipeline_options = options_of(NewPipeline, into="new")
+
+
+def create_pipeline(client: Api, new: NewPipeline, *, trigger: bool) -> dict[str, Any]:
     """POST /api/pipelines: generated records, an uploaded --file or a server file named by
     --input-path; the pipeline as the API answers it (with its first run, when `trigger`)."""
-    given = [
-        flag
-        for flag, value in (("--records", records), ("--file", file), ("--input-path", input_path))
-        if value is not None
-    ]
+    sources = (("--records", new.records), ("--file", new.file), ("--input-path", new.input_path))
+    given = [flag for flag, value in sources if value is not None]
     if len(given) > 1:
         which = (
             f"give {given[0]} or {given[1]}, not both"
@@ -93,21 +98,23 @@ def create_pipeline(
             else "give only one of --records, --file and --input-path"
         )
         raise typer.BadParameter(which, param_hint=given[0])
-    if file_format is not None and file is None:
+    if new.file_format is not None and new.file is None:
         raise typer.BadParameter(
             "goes with --file only (an --input-path file's name tells its format)",
             param_hint="--format",
         )
-    described = {} if description is None else {"description": description}
-    if file is not None:
-        return _upload(client, file, name or name_from(file.name), file_format, described, trigger)
+    described = {} if new.description is None else {"description": new.description}
+    if new.file is not None:
+        name = new.name or name_from(new.file.name)
+        return _upload(client, new.file, name, new.file_format, described, trigger)
     body: dict[str, Any] = {**described, "trigger": trigger}
-    if input_path is None:
-        count = 1000 if records is None else records
-        body |= {"name": name or f"cli-{count}", "record_count": count}
+    if new.input_path is None:
+        count = 1000 if new.records is None else new.records
+        body |= {"name": new.name or f"cli-{count}", "record_count": count}
     else:  # the file's rows are the records: the API refuses a record_count with it
-        body |= {"name": name or name_from(PurePosixPath(input_path).name or input_path)}
-        body["input_path"] = input_path
+        path = new.input_path
+        body |= {"name": new.name or name_from(PurePosixPath(path).name or path)}
+        body["input_path"] = path
     return dict(client.post("/api/pipelines", json=body, headers=idempotency_key()))
 
 
@@ -141,30 +148,13 @@ def _upload(
 
 
 @command()
-def create(
-    ctx: typer.Context,
-    records: RecordsOption = None,
-    name: NameOption = None,
-    file: FileOption = None,
-    file_format: FormatOption = None,
-    input_path: InputPathOption = None,
-    description: DescriptionOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@new_pipeline_options
+def create(ctx: typer.Context, new: NewPipeline, as_json: JsonOption = False) -> None:
     """Create a pipeline without running it; start it with `pipeline trigger ID`.
 
     `pipeline run` takes the same options and starts its first run at once.
     """
-    pipeline = create_pipeline(
-        api(ctx),
-        records=records,
-        name=name,
-        file=file,
-        file_format=file_format,
-        input_path=input_path,
-        description=description,
-        trigger=False,
-    )
+    pipeline = create_pipeline(api(ctx), new, trigger=False)
     if as_json:
         print_json(pipeline)
         return

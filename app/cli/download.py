@@ -6,14 +6,13 @@ written: app/cli/saving.py.
 """
 
 import re
-import sys
 from enum import StrEnum
 from typing import Annotated, BinaryIO
 
 import httpx
 import typer
 
-from app.cli import saving
+from app.cli import descriptors, saving
 from app.cli.base import PipelineId, RunOption, api, command, stdout
 from app.cli.client import Api, CliError, ExitCode
 
@@ -55,8 +54,8 @@ def download(
         typer.Option(
             "--output",
             "-o",
-            help="The file to write (a device or FIFO is written into), a directory to write it "
-            "into, or - for stdout (default: the API's name for it, such as "
+            help="The file to write (a device, a FIFO or /dev/stdout is written into), a "
+            "directory to write it into, or - for stdout (default: the API's name for it, such as "
             "pipeline-1-run-2-results.parquet, here).",
             show_default=False,
         ),
@@ -66,7 +65,7 @@ def download(
     """Save a run's results, rejects or summary (the latest run's unless --run).
 
     Exits 2 when --output cannot be used as given (a file that exists without --force, a
-    directory that does not exist, Parquet to a terminal) and 1 when the file cannot be written.
+    directory that does not exist, Parquet to a terminal) and 9 when the file cannot be written.
     """
     if what is What.SUMMARY and file_format is not None:
         raise typer.BadParameter(
@@ -81,14 +80,17 @@ def download(
     params = {"format": file_format.value} if file_format else {}
 
     def save(response: httpx.Response) -> None:
-        if output == saving.STDOUT:
-            _copy(response, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-            return
-        name = _served_name(response) or f"pipeline-{pipeline_id}-run-{run_id}-{what.value}"
-        target = saving.target(output, name, force=force)
-        saved = saving.save(target, lambda into: _copy(response, into))
-        stdout().print(saved.said(), soft_wrap=True)
+        def copy(into: BinaryIO) -> int:
+            return _copy(response, into)
+
+        if output is not None and (descriptor := descriptors.named(output)) is not None:
+            # -, /dev/stdout, /dev/fd/3: what the shell opened is written into, never replaced
+            saved = saving.save_into(descriptor, output, copy)
+        else:
+            name = _served_name(response) or f"pipeline-{pipeline_id}-run-{run_id}-{what.value}"
+            saved = saving.save(saving.target(output, name, force=force), copy)
+        if saved is not None:
+            stdout().print(saved.said(), soft_wrap=True)
 
     client.download(path, save, **params)
 

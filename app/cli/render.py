@@ -1,8 +1,6 @@
 """How the CLI draws what the API returns: tables of pipelines, runs and stages, in UTC."""
 
-import re
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import Any, cast
 
 from rich import box
@@ -102,26 +100,13 @@ def stages_table(
 def source(pipeline: dict[str, Any]) -> str:
     """Where a pipeline's records come from, as its user can use it: generated; a file's name under
     PIPELINE_INPUT_DIR (what --input-path takes); or, in the dashboard's words, an uploaded file,
-    whose path in the server's uploads directory is of no use to them (upload it again)."""
-    path, file_format = pipeline["input_path"], pipeline["input_format"]
-    if not path:
-        return "generated"
-    if _uploaded(path):
-        return f"uploaded {file_format} file"
-    return f"{path} ({file_format})"
-
-
-def _uploaded(path: str) -> bool:
-    """Whether `path` is where the API keeps an upload: uploads/<32 hex digits>/input.<format>
-    under its data directory (app/api/uploads.py)."""
-    parts = PurePosixPath(path).parts
-    return (
-        PurePosixPath(path).is_absolute()
-        and len(parts) > 3
-        and parts[-3] == "uploads"
-        and re.fullmatch(r"[0-9a-f]{32}", parts[-2]) is not None
-        and parts[-1].startswith("input.")
-    )
+    whose path in the server's uploads directory is of no use to them (upload it again). The
+    API's input_source tells which."""
+    if pipeline["input_source"] == "upload":
+        return f"uploaded {pipeline['input_format']} file"
+    if pipeline["input_source"] == "path":
+        return f"{pipeline['input_path']} ({pipeline['input_format']})"
+    return "generated"
 
 
 def run_summary(run: dict[str, Any], now: datetime) -> Text:

@@ -19,26 +19,14 @@ from app.cli.base import (
     stdout,
 )
 from app.cli.client import Api, CliError, ExitCode, idempotency_key
-from app.cli.create import (
-    DescriptionOption,
-    FileOption,
-    FormatOption,
-    InputPathOption,
-    NameOption,
-    RecordsOption,
-    create_pipeline,
-)
+from app.cli.create import NewPipeline, create_pipeline, new_pipeline_options
 
 
 @command()
+@new_pipeline_options
 def run(
     ctx: typer.Context,
-    records: RecordsOption = None,
-    name: NameOption = None,
-    file: FileOption = None,
-    file_format: FormatOption = None,
-    input_path: InputPathOption = None,
-    description: DescriptionOption = None,
+    new: NewPipeline,
     wait: WaitOption = False,
     timeout: TimeoutOption = None,
     interval: IntervalOption = 0.5,
@@ -50,16 +38,7 @@ def run(
     `pipeline create` takes the same options and does not start a run.
     """
     client = api(ctx)
-    pipeline = create_pipeline(
-        client,
-        records=records,
-        name=name,
-        file=file,
-        file_format=file_format,
-        input_path=input_path,
-        description=description,
-        trigger=True,
-    )
+    pipeline = create_pipeline(client, new, trigger=True)
     run = pipeline["latest_run"]
     if not as_json:
         line = Text(f"pipeline {pipeline['id']} “{pipeline['name']}” created; run {run['id']} ")

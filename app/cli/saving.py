@@ -1,6 +1,7 @@
 """Where `pipeline download` writes, and how: a regular file whole or not at all (a temporary file
-beside it, renamed into place), anything else (a device such as /dev/null, a FIFO) written
-straight into, as a shell's redirect does.
+beside it, renamed into place; or, for a file with other hard links, copied into it once whole),
+anything else (a device such as /dev/null, a FIFO, a descriptor already open such as /dev/stdout:
+app/cli/descriptors.py) written straight into, as a shell's redirect does.
 
 A path the user named (`-o FILE`) is followed where it links, as a redirect follows it. A name the
 API gave (`pipeline-1-run-2-results.parquet`, here or in `-o DIR`) is not: a link planted under
@@ -8,8 +9,8 @@ that name in a shared directory would otherwise have the server's bytes written 
 points (as root: anywhere); whatever is there is replaced, and only with --force."""
 
 import os
+import shutil
 import stat
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ from typing import BinaryIO
 
 import typer
 
+from app.cli import descriptors
 from app.cli.client import CliError, ExitCode
 
-STDOUT = "-"
+STDOUT = descriptors.STDOUT
 Copy = Callable[[BinaryIO], int]
 
 
@@ -39,25 +41,27 @@ class Saved:
         return f"wrote {self.size:,} bytes to {self.target}"
 
 
-def terminal() -> bool:
-    """Whether stdout is a terminal, which binary output would garble."""
-    return sys.stdout.isatty()
-
-
 def check_output(output: str | None, *, binary: bool, force: bool) -> None:
     """Bad usage of --output, said before anything is asked of the API: binary to a terminal, a
     directory that does not exist (`newdir/`, `nodir/x.parquet`: a typo would otherwise become a
     file, or a directory made where none was meant), a file where a directory is meant, a file
-    that exists without --force."""
-    if output == STDOUT:
-        if binary and terminal():
+    that exists without --force; a descriptor (/dev/fd/3) the shell did not open."""
+    if output is None:
+        return
+    descriptor = descriptors.named(output)
+    if descriptor is not None:
+        if binary and descriptors.is_terminal(descriptor):
             raise typer.BadParameter(
                 "Parquet is binary and would garble the terminal; save it with -o FILE, ask for "
                 "text with --format csv or --format jsonl, or pipe it to a program",
                 param_hint="--output",
             )
-        return
-    if output is None:
+        if not descriptors.is_open(descriptor):
+            raise typer.BadParameter(
+                f"{output} is descriptor {descriptor}, which is not open; open it in the shell "
+                f"({descriptor}>FILE), or give a file",
+                param_hint="--output",
+            )
         return
     path = Path(output)
     if output.endswith(("/", os.sep)):  # Path() drops the slash that says "a directory"
@@ -127,11 +131,12 @@ def save(chosen: Target, copy: Copy) -> Saved:
     the user named straight into it."""
     path = chosen.path
     try:
-        mode = path.stat().st_mode if chosen.named else path.lstat().st_mode
+        found = path.stat() if chosen.named else path.lstat()
     except FileNotFoundError:  # nothing there (or, named by the user, a link to nothing yet)
-        mode = None
+        found = None
     except OSError as exc:
         raise _cannot_write(path, exc) from None
+    mode = found.st_mode if found is not None else None
     if chosen.named and mode is not None and not stat.S_ISREG(mode):
         return Saved(path, _write_into(path, copy), whole=False)
     # a link the user named keeps linking: what it points to is replaced; a name the API gave
@@ -141,7 +146,25 @@ def save(chosen: Target, copy: Copy) -> Saved:
         permissions = stat.S_IMODE(mode) & 0o777
     else:
         permissions = 0o666 & ~_umask()
-    return Saved(path, _replace(real, copy, permissions, shown=path), whole=True)
+    # a file the user named that has other names (hard links) keeps them, and its owner and ACLs:
+    # written into once whole, not replaced by another file
+    in_place = chosen.named and found is not None and found.st_nlink > 1
+    size = _replace(real, copy, permissions, shown=path, in_place=in_place)
+    return Saved(path, size, whole=True)
+
+
+def save_into(descriptor: int, output: str, copy: Copy) -> Saved | None:
+    """Write what `copy` writes into a descriptor already open (`-`, /dev/stdout, /dev/fd/3);
+    what was written, or None when it went where stdout goes, where nothing else may be said."""
+    shown = Path("stdout" if output == STDOUT else output)
+    quiet = descriptors.is_stdout(descriptor)
+    try:
+        size = descriptors.write(descriptor, copy)
+    except OSError as exc:
+        if quiet and isinstance(exc, BrokenPipeError):
+            raise  # the reader went away (| head): the command ends with 0, as for any output
+        raise _cannot_write(shown, exc) from None
+    return None if quiet else Saved(shown, size, whole=False)
 
 
 def _write_into(path: Path, copy: Copy) -> int:
@@ -153,7 +176,9 @@ def _write_into(path: Path, copy: Copy) -> int:
         raise _cannot_write(path, exc) from None
 
 
-def _replace(real: Path, copy: Copy, permissions: int, *, shown: Path) -> int:
+def _replace(real: Path, copy: Copy, permissions: int, *, shown: Path, in_place: bool) -> int:
+    """Download into a temporary file beside `real` (a failure leaves `real` as it was), then
+    rename it over `real`, or (`in_place`) copy it into `real`."""
     try:
         descriptor, name = tempfile.mkstemp(
             dir=real.parent, prefix=f".{real.name}.", suffix=".part"
@@ -164,13 +189,27 @@ def _replace(real: Path, copy: Copy, permissions: int, *, shown: Path) -> int:
     try:
         with os.fdopen(descriptor, "wb") as handle:
             size = copy(handle)
-        partial.chmod(permissions)  # mkstemp's 0600 otherwise
-        os.replace(partial, real)
+        if in_place:
+            _copy_into(real, partial)
+        else:
+            partial.chmod(permissions)  # mkstemp's 0600 otherwise
+            os.replace(partial, real)
     except OSError as exc:
         raise _cannot_write(shown, exc) from None
     finally:
         partial.unlink(missing_ok=True)
     return size
+
+
+def _copy_into(real: Path, partial: Path) -> None:
+    """`partial`'s bytes over `real`'s, the same file (inode) kept: no set-id bit stays, as a
+    write by anyone but root would drop it."""
+    with partial.open("rb") as source, os.fdopen(os.open(real, os.O_WRONLY), "wb") as target:
+        mode = stat.S_IMODE(os.fstat(target.fileno()).st_mode)
+        if mode & ~0o777:
+            os.fchmod(target.fileno(), mode & 0o777)
+        shutil.copyfileobj(source, target)
+        target.truncate()
 
 
 def _cannot_write(path: Path, exc: OSError) -> CliError:

@@ -14,6 +14,7 @@ from typing import TypeVar
 import polars as pl
 
 from app.config import get_settings
+from app.pipeline.sent_lines import sent_path
 from app.pipeline.store import RunFiles
 
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -104,7 +105,7 @@ class NoSpaceError(Exception):
 # (generate starts by emptying the run's directory: whatever is there is its own)
 _WRITES: dict[str, Callable[[RunFiles], list[Path]]] = {
     "generate": lambda files: [files.root],
-    "ingest": lambda files: [files.ingested, files.rejects],
+    "ingest": lambda files: [files.ingested, files.rejects, sent_path(files.rejects)],
     "process": lambda files: [files.processed],
     "transform": lambda files: [files.transformed, files.root / f".{files.transformed.name}.parts"],
     "export": lambda files: [files.results.parent],
@@ -122,7 +123,8 @@ def freeing_space(work: Callable[[], T], files: RunFiles, stage: str, *, last_at
         if refused is None or not refused.no_space:
             raise
         if last_attempt:
-            keep = {files.rejects} if stage not in ("generate", "ingest") else set()
+            kept = {files.rejects, sent_path(files.rejects)}  # the rejects, their lines as sent
+            keep = kept if stage not in ("generate", "ingest") else set()
             doomed = [p for p in _children(files.root) if p not in keep]
             removed = "the run's files were removed" + (
                 ", all but its rejects file" if keep else ""

@@ -84,10 +84,10 @@ def read_types(names: list[str], inferred: pl.Schema | None) -> dict[str, pl.Dat
     """The types a JSON Lines file's columns are read as: text (validate casts it), except a
     required number or boolean column every line of which holds a JSON number or boolean of a type
     that reads exactly (`inferred`: Polars' reading of the whole file; None when it was rewritten
-    as text). Those keep their type, so that a rejected row comes back with the numbers it was sent
-    with; a column that mixes text and numbers, or an id or quantity written 3.0, stays text, as
-    does one that mixes numbers and true or false, once reading it as a number fails
-    (booleans_as_text)."""
+    as text). Those keep their type, in the rejects file too (its CSV and JSON Lines downloads give
+    the lines as sent: app/pipeline/sent_lines.py); a column that mixes text and numbers, or an id
+    or quantity written 3.0, stays text, as does one that mixes numbers and true or false, once
+    reading it as a number fails (booleans_as_text)."""
     types: dict[str, pl.DataType] = dict.fromkeys(names, pl.String())
     for name, kinds in _EXACT.items():
         if inferred is not None and name in types and isinstance(inferred.get(name), kinds):

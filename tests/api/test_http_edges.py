@@ -200,7 +200,12 @@ async def test_a_405_names_every_method_its_path_allows(
             allowed,
         ), path
     answered = [
-        (await client.request(listed, path, json={"name": "listed"})).status_code
+        # a body for the create alone: DELETE takes none (app/api/no_body.py)
+        (
+            await client.request(
+                listed, path, json={"name": "listed"} if listed == "POST" else None
+            )
+        ).status_code
         for path, listed in [
             ("/api/pipelines", "GET"),
             ("/api/pipelines", "HEAD"),

@@ -1,15 +1,18 @@
-"""Trigger, retry and cancel take no body (SQLite and PostgreSQL; Prefect played by the test): a
-body such as {"record_count": 5} was read by nobody, and the run made 1,000 records all the same."""
+"""Trigger, retry, cancel, delete and a schedule's pause, resume and removal take no body (SQLite
+and PostgreSQL; Prefect played by the test): a body such as {"record_count": 5} was read by nobody,
+and the run made 1,000 records all the same."""
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import DeploymentSchedule, FlowRun
+from prefect.client.schemas.schedules import IntervalSchedule
 
 from app.models import PipelineRun, Status
-from app.pipeline import orchestrator
+from app.pipeline import orchestrator, schedules
 from tests.support.rows import add_pipeline, add_run, count_rows, read_run
 
 TRIGGER = (
@@ -22,6 +25,7 @@ RETRY = (
 )
 CANCEL = "cancel takes no body: it cancels every run of the pipeline in flight; send none"
 JSON = {"content-type": "application/json"}
+HOURLY = IntervalSchedule(interval=timedelta(hours=1))
 
 
 @pytest.fixture
@@ -123,3 +127,89 @@ async def test_no_body_or_an_empty_object_is_accepted(
     cancelled = await client.post(f"/api/pipelines/{other}/cancel", **sent)
     assert (cancelled.status_code, cancelled.json()["id"]) == (202, pending)
     assert (await read_run(pending)).status == Status.CANCELLED
+
+
+DELETE = (
+    "delete takes no body: it deletes the pipeline with its runs, their files and its schedule; "
+    "send none"
+)
+CHANGE = "to change the schedule, set it again (PUT /api/pipelines/{id}/schedule)"
+PAUSE = (
+    "pause takes no body: it stops the pipeline's schedule making runs until resumed; "
+    f"send none; {CHANGE}"
+)
+RESUME = (
+    "resume takes no body: the pipeline's schedule makes runs again, as it was set; "
+    f"send none; {CHANGE}"
+)
+DELETE_SCHEDULE = (
+    "removing a schedule takes no body: it removes the pipeline's schedule and its runs still "
+    "waiting; send none"
+)
+# the writes that act on the pipeline or its schedule as they are, beside trigger, retry, cancel
+ACTS_AS_IT_IS = [
+    pytest.param("DELETE", "", DELETE, id="delete"),
+    pytest.param("POST", "/schedule/pause", PAUSE, id="pause"),
+    pytest.param("POST", "/schedule/resume", RESUME, id="resume"),
+    pytest.param("DELETE", "/schedule", DELETE_SCHEDULE, id="delete-schedule"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "why"), ACTS_AS_IT_IS)
+async def test_delete_and_the_schedule_s_pause_resume_and_removal_refuse_a_body(
+    client: httpx.AsyncClient, method: str, path: str, why: str
+) -> None:
+    """These read no body either: `{"cron": …}` sent to resume resumed the schedule as it was."""
+    pipeline_id = await add_pipeline("nightly")
+    url = f"/api/pipelines/{pipeline_id}{path}"
+    for body, answer in [
+        ('{"cron": "0 6 * * *"}', refused(why, "cron")),
+        ('{"active": false, "timezone": "UTC"}', refused(why, "active", "timezone")),
+        ("[]", refused(why)),
+        ("cron=0 6 * * *", refused(why)),  # not JSON: the body as a whole
+    ]:
+        response = await client.request(method, url, content=body, headers=JSON)
+        assert (response.status_code, response.json()) == (422, answer), body
+    # refused before Prefect was asked (it is unreachable: a 503 otherwise), nothing deleted
+    assert (await client.get(url.removesuffix(path))).status_code == 200
+
+
+@pytest.fixture
+def schedules_held(monkeypatch: pytest.MonkeyPatch) -> dict[int, DeploymentSchedule]:
+    """A Prefect holding the pipelines' schedules (by pipeline id), to pause, resume and remove."""
+    held: dict[int, DeploymentSchedule] = {}
+
+    async def set_active(
+        pipeline_id: int, active: bool, *, record_count: int
+    ) -> DeploymentSchedule | None:
+        if pipeline_id in held:
+            held[pipeline_id] = held[pipeline_id].model_copy(update={"active": active})
+        return held.get(pipeline_id)
+
+    async def delete_schedule(pipeline_id: int) -> DeploymentSchedule | None:
+        return held.pop(pipeline_id, None)
+
+    monkeypatch.setattr(schedules, "set_pipeline_schedule_active", set_active)
+    monkeypatch.setattr(schedules, "delete_pipeline_schedule", delete_schedule)
+    return held
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [{}, {"content": b"{}", "headers": JSON}, {"content": b" \r\n"}],
+    ids=["none", "empty-object", "blank"],
+)
+async def test_delete_and_the_schedule_s_writes_take_no_body_or_an_empty_object(
+    client: httpx.AsyncClient, schedules_held: dict[int, DeploymentSchedule], sent: dict[str, Any]
+) -> None:
+    pipeline_id = await add_pipeline("nightly")
+    url = f"/api/pipelines/{pipeline_id}"
+    schedules_held[pipeline_id] = DeploymentSchedule(schedule=HOURLY, active=True)
+    paused = await client.post(f"{url}/schedule/pause", **sent)
+    assert (paused.status_code, paused.json()["active"]) == (200, False)
+    resumed = await client.post(f"{url}/schedule/resume", **sent)
+    assert (resumed.status_code, resumed.json()["active"]) == (200, True)
+    removed = await client.request("DELETE", f"{url}/schedule", **sent)
+    assert (removed.status_code, schedules_held) == (204, {})
+    deleted = await client.request("DELETE", url, **sent)
+    assert (deleted.status_code, (await client.get(url)).status_code) == (204, 404)

@@ -357,12 +357,14 @@ async def test_an_input_file_replaced_by_a_directory_fails_its_run_saying_so(
 async def test_json_lines_rejects_come_back_with_the_numbers_sent(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    """Every value came back as text: "id": "2", "value": "2000.0", "is_active": "true"."""
+    """Every value came back as text: "id": "2", "value": "2000.0", "is_active": "true"; then
+    2000 as 2000.0, and a number of the file's own columns as text ("note": "7"). Each rejected
+    line now comes back as it was sent, its reject_reason added."""
     source = tmp_path / "in.jsonl"
     source.write_bytes(
         jsonl(
             RECORD,
-            {**RECORD, "id": 2, "value": 2000.0},
+            {**RECORD, "id": 2, "value": 2000},
             {**RECORD, "id": 3, "quantity": 500, "is_active": False, "note": 7},
         )
     )
@@ -371,23 +373,15 @@ async def test_json_lines_rejects_come_back_with_the_numbers_sent(
     run_stages_on(run_id, source, "jsonl")
     response = await client.get(f"/api/pipelines/1/runs/{run_id}/rejects?format=jsonl")
     assert response.status_code == 200, response.text
-    assert [json.loads(line) for line in response.text.splitlines()] == [
-        {
-            **RECORD,
-            "id": 2,
-            "value": 2000.0,
-            "note": None,
-            "reject_reason": "value out of range [10, 1000]",
-        },
-        {
-            **RECORD,
-            "id": 3,
-            "quantity": 500,
-            "is_active": False,
-            "note": "7",  # a column of the file's own stays text, as in CSV
-            "reject_reason": "quantity out of range [1, 100]",
-        },
-    ]
+    sent = '"name": "a", "category": "A"'
+    written = '"is_active": true, "created_at": "2026-03-01T12:00:00Z"'
+    assert response.text == (
+        f'{{"id": 2, {sent}, "value": 2000, "quantity": 2, {written}, '
+        '"reject_reason": "value out of range [10, 1000]"}\n'
+        f'{{"id": 3, {sent}, "value": 10.5, "quantity": 500, "is_active": false, '
+        '"created_at": "2026-03-01T12:00:00Z", "note": 7, '
+        '"reject_reason": "quantity out of range [1, 100]"}\n'
+    )
 
 
 async def test_csv_and_json_lines_downloads_write_timestamps_alike(

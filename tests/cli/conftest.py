@@ -7,7 +7,7 @@ event loop, where the app, its database engine and the fixtures live.
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 
 from app.cli import app as cli_app
 from app.main import create_app
+from app.pipeline import run_logs
+from app.pipeline.run_logs import Cancelled, RunLog
 from app.pipeline.store import runs_dir
 from tests.support.served import serve_app
 
@@ -127,3 +129,49 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     mask = os.umask(0o022)
     yield work
     os.umask(mask)
+
+
+@dataclass(frozen=True)
+class LogRead:
+    """One read of a flow run's log lines that the API asked of Prefect."""
+
+    flow_run_id: str
+    offset: int
+    limit: int
+    cancelled: Cancelled | None  # the run's row says it was cancelled (app/api/logs.py)
+
+
+# a flow run's whole log at the time of a read (it may change the database meanwhile)
+LogNow = Callable[[LogRead], Awaitable[Sequence[RunLog]]]
+PrefectLogs = Callable[[Mapping[str, Sequence[RunLog]] | LogNow], list[LogRead]]
+
+
+@pytest.fixture
+def prefect_logs(monkeypatch: pytest.MonkeyPatch) -> PrefectLogs:
+    """`reads = prefect_logs(lines)`: Prefect's log lines of flow runs as the API reads them,
+    `lines` by flow run id, or a LogNow for a log that changes from read to read; each read is
+    added to `reads` (before `lines` is asked) and gets its page of the log."""
+
+    def fake(lines: Mapping[str, Sequence[RunLog]] | LogNow) -> list[LogRead]:
+        reads: list[LogRead] = []
+
+        async def read_run_logs(
+            flow_run_id: str,
+            *,
+            limit: int,
+            tail: bool = False,
+            offset: int = 0,
+            cancelled: Cancelled | None = None,
+        ) -> list[RunLog]:
+            read = LogRead(flow_run_id, offset, limit, cancelled)
+            reads.append(read)
+            whole = lines[flow_run_id] if isinstance(lines, Mapping) else await lines(read)
+            if tail:  # the newest `limit` after the newest `offset`, oldest first
+                end = max(len(whole) - offset, 0)
+                return list(whole[max(end - limit, 0) : end])
+            return list(whole[offset : offset + limit])
+
+        monkeypatch.setattr(run_logs, "read_run_logs", read_run_logs)
+        return reads
+
+    return fake

@@ -6,17 +6,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from app.cli import app as cli_app
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
-from app.pipeline import run_logs
 from app.pipeline.run_logs import RunLog
 from app.pipeline.status import STAGE_NAMES, update_pipeline_status
-from tests.cli.conftest import CLI_ENV, Cli
+from tests.cli.conftest import CLI_ENV, Cli, LogRead, PrefectLogs
 from tests.support.postgres import free_port
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -438,7 +436,7 @@ async def test_logs_are_read_from_prefect(cli: Cli) -> None:
 
 
 async def test_logs_go_on_page_by_page_past_the_first_200_lines(
-    cli: Cli, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, prefect_logs: PrefectLogs
 ) -> None:
     """--follow stopped after the API's first 200 lines while the run went on. And a line that
     reached Prefect late, with an earlier time than lines already printed, was missed while the
@@ -446,7 +444,6 @@ async def test_logs_go_on_page_by_page_past_the_first_200_lines(
     await _seed()
     await _add_pending_run(3, flow_run_id="8f2d7c59-2b4e-4a61-9a51-0d3c1c6f1e22")
     sent: list[RunLog] = []
-    asked: list[int] = []
 
     def line(n: int, at: datetime, message: str) -> RunLog:
         return RunLog(f"id-{n}", at, "INFO", "prefect", message, None)
@@ -457,37 +454,29 @@ async def test_logs_go_on_page_by_page_past_the_first_200_lines(
             line(n, T0 + timedelta(seconds=n), f"line {n}") for n in range(start, start + more)
         )
 
-    async def read_run_logs(
-        flow_run_id: str,
-        *,
-        limit: int,
-        tail: bool = False,
-        offset: int = 0,
-        cancelled: object = None,  # a cancelled run's end (app/api/logs.py): none here
-    ) -> list[RunLog]:
-        asked.append(offset)
-        if len(asked) == 4:  # after three pages: a late line, then 20 more, and the run ends
+    async def now(read: LogRead) -> list[RunLog]:
+        if len(reads) == 4:  # after three pages: a late line, then 20 more, and the run ends
             sent.insert(440, line(-1, T0 + timedelta(seconds=439.5), "late"))
             log(20)
             run_id = await _latest_run_id(3)
             await update_pipeline_status(3, None, Status.COMPLETED, run_id=run_id)
-        return sent[offset : offset + limit]
+        return sent
 
     log(450)
-    monkeypatch.setattr(run_logs, "read_run_logs", read_run_logs)
+    reads = prefect_logs(now)
     followed = await cli("logs", "3", "--follow", "--interval", "0.05", "--json")
     printed = [json.loads(line)["message"] for line in followed.stdout.splitlines()]
     assert (followed.exit_code, followed.stderr) == (0, "")
     assert printed == [f"line {n}" for n in range(450)] + ["late"] + [
         f"line {n}" for n in range(450, 470)
     ]
-    assert asked[:5] == [0, 150, 300, 400, 421]
+    assert [read.offset for read in reads[:5]] == [0, 150, 300, 400, 421]
     everything = await cli("logs", "3", "--json")
     assert (everything.exit_code, len(everything.stdout.splitlines())) == (0, 471)
 
 
 async def test_logs_follow_the_run_that_was_latest_when_they_began(
-    cli: Cli, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, prefect_logs: PrefectLogs
 ) -> None:
     """A run started meanwhile (a schedule) was followed from the first run's line count: its
     first lines were never printed, and nothing said the run had changed."""
@@ -505,27 +494,18 @@ async def test_logs_follow_the_run_that_was_latest_when_they_began(
             for n in range(5)
         ],
     }
-    asked: list[str] = []
 
-    async def read_run_logs(
-        flow_run_id: str,
-        *,
-        limit: int,
-        tail: bool = False,
-        offset: int = 0,
-        cancelled: object = None,  # a cancelled run's end (app/api/logs.py): none here
-    ) -> list[RunLog]:
-        asked.append(flow_run_id)
-        if len(asked) == 2:  # the first run ends, and a second one starts
+    async def now(read: LogRead) -> list[RunLog]:
+        if len(reads) == 2:  # the first run ends, and a second one starts
             await update_pipeline_status(3, None, Status.COMPLETED, run_id=followed_id)
             await _add_pending_run(3, flow_run_id=second)
-        return sent[flow_run_id][offset : offset + limit]
+        return sent[read.flow_run_id]
 
-    monkeypatch.setattr(run_logs, "read_run_logs", read_run_logs)
+    reads = prefect_logs(now)
     followed = await cli("logs", "3", "--follow", "--interval", "0.05", "--json")
     printed = [json.loads(line)["message"] for line in followed.stdout.splitlines()]
     assert (followed.exit_code, printed) == (0, ["first 0", "first 1", "first 2"])
-    assert set(asked) == {first}
+    assert {read.flow_run_id for read in reads} == {first}
 
 
 async def _latest_run_id(pipeline_id: int) -> int:

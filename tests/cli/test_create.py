@@ -5,9 +5,13 @@ a pipeline's records come from in terms its user can act on."""
 import json
 import re
 from pathlib import Path
+from typing import cast
 
 import pytest
+import typer.main
+from typer.core import TyperGroup, TyperOption
 
+from app.cli import app as cli_app
 from app.db import get_sessionmaker
 from app.models import Pipeline
 from app.pipeline.store import uploads_dir
@@ -209,3 +213,59 @@ async def test_conflicting_options_are_bad_usage(
         assert result.exit_code == 2
         assert said in " ".join(result.stderr.replace("│", " ").split())
     assert transport.sent == []
+
+
+def _options(command: str) -> list[tuple[list[str], str | None, object, object]]:
+    """`pipeline COMMAND --help`'s options: their names, help, default and default shown."""
+    group = cast(TyperGroup, typer.main.get_command(cli_app))
+    return [
+        (param.opts + param.secondary_opts, param.help, param.default, param.show_default)
+        for param in group.commands[command].params
+        if isinstance(param, TyperOption)
+    ]
+
+
+def test_create_and_run_list_the_same_options_with_the_same_help() -> None:
+    """One definition (app/cli/create.py's NewPipeline) for both: a help text changed in one of
+    two copies would leave the other saying the old."""
+    created = [
+        (["--records", "-n"], "Synthetic records to generate.", None, "1000"),
+        (
+            ["--name"],
+            "The pipeline's name.",
+            None,
+            "cli-N, or the file's name without control characters",
+        ),
+        (
+            ["--file"],
+            "A CSV, JSON Lines or Parquet file (optionally .gz/.bz2/.xz) to upload as the input "
+            "instead of generated records.",
+            None,
+            True,
+        ),
+        (["--format"], "The --file's format, when its name does not tell.", None, True),
+        (
+            ["--input-path"],
+            "A CSV, JSON Lines or Parquet file on the server, relative to its PIPELINE_INPUT_DIR, "
+            "to read instead of generated records (each run reads it again).",
+            None,
+            False,
+        ),
+        (
+            ["--description"],
+            "What the pipeline is for; `pipeline show` prints it.",
+            None,
+            False,
+        ),
+        (["--json"], "Print the API's JSON instead.", False, True),
+    ]
+    assert _options("create") == created
+    run = _options("run")
+    assert [option[0][0] for option in run] == [
+        *(option[0][0] for option in created[:-1]),
+        "--wait",
+        "--timeout",
+        "--interval",
+        "--json",
+    ]
+    assert run[:6] + run[-1:] == created

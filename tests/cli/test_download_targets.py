@@ -193,11 +193,12 @@ async def test_a_trailing_slash_means_a_directory_that_must_exist(
     )
 
 
-async def test_an_existing_file_is_bad_usage_and_a_failed_write_exit_1(
+async def test_an_existing_file_is_bad_usage_and_a_failed_write_exit_9(
     cli: Cli, tmp_path: Path, here: Path
 ) -> None:
     """Both were exit 2, whose usage box the README promised and neither showed: an --output
-    unusable as given is bad usage (the box, exit 2); a write the system refuses is exit 1."""
+    unusable as given is bad usage (the box, exit 2); a write the system refuses is exit 9 (it
+    was 1, a failed run's code)."""
     await completed_run(tmp_path)
     (here / "pipeline-1-run-1-results.csv").write_text("mine\n")
     exists = await cli("download", "1", "--format", "csv", env=WIDE)
@@ -211,9 +212,16 @@ async def test_an_existing_file_is_bad_usage_and_a_failed_write_exit_1(
     )
     full = await cli("download", "1", "--format", "csv", "-o", "/dev/full")  # always ENOSPC
     assert (full.exit_code, full.stdout, full.stderr) == (
-        1,
+        9,
         "",
         "error: cannot write /dev/full: No space left on device\n",
+    )
+    # a directory even root cannot make a file in
+    proc = await cli("download", "1", "--format", "csv", "-o", "/proc/results.csv")
+    assert (proc.exit_code, proc.stdout, proc.stderr) == (
+        9,
+        "",
+        "error: cannot write /proc/results.csv: No such file or directory\n",
     )
     assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
     assert (here / "pipeline-1-run-1-results.csv").read_text() == "mine\n"

@@ -11,8 +11,8 @@ import pytest
 from app.cli import service
 from app.models import Status, utcnow
 from app.pipeline import run_logs
-from app.pipeline.run_logs import Cancelled, RunLog
-from tests.cli.conftest import Cli
+from app.pipeline.run_logs import RunLog
+from tests.cli.conftest import Cli, LogRead, PrefectLogs
 from tests.support.rows import FLOW_RUN_ID, add_pipeline, add_run
 
 T = datetime(2026, 11, 27, 23, 19, 43, tzinfo=UTC)
@@ -36,36 +36,29 @@ async def _cancelled_run() -> int:
     return pipeline_id
 
 
-def _prefect(monkeypatch: pytest.MonkeyPatch, *, line_from_read: int | None) -> list[int]:
+def _prefect(prefect_logs: PrefectLogs, *, line_from_read: int | None) -> list[int]:
     """The run's lines as the API reads them, its `run 1 cancelled …` line from the given read
     on (once its engine's last line reached Prefect); the run ids it was asked to end with."""
     asked: list[int] = []
 
-    async def read_run_logs(
-        flow_run_id: str,
-        *,
-        limit: int,
-        tail: bool = False,
-        offset: int = 0,
-        cancelled: Cancelled | None = None,
-    ) -> list[RunLog]:
-        assert cancelled is not None
-        asked.append(cancelled.run_id)
+    async def now(read: LogRead) -> list[RunLog]:
+        assert read.cancelled is not None
+        asked.append(read.cancelled.run_id)
         lines = list(LINES)
         if line_from_read is not None and len(asked) >= line_from_read:
-            lines.append(run_logs.cancelled_line(cancelled, last=lines[-1]))
-        return lines[offset : offset + limit]
+            lines.append(run_logs.cancelled_line(read.cancelled, last=lines[-1]))
+        return lines
 
-    monkeypatch.setattr(run_logs, "read_run_logs", read_run_logs)
+    prefect_logs(now)
     return asked
 
 
 async def test_the_follower_of_a_cancelled_run_waits_for_the_line_saying_so(
-    cli: Cli, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, prefect_logs: PrefectLogs
 ) -> None:
     pipeline_id = await _cancelled_run()
     monkeypatch.setattr(service, "FOLLOW_GRACE_SECONDS", 0.2)  # ended 10 s ago: long past it
-    asked = _prefect(monkeypatch, line_from_read=12)  # ~0.6 s on, three times the grace
+    asked = _prefect(prefect_logs, line_from_read=12)  # ~0.6 s on, three times the grace
     followed = await cli("logs", str(pipeline_id), "--follow", "--interval", "0.05", "--json")
     printed = [json.loads(line) for line in followed.stdout.splitlines()]
     assert (followed.exit_code, followed.stderr) == (0, "")
@@ -78,13 +71,15 @@ async def test_the_follower_of_a_cancelled_run_waits_for_the_line_saying_so(
     assert len(asked) >= 12 and set(asked) == {1}
 
 
-async def test_the_wait_for_it_is_bounded(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_wait_for_it_is_bounded(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, prefect_logs: PrefectLogs
+) -> None:
     """A server that never adds the line (one from before it did) is waited for a while, not
     forever."""
     pipeline_id = await _cancelled_run()
     monkeypatch.setattr(service, "FOLLOW_GRACE_SECONDS", 0.2)
     monkeypatch.setattr(service, "CANCELLED_LINE_WAIT_SECONDS", 0.5)
-    _prefect(monkeypatch, line_from_read=None)
+    _prefect(prefect_logs, line_from_read=None)
     began = time.monotonic()
     followed = await cli("logs", str(pipeline_id), "--follow", "--interval", "0.05")
     waited = time.monotonic() - began

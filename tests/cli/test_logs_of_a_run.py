@@ -7,9 +7,8 @@ import pytest
 
 from app.cli import service
 from app.models import Status, utcnow
-from app.pipeline import run_logs
 from app.pipeline.run_logs import RunLog
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, LogRead, PrefectLogs
 from tests.support.rows import add_pipeline, add_run
 
 T = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
@@ -17,30 +16,23 @@ EARLIER, LATEST = "8f2d7c59-2b4e-4a61-9a51-0d3c1c6f1e22", "0b4f6a52-2d1c-4c3e-9a
 
 
 @pytest.fixture
-def prefect(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Prefect's lines of the two flow runs; the flow runs whose lines were asked for."""
-    lines = {
-        flow_run: [
-            RunLog(f"{flow_run}-{n}", T + timedelta(seconds=n), "INFO", "p", f"{word} {n}", None)
-            for n in range(2)
-        ]
-        for flow_run, word in ((EARLIER, "earlier"), (LATEST, "latest"))
-    }
-    asked: list[str] = []
+def prefect(prefect_logs: PrefectLogs) -> list[LogRead]:
+    """Prefect's lines of the two flow runs; the reads of them, in order."""
+    return prefect_logs(
+        {
+            flow_run: [
+                RunLog(
+                    f"{flow_run}-{n}", T + timedelta(seconds=n), "INFO", "p", f"{word} {n}", None
+                )
+                for n in range(2)
+            ]
+            for flow_run, word in ((EARLIER, "earlier"), (LATEST, "latest"))
+        }
+    )
 
-    async def read_run_logs(
-        flow_run_id: str,
-        *,
-        limit: int,
-        tail: bool = False,
-        offset: int = 0,
-        cancelled: object = None,
-    ) -> list[RunLog]:
-        asked.append(flow_run_id)
-        return lines[flow_run_id][offset : offset + limit]
 
-    monkeypatch.setattr(run_logs, "read_run_logs", read_run_logs)
-    return asked
+def _flow_runs(reads: list[LogRead]) -> list[str]:
+    return [read.flow_run_id for read in reads]
 
 
 async def _two_runs() -> None:
@@ -52,7 +44,7 @@ async def _two_runs() -> None:
 
 
 async def test_logs_of_an_earlier_run(
-    cli: Cli, prefect: list[str], monkeypatch: pytest.MonkeyPatch
+    cli: Cli, prefect: list[LogRead], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _two_runs()
     earlier = await cli("logs", "1", "--run", "1")
@@ -61,7 +53,7 @@ async def test_logs_of_an_earlier_run(
         "09:30:00.000 INFO    p  earlier 0\n09:30:01.000 INFO    p  earlier 1\n",
         "",
     )
-    assert prefect == [EARLIER]
+    assert _flow_runs(prefect) == [EARLIER]
     latest = await cli("logs", "1")
     assert latest.stdout == "09:30:00.000 INFO    p  latest 0\n09:30:01.000 INFO    p  latest 1\n"
 
@@ -69,11 +61,11 @@ async def test_logs_of_an_earlier_run(
     monkeypatch.setattr(service, "FOLLOW_GRACE_SECONDS", 0.0)
     followed = await cli("logs", "1", "--run", "1", "--follow", "--interval", "0.05")
     assert (followed.exit_code, followed.stdout, followed.stderr) == (0, earlier.stdout, "")
-    assert set(prefect) == {EARLIER, LATEST}
-    assert prefect[-1] == EARLIER
+    assert set(_flow_runs(prefect)) == {EARLIER, LATEST}
+    assert _flow_runs(prefect)[-1] == EARLIER
 
 
-async def test_a_run_that_is_not_the_pipelines_is_refused(cli: Cli, prefect: list[str]) -> None:
+async def test_a_run_that_is_not_the_pipelines_is_refused(cli: Cli, prefect: list[LogRead]) -> None:
     await _two_runs()
     await add_pipeline("other")
     await add_run(2, Status.PENDING, {})
@@ -91,4 +83,4 @@ async def test_a_run_that_is_not_the_pipelines_is_refused(cli: Cli, prefect: lis
         "",
         "no log lines for run 3 of pipeline 2 yet\n",
     )
-    assert prefect == []
+    assert _flow_runs(prefect) == []

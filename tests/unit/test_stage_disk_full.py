@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from app.pipeline import disk, generator, work
+from app.pipeline import disk, generator, sent_lines, work
 from app.pipeline.disk import NoSpaceError, Refusal, freeing_space, refusal
 from app.pipeline.inputs import InputError
 from app.pipeline.store import RunFiles
@@ -96,6 +96,32 @@ def test_a_last_attempt_out_of_space_keeps_only_the_rejects(data_dir: Path, tmp_
     rejects = pl.read_parquet(files.rejects)
     assert rejects.select("id", "reject_reason").rows() == [
         ("2", "unknown category (must be A, B, C or D)")
+    ]
+
+
+def test_a_last_attempt_out_of_space_keeps_the_rejected_lines_as_sent(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """A JSON Lines input's rejected lines are kept with the rejects (app/pipeline/sent_lines):
+    without them its rejects download says 5000.0 for the 5000 sent."""
+    source = tmp_path / "input.jsonl"
+    line = '{"id": %d, "name": "a", "category": "%s", "value": %s, "quantity": 1, '
+    line += '"is_active": true, "created_at": "2026-01-01"}\n'
+    source.write_text(line % (1, "A", "12.5") + line % (2, "A", "5000"))
+    files = RunFiles.for_run(1)
+    work.generate(
+        files, record_count=0, seed=1, batch_rows=1, source=work.InputSource(source, "jsonl")
+    )
+    assert work.ingest(files) == work.StageOutput(2, 1, 1)
+    work.process(files)
+    work.transform(files)
+    fill(data_dir)
+    with pytest.raises(NoSpaceError):
+        freeing_space(lambda: work.export(files), files, "export", last_attempt=True)
+    assert sorted(files.root.iterdir()) == [files.rejects, sent_lines.sent_path(files.rejects)]
+    assert sent_lines.as_sent(files.rejects).collect().to_series().to_list() == [
+        (line % (2, "A", "5000")).removesuffix("}\n")
+        + ', "reject_reason": "value out of range [10, 1000]"}'
     ]
 
 

@@ -1,23 +1,19 @@
-// The pipeline page, live: polls its progress region (server-rendered HTML) and, on a loop of its
-// own, the log tail while the latest run is pending or running, without reloading the page; not
-// at all while the tab is hidden. Runs the buttons; Delete pipeline asks first.
+// The pipeline page, live: polls its progress region (server-rendered HTML) without reloading the
+// page, and has log_tail.js follow the latest run's lines; not at all while the tab is hidden.
+// Runs the buttons; Delete pipeline asks first.
 "use strict";
 
 (() => {
   const POLL_MS = 1000;
   const FETCH_TIMEOUT_MS = 10000; // the logs come from Prefect, which may not answer at all
   const ACTIVE = new Set(["pending", "running"]);
-  const LOG_LINES = 200; // the logs endpoint's maximum
-  const POLLS_AFTER_FINISH = 5; // Prefect receives a run's last log lines a little late
+  const POLLS_AFTER_FINISH = 5; // polls 2 s apart after a run ends, then one each IDLE_MS
   const IDLE_MS = 10000; // no run in flight: a scheduled run, or one started elsewhere, shows
 
   let progress = null;
   let pipelineId = "";
   let timer = null;
   let pollsLeft = POLLS_AFTER_FINISH;
-  let logsTimer = null;
-  let logsBusy = false;
-  let logPollsLeft = POLLS_AFTER_FINISH;
   let trouble = ""; // what the last failed poll said; cleared by the next poll that works
   let keyAsked = false; // once per streak of 401s: the key field must not keep taking the focus
   let leaving = false; // deleted: the list is loading, the polls have nothing left to say
@@ -104,7 +100,7 @@
       if (response.status === 404) {
         // deleted elsewhere: nothing left to watch or to act on
         leaving = true;
-        clearTimeout(logsTimer);
+        LogTail.stop();
         for (const button of document.querySelectorAll("#actions button")) button.hidden = true;
         document.getElementById("action-message").textContent =
           `${body}: it was deleted. The list of pipelines is at /.`;
@@ -134,9 +130,8 @@
     }
     keyAsked = false;
     if (ACTIVE.has(status())) {
-      pollsLeft = logPollsLeft = POLLS_AFTER_FINISH;
-      // the logs loop stops some polls after a run ends; a new run starts it again
-      if (!document.hidden && !logsBusy && logsTimer === null) refreshLogs();
+      pollsLeft = POLLS_AFTER_FINISH;
+      LogTail.follow(); // it stops some time after a run ends; a new run starts it again
       schedule(POLL_MS);
     } else if (inFlight()) {
       schedule(2 * POLL_MS); // an older run: the buttons change when it ends
@@ -146,55 +141,6 @@
     } else {
       schedule(IDLE_MS); // never stop watching: Run again must not start a second run
     }
-  }
-
-  const logLine = (line) =>
-    `${line.timestamp.slice(11, 19)} ${line.level.padEnd(7)} ${line.message}`;
-
-  /** The log tail, on a loop of its own: Prefect may be slow, and the progress must not wait. */
-  async function refreshLogs() {
-    clearTimeout(logsTimer);
-    logsTimer = null;
-    logsBusy = true;
-    const tail = document.getElementById("log-tail");
-    let text;
-    let ok = true;
-    if (!progress.dataset.runId) {
-      text = "No run yet.";
-    } else {
-      try {
-        const response = await Dashboard.api(
-          `/api/pipelines/${pipelineId}/logs?limit=${LOG_LINES}&tail=true`,
-          timed(),
-        );
-        ok = response.ok;
-        if (ok) {
-          const lines = await response.json();
-          text = lines.length ? lines.map(logLine).join("\n") : "No log lines yet.";
-        } else {
-          text = `Logs unavailable: ${await Dashboard.errorText(response)}`;
-        }
-      } catch (error) {
-        ok = false;
-        text = `Logs unavailable: ${reason(error)}.`;
-      }
-    }
-    logsBusy = false;
-    if (tail.textContent !== text) {
-      const atBottom = tail.scrollTop + tail.clientHeight >= tail.scrollHeight - 4;
-      tail.textContent = text;
-      if (atBottom) tail.scrollTop = tail.scrollHeight;
-    }
-    const active = ACTIVE.has(status());
-    if (active) {
-      logPollsLeft = POLLS_AFTER_FINISH;
-    } else if (logPollsLeft > 0) {
-      logPollsLeft -= 1;
-    } else {
-      return; // the progress loop starts it again with the next run
-    }
-    if (document.hidden || leaving) return; // visibilitychange starts it again
-    logsTimer = setTimeout(refreshLogs, (ok ? (active ? 1 : 2) : 5) * POLL_MS);
   }
 
   /** The schedule Prefect keeps for the pipeline, and when it next runs (times in UTC). */
@@ -287,7 +233,7 @@
       });
       if (response.ok) {
         leaving = true; // and the button stays disabled until the list replaces this page
-        clearTimeout(logsTimer);
+        LogTail.stop();
         Dashboard.leaveNotice(`Pipeline ${named} was deleted.`);
         location.assign("/");
         return;
@@ -311,11 +257,10 @@
     document.addEventListener("visibilitychange", () => {
       if (document.hidden) {
         clearTimeout(timer);
-        clearTimeout(logsTimer);
-        logsTimer = null;
+        LogTail.stop();
       } else {
         refresh();
-        if (!logsBusy) refreshLogs();
+        LogTail.resume();
       }
     });
     // without JavaScript these say that they need it (the page is never live then)
@@ -323,7 +268,13 @@
     document.getElementById("schedule").textContent = "…";
     updateActions();
     refresh();
-    refreshLogs();
+    LogTail.start({
+      pipelineId,
+      run: () => ({ id: progress.dataset.runId, status: status() }),
+      leaving: () => leaving,
+      timed,
+      reason,
+    });
     showSchedule();
   });
 })();

@@ -1,0 +1,91 @@
+"""A setting the stack's processes cannot read is said before `make up` starts any of them, or
+`make doctor` checks anything (app/settings_check.py): it failed the first process with
+pydantic's traceback, and a DATABASE_URL that is not one failed the stack's lock with
+SQLAlchemy's."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.config import ENV_FILE, PROJECT_ROOT, Settings
+from app.settings_check import problems, refusal
+from tests.support.postgres import free_port
+
+FORMS = "write sqlite:///path/to/pipelines.db or postgresql://user:password@host:5432/database"
+NOT_AN_INTEGER = "input should be a valid integer, unable to parse string as an integer"
+FIX = f"in the environment or in {ENV_FILE} (the README's Configuration lists each setting)"
+
+
+def test_each_refused_setting_is_named_with_its_value_and_what_is_wrong() -> None:
+    env = {"PIPELINE_MAX_UPLOAD_BYTES": "abc", "pipeline_max_input_columns": "0"}
+    assert problems(env) == [
+        f"PIPELINE_MAX_UPLOAD_BYTES='abc': {NOT_AN_INTEGER}",
+        "PIPELINE_MAX_INPUT_COLUMNS='0': input should be greater than or equal to 7",
+    ]
+
+
+def test_a_database_url_is_named_without_its_value_which_may_hold_a_password() -> None:
+    assert problems({"DATABASE_URL": "postgres:secret@db/x"}) == [
+        f"DATABASE_URL: not a database URL; {FORMS}"
+    ]
+    assert problems({"DATABASE_URL": "mysql://app:secret@db/x"}) == [
+        f"DATABASE_URL: a mysql database is not supported; {FORMS}"
+    ]
+
+
+def test_usable_settings_and_an_empty_environment_have_no_problem() -> None:
+    assert problems({}) == []
+    assert refusal({"DATABASE_URL": "postgresql://app@db:5432/x", "PIPELINE_TASK_TAGS": ""}) is None
+
+
+def test_the_service_itself_refuses_a_database_url_that_is_not_one() -> None:
+    """Every process reads Settings: the API and flow runs say the same, not SQLAlchemy's
+    ArgumentError at the first connection."""
+    with pytest.raises(ValidationError, match="not a database URL; write sqlite:///"):
+        Settings(database_url="nonsense")
+
+
+def test_the_refusal_says_one_setting_or_several() -> None:
+    assert refusal({"PIPELINE_MAX_UPLOAD_BYTES": "abc"}) == (
+        "a setting the stack's processes read cannot be used:\n"
+        f"  PIPELINE_MAX_UPLOAD_BYTES='abc': {NOT_AN_INTEGER}\n"
+        f"set it right {FIX}"
+    )
+    assert refusal({"PIPELINE_MAX_UPLOAD_BYTES": "abc", "DATABASE_URL": "x"}) == (
+        "settings the stack's processes read cannot be used:\n"
+        f"  DATABASE_URL: not a database URL; {FORMS}\n"
+        f"  PIPELINE_MAX_UPLOAD_BYTES='abc': {NOT_AN_INTEGER}\n"
+        f"set them right {FIX}"
+    )
+
+
+@pytest.mark.parametrize(("command", "exit_code"), [("up", 8), ("doctor", 1)])
+def test_make_up_and_doctor_refuse_a_bad_setting_before_anything_starts(
+    tmp_path: Path, command: str, exit_code: int
+) -> None:
+    state = tmp_path / "state"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PIPELINE_DATA_DIR")},
+        "PIPELINE_MAX_UPLOAD_BYTES": "abc",
+    }
+    ports = [f"--prefect-port={free_port()}", f"--api-port={free_port()}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "app.devstack", command, f"--state-dir={state}", *ports],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (exit_code, "")
+    assert done.stderr == (
+        "error: a setting the stack's processes read cannot be used:\n"
+        f"  PIPELINE_MAX_UPLOAD_BYTES='abc': {NOT_AN_INTEGER}\n"
+        f"set it right {FIX}\n"
+    )
+    assert not state.exists()  # nothing made: no log directory, no database, no lock
