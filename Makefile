@@ -65,8 +65,12 @@ TEST_WORKERS ?= 3
 test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + PostgreSQL, end to end
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
-clean: down  ## stops the stack, then deletes var/ (database, Prefect's home, run files, logs) and the caches
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+# with STATE_DIR, that stack's state directory instead of var/, once app/stack_clean.py has
+# checked it is one (never /, $HOME or this checkout); its own Python without the venv
+CLEAN_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+clean: down  ## stops the stack, then deletes its state directory (var/, or STATE_DIR: database, Prefect's home, run files, logs) and the caches
+	$(if $(STATE_DIR),$(CLEAN_PYTHON) -m app.stack_clean '$(STATE_DIR)',rm -rf var)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
 
 chaos: install-dev  ## the load test: a burst of BURST_TRIGGERS (200) triggers, 2 workers, PostgreSQL
 	$(BIN)/pytest -m chaos -s

@@ -65,6 +65,10 @@ class Settings(AccessSettings, LivenessSettings):
     prefect_timeout_seconds: float = Field(
         default=10.0, gt=0, validation_alias=AliasChoices("PIPELINE_PREFECT_TIMEOUT_SECONDS")
     )
+    # one API request's time on Prefect in all, retries included (app/pipeline/prefect_budget.py)
+    prefect_request_seconds: float = Field(
+        default=20.0, gt=0, validation_alias=AliasChoices("PIPELINE_PREFECT_REQUEST_SECONDS")
+    )
 
     input_dir: Path | None = Field(
         default=None,

@@ -15,6 +15,7 @@ from app.api.limits import BodySizeLimit
 from app.api.query_once import QueryOnce
 from app.config import get_settings
 from app.db import get_engine
+from app.pipeline.prefect_budget import PrefectBudget
 from app.pipeline.tls import share_tls_contexts
 from app.pipeline.watchdog import Watchdog
 from app.web import docs
@@ -59,6 +60,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimit)
     app.add_middleware(AllowedHosts)  # before the body is read; inside HeadAsGet: no body
     app.add_middleware(HeadAsGet)
+    app.add_middleware(PrefectBudget)  # each request's time on Prefect, retries and all, bounded
     return app
 
 

@@ -9,7 +9,13 @@ from app import idempotency
 from app.db import lock_for_write
 from app.models import Pipeline, PipelineRun, Status
 from app.pipeline.status import UNFINISHED
-from app.service import ConflictError, get_latest_run, launch, pending_run
+from app.service import (
+    ConflictError,
+    get_latest_run,
+    launch,
+    pending_run,
+    refuse_gone_input,
+)
 
 RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED})
 
@@ -27,6 +33,7 @@ async def retry_run(
     )
     if seen:
         return seen
+    refuse_gone_input(pipeline)
     latest = await _latest_run_locked(session, pipeline_id)
     if latest is not None and latest.status in RETRYABLE:
         # the request's key, or one per failed run: a key's unique index settles any race left

@@ -1,6 +1,7 @@
 """Pipelines and their runs: the queries and the trigger sequence the API routes call."""
 
 import logging
+from pathlib import Path
 
 from sqlalchemy import func, select, true
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +14,7 @@ from app.api.pipeline_out import pipeline_out
 from app.api.pipeline_out import run_out as run_out  # the routes' service.run_out
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus
 from app.models import Pipeline, PipelineRun, Status
-from app.pipeline import orchestrator
+from app.pipeline import input_gone, orchestrator
 from app.pipeline.inputs import CheckedInput
 from app.pipeline.status import UNFINISHED, flow_run_key, new_stage_rows
 from app.pipeline.transient import is_transient
@@ -189,6 +190,7 @@ async def start_run(
     )
     if seen:
         return seen
+    refuse_gone_input(pipeline)
     run = pending_run(pipeline, key)
     session.add(run)
     try:
@@ -216,7 +218,8 @@ async def launch(
     )
     made = withdrawal.Made(run_id, pipeline_id, with_pipeline, keyed)
     try:
-        # no connection held while Prefect answers (minutes of retries) or the withdrawal takes one
+        # no connection held while Prefect answers (up to PIPELINE_PREFECT_REQUEST_SECONDS) or
+        # the withdrawal takes one
         await session.commit()
         flow_run = await orchestrator.trigger_run(
             pipeline_id=pipeline_id,
@@ -231,6 +234,8 @@ async def launch(
             if not is_transient(db_error):
                 raise
             raise withdrawal.not_withdrawn(exc, db_error, made) from db_error
+        if withdrawn and isinstance(exc, orchestrator.PrefectTimedOutError):
+            raise exc.withdrawn() from None  # what Prefect may still do with it: nothing runs
         if withdrawn or not isinstance(exc, Exception):
             raise
         logger.warning("run %d: its trigger failed (%s), but a flow run took it: kept", run_id, exc)
@@ -258,6 +263,13 @@ async def _fresh(session: AsyncSession, run_id: int) -> PipelineRun:
 
 class ConflictError(RuntimeError):
     """The request does not fit the pipeline's current state (answered with 409)."""
+
+
+def refuse_gone_input(pipeline: Pipeline) -> None:
+    """A run of a pipeline whose input file is gone would fail at its first stage: a 409 saying
+    so, and what to do, instead of a 202 and a failed run (a file removed later fails the run)."""
+    if pipeline.input_path and (gone := input_gone.gone(Path(pipeline.input_path))):
+        raise ConflictError(f"pipeline {pipeline.id} cannot run: {gone}")
 
 
 async def list_runs(

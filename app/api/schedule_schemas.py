@@ -13,13 +13,17 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 
 from app.api.echoed import said_number
+from app.api.field_problems import shown
 from app.api.schemas import few_unknown_fields
 from app.pipeline.schedules import cron_problem
+from app.schedule_intervals import LONGEST_INTERVAL, SHORTEST_INTERVAL
 
 EARLIEST_ANCHOR = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_ANCHOR = datetime(2200, 1, 1, tzinfo=UTC)
@@ -31,8 +35,7 @@ _ANCHOR = (
     "if omitted. GET answers the schedule's: sent back, its runs keep their times."
 )
 
-
-SHORTEST_INTERVAL, LONGEST_INTERVAL = 10, 366 * 86_400
+_ANCHOR_LIKE = "like 2026-01-01T06:00:00Z (UTC) or 2026-01-01T06:00:00+01:00"
 
 
 def _within_a_year(value: object) -> object:
@@ -80,11 +83,18 @@ class ScheduleIn(BaseModel):
         AwareDatetime | None, Field(description=_ANCHOR, examples=["2026-01-01T06:00:00Z"])
     ] = None
     timezone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "UTC"
-    active: StrictBool = True
+    active: Annotated[
+        StrictBool,
+        Field(
+            description="false: set it paused. A PUT replaces the whole schedule: left out, a "
+            "paused schedule is active again."
+        ),
+    ] = True
     # ScheduleOut's own fields: a schedule read back can be sent back whole
     pipeline_id: Annotated[int | None, _READ_ONLY] = None
     schedule_id: Annotated[str | None, _READ_ONLY] = None
     next_run_at: Annotated[datetime | None, _READ_ONLY] = None
+    pipeline_exists: Annotated[bool | None, _READ_ONLY] = None  # GET /api/schedules's
 
     @model_validator(mode="before")
     @classmethod
@@ -98,6 +108,27 @@ class ScheduleIn(BaseModel):
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("anchor_date", mode="wrap")
+    @classmethod
+    def _anchor_in_a_timezone(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler
+    ) -> datetime | None:
+        """pydantic said "Input should have timezone info", with no example of one."""
+        try:
+            anchor: datetime | None = handler(value)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == "timezone_aware":
+                raise ValueError(
+                    f"needs its UTC offset, {_ANCHOR_LIKE}; got {shown(value)}"
+                ) from None
+            if exc.errors()[0]["type"].startswith(("datetime_", "date_")):
+                raise ValueError(
+                    f"must be a date and time with its UTC offset, {_ANCHOR_LIKE}; "
+                    f"got {shown(value)}"
+                ) from None
+            raise
+        return anchor
 
     @field_validator("anchor_date")
     @classmethod
@@ -154,4 +185,15 @@ class ScheduleOut(BaseModel):
     active: bool
     next_run_at: datetime | None = Field(
         description="when the schedule next fires (Prefect's date rules); null while paused"
+    )
+
+
+class ListedSchedule(ScheduleOut):
+    """A schedule as GET /api/schedules lists it: also one whose pipeline no longer exists."""
+
+    pipeline_exists: bool = Field(
+        description="false: the pipeline is gone (deleted while its schedule was being set, a "
+        "crash, a restored backup) but Prefect still keeps its schedule, which makes runs that end "
+        "Cancelled without running anything; remove it with DELETE "
+        "/api/pipelines/{pipeline_id}/schedule"
     )

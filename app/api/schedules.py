@@ -1,19 +1,22 @@
 """Routes of pipeline schedules: set, read, pause, resume, remove, list — kept in Prefect."""
 
+from contextlib import suppress
 from datetime import UTC, timedelta
 
 from fastapi import APIRouter, HTTPException, Response, status
 from prefect.client.schemas.objects import DeploymentSchedule
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from sqlalchemy import select
 
 from app import removal
 from app.api.auth import ReadAccess, WriteAccess
 from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
 from app.api.no_body import no_body
-from app.api.schedule_schemas import ScheduleIn, ScheduleOut
+from app.api.schedule_schemas import ListedSchedule, ScheduleIn, ScheduleOut
 from app.api.schemas import errors
+from app.db import get_sessionmaker
 from app.models import Pipeline
-from app.pipeline import schedules
+from app.pipeline import orchestrator, schedules
 
 router = APIRouter(tags=["schedules"], dependencies=[ReadAccess], responses=errors(401, 403, 503))
 ONE = errors(404, 422)  # a route of one pipeline's schedule
@@ -36,6 +39,24 @@ async def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
     )
 
 
+async def _not_found(pipeline_id: int) -> HTTPException:
+    """The 404 of a pipeline that does not exist, saying so of a schedule it left in Prefect."""
+    with suppress(orchestrator.PrefectUnavailableError):  # then the pipeline's 404 is all
+        if pipeline_id in await schedules.read_pipeline_schedules():
+            return HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"pipeline {pipeline_id} not found, but its schedule is still in Prefect, making "
+                "runs that end Cancelled without running anything; remove it with "
+                f"DELETE /api/pipelines/{pipeline_id}/schedule",
+            )
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"pipeline {pipeline_id} not found")
+
+
+async def _exists(pipeline_id: int) -> bool:
+    async with get_sessionmaker()() as session:  # not the request's: its snapshot may be older
+        return await session.get(Pipeline, pipeline_id) is not None
+
+
 def _gone(pipeline_id: int) -> HTTPException:
     return HTTPException(
         status.HTTP_404_NOT_FOUND,
@@ -52,36 +73,56 @@ def _none(pipeline_id: int) -> HTTPException:
 
 
 @router.get("/api/schedules")
-async def list_schedules() -> list[ScheduleOut]:
-    """Every pipeline schedule, by pipeline id."""
+async def list_schedules(session: SessionDep) -> list[ListedSchedule]:
+    """Every pipeline schedule, by pipeline id; also one whose pipeline no longer exists
+    (`pipeline_exists` false), to be removed with DELETE /api/pipelines/{id}/schedule."""
     found = await schedules.read_pipeline_schedules()
-    return [await _out(pipeline_id, found[pipeline_id]) for pipeline_id in sorted(found)]
+    ids = select(Pipeline.id).where(Pipeline.id.in_(found))
+    existing = set((await session.execute(ids)).scalars()) if found else set()
+    return [
+        ListedSchedule(
+            **(await _out(pipeline_id, found[pipeline_id])).model_dump(),
+            pipeline_exists=pipeline_id in existing,
+        )
+        for pipeline_id in sorted(found)
+    ]
 
 
 @router.put(
     "/api/pipelines/{pipeline_id}/schedule",
     dependencies=[WriteAccess],
-    responses=errors(403, 404, 413, 415, 422),
+    responses=errors(403, 404, 409, 413, 415, 422),
 )
 async def set_schedule(pipeline: PipelineDep, data: ScheduleIn) -> ScheduleOut:
-    """Create or replace the pipeline's schedule; each scheduled run is a run of the pipeline."""
-    schedule = await schedules.set_pipeline_schedule(
-        pipeline_id=pipeline.id,
-        record_count=pipeline.record_count,
-        schedule=data.to_prefect(),
-        active=data.active,
+    """Create or replace the pipeline's whole schedule (a field left out takes its default:
+    `active` true); each scheduled run is a run of the pipeline."""
+    for _ in range(2):  # once more when a request at the same time removed it as it was set
+        schedule = await schedules.set_pipeline_schedule(
+            pipeline_id=pipeline.id,
+            record_count=pipeline.record_count,
+            schedule=data.to_prefect(),
+            active=data.active,
+        )
+        if await removal.drop_schedule_if_removed(pipeline.id):  # deleted meanwhile
+            raise _gone(pipeline.id)
+        if schedule is not None:
+            return await _out(pipeline.id, schedule)
+    raise HTTPException(
+        status.HTTP_409_CONFLICT,
+        f"pipeline {pipeline.id}'s schedule was removed by other requests each time this one set "
+        f"it; see whether it has one with GET /api/pipelines/{pipeline.id}/schedule, and set it "
+        f"again with PUT /api/pipelines/{pipeline.id}/schedule",
     )
-    if await removal.drop_schedule_if_removed(pipeline.id):  # deleted meanwhile
-        raise _gone(pipeline.id)
-    return await _out(pipeline.id, schedule)
 
 
 @router.get("/api/pipelines/{pipeline_id}/schedule", responses=ONE)
-async def read_schedule(pipeline: PipelineDep) -> ScheduleOut:
-    found = (await schedules.read_pipeline_schedules()).get(pipeline.id)
+async def read_schedule(session: SessionDep, pipeline_id: PipelineId) -> ScheduleOut:
+    if await session.get(Pipeline, pipeline_id) is None:
+        raise await _not_found(pipeline_id)
+    found = (await schedules.read_pipeline_schedules()).get(pipeline_id)
     if found is None:
-        raise _none(pipeline.id)
-    return await _out(pipeline.id, found)
+        raise _none(pipeline_id)
+    return await _out(pipeline_id, found)
 
 
 @router.post(
@@ -121,6 +162,6 @@ async def _set_active(pipeline: Pipeline, *, active: bool) -> ScheduleOut:
     schedule = await schedules.set_pipeline_schedule_active(
         pipeline.id, active, record_count=pipeline.record_count
     )
-    if schedule is None:
-        raise _none(pipeline.id)
+    if schedule is None:  # it had none, or a DELETE at the same time removed it, or its pipeline
+        raise _none(pipeline.id) if await _exists(pipeline.id) else await _not_found(pipeline.id)
     return await _out(pipeline.id, schedule)

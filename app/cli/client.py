@@ -13,10 +13,12 @@ import httpx
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 TIMEOUT_SECONDS = 30.0  # to connect, to send, and for a read's answer
-# A write's answer (and GET /ready's) may wait on Prefect, whose client retries a failing call
-# for up to ~2 min 14 s before the API answers: giving up sooner leaves a request that may
-# still complete
+# A write's answer (and GET /ready's) may wait on Prefect (the API gives each request 20 s of it,
+# PIPELINE_PREFECT_REQUEST_SECONDS) and on a failed trigger's clean-up through a database outage
+# (30 s): giving up sooner leaves a request that may still complete
 ANSWER_SECONDS = 150.0
+# where the API's log is: the CLI does not know the stack's state directory
+API_LOG = "under `make up`: api.log in <STATE_DIR>/log, var/log by default"
 QUICK = httpx.Timeout(TIMEOUT_SECONDS)  # a read of rows the API has
 PATIENT = httpx.Timeout(TIMEOUT_SECONDS, read=ANSWER_SECONDS)  # what may wait on Prefect
 
@@ -32,7 +34,7 @@ class ExitCode(IntEnum):
     UNAUTHORIZED = 5  # 401: missing or wrong API key
     SERVER_ERROR = 6  # the API or a service behind it failed (5xx, e.g. Prefect unreachable)
     TIMEOUT = 7  # gave up waiting: --timeout passed, or the API did not answer in time
-    STACK_FAILED = 8  # `up`: a part of the stack did not start
+    STACK_FAILED = 8  # `up`: a part of the stack did not start, or one exited (all stop)
     WRITE_FAILED = 9  # `download`: the file could not be written (no permission, disk full)
     BUG = 70  # an unexpected error in `pipeline` itself
     INTERRUPTED = 130  # Ctrl-C: a run followed goes on; a write may still complete
@@ -48,7 +50,7 @@ EXIT_CODES_HELP = """Exit codes:
 - 5 the API key is missing or wrong (set PIPELINE_API_KEY)
 - 6 the API or Prefect behind it failed (5xx)
 - 7 gave up waiting: --timeout passed before the run ended, or the API did not answer in time
-- 8 up: the stack did not start
+- 8 up: the stack did not start, or one of its processes exited (the whole stack stops)
 - 9 download: could not write the file (no permission, disk full)
 - 70 a bug in pipeline itself
 - 130 interrupted (Ctrl-C): a run being followed goes on, a write may still complete
@@ -174,7 +176,7 @@ class Api:
             )
             if method == "GET":
                 doctor = "" if path == "/ready" else " and `pipeline doctor`"
-                hint = f"check its log (var/log/api.log under `make up`){doctor}"
+                hint = f"check its log ({API_LOG}){doctor}"
             else:
                 hint = f"the request may still complete; check with `{_check_with(path)}`"
             raise CliError(f"the API at {self.url} {within}; {hint}", ExitCode.TIMEOUT) from None

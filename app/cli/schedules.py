@@ -1,6 +1,9 @@
 """`pipeline schedule …`: a pipeline's schedule, kept by Prefect — set, show, pause, resume, remove;
 and `pipeline schedules`, every one of them."""
 
+import contextlib
+import re
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -9,6 +12,8 @@ from rich.table import Table
 
 from app.cli import render
 from app.cli.base import JsonOption, PipelineId, api, app, command, print_json, stdout
+from app.cli.client import CliError
+from app.schedule_intervals import EVERY_FORMS, interval_seconds
 
 group = typer.Typer(
     name="schedule",
@@ -16,6 +21,32 @@ group = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(group)
+
+
+# The API's words for what these commands take: its body's fields (at the start of each of a
+# 422's problems) are options here, and its endpoints commands
+_OPTIONS = {"cron": "--cron", "interval_seconds": "--every", "anchor_date": "--anchor"}
+_IN_CLI_TERMS = (
+    (re.compile(r"(^|; )(cron|interval_seconds|anchor_date|timezone): "), None),
+    (re.compile(r"DELETE /api/pipelines/(\d+)/schedule"), r"pipeline schedule remove \1"),
+    (re.compile(r"GET /api/pipelines/(\d+)/schedule"), r"pipeline schedule show \1"),
+)
+
+
+def _option(match: re.Match[str]) -> str:
+    return f"{match[1]}{_OPTIONS.get(match[2], f'--{match[2]}')}: "
+
+
+@contextlib.contextmanager
+def _said_here() -> Iterator[None]:
+    """The API's refusals in the terms of these commands: `--anchor: …`, not `anchor_date: …`."""
+    try:
+        yield
+    except CliError as exc:
+        text = exc.message
+        for pattern, replacement in _IN_CLI_TERMS:
+            text = pattern.sub(replacement or _option, text)
+        raise CliError(text, exc.code) from None
 
 
 def _when(schedule: dict[str, Any]) -> str:
@@ -50,13 +81,17 @@ def set_(
         typer.Option(help="A cron expression, e.g. '0 6 * * 1-5' (06:00 on weekdays)."),
     ] = None,
     every: Annotated[
-        int | None, typer.Option(help="An interval in seconds instead (at least 10).", min=10)
+        str | None,
+        typer.Option(
+            help=f"An interval instead: {EVERY_FORMS} (10 seconds to 366 days).",
+            show_default=False,
+        ),
     ] = None,
     anchor: Annotated[
         str | None,
         typer.Option(
-            help="With --every: the runs fall at this time plus whole intervals, e.g. "
-            "2026-01-01T06:00:00Z (the time of the command without it)."
+            help="With --every: the runs fall at this time plus whole intervals; a date and time "
+            "with its UTC offset, e.g. 2026-01-01T06:00:00Z (the time of the command without it)."
         ),
     ] = None,
     timezone: Annotated[
@@ -65,41 +100,56 @@ def set_(
     paused: Annotated[bool, typer.Option("--paused", help="Set it, but paused.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create or replace the pipeline's schedule: a cron expression or an interval."""
+    """Create or replace the pipeline's whole schedule: a cron expression or an interval (a
+    paused schedule set again without --paused is active again)."""
     if (cron is None) == (every is None):
         raise typer.BadParameter("give exactly one of --cron or --every", param_hint="--cron")
     body: dict[str, Any] = {"timezone": timezone, "active": not paused}
     if anchor is not None and every is None:
         raise typer.BadParameter("--anchor goes with --every, not --cron", param_hint="--anchor")
-    body.update({"cron": cron} if cron is not None else {"interval_seconds": every})
+    if every is not None:
+        try:
+            body["interval_seconds"] = interval_seconds(every)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--every") from None
+    else:
+        body["cron"] = cron
     if anchor is not None:
         body["anchor_date"] = anchor
-    schedule = api(ctx).request("PUT", f"/api/pipelines/{pipeline_id}/schedule", json=body)
+    with _said_here():
+        schedule = api(ctx).request("PUT", f"/api/pipelines/{pipeline_id}/schedule", json=body)
     _print(schedule, as_json=as_json)
 
 
 @command("show", group=group)
 def show(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
     """The pipeline's schedule and when it next runs."""
-    _print(api(ctx).get(f"/api/pipelines/{pipeline_id}/schedule"), as_json=as_json)
+    with _said_here():
+        schedule = api(ctx).get(f"/api/pipelines/{pipeline_id}/schedule")
+    _print(schedule, as_json=as_json)
 
 
 @command("pause", group=group)
 def pause(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
     """Stop starting runs (those waiting are removed) until resumed."""
-    _print(api(ctx).post(f"/api/pipelines/{pipeline_id}/schedule/pause"), as_json=as_json)
+    with _said_here():
+        schedule = api(ctx).post(f"/api/pipelines/{pipeline_id}/schedule/pause")
+    _print(schedule, as_json=as_json)
 
 
 @command("resume", group=group)
 def resume(ctx: typer.Context, pipeline_id: PipelineId, as_json: JsonOption = False) -> None:
     """Start runs on the schedule again."""
-    _print(api(ctx).post(f"/api/pipelines/{pipeline_id}/schedule/resume"), as_json=as_json)
+    with _said_here():
+        schedule = api(ctx).post(f"/api/pipelines/{pipeline_id}/schedule/resume")
+    _print(schedule, as_json=as_json)
 
 
 @command("remove", group=group)
 def remove(ctx: typer.Context, pipeline_id: PipelineId) -> None:
     """Remove the pipeline's schedule (its runs so far are kept)."""
-    api(ctx).request("DELETE", f"/api/pipelines/{pipeline_id}/schedule")
+    with _said_here():
+        api(ctx).request("DELETE", f"/api/pipelines/{pipeline_id}/schedule")
     stdout().print(f"pipeline {pipeline_id}: schedule removed")
 
 
@@ -118,5 +168,18 @@ def schedules(ctx: typer.Context, as_json: JsonOption = False) -> None:
     table.add_column("when")
     table.add_column("next run (UTC)", no_wrap=True)
     for schedule in found:
-        table.add_row(str(schedule["pipeline_id"]), _when(schedule), _next(schedule))
+        gone = not schedule.get("pipeline_exists", True)
+        table.add_row(
+            str(schedule["pipeline_id"]),
+            _when(schedule),
+            "pipeline gone" if gone else _next(schedule),
+        )
     stdout().print(table)
+    for schedule in found:
+        if not schedule.get("pipeline_exists", True):
+            pipeline_id = schedule["pipeline_id"]
+            stdout().print(
+                f"pipeline {pipeline_id} no longer exists; its schedule makes runs that end "
+                f"Cancelled; remove it with pipeline schedule remove {pipeline_id}",
+                soft_wrap=True,
+            )

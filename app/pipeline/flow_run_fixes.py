@@ -1,13 +1,15 @@
 """The states the watchdog sets on flow runs Prefect shows wrongly: a crash, the cancel of a run
-no process will start, the end this service's row already has; each only while the flow run is
-where the watchdog read it."""
+no process will start, the end this service's row already has, a flow run scheduled again that
+crashed before it began; each only while the flow run is where the watchdog read it."""
 
+from datetime import datetime
 from enum import Enum
 from typing import Any
 from uuid import UUID
 
 from prefect.client.schemas.objects import State, StateType
-from prefect.states import Cancelled, Cancelling, Completed, Crashed
+from prefect.client.schemas.responses import SetStateStatus
+from prefect.states import Cancelled, Cancelling, Completed, Crashed, Scheduled
 
 from app.pipeline.orchestrator import prefect_client, propose
 
@@ -81,3 +83,19 @@ async def settle_flow_run(
             await client.set_flow_run_state(UUID(flow_run_id), state, force=True)
             return True
         return await propose(client, flow_run_id, state, current=current) is None
+
+
+async def schedule_again(
+    flow_run_id: str, message: str, *, still: UUID, at: datetime | None = None
+) -> bool:
+    """Put a flow run that ended before its process began the run back to Scheduled (due `at`,
+    its first time), for a worker to take; only while its state is still `still` (the one read):
+    False, left alone, once it has moved on or Prefect refused (its rules let a run leave Crashed
+    for Scheduled, as Prefect's own retry from its UI does)."""
+    async with prefect_client() as client:
+        current = (await client.read_flow_run(UUID(flow_run_id))).state
+        if current is None or current.id != still:
+            return False
+        state: State[Any] = Scheduled(scheduled_time=at, message=message)
+        result = await client.set_flow_run_state(UUID(flow_run_id), state)
+        return result.status == SetStateStatus.ACCEPT

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import polars as pl
 
-from app.pipeline import content_format, csv_lines, input_columns, jsonl_text, nul
+from app.pipeline import content_format, csv_lines, input_columns, input_gone, jsonl_text, nul
 from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
 from app.pipeline.input_dir import resolve_under
 from app.pipeline.locate import at_header, first_bad_line, locate, unreadable
@@ -198,10 +198,19 @@ def _lone_cr_first(path: Path, fmt: str, schema: pl.Schema, problem: str) -> str
 def convert(path: Path, fmt: str, dest: Path, *, field: str = "input_path") -> int:
     """Stream an input file (decompressing it first if needed) into one Parquet file; its rows.
 
-    The file was checked when its pipeline was made, but a file under PIPELINE_INPUT_DIR may have
-    been replaced since: one without the required columns, with a record too short or without
-    records is refused here.
+    The file was checked when its pipeline was made, but it may have gone since (an upload
+    removed from the server) or, under PIPELINE_INPUT_DIR, been replaced: one without the
+    required columns, with a record too short or without records is refused here.
     """
+    try:
+        return _convert(path, fmt, dest, field)
+    except FileNotFoundError:
+        if refused := input_gone.gone(path, field=field):
+            raise refused from None
+        raise
+
+
+def _convert(path: Path, fmt: str, dest: Path, field: str) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with plain(path, dest.parent, fmt, field=field) as source:
         if source.path.stat().st_size:  # an empty file is said to be empty, below

@@ -31,6 +31,7 @@ from prefect.states import Cancelled, Cancelling
 
 from app import observability
 from app.config import get_settings
+from app.pipeline.prefect_budget import BudgetSpentError, within_budget
 from app.pipeline.status import run_id_from_tags, run_tag
 from app.shown import shown_prefect_url
 
@@ -57,6 +58,19 @@ class PrefectRefusedError(PrefectAnsweredError):
     """Prefect's server answered a 4xx that no caller expected (401: credentials)."""
 
 
+class PrefectTimedOutError(PrefectUnavailableError):
+    """Prefect did not answer within the request's budget: what was sent to it may still be
+    carried out once it answers again."""
+
+    def withdrawn(self) -> "PrefectTimedOutError":
+        """The same, for a trigger that removed what it had made."""
+        return PrefectTimedOutError(
+            f"{self} Nothing of this request was kept: a flow run Prefect makes from it once it "
+            "answers again starts nothing and ends Cancelled; repeat the request once Prefect "
+            "answers."
+        )
+
+
 @asynccontextmanager
 async def prefect_client() -> AsyncIterator[PrefectClient]:
     """A client for the configured server, never an ephemeral one, failing fast when it is down."""
@@ -68,9 +82,15 @@ async def prefect_client() -> AsyncIterator[PrefectClient]:
     with temporary_settings(updates=updates):
         client = get_client(httpx_settings={"timeout": settings.prefect_timeout_seconds})
     try:
-        async with client:
+        async with within_budget(), client:
             yield client
     # `from None`: their errors name the URL, user:password too, and spans and logs keep chains
+    except BudgetSpentError as spent:
+        raise PrefectTimedOutError(
+            f"Prefect API at {shown_api_url()} did not answer within {spent.seconds:g} s "
+            "(PIPELINE_PREFECT_REQUEST_SECONDS); check that its server is not stopped or "
+            "overloaded, and check its log and its database."
+        ) from None
     except PrefectHTTPStatusError as exc:
         code = exc.response.status_code
         if code >= 500:

@@ -93,33 +93,55 @@ async def read_pipeline_schedules() -> dict[int, DeploymentSchedule]:
 
 async def set_pipeline_schedule(
     *, pipeline_id: int, record_count: int, schedule: SCHEDULE_TYPES, active: bool
-) -> DeploymentSchedule:
-    """Create or replace the pipeline's schedule: Prefect's scheduler then creates its runs."""
-    parameters = schedule_parameters(pipeline_id, record_count)
+) -> DeploymentSchedule | None:
+    """Create or replace the pipeline's schedule: Prefect's scheduler then creates its runs.
+
+    None when a request at the same time (a DELETE of the schedule or of its pipeline) removed
+    it before it could be read back: nothing of this request is left scheduled then.
+    """
+    wanted = DeploymentScheduleCreate(
+        schedule=schedule,
+        active=active,
+        parameters=schedule_parameters(pipeline_id, record_count),
+        slug=schedule_slug(pipeline_id),
+    )
     async with orchestrator.prefect_client() as client:
         deployment_id, existing = await _deployment_schedule(client, pipeline_id)
+        await _create_or_replace(client, deployment_id, pipeline_id, existing, wanted)
+        await _settle(client, deployment_id, pipeline_id, stopped=not active)
+        return await _find_schedule(client, deployment_id, pipeline_id)
+
+
+async def _create_or_replace(
+    client: PrefectClient,
+    deployment_id: UUID,
+    pipeline_id: int,
+    existing: DeploymentSchedule | None,
+    wanted: DeploymentScheduleCreate,
+) -> None:
+    """Make `wanted` the pipeline's schedule, as if this request came after any other at the same
+    time: one created meanwhile is replaced, and one removed meanwhile is made again."""
+    for _ in range(3):  # a race lost each time: another request's outcome stands
         if existing is None:
-            create = DeploymentScheduleCreate(
-                schedule=schedule,
-                active=active,
-                parameters=parameters,
-                slug=schedule_slug(pipeline_id),
-            )
             try:
-                await client.create_deployment_schedules(deployment_id, [create])
+                await client.create_deployment_schedules(deployment_id, [wanted])
+                return
             except PrefectHTTPStatusError as exc:
                 if exc.response.status_code != 409:  # 409: the slug is taken
                     raise
-                # another request created it meanwhile: this one replaces it, as if it came later
-                existing = await _find_schedule(client, deployment_id, pipeline_id)
-        if existing is not None:
-            await client.update_deployment_schedule(
-                deployment_id, existing.id, active=active, schedule=schedule, parameters=parameters
-            )
-        await _settle(client, deployment_id, pipeline_id, stopped=not active)
-        created = await _find_schedule(client, deployment_id, pipeline_id)
-    assert created is not None
-    return created
+            existing = await _find_schedule(client, deployment_id, pipeline_id)
+        else:
+            try:
+                await client.update_deployment_schedule(
+                    deployment_id,
+                    existing.id,
+                    active=wanted.active,
+                    schedule=wanted.schedule,
+                    parameters=wanted.parameters,
+                )
+                return
+            except ObjectNotFound:
+                existing = None
 
 
 def schedule_parameters(pipeline_id: int, record_count: int) -> dict[str, int]:
@@ -130,19 +152,23 @@ def schedule_parameters(pipeline_id: int, record_count: int) -> dict[str, int]:
 async def set_pipeline_schedule_active(
     pipeline_id: int, active: bool, *, record_count: int
 ) -> DeploymentSchedule | None:
-    """Pause (active False) or resume a pipeline's schedule; None when it has none."""
+    """Pause (active False) or resume a pipeline's schedule; None when it has none (also when a
+    request at the same time removed it)."""
     async with orchestrator.prefect_client() as client:
         deployment_id, existing = await _deployment_schedule(client, pipeline_id)
         if existing is None:
             return None
         # Prefect 3.8.8's server takes a PATCH without parameters as parameters={}: every run
         # the schedule made after that would start with no pipeline_id and fail
-        await client.update_deployment_schedule(
-            deployment_id,
-            existing.id,
-            active=active,
-            parameters=schedule_parameters(pipeline_id, record_count),
-        )
+        try:
+            await client.update_deployment_schedule(
+                deployment_id,
+                existing.id,
+                active=active,
+                parameters=schedule_parameters(pipeline_id, record_count),
+            )
+        except ObjectNotFound:  # removed meanwhile (a DELETE of it, or of its pipeline)
+            return None
         await _settle(client, deployment_id, pipeline_id, stopped=not active)
         return await _find_schedule(client, deployment_id, pipeline_id)
 

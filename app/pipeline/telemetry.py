@@ -9,7 +9,9 @@ attempt Prefect runs again (PIPELINE_FLOW_RETRIES) is not an end. A flow run wit
 tags has a row that counts it, even when its claim fails (the database locked: the watchdog ends
 the row); one with none that got no row (a pipeline that does not exist, a claim that failed)
 counts as a failed run here. A cancel is no error: it counts as cancelled, never in
-pipeline.errors; a stop without a cancel is one.
+pipeline.errors. A stop without a cancel is one, as its rows say (app/pipeline/stops.py): its
+stage's status is failed, its spans carry the rows' error, and it is counted once, by the stage
+that was running (by the flow between stages).
 """
 
 import asyncio
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
 # an await is cancelled; SIGINT raises KeyboardInterrupt; rich raises SystemExit(1) at the first
 # log line once the worker reading a cold run's output has gone
 STOPS = (asyncio.CancelledError, TerminationSignal, KeyboardInterrupt, SystemExit)
+STOPPED = "Stopped"  # the error type of a stop without a cancel, whose rows say "stopped: …"
 _last_stage_error: BaseException | None = None  # counted by its stage; the flow must not recount it
+_stage_stopped = False  # a stage counted the stop; the flow must not recount it
 _first_attempt_started: dict[str, float] = {}  # by flow run: Prefect retries a flow in-process
 
 
@@ -71,9 +75,11 @@ def flow_run(
 ) -> Iterator[RunTracking]:
     """Span `pipeline.flow` of one flow-run attempt; pipeline.runs and pipeline.duration (from the
     first attempt's start) once the run has ended."""
+    global _stage_stopped
     if not observability.setup():
         yield RunTracking()
         return
+    _stage_stopped = False
     started = _first_attempt_started.setdefault(flow_run_id, time.perf_counter())
     tracer, status = observability.tracer(), "completed"
     span = None
@@ -90,11 +96,12 @@ def flow_run(
         yield tracking
         status = "cancelled" if tracking.cancelled else status
     except STOPS as exc:
-        status = "failed" if tracking.stopped else "cancelled"
-        if tracking.stopped:  # a failure, with no exception of its own to say so
-            observability.count("pipeline.errors", 1, stage="flow", error_type="Stopped")
-            if span is not None:
-                span.set_exc_info(type(exc), exc, exc.__traceback__)
+        error = stopped_without_cancel(exc, known=tracking.stopped)
+        status = "cancelled" if error is None else "failed"
+        if error is not None:
+            if not _stage_stopped:
+                observability.count("pipeline.errors", 1, stage="flow", error_type=STOPPED)
+            _flag_stopped(span, exc, error)
         raise
     except BaseException as exc:
         status = "retrying" if tracking.retrying else "failed"
@@ -114,6 +121,24 @@ def flow_run(
         observability.flush()
 
 
+def stopped_without_cancel(exc: BaseException, *, known: bool = False) -> str | None:
+    """The error the run's rows get for the stop `exc` when no cancel is behind it (`known` when
+    the flow has decided so), as the flow decides it; None for a cancel."""
+    from app.pipeline.stops import STOPPED_WITHOUT_CANCEL, stop_reason  # stops → status → here
+
+    return STOPPED_WITHOUT_CANCEL if known or stop_reason(exc) == STOPPED_WITHOUT_CANCEL else None
+
+
+def _flag_stopped(span: "Span | None", exc: BaseException, error: str) -> None:
+    """The span is an error, with the rows' type and message and the stack the stop cut."""
+    if span is None:
+        return
+    span.set_exc_info(type(exc), exc, exc.__traceback__)
+    span.error = 1
+    span.set_tag("error.type", STOPPED)
+    span.set_tag("error.message", error)
+
+
 def run_ended(status: str, *, seconds: float | None = None) -> None:
     """Count a run that ended (pipeline.runs) and how long it ran (pipeline.duration) if known."""
     observability.count("pipeline.runs", 1, status=status)
@@ -124,7 +149,7 @@ def run_ended(status: str, *, seconds: float | None = None) -> None:
 @contextmanager
 def stage(name: str, *, pipeline_id: int, run_id: int, attempt: int) -> Iterator[StageTracking]:
     """Span `pipeline.stage` of one attempt; pipeline.stage.duration, records_processed, errors."""
-    global _last_stage_error
+    global _last_stage_error, _stage_stopped
     if not observability.setup():
         yield StageTracking()
         return
@@ -138,8 +163,13 @@ def stage(name: str, *, pipeline_id: int, run_id: int, attempt: int) -> Iterator
     tracking = StageTracking(span)
     try:
         yield tracking
-    except STOPS:  # interrupted: the run says whether by a cancel or a stop
-        status = "cancelled"
+    except STOPS as exc:  # interrupted: by a cancel, or by a stop without one (a failure)
+        error = stopped_without_cancel(exc)
+        status = "cancelled" if error is None else "failed"
+        if error is not None:
+            _stage_stopped = True
+            observability.count("pipeline.errors", 1, stage=name, error_type=STOPPED)
+            _flag_stopped(span, exc, error)
         raise
     except BaseException as exc:
         status, _last_stage_error = "failed", exc

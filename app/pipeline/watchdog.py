@@ -14,7 +14,15 @@ from sqlalchemy.orm import selectinload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, utcnow
-from app.pipeline import flow_run_fixes, orchestrator, pool, retention, settling, verdicts
+from app.pipeline import (
+    flow_run_fixes,
+    orchestrator,
+    pool,
+    retention,
+    settling,
+    unclaimed,
+    verdicts,
+)
 from app.pipeline.clocks import Clocks, database_now
 from app.pipeline.flow_run_fixes import Stranded
 from app.pipeline.isolated import Isolated
@@ -224,8 +232,8 @@ SWEEP_INTERVAL = timedelta(minutes=1)
 
 
 class Watchdog:
-    """A small named service: reconcile every `interval`, sweep the run directories at most every
-    SWEEP_INTERVAL, from start() until stop()."""
+    """A small named service: reconcile every `interval`; sweep the run directories, and give
+    flow runs without a run theirs, at most every SWEEP_INTERVAL; from start() until stop()."""
 
     def __init__(self, interval: timedelta) -> None:
         self.interval = interval
@@ -259,4 +267,17 @@ class Watchdog:
                         logger.exception("retention pass failed")
                     else:  # the outage is said once (DatabaseReach); swept when it is back
                         next_sweep = 0.0
+                await _rescue_unclaimed()
             await asyncio.sleep(self.interval.total_seconds())
+
+
+async def _rescue_unclaimed() -> None:
+    """Flow runs without a run (unclaimed.py), once a minute with the sweep: their crash came as
+    the stack stopped, and the first pass after it starts finds them."""
+    try:
+        await unclaimed.rescue_unclaimed()
+    except orchestrator.PrefectUnavailableError as exc:
+        logger.warning("watchdog: %s", exc)
+    except Exception as exc:
+        if not is_transient(exc):  # an outage is logged once (DatabaseReach)
+            logger.exception("watchdog: the pass over flow runs without a run failed")

@@ -3,10 +3,12 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import polars as pl
+
 from app import files_gone
 from app.api.schemas import PipelineOut, RunOut, StageOut
 from app.models import Status
-from app.pipeline.store import RunFiles
+from app.pipeline.store import RunFiles, count_rows
 
 FINAL = frozenset({"completed", "failed", "cancelled"})
 DOWNLOAD_FORMATS = ("parquet", "csv", "jsonl")
@@ -65,8 +67,8 @@ _STATE = {
 
 def downloads(pipeline: PipelineOut) -> list[tuple[str, str]]:
     """(label, URL) of the finished latest run's files that exist, so no link is a 404: results and
-    summary of a completed run, rejects once ingest wrote them (even when it rejected every row),
-    unless ingest counted none: the file then holds only a header."""
+    summary of a completed run, rejects once ingest wrote some (even when it rejected every row):
+    a rejects file of no row holds only a header."""
     run = pipeline.latest_run
     if run is None or run.status.value not in FINAL:
         return []
@@ -77,10 +79,23 @@ def downloads(pipeline: PipelineOut) -> list[tuple[str, str]]:
         links += [(f"Results ({fmt})", f"{base}/output?format={fmt}") for fmt in DOWNLOAD_FORMATS]
     if run.status == Status.COMPLETED and files.summary.is_file():
         links.append(("Summary by category (JSON)", f"{base}/summary"))
-    ingest = _ingest(run)
-    if files.rejects.is_file() and (ingest is None or ingest.records_rejected != 0):
+    if _any_rejected(files, _ingest(run)):
         links.append(("Rejected rows (CSV)", f"{base}/rejects?format=csv"))
     return links
+
+
+def _any_rejected(files: RunFiles, ingest: StageOut | None) -> bool:
+    """Whether the run's rejects file holds a row: as ingest counted them, or, for an ingest that
+    did not finish (stopped or cancelled, its thread writing the file on after), as the file's
+    footer says (the file appears whole or not at all: app/pipeline/store.sink)."""
+    if not files.rejects.is_file():
+        return False
+    if ingest is not None and ingest.records_rejected is not None:
+        return ingest.records_rejected > 0
+    try:
+        return count_rows(files.rejects) > 0
+    except (OSError, pl.exceptions.PolarsError):  # not a Parquet file: nothing to download
+        return False
 
 
 def files_removed(pipeline: PipelineOut) -> str | None:

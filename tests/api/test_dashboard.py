@@ -11,6 +11,7 @@ import pytest
 from app.models import Status
 from app.pipeline.store import RunFiles, runs_dir
 from tests.support.html import parse
+from tests.support.rejects import write_rejects
 from tests.support.rows import FLOW_RUN_ID, T0, add_pipeline, add_run, done
 
 
@@ -180,7 +181,7 @@ async def test_failed_run_page_shows_stages_error_and_links(client: httpx.AsyncC
         completed_at=T0 + timedelta(seconds=1),
         duration_seconds=1.0,
     )
-    write_files(RunFiles.for_run(run_id).rejects)
+    write_rejects(RunFiles.for_run(run_id).rejects, 3)  # its 3 rows, all rejected
 
     response = await client.get(f"/pipelines/{pipeline_id}")
     assert response.status_code == 200

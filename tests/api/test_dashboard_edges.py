@@ -10,6 +10,7 @@ import pytest
 from app.models import Status, utcnow
 from app.pipeline.store import RunFiles, runs_dir
 from tests.support.html import parse
+from tests.support.rejects import write_rejects
 from tests.support.rows import T0, add_pipeline, add_run, done
 
 REMOVED = "has no files any more: they were removed (PIPELINE_RETENTION_DAYS)"
@@ -147,7 +148,7 @@ async def test_a_run_cancelled_in_ingest_links_only_what_it_wrote(
     rejects = await client.get(f"/api/pipelines/{pipeline_id}/runs/{run_id}/rejects")
     assert rejects.status_code == 404
 
-    files.rejects.touch()  # had ingest finished writing them, they would be linked
+    write_rejects(files.rejects, 2)  # its thread wrote them on after the cancel: linked
     page = parse((await client.get(f"/pipelines/{pipeline_id}")).text)
     assert [(a.text, a.attrs["href"]) for a in page.select("ul", "downloads")[0].select("a")] == [
         ("Rejected rows (CSV)", f"/api/pipelines/{pipeline_id}/runs/{run_id}/rejects?format=csv")

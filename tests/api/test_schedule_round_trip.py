@@ -141,7 +141,9 @@ async def test_an_anchor_needs_an_interval_and_a_timezone(
     pipeline_id = await add_pipeline("anchored")
     cases = {
         '{"cron": "0 6 * * *", "anchor_date": "2026-01-01T06:00:00Z"}': "body: anchor_date goes with interval_seconds, not cron; remove it",
-        '{"interval_seconds": 60, "anchor_date": "2026-01-01T06:00:00"}': "anchor_date: Input should have timezone info",
+        # pydantic's "Input should have timezone info" gave no example of one
+        '{"interval_seconds": 60, "anchor_date": "2026-01-01T06:00:00"}': 'anchor_date: needs its UTC offset, like 2026-01-01T06:00:00Z (UTC) or 2026-01-01T06:00:00+01:00; got "2026-01-01T06:00:00"',
+        '{"interval_seconds": 60, "anchor_date": "tomorrow"}': 'anchor_date: must be a date and time with its UTC offset, like 2026-01-01T06:00:00Z (UTC) or 2026-01-01T06:00:00+01:00; got "tomorrow"',
         # Prefect's scheduler overflowed on it, for every pipeline's schedule
         '{"interval_seconds": 60, "anchor_date": "0001-01-01T00:00:00+05:00"}': "anchor_date: must be between 1900-01-01 and 2200-01-01 (UTC); got 0001-01-01T00:00:00+05:00",
         '{"interval_seconds": 60, "anchor_date": "9999-12-31T23:00:00Z"}': "anchor_date: must be between 1900-01-01 and 2200-01-01 (UTC); got 9999-12-31T23:00:00+00:00",

@@ -143,13 +143,14 @@ def test_an_unanswered_write_may_still_complete_and_says_how_to_check() -> None:
         7,
         "",
         f"error: the API at {API_URL} did not answer GET /ready within 150 s; check its log "
-        "(var/log/api.log under `make up`)\n",
+        "(under `make up`: api.log in <STATE_DIR>/log, var/log by default)\n",
     )
     assert invoke("list") == (
         7,
         "",
         f"error: the API at {API_URL} did not answer GET /api/pipelines within 30 s; check its "
-        "log (var/log/api.log under `make up`) and `pipeline doctor`\n",
+        "log (under `make up`: api.log in <STATE_DIR>/log, var/log by default) and "
+        "`pipeline doctor`\n",
     )
     patient = {"connect": 30.0, "read": 150.0, "write": 30.0, "pool": 30.0}
     quick = {"connect": 30.0, "read": 30.0, "write": 30.0, "pool": 30.0}

@@ -240,7 +240,7 @@ async def test_schedule_set_show_list_pause_resume_remove(
     bad = await pipeline(stack, "schedule", "set", str(pipeline_id), "--cron", "at dawn")
     assert (bad.returncode, bad.stderr) == (
         4,
-        "error: cron: 'at dawn' is not a valid cron expression (five fields: minute hour "
+        "error: --cron: 'at dawn' is not a valid cron expression (five fields: minute hour "
         "day-of-month month day-of-week)\n",
     )
 

@@ -16,7 +16,7 @@ from prefect.exceptions import TerminationSignal
 from app import observability
 from app.config import PROJECT_ROOT, Settings
 from app.models import Status
-from app.pipeline import telemetry
+from app.pipeline import stops, telemetry
 from app.pipeline.status import update_pipeline_status
 from tests.support.metrics import sent, statsd
 from tests.support.rows import add_pipeline, add_run
@@ -47,20 +47,25 @@ def test_a_flow_run_counts_a_run_only_when_it_never_had_a_row(statsd: socket.soc
 
 @pytest.mark.parametrize("stop", [asyncio.CancelledError, TerminationSignal])
 def test_a_stop_without_a_cancel_is_an_error_and_a_cancel_is_none(
-    statsd: socket.socket, stop: type[BaseException]
+    statsd: socket.socket, stop: type[BaseException], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Prefect's SIGTERM handler raises TerminationSignal wherever the process is: it was counted
     as a failure with an error even for a cancel. A stop with no cancel behind it is a failure,
-    and now an error too (it was failed with error=0, invisible in the errors)."""
-    with pytest.raises(stop), _flow_run() as tracking:
-        tracking.run(2)
-        with telemetry.stage("ingest", pipeline_id=1, run_id=2, attempt=1):
-            raise stop(15) if stop is TerminationSignal else stop()
+    as its rows say: its stage's status is failed (it was cancelled) and the stage counts the
+    error, once; between stages the flow counts it."""
+    for intent in (None, "cancel"):  # what Prefect's runner said before its SIGTERM
+        monkeypatch.setattr(stops, "get_intent", lambda intent=intent: intent)
+        with pytest.raises(stop), _flow_run() as tracking:
+            tracking.run(2)
+            with telemetry.stage("ingest", pipeline_id=1, run_id=2, attempt=1):
+                raise stop(15) if stop is TerminationSignal else stop()
     with pytest.raises(stop), _flow_run() as tracking:
         tracking.run(2)
         tracking.stopped = True
         raise stop(15) if stop is TerminationSignal else stop()
     assert sent(statsd) == [
+        "pipeline.errors:1|c|#stage:ingest,error_type:Stopped",
+        "pipeline.stage.duration|d|#stage:ingest,status:failed",
         "pipeline.stage.duration|d|#stage:ingest,status:cancelled",
         "pipeline.errors:1|c|#stage:flow,error_type:Stopped",
     ]
@@ -113,7 +118,7 @@ async def test_a_run_counts_once_where_its_row_ends_whoever_ends_it(statsd: sock
 
 UNREACHABLE_AGENT = """
 import json, threading
-from app.pipeline import telemetry
+from app.pipeline import stops, telemetry
 with telemetry.flow_run(flow_name="Data Pipeline", pipeline_id=1, flow_run_id="f", labels={}):
     with telemetry.stage("generate", pipeline_id=1, run_id=2, attempt=1):
         pass

@@ -20,7 +20,7 @@ from prefect.states import (
 )
 
 from app.models import PipelineRun, Status
-from app.pipeline import retention, watchdog
+from app.pipeline import retention, unclaimed, watchdog
 from app.pipeline.orchestrator import trigger_deadline
 from app.pipeline.status import new_stage_rows
 from app.pipeline.verdicts import Verdict, judge
@@ -195,7 +195,7 @@ def test_no_worker_is_said_only_after_watching_for_the_timeout(
 async def test_the_loop_reconciles_every_interval_and_sweeps_at_most_once_a_minute(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls = {"reconcile": 0, "sweep": 0}
+    calls = {"reconcile": 0, "sweep": 0, "unclaimed": 0}
     twenty_passes = asyncio.Event()
 
     async def count(name: str) -> None:
@@ -205,11 +205,13 @@ async def test_the_loop_reconciles_every_interval_and_sweeps_at_most_once_a_minu
 
     monkeypatch.setattr(watchdog, "reconcile_once", lambda: count("reconcile"))
     monkeypatch.setattr(retention, "sweep_runs", lambda: count("sweep"))
+    monkeypatch.setattr(unclaimed, "rescue_unclaimed", lambda: count("unclaimed"))
     loop = Watchdog(timedelta(seconds=0.01))
     loop.start()
     await asyncio.wait_for(twenty_passes.wait(), timeout=10)
     await loop.stop()
-    assert calls["sweep"] == 1  # the first pass sweeps; the next is due a minute later
+    # the first pass sweeps, and gives flow runs without a run theirs; the next is a minute later
+    assert (calls["sweep"], calls["unclaimed"]) == (1, 1)
 
 
 async def test_a_sweep_the_database_did_not_answer_logs_no_traceback_and_comes_again(
@@ -232,6 +234,7 @@ async def test_a_sweep_the_database_did_not_answer_logs_no_traceback_and_comes_a
 
     monkeypatch.setattr(watchdog, "reconcile_once", reconcile)
     monkeypatch.setattr(retention, "sweep_runs", sweep)
+    monkeypatch.setattr(unclaimed, "rescue_unclaimed", reconcile)
     loop = Watchdog(timedelta(seconds=0.01))
     with caplog.at_level(logging.WARNING):
         loop.start()

@@ -1,0 +1,127 @@
+"""A Prefect server that accepts connections and never answers (`kill -STOP`): each API request
+gives up on it within PIPELINE_PREFECT_REQUEST_SECONDS, retries included, and answers 503 naming
+it; a trigger keeps nothing a late flow run could start. Prefect's client alone retried for
+124.5 s, and the CLI had given up reading after 30 s (exit 7 instead of 6)."""
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from starlette.types import Receive, Scope, Send
+
+from app.cli import client as cli_client
+from app.config import Settings
+from app.models import Pipeline, PipelineRun, PipelineStage
+from app.pipeline import orchestrator
+from app.pipeline.claim import RunSettledError, claim_run
+from app.pipeline.prefect_budget import PrefectBudget
+from tests.conftest import SetSetting
+from tests.support.hung import hung_server
+from tests.support.rows import add_pipeline, count_rows
+
+
+@pytest.fixture
+def hung(setting: SetSetting) -> Iterator[str]:
+    """The app's Prefect API hung; a request's budget 1 s, each call's timeout 0.4 s."""
+    with hung_server() as url:
+        setting("PREFECT_API_URL", f"{url}/api")
+        setting("PIPELINE_PREFECT_REQUEST_SECONDS", "1")
+        setting("PIPELINE_PREFECT_TIMEOUT_SECONDS", "0.4")
+        yield f"{url}/api"
+
+
+def silent(url: str) -> str:
+    return (
+        f"Prefect API at {url} did not answer within 1 s (PIPELINE_PREFECT_REQUEST_SECONDS); "
+        "check that its server is not stopped or overloaded, and check its log and its database."
+    )
+
+
+def withdrawn(url: str) -> str:
+    return (
+        f"{silent(url)} Nothing of this request was kept: a flow run Prefect makes from it once "
+        "it answers again starts nothing and ends Cancelled; repeat the request once Prefect "
+        "answers."
+    )
+
+
+def test_a_request_waits_on_prefect_well_inside_the_clis_wait_for_a_read() -> None:
+    assert (Settings().prefect_request_seconds, cli_client.TIMEOUT_SECONDS) == (20.0, 30.0)
+
+
+async def test_a_trigger_gives_up_within_the_budget_and_keeps_nothing(
+    client: httpx.AsyncClient, hung: str
+) -> None:
+    pipeline_id = await add_pipeline("hung prefect")
+    started = time.monotonic()
+    response = await client.post(f"/api/pipelines/{pipeline_id}/trigger")
+    took = time.monotonic() - started
+    assert (response.status_code, response.json()) == (
+        503,
+        {"message": withdrawn(hung), "detail": withdrawn(hung)},
+    )
+    assert 1.0 <= took < 3.0, took  # Prefect's client alone: 6 x 0.4 s + 62 s of back-off
+    assert (await count_rows(PipelineRun), await count_rows(PipelineStage)) == (0, 0)
+    # the flow run Prefect makes from it once it answers again starts nothing
+    with pytest.raises(RunSettledError) as late:
+        await claim_run(
+            pipeline_id=pipeline_id,
+            flow_run_id="0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10",
+            run_id=1,
+            record_count=1000,
+        )
+    assert str(late.value) == (
+        "run 1 does not exist: its trigger failed and withdrew it; trigger the pipeline again"
+    )
+
+
+async def test_a_create_and_trigger_gives_up_within_the_budget_and_keeps_nothing(
+    client: httpx.AsyncClient, hung: str
+) -> None:
+    response = await client.post("/api/pipelines", json={"name": "hung", "trigger": True})
+    assert (response.status_code, response.json()) == (
+        503,
+        {"message": withdrawn(hung), "detail": withdrawn(hung)},
+    )
+    assert (await count_rows(Pipeline), await count_rows(PipelineRun)) == (0, 0)
+
+
+async def test_the_budget_is_the_whole_requests_not_each_calls(hung: str) -> None:
+    """A request that asks Prefect again after a first call ran out of time fails at once."""
+    failures: list[tuple[str, float]] = []
+
+    async def asks_twice(scope: Scope, receive: Receive, send: Send) -> None:
+        for _ in range(2):
+            started = time.monotonic()
+            try:
+                await orchestrator.find_flow_runs({1: "1@2026-11-25T09:00:00"})
+            except orchestrator.PrefectTimedOutError as exc:
+                failures.append((str(exc), time.monotonic() - started))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = PrefectBudget(asks_twice)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+        assert (await http.get("http://test/")).status_code == 204
+    assert [message for message, _ in failures] == [silent(hung)] * 2
+    first, second = (took for _, took in failures)
+    assert 1.0 <= first < 2.0 and second < 0.2, failures
+
+
+async def test_outside_a_request_prefects_own_retries_apply(hung: str) -> None:
+    """The watchdog's calls have no client waiting: no budget cuts them short."""
+    started = time.monotonic()
+    with (
+        temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 1}),
+        pytest.raises(orchestrator.PrefectUnavailableError) as failed,
+    ):
+        await orchestrator.find_flow_runs({1: "1@2026-11-25T09:00:00"})
+    took = time.monotonic() - started
+    assert str(failed.value) == (
+        f"Prefect API at {hung} is unreachable (ReadTimeout). Start the server (make up, or "
+        "prefect server start) and check PREFECT_API_URL."
+    )
+    assert type(failed.value) is orchestrator.PrefectUnavailableError
+    assert took > 1.5, took  # two attempts of 0.4 s and ~2 s of back-off, past the 1 s budget
