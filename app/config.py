@@ -205,7 +205,7 @@ class Settings(AccessSettings, LivenessSettings):
         failed each process with SQLAlchemy's own ArgumentError when it first connected."""
         try:
             backend = make_url(value).get_backend_name()
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
             raise ValueError(f"not a database URL; {DATABASE_URL_FORMS}") from None
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"a {backend} database is not supported; {DATABASE_URL_FORMS}")

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun
 from app.pipeline import orchestrator, schedules
+from app.pipeline.prefect_budget import budget_of_its_own
 from app.pipeline.status import UNFINISHED
 from app.pipeline.store import RunFiles, remove_run_directory, uploads_dir
 from app.service import ConflictError, get_latest_run
@@ -56,12 +57,13 @@ async def _put_back(
 ) -> None:
     """Set the schedule removed before a delete that failed again, as it was."""
     try:
-        await schedules.set_pipeline_schedule(
-            pipeline_id=pipeline_id,
-            record_count=record_count,
-            schedule=removed.schedule,
-            active=removed.active,
-        )
+        with budget_of_its_own():
+            await schedules.set_pipeline_schedule(
+                pipeline_id=pipeline_id,
+                record_count=record_count,
+                schedule=removed.schedule,
+                active=removed.active,
+            )
     except orchestrator.PrefectUnavailableError as exc:  # PrefectRefusedError too
         logger.warning("pipeline %d: its schedule could not be put back: %s", pipeline_id, exc)
         if isinstance(failed, ConflictError):
@@ -76,7 +78,8 @@ async def _schedule_set_meanwhile(pipeline_id: int) -> None:
     delete). Its request checks again once it has set it (drop_schedule_if_removed): one of the
     two sees the other."""
     try:
-        await schedules.delete_pipeline_schedule(pipeline_id)
+        with budget_of_its_own():
+            await schedules.delete_pipeline_schedule(pipeline_id)
     except orchestrator.PrefectUnavailableError as exc:  # PrefectRefusedError too
         logger.warning("pipeline %d: deleted; a schedule set meanwhile stays: %s", pipeline_id, exc)
 
@@ -87,7 +90,8 @@ async def drop_schedule_if_removed(pipeline_id: int) -> bool:
     async with get_sessionmaker()() as session:  # not the request's: its snapshot may be older
         if await session.get(Pipeline, pipeline_id) is not None:
             return False
-    await schedules.delete_pipeline_schedule(pipeline_id)
+    with budget_of_its_own():
+        await schedules.delete_pipeline_schedule(pipeline_id)
     return True
 
 

@@ -26,6 +26,9 @@ STACK_ENTRIES = frozenset(
         "tmp",
     }
 )
+# what only a stack makes there (a `data/` or `log/` of its own is anyone's name): its SQLite
+# database or that database's lock, Prefect's home; else a stack's ledger in log/
+MARKS = frozenset({"pipelines.db", "pipelines.db.stack.lock", "prefect"})
 GIVE = "give the STATE_DIR the stack was started with (make up STATE_DIR=…)"
 
 
@@ -56,6 +59,11 @@ def refusal(state_dir: Path) -> str | None:
         )
     if not entries:
         return f"STATE_DIR={shown} is empty: no stack's state is there; {GIVE}"
+    if not entries & MARKS and not Ledger.all_in(resolved / "log"):  # data/ alone: anyone's
+        return (
+            f"STATE_DIR={shown} holds no stack's database, Prefect home or ledger, only "
+            f"{', '.join(sorted(entries))}; delete it yourself if it is what you mean, or {GIVE}"
+        )
     for ledger in Ledger.all_in(resolved / "log"):
         if (running := ledger.running()) is not None:
             return (

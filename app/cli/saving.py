@@ -8,6 +8,7 @@ API gave (`pipeline-1-run-2-results.parquet`, here or in `-o DIR`) is not: a lin
 that name in a shared directory would otherwise have the server's bytes written wherever it
 points (as root: anywhere); whatever is there is replaced, and only with --force."""
 
+import errno
 import os
 import shutil
 import stat
@@ -205,11 +206,27 @@ def _copy_into(real: Path, partial: Path) -> None:
     """`partial`'s bytes over `real`'s, the same file (inode) kept: no set-id bit stays, as a
     write by anyone but root would drop it."""
     with partial.open("rb") as source, os.fdopen(os.open(real, os.O_WRONLY), "wb") as target:
+        _room_for(target.fileno(), os.fstat(source.fileno()).st_size)
         mode = stat.S_IMODE(os.fstat(target.fileno()).st_mode)
         if mode & ~0o777:
             os.fchmod(target.fileno(), mode & 0o777)
         shutil.copyfileobj(source, target)
         target.truncate()
+
+
+def _room_for(descriptor: int, size: int) -> None:
+    """The blocks a file growing to `size` needs, taken before any of its bytes is written over:
+    a disk or quota that cannot hold them fails the write with the old file as it was, not half
+    new and half old (a file system that cannot reserve them is written into as it is)."""
+    old = os.fstat(descriptor).st_size
+    if size <= old:
+        return
+    try:
+        os.posix_fallocate(descriptor, old, size - old)
+    except OSError as exc:
+        os.ftruncate(descriptor, old)  # what a failed reservation added, if anything
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
 
 
 def _cannot_write(path: Path, exc: OSError) -> CliError:

@@ -4,8 +4,8 @@ accepts connections and never answers gets a 503 naming it well before the clien
 CLI waits 30 s for a read). Prefect's client alone retried a hung server for ~2 min."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -66,3 +66,18 @@ async def within_budget() -> AsyncIterator[None]:
         if not timeout.expired():  # another timeout's, inside the block
             raise
         raise BudgetSpentError(budget.seconds) from None
+
+
+@contextmanager
+def budget_of_its_own() -> Iterator[None]:
+    """The block's calls to Prefect get a budget of their own, as long as a request's: what puts
+    back or removes what the request changed in Prefect (a schedule a failed delete removed, one
+    set for a pipeline deleted meanwhile) is not cut off because the request's ran out first."""
+    if _budget.get() is None:  # not in a request: unbounded as it is
+        yield
+        return
+    token = _budget.set(_Budget(get_settings().prefect_request_seconds))
+    try:
+        yield
+    finally:
+        _budget.reset(token)

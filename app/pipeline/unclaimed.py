@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # how far back a flow run may have been due: a stack stopped for longer leaves its crash behind
 LOOK_BACK = timedelta(days=7)
+# pages of READ_LIMIT flow runs read a pass at most (Crashed runs that had their run count too)
+MOST_PAGES = 10
 # a pipeline made after its flow run (by more than the clocks' difference may err) is another
 # database's pipeline of the same id: its ids began at 1 again
 CLOCKS_ERR = timedelta(seconds=2)
@@ -96,17 +98,26 @@ async def _read_flow_runs() -> list[FlowRun]:
     """The deployment's flow runs that ended Crashed, or are Pending or Running, due lately."""
     flow_name, deployment_name = get_settings().deployment_name.split("/", 1)
     types = [StateType.CRASHED, StateType.PENDING, StateType.RUNNING]
+    found: list[FlowRun] = []
     async with orchestrator.prefect_client() as client:
-        return await client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment_name])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=types)),
-                expected_start_time=FlowRunFilterExpectedStartTime(after_=utcnow() - LOOK_BACK),
-            ),
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-            limit=orchestrator.READ_LIMIT,
-        )
+        for page in range(MOST_PAGES):  # every page: those with a run (most) fill them too
+            read = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+                deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=[deployment_name])
+                ),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=types)),
+                    expected_start_time=FlowRunFilterExpectedStartTime(after_=utcnow() - LOOK_BACK),
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=orchestrator.READ_LIMIT,
+                offset=page * orchestrator.READ_LIMIT,
+            )
+            found.extend(read)
+            if len(read) < orchestrator.READ_LIMIT:
+                break
+    return found
 
 
 def _pipeline_of(flow_run: FlowRun) -> int | None:
@@ -227,8 +238,8 @@ async def _within(seconds: float, then: Callable[[], Awaitable[bool]], flow_run_
     try:
         async with asyncio.timeout(seconds):
             return await then()
-    except TimeoutError:
-        raise TimeoutError(
+    except TimeoutError:  # Prefect's unavailability, not this flow run's: it ends the pass
+        raise orchestrator.PrefectUnavailableError(
             f"Prefect did not answer within {seconds:g} s as flow run {flow_run_id} was scheduled "
             "again; nothing was written, and the next pass tries again"
         ) from None

@@ -3,6 +3,7 @@ gives up on it within PIPELINE_PREFECT_REQUEST_SECONDS, retries included, and an
 it; a trigger keeps nothing a late flow run could start. Prefect's client alone retried for
 124.5 s, and the CLI had given up reading after 30 s (exit 7 instead of 6)."""
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ from app.config import Settings
 from app.models import Pipeline, PipelineRun, PipelineStage
 from app.pipeline import orchestrator
 from app.pipeline.claim import RunSettledError, claim_run
-from app.pipeline.prefect_budget import PrefectBudget
+from app.pipeline.prefect_budget import PrefectBudget, budget_of_its_own
 from tests.conftest import SetSetting
 from tests.support.hung import hung_server
 from tests.support.rows import add_pipeline, count_rows
@@ -108,6 +109,29 @@ async def test_the_budget_is_the_whole_requests_not_each_calls(hung: str) -> Non
     assert [message for message, _ in failures] == [silent(hung)] * 2
     first, second = (took for _, took in failures)
     assert 1.0 <= first < 2.0 and second < 0.2, failures
+
+
+async def test_what_puts_back_a_requests_change_has_a_budget_of_its_own(hung: str) -> None:
+    """A schedule a failed delete removed is put back (app/removal.py) after the request's
+    budget ran out: the putting back is not cut off at once, it gets as long again."""
+    failures: list[tuple[str, float]] = []
+
+    async def puts_back(scope: Scope, receive: Receive, send: Send) -> None:
+        for own in (False, True):
+            started = time.monotonic()
+            try:
+                with budget_of_its_own() if own else contextlib.nullcontext():
+                    await orchestrator.find_flow_runs({1: "1@2026-11-25T09:00:00"})
+            except orchestrator.PrefectTimedOutError as exc:
+                failures.append((str(exc), time.monotonic() - started))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=PrefectBudget(puts_back))) as h:
+        assert (await h.get("http://test/")).status_code == 204
+    assert [message for message, _ in failures] == [silent(hung)] * 2
+    first, second = (took for _, took in failures)
+    assert 1.0 <= first < 2.0 and 1.0 <= second < 2.0, failures
 
 
 async def test_outside_a_request_prefects_own_retries_apply(hung: str) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from app.db import get_sessionmaker
 from app.models import STAGE_NAMES, Pipeline, PipelineRun, Status, utcnow
-from app.pipeline import unclaimed, watchdog
+from app.pipeline import orchestrator, unclaimed, watchdog
 from app.pipeline.claim import RunRef, claim_run
 from app.pipeline.schedules import set_pipeline_schedule, set_pipeline_schedule_active
 from app.pipeline.unclaimed import SCHEDULED_AGAIN, Rescued
@@ -77,12 +77,16 @@ async def _scheduled(prefect: PrefectClient, pipeline_id: int) -> FlowRun:
     await set_pipeline_schedule(
         pipeline_id=pipeline_id, record_count=1000, schedule=every_10s, active=True
     )
-    first, *_ = await prefect.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=StateTypes(any_=[StateType.SCHEDULED]))
-        ),
-        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-    )
+    first, *_ = [
+        flow_run
+        for flow_run in await prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=StateTypes(any_=[StateType.SCHEDULED]))
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        )
+        if flow_run.parameters["pipeline_id"] == pipeline_id  # another pipeline's runs aside
+    ]
     assert (first.auto_scheduled, first.parameters) == (
         True,
         {"pipeline_id": pipeline_id, "record_count": 1000},
@@ -167,6 +171,52 @@ async def test_a_scheduled_run_that_crashed_before_it_began_is_scheduled_again_a
     )
     assert ref == RunRef(pipeline_id=pipeline_id, run_id=1, record_count=1000)
     assert await _runs() == [_pending_run(1, pipeline_id, flow_run)]
+
+
+async def test_lost_flow_runs_past_the_first_page_of_a_read_are_scheduled_again_too(
+    prefect: PrefectClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass reads every page: Crashed runs that have their run fill pages too, and the lost
+    ones past the first were never seen."""
+    monkeypatch.setattr(orchestrator, "READ_LIMIT", 1)
+    lost = []
+    for _ in range(2):
+        flow_run = await _scheduled(prefect, await _pipeline())
+        await _set(prefect, flow_run.id, Crashed(message=SIGTERM))
+        lost.append(flow_run)
+
+    rescued = await unclaimed.rescue_unclaimed()
+
+    assert sorted((r.flow_run_id, r.scheduled_again) for r in rescued) == sorted(
+        (str(flow_run.id), True) for flow_run in lost
+    )
+    assert sorted(r.run_id for r in rescued) == [1, 2]
+
+
+async def test_prefect_hanging_as_a_run_is_scheduled_again_ends_the_pass_having_written_nothing(
+    prefect: PrefectClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each lost run in turn held SQLite's write lock for PREFECT_WAIT: a hung Prefect ends the
+    pass at the first (as Prefect unreachable ends every pass), not after each of 200."""
+    for _ in range(2):
+        flow_run = await _scheduled(prefect, await _pipeline())
+        await _set(prefect, flow_run.id, Crashed(message=SIGTERM))
+    tries = []
+
+    async def hangs(flow_run_id: str, message: str, **_: Any) -> bool:
+        tries.append(flow_run_id)
+        await asyncio.sleep(60)
+        return True
+
+    monkeypatch.setattr(unclaimed.flow_run_fixes, "schedule_again", hangs)
+    monkeypatch.setattr(unclaimed, "PREFECT_WAIT", 0.2)
+    with pytest.raises(orchestrator.PrefectUnavailableError) as ended:
+        await unclaimed.rescue_unclaimed()
+    assert str(ended.value) == (
+        f"Prefect did not answer within 0.2 s as flow run {tries[0]} was scheduled again; "
+        "nothing was written, and the next pass tries again"
+    )
+    assert (len(tries), await _runs()) == (1, [])
 
 
 async def test_one_that_crashes_again_before_it_begins_fails_and_is_not_scheduled_again(

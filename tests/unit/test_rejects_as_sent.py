@@ -100,6 +100,22 @@ def test_blank_lines_and_a_byte_order_mark_leave_each_reject_its_own_line(
     assert download(files, "jsonl") == rejected(two, UNKNOWN) + rejected(four, OUT_OF_RANGE)
 
 
+def test_a_byte_order_mark_alone_on_the_first_line_is_no_line(tmp_path: Path) -> None:
+    one = line(1, category="Z")
+    files = run(tmp_path, f"\ufeff\n{one}\n{line(2)}\n".encode())
+    assert download(files, "jsonl") == rejected(one, UNKNOWN)
+
+
+def test_kept_lines_written_in_many_parts_keep_the_files_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lines are kept a batch at a time (memory holds one batch, whatever the file's size)."""
+    monkeypatch.setattr(sent_lines, "_BATCH", 2)
+    sent = [line(n, category="Z" if n % 2 else "A") for n in range(1, 12)]
+    files = run(tmp_path, "".join(f"{one}\n" for one in sent).encode())
+    assert download(files, "jsonl") == "".join(rejected(one, UNKNOWN) for one in sent[::2])
+
+
 def test_a_file_read_as_text_comes_back_as_sent_too(tmp_path: Path) -> None:
     """1e400 has Polars' reader fail the file: it is read line by line as text
     (app/pipeline/jsonl_text.py), and its rejects were text: "id": "2", "value": "5000"."""

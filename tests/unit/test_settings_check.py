@@ -32,6 +32,9 @@ def test_a_database_url_is_named_without_its_value_which_may_hold_a_password() -
     assert problems({"DATABASE_URL": "postgres:secret@db/x"}) == [
         f"DATABASE_URL: not a database URL; {FORMS}"
     ]
+    assert problems({"DATABASE_URL": "postgresql://app:secret@db:notaport/x"}) == [
+        f"DATABASE_URL: not a database URL; {FORMS}"
+    ]
     assert problems({"DATABASE_URL": "mysql://app:secret@db/x"}) == [
         f"DATABASE_URL: a mysql database is not supported; {FORMS}"
     ]

@@ -126,6 +126,21 @@ def test_a_directory_without_a_stacks_files_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_directory_of_only_names_a_stack_uses_too_is_refused(tmp_path: Path) -> None:
+    """`data/` and `log/` are anyone's names: a project's data/customers.csv is no stack's."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data/customers.csv").write_text("id\n1\n")
+    (project / "log").mkdir()
+    assert refusal(project) == (
+        f"STATE_DIR={project} holds no stack's database, Prefect home or ledger, only data, log; "
+        f"delete it yourself if it is what you mean, or {GIVE}"
+    )
+    with pytest.raises(NotAStateDirError):
+        clean(project)
+    assert (project / "data/customers.csv").read_text() == "id\n1\n"
+
+
 def test_a_running_stacks_state_is_refused(tmp_path: Path) -> None:
     state = a_stacks_state(tmp_path / "state")
     sleep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
