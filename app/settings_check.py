@@ -44,9 +44,14 @@ def problems(env: Mapping[str, str]) -> list[str]:
 
 
 def _said(error: ErrorDetails) -> str:
+    """`NAME='value': what is wrong`; a check of several settings at once (no one name: its input
+    is every setting given, API keys and passwords too) by its message alone, which names them."""
     name = ".".join(str(part) for part in error["loc"]).upper()
     what = str(error["msg"]).removeprefix("Value error, ")
-    what = what[:1].lower() + what[1:]
+    if not name:
+        return what
+    if what[:2].istitle():  # pydantic's "Input should …", not a setting's name that opens it
+        what = what[:1].lower() + what[1:]
     if any(word in name for word in _UNSAID):
         return f"{name}: {what}"
     return f"{name}={error['input']!r}: {what}"

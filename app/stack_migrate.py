@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from app import settings_check
 from app.config import PROJECT_ROOT
 from app.stack import STATE_DIR
 from app.stack_env import process_env
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=(args.state_dir or STATE_DIR).absolute(),
         tmp_dir=Path(tempfile.gettempdir()),
     )
+    if problem := settings_check.refusal(env):  # alembic's env.py would say it in a traceback
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        return 1
     alembic = [sys.executable, "-m", "alembic", "upgrade", "head"]
     return subprocess.run(alembic, cwd=PROJECT_ROOT, env=env, check=False).returncode
 

@@ -7,6 +7,7 @@ process substitution without its input."""
 import contextlib
 import os
 import re
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -59,6 +60,21 @@ def is_terminal(descriptor: int) -> bool:
     """Whether the descriptor is a terminal, which binary output would garble."""
     stream = _stream(descriptor)
     return stream.isatty() if stream is not None else os.isatty(descriptor)
+
+
+def names_a_terminal(path: str) -> bool:
+    """Whether the path is a terminal's device (/dev/tty, /dev/pts/3), opened to be sure (a
+    /dev/tty without a controlling terminal is none: writing to it fails and says so)."""
+    try:
+        if not stat.S_ISCHR(os.stat(path).st_mode):
+            return False
+        opened = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return os.isatty(opened)
+    finally:
+        os.close(opened)
 
 
 def is_stdout(descriptor: int) -> bool:

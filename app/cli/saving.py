@@ -50,13 +50,17 @@ def check_output(output: str | None, *, binary: bool, force: bool) -> None:
     if output is None:
         return
     descriptor = descriptors.named(output)
+    if binary and (
+        descriptors.is_terminal(descriptor)
+        if descriptor is not None
+        else descriptors.names_a_terminal(output)  # /dev/tty, /dev/pts/3
+    ):
+        raise typer.BadParameter(
+            "Parquet is binary and would garble the terminal; save it with -o FILE, ask for "
+            "text with --format csv or --format jsonl, or pipe it to a program",
+            param_hint="--output",
+        )
     if descriptor is not None:
-        if binary and descriptors.is_terminal(descriptor):
-            raise typer.BadParameter(
-                "Parquet is binary and would garble the terminal; save it with -o FILE, ask for "
-                "text with --format csv or --format jsonl, or pipe it to a program",
-                param_hint="--output",
-            )
         if not descriptors.is_open(descriptor):
             raise typer.BadParameter(
                 f"{output} is descriptor {descriptor}, which is not open; open it in the shell "

@@ -52,7 +52,9 @@ def _said_here() -> Iterator[None]:
 def _when(schedule: dict[str, Any]) -> str:
     if schedule["cron"] is not None:
         return f"cron {schedule['cron']} ({schedule['timezone']})"
-    return f"every {schedule['interval_seconds']:g} s ({schedule['timezone']})"
+    seconds = schedule["interval_seconds"]  # 31622400, not :g's 3.16224e+07
+    shown = f"{int(seconds)}" if float(seconds).is_integer() else f"{seconds}"
+    return f"every {shown} s ({schedule['timezone']})"
 
 
 def _next(schedule: dict[str, Any], *, unit: str = "") -> str:

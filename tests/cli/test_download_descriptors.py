@@ -5,6 +5,7 @@ what it held, and what a reader of `> >(gzip)` waited for never came."""
 
 import asyncio
 import os
+import pty
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -154,3 +155,29 @@ def test_parquet_to_dev_stdout_on_a_terminal_is_refused_as_for_dash() -> None:
     )
     for output in ("/dev/stdout", "/dev/fd/1"):
         assert _on_a_terminal("download", "1", "-o", output) == (2, "", usage_error(message))
+
+
+def test_parquet_to_a_terminals_device_by_its_name_is_refused_too() -> None:
+    """`-o /dev/tty` (or /dev/pts/N) is no descriptor of the process, but a terminal all the
+    same: Parquet's bytes were written on it."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: refused before asking it
+    controller, terminal = pty.openpty()
+    try:
+        command = ["download", "1", "-o", os.ttyname(terminal)]
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("pipeline")), "--api-url", url, *command],
+            env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    message = (
+        "Invalid value for --output: Parquet is binary and would garble the terminal; save it "
+        "with -o FILE, ask for text with --format csv or --format jsonl, or pipe it to a program"
+    )
+    assert (done.returncode, done.stderr) == (2, usage_error(message))

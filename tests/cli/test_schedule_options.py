@@ -28,7 +28,16 @@ async def _remove_rows(pipeline_id: int) -> None:
 
 @pytest.mark.parametrize(
     ("every", "seconds"),
-    [("3600", 3600), ("1h", 3600), ("90s", 90), ("15m", 900), ("1d", 86_400), ("1h30m", 5400)],
+    [
+        ("3600", 3600),
+        ("1h", 3600),
+        ("90s", 90),
+        ("15m", 900),
+        ("1d", 86_400),
+        ("1h30m", 5400),
+        ("12d", 1_036_800),  # said as 1.0368e+06 s
+        ("366d", 31_622_400),
+    ],
 )
 async def test_every_takes_seconds_or_a_duration(
     cli: Cli,

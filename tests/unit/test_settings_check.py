@@ -40,6 +40,21 @@ def test_a_database_url_is_named_without_its_value_which_may_hold_a_password() -
     ]
 
 
+def test_a_check_of_several_settings_says_its_message_and_no_value_given() -> None:
+    """Its error has no one setting's name, and as input every setting given: API keys and the
+    database's password were printed to the terminal."""
+    env = {
+        "DATABASE_URL": "postgresql://pipeline:s3cretpw@db:5432/x",
+        "API_KEYS": "topsecretkey1",
+        "PIPELINE_HEARTBEAT_SECONDS": "5",
+        "PIPELINE_STALE_HEARTBEAT_SECONDS": "5",
+    }
+    assert problems(env) == [
+        "PIPELINE_STALE_HEARTBEAT_SECONDS (5) must be at least twice PIPELINE_HEARTBEAT_SECONDS "
+        "(5), or the watchdog fails healthy runs between two heartbeats"
+    ]
+
+
 def test_usable_settings_and_an_empty_environment_have_no_problem() -> None:
     assert problems({}) == []
     assert refusal({"DATABASE_URL": "postgresql://app@db:5432/x", "PIPELINE_TASK_TAGS": ""}) is None
@@ -92,3 +107,28 @@ def test_make_up_and_doctor_refuse_a_bad_setting_before_anything_starts(
         f"set it right {FIX}\n"
     )
     assert not state.exists()  # nothing made: no log directory, no database, no lock
+
+
+def test_make_migrate_refuses_a_bad_setting_before_alembic_starts(tmp_path: Path) -> None:
+    """It printed alembic's 56-line traceback, pydantic's error at its end."""
+    state = tmp_path / "state"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PIPELINE_DATA_DIR")},
+        "PIPELINE_MAX_UPLOAD_BYTES": "2GB",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app.stack_migrate", f"--state-dir={state}"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "error: a setting the stack's processes read cannot be used:\n"
+        f"  PIPELINE_MAX_UPLOAD_BYTES='2GB': {NOT_AN_INTEGER}\n"
+        f"set it right {FIX}\n"
+    )
+    assert not state.exists()
