@@ -34,8 +34,11 @@ install-dev: uv
 # The local stack's ports and state directory (its SQLite database, Prefect home, run files, logs),
 # the same for `make up`, `make doctor` and `make down`; unset, 8000, 4200 and var:
 #   make up API_PORT=8001 PREFECT_PORT=4201 STATE_DIR=var/stack-2
+# STATE_DIR in single quotes, each of its own quotes closed, escaped and reopened: a path with a
+# space or a quote in it is one argument to the shell, never shell syntax.
+QUOTED_STATE_DIR = '$(subst ','\'',$(STATE_DIR))'
 STACK_ARGS = $(strip $(if $(API_PORT),--api-port=$(API_PORT)) \
-	$(if $(PREFECT_PORT),--prefect-port=$(PREFECT_PORT)) $(if $(STATE_DIR),--state-dir=$(STATE_DIR)))
+	$(if $(PREFECT_PORT),--prefect-port=$(PREFECT_PORT)) $(if $(STATE_DIR),--state-dir=$(QUOTED_STATE_DIR)))
 
 up: install  ## Prefect server + migrations + pool/deployment + worker + API; Ctrl-C (or make down) stops all
 	$(BIN)/python -m app.devstack $(STACK_ARGS)
@@ -69,7 +72,7 @@ test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + Post
 # checked it is one (never /, $HOME or this checkout); its own Python without the venv
 CLEAN_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 clean: down  ## stops the stack, then deletes its state directory (var/, or STATE_DIR: database, Prefect's home, run files, logs) and the caches
-	$(if $(STATE_DIR),$(CLEAN_PYTHON) -m app.stack_clean '$(STATE_DIR)',rm -rf var)
+	$(if $(STATE_DIR),$(CLEAN_PYTHON) -m app.stack_clean $(QUOTED_STATE_DIR),rm -rf var)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
 
 chaos: install-dev  ## the load test: a burst of BURST_TRIGGERS (200) triggers, 2 workers, PostgreSQL

@@ -156,7 +156,7 @@ class _Receiver:
                 raise FormError(FILE_FIELD, "send one file per pipeline")
             if self.misnamed is not None:
                 raise FormError(FILE_FIELD, one_file(self.misnamed))
-            self.form.file_name = filename or "upload"
+            self.form.file_name = filename  # "" when sent without one: `filename=`
             self.form.file_as_text = not sent_file
             self.form.file_path = self.dest / "upload"
             self.handle = self.form.file_path.open("wb")

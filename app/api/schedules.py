@@ -2,15 +2,16 @@
 
 from contextlib import suppress
 from datetime import UTC, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from prefect.client.schemas.objects import DeploymentSchedule
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from sqlalchemy import select
 
-from app import removal
+from app import removal, service
 from app.api.auth import ReadAccess, WriteAccess
-from app.api.deps import PipelineDep, PipelineId, SessionDep, pipeline_or_404
+from app.api.deps import PipelineId, SessionDep, pipeline_or_404
 from app.api.no_body import no_body
 from app.api.schedule_schemas import ListedSchedule, ScheduleIn, ScheduleOut
 from app.api.schemas import errors
@@ -50,6 +51,17 @@ async def _not_found(pipeline_id: int) -> HTTPException:
                 f"DELETE /api/pipelines/{pipeline_id}/schedule",
             )
     return HTTPException(status.HTTP_404_NOT_FOUND, f"pipeline {pipeline_id} not found")
+
+
+async def _pipeline(session: SessionDep, pipeline_id: PipelineId) -> Pipeline:
+    """PipelineDep, its 404 saying so of a schedule the pipeline left in Prefect."""
+    pipeline = await service.get_pipeline(session=session, pipeline_id=pipeline_id)
+    if pipeline is None:
+        raise await _not_found(pipeline_id)
+    return pipeline
+
+
+ScheduledPipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 
 
 async def _exists(pipeline_id: int) -> bool:
@@ -93,7 +105,7 @@ async def list_schedules(session: SessionDep) -> list[ListedSchedule]:
     dependencies=[WriteAccess],
     responses=errors(403, 404, 409, 413, 415, 422),
 )
-async def set_schedule(pipeline: PipelineDep, data: ScheduleIn) -> ScheduleOut:
+async def set_schedule(pipeline: ScheduledPipelineDep, data: ScheduleIn) -> ScheduleOut:
     """Create or replace the pipeline's whole schedule (a field left out takes its default:
     `active` true); each scheduled run is a run of the pipeline."""
     for _ in range(2):  # once more when a request at the same time removed it as it was set
@@ -130,7 +142,7 @@ async def read_schedule(session: SessionDep, pipeline_id: PipelineId) -> Schedul
     dependencies=[WriteAccess, no_body("pause")],
     responses=WRITE,
 )
-async def pause_schedule(pipeline: PipelineDep) -> ScheduleOut:
+async def pause_schedule(pipeline: ScheduledPipelineDep) -> ScheduleOut:
     """Stop scheduling runs (future scheduled runs are removed) until resumed."""
     return await _set_active(pipeline, active=False)
 
@@ -140,7 +152,7 @@ async def pause_schedule(pipeline: PipelineDep) -> ScheduleOut:
     dependencies=[WriteAccess, no_body("resume")],
     responses=WRITE,
 )
-async def resume_schedule(pipeline: PipelineDep) -> ScheduleOut:
+async def resume_schedule(pipeline: ScheduledPipelineDep) -> ScheduleOut:
     return await _set_active(pipeline, active=True)
 
 

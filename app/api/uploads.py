@@ -74,6 +74,12 @@ def _prepare(form: ReceivedForm, declared: str | None, dest: Path) -> inputs.Che
         raise inputs.InputError(FILE_FIELD, "send the input file as the form field 'file'")
     if form.file_as_text:  # no file name to tell the format by
         fmt = part_file.format_of_text(form.file_path, declared)
+    elif not form.file_name and declared is None:  # `filename=`: "the format of ''" said nothing
+        raise inputs.InputError(
+            FILE_FIELD,
+            "sent with an empty file name, so its format cannot be told; send its name (curl -F "
+            "file=@data.csv) or format=csv|jsonl|parquet with it",
+        )
     else:
         fmt = inputs.format_of(form.file_name, declared)
     stored = dest / f"input.{fmt}"

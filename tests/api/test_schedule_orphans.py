@@ -54,6 +54,16 @@ async def test_the_list_marks_a_schedule_whose_pipeline_is_gone_and_reading_it_s
         f"pipeline {orphan} not found, but its schedule is still in Prefect, making runs that end "
         f"Cancelled without running anything; remove it with DELETE /api/pipelines/{orphan}/schedule",
     )
+    for method, path in [("POST", "pause"), ("POST", "resume"), ("PUT", "")]:
+        written = await client.request(
+            method,
+            f"/api/pipelines/{orphan}/schedule/{path}".rstrip("/"),
+            json=PAUSED if method == "PUT" else None,
+        )
+        assert (written.status_code, written.json()["detail"]) == (
+            404,
+            read.json()["detail"],
+        ), path  # pause, resume and set said only "pipeline N not found"
     assert (await client.delete(f"/api/pipelines/{orphan}/schedule")).status_code == 204
     after = await client.get("/api/schedules")
     assert after.json() == [_listed(prefect, kept, exists=True)]

@@ -98,6 +98,24 @@ async def test_a_file_sent_as_text_without_a_format_is_told_to_send_it_as_a_file
     assert (await pipelines(), leftover_uploads()) == (0, before)
 
 
+async def test_a_file_sent_with_an_empty_name_is_told_so(client: httpx.AsyncClient) -> None:
+    """`curl -F 'file=@orders.csv;filename='` was told of 'upload', a name it never sent; with
+    `format` it is taken."""
+    unnamed = ('name="file"; filename=""', csv(GOOD))
+    response = await post_form(client, NAME, unnamed)
+    assert (response.status_code, response.json()) == (
+        422,
+        refusal(
+            "file",
+            "sent with an empty file name, so its format cannot be told; send its name (curl -F "
+            "file=@data.csv) or format=csv|jsonl|parquet with it",
+            "input_file",
+        ),
+    )
+    taken = await post_form(client, NAME, unnamed, ('name="format"', b"csv"))
+    assert (taken.status_code, taken.json()["input_format"]) == (201, "csv")
+
+
 @pytest.mark.parametrize(
     ("content", "fmt", "records", "kept"),
     [

@@ -280,10 +280,10 @@ def test_doctor_checks_the_prefect_server_of_the_stack_running_with_this_state(
 @pytest.mark.parametrize(
     ("target", "command"),
     [
-        ("up", "-m app.devstack --api-port=8001 --prefect-port=4201 --state-dir=var/stack-2"),
+        ("up", "-m app.devstack --api-port=8001 --prefect-port=4201 --state-dir='var/stack-2'"),
         (
             "doctor",
-            "-m app.devstack doctor --api-port=8001 --prefect-port=4201 --state-dir=var/stack-2",
+            "-m app.devstack doctor --api-port=8001 --prefect-port=4201 --state-dir='var/stack-2'",
         ),
     ],
 )
@@ -301,6 +301,28 @@ def test_make_passes_the_ports_and_state_directory(target: str, command: str) ->
         check=True,
     )
     assert dry_run.stdout.splitlines()[-1] == f".venv/bin/python {command}"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_a_state_directory_with_a_space_and_a_quote_is_one_argument(tmp_path: Path) -> None:
+    """`make clean STATE_DIR="/tmp/c space"` passed `space` as an argument of its own, and one
+    with a quote in it broke the shell's command line (`unexpected EOF`)."""
+    outer = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "DATABASE_URL")
+    state = tmp_path / "it's a state"  # its database: the state directory's, not the tests'
+    done = subprocess.run(
+        ["make", "migrate", f"STATE_DIR={state}"],
+        env={name: value for name, value in os.environ.items() if name not in outer},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        f".venv/bin/python -m app.stack_migrate --state-dir='{tmp_path}/it'\\''s a state'"
+    )
+    assert sorted(path.name for path in state.iterdir()) == ["pipelines.db"]
 
 
 def test_paths_are_shown_relative_to_the_checkout_only_from_it(
