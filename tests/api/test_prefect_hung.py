@@ -108,7 +108,7 @@ async def test_the_budget_is_the_whole_requests_not_each_calls(hung: str) -> Non
         assert (await http.get("http://test/")).status_code == 204
     assert [message for message, _ in failures] == [silent(hung)] * 2
     first, second = (took for _, took in failures)
-    assert 1.0 <= first < 2.0 and second < 0.2, failures
+    assert 1.0 <= first < 10.0 and second < 0.5, failures  # its budget, then at once
 
 
 async def test_what_puts_back_a_requests_change_has_a_budget_of_its_own(hung: str) -> None:
@@ -131,7 +131,7 @@ async def test_what_puts_back_a_requests_change_has_a_budget_of_its_own(hung: st
         assert (await h.get("http://test/")).status_code == 204
     assert [message for message, _ in failures] == [silent(hung)] * 2
     first, second = (took for _, took in failures)
-    assert 1.0 <= first < 2.0 and 1.0 <= second < 2.0, failures
+    assert 1.0 <= first < 10.0 and 1.0 <= second < 10.0, failures  # a budget each
 
 
 async def test_outside_a_request_prefects_own_retries_apply(hung: str) -> None:

@@ -326,7 +326,7 @@ async def test_a_run_a_gone_worker_left_pending_gets_its_run_which_fails_saying_
     flow_run = await _scheduled(prefect, pipeline_id)  # its worker then killed outright
 
     assert await unclaimed.rescue_unclaimed() == []  # its process may yet claim a run
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(3.5)  # past the 2 s by more than the clock offset's 1 s resolution
     assert await unclaimed.rescue_unclaimed() == [Rescued(str(flow_run.id), 1, False)]
     [verdict] = await watchdog.reconcile_once()
 
@@ -362,7 +362,7 @@ async def test_a_run_left_running_before_it_claimed_its_run_gets_one_which_fails
     await _set(prefect, flow_run.id, Running(), force=True)
 
     assert await unclaimed.rescue_unclaimed() == []
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(3.5)  # past the 2 s by more than the clock offset's 1 s resolution
     assert await unclaimed.rescue_unclaimed() == [Rescued(str(flow_run.id), 1, False)]
     [verdict] = await watchdog.reconcile_once()
 
