@@ -137,9 +137,17 @@ def new_database_url(backend: str, request: pytest.FixtureRequest, tmp_root: Pat
     return url
 
 
+# one migrated database per backend and test process: pytest sets a parametrized session fixture
+# up again each time the order of the tests switches backend (190 migrations in a `make test`)
+_shared_databases: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_root: Path) -> str:
-    return new_database_url(request.param, request, tmp_root)
+    backend = request.param
+    if backend not in _shared_databases:
+        _shared_databases[backend] = new_database_url(backend, request, tmp_root)
+    return _shared_databases[backend]
 
 
 async def use_settings(**env: str) -> None:

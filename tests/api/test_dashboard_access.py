@@ -1,7 +1,10 @@
 """The dashboard's HTML routes: 404s, nothing loaded from elsewhere, and API keys for reads."""
 
+from pathlib import Path
+
 import httpx
 
+from app.config import PROJECT_ROOT
 from tests.conftest import Configure
 from tests.support.html import parse
 from tests.support.rows import add_pipeline
@@ -36,13 +39,23 @@ async def test_pages_load_nothing_from_elsewhere(client: httpx.AsyncClient) -> N
         "/static/favicon.svg",
         "/static/dashboard.css",
     ]
-    for path, media_type in (
-        ("/static/dashboard.js", "text/javascript; charset=utf-8"),
-        ("/static/pipeline.js", "text/javascript; charset=utf-8"),
-        ("/static/pipelines.js", "text/javascript; charset=utf-8"),
-        ("/static/dashboard.css", "text/css; charset=utf-8"),
-        ("/static/favicon.svg", "image/svg+xml"),
-    ):
+    # every file the static folder serves, so a new one is checked too (log_tail.js was not)
+    assets = sorted(p.name for p in (PROJECT_ROOT / "app/web/static").iterdir() if p.is_file())
+    assert assets == [
+        "dashboard.css",
+        "dashboard.js",
+        "favicon.svg",
+        "log_tail.js",
+        "pipeline.js",
+        "pipelines.js",
+    ]
+    media_types = {
+        ".js": "text/javascript; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".svg": "image/svg+xml",
+    }
+    for name in assets:
+        path, media_type = f"/static/{name}", media_types[Path(name).suffix]
         asset = await client.get(path)
         assert (asset.status_code, asset.headers["content-type"]) == (200, media_type)
         if not path.endswith(".svg"):  # an SVG names its XML namespace with a URL

@@ -20,18 +20,14 @@ from app.pipeline import orchestrator
 from app.pipeline.claim import RunSettledError, claim_run
 from app.pipeline.prefect_budget import PrefectBudget, budget_of_its_own
 from tests.conftest import SetSetting
-from tests.support.hung import hung_server
+from tests.support.hung import hanging_prefect, hung_server
 from tests.support.rows import add_pipeline, count_rows
 
 
 @pytest.fixture
 def hung(setting: SetSetting) -> Iterator[str]:
-    """The app's Prefect API hung; a request's budget 1 s, each call's timeout 0.4 s."""
-    with hung_server() as url:
-        setting("PREFECT_API_URL", f"{url}/api")
-        setting("PIPELINE_PREFECT_REQUEST_SECONDS", "1")
-        setting("PIPELINE_PREFECT_TIMEOUT_SECONDS", "0.4")
-        yield f"{url}/api"
+    with hanging_prefect(setting) as url:
+        yield url
 
 
 def silent(url: str) -> str:

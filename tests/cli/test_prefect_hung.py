@@ -11,17 +11,14 @@ from typer.testing import CliRunner
 from app.cli import app as cli_app
 from tests.cli.conftest import CLI_ENV, Cli
 from tests.conftest import SetSetting
-from tests.support.hung import hung_server
+from tests.support.hung import hanging_prefect, hung_server
 from tests.support.rows import add_pipeline
 
 
 @pytest.fixture
 def hung_prefect(setting: SetSetting) -> Iterator[str]:
-    with hung_server() as url:
-        setting("PREFECT_API_URL", f"{url}/api")
-        setting("PIPELINE_PREFECT_REQUEST_SECONDS", "1")
-        setting("PIPELINE_PREFECT_TIMEOUT_SECONDS", "0.4")
-        yield f"{url}/api"
+    with hanging_prefect(setting) as url:
+        yield url
 
 
 async def test_a_trigger_with_prefect_hung_is_exit_6_naming_prefect(

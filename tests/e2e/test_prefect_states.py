@@ -23,6 +23,7 @@ from prefect.states import (
 
 from app.pipeline import flow_run_fixes, orchestrator
 from app.pipeline.flow_run_fixes import Stranded
+from app.pipeline.status import run_tag
 from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.parametrize("running_stack", ["sqlite"], indirect=True)
@@ -30,11 +31,14 @@ pytestmark = pytest.mark.parametrize("running_stack", ["sqlite"], indirect=True)
 
 async def _flow_run_in(prefect: PrefectClient, *states: object) -> str:
     """A flow run of the deployment no worker takes (scheduled a day ahead), then moved by force
-    through `states`, as a worker and the flow engine would move it."""
+    through `states`, as a worker and the flow engine would move it. Tagged with a run as the
+    API's are: untagged, the stack's watchdog took a Crashed one for a schedule's run that never
+    began, and scheduled it again (app/pipeline/unclaimed.py)."""
     deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
     flow_run = await prefect.create_flow_run_from_deployment(
         deployment.id,
         parameters={"pipeline_id": 1, "record_count": 10},
+        tags=[run_tag(999_999)],
         state=Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1)),
     )
     for state in states:

@@ -2,7 +2,7 @@
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -24,6 +24,17 @@ def hung_server(accepted: list[socket.socket] | None = None) -> Iterator[str]:
                 silent.shutdown(socket.SHUT_RDWR)
                 for connection in accepted:
                     connection.close()
+
+
+@contextmanager
+def hanging_prefect(setting: Callable[[str, str], None]) -> Iterator[str]:
+    """The app's Prefect API hung, through `setting` (tests/conftest.py): a request's budget 1 s,
+    each call's timeout 0.4 s. Its API URL."""
+    with hung_server() as url:
+        setting("PREFECT_API_URL", f"{url}/api")
+        setting("PIPELINE_PREFECT_REQUEST_SECONDS", "1")
+        setting("PIPELINE_PREFECT_TIMEOUT_SECONDS", "0.4")
+        yield f"{url}/api"
 
 
 def _take(listening: socket.socket, accepted: list[socket.socket]) -> None:
