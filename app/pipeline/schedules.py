@@ -14,23 +14,15 @@ from uuid import UUID
 from prefect import get_client
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import DeploymentScheduleCreate
-from prefect.client.schemas.filters import (
-    DeploymentFilter,
-    DeploymentFilterId,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
-from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType
+from prefect.client.schemas.objects import DeploymentSchedule, FlowRun
 from prefect.client.schemas.schedules import SCHEDULE_TYPES
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.server.schemas import schedules as server_schedules
 
-from app.pipeline import orchestrator
+from app.pipeline import orchestrator, waiting_runs
 
 SCHEDULE_SLUG_PREFIX = "pipeline-"
 SCHEDULE_STOPPED = "skipped: the pipeline's schedule was paused or removed before this run started"
-_PAGE = 200  # Prefect's default and largest page of flow runs
 
 
 def schedule_slug(pipeline_id: int) -> str:
@@ -107,8 +99,9 @@ async def set_pipeline_schedule(
     )
     async with orchestrator.prefect_client() as client:
         deployment_id, existing = await _deployment_schedule(client, pipeline_id)
+        waited = await waiting_runs.read_waiting(client, deployment_id, pipeline_id)
         await _create_or_replace(client, deployment_id, pipeline_id, existing, wanted)
-        await _settle(client, deployment_id, pipeline_id, stopped=not active)
+        await _settle(client, deployment_id, pipeline_id, stopped=not active, waited=waited)
         return await _find_schedule(client, deployment_id, pipeline_id)
 
 
@@ -158,6 +151,7 @@ async def set_pipeline_schedule_active(
         deployment_id, existing = await _deployment_schedule(client, pipeline_id)
         if existing is None:
             return None
+        waited = await waiting_runs.read_waiting(client, deployment_id, pipeline_id)
         # Prefect 3.8.8's server takes a PATCH without parameters as parameters={}: every run
         # the schedule made after that would start with no pipeline_id and fail
         try:
@@ -169,7 +163,7 @@ async def set_pipeline_schedule_active(
             )
         except ObjectNotFound:  # removed meanwhile (a DELETE of it, or of its pipeline)
             return None
-        await _settle(client, deployment_id, pipeline_id, stopped=not active)
+        await _settle(client, deployment_id, pipeline_id, stopped=not active, waited=waited)
         return await _find_schedule(client, deployment_id, pipeline_id)
 
 
@@ -179,9 +173,10 @@ async def delete_pipeline_schedule(pipeline_id: int) -> DeploymentSchedule | Non
         deployment_id, existing = await _deployment_schedule(client, pipeline_id)
         if existing is None:
             return None
+        waited = await waiting_runs.read_waiting(client, deployment_id, pipeline_id)
         with suppress(ObjectNotFound):  # a request racing this one removed it first
             await client.delete_deployment_schedule(deployment_id, existing.id)
-        await _settle(client, deployment_id, pipeline_id, stopped=True)
+        await _settle(client, deployment_id, pipeline_id, stopped=True, waited=waited)
         return existing
 
 
@@ -232,12 +227,19 @@ async def schedule_stopped(run: FlowRun, pipeline_id: int) -> bool:
 
 
 async def _settle(
-    client: PrefectClient, deployment_id: UUID, pipeline_id: int, *, stopped: bool
+    client: PrefectClient,
+    deployment_id: UUID,
+    pipeline_id: int,
+    *,
+    stopped: bool,
+    waited: list[UUID],
 ) -> None:
     """After any change of a pipeline's schedule: a stopped one (paused or removed) leaves nothing
-    waiting to start, and every other pipeline's upcoming runs are made again."""
+    waiting to start, the runs of those that `waited` before the change and are gone are
+    cancelled, and every other pipeline's upcoming runs are made again."""
     if stopped:
-        await _delete_waiting_runs(client, deployment_id, pipeline_id)
+        await waiting_runs.delete_waiting(client, deployment_id, pipeline_id)
+    await waiting_runs.cancel_runs_of_gone(client, waited)
     await _schedule_runs(client, deployment_id)
 
 
@@ -249,40 +251,3 @@ async def _schedule_runs(client: PrefectClient, deployment_id: UUID) -> None:
     await client.request(
         "POST", "/deployments/{id}/schedule", path_params={"id": deployment_id}, json={}
     )
-
-
-async def _delete_waiting_runs(
-    client: PrefectClient, deployment_id: UUID, pipeline_id: int
-) -> None:
-    """Remove the pipeline's scheduled runs that have not started and are still waiting.
-
-    Prefect removes only those due in the future: a run already due but not yet taken by a
-    worker, or one its scheduler made while the schedule was being paused, would still start.
-    A run a worker takes meanwhile is no longer Scheduled and is left alone, and so is one that
-    has run and waits for a flow retry (AwaitingRetry is a Scheduled state too): its history
-    stays, and schedule_stopped ends its next attempt.
-    """
-    ours: list[UUID] = []
-    offset = 0
-    while True:  # every page: a burst of triggers can keep hundreds of other runs waiting
-        page = await client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
-            ),
-            limit=_PAGE,
-            offset=offset,
-        )
-        ours += [
-            run.id
-            for run in page
-            if run.auto_scheduled
-            and run.run_count == 0
-            and run.parameters.get("pipeline_id") == pipeline_id
-        ]
-        if len(page) < _PAGE:
-            break
-        offset += _PAGE
-    for flow_run_id in ours:
-        with suppress(ObjectNotFound):  # removed meanwhile: nothing left to do
-            await client.delete_flow_run(flow_run_id)

@@ -27,7 +27,11 @@ from app.db import get_sessionmaker
 from app.models import STAGE_NAMES, Pipeline, PipelineRun, Status, utcnow
 from app.pipeline import orchestrator, unclaimed, watchdog
 from app.pipeline.claim import RunRef, claim_run
-from app.pipeline.schedules import set_pipeline_schedule, set_pipeline_schedule_active
+from app.pipeline.schedules import (
+    delete_pipeline_schedule,
+    set_pipeline_schedule,
+    set_pipeline_schedule_active,
+)
 from app.pipeline.unclaimed import SCHEDULED_AGAIN, Rescued
 from tests.conftest import Configure, SetSetting
 from tests.support.prefect_server import own_prefect_server
@@ -171,6 +175,41 @@ async def test_a_scheduled_run_that_crashed_before_it_began_is_scheduled_again_a
     )
     assert ref == RunRef(pipeline_id=pipeline_id, run_id=1, record_count=1000)
     assert await _runs() == [_pending_run(1, pipeline_id, flow_run)]
+
+
+@pytest.mark.parametrize("stop", ["pause", "remove", "replace"])
+async def test_a_run_scheduled_again_whose_schedule_changes_before_it_begins_is_cancelled(
+    prefect: PrefectClient, stop: str
+) -> None:
+    """Pausing, removing or replacing the schedule deleted the flow run scheduled again (it
+    waits, never ran) and left its run pending, for the watchdog to fail: "its Prefect flow run
+    no longer exists"."""
+    pipeline_id = await _pipeline()
+    flow_run = await _scheduled(prefect, pipeline_id)
+    await _set(prefect, flow_run.id, Crashed(message=SIGTERM))
+    assert await unclaimed.rescue_unclaimed() == [Rescued(str(flow_run.id), 1, True)]
+
+    if stop == "pause":
+        await set_pipeline_schedule_active(pipeline_id, False, record_count=1000)
+    elif stop == "remove":
+        await delete_pipeline_schedule(pipeline_id)
+    else:  # Prefect deletes the future runs of a schedule it replaces
+        hourly = IntervalSchedule(interval=timedelta(hours=1))
+        await set_pipeline_schedule(
+            pipeline_id=pipeline_id, record_count=1000, schedule=hourly, active=True
+        )
+
+    with pytest.raises(ObjectNotFound):
+        await prefect.read_flow_run(flow_run.id)
+    assert await _runs() == [
+        {
+            **_pending_run(1, pipeline_id, flow_run),
+            "status": Status.CANCELLED,
+            "error": "cancelled: its schedule was paused, removed or replaced before it began",
+            "stages": [(name, Status.CANCELLED) for name in STAGE_NAMES],
+        }
+    ]
+    assert await watchdog.reconcile_once() == []  # nothing left for the watchdog
 
 
 async def test_lost_flow_runs_past_the_first_page_of_a_read_are_scheduled_again_too(
