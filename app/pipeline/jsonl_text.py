@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from app.pipeline.compression import InputError
-from app.pipeline.locate import bad_jsonl_line, not_an_object
+from app.pipeline.locate import JSON_SPACE, bad_jsonl_line, blank_but_not_space, not_an_object
 
 _SURROGATE = re.compile("[\ud800-\udfff]")  # left in a str only by an unpaired \ud800 escape
 # 1e400 stays 1e400, an integer its digits (Python reads none of over 4300 digits as int)
@@ -49,10 +49,13 @@ def rewrite(source: Path, dest: Path, *, field: str) -> list[str]:
     keys: dict[str, None] = {}
     with source.open("rb") as lines, dest.open("w", encoding="utf-8") as out:
         for number, line in enumerate(lines, 1):
-            if line.strip():
-                text, names = _as_text(line, number, field)
-                keys.update(dict.fromkeys(names))
-                out.write(text + "\n")
+            if not line.strip(JSON_SPACE):
+                continue
+            if not line.strip():
+                raise InputError(field, blank_but_not_space(number))
+            text, names = _as_text(line, number, field)
+            keys.update(dict.fromkeys(names))
+            out.write(text + "\n")
     return list(keys)
 
 

@@ -59,10 +59,24 @@ def first_bad_line(path: Path, fmt: str) -> str | None:
     return None
 
 
+# JSON's whitespace: a JSON Lines line of only these is skipped, by Polars too; Python's
+# bytes.strip() also takes a vertical tab and a form feed, on which Polars fails ("TapeError")
+JSON_SPACE = b" \t\r\n"
+
+
+def blank_but_not_space(number: int) -> str:
+    return (
+        f"line {number}: blank but for a vertical tab or form feed, which JSON does not take as "
+        "space; remove the line"
+    )
+
+
 def _first_bad_jsonl_line(handle: IO[bytes]) -> str | None:
     for number, line in enumerate(handle, 1):
-        if not line.strip():
+        if not line.strip(JSON_SPACE):
             continue
+        if not line.strip():
+            return blank_but_not_space(number)
         try:
             value = json.loads(line)
         except (ValueError, RecursionError) as exc:

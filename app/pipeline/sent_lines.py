@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 LINE = "line"
 ROW = "__sent_row"  # a raw row's number: its line's among the file's non-blank lines
 _NOTE = "input.json"  # in the run's directory: the JSON Lines file generate read
-_BLANK = " \t\r\n\x0b\x0c"  # what a line skipped as blank holds (bytes.strip(), as rewrite reads)
+# what a line skipped as blank holds (a line of vertical tabs or form feeds is refused at input,
+# app/pipeline/locate.py: none is in a file a run reads)
+_BLANK = " \t\r\n\x0b\x0c"
 _REASON_KEY = f'{{"{stages.REJECT_REASON}":'
 _BATCH = 65_536  # kept lines a Parquet part holds
 _BOM = b"\xef\xbb\xbf"

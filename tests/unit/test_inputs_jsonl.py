@@ -88,6 +88,23 @@ def test_a_line_that_is_not_json_is_named_when_polars_cannot_read_the_file(
         assert str(error.value) == f"file: {message}"
 
 
+@pytest.mark.parametrize("blank", ["\x0c", "\x0b", " \x0c\t\r"])
+@pytest.mark.parametrize("second", ["20", "1e400"], ids=["polars-reads", "python-reads"])
+def test_a_line_blank_but_for_a_vertical_tab_or_form_feed_is_named(
+    tmp_path: Path, blank: str, second: str
+) -> None:
+    """Polars fails on it ("InternalError(TapeError) at character 0"), which was the message; the
+    file read by Python's json skipped it as blank (bytes.strip()) and was accepted."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes((_line(1) + blank + "\n" + _line(3, second)).encode())
+    with pytest.raises(inputs.InputError) as error:
+        inputs.check(source, "jsonl", tmp_path / "scratch")
+    assert str(error.value) == (
+        "file: line 2: blank but for a vertical tab or form feed, which JSON does not take as "
+        "space; remove the line"
+    )
+
+
 @pytest.mark.parametrize(
     ("escape", "stored", "ids"),
     [
