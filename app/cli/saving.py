@@ -81,6 +81,12 @@ def check_output(output: str | None, *, binary: bool, force: bool) -> None:
                 param_hint="--output",
             )
     elif not path.is_dir() and not path.parent.is_dir():
+        if path.parent.exists():  # a file where the directory would be (-o notes.txt/x)
+            raise typer.BadParameter(
+                f"{path.parent} is a file, not a directory to write {path.name} in; give a "
+                "directory that exists",
+                param_hint="--output",
+            )
         raise typer.BadParameter(
             f"no directory {path.parent}/ to write {path.name} in; create it first, or give a "
             "directory that exists",

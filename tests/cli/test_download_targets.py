@@ -175,6 +175,11 @@ async def test_a_trailing_slash_means_a_directory_that_must_exist(
         "Invalid value for --output: file/ is not a directory; leave out the trailing /, or "
         "give a directory"
     )
+    # it said "no directory file/": there is one thing of that name, a file
+    cases["file/x.csv"] = (
+        "Invalid value for --output: file is a file, not a directory to write x.csv in; give a "
+        "directory that exists"
+    )
     for output, message in cases.items():
         refused = await cli("download", "1", "--format", "csv", "-o", output, env=WIDE)
         assert (refused.exit_code, refused.stdout, refused.stderr) == (
