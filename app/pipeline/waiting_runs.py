@@ -84,14 +84,19 @@ async def cancel_runs_of_gone(client: PrefectClient, waited: list[UUID]) -> list
             )
         )
         runs = rows.tuples().all()
-    cancelled = []
-    for run_id, pipeline_id, flow_run_id in runs:
-        try:
-            await client.read_flow_run(UUID(str(flow_run_id)))
-            continue  # still there: it runs, or waits
-        except ObjectNotFound:
-            pass
-        reason = SCHEDULE_CHANGED_FIRST
-        if await update_pipeline_status(pipeline_id, None, Status.CANCELLED, reason, run_id=run_id):
-            cancelled.append(run_id)
-    return cancelled
+    return [
+        run_id
+        for run_id, pipeline_id, flow_run_id in runs
+        if await _gone(client, str(flow_run_id))  # else it still runs, or waits
+        and await update_pipeline_status(
+            pipeline_id, None, Status.CANCELLED, SCHEDULE_CHANGED_FIRST, run_id=run_id
+        )
+    ]
+
+
+async def _gone(client: PrefectClient, flow_run_id: str) -> bool:
+    try:
+        await client.read_flow_run(UUID(flow_run_id))
+    except ObjectNotFound:
+        return True
+    return False

@@ -139,6 +139,28 @@ def _pending_run(run_id: int, pipeline_id: int, flow_run: FlowRun) -> dict[str, 
     }
 
 
+def _ended_run(
+    run_id: int, pipeline_id: int, flow_run: FlowRun, status: Status, error: str
+) -> dict[str, Any]:
+    """A run made for the flow run that ended `status` before any stage began."""
+    return {
+        **_pending_run(run_id, pipeline_id, flow_run),
+        "status": status,
+        "error": error,
+        "stages": [(name, Status.CANCELLED) for name in STAGE_NAMES],
+    }
+
+
+async def _failed_and_settled(
+    prefect: PrefectClient, flow_run: FlowRun, pipeline_id: int, reason: str, settled: StateType
+) -> None:
+    """Run 1 failed with `reason`, its stages cancelled, and its flow run set `settled` saying so."""
+    assert await _runs() == [_ended_run(1, pipeline_id, flow_run, Status.FAILED, reason)]
+    state = (await prefect.read_flow_run(flow_run.id)).state
+    assert state is not None
+    assert (state.type, state.message) == (settled, f"watchdog: {reason}")
+
+
 async def _history(prefect: PrefectClient, flow_run_id: UUID) -> list[tuple[str, str | None]]:
     states = await prefect.read_flow_run_states(flow_run_id)
     return [(state.name or "", state.message) for state in states]
@@ -201,14 +223,8 @@ async def test_a_run_scheduled_again_whose_schedule_changes_before_it_begins_is_
 
     with pytest.raises(ObjectNotFound):
         await prefect.read_flow_run(flow_run.id)
-    assert await _runs() == [
-        {
-            **_pending_run(1, pipeline_id, flow_run),
-            "status": Status.CANCELLED,
-            "error": "cancelled: its schedule was paused, removed or replaced before it began",
-            "stages": [(name, Status.CANCELLED) for name in STAGE_NAMES],
-        }
-    ]
+    cancelled = "cancelled: its schedule was paused, removed or replaced before it began"
+    assert await _runs() == [_ended_run(1, pipeline_id, flow_run, Status.CANCELLED, cancelled)]
     assert await watchdog.reconcile_once() == []  # nothing left for the watchdog
 
 
@@ -376,17 +392,7 @@ async def test_a_run_a_gone_worker_left_pending_gets_its_run_which_fails_saying_
     )
     reason = never_started.format(shown_age(never_started, verdict.reason, age=2, since=since))
     assert (verdict.run_id, verdict.status, verdict.reason) == (1, Status.FAILED, reason)
-    assert await _runs() == [
-        {
-            **_pending_run(1, pipeline_id, flow_run),
-            "status": Status.FAILED,
-            "error": reason,
-            "stages": [(name, Status.CANCELLED) for name in STAGE_NAMES],
-        }
-    ]
-    state = (await prefect.read_flow_run(flow_run.id)).state
-    assert state is not None
-    assert (state.type, state.message) == (StateType.CANCELLED, f"watchdog: {reason}")
+    await _failed_and_settled(prefect, flow_run, pipeline_id, reason, StateType.CANCELLED)
 
 
 async def test_a_run_left_running_before_it_claimed_its_run_gets_one_which_fails_saying_so(
@@ -410,14 +416,4 @@ async def test_a_run_left_running_before_it_claimed_its_run_gets_one_which_fails
     )
     reason = silent.format(shown_age(silent, verdict.reason, age=2, since=since))
     assert (verdict.run_id, verdict.status, verdict.reason) == (1, Status.FAILED, reason)
-    assert await _runs() == [
-        {
-            **_pending_run(1, pipeline_id, flow_run),
-            "status": Status.FAILED,
-            "error": reason,
-            "stages": [(name, Status.CANCELLED) for name in STAGE_NAMES],
-        }
-    ]
-    state = (await prefect.read_flow_run(flow_run.id)).state
-    assert state is not None
-    assert (state.type, state.message) == (StateType.CRASHED, f"watchdog: {reason}")
+    await _failed_and_settled(prefect, flow_run, pipeline_id, reason, StateType.CRASHED)
