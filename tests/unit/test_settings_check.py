@@ -18,6 +18,11 @@ from tests.support.postgres import free_port
 FORMS = "write sqlite:///path/to/pipelines.db or postgresql://user:password@host:5432/database"
 NOT_AN_INTEGER = "input should be a valid integer, unable to parse string as an integer"
 FIX = f"in the environment or in {ENV_FILE} (the README's Configuration lists each setting)"
+PREFECT_FIX = (
+    f"in the environment or in {ENV_FILE} (the README's Configuration lists each setting; "
+    "Prefect's: https://docs.prefect.io/v3/api-ref/settings-ref)"
+)
+NOT_A_NUMBER = "input should be a valid number, unable to parse string as a number"
 
 
 def test_each_refused_setting_is_named_with_its_value_and_what_is_wrong() -> None:
@@ -81,14 +86,78 @@ def test_the_refusal_says_one_setting_or_several() -> None:
     )
 
 
+def test_prefects_own_settings_are_named_by_their_variable_with_the_value_given() -> None:
+    """Prefect's server failed with a traceback naming `ServerDatabaseSettings` and `timeout`;
+    its settings stop at the first refused one: each is found."""
+    env = {
+        "PREFECT_WORKER_QUERY_SECONDS": "1s",
+        "PREFECT_LOGGING_LEVEL": "verbose",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "maybe",
+    }
+    assert problems(env) == [
+        "PREFECT_LOGGING_LEVEL='verbose': input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' "
+        "or 'CRITICAL'",
+        "PREFECT_SERVER_ANALYTICS_ENABLED='maybe': input should be a valid boolean, unable to "
+        "interpret input",
+        f"PREFECT_WORKER_QUERY_SECONDS='1s': {NOT_A_NUMBER}",
+    ]
+
+
+def test_a_prefect_setting_under_its_older_name_is_named_as_given() -> None:
+    assert problems({"PREFECT_API_DATABASE_TIMEOUT": "soon"}) == [
+        f"PREFECT_API_DATABASE_TIMEOUT='soon': {NOT_A_NUMBER}"
+    ]
+    assert problems(
+        {"PREFECT_API_DATABASE_TIMEOUT": "soon", "PREFECT_SERVER_DATABASE_TIMEOUT": "later"}
+    ) == [
+        f"PREFECT_SERVER_DATABASE_TIMEOUT='later': {NOT_A_NUMBER}",
+        f"PREFECT_API_DATABASE_TIMEOUT='soon': {NOT_A_NUMBER}",
+    ]
+
+
+def test_a_prefect_setting_refused_in_its_profile_says_where(tmp_path: Path) -> None:
+    (tmp_path / "profiles.toml").write_text(
+        'active = "default"\n[profiles.default]\nPREFECT_WORKER_QUERY_SECONDS = "often"\n'
+    )
+    assert problems({"PREFECT_HOME": str(tmp_path), "PIPELINE_MAX_UPLOAD_BYTES": "abc"}) == [
+        f"PIPELINE_MAX_UPLOAD_BYTES='abc': {NOT_AN_INTEGER}",
+        "PREFECT_WORKER_QUERY_SECONDS (in Prefect's profile or prefect.toml, not the "
+        f"environment)='often': {NOT_A_NUMBER}",
+    ]
+
+
+def test_the_check_of_prefects_settings_leaves_this_process_environment_as_it_was() -> None:
+    before = dict(os.environ)
+    assert problems({"PREFECT_LOGGING_LEVEL": "verbose"}) != []
+    assert dict(os.environ) == before
+
+
+def test_a_refusal_of_a_prefect_setting_points_to_prefects_reference() -> None:
+    assert refusal({"PREFECT_WORKER_QUERY_SECONDS": "1s"}) == (
+        "a setting the stack's processes read cannot be used:\n"
+        f"  PREFECT_WORKER_QUERY_SECONDS='1s': {NOT_A_NUMBER}\n"
+        f"set it right {PREFECT_FIX}"
+    )
+
+
+BAD_SETTINGS = {
+    "ours": ("PIPELINE_MAX_UPLOAD_BYTES", "abc", NOT_AN_INTEGER, FIX),
+    "Prefect's": ("PREFECT_WORKER_QUERY_SECONDS", "1s", NOT_A_NUMBER, PREFECT_FIX),
+}
+
+
+@pytest.mark.parametrize("whose", BAD_SETTINGS)
 @pytest.mark.parametrize(("command", "exit_code"), [("up", 8), ("doctor", 1)])
 def test_make_up_and_doctor_refuse_a_bad_setting_before_anything_starts(
-    tmp_path: Path, command: str, exit_code: int
+    tmp_path: Path, command: str, exit_code: int, whose: str
 ) -> None:
+    """A bad Prefect setting started the stack: the Prefect server failed, its traceback in its
+    log, and make up said only "prefect-server exited with 1"."""
+    name, value, what, fix = BAD_SETTINGS[whose]
     state = tmp_path / "state"
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PIPELINE_DATA_DIR")},
-        "PIPELINE_MAX_UPLOAD_BYTES": "abc",
+        name: value,
     }
     ports = [f"--prefect-port={free_port()}", f"--api-port={free_port()}"]
     done = subprocess.run(
@@ -103,8 +172,8 @@ def test_make_up_and_doctor_refuse_a_bad_setting_before_anything_starts(
     assert (done.returncode, done.stdout) == (exit_code, "")
     assert done.stderr == (
         "error: a setting the stack's processes read cannot be used:\n"
-        f"  PIPELINE_MAX_UPLOAD_BYTES='abc': {NOT_AN_INTEGER}\n"
-        f"set it right {FIX}\n"
+        f"  {name}='{value}': {what}\n"
+        f"set it right {fix}\n"
     )
     assert not state.exists()  # nothing made: no log directory, no database, no lock
 
