@@ -1,6 +1,7 @@
 """Request and response bodies of pipeline schedules: a schedule read back can be sent back as it
 was read, and sets the same schedule (its interval's anchor too, so its runs keep their times)."""
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -114,7 +115,13 @@ class ScheduleIn(BaseModel):
     def _anchor_in_a_timezone(
         cls, value: Any, handler: ValidatorFunctionWrapHandler
     ) -> datetime | None:
-        """pydantic said "Input should have timezone info", with no example of one."""
+        """pydantic said "Input should have timezone info", with no example of one; and took a
+        number, or a string of one, as a Unix time: 20260101 was an anchor in August 1970."""
+        if _is_number(value):
+            raise ValueError(
+                f"must be a date and time with its UTC offset, {_ANCHOR_LIKE}, not a number; "
+                f"got {shown(value)}"
+            )
         try:
             anchor: datetime | None = handler(value)
         except ValidationError as exc:
@@ -197,3 +204,12 @@ class ListedSchedule(ScheduleOut):
         "Cancelled without running anything; remove it with DELETE "
         "/api/pipelines/{pipeline_id}/schedule"
     )
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            return math.isfinite(float(value))
+        except ValueError:
+            return False
+    return isinstance(value, int | float) and not isinstance(value, bool)

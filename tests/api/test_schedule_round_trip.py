@@ -144,6 +144,10 @@ async def test_an_anchor_needs_an_interval_and_a_timezone(
         # pydantic's "Input should have timezone info" gave no example of one
         '{"interval_seconds": 60, "anchor_date": "2026-01-01T06:00:00"}': 'anchor_date: needs its UTC offset, like 2026-01-01T06:00:00Z (UTC) or 2026-01-01T06:00:00+01:00; got "2026-01-01T06:00:00"',
         '{"interval_seconds": 60, "anchor_date": "tomorrow"}': 'anchor_date: must be a date and time with its UTC offset, like 2026-01-01T06:00:00Z (UTC) or 2026-01-01T06:00:00+01:00; got "tomorrow"',
+        # pydantic took a number as a Unix time: 20260101 set runs at 11:48:21 from August 1970
+        '{"interval_seconds": 60, "anchor_date": 20260101}': "anchor_date: must be a date and time with its UTC offset, like 2026-01-01T06:00:00Z (UTC) or 2026-01-01T06:00:00+01:00, not a number; got 20260101",
+        '{"interval_seconds": 60, "anchor_date": "1767240000.5"}': 'anchor_date: must be a date and time with its UTC offset, like 2026-01-01T06:00:00Z (UTC) or 2026-01-01T06:00:00+01:00, not a number; got "1767240000.5"',
+        '{"interval_seconds": 60, "anchor_date": true}': "anchor_date: must be a date and time with its UTC offset, like 2026-01-01T06:00:00Z (UTC) or 2026-01-01T06:00:00+01:00; got true",
         # Prefect's scheduler overflowed on it, for every pipeline's schedule
         '{"interval_seconds": 60, "anchor_date": "0001-01-01T00:00:00+05:00"}': "anchor_date: must be between 1900-01-01 and 2200-01-01 (UTC); got 0001-01-01T00:00:00+05:00",
         '{"interval_seconds": 60, "anchor_date": "9999-12-31T23:00:00Z"}': "anchor_date: must be between 1900-01-01 and 2200-01-01 (UTC); got 9999-12-31T23:00:00+00:00",
