@@ -1,9 +1,11 @@
 """claim_run: which run row a flow run executes, and whether it may start at all; and
 withdraw_unclaimed, the trigger's side of that race."""
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -63,15 +65,25 @@ async def claim_run(
     A database that does not answer is waited for (app/pipeline/transient.py).
     """
 
+    once = functools.partial(
+        _claim,
+        pipeline_id=pipeline_id,
+        flow_run_id=flow_run_id,
+        run_id=run_id,
+        record_count=record_count,
+        key=key,
+        scheduled=scheduled,
+    )
+
     async def claim() -> RunRef:
-        return await _claim(
-            pipeline_id=pipeline_id,
-            flow_run_id=flow_run_id,
-            run_id=run_id,
-            record_count=record_count,
-            key=key,
-            scheduled=scheduled,
-        )
+        try:
+            return await once()
+        except IntegrityError:
+            if run_id is not None:
+                raise
+            # PostgreSQL: the watchdog made this flow run's row (unclaimed.py) as this claim made
+            # its own; that row is committed now, and is this flow run's to claim
+            return await once()
 
     return await retried(claim, what=f"the claim of flow run {flow_run_id}")
 

@@ -3,22 +3,23 @@ played by the test: its server is unreachable here)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 from prefect.client.schemas.objects import FlowRun
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import idempotency
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
-from app.pipeline import orchestrator
+from app.pipeline import orchestrator, unclaimed
 from app.pipeline.claim import claim_run
 from app.pipeline.status import update_pipeline_status
-from tests.support.rows import add_pipeline, add_run, count_rows
+from tests.support.rows import add_pipeline, add_run, count_rows, read_run
 
 FLOW_RUN_ID = "0b4f6a52-2d1c-4c3e-9a57-3f1d5e8b2c10"
 TIMED_OUT = "Prefect API at http://127.0.0.1:9/api is unreachable (ReadTimeout)"
@@ -234,3 +235,58 @@ async def test_a_burst_of_create_and_trigger_in_a_prefect_outage_is_503s_leaving
     )
     assert [(a.status_code, a.json()["message"]) for a in answers] == [(503, TIMED_OUT)] * 40
     assert (await count_rows(Pipeline), await count_rows(PipelineRun)) == (0, 0)
+
+
+async def test_a_schedules_run_claimed_as_the_watchdog_makes_its_row_runs_on_that_row(
+    database: str,
+) -> None:
+    """PostgreSQL: a process claiming its scheduled run (no row yet) as the watchdog's pass made
+    the row for it (the process late to start, past the pass's wait) met a duplicate key, and the
+    flow run failed at once; the row stayed pending until the watchdog failed it too."""
+    pipeline_id = await add_pipeline("late process")
+    flow_run = FlowRun(id=UUID(FLOW_RUN_ID), flow_id=uuid4(), name="late")
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_rows_transaction() -> bool:  # its Prefect side, before it commits
+        held.set()
+        await release.wait()
+        return True
+
+    made = asyncio.create_task(
+        unclaimed._give_run(  # noqa: SLF001: the watchdog's transaction, held open
+            flow_run, pipeline_id, timedelta(0), created_at=None, then=hold_the_rows_transaction
+        )
+    )
+    await held.wait()
+    claim = asyncio.create_task(
+        claim_run(
+            pipeline_id=pipeline_id,
+            flow_run_id=FLOW_RUN_ID,
+            run_id=None,
+            record_count=1000,
+            scheduled=True,
+        )
+    )
+    await _until_waiting(claim)
+    release.set()
+    run_id = await made
+    assert (await claim).run_id == run_id
+    run = await read_run(run_id)
+    assert (run.status, run.prefect_flow_run_id) == (Status.PENDING, FLOW_RUN_ID)
+    assert await count_rows(PipelineRun) == 1
+
+
+async def _until_waiting(claim: asyncio.Task[object]) -> None:
+    """Until the claim waits on the held transaction: PostgreSQL shows a lock not granted;
+    SQLite's claim waits to begin (its write lock), which nothing shows: half a second."""
+    async with get_sessionmaker()() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            await asyncio.sleep(0.5)
+            return
+        waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        for _ in range(100):
+            if await session.scalar(waiting) or claim.done():
+                return
+            await asyncio.sleep(0.05)
+            await session.rollback()  # a fresh snapshot of the locks
+    raise AssertionError("the claim never waited on the watchdog's row")
