@@ -9,6 +9,7 @@ import ipaddress
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.root_path import route_path
 from app.config import get_settings
 
 SETTING = "PIPELINE_ALLOWED_HOSTS"
@@ -50,13 +51,13 @@ REFUSED_PAGE = """<!doctype html>
 def _wants_a_page(scope: Scope) -> bool:
     """A browser's navigation (Accept: text/html) to the dashboard's pages, not to the API."""
     accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
-    return b"text/html" in accept and not scope["path"].startswith("/api/")
+    return b"text/html" in accept and not route_path(scope).startswith("/api/")
 
 
 def _needs_no_key(scope: Scope) -> bool:
     """Whether this request is answered without a key: any, without API_KEYS; a read, unless
     API_KEYS_FOR_READS; /health, always (and it is not checked)."""
-    if scope["path"] in OPEN_PATHS:
+    if route_path(scope) in OPEN_PATHS:
         return False
     settings = get_settings()
     return not settings.api_keys or (scope["method"] in _READS and not settings.api_keys_for_reads)

@@ -6,6 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.root_path import route_path
 from app.config import get_settings
 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # an upload's form fields and part headers, beside the file
@@ -26,7 +27,7 @@ class BodySizeLimit:
         content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
         if (
             scope["method"] == "POST"
-            and scope["path"].rstrip("/") == "/api/pipelines"
+            and route_path(scope).rstrip("/") == "/api/pipelines"
             and content_type.startswith(b"multipart/form-data")
         ):
             return settings.max_upload_bytes + FORM_OVERHEAD_BYTES, "PIPELINE_MAX_UPLOAD_BYTES"

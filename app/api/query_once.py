@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.echoed import cut
 from app.api.errors import MAX_PROBLEMS
 from app.api.query_names import Route, not_taken, route_takes, routes_of
+from app.api.root_path import route_path
 
 EMPTY_NAME = "''"  # `?=1`: a parameter whose name is empty
 
@@ -68,7 +69,7 @@ class QueryOnce:
         if (
             scope["type"] == "http"
             and scope["query_string"]
-            and scope["path"].startswith("/api/")
+            and route_path(scope).startswith("/api/")
             and (found := problems(scope, self._routes(scope)))
         ):
             await JSONResponse(refusal(found), 422)(scope, receive, send)

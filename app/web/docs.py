@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 
+from app.api.root_path import root_path
 from app.web.pages import HEADERS
 
 DOCS_URL = "/docs"
@@ -45,7 +46,7 @@ def install(app: FastAPI) -> None:
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "").rstrip("/")
+        root = root_path(request.scope)
         static = request.url_for("static", path="").path  # with the root path
         return _served(
             get_swagger_ui_html(

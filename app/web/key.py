@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from app.api.auth import API_KEY_COOKIE, SameOrigin, is_api_key
+from app.api.root_path import root_path
 from app.config import get_settings
 
 # a browser keeps a cookie of up to 4,096 bytes, name and attributes included; it drops a longer
@@ -55,8 +56,8 @@ def _https(request: Request) -> bool:
     return request.url.scheme == "https" or urlsplit(page).scheme == "https"
 
 
-# A session cookie (no expiry: gone when the browser closes) for the whole service, Secure over
-# https. Lax, so that a link from elsewhere opens the pages signed in; a write counts it only when
+# A session cookie (no expiry: gone when the browser closes) for the whole service (under the prefix
+# a proxy serves it at: the host's other applications never get it), Secure over https. Lax, so that a link from elsewhere opens the pages signed in; a write counts it only when
 # its Origin is this service's own (app/api/auth.py).
 @router.post("/key", status_code=status.HTTP_204_NO_CONTENT)
 async def save_key(request: Request, body: KeyIn) -> Response:
@@ -65,7 +66,7 @@ async def save_key(request: Request, body: KeyIn) -> Response:
     response.set_cookie(
         API_KEY_COOKIE,
         _encoded(body.key),
-        path="/",
+        path=_service_path(request),
         secure=_https(request),
         httponly=True,
         samesite="lax",
@@ -92,7 +93,15 @@ async def forget_key(request: Request) -> Response:
     """Forget the saved key."""
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(
-        API_KEY_COOKIE, path="/", secure=_https(request), httponly=True, samesite="lax"
+        API_KEY_COOKIE,
+        path=_service_path(request),
+        secure=_https(request),
+        httponly=True,
+        samesite="lax",
     )
     _forget_others(request, response)
     return response
+
+
+def _service_path(request: Request) -> str:
+    return root_path(request.scope) or "/"

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from app import display, service
 from app.api import auth
 from app.api.deps import SessionDep
+from app.api.root_path import root_path
 from app.api.schemas import PipelineOut, PipelineStatus
 from app.config import get_settings
 from app.web import address, view
@@ -66,6 +67,7 @@ def _render(
             "keys_configured": bool(settings.api_keys),
             "reads_need_key": bool(settings.api_keys) and settings.api_keys_for_reads,
             "key_saved": bool(request.cookies.get(auth.API_KEY_COOKIE)),
+            "root": root_path(request.scope),  # every link: the prefix a proxy serves it at
             **context,
         },
         status_code=status_code,

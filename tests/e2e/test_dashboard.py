@@ -5,11 +5,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser, FilePayload, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, FilePayload, Page, Route, expect
 from prefect.client.orchestration import PrefectClient
 
 from app.display import duration
-from tests.e2e.browser import chromium_path, low_contrast, screenshot
+from tests.e2e.browser import low_contrast, screenshot
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import next_daily, start_with_env, wait_for_stage
 
@@ -40,14 +40,6 @@ WATCH_JS = """() => {
     if (window.seen.at(-1) !== progress.dataset.status) window.seen.push(progress.dataset.status);
   }).observe(progress, { attributes: true, attributeFilter: ["data-status"] });
 }"""
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=chromium_path(), headless=True)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

@@ -8,17 +8,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from app.main import create_app
 
 
 @asynccontextmanager
-async def serve_app() -> AsyncIterator[str]:
-    """The app served until the block ends; its base URL."""
+async def serve_app(app: ASGIApp | None = None, *, root_path: str = "") -> AsyncIterator[str]:
+    """The app (or `app`) served until the block ends, under uvicorn's `root_path`; its base
+    URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()
-    server = uvicorn.Server(uvicorn.Config(create_app(), lifespan="off", log_level="warning"))
+    config = uvicorn.Config(
+        app or create_app(), lifespan="off", log_level="warning", root_path=root_path
+    )
+    server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -3,6 +3,12 @@
 "use strict";
 
 const Dashboard = (() => {
+  /** The address of one of this service's paths (`/api/pipelines`), under the prefix a proxy
+   * serves it at (UVICORN_ROOT_PATH: the page says it in `<body data-root>`), or at the root. */
+  function url(path) {
+    return (document.body.dataset.root || "") + path;
+  }
+
   /** Keep the key in the browser's session cookie, or forget it (an empty key). The server sets
    * the cookie HttpOnly: no script reads it, not this one, nor a page of another port of this
    * host. Reads and this page's own writes carry it; the answer is the fetch's. */
@@ -14,12 +20,12 @@ const Dashboard = (() => {
           body: JSON.stringify({ key }),
         }
       : { method: "DELETE" };
-    return fetch("/dashboard/key", { ...options, credentials: "same-origin" });
+    return fetch(url("/dashboard/key"), { ...options, credentials: "same-origin" });
   }
 
   /** fetch() against the JSON API: the saved key goes with it, in its cookie. */
   function api(path, options = {}) {
-    return fetch(path, { ...options, credentials: "same-origin" });
+    return fetch(url(path), { ...options, credentials: "same-origin" });
   }
 
   /** The message of an error response: the API's `message`, else its `detail`. */
@@ -254,7 +260,7 @@ const Dashboard = (() => {
           const pipeline = await response.json();
           leaving = true; // the button stays disabled until the pipeline's page replaces this one
           formStatus.textContent = "Created: opening its page…";
-          location.assign(`/pipelines/${pipeline.id}`);
+          location.assign(url(`/pipelines/${pipeline.id}`));
           return;
         }
         if (response.status === 422) {
@@ -288,5 +294,5 @@ const Dashboard = (() => {
     showNotice();
   });
 
-  return { api, errorText, keyRefused, askForKey, keepingFocus, leaveNotice, WRITE_TIMEOUT_MS };
+  return { url, api, errorText, keyRefused, askForKey, keepingFocus, leaveNotice, WRITE_TIMEOUT_MS };
 })();

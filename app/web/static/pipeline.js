@@ -92,7 +92,7 @@
     const mine = ++polls; // a button's refresh can overtake a poll: the later one counts
     try {
       const response = await fetch(
-        `/pipelines/${pipelineId}/progress`,
+        Dashboard.url(`/pipelines/${pipelineId}/progress`),
         timed({ credentials: "same-origin" }),
       );
       const body = await response.text();
@@ -235,7 +235,7 @@
         leaving = true; // and the button stays disabled until the list replaces this page
         LogTail.stop();
         Dashboard.leaveNotice(`Pipeline ${named} was deleted.`);
-        location.assign("/");
+        location.assign(Dashboard.url("/"));
         return;
       }
       say(await refusal(response)); // 409: a run started meanwhile; 503: Prefect

@@ -47,7 +47,7 @@
 
   async function refresh() {
     try {
-      const response = await fetch(`/pipelines-list?${list.dataset.query}`, {
+      const response = await fetch(Dashboard.url(`/pipelines-list?${list.dataset.query}`), {
         credentials: "same-origin",
         signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), // a hung request must not stop the loop
       });
