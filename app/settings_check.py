@@ -7,7 +7,7 @@ server with a traceback that named `ServerDatabaseSettings`'s field, not the var
 import io
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import redirect_stderr
+from contextlib import contextmanager, redirect_stderr
 from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, ValidationError
@@ -60,11 +60,8 @@ def prefect_problems(env: Mapping[str, str]) -> list[str]:
     Prefect's settings are a tree of models, each reading `os.environ` as it is built, and one
     refused value stops the whole tree: so the environment is swapped for `env` (this runs before
     the stack's threads and processes start) and each variable found refused is taken out of it
-    before the next try, until the tree builds or a refused value is not in `env` (a profile's).
-
-    Prefect, imported with a refused value in this process's own environment, prints "Failed to
-    initialize plugins: 1 validation error for WorkerSettings…" as it loads: said below by name."""
-    with redirect_stderr(io.StringIO()):
+    before the next try, until the tree builds or a refused value is not in `env` (a profile's)."""
+    with _quiet_import():
         from prefect.settings.models.root import Settings as PrefectSettings
     models = {model.__name__: model for model in _models(PrefectSettings)}
     left, found, saved = dict(env), [], dict(os.environ)
@@ -89,6 +86,24 @@ def prefect_problems(env: Mapping[str, str]) -> list[str]:
         os.environ.clear()
         os.environ.update(saved)
     return found
+
+
+@contextmanager
+def _quiet_import() -> Iterator[None]:
+    """Prefect as it loads in this process (`make up`'s, in a terminal): with a refused value in
+    this process's own environment it prints "Failed to initialize plugins: 1 validation error for
+    WorkerSettings…" (said by name here), and in a terminal its telemetry notice, then sends an
+    "SDK imported" event; DO_NOT_TRACK for the import, as the stack turns analytics off."""
+    before = os.environ.get("DO_NOT_TRACK")
+    os.environ["DO_NOT_TRACK"] = "1"
+    try:
+        with redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        if before is None:
+            del os.environ["DO_NOT_TRACK"]
+        else:
+            os.environ["DO_NOT_TRACK"] = before
 
 
 def _models(model: type["PrefectBaseSettings"]) -> Iterator[type["PrefectBaseSettings"]]:

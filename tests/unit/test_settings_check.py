@@ -3,7 +3,9 @@
 pydantic's traceback, and a DATABASE_URL that is not one failed the stack's lock with
 SQLAlchemy's."""
 
+import contextlib
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +203,25 @@ def test_make_migrate_refuses_a_bad_setting_before_alembic_starts(tmp_path: Path
         f"set it right {FIX}\n"
     )
     assert not state.exists()
+
+
+def test_the_check_in_a_terminal_says_nothing_of_prefects_telemetry_and_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    """`make up` in a terminal imports Prefect to check its settings: Prefect then printed its
+    telemetry notice, wrote a device id under PREFECT_HOME and sent an "SDK imported" event."""
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PREFECT_HOME": str(home)}
+    code = "from app.settings_check import problems; print(problems({}))"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child, in a terminal of its own
+        os.chdir(PROJECT_ROOT)
+        os.execve(sys.executable, [sys.executable, "-c", code], env)
+    shown = bytearray()
+    with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
+        while chunk := os.read(terminal, 4096):
+            shown += chunk
+    _, status = os.waitpid(pid, 0)
+    assert (os.waitstatus_to_exitcode(status), shown.decode()) == (0, "[]\r\n")
+    assert list(home.iterdir()) == []
