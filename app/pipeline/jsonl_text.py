@@ -20,9 +20,23 @@ from app.pipeline.compression import InputError
 from app.pipeline.locate import JSON_SPACE, bad_jsonl_line, blank_but_not_space, not_an_object
 
 _SURROGATE = re.compile("[\ud800-\udfff]")  # left in a str only by an unpaired \ud800 escape
+
+
+def _first_of_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's keys, each with its first value, as Polars reads a key given twice: Python's
+    json kept the last, so a line's value changed with the file's other lines (one 1e400)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        found.setdefault(key, value)
+    return found
+
+
 # 1e400 stays 1e400, an integer its digits (Python reads none of over 4300 digits as int)
-_WRITTEN = json.JSONDecoder(parse_float=str, parse_int=str, parse_constant=str)
-_NESTED = json.JSONDecoder()  # for a list's or an object's JSON text: [12.5], not ["12.5"]
+_WRITTEN = json.JSONDecoder(
+    parse_float=str, parse_int=str, parse_constant=str, object_pairs_hook=_first_of_each
+)
+# for a list's or an object's JSON text: [12.5], not ["12.5"]
+_NESTED = json.JSONDecoder(object_pairs_hook=_first_of_each)
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 # the required columns read with their JSON type when every value has one of these (read_types):
 # what validate casts exactly, as it casts text (a Float64 id or quantity would not be: 2**53 + 1)

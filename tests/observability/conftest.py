@@ -17,7 +17,7 @@ from prefect.client.orchestration import PrefectClient
 
 from app.devstack import Stack
 from tests.conftest import new_database_url
-from tests.support.postgres import free_port
+from tests.support.postgres import create_database, free_port
 
 DD_SERVICE, DD_ENV, DD_VERSION = "pipeline-obs-test", "test", "9.8.7"
 
@@ -117,11 +117,18 @@ def observed_stack(
     test_agent: TestAgent,
     statsd: StatsdReceiver,
 ) -> Iterator[ObservedStack]:
-    """Prefect server, worker and API on SQLite, every process reporting to the test agent."""
+    """Prefect server (on PostgreSQL), worker and API (on SQLite), every process reporting to the
+    test agent. Prefect's own server on SQLite stalled for its 60 s busy timeout ("database is
+    locked") under this package's three runs at once on a loaded CI machine, and the run Prefect
+    was to run again ended Failed after one attempt."""
     root = tmp_root / "stack-observability"
+    prefect_database = create_database(
+        request.getfixturevalue("pg_base_url"), "prefect_observability", extensions=("pg_trgm",)
+    )
     env = {
         **os.environ,
         "DATABASE_URL": new_database_url("sqlite", request, tmp_root),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": prefect_database,
         "PIPELINE_DATA_DIR": str(root / "data"),
         "PREFECT_HOME": str(root / "prefect-home"),
         "PREFECT_LOGGING_LEVEL": "INFO",

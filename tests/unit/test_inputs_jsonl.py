@@ -173,3 +173,15 @@ def test_a_number_column_that_also_holds_true_or_false_is_read_as_text(
     assert rows == 3
     assert valid.select("id", "value", "is_active").rows() == valid_rows
     assert rejects.select("id", "value", "is_active", "reject_reason").rows() == rejected
+
+
+def test_a_key_given_twice_keeps_its_first_value_whichever_way_the_file_is_read(
+    tmp_path: Path,
+) -> None:
+    """Polars keeps the first value; a file it cannot read (one 1e400 on another line) went
+    through Python's json, which kept the last: the same line gave another row."""
+    twice = _line(1, name='"first"', extra=', "name": "second"')
+    for other in ("13", "1e400"):
+        (tmp_path / other).mkdir()
+        _, valid, _ = _run(tmp_path / other, twice + _line(2, other))
+        assert valid.select("id", "name").rows()[0] == (1, "first"), other
