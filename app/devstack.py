@@ -143,6 +143,26 @@ def _port_of(running: Written | None, name: str) -> int | None:
     return running.port(name) if running is not None else None
 
 
+def banner(stack: Stack) -> str:
+    """Where the started stack answers. Under a proxy's prefix (UVICORN_ROOT_PATH) the pages and
+    the API docs are written for the proxy, and are opened through it; the API answers here too."""
+    env = stack.process_env()
+    root = env.get("UVICORN_ROOT_PATH", "").rstrip("/")
+    docs, dashboard = f"{stack.api_url}/docs", f"{stack.api_url}/"
+    if root:
+        docs = f"through your proxy, at {root}/docs"
+        dashboard = f"through your proxy, at {root}/ (UVICORN_ROOT_PATH={root})"
+    return (
+        f"\n  API          {stack.api_url}   (OpenAPI docs: {docs})\n"
+        f"  dashboard    {dashboard}\n"
+        f"  Prefect UI   http://{stack.host}:{stack.prefect_port}\n"
+        f"  Prefect API  {stack.prefect_api_url}\n"
+        f"  logs         {stack.log_dir}/*.log\n"
+        f"  run files    {_data_dir(env) / 'runs'}/<run id>/\n\n"
+        "Ctrl-C (or `make down`) stops everything."
+    )
+
+
 def up(stack: Stack) -> None:
     on_stop_signal(raise_interrupt)
     print("starting Prefect server, migrations, deployment, worker and API …", flush=True)
@@ -150,16 +170,7 @@ def up(stack: Stack) -> None:
     try:
         stack.start()
         started = True
-        print(
-            f"\n  API          {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)\n"
-            f"  dashboard    {stack.api_url}/\n"
-            f"  Prefect UI   http://{stack.host}:{stack.prefect_port}\n"
-            f"  Prefect API  {stack.prefect_api_url}\n"
-            f"  logs         {stack.log_dir}/*.log\n"
-            f"  run files    {_data_dir(stack.process_env()) / 'runs'}/<run id>/\n\n"
-            "Ctrl-C (or `make down`) stops everything.",
-            flush=True,
-        )
+        print(banner(stack), flush=True)
         while all(p.popen.poll() is None for p in stack.processes):
             time.sleep(0.5)
         dead = [p.name for p in stack.processes if p.popen.poll() is not None]

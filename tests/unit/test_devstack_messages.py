@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from app.config import PROJECT_ROOT
-from app.devstack import Stack, say_none_runs
+from app.devstack import Stack, banner, say_none_runs
 from tests.support.postgres import free_port
 
 UNSET = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME")  # the state directory's
@@ -215,4 +215,39 @@ def test_a_path_with_a_space_is_quoted() -> None:
     stack = Stack(env={}, state_dir=Path("/tmp/my stack"), log_dir=Path("/tmp/my stack/log"))
     assert stack.up_command() == (
         "`make up STATE_DIR='/tmp/my stack'` (`pipeline up --state-dir '/tmp/my stack'`)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("root_path", "docs", "dashboard"),
+    [
+        ("", "http://127.0.0.1:8123/docs", "http://127.0.0.1:8123/"),
+        (
+            "/pipelines/",
+            "through your proxy, at /pipelines/docs",
+            "through your proxy, at /pipelines/ (UVICORN_ROOT_PATH=/pipelines)",
+        ),
+    ],
+)
+def test_make_up_says_where_the_dashboard_opens(
+    tmp_path: Path, root_path: str, docs: str, dashboard: str
+) -> None:
+    """Under a proxy's prefix the pages link under it: opened straight from the API's port, as
+    make up said, every link and script call was a 404."""
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    stack = Stack(
+        env={**env, "UVICORN_ROOT_PATH": root_path},
+        api_port=8123,
+        prefect_port=4299,
+        state_dir=tmp_path,
+        log_dir=tmp_path / "log",
+    )
+    assert banner(stack) == (
+        f"\n  API          http://127.0.0.1:8123   (OpenAPI docs: {docs})\n"
+        f"  dashboard    {dashboard}\n"
+        "  Prefect UI   http://127.0.0.1:4299\n"
+        "  Prefect API  http://127.0.0.1:4299/api\n"
+        f"  logs         {tmp_path}/log/*.log\n"
+        f"  run files    {tmp_path}/data/runs/<run id>/\n\n"
+        "Ctrl-C (or `make down`) stops everything."
     )
