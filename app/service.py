@@ -1,7 +1,6 @@
 """Pipelines and their runs: the queries and the trigger sequence the API routes call."""
 
 import logging
-from pathlib import Path
 
 from sqlalchemy import func, select, true
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +16,7 @@ from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import input_gone, orchestrator
 from app.pipeline.inputs import CheckedInput
 from app.pipeline.status import UNFINISHED, flow_run_key, new_stage_rows
+from app.pipeline.store import input_file
 from app.pipeline.transient import is_transient
 
 logger = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ class ConflictError(RuntimeError):
 def refuse_gone_input(pipeline: Pipeline) -> None:
     """A run of a pipeline whose input file is gone would fail at its first stage: a 409 saying
     so, and what to do, instead of a 202 and a failed run (a file removed later fails the run)."""
-    if pipeline.input_path and (gone := input_gone.gone(Path(pipeline.input_path))):
+    if pipeline.input_path and (gone := input_gone.gone(input_file(pipeline.input_path))):
         raise ConflictError(f"pipeline {pipeline.id} cannot run: {gone}")
 
 

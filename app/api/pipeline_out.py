@@ -1,12 +1,10 @@
 """A pipeline and its runs as the API shows them: their rows, and what the API says of them that
 no column holds (a run's rejected records, its flow run's link, where the records come from)."""
 
-from pathlib import Path
-
 from app.api.schemas import InputSource, PipelineOut, RunOut
 from app.models import Pipeline, PipelineRun
 from app.pipeline import orchestrator
-from app.pipeline.store import uploads_dir
+from app.pipeline.store import input_file, uploads_dir
 
 
 def input_source(stored: str | None) -> InputSource:
@@ -15,7 +13,7 @@ def input_source(stored: str | None) -> InputSource:
     any other a file the user named, none generated records."""
     if stored is None:
         return "generated"
-    return "upload" if Path(stored).is_relative_to(uploads_dir()) else "path"
+    return "upload" if input_file(stored).is_relative_to(uploads_dir()) else "path"
 
 
 def run_out(run: PipelineRun) -> RunOut:
@@ -33,7 +31,7 @@ def pipeline_out(pipeline: Pipeline, run: PipelineRun | None, in_flight: int) ->
         name=pipeline.name,
         description=pipeline.description,
         record_count=pipeline.record_count,
-        input_path=pipeline.input_path,
+        input_path=str(input_file(pipeline.input_path)) if pipeline.input_path else None,
         input_format=pipeline.input_format,
         input_source=input_source(pipeline.input_path),
         created_at=pipeline.created_at,

@@ -1,7 +1,6 @@
 """The Prefect flow `Data Pipeline`: five tasks, each a thin wrapper that reads, calls, writes, reports."""
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -27,7 +26,7 @@ from app.pipeline.status import (
     update_pipeline_status,
 )
 from app.pipeline.stops import STOPPED_WITHOUT_CANCEL, stop_reason
-from app.pipeline.store import RunFiles, remove_if_deleted
+from app.pipeline.store import RunFiles, input_file, remove_if_deleted
 from app.pipeline.work import InputSource, StageOutput
 
 _settings = get_settings()
@@ -147,7 +146,7 @@ def _input_source(ref: RunRef) -> InputSource | None:
     """The pipeline's input file, if it has one, where a run may read it (input_dir.py)."""
     if not (ref.input_path and ref.input_format):
         return None
-    path = readable_source(Path(ref.input_path), _settings.input_dir)
+    path = readable_source(input_file(ref.input_path), _settings.input_dir)
     return InputSource(path, ref.input_format)
 
 

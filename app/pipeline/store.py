@@ -8,6 +8,7 @@ instead of making the directory again (tests/e2e/test_delete_race.py).
 import asyncio
 import logging
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -65,9 +66,28 @@ class RunFiles:
         return self.root / "output" / "summary.parquet"
 
 
+_UPLOAD_DIR = re.compile(r"[0-9a-f]{32}")  # an upload's own directory: app/api/uploads.py
+
+
 def uploads_dir() -> Path:
     """Where uploaded input files are kept, one directory per upload."""
     return get_settings().data_dir / "uploads"
+
+
+def input_file(stored: str) -> Path:
+    """Where a pipeline's input file is now. Its stored path is absolute: an upload made while the
+    data directory was elsewhere (moved, or the project with it) and gone from there is under
+    today's uploads directory, in a directory of its own name (as retention keeps it). Any other
+    path (a file of PIPELINE_INPUT_DIR, one still where it was) is its stored path."""
+    path = Path(stored)
+    uploads, input_dir = uploads_dir(), get_settings().input_dir
+    if path.is_relative_to(uploads) or (input_dir and path.is_relative_to(input_dir)):
+        return path
+    if path.parent.parent.name == uploads.name and _UPLOAD_DIR.fullmatch(path.parent.name):
+        moved = uploads / path.parent.name / path.name
+        if not os.path.lexists(path) and os.path.lexists(moved):
+            return moved
+    return path
 
 
 def runs_dir() -> Path:
