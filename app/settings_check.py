@@ -1,8 +1,9 @@
 """The settings a stack's processes would read, checked before `make up` starts any of them or
 `make doctor` checks the stack: a value Settings refuses (`PIPELINE_MAX_UPLOAD_BYTES=abc`) failed
 the first process with pydantic's traceback (`migrate failed (1): Traceback …`), and a
-`DATABASE_URL` that is not one failed the stack's lock with SQLAlchemy's. Prefect's own settings too: `PREFECT_WORKER_QUERY_SECONDS=1s` failed the Prefect
-server with a traceback that named `ServerDatabaseSettings`'s field, not the variable."""
+`DATABASE_URL` that is not one failed the stack's lock with SQLAlchemy's. Prefect's own settings
+too: `PREFECT_WORKER_QUERY_SECONDS=1s` failed the Prefect server with a traceback that named
+`WorkerSettings`'s field, not the variable."""
 
 import io
 import os

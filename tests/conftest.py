@@ -13,6 +13,7 @@ import tracemalloc  # noqa: F401
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -46,6 +47,9 @@ from app import config, db, read_cache  # noqa: E402
 from app.config import PROJECT_ROOT  # noqa: E402
 from app.main import create_app  # noqa: E402
 from tests.support.postgres import create_database, postgres_cluster  # noqa: E402
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 TABLES = ("pipeline_stages", "pipeline_runs", "pipelines")
 
@@ -212,3 +216,12 @@ async def client(database: str) -> AsyncIterator[httpx.AsyncClient]:
         transport=ASGITransport(app=create_app()), base_url="http://test"
     ) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator["Browser"]:
+    """Debian's headless Chromium, for the dashboard's and the API docs' browser tests."""
+    from tests.e2e.browser import chromium  # Playwright, for the tests that ask for it alone
+
+    async with chromium() as launched:
+        yield launched

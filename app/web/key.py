@@ -57,8 +57,9 @@ def _https(request: Request) -> bool:
 
 
 # A session cookie (no expiry: gone when the browser closes) for the whole service (under the prefix
-# a proxy serves it at: the host's other applications never get it), Secure over https. Lax, so that a link from elsewhere opens the pages signed in; a write counts it only when
-# its Origin is this service's own (app/api/auth.py).
+# a proxy serves it at: the host's other applications never get it), Secure over https. Lax, so
+# that a link from elsewhere opens the pages signed in; a write counts it only when its Origin is
+# this service's own (app/api/auth.py).
 @router.post("/key", status_code=status.HTTP_204_NO_CONTENT)
 async def save_key(request: Request, body: KeyIn) -> Response:
     """Keep the key for this browser session (answered with its Set-Cookie)."""

@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 from pydantic import ValidationError
 
 from app.config import Settings
 from app.models import Pipeline
 from tests.api import test_dashboard_scripts as scripts
 from tests.conftest import Configure, SetSetting
-from tests.e2e.browser import chromium_path
+from tests.e2e.browser import chromium
 from tests.support.rows import add_pipeline, count_rows
 
 ONE_BACKEND = scripts.pytestmark  # the check is the same on both
@@ -254,18 +254,12 @@ async def browser() -> AsyncIterator[Browser]:
     """Chromium whose DNS answers evil.example with 127.0.0.1: the rebinding's second answer.
     Its own guard, which blocks a public page's requests to a loopback or private address, is
     off: Firefox and Safari have none, and it is Chromium's, not this service's."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=chromium_path(),
-            headless=True,
-            args=[
-                "--host-resolver-rules=MAP evil.example 127.0.0.1",
-                # Local Network Access, and Private Network Access before it
-                "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
-            ],
-        )
-        yield chromium
-        await chromium.close()
+    async with chromium(
+        "--host-resolver-rules=MAP evil.example 127.0.0.1",
+        # Local Network Access, and Private Network Access before it
+        "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
+    ) as launched:
+        yield launched
 
 
 @ONE_BACKEND

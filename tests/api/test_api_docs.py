@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.api import test_dashboard_scripts as scripts
 from tests.conftest import Configure
-from tests.e2e.browser import chromium_path
 
 pytestmark = scripts.pytestmark  # one backend is enough: the page reads no rows
 dashboard = scripts.dashboard
@@ -76,14 +75,6 @@ async def test_the_docs_page_is_refused_at_a_name_that_is_not_this_services(
     response = await client.get("/docs", headers={"host": "evil.example:8000"})
     assert response.status_code == 403
     assert (await client.head("/docs")).status_code == 200
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=chromium_path(), headless=True)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from sqlalchemy import delete, update
 
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, Status, utcnow
-from tests.api.test_dashboard_scripts import browser, console, dashboard, page, pytestmark
+from tests.api.test_dashboard_scripts import console, dashboard, page, pytestmark
 from tests.e2e.browser import armed, fake_clock, sent, watch
 from tests.support.rows import add_pipeline, add_run
 
-__all__ = ["browser", "console", "dashboard", "page", "pytestmark"]  # shared fixtures
+__all__ = ["console", "dashboard", "page", "pytestmark"]  # shared fixtures
 
 # a run's first line, as GET /api/pipelines/{id}/logs gives it
 STARTED = {

@@ -8,12 +8,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from playwright.async_api import Browser, Page, Response, async_playwright, expect
+from playwright.async_api import Browser, Page, Response, expect
 
 from app.models import Pipeline, PipelineRun, Status
 from tests.api import test_dashboard_scripts as scripts
 from tests.conftest import Configure
-from tests.e2e.browser import chromium_path
+from tests.e2e.browser import chromium
 from tests.support.rows import add_pipeline, add_run, count_rows
 
 pytestmark = scripts.pytestmark  # one backend is enough for the browser
@@ -46,14 +46,8 @@ READ_COOKIES = "<!doctype html><script>document.title = 'cookie:' + document.coo
 async def browser() -> AsyncIterator[Browser]:
     """Chromium that resolves every *.test name to 127.0.0.1: addresses that are not
     "potentially trustworthy", as a LAN address is not."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=chromium_path(),
-            headless=True,
-            args=["--host-resolver-rules=MAP *.test 127.0.0.1"],
-        )
-        yield chromium
-        await chromium.close()
+    async with chromium("--host-resolver-rules=MAP *.test 127.0.0.1") as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from playwright.async_api import Browser, Page, Request, Route, async_playwright
 
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status
-from tests.api.test_dashboard_scripts import KEY_REFUSED, browser, console, dashboard, page
+from tests.api.test_dashboard_scripts import KEY_REFUSED, console, dashboard, page
 from tests.conftest import Configure
 from tests.e2e.browser import armed, chromium_path, fake_clock, screenshot
 from tests.support.rows import add_pipeline, add_run
 
-__all__ = ["browser", "console", "dashboard", "page"]  # shared fixtures
+__all__ = ["console", "dashboard", "page"]  # shared fixtures
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

@@ -11,14 +11,14 @@ from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Page, Response, Route, async_playwright, expect
+from playwright.async_api import Browser, Page, Response, Route, expect
 from sqlalchemy import update
 
 from app.db import get_sessionmaker
 from app.main import create_app
 from app.models import PipelineRun, Status
 from tests.conftest import Configure
-from tests.e2e.browser import armed, chromium_path, fake_clock, fetches
+from tests.e2e.browser import armed, fake_clock, fetches
 from tests.support.rows import add_pipeline, add_run
 
 # one backend is enough for the browser: the routes under it are tested on both
@@ -47,14 +47,6 @@ def _listening_socket() -> socket.socket:
         sock.listen()
         return sock
     raise RuntimeError("no free port in 47500-47599")
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=chromium_path(), headless=True)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

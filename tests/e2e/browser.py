@@ -3,10 +3,12 @@ and the page's timers on Playwright's fake clock."""
 
 import re
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from app.config import PROJECT_ROOT
@@ -40,6 +42,17 @@ def chromium_path() -> str:
             pytrace=False,
         )
     return path
+
+
+@asynccontextmanager
+async def chromium(*args: str) -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, with these command-line `args`, until the block ends."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=list(args)
+        )
+        yield browser
+        await browser.close()
 
 
 def _luminance(rgb: str) -> float:

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
 from prefect.client.orchestration import PrefectClient
 
 from app.devstack import Stack
 from tests.conftest import new_database_url, use_settings
-from tests.e2e.browser import chromium_path
 from tests.support.postgres import create_database, free_port
 
 
@@ -102,12 +100,3 @@ async def api(stack: RunningStack) -> AsyncIterator[httpx.AsyncClient]:
 async def prefect(stack: RunningStack) -> AsyncIterator[PrefectClient]:
     async with PrefectClient(api=stack.stack.prefect_api_url) as client:
         yield client
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """Debian's headless Chromium, for the dashboard's tests."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=chromium_path(), headless=True)
-        yield chromium
-        await chromium.close()
