@@ -7,8 +7,11 @@ too: `PREFECT_WORKER_QUERY_SECONDS=1s` failed the Prefect server with a tracebac
 
 import io
 import os
+import tomllib
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, ValidationError
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 # a value under such a name may hold a password: its name and the problem are said, not it
 _UNSAID = ("URL", "KEY", "PASSWORD", "SECRET", "TOKEN", "AUTH")
 PREFECT_SETTINGS_REF = "https://docs.prefect.io/v3/api-ref/settings-ref"
+_PROFILES_UNREAD = "Failed to load profiles from "  # Prefect's warning, before the file's path
 
 
 def problems(env: Mapping[str, str]) -> list[str]:
@@ -71,7 +75,10 @@ def prefect_problems(env: Mapping[str, str]) -> list[str]:
             os.environ.clear()
             os.environ.update(left)
             try:
-                PrefectSettings()
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    PrefectSettings()
+                found += _unreadable_profiles(caught)
             except ValidationError as exc:
                 refused = [
                     (_variable(models.get(exc.title), error, left), error)
@@ -87,6 +94,23 @@ def prefect_problems(env: Mapping[str, str]) -> list[str]:
         os.environ.clear()
         os.environ.update(saved)
     return found
+
+
+def _unreadable_profiles(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Prefect's profiles file, when it is not TOML: its settings models warn and go on without
+    it, but every Prefect process stops on it (`tomllib.TOMLDecodeError` as it starts)."""
+    for warning in caught:
+        said = str(warning.message)
+        if said.startswith(_PROFILES_UNREAD):
+            path = Path(said.removeprefix(_PROFILES_UNREAD).split(". Please ensure")[0])
+            try:
+                tomllib.loads(path.read_text())
+            except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+                return [
+                    f"Prefect's profiles file {path} is not valid TOML ({exc}): fix it or remove "
+                    "it; every Prefect process stops on it"
+                ]
+    return []
 
 
 @contextmanager

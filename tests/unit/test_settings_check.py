@@ -128,6 +128,18 @@ def test_a_prefect_setting_refused_in_its_profile_says_where(tmp_path: Path) -> 
     ]
 
 
+def test_a_prefect_profiles_file_that_is_not_toml_is_said(tmp_path: Path) -> None:
+    """Prefect's settings warn and go on without it; `prefect server start`, the worker and every
+    flow run stopped on it (tomllib.TOMLDecodeError)."""
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('active = "default"\n[profiles.default\n')
+    assert problems({"PREFECT_HOME": str(tmp_path)}) == [
+        f"Prefect's profiles file {profiles} is not valid TOML (Expected ']' at the end of a "
+        "table declaration (at line 2, column 18)): fix it or remove it; every Prefect process "
+        "stops on it"
+    ]
+
+
 def test_the_check_of_prefects_settings_leaves_this_process_environment_as_it_was() -> None:
     before = dict(os.environ)
     assert problems({"PREFECT_LOGGING_LEVEL": "verbose"}) != []
