@@ -17,12 +17,7 @@ from tests.e2e.browser import armed, fake_clock, fetches, low_contrast, watch
 from tests.support.rows import add_pipeline, add_run
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-browser, dashboard, console, page = (
-    scripts.browser,
-    scripts.dashboard,
-    scripts.console,
-    scripts.page,
-)
+dashboard, console, page = scripts.dashboard, scripts.console, scripts.page
 
 NAME = 'nightly <orders> & "co"'  # shown as text, never markup
 NEEDS_KEY = (
