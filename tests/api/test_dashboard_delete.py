@@ -13,7 +13,7 @@ from app.models import Pipeline, PipelineRun, Status
 from app.pipeline import schedules
 from tests.api import test_dashboard_scripts as scripts
 from tests.conftest import Configure
-from tests.e2e.browser import armed, fake_clock, fetches, low_contrast, watch
+from tests.e2e.browser import PREFECT_REFUSED_MS, armed, fake_clock, fetches, low_contrast, watch
 from tests.support.rows import add_pipeline, add_run
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -148,7 +148,7 @@ async def test_a_refused_delete_says_why_where_cancel_and_retry_do(
 
     answer_confirm(page, accept=True)
     await delete.click()
-    await expect(message).to_have_text(UNREACHABLE)
+    await expect(message).to_have_text(UNREACHABLE, timeout=PREFECT_REFUSED_MS)
     await expect(delete).to_be_visible()
     await expect(delete).not_to_have_attribute("aria-disabled", "true")  # it may be tried again
     assert page.url == f"{dashboard}/pipelines/{pipeline_id}"

@@ -13,7 +13,7 @@ from playwright.async_api import Browser, Page, Response, expect
 from app.models import Pipeline, PipelineRun, Status
 from tests.api import test_dashboard_scripts as scripts
 from tests.conftest import Configure
-from tests.e2e.browser import chromium
+from tests.e2e.browser import PREFECT_REFUSED_MS, chromium
 from tests.support.rows import add_pipeline, add_run, count_rows
 
 pytestmark = scripts.pytestmark  # one backend is enough for the browser
@@ -125,7 +125,7 @@ async def test_the_dashboard_writes_from_a_lan_address(
     await page.get_by_label("Name").fill("from the LAN")
     await page.get_by_label("Records to generate").fill("1000")
     await page.locator("#create-submit").click()
-    await expect(page.locator("#form-error")).to_have_text(UNREACHABLE)
+    await expect(page.locator("#form-error")).to_have_text(UNREACHABLE, timeout=PREFECT_REFUSED_MS)
     assert writes == [204, 503]
 
 
@@ -166,7 +166,9 @@ async def test_no_page_of_another_port_reads_the_key_and_the_dashboard_uses_it(
     await page.get_by_label("Name").fill("with the cookie")
     await page.get_by_label("Records to generate").fill("1000")
     await page.locator("#create-submit").click()
-    await expect(page.locator("#form-error")).to_have_text(UNREACHABLE)  # not a 401
+    await expect(page.locator("#form-error")).to_have_text(
+        UNREACHABLE, timeout=PREFECT_REFUSED_MS
+    )  # not a 401
     await page.locator("#api-key-panel summary").click()
     await page.locator("#api-key-forget").click()
     await expect(page.locator("#api-key-status")).to_have_text("Key forgotten.")

@@ -14,6 +14,9 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from app.config import PROJECT_ROOT
 
 SCREENSHOTS = PROJECT_ROOT / "tests" / "results" / "screenshots"
+# how long a page may wait for an answer that comes after Prefect's client gives up on a server
+# that is not running (~1.6 s here; a loaded CI machine took over 5 s, Playwright's default)
+PREFECT_REFUSED_MS = 30_000
 
 # Walks up from each element to the first opaque background: the colours a reader sees.
 _COLOURS_JS = """
