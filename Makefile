@@ -45,16 +45,16 @@ STACK_ARGS = $(strip $(if $(API_PORT),--api-port=$(API_PORT)) \
 	$(if $(PREFECT_PORT),--prefect-port=$(PREFECT_PORT)) $(if $(STATE_DIR),--state-dir=$(QUOTED_STATE_DIR)))
 
 up: install  ## Prefect server + migrations + pool/deployment + worker + API; Ctrl-C (or make down) stops all
-	$(BIN)/python -m app.devstack $(STACK_ARGS)
+	$(BIN)/python -m app.stack.commands $(STACK_ARGS)
 
 down:  ## stops the stack `make up` started (in another terminal, in the background, or killed and left running)
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m app.devstack down $(STACK_ARGS); \
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m app.stack.commands down $(STACK_ARGS); \
 	else echo "no $(VENV): no stack of this checkout can be running"; fi
 
 # the database of the stack of STATE_DIR (var), as `make up` and `make doctor` find it: its
 # SQLite file unless DATABASE_URL is set (the environment or .env)
 migrate: install
-	$(BIN)/python -m app.stack_migrate $(STACK_ARGS)
+	$(BIN)/python -m app.stack.migrate $(STACK_ARGS)
 
 deploy: install
 	$(BIN)/python app/pipeline/deploy.py
@@ -72,18 +72,18 @@ TEST_WORKERS ?= 3
 test: install-dev lint typecheck  ## the whole suite: unit, API on SQLite + PostgreSQL, end to end
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
-# with STATE_DIR, that stack's state directory instead of var/, once app/stack_clean.py has
+# with STATE_DIR, that stack's state directory instead of var/, once app/stack/clean.py has
 # checked it is one (never /, $HOME or this checkout); its own Python without the venv
 CLEAN_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 clean: down  ## stops the stack, then deletes its state directory (var/, or STATE_DIR: database, Prefect's home, run files, logs) and the caches
-	$(if $(STATE_DIR),$(CLEAN_PYTHON) -m app.stack_clean $(QUOTED_STATE_DIR),rm -rf var)
+	$(if $(STATE_DIR),$(CLEAN_PYTHON) -m app.stack.clean $(QUOTED_STATE_DIR),rm -rf var)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
 
 chaos: install-dev  ## the load test: a burst of BURST_TRIGGERS (200) triggers, 2 workers, PostgreSQL
 	$(BIN)/pytest -m chaos -s
 
 doctor: install  ## checks the stack's database, Prefect, pool, worker, deployment, stranded runs; prints fixes
-	$(BIN)/python -m app.devstack doctor $(STACK_ARGS)
+	$(BIN)/python -m app.stack.commands doctor $(STACK_ARGS)
 
 bench: install-dev  ## latency vs bare Prefect, API vs bare FastAPI, burst makespan; smoke: BENCH_ARGS=--smoke
 	$(BIN)/python -m bench.service $(BENCH_ARGS)

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from app.config import PROJECT_ROOT
-from app.devstack import Stack
+from app.stack.topology import Stack
 from bench.stack import free_port, start_stack
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "observability.json"

@@ -35,7 +35,7 @@ from uuid import UUID
 import httpx
 
 from app.config import PROJECT_ROOT
-from app.devstack import Stack
+from app.stack.topology import Stack
 from bench.cpu import CpuMeter
 from bench.load import LoadResult, percentile, run_load
 from bench.stack import free_port, start_postgres, start_stack

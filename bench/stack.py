@@ -5,7 +5,7 @@ import socket
 from contextlib import ExitStack
 from pathlib import Path
 
-from app.devstack import Stack
+from app.stack.topology import Stack
 from tests.support.postgres import PostgresCluster, create_database
 
 

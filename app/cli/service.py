@@ -241,7 +241,7 @@ def up(
     same environment variables (DATABASE_URL, PIPELINE_DATA_DIR, PREFECT_HOME, ...). Exits 8 when
     the stack does not start; the message names the log to read.
     """
-    from app import devstack  # only here: every other command starts faster without it
+    from app.stack import commands  # only here: every other command starts faster without it
 
     argv = [
         f"--workers={workers}",
@@ -253,4 +253,4 @@ def up(
         argv.append(f"--log-dir={log_dir}")
     if state_dir is not None:
         argv.append(f"--state-dir={state_dir}")
-    devstack.main(argv)  # a stack that does not start says why and exits 8 (STACK_FAILED)
+    commands.main(argv)  # a stack that does not start says why and exits 8 (STACK_FAILED)

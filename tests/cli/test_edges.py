@@ -231,10 +231,10 @@ async def test_a_delete_not_confirmed_deletes_nothing_and_is_no_failure(
 async def test_up_hands_its_state_directory_to_the_stack(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app import devstack
+    from app.stack import commands
 
     given: list[list[str]] = []
-    monkeypatch.setattr(devstack, "main", given.append)
+    monkeypatch.setattr(commands, "main", given.append)
     result = await cli("up", "--state-dir", "var/stack-2", "--api-port", "8001")
     assert result.exit_code == 0, result.stderr
     assert given == [

@@ -18,7 +18,7 @@ from pydantic import AliasChoices
 
 from app import healthcheck
 from app.config import PROJECT_ROOT, Settings
-from app.devstack import SERVER_TUNING
+from app.stack.env import SERVER_TUNING
 from tests.support.postgres import postgres_cluster, server_bin_dir
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"

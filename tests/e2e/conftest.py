@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 
-from app.devstack import Stack
+from app.stack.topology import Stack
 from tests.conftest import new_database_url, use_settings
 from tests.support.postgres import create_database, free_port
 

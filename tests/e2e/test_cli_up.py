@@ -66,7 +66,7 @@ async def test_up_runs_a_stack_of_its_own_state_directory_and_down_stops_all_of_
     env = {name: value for name, value in _env(tmp_path).items() if name not in unset}
     api_port, prefect_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{api_port}"
-    stack = (sys.executable, "-m", "app.devstack", f"--state-dir={state}")
+    stack = (sys.executable, "-m", "app.stack.commands", f"--state-dir={state}")
     up = await asyncio.create_subprocess_exec(
         PIPELINE,
         "up",
@@ -128,7 +128,7 @@ async def test_up_runs_a_stack_of_its_own_state_directory_and_down_stops_all_of_
     for port in (api_port, prefect_port):  # the Prefect server, stopped last, is gone too
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
-    # all in the state directory; the stack's locks stay, released (app/stack_lock.py)
+    # all in the state directory; the stack's locks stay, released (app/stack/locks.py)
     assert sorted(path.name for path in state.iterdir()) == [
         "data", "log", "pipelines.db", "pipelines.db.stack.lock", "prefect", "tmp"
     ]  # fmt: skip
@@ -164,7 +164,7 @@ async def test_up_refuses_a_port_already_taken(tmp_path: Path) -> None:
             _env(tmp_path),
             sys.executable,
             "-m",
-            "app.devstack",
+            "app.stack.commands",
             f"--prefect-port={port}",
             f"--api-port={api_port}",
             state,

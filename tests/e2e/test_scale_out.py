@@ -47,7 +47,8 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolUpdate
 from prefect.client.schemas.objects import FlowRun, StateType
 
-from app.devstack import Process, Stack
+from app.stack.processes import Process
+from app.stack.topology import Stack
 from tests.e2e.conftest import started_stack
 from tests.e2e.helpers import child_pids
 from tests.support.procs import alive

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.devstack import Stack
+from app.stack.topology import Stack
 from tests.support.postgres import free_port
 
 

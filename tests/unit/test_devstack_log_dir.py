@@ -1,5 +1,5 @@
 """A refused `make up` leaves its state directory without the log directory it never wrote to
-(app/stack.py made it before refusing); a stack that starts has it before its first process."""
+(app/stack/topology.py made it before refusing); a stack that starts has it before its first process."""
 
 import os
 import socket
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app import stack_lock
 from app.config import PROJECT_ROOT
-from app.devstack import Stack
+from app.stack import locks
+from app.stack.topology import Stack
 from tests.support.postgres import free_port
 
 UNSET = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME")  # the state directory's
@@ -26,7 +26,7 @@ def _env() -> dict[str, str]:
 def _make_up(*args: str) -> subprocess.CompletedProcess[str]:
     """What `make up` runs, with these settings."""
     return subprocess.run(
-        [sys.executable, "-m", "app.devstack", *args],
+        [sys.executable, "-m", "app.stack.commands", *args],
         cwd=PROJECT_ROOT,
         env=_env(),
         capture_output=True,
@@ -67,13 +67,13 @@ def test_make_up_refused_beside_a_stack_of_its_state_directory_leaves_no_log_dir
     """The running stack keeps its ledger elsewhere (`--log-dir`): its locks refuse this one."""
     state = tmp_path / "fresh"
     running = Stack(env=_env(), state_dir=state, log_dir=tmp_path / "elsewhere")
-    held = stack_lock.claim(running.process_env())
+    held = locks.claim(running.process_env())
     try:
         up = _make_up(
             f"--state-dir={state}", f"--prefect-port={free_port()}", f"--api-port={free_port()}"
         )
     finally:
-        stack_lock.release(held)
+        locks.release(held)
     assert (up.returncode, up.stdout) == (8, STARTING)
     assert up.stderr == (
         "error: the stack did not start: another running stack uses PIPELINE_DATA_DIR "

@@ -1,6 +1,6 @@
 """What `make doctor` and `make up` tell the user of the stack they named: a state directory
 where no stack runs, and a taken port, each with the command that starts it with their own
-settings (app/devstack.py, app/stack.py, app/stack_command.py)."""
+settings (app/stack/commands.py, app/stack/topology.py, app/stack/up_command.py)."""
 
 import os
 import socket
@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from app.config import PROJECT_ROOT
-from app.devstack import Stack, banner, say_none_runs
+from app.stack.commands import banner, say_none_runs
+from app.stack.topology import Stack
 from tests.support.postgres import free_port
 
 UNSET = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME")  # the state directory's
@@ -23,7 +24,7 @@ UNSET = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME")  # the state direc
 
 def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.devstack", "doctor", *args],
+        [sys.executable, "-m", "app.stack.commands", "doctor", *args],
         cwd=PROJECT_ROOT,
         env={name: value for name, value in os.environ.items() if name not in UNSET},
         capture_output=True,

@@ -1,5 +1,5 @@
 """One `make up` stack per state directory, other ports through make, `make down` and `make doctor`
-(app/devstack.py, app/stack.py, app/ledger.py), with stand-in stacks whose processes are `sleep`s."""
+(app/stack/commands.py, app/stack/topology.py, app/stack/ledger.py), with stand-in stacks whose processes are `sleep`s."""
 
 import contextlib
 import os
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from app.config import PROJECT_ROOT
-from app.devstack import Stack, main
-from app.stack import shown_path
+from app.stack.commands import main
+from app.stack.topology import Stack, shown_path
 from tests.support.postgres import free_port
 from tests.support.procs import alive
 
@@ -27,8 +27,8 @@ LIVE_STACK = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from app.devstack import Stack
-    from app.processes import ignore_stop_signals, on_stop_signal, raise_interrupt
+    from app.stack.topology import Stack
+    from app.stack.processes import ignore_stop_signals, on_stop_signal, raise_interrupt
 
     stack = Stack(env={}, state_dir=Path(sys.argv[1]), log_dir=Path(sys.argv[1]))
     on_stop_signal(raise_interrupt)
@@ -50,7 +50,7 @@ KILLED_STACK = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from app.devstack import Stack
+    from app.stack.topology import Stack
 
     server = (
         "import signal, subprocess, sys, time; "
@@ -254,7 +254,7 @@ def test_doctor_checks_the_prefect_server_of_the_stack_running_with_this_state(
     unset = ("DATABASE_URL", "PIPELINE_DATA_DIR", "PREFECT_HOME")  # the state directory's
     try:
         doctor = subprocess.run(
-            [sys.executable, "-m", "app.devstack", "doctor", f"--state-dir={tmp_path}"],
+            [sys.executable, "-m", "app.stack.commands", "doctor", f"--state-dir={tmp_path}"],
             cwd=PROJECT_ROOT,
             env={name: value for name, value in os.environ.items() if name not in unset},
             capture_output=True,
@@ -280,10 +280,13 @@ def test_doctor_checks_the_prefect_server_of_the_stack_running_with_this_state(
 @pytest.mark.parametrize(
     ("target", "command"),
     [
-        ("up", "-m app.devstack --api-port=8001 --prefect-port=4201 --state-dir='var/stack-2'"),
+        (
+            "up",
+            "-m app.stack.commands --api-port=8001 --prefect-port=4201 --state-dir='var/stack-2'",
+        ),
         (
             "doctor",
-            "-m app.devstack doctor --api-port=8001 --prefect-port=4201 --state-dir='var/stack-2'",
+            "-m app.stack.commands doctor --api-port=8001 --prefect-port=4201 --state-dir='var/stack-2'",
         ),
     ],
 )
@@ -320,7 +323,7 @@ def test_a_state_directory_with_a_space_and_a_quote_is_one_argument(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == (
-        f".venv/bin/python -m app.stack_migrate --state-dir='{tmp_path}/it'\\''s a state'"
+        f".venv/bin/python -m app.stack.migrate --state-dir='{tmp_path}/it'\\''s a state'"
     )
     assert sorted(path.name for path in state.iterdir()) == ["pipelines.db"]
 

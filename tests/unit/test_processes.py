@@ -1,4 +1,4 @@
-"""The stop signals of `pipeline up` (app/processes.py): the first one stops, the rest wait."""
+"""The stop signals of `pipeline up` (app/stack/processes.py): the first one stops, the rest wait."""
 
 import json
 import os
@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from app.config import PROJECT_ROOT
-from app.devstack import Stack
-from app.processes import Process
+from app.stack.processes import Process
+from app.stack.topology import Stack
 
 # Two stop signals that arrive together (the terminal closes, then Ctrl-C): the second must not
 # interrupt the stop the first one started, even before the stop's `finally` is reached.
 TWO_SIGNALS_AT_ONCE = textwrap.dedent(
     """
     import os, signal, time
-    from app.processes import on_stop_signal, raise_interrupt
+    from app.stack.processes import on_stop_signal, raise_interrupt
 
     on_stop_signal(raise_interrupt)
     try:
@@ -81,7 +81,7 @@ KILLED_STACK = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from app.devstack import Stack
+    from app.stack.topology import Stack
 
     server = (
         "import signal, subprocess, sys, time; "

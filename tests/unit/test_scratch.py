@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from app import scratch, stack_lock
+from app import scratch
 from app.config import PROJECT_ROOT
-from app.stack import Stack
+from app.stack import locks
+from app.stack.topology import Stack
 
 HOLDER = (
     "import sys, time\n"
@@ -135,4 +136,4 @@ def test_a_stack_gives_its_processes_its_tmp_and_empties_it_as_it_starts(
             f"removed 3 entries from {tmp_path / 'tmp'}, left by processes that are gone\n"
         )
     finally:
-        stack_lock.release(stack.held)
+        locks.release(stack.held)

@@ -1,5 +1,5 @@
 """A setting the stack's processes cannot read is said before `make up` starts any of them, or
-`make doctor` checks anything (app/settings_check.py): it failed the first process with
+`make doctor` checks anything (app/stack/settings_check.py): it failed the first process with
 pydantic's traceback, and a DATABASE_URL that is not one failed the stack's lock with
 SQLAlchemy's."""
 
@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import ENV_FILE, PROJECT_ROOT, Settings
-from app.settings_check import problems, refusal
+from app.stack.settings_check import problems, refusal
 from tests.support.postgres import free_port
 
 FORMS = "write sqlite:///path/to/pipelines.db or postgresql://user:password@host:5432/database"
@@ -175,7 +175,7 @@ def test_make_up_and_doctor_refuse_a_bad_setting_before_anything_starts(
     }
     ports = [f"--prefect-port={free_port()}", f"--api-port={free_port()}"]
     done = subprocess.run(
-        [sys.executable, "-m", "app.devstack", command, f"--state-dir={state}", *ports],
+        [sys.executable, "-m", "app.stack.commands", command, f"--state-dir={state}", *ports],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -200,7 +200,7 @@ def test_make_migrate_refuses_a_bad_setting_before_alembic_starts(tmp_path: Path
         "PIPELINE_MAX_UPLOAD_BYTES": "2GB",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "app.stack_migrate", f"--state-dir={state}"],
+        [sys.executable, "-m", "app.stack.migrate", f"--state-dir={state}"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -225,7 +225,7 @@ def test_the_check_in_a_terminal_says_nothing_of_prefects_telemetry_and_sends_no
     home = tmp_path / "prefect-home"
     home.mkdir()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PREFECT_HOME": str(home)}
-    code = "from app.settings_check import problems; print(problems({}))"
+    code = "from app.stack.settings_check import problems; print(problems({}))"
     pid, terminal = pty.fork()
     if pid == 0:  # the child, in a terminal of its own
         os.chdir(PROJECT_ROOT)

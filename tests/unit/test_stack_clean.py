@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from app.config import PROJECT_ROOT
-from app.ledger import Ledger
-from app.processes import Process
-from app.stack_clean import GIVE, NotAStateDirError, clean, refusal
+from app.stack.clean import GIVE, NotAStateDirError, clean, refusal
+from app.stack.ledger import Ledger
+from app.stack.processes import Process
 from tests.support.postgres import free_port
 
 # run by `make test`, make is make's child: its flags (-w: "Leaving directory") are not ours
@@ -57,7 +57,7 @@ def test_make_clean_deletes_the_state_directory_it_is_given(tmp_path: Path) -> N
     assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
     assert done.stdout.splitlines() == [
         f"no stack runs with its ledger in {state}/log",  # make down STATE_DIR=…, first
-        f".venv/bin/python -m app.stack_clean '{state}'",
+        f".venv/bin/python -m app.stack.clean '{state}'",
         f"deleted STATE_DIR={state}",
         "rm -rf .pytest_cache .mypy_cache .ruff_cache",
     ]

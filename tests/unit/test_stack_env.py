@@ -1,4 +1,4 @@
-"""What `make up` gives its processes (app/stack_env.py): its defaults give way to a variable set in
+"""What `make up` gives its processes (app/stack/env.py): its defaults give way to a variable set in
 the environment or, else, in the project's .env, as every setting does."""
 
 import subprocess
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from app.config import PROJECT_ROOT
-from app.devstack import Stack
+from app.stack.topology import Stack
 
 URL = "http://127.0.0.1:4321/api"
 

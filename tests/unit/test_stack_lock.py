@@ -1,4 +1,4 @@
-"""One running stack per database and per data directory (app/stack_lock.py): two stacks given
+"""One running stack per database and per data directory (app/stack/locks.py): two stacks given
 one SQLite database by `.env`, each with its own Prefect server, failed each other's runs."""
 
 import socket
@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from app import advisory_lock, stack_lock
 from app.config import PROJECT_ROOT
+from app.stack import advisory_lock, locks
 from tests.support.postgres import create_database, own_cluster
 
 HOLDER = (
     "import sys, time\n"
-    "from app import stack_lock\n"
-    "stack_lock.claim({'DATABASE_URL': sys.argv[1], 'PIPELINE_DATA_DIR': sys.argv[2]})\n"
+    "from app.stack import locks\n"
+    "locks.claim({'DATABASE_URL': sys.argv[1], 'PIPELINE_DATA_DIR': sys.argv[2]})\n"
     "print('held', flush=True)\n"
     "time.sleep(60)\n"
 )
@@ -40,7 +40,7 @@ def test_a_second_stack_on_the_same_database_is_refused_until_the_first_is_gone(
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         with pytest.raises(RuntimeError) as refused:
-            stack_lock.claim(_env(tmp_path, "shared.db", "data-2"))
+            locks.claim(_env(tmp_path, "shared.db", "data-2"))
         assert str(refused.value) == (
             f"another running stack uses DATABASE_URL (sqlite+aiosqlite:///{tmp_path}/shared.db): "
             "two stacks on one database or data directory, each with its own Prefect server, fail "
@@ -48,14 +48,14 @@ def test_a_second_stack_on_the_same_database_is_refused_until_the_first_is_gone(
             "the environment or .env, it wins over STATE_DIR)"
         )
         with pytest.raises(RuntimeError, match=r"uses PIPELINE_DATA_DIR \(.*/data-1\)"):
-            stack_lock.claim(_env(tmp_path, "other.db", "data-1"))
-        held = stack_lock.claim(_env(tmp_path, "other.db", "data-2"))  # nothing shared
-        stack_lock.release(held)
+            locks.claim(_env(tmp_path, "other.db", "data-1"))
+        held = locks.claim(_env(tmp_path, "other.db", "data-2"))  # nothing shared
+        locks.release(held)
     finally:
         holder.kill()
         holder.wait()
-    held = stack_lock.claim(_env(tmp_path, "shared.db", "data-2"))  # its lock went with it
-    stack_lock.release(held)
+    held = locks.claim(_env(tmp_path, "shared.db", "data-2"))  # its lock went with it
+    locks.release(held)
     assert not held
 
 
@@ -75,7 +75,7 @@ def test_a_second_stack_on_the_same_postgresql_database_is_refused_until_the_fir
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         with pytest.raises(RuntimeError) as refused:
-            stack_lock.claim({"DATABASE_URL": password, "PIPELINE_DATA_DIR": str(tmp_path / "d2")})
+            locks.claim({"DATABASE_URL": password, "PIPELINE_DATA_DIR": str(tmp_path / "d2")})
         shown = shared.replace("postgres@", "postgres:***@")
         assert str(refused.value) == (
             f"another running stack uses DATABASE_URL ({shown}, data-pipeline stack (process "
@@ -85,21 +85,21 @@ def test_a_second_stack_on_the_same_postgresql_database_is_refused_until_the_fir
             "wins over STATE_DIR)"
         )
         other = create_database(pg_base_url, "stack_lock_other")  # same server, other database
-        held = stack_lock.claim({"DATABASE_URL": other, "PIPELINE_DATA_DIR": str(tmp_path / "3")})
-        stack_lock.release(held)
+        held = locks.claim({"DATABASE_URL": other, "PIPELINE_DATA_DIR": str(tmp_path / "3")})
+        locks.release(held)
     finally:
         holder.kill()  # SIGKILL: its connection ends, and the server drops its lock
         holder.wait()
-    held = stack_lock.claim({"DATABASE_URL": shared, "PIPELINE_DATA_DIR": str(tmp_path / "d2")})
+    held = locks.claim({"DATABASE_URL": shared, "PIPELINE_DATA_DIR": str(tmp_path / "d2")})
     assert len(held.databases) == 1
-    stack_lock.release(held)
+    locks.release(held)
     assert not held
 
 
 def test_an_unreachable_postgresql_database_is_named_without_its_password(tmp_path: Path) -> None:
     url = "postgresql+asyncpg://u:secret@127.0.0.1:9/p"
     with pytest.raises(RuntimeError) as refused:
-        stack_lock.claim({"DATABASE_URL": url, "PIPELINE_DATA_DIR": str(tmp_path)})
+        locks.claim({"DATABASE_URL": url, "PIPELINE_DATA_DIR": str(tmp_path)})
     assert str(refused.value).startswith(
         "cannot lock DATABASE_URL (postgresql+asyncpg://u:***@127.0.0.1:9/p) for this stack: "
     )
@@ -108,7 +108,7 @@ def test_an_unreachable_postgresql_database_is_named_without_its_password(tmp_pa
 
 def test_a_postgresql_database_has_no_lock_file(tmp_path: Path) -> None:
     env = {"DATABASE_URL": "postgresql+asyncpg://u@db/p", "PIPELINE_DATA_DIR": str(tmp_path)}
-    assert list(stack_lock.shared_paths(env)) == ["PIPELINE_DATA_DIR"]
+    assert list(locks.shared_paths(env)) == ["PIPELINE_DATA_DIR"]
 
 
 def test_a_lock_lost_to_a_server_restart_is_taken_again(
@@ -120,7 +120,7 @@ def test_a_lock_lost_to_a_server_restart_is_taken_again(
     monkeypatch.setattr(advisory_lock, "KEEP_SECONDS", 0.2)
     with own_cluster() as cluster:
         url = create_database(cluster.url, "stack_lock_restart")
-        first = stack_lock.claim({"DATABASE_URL": url, "PIPELINE_DATA_DIR": str(tmp_path / "1")})
+        first = locks.claim({"DATABASE_URL": url, "PIPELINE_DATA_DIR": str(tmp_path / "1")})
         try:
             cluster.stop()
             cluster.start()
@@ -132,6 +132,6 @@ def test_a_lock_lost_to_a_server_restart_is_taken_again(
             assert said.splitlines()[-1] == "stack: the lock on DATABASE_URL is held again", said
             assert said.startswith("stack: the lock on DATABASE_URL was lost ("), said
             with pytest.raises(RuntimeError, match=r"^another running stack uses DATABASE_URL"):
-                stack_lock.claim({"DATABASE_URL": url, "PIPELINE_DATA_DIR": str(tmp_path / "2")})
+                locks.claim({"DATABASE_URL": url, "PIPELINE_DATA_DIR": str(tmp_path / "2")})
         finally:
-            stack_lock.release(first)
+            locks.release(first)

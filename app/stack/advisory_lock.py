@@ -1,5 +1,5 @@
 """A PostgreSQL session-level advisory lock, held by a connection of this process for as long as it
-runs: the kernel's flocks of app/stack_lock.py cannot see a database another machine serves.
+runs: the kernel's flocks of app/stack/locks.py cannot see a database another machine serves.
 
 The connection lives on an event loop of its own, in a thread, so a process with no event loop
 (`make up`) or one already running another (the tests) holds it alike. The server drops the lock

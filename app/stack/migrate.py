@@ -9,10 +9,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app import settings_check
 from app.config import PROJECT_ROOT
-from app.stack import STATE_DIR
-from app.stack_env import process_env
+from app.stack import settings_check
+from app.stack.env import process_env
+from app.stack.topology import STATE_DIR
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,11 +15,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from app.advisory_lock import AdvisoryLock
 from app.config import async_database_url
+from app.stack.advisory_lock import AdvisoryLock
 
 LOCK_NAME = ".stack.lock"
-STACK_KEY = 1  # the advisory lock a stack holds in its PostgreSQL database (app/advisory_lock.py)
+STACK_KEY = (
+    1  # the advisory lock a stack holds in its PostgreSQL database (app/stack/advisory_lock.py)
+)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The local stack as processes — Prefect server, migrations, pool and deployment, worker(s) and
 the API — started in order, each waited for, and stopped together, workers first; one stack per
-state directory. `make up` (app/devstack.py), the tests and the benchmarks start it."""
+state directory. `make up` (app/stack/commands.py), the tests and the benchmarks start it."""
 
 import os
 import subprocess
@@ -12,12 +12,13 @@ from pathlib import Path
 
 import httpx
 
-from app import scratch, stack_lock
+from app import scratch
 from app.config import PROJECT_ROOT, get_settings
-from app.ledger import Ledger, Written
-from app.processes import Port, Process, refuse_taken_ports
-from app.stack_command import stack_settings, up_command
-from app.stack_env import ENV_FILE, process_env
+from app.stack import locks
+from app.stack.env import ENV_FILE, process_env
+from app.stack.ledger import Ledger, Written
+from app.stack.processes import Port, Process, refuse_taken_ports
+from app.stack.up_command import stack_settings, up_command
 
 STATE_DIR = PROJECT_ROOT / "var"  # the database, Prefect's home, run files, logs, unless configured
 DEFAULT_PREFECT_PORT, DEFAULT_API_PORT = 4200, 8000
@@ -38,7 +39,7 @@ class Stack:
     log_dir: Path = STATE_DIR / "log"  # its ledger too: one stack runs per log directory
     env_file: Path = ENV_FILE
     processes: list[Process] = field(default_factory=list)
-    held: stack_lock.Held = field(default_factory=stack_lock.Held)  # database, run files, tmp
+    held: locks.Held = field(default_factory=locks.Held)  # database, run files, tmp
 
     @property
     def prefect_api_url(self) -> str:
@@ -85,7 +86,7 @@ class Stack:
                 prefect_port=moved.get("PREFECT_PORT"), api_port=moved.get("API_PORT")
             ),
         )
-        self.held = stack_lock.claim(self.process_env())
+        self.held = locks.claim(self.process_env())
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._empty_tmp_dir()
@@ -226,7 +227,7 @@ class Stack:
             process.stop()  # interrupted, a stop called again starts here again
             self.processes.remove(process)
             self.ledger.write(self.processes)
-        stack_lock.release(self.held)
+        locks.release(self.held)
 
     def _spawn(self, name: str, argv: list[str]) -> Process:
         log = (self.log_dir / f"{name}.log").open("ab")

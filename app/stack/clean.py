@@ -8,11 +8,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from app.ledger import Ledger
+from app.stack.ledger import Ledger
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # app.config's, without its imports
 # what a stack keeps in its state directory: the SQLite database with its journal and lock
-# (app/stack_env.py, app/stack_lock.py), Prefect's home, the run files, the logs, the TMPDIR
+# (app/stack/env.py, app/stack/locks.py), Prefect's home, the run files, the logs, the TMPDIR
 STACK_ENTRIES = frozenset(
     {
         "pipelines.db",

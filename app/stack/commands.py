@@ -1,4 +1,4 @@
-"""`make up`: the whole stack (app/stack.py) as local processes, stopped together on Ctrl-C or
+"""`make up`: the whole stack (app/stack/topology.py) as local processes, stopped together on Ctrl-C or
 `make down`; `make doctor` checks it. One stack runs per state directory (`--state-dir`)."""
 
 import argparse
@@ -12,15 +12,12 @@ from pathlib import Path
 
 import httpx
 
-from app import settings_check
 from app.config import PROJECT_ROOT, get_settings
-from app.ledger import Ledger, Written
-from app.processes import Process as Process  # tests and the benchmarks import these from here
-from app.processes import ignore_stop_signals, on_stop_signal, raise_interrupt
 from app.shown import shown_prefect_url
-from app.stack import DEFAULT_WORKER_LIMIT, DEFAULT_WORKERS, STATE_DIR, shown_path
-from app.stack import Stack as Stack
-from app.stack_env import SERVER_TUNING as SERVER_TUNING
+from app.stack import settings_check
+from app.stack.ledger import Ledger, Written
+from app.stack.processes import ignore_stop_signals, on_stop_signal, raise_interrupt
+from app.stack.topology import DEFAULT_WORKER_LIMIT, DEFAULT_WORKERS, STATE_DIR, Stack, shown_path
 
 # exit codes, as `pipeline up` documents them (app/cli/client.py ExitCode)
 CHECK_FAILED = 1
@@ -125,7 +122,7 @@ def _not_its_stack(stack: Stack, answering: dict[str, str]) -> str:
 
 
 def _next(port: int) -> int:
-    """Another port to suggest, as a taken one is moved (app/processes.py)."""
+    """Another port to suggest, as a taken one is moved (app/stack/processes.py)."""
     return port + 1 if port < 65535 else port - 1
 
 
