@@ -16,8 +16,8 @@ from app.api.query_once import QueryOnce
 from app.config import get_settings
 from app.db import get_engine
 from app.pipeline.prefect_budget import PrefectBudget
+from app.pipeline.reconcile.watchdog import Watchdog
 from app.pipeline.tls import share_tls_contexts
-from app.pipeline.watchdog import Watchdog
 from app.web import docs
 from app.web import install as install_dashboard
 

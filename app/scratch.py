@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from app.pipeline.zygote_directory import hold, release, sweep_unheld
+from app.pipeline.warm_start.zygote_directory import hold, release, sweep_unheld
 
 WORKER_PREFIX = "pipeline-worker-"
 

@@ -13,8 +13,9 @@ from app.api.pipeline_out import pipeline_out
 from app.api.pipeline_out import run_out as run_out  # the routes' service.run_out
 from app.api.schemas import PipelineCreate, PipelineOut, PipelineStatus
 from app.models import Pipeline, PipelineRun, Status
-from app.pipeline import input_gone, orchestrator
-from app.pipeline.inputs import CheckedInput
+from app.pipeline import orchestrator
+from app.pipeline.input_files import input_gone
+from app.pipeline.input_files.inputs import CheckedInput
 from app.pipeline.status import UNFINISHED, flow_run_key, new_stage_rows
 from app.pipeline.store import input_file
 from app.pipeline.transient import is_transient

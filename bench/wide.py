@@ -68,7 +68,8 @@ def one_case(columns: int, rows: int, fmt: str) -> dict[str, Any]:
     """The check, the five stages and a CSV download of one wide file, timed, in this process."""
     import polars as pl
 
-    from app.pipeline import inputs, work
+    from app.pipeline import work
+    from app.pipeline.input_files import inputs
     from app.pipeline.store import RunFiles
 
     peaks: dict[str, float] = {}

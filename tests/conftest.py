@@ -107,7 +107,7 @@ def watchdog_up_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
     silent run is judged at once (a younger watchdog waits the stale age first; tests of it set
     their own, tests/unit/test_outage_verdicts.py)."""
     from app.models import utcnow
-    from app.pipeline import watchdog
+    from app.pipeline.reconcile import watchdog
 
     monkeypatch.setattr(watchdog.database_reach, "watching_since", utcnow() - timedelta(hours=1))
 

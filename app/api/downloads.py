@@ -15,7 +15,7 @@ from polars.datatypes import DataType, DataTypeClass
 from starlette.types import Message, Receive, Scope, Send
 
 from app.api.served import ServedFile
-from app.pipeline import sent_lines
+from app.pipeline.input_files import sent_lines
 
 logger = logging.getLogger(__name__)
 _FRACTION_DIGITS = {"ms": 3, "us": 6, "ns": 9}
@@ -36,7 +36,7 @@ def timestamps_as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def converted_as_sent(source: Path, target: Path, fmt: str) -> bool:
     """Write the rejects file `source` to `target` in `fmt` (csv, jsonl) as its JSON Lines input
-    sent its rows, when ingest kept their lines (app/pipeline/sent_lines.py): in JSON Lines each
+    sent its rows, when ingest kept their lines (app/pipeline/input_files/sent_lines.py): in JSON Lines each
     row's line with its reject_reason, in CSV each value's text as written (5000, not 5000.0).
     False, writing nothing, when it did not: another format's rejects, or an input file that
     changed before ingest could read it again."""

@@ -28,7 +28,7 @@ from app.api.refusals import declare_body_refusals
 from app.config import get_settings
 from app.idempotency import KeyInUseError, KeyReusedError
 from app.pipeline import disk
-from app.pipeline.inputs import InputError
+from app.pipeline.input_files.inputs import InputError
 from app.pipeline.orchestrator import PrefectUnavailableError
 from app.service import ConflictError
 

@@ -6,7 +6,7 @@ import re
 
 from python_multipart.exceptions import FormParserError
 
-from app.pipeline.inputs import InputError
+from app.pipeline.input_files.inputs import InputError
 
 MAX_BOUNDARY = 70  # RFC 2046, 5.1.1 (python-multipart raises past 256, before a byte is read)
 _UNEXPECTED = re.compile(r"Expected boundary character (\d+), got (\d+) at index (\d+)")

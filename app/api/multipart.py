@@ -30,7 +30,7 @@ from app.api.form_refusals import (
     unknown,
 )
 from app.api.upload_schemas import PipelineUpload
-from app.pipeline import inputs
+from app.pipeline.input_files import inputs
 
 MAX_FIELD_BYTES = 64 * 1024
 # all text fields together, their names and part headers counted in: four fields are known

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from app.api.echoed import cut
 from app.api.form_refusals import FILE_FIELD, as_file
-from app.pipeline.inputs import InputError, format_of
+from app.pipeline.input_files.inputs import InputError, format_of
 
 _EXTENDED_FILENAME = re.compile(rb"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
 

@@ -25,7 +25,8 @@ from app.api.upload_schemas import upload_request_body
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun
-from app.pipeline import inputs, orchestrator
+from app.pipeline import orchestrator
+from app.pipeline.input_files import inputs
 
 router = APIRouter(
     prefix="/api/pipelines",

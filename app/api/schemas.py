@@ -18,7 +18,7 @@ from app.api.control_chars import description_text, name_text
 from app.api.echoed import first_names, said_number
 from app.config import get_settings
 from app.models import Status
-from app.pipeline import input_dir
+from app.pipeline.input_files import input_dir
 
 PipelineStatus = Literal["created", "pending", "running", "completed", "failed", "cancelled"]
 InputSource = Literal["upload", "path", "generated"]

@@ -29,7 +29,7 @@ from app.api.upload_schemas import PipelineUpload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline
-from app.pipeline import compression, inputs
+from app.pipeline.input_files import compression, inputs
 from app.pipeline.store import uploads_dir
 
 

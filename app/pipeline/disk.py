@@ -14,7 +14,7 @@ from typing import TypeVar
 import polars as pl
 
 from app.config import get_settings
-from app.pipeline.sent_lines import sent_path
+from app.pipeline.input_files.sent_lines import sent_path
 from app.pipeline.store import RunFiles
 
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})

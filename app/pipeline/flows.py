@@ -17,7 +17,7 @@ from app.pipeline import disk, drills, retries, stage_stop, telemetry, transient
 from app.pipeline import work as stage_work
 from app.pipeline.claim import RunCancelledError, RunRef, claim_run
 from app.pipeline.failures import failure_reason
-from app.pipeline.input_dir import readable_source
+from app.pipeline.input_files.input_dir import readable_source
 from app.pipeline.schedules import SCHEDULE_STOPPED, schedule_stopped
 from app.pipeline.status import (
     CANCELLED_IN_PREFECT,

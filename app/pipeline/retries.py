@@ -7,8 +7,8 @@ from prefect import Task, get_client, get_run_logger
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
 
-from app.pipeline import inputs
 from app.pipeline import work as stage_work
+from app.pipeline.input_files import inputs
 from app.pipeline.transient import DatabaseUnreachableError
 
 

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import polars as pl
 
-from app.pipeline import casts
+from app.pipeline.input_files import casts
 
 CATEGORIES: tuple[str, ...] = ("A", "B", "C", "D")
 # the reject reason names the accepted ones, as the range reasons name their range

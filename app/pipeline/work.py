@@ -14,7 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from app.pipeline import generator, inputs, sent_lines, stages
+from app.pipeline import generator, stages
+from app.pipeline.input_files import inputs, sent_lines
 from app.pipeline.store import RunFiles, count_rows, scan, sink
 
 

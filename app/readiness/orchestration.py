@@ -3,9 +3,10 @@ run stranded where no worker will take it."""
 
 from app.config import get_settings
 from app.models import utcnow
-from app.pipeline import orchestrator, watchdog
+from app.pipeline import orchestrator
 from app.pipeline.clocks import Clocks
 from app.pipeline.pool import NotPrefectAPIError, PoolHealth, pool_health
+from app.pipeline.reconcile import watchdog
 from app.readiness.check import Check, hidden
 from app.shown import shown_prefect_url
 

@@ -1,5 +1,5 @@
 """The retention sweep removes what a cancelled run's flow-run process left when it was killed
-before it could (app/pipeline/cancelled_files.py): a 20M-record run cancelled in ingest, whose
+before it could (app/pipeline/reconcile/cancelled_files.py): a 20M-record run cancelled in ingest, whose
 Polars query outlived the 5 s its process gets after SIGTERM, kept raw/ and an 874 MB
 ingested.parquet for PIPELINE_RETENTION_DAYS, while a cancelled run keeps only its rejects file.
 
@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from app.models import Status, utcnow
-from app.pipeline import cancelled_files, retention, work
-from app.pipeline.cancelled_files import CANCELLED_GRACE
-from app.pipeline.retention import Sweep, sweep_runs
+from app.pipeline import work
+from app.pipeline.reconcile import cancelled_files, retention
+from app.pipeline.reconcile.cancelled_files import CANCELLED_GRACE
+from app.pipeline.reconcile.retention import Sweep, sweep_runs
 from app.pipeline.store import RunFiles, runs_dir
 from app.pipeline.transient import is_transient
 from tests.conftest import SetSetting
@@ -85,7 +86,7 @@ async def test_a_cancelled_run_killed_mid_stage_keeps_only_its_rejects_file(
     every = (cancelled, failed, running, just_cancelled)
     assert [_files(RunFiles.for_run(run_id)) for run_id in every] == [LEFT] * 4
 
-    with caplog.at_level("INFO", logger="app.pipeline.retention"):
+    with caplog.at_level("INFO", logger="app.pipeline.reconcile.retention"):
         assert await sweep_runs() == Sweep(cleared=[cancelled])
     assert caplog.messages == [LOG.format(cancelled)]
     assert _files(RunFiles.for_run(cancelled)) == ["rejects.parquet"]
@@ -95,7 +96,7 @@ async def test_a_cancelled_run_killed_mid_stage_keeps_only_its_rejects_file(
 
     # again: nothing more to remove, nothing said
     caplog.clear()
-    with caplog.at_level("INFO", logger="app.pipeline.retention"):
+    with caplog.at_level("INFO", logger="app.pipeline.reconcile.retention"):
         assert await sweep_runs() == Sweep()
     assert caplog.messages == []
 

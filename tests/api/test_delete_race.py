@@ -15,8 +15,9 @@ from prefect.client.schemas.objects import DeploymentSchedule
 from app import removal
 from app.db import get_sessionmaker
 from app.models import Pipeline, Status, utcnow
-from app.pipeline import retention, schedules, store, work
-from app.pipeline.retention import sweep_runs
+from app.pipeline import schedules, store, work
+from app.pipeline.reconcile import retention
+from app.pipeline.reconcile.retention import sweep_runs
 from app.pipeline.store import RunFiles, runs_dir, sink
 from tests.conftest import SetSetting
 from tests.support.rows import add_pipeline, add_run

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from app import db
 from app.config import PROJECT_ROOT
 from app.models import Status, utcnow
-from app.pipeline import watchdog
+from app.pipeline.reconcile import watchdog
 from app.readiness import Check, run_checks
 from tests.conftest import Configure
 from tests.support.prefect_server import own_prefect_server

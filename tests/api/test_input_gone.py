@@ -15,7 +15,8 @@ import pytest
 from prefect.client.schemas.objects import FlowRun, State, StateType, TaskRun
 
 from app.models import Status
-from app.pipeline import flows, inputs, orchestrator, retries, work
+from app.pipeline import flows, orchestrator, retries, work
+from app.pipeline.input_files import inputs
 from app.pipeline.store import RunFiles, uploads_dir
 from app.pipeline.work import InputSource
 from tests.api.test_uploads import GOOD, csv, upload

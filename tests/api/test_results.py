@@ -19,8 +19,8 @@ from sqlalchemy import update
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineStage, Status, utcnow
-from app.pipeline import retention
-from app.pipeline.retention import SERVING_GRACE, Sweep, sweep_runs
+from app.pipeline.reconcile import retention
+from app.pipeline.reconcile.retention import SERVING_GRACE, Sweep, sweep_runs
 from app.pipeline.store import RunFiles, runs_dir, serving_dir, uploads_dir
 from tests.conftest import SetSetting
 from tests.support import rows
@@ -406,7 +406,7 @@ async def test_retention_removes_download_links_a_killed_process_left(
     os.link(results, left)
     assert (await sweep_runs()).unlinked == 0  # just made: a download may be opening it
     assert left.exists()
-    with caplog.at_level(logging.INFO, logger="app.pipeline.retention"):
+    with caplog.at_level(logging.INFO, logger="app.pipeline.reconcile.retention"):
         sweep = await sweep_runs(now=utcnow() + SERVING_GRACE + timedelta(seconds=1))
     assert (sweep.unlinked, list(serving_dir().iterdir())) == (1, [])
     assert caplog.messages == ["retention: removed download links a stopped API process left: 1"]
@@ -436,7 +436,7 @@ async def test_completed_runs_lose_only_their_intermediate_files(
         "transformed.parquet",
     ]
 
-    with caplog.at_level(logging.INFO, logger="app.pipeline.retention"):
+    with caplog.at_level(logging.INFO, logger="app.pipeline.reconcile.retention"):
         assert await sweep_runs() == Sweep(trimmed=[completed])
     assert caplog.messages == ["retention: removed the intermediate files of completed runs 1"]
     assert run_files(files) == [

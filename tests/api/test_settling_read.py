@@ -10,7 +10,7 @@ from sqlalchemy import event, insert, select, text
 
 from app.db import get_engine, get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline import settling
+from app.pipeline.reconcile import settling
 from tests.support.watchdog_prefect import ended_run
 
 

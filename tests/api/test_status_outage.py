@@ -12,8 +12,9 @@ import pytest
 
 from app.models import STAGE_NAMES, Status
 from app.pipeline import status as status_module
-from app.pipeline import telemetry, transient, watchdog
+from app.pipeline import telemetry, transient
 from app.pipeline.claim import claim_run
+from app.pipeline.reconcile import watchdog
 from app.pipeline.status import heartbeat, update_pipeline_status
 from app.pipeline.store import RunFiles, remove_if_deleted
 from tests.conftest import SetSetting, migrate, use_settings

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import idempotency
 from app.db import get_sessionmaker
 from app.models import Pipeline, PipelineRun, PipelineStage, Status
-from app.pipeline import orchestrator, unclaimed
+from app.pipeline import orchestrator
 from app.pipeline.claim import claim_run
+from app.pipeline.reconcile import unclaimed
 from app.pipeline.status import update_pipeline_status
 from tests.support.rows import add_pipeline, add_run, count_rows, read_run
 
@@ -253,7 +254,7 @@ async def test_a_schedules_run_claimed_as_the_watchdog_makes_its_row_runs_on_tha
         return True
 
     made = asyncio.create_task(
-        unclaimed._give_run(  # noqa: SLF001: the watchdog's transaction, held open
+        unclaimed._give_run(  # the watchdog's own transaction, held open
             flow_run, pipeline_id, timedelta(0), created_at=None, then=hold_the_rows_transaction
         )
     )

@@ -25,14 +25,15 @@ from sqlalchemy import select
 
 from app.db import get_sessionmaker
 from app.models import STAGE_NAMES, Pipeline, PipelineRun, Status, utcnow
-from app.pipeline import orchestrator, unclaimed, watchdog
+from app.pipeline import orchestrator
 from app.pipeline.claim import RunRef, claim_run
+from app.pipeline.reconcile import unclaimed, watchdog
+from app.pipeline.reconcile.unclaimed import SCHEDULED_AGAIN, Rescued
 from app.pipeline.schedules import (
     delete_pipeline_schedule,
     set_pipeline_schedule,
     set_pipeline_schedule_active,
 )
-from app.pipeline.unclaimed import SCHEDULED_AGAIN, Rescued
 from tests.conftest import Configure, SetSetting
 from tests.support.prefect_server import own_prefect_server
 from tests.support.rows import read_run

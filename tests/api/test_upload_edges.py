@@ -10,7 +10,7 @@ import httpx
 import polars as pl
 import pytest
 
-from app.pipeline import inputs
+from app.pipeline.input_files import inputs
 from app.pipeline.store import RunFiles
 from tests.api.test_uploads import (
     GOOD,

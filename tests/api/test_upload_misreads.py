@@ -13,8 +13,9 @@ import polars as pl
 import pytest
 
 from app.models import Status
-from app.pipeline import inputs, work
-from app.pipeline.input_dir import readable_source
+from app.pipeline import work
+from app.pipeline.input_files import inputs
+from app.pipeline.input_files.input_dir import readable_source
 from app.pipeline.store import RunFiles
 from tests.api.test_uploads import (
     GOOD,

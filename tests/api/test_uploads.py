@@ -21,7 +21,8 @@ from app import db
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import Pipeline
-from app.pipeline import generator, inputs, work
+from app.pipeline import generator, work
+from app.pipeline.input_files import inputs
 from app.pipeline.store import RunFiles, uploads_dir
 from app.pipeline.work import InputSource
 from tests.conftest import SetSetting

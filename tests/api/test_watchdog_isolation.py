@@ -12,13 +12,13 @@ from prefect.client.schemas.objects import StateType
 from prefect.states import Crashed, Pending, Running
 
 from app.models import Status
-from app.pipeline import watchdog
-from app.pipeline.flow_run_fixes import Stranded
 from app.pipeline.orchestrator import (
     PrefectAnsweredError,
     PrefectRefusedError,
     PrefectUnavailableError,
 )
+from app.pipeline.reconcile import watchdog
+from app.pipeline.reconcile.flow_run_fixes import Stranded
 from tests.support.rows import read_run
 from tests.support.watchdog_prefect import (
     FLOW_RUN,

@@ -14,7 +14,7 @@ from prefect.states import Cancelled, Cancelling, Pending, Running
 from app import models
 from app.db import get_engine
 from app.models import Status, utcnow
-from app.pipeline import watchdog
+from app.pipeline.reconcile import watchdog
 from app.pipeline.status import heartbeat, update_pipeline_status
 from tests.support.rows import read_run
 from tests.support.watchdog_prefect import (

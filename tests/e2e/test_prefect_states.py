@@ -21,8 +21,9 @@ from prefect.states import (
     Scheduled,
 )
 
-from app.pipeline import flow_run_fixes, orchestrator
-from app.pipeline.flow_run_fixes import Stranded
+from app.pipeline import orchestrator
+from app.pipeline.reconcile import flow_run_fixes
+from app.pipeline.reconcile.flow_run_fixes import Stranded
 from app.pipeline.status import run_tag
 from tests.e2e.conftest import RunningStack
 
@@ -33,7 +34,7 @@ async def _flow_run_in(prefect: PrefectClient, *states: object) -> str:
     """A flow run of the deployment no worker takes (scheduled a day ahead), then moved by force
     through `states`, as a worker and the flow engine would move it. Tagged with a run as the
     API's are: untagged, the stack's watchdog took a Crashed one for a schedule's run that never
-    began, and scheduled it again (app/pipeline/unclaimed.py)."""
+    began, and scheduled it again (app/pipeline/reconcile/unclaimed.py)."""
     deployment = await prefect.read_deployment_by_name("Data Pipeline/data-pipeline-deployment")
     flow_run = await prefect.create_flow_run_from_deployment(
         deployment.id,

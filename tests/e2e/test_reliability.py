@@ -180,7 +180,7 @@ async def test_killed_worker_fails_its_run_and_a_retry_completes(
     # the run gets SIGTERM twice, from its zygote (stopping its runs as the worker died) and from
     # the kernel as the zygote dies (PR_SET_PDEATHSIG): it takes the first as its stop and says
     # so. The second once cut that write short, and the watchdog failed the run later instead,
-    # from Prefect's Crashed or from its heartbeat's age (app/pipeline/forked_run.py)
+    # from Prefect's Crashed or from its heartbeat's age (app/pipeline/warm_start/forked_run.py)
     assert (run["status"], run["error"]) == ("failed", STOPPED_WITHOUT_CANCEL)
     # generate was running when its process was stopped: it failed with its run, saying why
     assert [(s["status"], s["message"], s["error"]) for s in run["stages"]] == [

@@ -141,7 +141,7 @@ def forked_by_zygote(worker_pid: int) -> list[int]:
     zygotes = [
         pid
         for pid in child_pids(worker_pid)
-        if b"app.pipeline.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"app.pipeline.warm_start.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     return [child for zygote in zygotes for child in child_pids(zygote)]
 

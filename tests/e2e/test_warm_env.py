@@ -78,7 +78,7 @@ async def probe_deployment(
 
 @pytest.mark.parametrize(
     ("start", "started_by"),
-    [("warm", "app.pipeline.zygote"), ("cold", "app.pipeline.worker")],
+    [("warm", "app.pipeline.warm_start.zygote"), ("cold", "app.pipeline.worker")],
 )
 async def test_a_deployments_pythonpath_reaches_its_run_warm_as_cold(
     prefect: PrefectClient, probe_deployment: UUID, tmp_path: Path, start: str, started_by: str

@@ -28,7 +28,7 @@ LAUNCHER = [sys.executable, "-m", "app.pipeline.launcher"]
 def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[str], str]]:
     path = str(tmp_path_factory.mktemp("zygote") / "zygote.sock")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.pipeline.zygote"],
+        [sys.executable, "-m", "app.pipeline.warm_start.zygote"],
         env={**os.environ, SOCKET_ENV: path},
         stdout=subprocess.PIPE,
         text=True,
@@ -161,7 +161,7 @@ def test_when_its_worker_dies_the_zygote_exits_and_removes_its_socket(tmp_path: 
             sys.executable,
             "-c",
             "import subprocess, sys, time\n"
-            "zygote = subprocess.Popen([sys.executable, '-m', 'app.pipeline.zygote'])\n"
+            "zygote = subprocess.Popen([sys.executable, '-m', 'app.pipeline.warm_start.zygote'])\n"
             "print(zygote.pid, flush=True)\n"
             "time.sleep(600)\n",
         ],
@@ -203,7 +203,7 @@ def test_a_killed_zygote_is_replaced_and_a_stopped_one_is_not(tmp_path: Path) ->
             "-c",
             "import sys, time\n"
             "from pathlib import Path\n"
-            "from app.pipeline import zygote_keeper as worker\n"
+            "from app.pipeline.warm_start import zygote_keeper as worker\n"
             "path = Path(sys.argv[1])\n"
             "zygote = worker.start_zygote(path)\n"
             "print(zygote.pid, flush=True)\n"

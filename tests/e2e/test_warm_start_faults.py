@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.pipeline import zygote_keeper
+from app.pipeline.warm_start import zygote_keeper
 from tests.e2e.test_warm_start import children, launch, zygote
 
 __all__ = ["zygote"]  # the module's zygote fixture, shared

@@ -45,7 +45,7 @@ def zygote_of(worker_pid: int) -> int:
     (zygote,) = [
         pid
         for pid in child_pids(worker_pid)
-        if b"app.pipeline.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"app.pipeline.warm_start.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     return zygote
 

@@ -66,7 +66,7 @@ def test_a_zygote_stopped_while_it_imports_removes_its_directory() -> None:
     directory = tempfile.mkdtemp(prefix="zygote-test-", dir="/tmp")
     env = {**os.environ, SOCKET_ENV: os.path.join(directory, "zygote.sock")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.pipeline.zygote"],
+        [sys.executable, "-m", "app.pipeline.warm_start.zygote"],
         cwd=PROJECT_ROOT,
         env=env,
         stderr=subprocess.PIPE,
@@ -131,7 +131,7 @@ def test_a_worker_stopped_as_its_zygote_starts_leaves_no_socket_directory() -> N
 
 PRELOADED_THREADS = (
     "import os, threading\n"
-    "from app.pipeline.warm import preload\n"
+    "from app.pipeline.warm_start.warm import preload\n"
     "preload()\n"
     "names = {open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')}\n"
     "print(threading.active_count(), sorted(names))\n"

@@ -25,7 +25,7 @@ forked = sys.argv[1] == "forked"
 if forked:
     from app import observability
     from app.config import get_settings
-    from app.pipeline.warm import exit_without_teardown
+    from app.pipeline.warm_start.warm import exit_without_teardown
     observability._export_unified_tags(get_settings())
     importlib.import_module("ddtrace.trace")
     if os.fork():

@@ -101,7 +101,7 @@ print(json.dumps({
 
 
 def test_with_an_agent_the_zygote_can_preload_the_libraries_without_a_thread() -> None:
-    # what app/pipeline/warm.py calls before the zygote forks: imports only, nothing started
+    # what app/pipeline/warm_start/warm.py calls before the zygote forks: imports only, nothing started
     assert _fresh_interpreter(PRELOAD, DD_AGENT_HOST="127.0.0.1") == {
         "preloaded": True,
         "imported": ["datadog", "ddtrace"],

@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from app.db import get_sessionmaker
 from app.models import STAGE_NAMES, PipelineRun, Status, utcnow
-from app.pipeline import flow_run_fixes, orchestrator, pool, settling, watchdog
-from app.pipeline.flow_run_fixes import Stranded
-from app.pipeline.isolated import Isolated
+from app.pipeline import orchestrator, pool
 from app.pipeline.pool import PoolHealth
+from app.pipeline.reconcile import flow_run_fixes, settling, watchdog
+from app.pipeline.reconcile.flow_run_fixes import Stranded
+from app.pipeline.reconcile.isolated import Isolated
 from app.pipeline.status import update_pipeline_status
 from tests.support.rows import add_pipeline, add_run, done, read_run
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.pipeline import compression
-from app.pipeline.compression import InputError
+from app.pipeline.input_files import compression
+from app.pipeline.input_files.compression import InputError
 
 HEADER = b"id,name,category,value,quantity,is_active,created_at\n"
 ROW = b"1,a,A,10,1,true,2026-01-01\n"

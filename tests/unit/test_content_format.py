@@ -1,12 +1,12 @@
-"""What an input file's content looks like before it is read (app/pipeline/content_format.py): a
+"""What an input file's content looks like before it is read (app/pipeline/input_files/content_format.py): a
 JSON array only when it parses as one, a JSON Lines file of blank lines said to be just that."""
 
 from pathlib import Path
 
 import pytest
 
-from app.pipeline import content_format, inputs
-from app.pipeline.compression import InputError
+from app.pipeline.input_files import content_format, inputs
+from app.pipeline.input_files.compression import InputError
 
 ARRAY_AS_CSV = (
     "file: line 1: a JSON array: the content looks like JSON, not CSV; write it as JSON Lines, "

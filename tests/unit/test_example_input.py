@@ -6,7 +6,8 @@ from pathlib import Path
 import polars as pl
 
 from app.config import PROJECT_ROOT
-from app.pipeline import inputs, work
+from app.pipeline import work
+from app.pipeline.input_files import inputs
 from app.pipeline.store import RunFiles
 
 EXAMPLE = PROJECT_ROOT / "docs" / "examples" / "orders.csv"

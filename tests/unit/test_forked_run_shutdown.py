@@ -1,4 +1,4 @@
-"""What a forked run's output keeps of asyncio.run()'s shutdown (app/pipeline/forked_run.py): the
+"""What a forked run's output keeps of asyncio.run()'s shutdown (app/pipeline/warm_start/forked_run.py): the
 cancel Prefect's engine ends the flow's task with is left out, any other exception is not. The
 sequence is Prefect 3.8.8's on a cancel: SIGTERM raises TerminationSignal out of the loop's
 select(), asyncio.run() cancels the task, the task ends with TerminationSignal."""
@@ -13,7 +13,7 @@ from app.config import PROJECT_ROOT
 SHUTDOWN = (
     "import asyncio, logging, os, signal, sys, threading\n"
     "from prefect.exceptions import TerminationSignal\n"
-    "from app.pipeline.forked_run import _quiet_stop_at_loop_shutdown\n"
+    "from app.pipeline.warm_start.forked_run import _quiet_stop_at_loop_shutdown\n"
     "logging.basicConfig(format='%(name)s: %(message)s')\n"
     "_quiet_stop_at_loop_shutdown()\n"
     "def stop(signum, frame):\n"

@@ -1,5 +1,5 @@
 """CSV files whose errors named no line or the wrong one: lines ending in a lone CR (old Mac) and
-a quote left open, at the upload's check and at the run's conversion (app/pipeline/csv_lines.py,
+a quote left open, at the upload's check and at the run's conversion (app/pipeline/input_files/csv_lines.py,
 inputs.py); and the fix an input_path of unknown format is told."""
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from app.pipeline import inputs
+from app.pipeline.input_files import inputs
 
 HEADER = "id,name,category,value,quantity,is_active,created_at"
 ROW1 = "1,a,A,20,1,true,2026-01-01T00:00:00"

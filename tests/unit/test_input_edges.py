@@ -1,4 +1,4 @@
-"""Reading input files at their edges (app/pipeline/inputs.py, jsonl_text.py, nul.py,
+"""Reading input files at their edges (app/pipeline/input_files/inputs.py, jsonl_text.py, nul.py,
 csv_lines.py): JSON Lines ids past 2**53 written N.0 and integers past Int64, NUL in every
 format's text, and CSV records over several lines checked for too few fields."""
 
@@ -8,7 +8,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from app.pipeline import csv_lines, inputs, jsonl_text, work
+from app.pipeline import work
+from app.pipeline.input_files import csv_lines, inputs, jsonl_text
 from app.pipeline.store import RunFiles
 
 HEADER = "id,name,category,value,quantity,is_active,created_at"

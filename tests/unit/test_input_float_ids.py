@@ -1,4 +1,4 @@
-"""Parquet float id columns (app/pipeline/casts.py): a float at or past 2**53 (2**24 in a Float32,
+"""Parquet float id columns (app/pipeline/input_files/casts.py): a float at or past 2**53 (2**24 in a Float32,
 2**11 in a Float16) stands for more than one whole number, so its id is rejected as in the text
 formats; integer columns stay exact."""
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from app.pipeline import inputs, work
+from app.pipeline import work
+from app.pipeline.input_files import inputs
 from app.pipeline.store import RunFiles
 
 

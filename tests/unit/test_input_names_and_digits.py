@@ -1,4 +1,4 @@
-"""Input files at three more edges (app/pipeline/nul.py, inputs.py, casts.py, jsonl_text.py): a
+"""Input files at three more edges (app/pipeline/input_files/nul.py, inputs.py, casts.py, jsonl_text.py): a
 column name holding NUL, NUL inside a Parquet list or struct, and ids with more digits than a
 Float64 holds."""
 
@@ -9,7 +9,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from app.pipeline import inputs, jsonl_text, work
+from app.pipeline import work
+from app.pipeline.input_files import inputs, jsonl_text
 from app.pipeline.store import RunFiles
 
 HEADER = "id,name,category,value,quantity,is_active,created_at"

@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from app.api.results import converted
-from app.pipeline import inputs, work
+from app.pipeline import work
+from app.pipeline.input_files import inputs
 from app.pipeline.store import RunFiles
 
 RECORDS = [

@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from app.pipeline import inputs, nul, stages, work
+from app.pipeline import stages, work
+from app.pipeline.input_files import inputs, nul
 from app.pipeline.store import RunFiles
 from tests.conftest import SetSetting
 

@@ -1,12 +1,13 @@
 """CSV records with too few fields, blank lines and lines of only commas: the whole-file check
-(app/pipeline/inputs.py, csv_lines.py) and the conversion of the generate stage, exact values."""
+(app/pipeline/input_files/inputs.py, csv_lines.py) and the conversion of the generate stage, exact values."""
 
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from app.pipeline import inputs, work
+from app.pipeline import work
+from app.pipeline.input_files import inputs
 from app.pipeline.store import RunFiles
 
 HEADER = "id,name,category,value,quantity,is_active,created_at"

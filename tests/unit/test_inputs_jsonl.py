@@ -1,12 +1,13 @@
 """JSON Lines values Polars' reader cannot read (a list where other lines have a number, 1e400, an
-unpaired surrogate): the row is rejected, not the file (app/pipeline/inputs.py, jsonl_text.py)."""
+unpaired surrogate): the row is rejected, not the file (app/pipeline/input_files/inputs.py, jsonl_text.py)."""
 
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from app.pipeline import inputs, work
+from app.pipeline import work
+from app.pipeline.input_files import inputs
 from app.pipeline.store import RunFiles
 
 NUL = "(\\u0000, or an unpaired surrogate such as \\ud800)"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from prefect.states import Pending, Running
 
 from app.models import PipelineRun, Status
+from app.pipeline.reconcile.verdicts import DatabaseOutage, Verdict, judge
 from app.pipeline.status import new_stage_rows
-from app.pipeline.verdicts import DatabaseOutage, Verdict, judge
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -3,7 +3,7 @@ a subprocess (the changes are process-wide): clients share one verified TLS cont
 (app/pipeline/tls.py); a worker renders each settings object into environment variables once
 (app/pipeline/worker.py). The third, a worker looking for runs as soon as one is scheduled on its
 pool or one of its runs ends, needs a server and a worker: tests/e2e/test_worker_pickup.py.
-Last, what the zygote readies for the runs it forks (app/pipeline/warm.py)."""
+Last, what the zygote readies for the runs it forks (app/pipeline/warm_start/warm.py)."""
 
 import os
 import subprocess
@@ -92,7 +92,7 @@ PRELOADED = textwrap.dedent(
     import sys
     from prefect.client.schemas.objects import FlowRun
     from prefect.utilities.importtools import load_script_as_module
-    from app.pipeline import warm
+    from app.pipeline.warm_start import warm
 
     deferred = FlowRun.__pydantic_complete__
     warm.preload()

@@ -1,5 +1,5 @@
 """A JSON Lines input's rejected rows come back in the CSV and JSON Lines downloads as they were
-sent (app/pipeline/sent_lines.py): 5000 in a column of 12.5s was 5000.0, a number in a column
+sent (app/pipeline/input_files/sent_lines.py): 5000 in a column of 12.5s was 5000.0, a number in a column
 of the file's own "5000" (text). Only the lines of rejected rows are read again, at ingest, and
 only while the input is the file generate read."""
 
@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from app.api.results import Format, converted
-from app.pipeline import sent_lines, work
+from app.pipeline import work
+from app.pipeline.input_files import sent_lines
 from app.pipeline.stage_stop import keep_only_rejects
 from app.pipeline.store import RunFiles
 
@@ -118,7 +119,7 @@ def test_kept_lines_written_in_many_parts_keep_the_files_order(
 
 def test_a_file_read_as_text_comes_back_as_sent_too(tmp_path: Path) -> None:
     """1e400 has Polars' reader fail the file: it is read line by line as text
-    (app/pipeline/jsonl_text.py), and its rejects were text: "id": "2", "value": "5000"."""
+    (app/pipeline/input_files/jsonl_text.py), and its rejects were text: "id": "2", "value": "5000"."""
     files = run(
         tmp_path,
         (line(1, extra=', "big": 1e400') + "\n" + line(2, value="5000") + "\n").encode(),

@@ -95,7 +95,7 @@ def test_a_wide_input_runs_every_stage_and_downloads_whole(tmp_path: Path) -> No
     counts.append(work.export(files).records_out)
     assert counts == [rows] * 4
     # 1,665 bytes a row (ingested), 1,673 with total_value, 1,714 with the transform's columns
-    # the input converted (app/pipeline/inputs.py), with its checks' marker column
+    # the input converted (app/pipeline/input_files/inputs.py), with its checks' marker column
     assert row_group_sizes(files.raw) == [19_418, 19_418, 11_164]
     assert row_group_sizes(files.ingested) == [20_152, 20_152, 9_696]
     assert row_group_sizes(files.processed) == [20_056, 20_056, 9_888]

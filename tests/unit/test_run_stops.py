@@ -1,6 +1,6 @@
 """How a stop reaches a flow run, and what it is taken for (app/pipeline/stops.py); and the broken
 pipe that once ended a run whose worker was stopping before the zygote's SIGTERM could stop it
-(app/pipeline/forked_run.py), checked in a subprocess (the change is process-wide)."""
+(app/pipeline/warm_start/forked_run.py), checked in a subprocess (the change is process-wide)."""
 
 import asyncio
 import subprocess
@@ -46,7 +46,7 @@ BROKEN_PIPE = textwrap.dedent(
     """
     import os, sys
     import rich.console
-    from app.pipeline.forked_run import _quiet_when_output_is_gone
+    from app.pipeline.warm_start.forked_run import _quiet_when_output_is_gone
 
     def log_line_to_a_pipe_nobody_reads():
         read, write = os.pipe()
@@ -83,7 +83,7 @@ TWO_SIGTERMS = textwrap.dedent(
     import os, signal, sys
     from prefect.exceptions import TerminationSignal
     from prefect.utilities.engine import capture_sigterm
-    from app.pipeline.forked_run import _first_stop_signal_only
+    from app.pipeline.warm_start.forked_run import _first_stop_signal_only
 
     _first_stop_signal_only()
     with capture_sigterm():  # as Prefect's engine runs a flow
@@ -112,7 +112,7 @@ LOST_SIGTERM = textwrap.dedent(
     """
     import asyncio, os, signal, sys
     from prefect.utilities.engine import capture_sigterm
-    from app.pipeline.forked_run import _first_stop_signal_only
+    from app.pipeline.warm_start.forked_run import _first_stop_signal_only
 
     async def main():
         loop = asyncio.get_running_loop()

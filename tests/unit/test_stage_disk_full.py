@@ -10,9 +10,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from app.pipeline import disk, generator, sent_lines, work
+from app.pipeline import disk, generator, work
 from app.pipeline.disk import NoSpaceError, Refusal, freeing_space, refusal
-from app.pipeline.inputs import InputError
+from app.pipeline.input_files import sent_lines
+from app.pipeline.input_files.inputs import InputError
 from app.pipeline.store import RunFiles
 from tests.conftest import SetSetting
 from tests.support.tmpfs import fill, tmpfs

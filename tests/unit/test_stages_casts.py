@@ -1,6 +1,6 @@
 """Exact-value tests of how validate reads values that a plain cast would change: decimals, whole
 numbers written N.0 past 2**53, is_active numbers, hour-only offsets; ids spanning Int64, and a
-reject reason from the reading of the input (app/pipeline/casts.py, app/pipeline/stages.py)."""
+reject reason from the reading of the input (app/pipeline/input_files/casts.py, app/pipeline/stages.py)."""
 
 from datetime import datetime
 from decimal import Decimal

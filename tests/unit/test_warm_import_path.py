@@ -1,5 +1,5 @@
 """A warm run's sys.path: its own PYTHONPATH where a cold start of it would put it, or a cold
-start when a module the zygote already imported would be found elsewhere (app/pipeline/warm.py)."""
+start when a module the zygote already imported would be found elsewhere (app/pipeline/warm_start/warm.py)."""
 
 import importlib
 import importlib.util
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.pipeline.warm import python_path_entries, run_import_path
+from app.pipeline.warm_start.warm import python_path_entries, run_import_path
 
 
 def test_pythonpath_entries_as_the_interpreter_makes_them() -> None:

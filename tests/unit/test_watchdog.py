@@ -20,11 +20,11 @@ from prefect.states import (
 )
 
 from app.models import PipelineRun, Status
-from app.pipeline import retention, unclaimed, watchdog
 from app.pipeline.orchestrator import trigger_deadline
+from app.pipeline.reconcile import retention, unclaimed, watchdog
+from app.pipeline.reconcile.verdicts import Verdict, judge
+from app.pipeline.reconcile.watchdog import Watchdog
 from app.pipeline.status import new_stage_rows
-from app.pipeline.verdicts import Verdict, judge
-from app.pipeline.watchdog import Watchdog
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FIX = (

@@ -10,9 +10,10 @@ import pytest
 from polars.testing import assert_frame_equal
 from prefect.states import Failed
 
-from app.pipeline import flows, generator, inputs, stages, work
+from app.pipeline import flows, generator, stages, work
 from app.pipeline.claim import RunRef
 from app.pipeline.flows import _input_source, generate_data
+from app.pipeline.input_files import inputs
 from app.pipeline.retries import retry_condition, retryable
 from app.pipeline.store import RunFiles, count_rows, scan, sink, uploads_dir
 from app.pipeline.transient import DatabaseUnreachableError

@@ -1,4 +1,4 @@
-"""What the worker's stop may conclude from its zygote's end (app/pipeline/zygote_keeper.py): the
+"""What the worker's stop may conclude from its zygote's end (app/pipeline/warm_start/zygote_keeper.py): the
 runs it took are handed back only when no process that could run them can be left."""
 
 import signal
@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.pipeline.zygote_keeper import ZygoteKeeper
+from app.pipeline.warm_start.zygote_keeper import ZygoteKeeper
 
 # a zygote's stand-in: asked to stop (SIGTERM), it exits 0, as the zygote's handler does
 ZYGOTE = (

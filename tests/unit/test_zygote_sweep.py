@@ -1,4 +1,4 @@
-"""Which socket directories a starting worker sweeps (app/pipeline/zygote_directory.py): only
+"""Which socket directories a starting worker sweeps (app/pipeline/warm_start/zygote_directory.py): only
 those certainly its kind's and certainly dead; never one a live worker holds or a zygote listens
 in, never anything else in the temporary directory."""
 
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from app.pipeline.zygote_directory import SOCKET_NAME, hold, release, sweep
+from app.pipeline.warm_start.zygote_directory import SOCKET_NAME, hold, release, sweep
 
 HOLDER = (
     "import sys, time\n"
     "from pathlib import Path\n"
-    "from app.pipeline.zygote_directory import hold\n"
+    "from app.pipeline.warm_start.zygote_directory import hold\n"
     "print(hold(Path(sys.argv[1])), flush=True)\n"
     "time.sleep(60)\n"
 )

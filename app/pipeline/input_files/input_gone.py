@@ -4,8 +4,8 @@ to do, which no attempt retries (app/pipeline/retries.py), not a raw FileNotFoun
 import os
 from pathlib import Path
 
-from app.pipeline.compression import InputError
-from app.pipeline.input_dir import shown
+from app.pipeline.input_files.compression import InputError
+from app.pipeline.input_files.input_dir import shown
 from app.pipeline.store import uploads_dir
 
 UPLOAD_AGAIN = (

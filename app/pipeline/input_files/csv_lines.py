@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from app.pipeline.locate import first_bad_csv_line
+from app.pipeline.input_files.locate import first_bad_csv_line
 
 _LINE, _ROW = "line", "row"
 _BLANK_ROW = "__row"

@@ -34,8 +34,9 @@ from sqlalchemy.exc import IntegrityError
 from app.config import get_settings
 from app.db import get_sessionmaker, lock_for_write
 from app.models import Pipeline, PipelineRun, Status, utcnow
-from app.pipeline import flow_run_fixes, orchestrator, pool
-from app.pipeline.isolated import Isolated
+from app.pipeline import orchestrator, pool
+from app.pipeline.reconcile import flow_run_fixes
+from app.pipeline.reconcile.isolated import Isolated
 from app.pipeline.schedules import read_pipeline_schedules
 from app.pipeline.status import new_stage_rows, run_id_from_tags
 

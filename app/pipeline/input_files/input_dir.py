@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from app.config import get_settings
-from app.pipeline.compression import InputError
+from app.pipeline.input_files.compression import InputError
 from app.pipeline.store import uploads_dir
 
 # a name whose format the create can tell (inputs.format_of): an example worth giving

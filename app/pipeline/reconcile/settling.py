@@ -18,9 +18,10 @@ from sqlalchemy import select
 
 from app.db import get_sessionmaker
 from app.models import PipelineRun, Status, utcnow
-from app.pipeline import flow_run_fixes, orchestrator, pool
+from app.pipeline import orchestrator, pool
 from app.pipeline.clocks import database_now
-from app.pipeline.isolated import Isolated
+from app.pipeline.reconcile import flow_run_fixes
+from app.pipeline.reconcile.isolated import Isolated
 
 logger = logging.getLogger(__name__)
 

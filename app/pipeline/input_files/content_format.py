@@ -6,7 +6,7 @@ name), an input_path's file name (the JSON create has no format field)."""
 import json
 from pathlib import Path
 
-from app.pipeline.compression import InputError
+from app.pipeline.input_files.compression import InputError
 
 _PARQUET_MAGIC = b"PAR1"
 _UTF8_BOM = b"\xef\xbb\xbf"

@@ -20,8 +20,9 @@ from typing import Any
 
 import polars as pl
 
-from app.pipeline import jsonl_text, stages
-from app.pipeline.compression import plain
+from app.pipeline import stages
+from app.pipeline.input_files import jsonl_text
+from app.pipeline.input_files.compression import plain
 from app.pipeline.store import RunFiles, count_rows, scan, sink
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ LINE = "line"
 ROW = "__sent_row"  # a raw row's number: its line's among the file's non-blank lines
 _NOTE = "input.json"  # in the run's directory: the JSON Lines file generate read
 # what a line skipped as blank holds (a line of vertical tabs or form feeds is refused at input,
-# app/pipeline/locate.py: none is in a file a run reads)
+# app/pipeline/input_files/locate.py: none is in a file a run reads)
 _BLANK = " \t\r\n\x0b\x0c"
 _REASON_KEY = f'{{"{stages.REJECT_REASON}":'
 _BATCH = 65_536  # kept lines a Parquet part holds

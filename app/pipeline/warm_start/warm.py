@@ -1,4 +1,4 @@
-"""What makes a flow run forked from the zygote cheap (app/pipeline/zygote.py).
+"""What makes a flow run forked from the zygote cheap (app/pipeline/warm_start/zygote.py).
 
 Measured per run (py-spy over all threads, medians): a forked run used 1.38 CPU-s, now 0.24.
 The causes, none of them Prefect's engine as such:
@@ -57,7 +57,7 @@ PRELOAD = (
     "app.pipeline.retries",
     "app.pipeline.failures",
     "app.pipeline.schedules",  # with Prefect's server-side schedule schemas, croniter and pytz
-    "app.pipeline.inputs",
+    "app.pipeline.input_files.inputs",
     "app.pipeline.store",
     "app.pipeline.disk",
     "app.observability",

@@ -14,18 +14,19 @@ from sqlalchemy.orm import selectinload
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.models import PipelineRun, utcnow
-from app.pipeline import (
-    flow_run_fixes,
-    orchestrator,
-    pool,
-    retention,
-    settling,
-    unclaimed,
-    verdicts,
-)
+from app.pipeline import orchestrator, pool
 from app.pipeline.clocks import Clocks, database_now
-from app.pipeline.flow_run_fixes import Stranded
-from app.pipeline.isolated import Isolated
+from app.pipeline.reconcile import flow_run_fixes, retention, settling, unclaimed, verdicts
+from app.pipeline.reconcile.flow_run_fixes import Stranded
+from app.pipeline.reconcile.isolated import Isolated
+from app.pipeline.reconcile.verdicts import (
+    BEGAN_AS_CANCELLED,
+    STARTED_AS_CANCELLED,
+    DatabaseOutage,
+    Verdict,
+    age,
+)
+from app.pipeline.reconcile.verdicts import NO_WORKER_FIX as NO_WORKER_FIX
 from app.pipeline.status import (
     UNFINISHED,
     adopt_flow_run,
@@ -33,14 +34,6 @@ from app.pipeline.status import (
     update_pipeline_status,
 )
 from app.pipeline.transient import is_transient
-from app.pipeline.verdicts import (
-    BEGAN_AS_CANCELLED,
-    STARTED_AS_CANCELLED,
-    DatabaseOutage,
-    Verdict,
-    age,
-)
-from app.pipeline.verdicts import NO_WORKER_FIX as NO_WORKER_FIX
 
 logger = logging.getLogger(__name__)
 

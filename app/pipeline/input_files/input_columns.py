@@ -7,7 +7,8 @@ import re
 import polars as pl
 
 from app.config import get_settings
-from app.pipeline import nul, stages
+from app.pipeline import stages
+from app.pipeline.input_files import nul
 
 _DUPLICATED = re.compile(r"^(?P<name>.*)_duplicated_\d+$")  # how Polars renames a repeated header
 

@@ -32,9 +32,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.pipeline.forked_run import run_flow_run
 from app.pipeline.launcher import MAX_MESSAGE, SOCKET_ENV, STOP_GRACE_SECONDS
-from app.pipeline.warm import exit_without_teardown, preload, run_import_path
+from app.pipeline.warm_start.forked_run import run_flow_run
+from app.pipeline.warm_start.warm import exit_without_teardown, preload, run_import_path
 
 PR_SET_PDEATHSIG = 1
 PARENT_CHECK_SECONDS = 1.0

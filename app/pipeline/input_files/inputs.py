@@ -13,10 +13,17 @@ from typing import TypeVar
 
 import polars as pl
 
-from app.pipeline import content_format, csv_lines, input_columns, input_gone, jsonl_text, nul
-from app.pipeline.compression import COMPRESSIONS, InputError, head, plain
-from app.pipeline.input_dir import resolve_under
-from app.pipeline.locate import at_header, first_bad_line, locate, unreadable
+from app.pipeline.input_files import (
+    content_format,
+    csv_lines,
+    input_columns,
+    input_gone,
+    jsonl_text,
+    nul,
+)
+from app.pipeline.input_files.compression import COMPRESSIONS, InputError, head, plain
+from app.pipeline.input_files.input_dir import resolve_under
+from app.pipeline.input_files.locate import at_header, first_bad_line, locate, unreadable
 from app.pipeline.store import count_rows, row_group_rows
 
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
