@@ -9,10 +9,10 @@ from fastapi import FastAPI
 from app import observability, serving
 from app.api import health, logs, pipelines, results, schedules, uploads
 from app.api.errors import install_error_handlers
-from app.api.head import HeadAsGet
-from app.api.hosts import AllowedHosts
-from app.api.limits import BodySizeLimit
-from app.api.query_once import QueryOnce
+from app.api.middleware.head import HeadAsGet
+from app.api.middleware.hosts import AllowedHosts
+from app.api.middleware.limits import BodySizeLimit
+from app.api.middleware.query_once import QueryOnce
 from app.config import get_settings
 from app.db import get_engine
 from app.pipeline.prefect_budget import PrefectBudget

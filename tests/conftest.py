@@ -32,7 +32,7 @@ os.environ.update(
     PIPELINE_DATA_DIR=str(_TMP / "data"),
     DATABASE_URL=f"sqlite+aiosqlite:///{_TMP / 'unused.db'}",
     # the names the tests' clients send (httpx's http://test, the browsers' *.test), as a
-    # deployment behind a name lists its own (app/api/hosts.py)
+    # deployment behind a name lists its own (app/api/middleware/hosts.py)
     PIPELINE_ALLOWED_HOSTS="test,.test",
     # a developer's .env reaches no test, nor the stacks they start (a test that reads a .env
     # names its own)

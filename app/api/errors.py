@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from app.api import field_problems
-from app.api.methods import allowed
+from app.api.middleware.methods import allowed
 from app.api.refusals import declare_body_refusals
 from app.config import get_settings
 from app.idempotency import KeyInUseError, KeyReusedError

@@ -19,11 +19,11 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from app import idempotency, service
-from app.api import part_file
 from app.api.auth import WriteAccess
 from app.api.deps import SessionDep
+from app.api.forms import part_file
+from app.api.forms.multipart import FILE_FIELD, ReceivedForm, receive_form
 from app.api.idempotency_key import IdempotencyKey
-from app.api.multipart import FILE_FIELD, ReceivedForm, receive_form
 from app.api.schemas import PipelineCreate, PipelineOut
 from app.api.upload_schemas import PipelineUpload
 from app.config import get_settings

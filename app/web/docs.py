@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 
-from app.api.root_path import root_path
+from app.api.middleware.root_path import root_path
 from app.web.pages import HEADERS
 
 DOCS_URL = "/docs"

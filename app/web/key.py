@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from app.api.auth import API_KEY_COOKIE, SameOrigin, is_api_key
-from app.api.root_path import root_path
+from app.api.middleware.root_path import root_path
 from app.config import get_settings
 
 # a browser keeps a cookie of up to 4,096 bytes, name and attributes included; it drops a longer

@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from app import display, service
 from app.api import auth
 from app.api.deps import SessionDep
-from app.api.root_path import root_path
+from app.api.middleware.root_path import root_path
 from app.api.schemas import PipelineOut, PipelineStatus
 from app.config import get_settings
 from app.web import address, view

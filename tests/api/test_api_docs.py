@@ -71,7 +71,7 @@ async def test_the_docs_page_is_refused_at_a_name_that_is_not_this_services(
     client: httpx.AsyncClient,
 ) -> None:
     """It needs no key: as every such request, only at this service's own names (DNS
-    rebinding, app/api/hosts.py)."""
+    rebinding, app/api/middleware/hosts.py)."""
     response = await client.get("/docs", headers={"host": "evil.example:8000"})
     assert response.status_code == 403
     assert (await client.head("/docs")).status_code == 200

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query
 from httpx import ASGITransport
 from pydantic import BaseModel, Field
 
-from app.api.query_names import routes_of
-from app.api.query_once import QueryOnce, problems
+from app.api.middleware.query_names import routes_of
+from app.api.middleware.query_once import QueryOnce, problems
 from app.main import create_app
 
 PIPELINES = "page, page_size and status"
@@ -99,7 +99,7 @@ async def test_the_multipart_create_takes_no_query_either(api: httpx.AsyncClient
 
 
 async def test_a_head_request_is_refused_without_a_body(api: httpx.AsyncClient) -> None:
-    """Answered as its GET (app/api/head.py), or by the download's own HEAD route."""
+    """Answered as its GET (app/api/middleware/head.py), or by the download's own HEAD route."""
     for url in ("/api/pipelines?stauts=failed", "/api/pipelines/1/runs/2/output?fmt=csv"):
         response = await api.head(url)
         assert (response.status_code, response.content) == (422, b""), url

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from app.api import multipart
+from app.api.forms import multipart
 from app.cli import client
 from app.models import Status
 from tests.cli.conftest import AppTransport, Cli

@@ -6,7 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.root_path import route_path
+from app.api.middleware.root_path import route_path
 from app.config import get_settings
 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # an upload's form fields and part headers, beside the file

@@ -13,11 +13,11 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from app.api import part_file
 from app.api.echoed import cut
 from app.api.errors import DISCONNECTED
-from app.api.form_framing import check_boundary, malformed
-from app.api.form_refusals import (
+from app.api.forms import part_file
+from app.api.forms.form_framing import check_boundary, malformed
+from app.api.forms.form_refusals import (
     FILE_FIELD,
     FileInTextField,
     FormError,

@@ -1,4 +1,4 @@
-"""What a multipart/form-data create is refused with while it streams in (app/api/multipart.py
+"""What a multipart/form-data create is refused with while it streams in (app/api/forms/multipart.py
 raises these; receive_form answers each as a 422 or a 413): a part under the wrong name, a file
 where text goes, a form too large."""
 

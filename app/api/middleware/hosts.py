@@ -9,7 +9,7 @@ import ipaddress
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.root_path import route_path
+from app.api.middleware.root_path import route_path
 from app.config import get_settings
 
 SETTING = "PIPELINE_ALLOWED_HOSTS"

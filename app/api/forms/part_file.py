@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from app.api.echoed import cut
-from app.api.form_refusals import FILE_FIELD, as_file
+from app.api.forms.form_refusals import FILE_FIELD, as_file
 from app.pipeline.input_files.inputs import InputError, format_of
 
 _EXTENDED_FILENAME = re.compile(rb"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
