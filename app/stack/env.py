@@ -61,6 +61,7 @@ def process_env(
                 result.pop(name, None)  # empty: unset
             in_file = {name: value for name, value in from_file.items() if name.upper() in names}
             result.update(in_file or {names[0]: default})
+        _under_its_first_name(result, names)
     result.update(
         PREFECT_API_URL=prefect_api_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -69,3 +70,14 @@ def process_env(
         TMPDIR=str(tmp_dir),
     )
     return result
+
+
+def _under_its_first_name(env: dict[str, str], names: tuple[str, ...]) -> None:
+    """A setting given under another of its names (DATA_DIR) passed on under its first, with the
+    value Settings would take (the first name set wins): the stack reads it too (its locks)."""
+    given = [(name, env[key]) for name in names for key in env if key.upper() == name]
+    values = [value for _, value in given if value]
+    for key in [key for key in env if key.upper() in names]:
+        del env[key]
+    if values:
+        env[names[0]] = values[0]

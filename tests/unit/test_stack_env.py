@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from app.config import PROJECT_ROOT
+from app.stack import locks
 from app.stack.topology import Stack
 
 URL = "http://127.0.0.1:4321/api"
@@ -76,7 +77,8 @@ def test_without_either_the_stack_keeps_its_state_under_its_state_directory(
 def test_a_configured_database_or_data_directory_is_kept_under_any_of_its_names(
     tmp_path: Path,
 ) -> None:
-    """DATA_DIR is PIPELINE_DATA_DIR's other name: a default under the first would win over it."""
+    """DATA_DIR is PIPELINE_DATA_DIR's other name: a default under the first would win over it.
+    The processes get it under its first name, as the stack itself reads it."""
     env = _env(
         tmp_path,
         {"DATABASE_URL": "postgresql://pipeline@db/pipelines"},
@@ -84,9 +86,26 @@ def test_a_configured_database_or_data_directory_is_kept_under_any_of_its_names(
     )
     assert _picked(env, "DATABASE_URL", "PIPELINE_DATA_DIR", "DATA_DIR", "PREFECT_API_URL") == {
         "DATABASE_URL": "postgresql://pipeline@db/pipelines",
-        "PIPELINE_DATA_DIR": None,
-        "DATA_DIR": "/srv/data",
+        "PIPELINE_DATA_DIR": "/srv/data",
+        "DATA_DIR": None,
         "PREFECT_API_URL": URL,  # the stack's own server, always
+    }
+
+
+def test_a_data_directory_under_its_other_name_is_the_one_the_stack_locks(
+    tmp_path: Path,
+) -> None:
+    """`DATA_DIR=… make up` (the README's other name) ended in a KeyError traceback: the stack's
+    lock looked only under PIPELINE_DATA_DIR. Given both, the first name wins, as in Settings."""
+    env = _env(tmp_path, {"DATA_DIR": str(tmp_path / "d")}, "")
+    assert locks.shared_paths(env) == {
+        "PIPELINE_DATA_DIR": tmp_path / "d" / locks.LOCK_NAME,
+        "DATABASE_URL": tmp_path / "state" / f"pipelines.db{locks.LOCK_NAME}",
+    }
+    both = _env(tmp_path, {"DATA_DIR": "/second", "PIPELINE_DATA_DIR": "/first"}, "")
+    assert _picked(both, "PIPELINE_DATA_DIR", "DATA_DIR") == {
+        "PIPELINE_DATA_DIR": "/first",
+        "DATA_DIR": None,
     }
 
 
