@@ -20,8 +20,10 @@ from prefect.states import (
 )
 
 from app.models import PipelineRun, Status
+from app.pipeline import orchestrator
 from app.pipeline.orchestrator import trigger_deadline
 from app.pipeline.reconcile import retention, unclaimed, watchdog
+from app.pipeline.reconcile.prefect_reach import PrefectReach
 from app.pipeline.reconcile.verdicts import Verdict, judge
 from app.pipeline.reconcile.watchdog import Watchdog
 from app.pipeline.status import new_stage_rows
@@ -241,3 +243,35 @@ async def test_a_sweep_the_database_did_not_answer_logs_no_traceback_and_comes_a
         await asyncio.wait_for(three_sweeps.wait(), timeout=10)
         await loop.stop()
     assert [record.getMessage() for record in caplog.records] == []
+
+
+async def test_flow_runs_without_a_run_are_looked_for_again_next_pass_while_prefect_starts(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stack starts its API beside its Prefect server: the first pass's look at Prefect's flow
+    runs failed, was warned of ("Start the server"), and waited a minute for the next."""
+    looks = 0
+    found = asyncio.Event()
+
+    async def reconcile() -> None:
+        pass
+
+    async def rescue() -> list[unclaimed.Rescued]:
+        nonlocal looks
+        looks += 1
+        if looks < 3:
+            raise orchestrator.PrefectUnavailableError("Prefect API at … is unreachable")
+        found.set()
+        return []
+
+    monkeypatch.setattr(watchdog, "prefect_reach", PrefectReach())
+    monkeypatch.setattr(watchdog, "reconcile_once", reconcile)
+    monkeypatch.setattr(retention, "sweep_runs", reconcile)
+    monkeypatch.setattr(unclaimed, "rescue_unclaimed", rescue)
+    loop = Watchdog(timedelta(seconds=0.01))
+    with caplog.at_level(logging.INFO):
+        loop.start()
+        await asyncio.wait_for(found.wait(), timeout=10)
+        await asyncio.sleep(0.1)  # ten passes more: the next look is a minute away
+        await loop.stop()
+    assert (looks, [record.getMessage() for record in caplog.records]) == (3, [])

@@ -19,6 +19,7 @@ from app.pipeline.clocks import Clocks, database_now
 from app.pipeline.reconcile import flow_run_fixes, retention, settling, unclaimed, verdicts
 from app.pipeline.reconcile.flow_run_fixes import Stranded
 from app.pipeline.reconcile.isolated import Isolated
+from app.pipeline.reconcile.prefect_reach import PrefectReach
 from app.pipeline.reconcile.verdicts import (
     BEGAN_AS_CANCELLED,
     STARTED_AS_CANCELLED,
@@ -101,6 +102,7 @@ class DatabaseReach:
 
 
 database_reach = DatabaseReach()
+prefect_reach = PrefectReach()
 
 
 def judge(
@@ -242,12 +244,12 @@ class Watchdog:
             self._task = None
 
     async def _loop(self) -> None:
-        next_sweep = 0.0
+        next_sweep = next_rescue = 0.0
         while True:
             try:
                 await reconcile_once()
             except orchestrator.PrefectUnavailableError as exc:
-                logger.warning("watchdog: %s", exc)
+                prefect_reach.failed(exc)
             except Exception as exc:
                 if not is_transient(exc):  # an outage is logged once (DatabaseReach)
                     logger.exception("watchdog pass failed")
@@ -260,17 +262,24 @@ class Watchdog:
                         logger.exception("retention pass failed")
                     else:  # the outage is said once (DatabaseReach); swept when it is back
                         next_sweep = 0.0
-                await _rescue_unclaimed()
+            if time.monotonic() >= next_rescue:
+                done = await _rescue_unclaimed()  # else again next pass: Prefect is starting
+                next_rescue = time.monotonic() + SWEEP_INTERVAL.total_seconds() if done else 0.0
             await asyncio.sleep(self.interval.total_seconds())
 
 
-async def _rescue_unclaimed() -> None:
+async def _rescue_unclaimed() -> bool:
     """Flow runs without a run (unclaimed.py), once a minute with the sweep: their crash came as
-    the stack stopped, and the first pass after it starts finds them."""
+    the stack stopped, and the first pass after it starts finds them. False: Prefect did not
+    answer."""
     try:
         await unclaimed.rescue_unclaimed()
     except orchestrator.PrefectUnavailableError as exc:
-        logger.warning("watchdog: %s", exc)
+        prefect_reach.failed(exc)
+        return False
     except Exception as exc:
         if not is_transient(exc):  # an outage is logged once (DatabaseReach)
             logger.exception("watchdog: the pass over flow runs without a run failed")
+        return True
+    prefect_reach.reached()  # it read the deployment's flow runs from Prefect
+    return True
