@@ -65,7 +65,9 @@ def no_body(action: str) -> Any:
     why = WHY[action]
 
     async def refuse_a_body(request: Request) -> None:
-        if problems := _problems(await request.body(), why):
+        pipeline_id = request.path_params.get("pipeline_id")  # the fix names this pipeline's URL
+        said = why if pipeline_id is None else why.replace("{id}", str(pipeline_id))
+        if problems := _problems(await request.body(), said):
             raise RequestValidationError(problems)
 
     return Depends(refuse_a_body)

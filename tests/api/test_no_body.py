@@ -159,8 +159,12 @@ ACTS_AS_IT_IS = [
 async def test_delete_and_the_schedule_s_pause_resume_and_removal_refuse_a_body(
     client: httpx.AsyncClient, method: str, path: str, why: str
 ) -> None:
-    """These read no body either: `{"cron": …}` sent to resume resumed the schedule as it was."""
+    """These read no body either: `{"cron": …}` sent to resume resumed the schedule as it was.
+    The fix names the pipeline's own URL (it said `PUT /api/pipelines/{id}/schedule`)."""
+    await add_pipeline("first")
     pipeline_id = await add_pipeline("nightly")
+    why = why.replace("{id}", str(pipeline_id))
+    assert "{" not in why
     url = f"/api/pipelines/{pipeline_id}{path}"
     for body, answer in [
         ('{"cron": "0 6 * * *"}', refused(why, "cron")),
