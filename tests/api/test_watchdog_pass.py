@@ -2,6 +2,7 @@
 never started, clocks of other machines, runs ended cancelled that Prefect still shows Cancelling.
 Prefect's side (states, pool health, the state changes sent) is recorded, not served."""
 
+import logging
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -123,15 +124,17 @@ def settled(prefect: Prefect) -> list[Told]:
 
 
 async def test_a_cancel_its_worker_did_not_finish_is_finished_after_a_grace(
-    prefect: Prefect, settled: list[Told]
+    prefect: Prefect, settled: list[Told], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The worker stopped within the ~3.4 s between the run's exit and its Cancelled: Prefect
-    showed Cancelling for 5 min (until its own clean-up), the slot held."""
+    showed Cancelling for 5 min (until its own clean-up), the slot held. The log line said
+    "watchdog: flow run … watchdog: this service's run …"."""
     since = time.monotonic()
     await ended_run(Status.CANCELLED, ago=timedelta(seconds=70))
     prefect.states[FLOW_RUN] = stamped(Cancelling(), age=61)
 
-    assert await watchdog.reconcile_once() == []
+    with caplog.at_level(logging.WARNING, logger="app.pipeline.reconcile.settling"):
+        assert await watchdog.reconcile_once() == []
     told = (
         "watchdog: this service's run ended cancelled, and its worker or process stopped "
         "before telling Prefect (Cancelling for {} s)"
@@ -139,6 +142,10 @@ async def test_a_cancel_its_worker_did_not_finish_is_finished_after_a_grace(
     message = told.format(shown_age(told, settled[0][2], age=61, since=since) if settled else 61)
     assert settled == [
         (FLOW_RUN, StateType.CANCELLED, message, StateType.CANCELLING, False),
+    ]
+    said = message.removeprefix("watchdog: ")
+    assert [r.getMessage() for r in caplog.records if r.name.endswith("settling")] == [
+        f"watchdog: flow run {FLOW_RUN} set CANCELLED: {said}"
     ]
     # within the grace its worker may still be stopping the process: left to it
     settled.clear()

@@ -115,5 +115,11 @@ async def _settle(
         flow_run_id, SETTLED_AS[status], message, still=state.type, force=crashed
     ):
         return False
-    logger.warning("watchdog: flow run %s %s", flow_run_id, message)
+    # the message, as Prefect shows it, begins "watchdog: "; the log line says whose flow run
+    logger.warning(
+        "watchdog: flow run %s set %s: %s",
+        flow_run_id,
+        SETTLED_AS[status].value,
+        message.removeprefix("watchdog: "),
+    )
     return True
