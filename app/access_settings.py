@@ -1,8 +1,34 @@
 """Who may call the API: API keys, the origins whose pages may write, the host names a request
 without a key may be sent to. A part of Settings (app/config.py), read with it."""
 
+from urllib.parse import urlsplit
+
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# an origin as a browser's Origin header sends it: scheme, host (lowercase), port (None: default)
+Origin = tuple[str, str, int | None]
+
+
+def origin_of(text: str) -> Origin | None:
+    """`scheme://host[:port]` as a comparable origin, or None when it is none (no scheme, a
+    path, a user): `HTTPS://Pipelines.Example.com:443/` is `https://pipelines.example.com`."""
+    try:
+        parts = urlsplit(text.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is no number, an unclosed [IPv6
+        return None
+    if (
+        parts.scheme not in DEFAULT_PORTS
+        or not host
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        return None
+    return parts.scheme, host, None if port == DEFAULT_PORTS[parts.scheme] else port
 
 
 class AccessSettings(BaseSettings):
@@ -46,6 +72,26 @@ class AccessSettings(BaseSettings):
                     "IP addresses need no entry"
                 )
         return value
+
+    @field_validator("trusted_origins_csv")
+    @classmethod
+    def _origins_only(cls, value: str) -> str:
+        """Origins as a browser sends them: a name without its scheme never matched a page's
+        Origin, and the writes of the pages it meant were refused."""
+        for entry in (entry.strip() for entry in value.split(",")):
+            if entry and origin_of(entry) is None:
+                raise ValueError(
+                    f"{entry!r} is not an origin: list each as a browser sends it, "
+                    "scheme://host[:port] without a path (https://pipelines.example.com, "
+                    "http://10.0.0.5:8080)"
+                )
+        return value
+
+    @property
+    def trusted_origins(self) -> frozenset[Origin]:
+        """PIPELINE_TRUSTED_ORIGINS, each as `origin_of` makes it comparable."""
+        origins = (origin_of(entry) for entry in self.trusted_origins_csv.split(",") if entry)
+        return frozenset(origin for origin in origins if origin is not None)
 
     @property
     def api_keys(self) -> tuple[str, ...]:

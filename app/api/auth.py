@@ -6,6 +6,7 @@ from urllib.parse import unquote, urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 
+from app.access_settings import origin_of
 from app.config import get_settings
 
 _MISSING = (
@@ -120,8 +121,7 @@ def _is_own(origin: str, request: Request) -> bool:
         return False
     if sent_from is None:
         return False
-    trusted = get_settings().trusted_origins_csv.split(",")
-    if origin.rstrip("/") in {entry.strip().rstrip("/") for entry in trusted}:
+    if origin_of(origin) in get_settings().trusted_origins:
         return True
     own = {_address(address, request.url.scheme) for address in _own_addresses(request)}
     if sent_from[1] is None:  # https://h through a proxy to http://h:443: the page's own port

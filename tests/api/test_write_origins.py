@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from httpx import ASGITransport
+from pydantic import ValidationError
 
+from app.config import Settings
 from app.main import create_app
 from app.models import Pipeline
-from tests.conftest import Configure
+from tests.conftest import Configure, SetSetting
 from tests.support.rows import count_rows
 
 FORM = {"file": ("x.csv", b"id,name\n1,a\n", "text/csv")}
@@ -153,7 +155,31 @@ async def test_a_proxy_that_drops_the_port_needs_its_port_or_the_trusted_origins
         )
         assert await create(**page) == 201
         assert await create(Origin="http://pipelines.test:18763") == 403
-    assert await count_rows(Pipeline) == 2
+        # written as a person may write it: case, default port, a trailing slash
+        await configure(PIPELINE_TRUSTED_ORIGINS="HTTPS://Ops.Example:443/")
+        assert await create(Origin="https://ops.example") == 201
+        assert await create(Origin="http://ops.example") == 403
+    assert await count_rows(Pipeline) == 3
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["notaurl", "ops.example", "https://ops.example/dashboard", "ftp://ops.example", "https://u@h"],
+)
+def test_the_trusted_origins_are_origins(setting: SetSetting, entry: str) -> None:
+    """`PIPELINE_TRUSTED_ORIGINS=ops.example` started the stack and never matched a page's
+    Origin (`https://ops.example`): the writes it was set for were refused with a 403."""
+    setting("PIPELINE_TRUSTED_ORIGINS", f"https://ops.example, {entry}")
+    with pytest.raises(ValidationError) as raised:
+        Settings(_env_file=None)
+    assert [(e["loc"], e["msg"]) for e in raised.value.errors()] == [
+        (
+            ("PIPELINE_TRUSTED_ORIGINS",),
+            f"Value error, {entry!r} is not an origin: list each as a browser sends it, "
+            "scheme://host[:port] without a path (https://pipelines.example.com, "
+            "http://10.0.0.5:8080)",
+        )
+    ]
 
 
 async def test_a_second_key_cookie_another_page_set_is_no_key(
