@@ -9,9 +9,11 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
+from app.access_settings import DEFAULT_PORTS
 from app.config import PROJECT_ROOT, get_settings
 from app.shown import shown_prefect_url
 from app.stack import settings_check
@@ -156,8 +158,29 @@ def banner(stack: Stack) -> str:
         f"  Prefect API  {stack.prefect_api_url}\n"
         f"  logs         {stack.log_dir}/*.log\n"
         f"  run files    {_data_dir(env) / 'runs'}/<run id>/\n\n"
-        "Ctrl-C (or `make down`) stops everything."
+        + "".join(f"{line}\n\n" for line in _ui_elsewhere(stack, env))
+        + "Ctrl-C (or `make down`) stops everything."
     )
+
+
+def _ui_elsewhere(stack: Stack, env: Mapping[str, str]) -> list[str]:
+    """Prefect UI addresses of this machine at another port than the stack's Prefect server
+    (.env.example's localhost:4200 under `make up PREFECT_PORT=4201`): every link to a run in
+    Prefect's UI, in the API's answers and on the dashboard, opened that other port."""
+    warnings = []
+    for name in ("PREFECT_UI_URL", "PREFECT_UI_API_URL"):
+        try:
+            parts = urlsplit(env.get(name) or "")
+            host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme)
+        except ValueError:  # a port that is no number: the settings check said so
+            continue
+        if host in ("localhost", "127.0.0.1", "::1") and port != stack.prefect_port:
+            warnings.append(
+                f"warning: {name}={env[name]} is not this stack's Prefect server (port "
+                f"{stack.prefect_port}): links to runs in Prefect's UI open port {port}; remove "
+                "it from .env (the stack sets its own) or give it this stack's port"
+            )
+    return warnings
 
 
 def up(stack: Stack) -> None:

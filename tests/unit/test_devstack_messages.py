@@ -252,3 +252,28 @@ def test_make_up_says_where_the_dashboard_opens(
         f"  run files    {tmp_path}/data/runs/<run id>/\n\n"
         "Ctrl-C (or `make down`) stops everything."
     )
+
+
+def test_make_up_warns_of_prefect_ui_addresses_at_another_port(tmp_path: Path) -> None:
+    """.env.example's PREFECT_UI_URL=http://localhost:4200 under `make up PREFECT_PORT=4299`:
+    every flow run's link (the API's prefect_flow_run_url, the dashboard's) opened port 4200."""
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+
+    def said(**ui: str) -> str:
+        stack = Stack(env={**env, **ui}, api_port=8123, prefect_port=4299, state_dir=tmp_path)
+        return banner(stack).split("<run id>/\n\n")[1]
+
+    assert said(
+        PREFECT_UI_URL="http://localhost:4200", PREFECT_UI_API_URL="http://127.0.0.1/api"
+    ) == (
+        "warning: PREFECT_UI_URL=http://localhost:4200 is not this stack's Prefect server (port "
+        "4299): links to runs in Prefect's UI open port 4200; remove it from .env (the stack "
+        "sets its own) or give it this stack's port\n\n"
+        "warning: PREFECT_UI_API_URL=http://127.0.0.1/api is not this stack's Prefect server "
+        "(port 4299): links to runs in Prefect's UI open port 80; remove it from .env (the stack "
+        "sets its own) or give it this stack's port\n\n"
+        "Ctrl-C (or `make down`) stops everything."
+    )
+    ok = "Ctrl-C (or `make down`) stops everything."
+    assert said(PREFECT_UI_URL="http://localhost:4299") == ok
+    assert said(PREFECT_UI_URL="https://prefect.example.com") == ok  # a proxy's: not ours to say
