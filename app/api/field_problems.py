@@ -107,6 +107,10 @@ def said(error: Any, field: str) -> str | None:
         return f"must be {bound[1]} {_number(ctx[bound[0]])}; got {_number(value)}"
     if kind in ("bool_type", "bool_parsing"):
         return f"must be true or false, not {shown(value)}"
+    if kind in ("enum", "literal_error") and "expected" in ctx:  # a status, a download's format
+        return f"must be {ctx['expected']}; got {shown(value)}"
+    if kind == "string_type":
+        return f"must be text (in quotes), not {shown(value)}"
     # pydantic's, with their bound (the Idempotency-Key's own refusals of these types have none)
     if kind == "string_too_long" and "max_length" in ctx:
         return f"must be at most {ctx['max_length']:,} characters; got {_length(value):,}"

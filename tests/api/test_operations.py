@@ -420,7 +420,14 @@ DIGITS_ONLY = "must be written as a whole number without a decimal point or expo
             "[1, 2]",
             "body: must be a JSON object ({...}), not a list, string or number",
         ),
-        ("POST", "/api/pipelines", '{"name": 5}', "name: Input should be a valid string"),
+        ("POST", "/api/pipelines", '{"name": 5}', "name: must be text (in quotes), not 5"),
+        (  # pydantic's "Input should be 'created', …" where every other 422 says what was sent
+            "GET",
+            "/api/pipelines?status=bogus",
+            "",
+            "status: must be 'created', 'pending', 'running', 'completed', 'failed' or "
+            "'cancelled'; got \"bogus\"",
+        ),
         (
             "POST",
             "/api/pipelines",

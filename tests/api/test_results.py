@@ -310,7 +310,9 @@ async def test_downloads_never_leave_the_run_directory(
         assert response.status_code in (404, 422), url
         assert "hunter2" not in response.text
     bad_format = await client.get(f"/api/pipelines/1/runs/{completed}/output?format=../x")
-    assert bad_format.json()["message"] == "format: Input should be 'parquet', 'csv' or 'jsonl'"
+    assert bad_format.json()["message"] == (
+        "format: must be 'parquet', 'csv' or 'jsonl'; got \"../x\""
+    )
 
 
 async def test_retention_removes_only_finished_runs_past_the_limit(

@@ -431,7 +431,10 @@ async def test_form_fields_are_validated_like_json(client: httpx.AsyncClient) ->
         (("name", "x"), ("colour", "red")): (
             "colour: unknown field; remove it (see /docs for the accepted fields)"
         ),
-        (("name", "x"), ("format", "xlsx")): "format: Input should be 'csv', 'jsonl' or 'parquet'",
+        (
+            ("name", "x"),
+            ("format", "xlsx"),
+        ): "format: must be 'csv', 'jsonl' or 'parquet'; got \"xlsx\"",
     }
     before = leftover_uploads()
     for fields, message in cases.items():
