@@ -6,9 +6,6 @@ worker's log), and the flow run stayed Cancelling until the watchdog settled it 
 The race is made exact here: the flow run is made Pending and then Cancelling in the stack's real
 Prefect server before a real launcher hands it to a real zygote."""
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +16,8 @@ from prefect.client.schemas.objects import StateType
 from prefect.states import Cancelling, Pending
 
 from app.pipeline.deploy import DEPLOYMENT_NAME
-from app.pipeline.launcher import SOCKET_ENV
 from tests.e2e.conftest import RunningStack
-from tests.e2e.test_warm_start import launch
+from tests.e2e.test_warm_start import launch, started_zygote
 
 CANCELLED_THROUGH_THE_API = "cancelled through the API"
 
@@ -30,18 +26,8 @@ CANCELLED_THROUGH_THE_API = "cancelled through the API"
 def stack_zygote(stack: RunningStack, tmp_path: Path) -> Iterator[str]:
     """A zygote of this stack's settings (its Prefect server), as a worker of it starts one."""
     path = str(tmp_path / "zygote.sock")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.pipeline.warm_start.zygote"],
-        env={**os.environ, SOCKET_ENV: path},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline() == f"zygote {process.pid}: warm, listening on {path}\n"
-    yield path
-    process.kill()
-    process.wait()
-    process.stdout.close()
+    with started_zygote(path):
+        yield path
 
 
 async def _pending_flow_run(prefect: PrefectClient) -> uuid.UUID:

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,9 @@ from tests.support.procs import alive
 LAUNCHER = [sys.executable, "-m", "app.pipeline.launcher"]
 
 
-@pytest.fixture(scope="module")
-def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    path = str(tmp_path_factory.mktemp("zygote") / "zygote.sock")
+@contextmanager
+def started_zygote(path: str) -> Iterator[subprocess.Popen[str]]:
+    """A real zygote listening on `path`, with this process's environment (its Prefect API)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "app.pipeline.warm_start.zygote"],
         env={**os.environ, SOCKET_ENV: path},
@@ -36,10 +37,19 @@ def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproces
     assert process.stdout is not None
     ready = process.stdout.readline()  # after the imports: ~3 s
     assert ready == f"zygote {process.pid}: warm, listening on {path}\n"
-    yield process, path
-    process.kill()
-    process.wait()
-    process.stdout.close()
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    path = str(tmp_path_factory.mktemp("zygote") / "zygote.sock")
+    with started_zygote(path) as process:
+        yield process, path
 
 
 def launch(socket_path: str | None, flow_run_id: str, **kwargs: object) -> subprocess.Popen[str]:
