@@ -11,12 +11,10 @@ gone. A child is stopped as a worker or host shutdown stops a process: SIGTERM t
 group, so that the flow records why it ended (its rows, and Crashed in Prefect), and SIGKILL if it
 has not ended STOP_GRACE_SECONDS later.
 
-It runs no Python threads and no event loop of its own, but its libraries start idle native
-threads: OpenBLAS's worker (numpy; one per core past the first) and, from Polars, two jemalloc
-background threads and an out-of-core cleaner. A child has only the thread that forked: OpenBLAS
-and jemalloc hold their locks across a fork (at-fork handlers) and go on without those threads
-(OpenBLAS starts its worker again when used); Polars' thread pool, never started here (preload
-runs no query), starts in each child. tests/e2e/test_zygote_stop.py checks what runs.
+It runs no Python threads or event loop of its own; its libraries start idle native threads
+(OpenBLAS's worker, Polars' jemalloc and out-of-core threads). A child has only the thread that
+forked: OpenBLAS and jemalloc hold their locks across a fork and go on without those threads;
+Polars' pool, never started here, starts in each child. tests/e2e/test_zygote_stop.py checks it.
 """
 
 import contextlib
@@ -34,7 +32,12 @@ from dataclasses import dataclass, field
 
 from app.pipeline.launcher import MAX_MESSAGE, SOCKET_ENV, STOP_GRACE_SECONDS
 from app.pipeline.warm_start.forked_run import run_flow_run
-from app.pipeline.warm_start.warm import exit_without_teardown, preload, run_import_path
+from app.pipeline.warm_start.warm import (
+    exit_at_once,
+    exit_without_teardown,
+    preload,
+    run_import_path,
+)
 
 PR_SET_PDEATHSIG = 1
 PARENT_CHECK_SECONDS = 1.0
@@ -290,8 +293,8 @@ def main() -> int:
     _die_with_parent(signal.SIGTERM)  # not SIGKILL: the socket and its directory are removed
     preload()
     job = Zygote(path).serve()
-    if job is None:
-        return 0
+    if job is None:  # stopped, its runs stopped with it
+        exit_at_once()
     exit_without_teardown(job())
 
 
