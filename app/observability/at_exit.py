@@ -70,5 +70,14 @@ def _leave_ddtrace_behind(tracer: "Tracer") -> None:
     tracer.SHUTDOWN_TIMEOUT = 0  # its SIGTERM handler's flush
     for hook in list(ddtrace_atexit._atexit_wrapped):  # the tracer's, telemetry's, the runtime's
         ddtrace_atexit.unregister(hook)
-    # `_threads._at_exit` still runs (it tells the threads Python is exiting), joining none
-    _threads.periodic_threads.clear()
+    # `_threads._at_exit` still runs (it tells the threads Python is exiting): it stops and joins
+    # the threads of this map, and each thread that ends removes itself from it by its id. So the
+    # ids stay, mapped to a thread never started, which that stops and joins at once; removing
+    # them made a thread ending meanwhile print `KeyError: <its id>` as the API stopped.
+    idle = _threads.PeriodicThread(3600.0, _nothing, name="pipeline-ddtrace-left-behind")
+    for ident in list(_threads.periodic_threads):
+        _threads.periodic_threads[ident] = idle
+
+
+def _nothing() -> None:
+    pass
