@@ -89,7 +89,9 @@ def trace_run_lines(flow_run_id: str, span: "Span") -> None:
 def run_trace(flow_run_id: str) -> tuple[str, str] | None:
     """The trace and span id for a line of this flow run that no span covers: its flow span's,
     or before that span starts (Prefect's "Beginning flow run …") the trigger's, from the flow
-    run's label; None for a run started from Prefect whose span has not started yet."""
+    run's label — kept for the lines after its run context ends, as Prefect's "Finished in
+    state Cancelling" of a run cancelled before its flow began (it carried none); None for a
+    run started from Prefect whose span has not started yet."""
     if flow_run_id in _run_log_ids:
         return _run_log_ids[flow_run_id]
     from prefect.context import FlowRunContext
@@ -100,7 +102,10 @@ def run_trace(flow_run_id: str) -> tuple[str, str] | None:
     if run is None or run.flow_run is None or str(run.flow_run.id) != flow_run_id:
         return None
     parent = extract(run.flow_run.labels.get(TRACE_LABEL))
-    return None if parent is None else _log_ids(parent.trace_id, parent.span_id)
+    if parent is None:
+        return None
+    ids = _run_log_ids[flow_run_id] = _log_ids(parent.trace_id, parent.span_id)
+    return ids
 
 
 def _log_ids(trace_id: int, span_id: int | None) -> tuple[str, str]:

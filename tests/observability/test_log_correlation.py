@@ -78,3 +78,34 @@ def test_without_tracing_the_lines_carry_no_trace() -> None:
         ("Finished in state Completed()", "0", "0"),
         ("another run's line", "0", "0"),
     ]
+
+
+# A run cancelled before its flow began: Prefect's engine found its Running refused, left its run
+# context and logged "Finished in state Cancelling(…)" outside it; no flow span ever started.
+NEVER_BEGAN_LINES = """
+import json, logging
+from types import SimpleNamespace
+from prefect.context import FlowRunContext
+from app import observability
+
+observability.setup()
+log = logging.getLogger("app.test.flow_runs")
+with observability.tracer().trace("pipeline.trigger") as trigger:
+    labels = observability.trace_labels()
+run = SimpleNamespace(flow_run=SimpleNamespace(id="fr-3", labels=labels))
+token = FlowRunContext.__var__.set(run)
+log.info("Beginning flow run 'y' for flow 'Data Pipeline'", extra={"flow_run_id": "fr-3"})
+FlowRunContext.__var__.reset(token)  # the engine left its run context
+log.error("Finished in state Cancelling('cancelled through the API')", extra={"flow_run_id": "fr-3"})
+print(json.dumps([f"{trigger.trace_id:032x}", str(trigger.span_id)]))
+"""
+
+
+def test_a_run_that_never_began_ends_on_the_trigger_s_trace() -> None:
+    """Its last line, after the engine's run context ended, carried trace id 0."""
+    result = run_python(NEVER_BEGAN_LINES, DD_AGENT_HOST="127.0.0.1", DD_TRACE_AGENT_PORT="9")
+    trigger = json.loads(result.stdout)
+    assert _lines(result.stderr) == [
+        ("Beginning flow run 'y' for flow 'Data Pipeline'", *trigger),
+        ("Finished in state Cancelling('cancelled through the API')", *trigger),
+    ]
