@@ -5,7 +5,7 @@ import json
 import math
 from typing import Any
 
-from app.api.echoed import MOST_DIGITS, said_number
+from app.echoed import MOST_DIGITS, said_number
 
 
 def shown(value: Any) -> str:

@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 
-from app.api.echoed import cut, first_names
 from app.api.schemas import MOST_UNKNOWN_FIELDS
+from app.echoed import cut, first_names
 
 _OTHER_SETTINGS = (
     "send none, or, to run with other settings, create a pipeline with them (POST /api/pipelines)"

@@ -20,9 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-from app.api.echoed import said_number
 from app.api.field_problems import shown
 from app.api.schemas import few_unknown_fields
+from app.echoed import said_number
 from app.pipeline.schedules import cron_problem
 from app.schedule_intervals import LONGEST_INTERVAL, SHORTEST_INTERVAL
 

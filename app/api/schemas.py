@@ -15,8 +15,8 @@ from pydantic import (
 )
 
 from app.api.control_chars import description_text, name_text
-from app.api.echoed import first_names, said_number
 from app.config import get_settings
+from app.echoed import first_names, said_number
 from app.models import Status
 from app.pipeline.input_files import input_dir
 

@@ -6,7 +6,7 @@ import shlex
 
 from fastapi.exceptions import RequestValidationError
 
-from app.api.echoed import cut
+from app.echoed import cut
 
 FILE_FIELD = "file"
 

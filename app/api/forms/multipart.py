@@ -13,7 +13,6 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from app.api.echoed import cut
 from app.api.errors import DISCONNECTED
 from app.api.forms import part_file
 from app.api.forms.form_framing import check_boundary, malformed
@@ -30,6 +29,7 @@ from app.api.forms.form_refusals import (
     unknown,
 )
 from app.api.upload_schemas import PipelineUpload
+from app.echoed import cut
 from app.pipeline.input_files import inputs
 
 MAX_FIELD_BYTES = 64 * 1024

@@ -9,8 +9,8 @@ from email.utils import decode_rfc2231
 from pathlib import Path
 from urllib.parse import unquote
 
-from app.api.echoed import cut
 from app.api.forms.form_refusals import FILE_FIELD, as_file
+from app.echoed import cut
 from app.pipeline.input_files.inputs import InputError, format_of
 
 _EXTENDED_FILENAME = re.compile(rb"filename\*\s*=\s*([^;]+)", re.IGNORECASE)

@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.echoed import cut
 from app.api.errors import MAX_PROBLEMS
 from app.api.middleware.query_names import Route, not_taken, route_takes, routes_of
 from app.api.middleware.root_path import route_path
+from app.echoed import cut
 
 EMPTY_NAME = "''"  # `?=1`: a parameter whose name is empty
 

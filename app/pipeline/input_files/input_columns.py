@@ -7,9 +7,12 @@ import re
 import polars as pl
 
 from app.config import get_settings
+from app.echoed import cut
 from app.pipeline import stages
 from app.pipeline.input_files import nul
 
+# longer, a column's name is no name: a first line that is no header, or a run of NUL bytes
+LONGEST_NAME = 1000
 _DUPLICATED = re.compile(r"^(?P<name>.*)_duplicated_\d+$")  # how Polars renames a repeated header
 
 
@@ -25,6 +28,17 @@ def problem(schema: pl.Schema, fmt: str) -> str | None:
             "(PIPELINE_MAX_INPUT_COLUMNS); keep the 7 required columns and only the extra ones "
             "the results need"
         )
+    if long := next(
+        ((n, name) for n, name in enumerate(names, 1) if len(name) > LONGEST_NAME), None
+    ):
+        position, name = long
+        said = (
+            f"column {position}'s name is {len(name):,} characters long ({_named(name)}), more "
+            f"than the {LONGEST_NAME:,} a name may have"
+        )
+        if fmt == "csv":
+            return f"line 1: {said}; a CSV's first line names its columns: is it the header?"
+        return f"{said}; rename it"
     repeated = sorted(
         {m["name"] for m in map(_DUPLICATED.match, names) if m and m["name"] in schema}
     )
@@ -39,7 +53,7 @@ def problem(schema: pl.Schema, fmt: str) -> str | None:
         return nul_name
     if own := [name for name in names if name.startswith("__") or name == stages.REJECT_REASON]:
         return (
-            f"column {own[0]!r}: names starting with '__', and {stages.REJECT_REASON}, are the "
+            f"column {_named(own[0])}: names starting with '__', and {stages.REJECT_REASON}, are the "
             "pipeline's own; rename it"
         )
     missing = stages.missing_columns(schema)
@@ -47,15 +61,21 @@ def problem(schema: pl.Schema, fmt: str) -> str | None:
         return _type_problem(schema)
     absent = f"missing required columns: {', '.join(missing)}"
     by_lowercase = {name.strip().lower(): name for name in names}
-    near = [f"{by_lowercase[m]!r} for {m!r}" for m in missing if m in by_lowercase]
+    near = [f"{_named(by_lowercase[m])} for {m!r}" for m in missing if m in by_lowercase]
     if near:
         return f"{absent}; the file has {', '.join(near)} (names are exact: lowercase, no spaces)"
-    shown = ", ".join(repr(name) for name in names[:10]) + (", …" if len(names) > 10 else "")
+    shown = ", ".join(map(_named, names[:10])) + (", …" if len(names) > 10 else "")
     return f"{absent}; the file's columns are {shown}"
 
 
 def _shown(name: str) -> str:
-    return name if name else "an unnamed column"
+    return cut(name) if name else "an unnamed column"
+
+
+def _named(name: str) -> str:
+    """A column's name as a message quotes it: cut short, as every refusal cuts a client's text
+    (a 30 MB run of NUL bytes on line 1 made a 300 MB 422)."""
+    return repr(cut(name))
 
 
 def _type_problem(schema: pl.Schema) -> str | None:

@@ -7,6 +7,7 @@ A column name holding one refuses the file."""
 import polars as pl
 from polars.datatypes import DataType, DataTypeClass
 
+from app.echoed import cut
 from app.pipeline import stages
 
 _NUL = "\x00"
@@ -60,12 +61,12 @@ def name_problem(schema: pl.Schema, fmt: str) -> str | None:
     for position, (name, dtype) in enumerate(schema.items(), 1):
         if _NUL in name:
             return (
-                f"{header}column {position}'s name {name!r} holds a NUL character ({how}); "
+                f"{header}column {position}'s name {cut(name)!r} holds a NUL character ({how}); "
                 "rename the column"
             )
         if (field := _nul_field(dtype)) is not None:
             return (
-                f"column {position} ({name!r}) has a field named {field!r}, which holds a NUL "
+                f"column {position} ({cut(name)!r}) has a field named {cut(field)!r}, which holds a NUL "
                 f"character ({how}); rename the field"
             )
     return None
