@@ -7,6 +7,7 @@ shapes it (a string, or for a 422 the list of problems with their `loc`) for cli
 import contextlib
 import email.message
 import errno
+import json
 import logging
 import os
 import sys
@@ -37,11 +38,21 @@ DISCONNECTED = "body: the client disconnected before sending all of it"
 MAX_PROBLEMS = 20  # a 422 lists the first ones: a body of 10,000 unknown fields is no 10,000 lines
 
 
+class ErrorResponse(JSONResponse):
+    """An error's JSON, whatever of the client's text it echoes: an unpaired surrogate a JSON
+    body escaped (`{"\\ud800": 1}` sent to trigger) is no UTF-8, and rendering it was a 500; it
+    is written as the escape it was sent as."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
+
+
 def _error(
     status_code: int, message: str, detail: Any = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     body = {"message": message, "detail": message if detail is None else detail}
-    return JSONResponse(status_code=status_code, content=body, headers=headers)
+    return ErrorResponse(status_code=status_code, content=body, headers=headers)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:

@@ -109,6 +109,11 @@ def said(error: Any, field: str) -> str | None:
         return f"must be true or false, not {shown(value)}"
     if kind in ("enum", "literal_error") and "expected" in ctx:  # a status, a download's format
         return f"must be {ctx['expected']}; got {shown(value)}"
+    if kind == "string_unicode":  # "\ud800" alone: no character, and no UTF-8 can hold it
+        return (
+            "must be text without an unpaired surrogate (\\ud800 to \\udfff on its own): write "
+            "the character itself, or both halves of its pair"
+        )
     if kind == "string_type":
         return f"must be text (in quotes), not {shown(value)}"
     # pydantic's, with their bound (the Idempotency-Key's own refusals of these types have none)

@@ -64,6 +64,9 @@ async def test_a_body_is_refused_naming_each_field(
         ("trigger", "record_count=5", refused(TRIGGER)),  # not JSON: the body as a whole
         ("retry", '{"record_count": 5}', refused(RETRY, "record_count")),
         ("cancel", '{"run_id": 3}', refused(CANCEL, "run_id")),
+        # an unpaired surrogate, escaped as JSON allows: echoed as sent (it was a 500: no UTF-8)
+        ("trigger", '{"\\ud800": 1}', refused(TRIGGER, "\ud800")),
+        ("cancel", '{"a\\udfffb": 1}', refused(CANCEL, "a\udfffb")),
     ]
     for action, body, answer in cases:
         response = await client.post(f"{base}/{action}", content=body, headers=JSON)

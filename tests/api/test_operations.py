@@ -421,6 +421,13 @@ DIGITS_ONLY = "must be written as a whole number without a decimal point or expo
             "body: must be a JSON object ({...}), not a list, string or number",
         ),
         ("POST", "/api/pipelines", '{"name": 5}', "name: must be text (in quotes), not 5"),
+        (  # pydantic's "Input should be a valid string, unable to parse raw data as a unicode …"
+            "POST",
+            "/api/pipelines",
+            '{"name": "a\\ud800b"}',
+            "name: must be text without an unpaired surrogate (\\ud800 to \\udfff on its own): "
+            "write the character itself, or both halves of its pair",
+        ),
         (  # pydantic's "Input should be 'created', …" where every other 422 says what was sent
             "GET",
             "/api/pipelines?status=bogus",
