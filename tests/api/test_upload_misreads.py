@@ -6,6 +6,7 @@ one way in CSV and JSON Lines downloads."""
 import asyncio
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -349,6 +350,29 @@ async def test_an_input_file_replaced_by_a_directory_fails_its_run_saying_so(
     assert str(refused.value) == (
         "input_path: 'daily.csv' is a directory in PIPELINE_INPUT_DIR; name a file in it, such "
         "as 'daily.csv/part-1.csv', and create the pipeline again with that input_path"
+    )
+
+
+async def test_a_named_pipe_is_no_input_file(client: httpx.AsyncClient, input_dir: Path) -> None:
+    """At create it was "no file 'fifo.csv' in PIPELINE_INPUT_DIR"; a file replaced by one after
+    the create left its run reading it for ever: "running", its worker's slot held."""
+    os.mkfifo(input_dir / "fifo.csv")
+    response = await client.post("/api/pipelines", json={"name": "f", "input_path": "fifo.csv"})
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "input_path: 'fifo.csv' is a named pipe, not a file; name a regular file",
+    )
+    (input_dir / "swap.csv").write_bytes(csv(GOOD))
+    response = await client.post("/api/pipelines", json={"name": "s", "input_path": "swap.csv"})
+    assert response.status_code == 201, response.text
+    (input_dir / "swap.csv").unlink()
+    os.mkfifo(input_dir / "swap.csv")
+    with pytest.raises(inputs.InputError) as refused:
+        stored = await asyncio.to_thread(Path.resolve, input_dir / "swap.csv")  # as kept
+        readable_source(stored, input_dir)
+    assert str(refused.value) == (
+        "input_path: 'swap.csv' is a named pipe now, not a file; put the file back, or create the "
+        "pipeline again with another input_path"
     )
 
 

@@ -3,6 +3,7 @@
 
 import os
 import re
+import stat
 from pathlib import Path
 
 from app.config import get_settings
@@ -40,6 +41,8 @@ def resolve_under(relative: str, base: Path | None, *, field: str = "input_path"
             raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
         if target.is_dir():
             raise InputError(field, _a_directory(relative, target))
+        if kind := special_kind(target):
+            raise InputError(field, f"{relative!r} is {kind}, not a file; name a regular file")
         if not target.is_file():
             raise InputError(field, f"no file {relative!r} in PIPELINE_INPUT_DIR")
         if not named.is_relative_to(root):  # a link back in, from outside: not a name under it
@@ -144,4 +147,29 @@ def readable_source(path: Path, input_dir: Path | None) -> Path:
             "input_path",
             f"{_a_directory(named, path)}, and create the pipeline again with that input_path",
         )
+    if kind := special_kind(path):  # a named pipe's reader waits for a writer: the run hung
+        named = shown(str(path)) or str(path)
+        raise InputError(
+            "input_path",
+            f"{named!r} is {kind} now, not a file; put the file back, or create the pipeline "
+            "again with another input_path",
+        )
     return path
+
+
+_SPECIAL = {
+    stat.S_ISFIFO: "a named pipe",
+    stat.S_ISSOCK: "a socket",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+}
+
+
+def special_kind(path: Path) -> str | None:
+    """What `path` leads to when it is no regular file nor a directory (a named pipe, …), else
+    None. Reading a named pipe waits for a writer: a run stayed running, its worker's slot held."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, RuntimeError):
+        return None  # gone, or unreadable: said where it is read
+    return next((kind for test, kind in _SPECIAL.items() if test(mode)), None)
