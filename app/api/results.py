@@ -107,7 +107,8 @@ def _available(run: PipelineRun, path: Path, what: str, *, needs_completed: bool
 
 # what each text format cannot write (a Parquet input's extra columns can be of any type)
 _UNWRITABLE: dict[str, tuple[type[pl.DataType], ...]] = {
-    "csv": (pl.List, pl.Array, pl.Struct, pl.Binary, pl.Duration, pl.Object),
+    # a Parquet MAP column is Polars' Map since 2.1: "cannot be written to CSV", a 500
+    "csv": (pl.List, pl.Array, pl.Struct, pl.Map, pl.Binary, pl.Duration, pl.Object),
     "jsonl": (pl.Binary, pl.Object),
 }
 
@@ -121,6 +122,8 @@ def _holds(dtype: DataType | DataTypeClass, kinds: tuple[type[DataType], ...]) -
         return _holds(dtype.inner, kinds)
     if isinstance(dtype, pl.Struct):
         return any(_holds(f.dtype, kinds) for f in dtype.fields)
+    if isinstance(dtype, pl.Map):
+        return _holds(dtype.key, kinds) or _holds(dtype.value, kinds)
     return False
 
 

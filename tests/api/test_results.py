@@ -118,6 +118,13 @@ async def test_output_as_parquet_csv_and_jsonl(client: httpx.AsyncClient, comple
     ]
 
 
+def _map(name: str, key: str, value: object, value_type: type[pl.DataType]) -> pl.Series:
+    pairs = pl.List(pl.Struct({"key": pl.String, "value": value_type}))
+    return pl.Series(name, [[{"key": key, "value": value}]], dtype=pairs).cast(
+        pl.Map(pl.String, value_type)
+    )
+
+
 async def test_columns_a_text_format_cannot_hold_are_a_422_naming_them(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -133,6 +140,10 @@ async def test_columns_a_text_format_cannot_hold_are_a_422_naming_them(
             took=pl.lit(timedelta(seconds=1)),
             blobs=pl.lit([b"\x00"]),  # nested: Polars panicked writing it as JSON (a bare 500)
         )
+        .with_columns(  # a Parquet MAP: Polars' Map, which its CSV writer refused (a 500)
+            _map("counts", "a", 1, pl.Int64),
+            _map("blobmap", "b", b"\x00", pl.Binary),
+        )
     )
     frame.write_parquet(tmp_path / "input.parquet")
     run_stages_on(run_id, tmp_path / "input.parquet", "parquet")
@@ -141,13 +152,13 @@ async def test_columns_a_text_format_cannot_hold_are_a_422_naming_them(
         (
             "csv",
             "csv cannot hold the column(s) tags (List(String)), blob (Binary), took "
-            "(Duration(time_unit='us')), blobs (List(Binary)); download format=parquet or "
-            "format=jsonl",
+            "(Duration(time_unit='us')), blobs (List(Binary)), counts (Map(String, Int64)), "
+            "blobmap (Map(String, Binary)); download format=parquet or format=jsonl",
         ),
         (
             "jsonl",
-            "jsonl cannot hold the column(s) blob (Binary), blobs (List(Binary)); download "
-            "format=parquet",
+            "jsonl cannot hold the column(s) blob (Binary), blobs (List(Binary)), blobmap "
+            "(Map(String, Binary)); download format=parquet",
         ),
     ):
         refused = await client.get(base, params={"format": fmt})
