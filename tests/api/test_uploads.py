@@ -365,6 +365,17 @@ async def test_not_utf8(client: httpx.AsyncClient) -> None:
         csv(GOOD).replace(b"first", "café".encode("latin-1")),
         "file: line 2: not UTF-8 text; save the file as UTF-8",
     )
+    # in the header: Polars read it as 'caf\ufffd', a 201, and the run failed on it
+    await assert_rejected_upload(
+        client,
+        csv(GOOD + ",x", header=HEADER + ",café").replace("é".encode(), b"\xe9"),
+        "file: line 1: not UTF-8 text; save the file as UTF-8",
+    )
+    await assert_rejected_upload(
+        client,
+        csv(GOOD, header=HEADER.replace("name", "n\xe9me")).replace("é".encode(), b"\xe9"),
+        "file: line 1: not UTF-8 text; save the file as UTF-8",
+    )
 
 
 async def test_truncated_gzip(client: httpx.AsyncClient) -> None:

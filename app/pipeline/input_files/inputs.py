@@ -6,6 +6,7 @@ left to stages.validate, which sends those rows to the rejects file. CSV and JSO
 as text columns, so an unparseable number rejects its row instead of failing the file.
 """
 
+import codecs
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,8 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
         if fmt != "parquet" and start.startswith(bom):
             raise InputError(field, f"the file is {encoding} text; save it as UTF-8")
     content_format.check(path, fmt, field)
+    if fmt == "csv" and not _header_is_utf8(path):  # Polars reads it as '�': a name no one wrote
+        raise InputError(field, "line 1: not UTF-8 text; save the file as UTF-8")
     try:
         frame = scan_input(path, fmt, scratch, field=field)
         schema = frame.collect_schema()
@@ -144,6 +147,21 @@ def _check_plain(path: Path, fmt: str, field: str, scratch: Path) -> int:
     if rows == 0:
         raise InputError(field, "the file has no records, only a header")
     return rows
+
+
+def _header_is_utf8(path: Path, most: int = 1 << 20) -> bool:
+    """Whether a CSV's first line (its first MiB at most) is UTF-8. Polars decodes the header
+    lossily: a byte of Latin-1 there made a column 'caf\ufffd' and a 201, and the run failed."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        line = handle.readline(most)
+    try:
+        decoder.decode(
+            line, final=line.endswith(b"\n")
+        )  # a line cut at `most` may end mid-character
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _count(frame: pl.LazyFrame) -> int:
