@@ -26,11 +26,12 @@ LAUNCHER = [sys.executable, "-m", "app.pipeline.launcher"]
 
 
 @contextmanager
-def started_zygote(path: str) -> Iterator[subprocess.Popen[str]]:
-    """A real zygote listening on `path`, with this process's environment (its Prefect API)."""
+def started_zygote(path: str, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """A real zygote listening on `path`, with this process's environment (its Prefect API) and
+    `env`."""
     process = subprocess.Popen(
         [sys.executable, "-m", "app.pipeline.warm_start.zygote"],
-        env={**os.environ, SOCKET_ENV: path},
+        env={**os.environ, **env, SOCKET_ENV: path},
         stdout=subprocess.PIPE,
         text=True,
     )

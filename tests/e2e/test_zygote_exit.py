@@ -3,15 +3,12 @@ they would finish, and ddtrace's reached out to the Datadog agent. Against an ag
 since the zygote started, its exit took ~6 s and two connections to that agent, and the worker's
 stop (`make down`) waited for them."""
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
-from app.pipeline.launcher import SOCKET_ENV
+from tests.e2e.test_warm_start import started_zygote
 
 INFO = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -52,28 +49,14 @@ def test_a_stopped_zygote_does_not_wait_for_a_hung_datadog_agent(tmp_path: Path)
     directory = tmp_path / "zygote"
     directory.mkdir(mode=0o700)
     path = str(directory / "zygote.sock")
-    env = {
-        **os.environ,
-        SOCKET_ENV: path,
-        "DD_AGENT_HOST": "127.0.0.1",
-        "DD_TRACE_AGENT_PORT": str(agent.port),
-    }
-    zygote = subprocess.Popen(
-        [sys.executable, "-m", "app.pipeline.warm_start.zygote"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     try:
-        assert zygote.stdout is not None
-        assert zygote.stdout.readline() == f"zygote {zygote.pid}: warm, listening on {path}\n"
-        before = agent.connections
-        zygote.send_signal(signal.SIGTERM)
-        rest, _ = zygote.communicate(timeout=60)
-        assert (zygote.returncode, rest, agent.connections - before) == (0, "", 0)
-        assert not directory.exists()  # its socket and directory removed, as before
+        with started_zygote(
+            path, DD_AGENT_HOST="127.0.0.1", DD_TRACE_AGENT_PORT=str(agent.port)
+        ) as zygote:
+            before = agent.connections
+            zygote.send_signal(signal.SIGTERM)
+            rest, errors = zygote.communicate(timeout=60)
     finally:
-        zygote.kill()
-        zygote.wait()
         agent.close()
+    assert (zygote.returncode, rest, errors, agent.connections - before) == (0, "", None, 0)
+    assert not directory.exists()  # its socket and directory removed, as before
