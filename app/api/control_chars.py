@@ -14,9 +14,15 @@ _BIDI = _BIDI_MARKS + _BIDI_REORDERING
 # a name only: what shows as nothing, so that two names that differ look the same (zero-width
 # space, soft hyphen, word joiner, BOM), and the line and paragraph separators: a name is one line.
 # The zero-width joiner and non-joiner stay: emoji sequences and Persian or Indic words need them.
-_INVISIBLE = "\u00ad\u200b\u2060\ufeff"
+# Besides: the combining grapheme joiner, Hangul's fillers (a name of U+3164 alone looked blank),
+# Khmer's inherent vowels, Mongolian's vowel separator, the invisible math operators, the braille
+# blank, the interlinear annotation marks, and the noncharacters U+FFFE and U+FFFF.
+_INVISIBLE = (
+    "\u00ad\u200b\u2060\ufeff\u034f\u115f\u1160\u17b4\u17b5\u180e\u2061-\u2064\u2800\u3164"
+    "\uffa0\ufff9-\ufffb\ufffe\uffff"
+)
 _LINE_BREAKS = "\u2028\u2029"
-_IN_NAME = re.compile(f"[{_C0_C1}{_BIDI}{_INVISIBLE}{_LINE_BREAKS}]")
+REFUSED_IN_NAME = re.compile(f"[{_C0_C1}{_BIDI}{_INVISIBLE}{_LINE_BREAKS}]")
 # a description may keep its layout: tabs and line breaks (a form's textarea sends CRLF), and
 # the bidi marks of right-to-left writing; a name refuses them too (it is shown in tables)
 _IN_DESCRIPTION = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_BIDI_REORDERING}]")
@@ -31,7 +37,7 @@ _NAMES = {
 
 
 def _kind(character: str) -> str:
-    if character in _INVISIBLE:
+    if re.fullmatch(f"[{_INVISIBLE}]", character):
         return "invisible character"
     if character in _LINE_BREAKS:
         return "line break"
@@ -52,7 +58,7 @@ def _refuse(found: re.Match[str] | None, fix: str) -> None:
 
 def name_text(value: str) -> str:
     """A name: one line of printable text."""
-    _refuse(_IN_NAME.search(value), "a name is one line of printable text")
+    _refuse(REFUSED_IN_NAME.search(value), "a name is one line of printable text")
     return value
 
 
@@ -71,4 +77,4 @@ def _escape(found: re.Match[str]) -> str:
 def escaped(text: str) -> str:
     """Text a page echoes back (a query's value): every character a name refuses written as its
     escape (\\x00, \\u202e), so that none reaches the HTML raw or reorders the text around it."""
-    return _IN_NAME.sub(_escape, text)
+    return REFUSED_IN_NAME.sub(_escape, text)

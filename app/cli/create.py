@@ -1,7 +1,6 @@
 """Creating a pipeline: `pipeline create`, and the options and request it shares with
 `pipeline run`."""
 
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -10,6 +9,7 @@ import httpx
 import typer
 from rich.text import Text
 
+from app.api.control_chars import REFUSED_IN_NAME
 from app.cli.base import JsonOption, api, command, print_json, stdout
 from app.cli.client import TIMEOUT_SECONDS, Api, idempotency_key
 from app.cli.option_groups import options_of
@@ -48,12 +48,6 @@ InputPathOption = Annotated[
         show_default=False,
     ),
 ]
-# what the API refuses in a name (app/api/control_chars.py): C0, DEL and C1 controls; bidi
-# controls; invisible characters and line or paragraph separators. And its longest name.
-_REFUSED_IN_NAME = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-    "\u200b\u00ad\u2060\ufeff\u2028\u2029]"
-)
 MAX_NAME = 200
 
 
@@ -61,7 +55,7 @@ def name_from(file_name: str) -> str:
     """The default name a file gives a pipeline: its name without the characters (a tab, an
     escape, a right-to-left override) the API refuses in a name, cut to the API's 200
     characters. The user did not type it: a refusal would name a `name` they never gave."""
-    name = _REFUSED_IN_NAME.sub("", file_name)[:MAX_NAME]
+    name = REFUSED_IN_NAME.sub("", file_name)[:MAX_NAME]  # what the API refuses in one
     return name if name.strip() else "cli-file"
 
 

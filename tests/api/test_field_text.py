@@ -50,6 +50,12 @@ def refused(field: str, msg: str) -> dict[str, Any]:
         ({"name": "\ufeffnightly"}, "name", f"holds the invisible character U+FEFF (zero width no-break space) at position 1; {NAME_FIX}"),
         ({"name": "night\xadly"}, "name", f"holds the invisible character U+00AD (soft hyphen) at position 6; {NAME_FIX}"),
         ({"name": "a\u2060b"}, "name", f"holds the invisible character U+2060 (word joiner) at position 2; {NAME_FIX}"),
+        # a name of a Hangul filler alone looked blank; these looked like the name without them
+        ({"name": "\u3164"}, "name", f"holds the invisible character U+3164 (hangul filler) at position 1; {NAME_FIX}"),
+        ({"name": "a\u2061"}, "name", f"holds the invisible character U+2061 (function application) at position 2; {NAME_FIX}"),
+        ({"name": "\u2800x"}, "name", f"holds the invisible character U+2800 (braille pattern blank) at position 1; {NAME_FIX}"),
+        ({"name": "a\u034fb"}, "name", f"holds the invisible character U+034F (combining grapheme joiner) at position 2; {NAME_FIX}"),
+        ({"name": "ab\uffff"}, "name", f"holds the invisible character U+FFFF at position 3; {NAME_FIX}"),
         ({"name": "one\u2028two"}, "name", f"holds the line break U+2028 (line separator) at position 4; {NAME_FIX}"),
         ({"name": "x", "description": "see \u202egnp.exe"}, "description", f"holds the control character U+202E (right-to-left override) at position 5; {DESCRIPTION_FIX}"),
         ({"name": "x", "description": "a\u2067b"}, "description", f"holds the control character U+2067 (right-to-left isolate) at position 2; {DESCRIPTION_FIX}"),
