@@ -137,6 +137,9 @@ def test_input_dir_paths_resolve_inside_only(tmp_path: Path) -> None:
         "such as 'sub/a.csv'",
         "sub/b.csv": "input_path: no file 'sub/b.csv' in PIPELINE_INPUT_DIR",
         "/etc/passwd": "input_path: must be relative to PIPELINE_INPUT_DIR; got '/etc/passwd'",
+        # it said "must be relative to PIPELINE_INPUT_DIR", which it was
+        "sub/a.csv\x00.parquet": "input_path: holds a NUL character (\\u0000); remove it: got "
+        "'sub/a.csv\\x00.parquet'",
     }.items():
         with pytest.raises(inputs.InputError) as error:
             inputs.resolve_under(bad, base)

@@ -26,7 +26,9 @@ def resolve_under(relative: str, base: Path | None, *, field: str = "input_path"
         )
     if "\x00" not in relative and Path(relative).is_relative_to(uploads_dir()):
         raise InputError(field, f"{relative!r} is an uploaded file; upload it again instead")
-    if "\x00" in relative or Path(relative).is_absolute():
+    if "\x00" in relative:  # no file name holds one
+        raise InputError(field, f"holds a NUL character (\\u0000); remove it: got {relative!r}")
+    if Path(relative).is_absolute():
         raise InputError(field, f"must be relative to PIPELINE_INPUT_DIR; got {relative!r}")
     parts = Path(relative).parts
     cut = max((i + 1 for i, part in enumerate(parts) if part == ".."), default=0)
