@@ -376,6 +376,28 @@ async def test_a_named_pipe_is_no_input_file(client: httpx.AsyncClient, input_di
     )
 
 
+async def test_a_link_re_pointed_outside_is_told_as_such(
+    client: httpx.AsyncClient, input_dir: Path, tmp_path: Path
+) -> None:
+    """It said "/…/in/swap.csv is outside the uploads directory and PIPELINE_INPUT_DIR": the name
+    it gave is inside; where the link leads is not."""
+    (input_dir / "real.csv").write_bytes(csv(GOOD))
+    (input_dir / "swap.csv").symlink_to(input_dir / "real.csv")
+    response = await client.post("/api/pipelines", json={"name": "s", "input_path": "swap.csv"})
+    assert response.status_code == 201, response.text
+    stored = Path(response.json()["input_path"])
+    (tmp_path / "elsewhere.csv").write_bytes(csv(GOOD))
+    (input_dir / "swap.csv").unlink()
+    (input_dir / "swap.csv").symlink_to(tmp_path / "elsewhere.csv")
+    root = await asyncio.to_thread(input_dir.resolve)  # stored paths are under it
+    with pytest.raises(inputs.InputError) as refused:
+        readable_source(root / stored, input_dir)
+    assert str(refused.value) == (
+        "input_path: 'swap.csv' leads outside PIPELINE_INPUT_DIR now (a link re-pointed?); point "
+        "it back at a file in it, or create the pipeline again"
+    )
+
+
 # --------------------------------------------------------------------------- what comes back
 
 

@@ -140,6 +140,12 @@ def readable_source(path: Path, input_dir: Path | None) -> Path:
             "pipeline was made with",
         )
     if not within(path, allowed):
+        if _named_inside(path, allowed):
+            raise InputError(
+                "input_path",
+                f"{shown(str(path)) or path!r} leads outside PIPELINE_INPUT_DIR now (a link "
+                "re-pointed?); point it back at a file in it, or create the pipeline again",
+            )
         raise InputError(
             "input_path", f"{path} is outside the uploads directory and PIPELINE_INPUT_DIR"
         )
@@ -165,6 +171,14 @@ _SPECIAL = {
     stat.S_ISCHR: "a character device",
     stat.S_ISBLK: "a block device",
 }
+
+
+def _named_inside(path: Path, roots: list[Path]) -> bool:
+    """Whether `path`, by its name (not where it leads), is under one of `roots`."""
+    try:
+        return any(path.is_relative_to(root.resolve()) for root in roots)
+    except (OSError, RuntimeError):
+        return False
 
 
 def special_kind(path: Path) -> str | None:
