@@ -155,3 +155,26 @@ async def test_a_file_s_name_sent_as_text_is_told_to_send_the_file(
         422,
         refusal("file", message, "input_file"),
     )
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [NAME, ('name="name"', b"b"), FILE],
+        [NAME, ('name="trigger"', b"true"), ('name="trigger"', b"false"), FILE],
+    ],
+    ids=["name", "trigger"],
+)
+async def test_a_text_field_given_twice_is_refused(
+    client: httpx.AsyncClient, parts: list[tuple[str, bytes]]
+) -> None:
+    """The last one was taken: name=a then name=b made a pipeline "b", and trigger=true then
+    trigger=false started no run. A query parameter given twice is refused the same way."""
+    before = leftover_uploads()
+    field = parts[1][0].split('"')[1]
+    response = await post_form(client, *parts)
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        f"{field}: given 2 times; give it once",
+    )
+    assert (await pipelines(), leftover_uploads()) == (0, before)

@@ -190,6 +190,8 @@ class _Receiver:
 
     def _part_end(self) -> None:
         if not self._is_file and not self._skipping:
+            if self._name in self.form.fields:  # the last one was taken: name=a&name=b made "b"
+                raise FormError(self._name, "given 2 times; give it once")
             try:
                 self.form.fields[self._name] = self._text.decode("utf-8")
             except UnicodeDecodeError:  # was stored with U+FFFD in place of what was sent
