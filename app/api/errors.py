@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from app.api import field_problems
+from app.api.control_chars import escaped
 from app.api.middleware.methods import allowed
 from app.api.refusals import declare_body_refusals
 from app.config import get_settings
@@ -56,8 +57,10 @@ def _error(
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
+    """The field a message names, its control and bidi characters escaped (an unknown key
+    `"\\u0000\\u202eabc"` went raw into the message, reordering the text after it)."""
     parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    return escaped(".".join(parts)) or "body"
 
 
 def _read_as_json(content_type: str) -> bool:

@@ -59,6 +59,8 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient) ->
         '{"name": "   "}': "name: must not be blank; give the pipeline a name",
         '{"record_count": 5}': "name: Field required",
         '{"name": "x", "colour": "red"}': "colour: unknown field; remove it (see /docs for the accepted fields)",
+        # the field's name escaped: a right-to-left override went raw into the message
+        '{"name": "x", "\\u0000\\u202eabc": 1}': "\\x00\\u202eabc: unknown field; remove it (see /docs for the accepted fields)",
         '{"name": "x",': "body: not valid JSON (error at character 13)",
         # PostgreSQL cannot store NUL in text: refused before the database, naming the field
         '{"name": "a\\u0000b"}': "name: holds the control character U+0000 (NUL) at position 2; remove it (a name is one line of printable text)",
