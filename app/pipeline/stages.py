@@ -80,6 +80,14 @@ def duplicate_rows(checked: pl.LazyFrame, *, bucket_rows: int = DEDUP_BUCKET_ROW
     return candidates.filter(~pl.col("id").is_first_distinct()).collect()[ROW_INDEX]
 
 
+def _unread_created_at(source: pl.DataType) -> str:
+    """Why a created_at was sent and cannot be a timestamp: unparseable text, or a Parquet
+    timestamp (or date) past what a microsecond timestamp holds, which became null unsaid."""
+    if isinstance(source, pl.String):
+        return "unparseable created_at (ISO 8601, such as 2026-03-01T10:00:00Z)"
+    return "created_at out of range (years -290,000 to 290,000)"
+
+
 def validate(
     lf: pl.LazyFrame, *, bucket_rows: int = DEDUP_BUCKET_ROWS
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
@@ -132,7 +140,7 @@ def validate(
         .when(unparseable("is_active"))
         .then(pl.lit("unparseable is_active (true or false)"))
         .when(unparseable("created_at"))
-        .then(pl.lit("unparseable created_at (ISO 8601, such as 2026-03-01T10:00:00Z)"))
+        .then(pl.lit(_unread_created_at(schema["created_at"])))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     own = [INPUT_PROBLEM] if INPUT_PROBLEM in schema else []

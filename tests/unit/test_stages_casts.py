@@ -165,3 +165,21 @@ def test_a_problem_the_reading_found_rejects_the_row_after_the_checks_of_validat
         (2, "NUL character in name"),
         (3, "unknown category (must be A, B, C or D)"),
     ]
+
+
+def test_a_parquet_timestamp_past_microseconds_is_rejected_not_nulled() -> None:
+    """A Parquet created_at in milliseconds (or a date) far past what a microsecond timestamp
+    holds became null: the row was kept, its created_at empty, nothing said."""
+    far = pl.Series([2**62, -(2**62), 1_772_366_400_000], dtype=pl.Int64).cast(pl.Datetime("ms"))
+    valid, rejects = _split(_frame({"created_at": far}))
+    assert valid.select("id", "created_at").rows() == [(3, datetime(2026, 3, 1, 12, 0, 0))]
+    assert rejects.select("id", "reject_reason").rows() == [
+        (1, "created_at out of range (years -290,000 to 290,000)"),
+        (2, "created_at out of range (years -290,000 to 290,000)"),
+    ]
+    days = pl.Series([2**31 - 1, 20_513], dtype=pl.Int32).cast(pl.Date)
+    valid, rejects = _split(_frame({"created_at": days}))
+    assert valid.select("id").rows() == [(2,)]
+    assert rejects.select("id", "reject_reason").rows() == [
+        (1, "created_at out of range (years -290,000 to 290,000)")
+    ]

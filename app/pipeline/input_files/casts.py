@@ -50,6 +50,10 @@ def keeps_sent(source: pl.DataType, target: pl.DataType) -> bool:
         return not isinstance(target, pl.String)
     if target.is_integer():
         return source.is_float() or isinstance(source, pl.Decimal | pl.UInt64)
+    if isinstance(target, pl.Datetime):  # ms and days reach past microseconds' ±292,000 years
+        return isinstance(source, pl.Date) or (
+            isinstance(source, pl.Datetime) and source.time_unit == "ms"
+        )
     return source.is_integer() and isinstance(target, pl.Boolean)
 
 
