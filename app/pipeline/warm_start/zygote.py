@@ -5,11 +5,10 @@ does any work. The zygote pays that once: it imports everything, opens a Unix so
 For each flow run the worker starts `python -m app.pipeline.launcher`, which sends its
 environment, working directory and stdio here; the zygote forks, and the child — already warm —
 takes the launcher's environment and runs Prefect's own engine entry point (`prefect.engine`).
-The zygote reports the child's exit code back to the launcher, stops the child when the launcher
-is killed, and stops its children and exits when it is stopped or the worker that started it is
-gone. A child is stopped as a worker or host shutdown stops a process: SIGTERM to its process
-group, so that the flow records why it ended (its rows, and Crashed in Prefect), and SIGKILL if it
-has not ended STOP_GRACE_SECONDS later.
+It reports the child's exit code to the launcher, stops the child if the launcher is killed, and
+stops its children and exits when stopped or when its worker is gone. A child is stopped as a
+shutdown stops a process: SIGTERM to its group (the flow records why it ended), then SIGKILL if
+it has not ended STOP_GRACE_SECONDS later.
 
 It runs no Python threads or event loop of its own; its libraries start idle native threads
 (OpenBLAS's worker, Polars' jemalloc and out-of-core threads). A child has only the thread that
