@@ -10,10 +10,9 @@ stops its children and exits when stopped or when its worker is gone. A child is
 shutdown stops a process: SIGTERM to its group (the flow records why it ended), then SIGKILL if
 it has not ended STOP_GRACE_SECONDS later.
 
-It runs no Python threads or event loop of its own; its libraries start idle native threads
-(OpenBLAS's worker, Polars' jemalloc and out-of-core threads). A child has only the thread that
-forked: OpenBLAS and jemalloc hold their locks across a fork and go on without those threads;
-Polars' pool, never started here, starts in each child. tests/e2e/test_zygote_stop.py checks it.
+It runs no Python threads or event loop; its libraries start idle native threads (OpenBLAS,
+Polars' jemalloc and out-of-core threads). A child has only the thread that forked: OpenBLAS and
+jemalloc hold their locks across a fork; Polars' pool starts in each child (test_zygote_stop.py).
 """
 
 import contextlib
