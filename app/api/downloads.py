@@ -36,8 +36,8 @@ def timestamps_as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def converted_as_sent(source: Path, target: Path, fmt: str) -> bool:
     """Write the rejects file `source` to `target` in `fmt` (csv, jsonl) as its JSON Lines input
-    sent its rows, when ingest kept their lines (app/pipeline/input_files/sent_lines.py): in JSON Lines each
-    row's line with its reject_reason, in CSV each value's text as written (5000, not 5000.0).
+    sent its rows, when ingest kept their lines (app/pipeline/input_files/sent_lines.py): in JSON
+    Lines each row's line with its reject_reason, in CSV each value's text as written (5000, not 5000.0).
     False, writing nothing, when it did not: another format's rejects, or an input file that
     changed before ingest could read it again."""
     if fmt not in ("csv", "jsonl") or not sent_lines.kept(source):

@@ -12,7 +12,8 @@ from app.pipeline.store import input_file, uploads_dir
 def input_source(found: Path | None) -> InputSource:
     """Where a pipeline's records come from, told by where its input file is (store.input_file):
     a file kept in the uploads directory is an upload (a create refuses a path there:
-    app/pipeline/input_files/input_dir.py), any other a file the user named, none generated records."""
+    app/pipeline/input_files/input_dir.py), any other a file the user named, none generated
+    records."""
     if found is None:
         return "generated"
     return "upload" if found.is_relative_to(uploads_dir()) else "path"

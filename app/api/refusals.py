@@ -1,5 +1,5 @@
 """The errors any request can get before its route runs, in every operation of the OpenAPI
-document: BodySizeLimit (app/api/middleware/limits.py) refuses a body too large (413) or content-coded (415)
+document: BodySizeLimit (middleware/limits.py) refuses a body too large (413) or content-coded (415)
 whatever the method, a GET's too."""
 
 from typing import Any

@@ -97,7 +97,7 @@ def setup(settings: Settings | None = None, *, process: Literal["run", "api"] = 
 def preload() -> bool:
     """Import Datadog's libraries now when an agent is configured, turning nothing on; True if so.
 
-    The zygote (app/pipeline/warm_start/warm.py) does this so that a run it forks does not spend ~0.75 s
+    The zygote (app/pipeline/warm_start/) does this so that a run it forks does not spend ~0.75 s
     importing them. Importing starts no thread, and ddtrace restarts its own after a fork. What
     ddtrace reads from the environment at import gets the settings' values first, as in setup().
     """

@@ -36,7 +36,8 @@ def start(settings: Settings) -> "Tracer":
 
     class BoundedRequestResources(TraceFilter):
         """A request no route takes is `GET 404` (its path made a resource of its own: unbounded
-        cardinality; `GET 403` when a middleware refused it before routing), and a HEAD answered as its GET (app/api/middleware/head.py) is `HEAD …`, not `GET …`."""
+        cardinality; `GET 403` when a middleware refused it before routing), and a HEAD
+        answered as its GET (app/api/middleware/head.py) is `HEAD …`, not `GET …`."""
 
         def process_trace(self, trace: list[Span]) -> list[Span] | None:
             for span in trace:

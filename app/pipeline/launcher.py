@@ -2,7 +2,7 @@
 
 The deployment's job variable `command` is `python -m app.pipeline.launcher`. This process stays
 what Prefect's worker watches (its pid, output and exit code) while a child forked by the zygote
-(app/pipeline/warm_start/zygote.py) — with Prefect's engine and the pipeline's modules already imported —
+(warm_start/zygote.py) — with Prefect's engine and the pipeline's modules already imported —
 runs the flow. Without a zygote (PIPELINE_ZYGOTE_SOCKET unset or not answering) it becomes
 Prefect's own `python -m prefect.engine`, so a run never depends on the warm path.
 

@@ -11,7 +11,7 @@ interrupted half-way: they run to their end, as before.
 A cancelled run's output is never served, only its rejects file (app/api/results.py); the rest
 stayed until PIPELINE_RETENTION_DAYS. Once the stopped stage's thread has ended (nothing writes
 into the run's directory any more), a cancelled run keeps its rejects file alone; what a process
-killed before then leaves, the retention sweep removes (app/pipeline/reconcile/cancelled_files.py). A
+killed before then leaves, the retention sweep removes (reconcile/cancelled_files.py). A
 failed run, or one stopped without a cancel (a worker shutting down), keeps everything: a retry
 or whoever looks into it may want the files.
 """

@@ -1,6 +1,6 @@
 """`python -m app.pipeline.worker [prefect worker start options]`: a Prefect worker with a warm start.
 
-Starts the worker's zygote (app/pipeline/warm_start/zygote.py) and then runs `prefect worker start …` in
+Starts the worker's zygote (warm_start/zygote.py) and then runs `prefect worker start …` in
 this process, with the zygote's socket in its environment, so every flow run it starts through
 the launcher forks from a process that has already imported Prefect and the pipeline. Two
 per-run costs of Prefect's worker are paid once instead: its clients share one TLS context
@@ -9,7 +9,7 @@ per-run costs of Prefect's worker are paid once instead: its clients share one T
 run scheduled on its pool, or one of its runs ending, makes the worker look for runs at once
 (`look_promptly`), not at its next poll. A worker that stops hands back the runs it took whose
 process never started (app/pipeline/hand_back.py). As it starts, it removes the socket directories
-that workers killed outright left behind (app/pipeline/warm_start/zygote_directory.py). Plain `prefect worker
+that workers killed outright left behind (warm_start/zygote_directory.py). Plain `prefect worker
 start` still works: its runs start cold and wait for its poll. Its Prefect server is the one the
 service's settings name (PREFECT_API_URL, from the environment or .env), never a throwaway one.
 """
@@ -104,7 +104,7 @@ def use_the_service_prefect_server() -> None:
 
 def sweep_socket_directories() -> None:
     """Remove the socket directories that workers killed outright (their zygotes with them) left
-    in the temporary directory: only those certainly dead (app/pipeline/warm_start/zygote_directory.py)."""
+    in the temporary directory: only those certainly dead (warm_start/zygote_directory.py)."""
     if removed := sweep():
         print(
             f"removed {len(removed)} zygote socket director{'y' if len(removed) == 1 else 'ies'} "

@@ -1,4 +1,4 @@
-"""`make up`: the whole stack (app/stack/topology.py) as local processes, stopped together on Ctrl-C or
+"""`make up`: the whole stack (topology.py) as local processes, stopped together on Ctrl-C or
 `make down`; `make doctor` checks it. One stack runs per state directory (`--state-dir`)."""
 
 import argparse

@@ -1,4 +1,4 @@
-"""The environment every process of the local stack (app/stack/commands.py) is given: its own Prefect
+"""The environment every process of the local stack (commands.py) is given: its own Prefect
 server, that server's tuning, and the defaults of what the stack keeps on disk — each default only
 where neither the environment nor the project's .env sets the variable, as for every setting."""
 

@@ -1,4 +1,4 @@
-"""What a local stack (app/stack/commands.py) writes down about itself as it starts its processes, and
+"""What a local stack (commands.py) writes down about itself as it starts its processes, and
 what the next `make up`, `make doctor` and `make down` of the same state directory read there:
 which stack runs, on which ports, and what a killed one left running."""
 

@@ -1,4 +1,4 @@
-"""A child process the local stack (app/stack/commands.py) starts: in a session of its own, so that
+"""A child process the local stack (commands.py) starts: in a session of its own, so that
 stopping it stops everything it started, and only that; and the signals that stop the stack."""
 
 import contextlib

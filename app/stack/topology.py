@@ -1,6 +1,6 @@
 """The local stack as processes — Prefect server, migrations, pool and deployment, worker(s) and
 the API — started in order, each waited for, and stopped together, workers first; one stack per
-state directory. `make up` (app/stack/commands.py), the tests and the benchmarks start it."""
+state directory. `make up` (commands.py), the tests and the benchmarks start it."""
 
 import os
 import subprocess

@@ -37,5 +37,5 @@ def _probe(scope: Scope, method: str) -> Scope:
 
 
 def _answers_head(request: Request) -> bool:
-    """Whether HEAD is answered wherever GET is: app/api/middleware/head.py's middleware is installed."""
+    """Whether HEAD is answered wherever GET is: head.py's middleware is installed."""
     return any(middleware.cls is HeadAsGet for middleware in request.app.user_middleware)

@@ -53,8 +53,8 @@ def problem(schema: pl.Schema, fmt: str) -> str | None:
         return nul_name
     if own := [name for name in names if name.startswith("__") or name == stages.REJECT_REASON]:
         return (
-            f"column {_named(own[0])}: names starting with '__', and {stages.REJECT_REASON}, are the "
-            "pipeline's own; rename it"
+            f"column {_named(own[0])}: names starting with '__', and {stages.REJECT_REASON}, "
+            "are the pipeline's own; rename it"
         )
     missing = stages.missing_columns(schema)
     if not missing:

@@ -1,7 +1,7 @@
 """JSON Lines values Polars' reader does not take as it takes the others: one it cannot read
 (1e400, most unpaired surrogates) or a column with a list on one line and a number on another
 ([12.5] and 12.5) fails the whole file, an id written 9007199254740993.0 comes out as another
-(rounded_ids), and a lone \\ud800 is read as NUL (the row is rejected: app/pipeline/input_files/nul.py). Such a
+(rounded_ids), and a lone \\ud800 is read as NUL (the row is rejected: nul.py). Such a
 file is rewritten with every value as text, as written, so that validate rejects a row with an
 unparseable value, not the file, and reads an id exactly or not at all.
 
@@ -107,7 +107,7 @@ def read_types(names: list[str], inferred: pl.Schema | None) -> dict[str, pl.Dat
     required number or boolean column every line of which holds a JSON number or boolean of a type
     that reads exactly (`inferred`: Polars' reading of the whole file; None when it was rewritten
     as text). Those keep their type, in the rejects file too (its CSV and JSON Lines downloads give
-    the lines as sent: app/pipeline/input_files/sent_lines.py); a column that mixes text and numbers, or an id
+    the lines as sent: input_files/sent_lines.py); a column that mixes text and numbers, or an id
     or quantity written 3.0, stays text, as does one that mixes numbers and true or false, once
     reading it as a number fails (booleans_as_text)."""
     types: dict[str, pl.DataType] = dict.fromkeys(names, pl.String())

@@ -66,8 +66,8 @@ def name_problem(schema: pl.Schema, fmt: str) -> str | None:
             )
         if (field := _nul_field(dtype)) is not None:
             return (
-                f"column {position} ({cut(name)!r}) has a field named {cut(field)!r}, which holds a NUL "
-                f"character ({how}); rename the field"
+                f"column {position} ({cut(name)!r}) has a field named {cut(field)!r}, which "
+                f"holds a NUL character ({how}); rename the field"
             )
     return None
 

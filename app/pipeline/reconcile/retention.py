@@ -9,7 +9,7 @@
   ~0.2 s. What a completed run keeps: its input (raw/), transformed.parquet and output/ (one file,
   hard-linked), the rejects and their conversions. A failed run keeps everything, to be looked at.
 - A cancelled run's files but its rejects file, when its flow-run process was killed before it
-  could remove them itself, once nothing can still be writing them (app/pipeline/reconcile/cancelled_files.py),
+  could remove them itself, once nothing can still be writing them (reconcile/cancelled_files.py),
   whatever PIPELINE_RETENTION_DAYS and PIPELINE_KEEP_INTERMEDIATES say.
 - The second name a download gives the file it serves (data_dir/serving), when the API process was
   killed before the response removed it, SERVING_GRACE after the last download of that file began.

@@ -1,4 +1,4 @@
-"""A flow run forked from the zygote (app/pipeline/warm_start/zygote.py): it becomes the launcher's process in
+"""A flow run forked from the zygote (zygote.py): it becomes the launcher's process in
 all but pid — its stdio, environment, working directory, argv and PYTHONPATH — and runs Prefect's
 own engine entry point, as `python -m prefect.engine` would."""
 

@@ -1,4 +1,4 @@
-"""What makes a flow run forked from the zygote cheap (app/pipeline/warm_start/zygote.py).
+"""What makes a flow run forked from the zygote cheap (zygote.py).
 
 Measured per run (py-spy over all threads, medians): a forked run used 1.38 CPU-s, now 0.24.
 The causes, none of them Prefect's engine as such:

@@ -1,4 +1,4 @@
-"""The worker's zygote (app/pipeline/warm_start/zygote.py) from the worker's side: its private socket
+"""The worker's zygote (zygote.py) from the worker's side: its private socket
 directory, starting it, replacing it when it dies, stopping it when the worker stops."""
 
 import contextlib
@@ -36,7 +36,7 @@ ORPHANS_GONE_SECONDS = STOP_GRACE_SECONDS + 1.0 + ZYGOTE_STOP_MARGIN_SECONDS
 
 def socket_directory() -> Path:
     """A new private directory for the zygote's socket, held by this worker while it lives (see
-    app/pipeline/warm_start/zygote_directory.py): under the temporary directory, or /tmp when that one's
+    zygote_directory.py): under the temporary directory, or /tmp when that one's
     path is too long for a Unix socket."""
     path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=temporary_base()))
     hold(path)
@@ -71,7 +71,7 @@ def remove_socket_directory(path: Path) -> None:
 
 def start_zygote(path: Path) -> subprocess.Popen[bytes] | None:
     """The zygote, as this process's child (the worker's): it exits with the thread that started
-    it (app/pipeline/warm_start/zygote.py asks the kernel for that). None when its directory is no longer
+    it (zygote.py asks the kernel for that). None when its directory is no longer
     private: the runs start cold."""
     if not private_directory(path.parent):  # a zygote that exits removes its directory
         print(
