@@ -60,7 +60,9 @@ async def test_a_trigger_gives_up_within_the_budget_and_keeps_nothing(
         503,
         {"message": withdrawn(hung), "detail": withdrawn(hung)},
     )
-    assert 1.0 <= took < 3.0, took  # Prefect's client alone: 6 x 0.4 s + 62 s of back-off
+    # cut at the budget (1 s), not Prefect's client's 6 x 0.4 s + 62 s of back-off; the bound is
+    # far from both (a loaded CI machine took 5.1 s once, where the bound was 3 s)
+    assert 1.0 <= took < 30.0, took
     assert (await count_rows(PipelineRun), await count_rows(PipelineStage)) == (0, 0)
     # the flow run Prefect makes from it once it answers again starts nothing
     with pytest.raises(RunSettledError) as late:

@@ -71,6 +71,7 @@ class _Receiver:
         # a file part under another name, told where to go once the form is read: unless a `file`
         # part comes after it, when it is the one to remove
         self.misnamed: MisnamedFile | None = None
+        self.repeated: dict[str, int] = {}  # text fields sent more than once: how many times
         self.handle: IO[bytes] | None = None
         self._digest = hashlib.sha256()
 
@@ -191,7 +192,8 @@ class _Receiver:
     def _part_end(self) -> None:
         if not self._is_file and not self._skipping:
             if self._name in self.form.fields:  # the last one was taken: name=a&name=b made "b"
-                raise FormError(self._name, "given 2 times; give it once")
+                self.repeated.setdefault(self._name, 1)
+                self.repeated[self._name] += 1  # refused once the form is read: the bounds first
             try:
                 self.form.fields[self._name] = self._text.decode("utf-8")
             except UnicodeDecodeError:  # was stored with U+FFFD in place of what was sent
@@ -230,6 +232,8 @@ async def receive_form(request: Request, dest: Path, *, max_bytes: int) -> Recei
             )
         if receiver.misnamed is not None:  # and no `file` part: the file is this one
             raise receiver.misnamed
+        for name, times in receiver.repeated.items():  # as a query parameter given twice is
+            raise FormError(name, f"given {times:,} times; give it once")
     except TooLarge:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
