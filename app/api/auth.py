@@ -6,7 +6,7 @@ from urllib.parse import unquote, urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 
-from app.access_settings import origin_of
+from app.access_settings import DEFAULT_PORTS, origin_of
 from app.config import get_settings
 
 _MISSING = (
@@ -77,7 +77,7 @@ def _cookie_header(request: Request) -> list[str]:
 
 
 _OWN = ("same-origin", "none")  # the dashboard's own pages; a bookmark or a typed address
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_DEFAULT_PORTS = {**DEFAULT_PORTS, "ws": 80, "wss": 443}
 
 
 def _foreign(sent_by: str) -> HTTPException:
