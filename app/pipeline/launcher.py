@@ -4,7 +4,8 @@ The deployment's job variable `command` is `python -m app.pipeline.launcher`. Th
 what Prefect's worker watches (its pid, output and exit code) while a child forked by the zygote
 (warm_start/zygote.py) — with Prefect's engine and the pipeline's modules already imported —
 runs the flow. Without a zygote (PIPELINE_ZYGOTE_SOCKET unset or not answering) it becomes
-Prefect's own `python -m prefect.engine`, so a run never depends on the warm path.
+Prefect's own engine entry point (engine_run.py: `python -m prefect.engine` and the end of a run
+cancelled as it starts), so a run never depends on the warm path.
 
 Kept to the standard library on purpose: it starts in a few milliseconds.
 """
@@ -30,7 +31,7 @@ STOP_GRACE_SECONDS = 5.0
 
 def _cold_start(reason: str) -> NoReturn:
     print(f"warm start unavailable ({reason}); starting the flow run cold", file=sys.stderr)
-    os.execv(sys.executable, [sys.executable, "-m", "prefect.engine", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-m", "app.pipeline.engine_run", *sys.argv[1:]])
 
 
 def _forward(child: int) -> None:

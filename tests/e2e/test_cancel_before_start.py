@@ -4,7 +4,8 @@ refused. The engine ended on `UnfinishedRun` with a traceback, exit 1 ("a genera
 worker's log), and the flow run stayed Cancelling until the watchdog settled it ~70 s later.
 
 The race is made exact here: the flow run is made Pending and then Cancelling in the stack's real
-Prefect server before a real launcher hands it to a real zygote."""
+Prefect server before a real launcher hands it to a real zygote, or, without one, starts it cold
+(a worker started as plain `prefect worker start`): both end it Cancelled."""
 
 import uuid
 from collections.abc import Iterator
@@ -40,13 +41,14 @@ async def _pending_flow_run(prefect: PrefectClient) -> uuid.UUID:
     return flow_run.id
 
 
+@pytest.mark.parametrize("start", ["warm", "cold"])
 async def test_a_run_cancelled_as_its_process_starts_ends_cancelled_at_once(
-    stack: RunningStack, prefect: PrefectClient, stack_zygote: str
+    stack: RunningStack, prefect: PrefectClient, stack_zygote: str, start: str
 ) -> None:
     flow_run_id = await _pending_flow_run(prefect)
     await prefect.set_flow_run_state(flow_run_id, Cancelling(message=CANCELLED_THROUGH_THE_API))
 
-    launcher = launch(stack_zygote, str(flow_run_id))
+    launcher = launch(stack_zygote if start == "warm" else None, str(flow_run_id))
     output, _ = launcher.communicate(timeout=120)
 
     flow_run = await prefect.read_flow_run(flow_run_id)
@@ -59,6 +61,7 @@ async def test_a_run_cancelled_as_its_process_starts_ends_cancelled_at_once(
     assert "Traceback" not in output
     assert "UnfinishedRun" not in output
     assert f"flow run {flow_run_id} was cancelled before it began: Cancelled" in output
+    assert ("starting the flow run cold" in output) == (start == "cold")
 
 
 async def test_a_flow_run_that_cannot_be_read_keeps_the_engines_exit(

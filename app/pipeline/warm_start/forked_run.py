@@ -6,14 +6,13 @@ import contextlib
 import io
 import logging
 import os
-import runpy
 import sys
 import threading
 from signal import SIGKILL
 
 import rich.console
 
-from app.pipeline.warm_start import cancelled_early
+from app.pipeline import engine_run
 
 ASYNCIO_SHUTDOWN_MESSAGE = "unhandled exception during asyncio.run() shutdown"
 
@@ -49,21 +48,7 @@ def run_flow_run(
     _refresh_settings(zygote_logging_env)
     _first_stop_signal_only()
     _quiet_stop_at_loop_shutdown()
-    cancelled_early.quiet_unfinished_cancelling()
-    sys.modules.pop("prefect.engine", None)  # run as __main__, as `python -m prefect.engine` does
-    try:
-        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-        if code and cancelled_early.end_if_cancelling(_flow_run_id()):
-            return 0
-        return code
-    return 0
-
-
-def _flow_run_id() -> str | None:
-    """The flow run the engine was given, as it reads it."""
-    return sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PREFECT__FLOW_RUN_ID")
+    return engine_run.run_engine()
 
 
 def _first_stop_signal_only() -> None:

@@ -1,10 +1,16 @@
-"""A flow run cancelled as its process starts: the worker has set it Pending, the API's cancel sets
-it Cancelling, and the engine then finds its Running refused. Prefect 3.8.8's engine ends on
-UnfinishedRun ("Run is in CANCELLING state"), a traceback and exit 1, and leaves the flow run
-Cancelling for a worker to kill a process that has already gone: it stayed so until the watchdog
-settled it ~70 s later. The process that was to run it ends it Cancelled itself."""
+"""Prefect's engine entry point, run as `python -m prefect.engine` runs it, with the one end it
+leaves wrong put right: a flow run cancelled as its process starts. The worker has set it Pending,
+the API's cancel sets it Cancelling, and the engine then finds its Running refused. Prefect 3.8.8's
+engine ends on UnfinishedRun ("Run is in CANCELLING state"), a traceback and exit 1, and leaves the
+flow run Cancelling for a worker to kill a process that has already gone: it stayed so until the
+watchdog settled it ~70 s later. The process that was to run it ends it Cancelled itself.
+
+Both ways a run starts take it: a run forked from the zygote (warm_start/forked_run.py) calls
+`run_engine`, and the launcher's cold start (no zygote) is `python -m app.pipeline.engine_run`."""
 
 import logging
+import os
+import runpy
 import sys
 from uuid import UUID
 
@@ -62,3 +68,27 @@ def end_if_cancelling(flow_run_id: str | None) -> bool:
         flush=True,
     )
     return True
+
+
+def run_engine() -> int:
+    """Prefect's engine on this process's argv, as `python -m prefect.engine`; its exit code, or 0
+    for a flow run it left Cancelling that this process then set Cancelled."""
+    quiet_unfinished_cancelling()
+    sys.modules.pop("prefect.engine", None)  # run as __main__, as `python -m prefect.engine` does
+    try:
+        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if code and end_if_cancelling(_flow_run_id()):
+            return 0
+        return code
+    return 0
+
+
+def _flow_run_id() -> str | None:
+    """The flow run the engine was given, as it reads it."""
+    return sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PREFECT__FLOW_RUN_ID")
+
+
+if __name__ == "__main__":
+    sys.exit(run_engine())
