@@ -135,7 +135,7 @@ def validate(
         .then(pl.lit("unparseable quantity"))
         .when(~quantity.is_between(*QUANTITY_RANGE))
         .then(pl.lit(f"quantity out of range [{QUANTITY_RANGE[0]}, {QUANTITY_RANGE[1]}]"))
-        .when(~pl.col("category").is_in(CATEGORIES).fill_null(False))
+        .when(~_category().is_in(CATEGORIES).fill_null(False))
         .then(pl.lit(UNKNOWN_CATEGORY))
         .when(unparseable("is_active"))
         .then(pl.lit("unparseable is_active (true or false)"))
@@ -166,13 +166,23 @@ def validate(
             )
             .drop(ROW_INDEX)
         )
-    valid = checked.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, *texts_kept, *own)
+    valid = (
+        checked.filter(pl.col(REJECT_REASON).is_null())
+        .drop(REJECT_REASON, *texts_kept, *own)
+        .with_columns(_category().alias("category"))
+    )
     rejects = (
         checked.filter(pl.col(REJECT_REASON).is_not_null())
         .with_columns(pl.col(_TEXT + name).alias(name) for name in texts)
         .drop(*texts_kept, *own)
     )
     return valid, rejects
+
+
+def _category() -> pl.Expr:
+    """The category as it is judged and kept: " A" is A, as spaces around a number, a boolean or
+    a timestamp are no part of it (a rejected row keeps what was sent)."""
+    return pl.col("category").str.strip_chars()
 
 
 # --------------------------------------------------------------------------- process / transform

@@ -179,6 +179,25 @@ def test_validate_reject_reason(override: dict[str, Any], reason: str) -> None:
         assert rejects["reject_reason"].to_list() == [reason]
 
 
+def test_validate_reads_a_category_with_spaces_around_it_and_rejects_keep_it_as_sent() -> None:
+    """As spaces around a number or a boolean are no part of it ("1, a, A, 10" as typed)."""
+    valid, rejects = _split(
+        [
+            {"id": 1, "category": " A"},
+            {"id": 2, "category": "B  "},
+            {"id": 3, "category": "\tC "},
+            {"id": 4, "category": " a"},
+            {"id": 5, "category": " D", "value": "x"},
+        ]
+    )
+    assert valid["category"].to_list() == ["A", "B", "C"]
+    assert rejects["category"].to_list() == [" a", " D"]
+    assert rejects["reject_reason"].to_list() == [
+        "unknown category (must be A, B, C or D)",
+        "unparseable value",
+    ]
+
+
 def test_validate_first_matching_reason_wins() -> None:
     rows: list[dict[str, Any]] = [
         {"id": None, "value": "x", "quantity": 0, "category": "Z"},
