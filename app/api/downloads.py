@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from fastapi.exceptions import RequestValidationError
 from polars.datatypes import DataType, DataTypeClass
 from starlette.types import Message, Receive, Scope, Send
 
@@ -48,11 +49,28 @@ def converted_as_sent(source: Path, target: Path, fmt: str) -> bool:
             sent_lines.write_lines(sent_lines.as_sent(source), staging)
         else:
             with sent_lines.as_written(source, target.parent) as written:
+                _refuse_nul(written)
                 written.sink_csv(staging, engine="streaming")
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
     return True
+
+
+def _refuse_nul(written: pl.LazyFrame) -> None:
+    """A 422 for a CSV of rows whose lines sent `\\u0000` or an unpaired surrogate: Polars reads
+    both as NUL, which the CSV would hold as a raw byte (and `sur\\udc00` as `sur` and NUL)."""
+    found = written.select(pl.col(pl.String).str.contains("\x00", literal=True).any()).collect()
+    columns = [name for name in found.columns if found[name].item()]
+    if columns:
+        problem = (
+            f"csv cannot hold the rejected rows as sent: column(s) {', '.join(columns)} hold a "
+            "\\u0000 or an unpaired surrogate (such as \\ud800), which CSV would carry as a NUL "
+            "byte; download format=jsonl (each line as it was sent) or format=parquet"
+        )
+        raise RequestValidationError(
+            [{"loc": ("query", "format"), "msg": problem, "type": "unwritable_text"}]
+        )
 
 
 def _as_text(value: pl.Expr, dtype: DataType | DataTypeClass) -> pl.Expr | None:

@@ -40,3 +40,39 @@ async def test_an_uploads_rejects_come_back_as_sent(client: httpx.AsyncClient) -
         f'7,b,Z,12.5,2,true,2026-03-01T12:00:00Z,5000,"{UNKNOWN}"\n'
         '8,c,A,2000,2,true,2026-03-01T12:00:00Z,7.25,"value out of range [10, 1000]"\n',
     )
+
+
+async def test_a_csv_of_rejects_sent_with_nul_or_a_lone_surrogate_is_a_422_naming_jsonl(
+    client: httpx.AsyncClient,
+) -> None:
+    """Polars reads `\\u0000` and an unpaired surrogate alike as NUL: a CSV of such rows held a raw
+    NUL byte, and showed `sur\\udc00` as one too. JSON Lines gives each line as it was sent."""
+    lines = [
+        LINES[0],
+        f'{{"id": 2, "name": "sur\\udc00", "category": "A", "value": 12.5, {AT}, "amount": 1}}',
+        f'{{"id": 3, "name": "ok", "category": "A", "value": 12.5, {AT}, "note": "nul\\u0000"}}',
+    ]
+    response = await upload(client, "".join(f"{line}\n" for line in lines).encode(), "in.jsonl")
+    assert response.status_code == 201, response.text
+    run_id = await rows.add_run(1, Status.COMPLETED, {}, record_count=3)
+    run_stages_on(run_id, Path(response.json()["input_path"]), "jsonl")
+    base = f"/api/pipelines/1/runs/{run_id}/rejects"
+
+    csv = await client.get(f"{base}?format=csv")
+    problem = (
+        "csv cannot hold the rejected rows as sent: column(s) name, note hold a \\u0000 or an "
+        "unpaired surrogate (such as \\ud800), which CSV would carry as a NUL byte; download "
+        "format=jsonl (each line as it was sent) or format=parquet"
+    )
+    assert (csv.status_code, csv.json()) == (
+        422,
+        {
+            "message": f"format: {problem}",
+            "detail": [{"loc": ["query", "format"], "msg": problem, "type": "unwritable_text"}],
+        },
+    )
+    jsonl = await client.get(f"{base}?format=jsonl")
+    assert jsonl.status_code == 200
+    assert [line.split(', "reject_reason"')[0] for line in jsonl.text.splitlines()] == [
+        line[:-1] for line in lines[1:]
+    ]
