@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.stack.processes import STOP_GRACE_SECONDS, Process
+from app.stack.processes import STOP_GRACE_SECONDS, Process, in_stop_order
 
 LEDGER_GLOB = "processes-*.json"
 
@@ -77,21 +77,16 @@ class Ledger:
         return written if written is not None and written.running else None
 
     def stop_leftovers(self) -> list[str]:
-        """Stop the processes a dead stack left running (SIGTERM, SIGKILL after the grace period,
-        to each one's group); what was stopped, as 'name (process id)'."""
+        """Stop the processes a dead stack left running, one at a time in the order its own stop
+        takes (workers first: a run in flight is told Crashed while its server still answers),
+        each by SIGTERM, SIGKILL after the grace period, to its group; what was stopped, as
+        'name (process id)', in that order."""
         written = self.read()
         if written is None or written.running:
             return []
-        left = [e for e in written.processes if _alive(e)]
-        for signum in (signal.SIGTERM, signal.SIGKILL):
-            for entry in left:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(entry["pid"], signum)
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            while (
-                signum == signal.SIGTERM and time.monotonic() < deadline and any(map(_alive, left))
-            ):
-                time.sleep(0.1)
+        left = in_stop_order([e for e in written.processes if _alive(e)], lambda e: e["name"])
+        for entry in left:
+            _stop(entry)
         self.path.unlink(missing_ok=True)
         return [f"{e['name']} ({e['pid']})" for e in left]
 
@@ -110,6 +105,15 @@ class Ledger:
             deadline = time.monotonic() + 5  # delivered as the process is next scheduled
             while written.running and time.monotonic() < deadline:
                 time.sleep(0.05)
+
+
+def _stop(entry: dict[str, Any]) -> None:
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(entry["pid"], signum)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while signum == signal.SIGTERM and time.monotonic() < deadline and _alive(entry):
+            time.sleep(0.1)
 
 
 def _entry(name: str, pid: int) -> dict[str, object]:

@@ -6,15 +6,26 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import IO
+from typing import IO, TypeVar
 
 STOP_GRACE_SECONDS = 10.0  # `prefect worker start` may ignore SIGTERM: SIGKILL after this
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, a stop, terminal closed
 
 SignalHandler = Callable[[int, FrameType | None], None]
+T = TypeVar("T")
+
+
+def in_stop_order(items: Sequence[T], name: Callable[[T], str]) -> list[T]:
+    """A stack's processes in the order they stop: its workers first, then the others, newest
+    first each. A worker stops its runs through the API and the Prefect server, which must still
+    answer; a worker stopped after a Prefect server restarted (so newer) once spent its whole 10 s
+    grace trying to tell the stopped server that it stops."""
+    newest_first = list(reversed(items))
+    workers = [item for item in newest_first if name(item).startswith("worker-")]
+    return workers + [item for item in newest_first if item not in workers]
 
 
 def on_stop_signal(handler: SignalHandler) -> None:

@@ -17,7 +17,7 @@ from app.config import PROJECT_ROOT, get_settings
 from app.stack import locks
 from app.stack.env import ENV_FILE, process_env
 from app.stack.ledger import Ledger, Written
-from app.stack.processes import Port, Process, refuse_taken_ports
+from app.stack.processes import Port, Process, in_stop_order, refuse_taken_ports
 from app.stack.up_command import stack_settings, up_command
 
 STATE_DIR = PROJECT_ROOT / "var"  # the database, Prefect's home, run files, logs, unless configured
@@ -218,12 +218,10 @@ class Stack:
         )
 
     def stop(self) -> None:
-        """Stop every process this stack started: its workers first, then the others newest
-        first. A worker stopped after a Prefect server restarted (so newer) once spent its whole
-        10 s grace trying to tell the stopped server that it stops."""
+        """Stop every process this stack started, in their stop order (processes.in_stop_order),
+        one at a time."""
         while self.processes:
-            workers = [p for p in self.processes if p.name.startswith("worker-")]
-            process = workers[-1] if workers else self.processes[-1]
+            process = in_stop_order(self.processes, lambda p: p.name)[0]
             process.stop()  # interrupted, a stop called again starts here again
             self.processes.remove(process)
             self.ledger.write(self.processes)

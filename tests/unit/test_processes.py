@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.config import PROJECT_ROOT
+from app.stack.ledger import _start_time
 from app.stack.processes import Process
 from app.stack.topology import Stack
 
@@ -137,6 +138,53 @@ def test_the_next_stack_stops_what_a_killed_one_left_running(tmp_path: Path) -> 
         time.sleep(0.05)
     assert _group(server) == []  # the child that ignored SIGTERM too
     assert not (tmp_path / "processes-8000.json").exists()
+
+
+# a process that, on SIGTERM, notes its name in the file and then takes 0.3 s to end
+ENDS_SLOWLY = (
+    "import signal, sys, time\n"
+    "def stop(*_):\n"
+    "    open(sys.argv[1], 'a').write(sys.argv[2] + ' stopping\\n'); time.sleep(0.3)\n"
+    "    open(sys.argv[1], 'a').write(sys.argv[2] + ' ended\\n'); sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, stop)\n"
+    "print(flush=True); time.sleep(60)\n"
+)
+
+
+def test_a_killed_stacks_leftovers_stop_workers_first_one_at_a_time(tmp_path: Path) -> None:
+    """As the stack's own stop: all at once, in the order they started, stopped the Prefect server
+    first, and the worker's run in flight stayed Running in Prefect."""
+    stops = tmp_path / "stops"
+    started = []
+    for name in ["prefect-server", "api", "worker-1"]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", ENDS_SLOWLY, str(stops), name],
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        process.stdout.readline()  # its handler is in place
+        started.append((name, process))
+    stack = {"name": "stack", "pid": 2**22 + 1, "started": 1}  # no such process: killed
+    entries = [{"name": name, "pid": p.pid, "started": _start_time(p.pid)} for name, p in started]
+    (tmp_path / "processes-8000.json").write_text(
+        json.dumps({"stack": stack, "processes": entries})
+    )
+
+    stopped = Stack(env={}, state_dir=tmp_path, log_dir=tmp_path).ledger.stop_leftovers()
+
+    pids = {name: p.pid for name, p in started}
+    assert stopped == [f"{name} ({pids[name]})" for name in ["worker-1", "api", "prefect-server"]]
+    assert stops.read_text().splitlines() == [
+        "worker-1 stopping",
+        "worker-1 ended",
+        "api stopping",
+        "api ended",
+        "prefect-server stopping",
+        "prefect-server ended",
+    ]
+    for _, process in started:
+        assert process.wait(5) == 0
 
 
 def test_a_reused_process_id_is_not_stopped(tmp_path: Path) -> None:
