@@ -1,5 +1,9 @@
 """The checks of Prefect's side: its API, the work pool, a live worker, the deployment, and no
-run stranded where no worker will take it."""
+run stranded where no worker will take it. A fix is a command to run from the project's directory
+as it is written, on this server (PREFECT_API_URL): Prefect's CLI, without it, starts a throwaway
+server of its own and acts on that."""
+
+import shlex
 
 from app.config import get_settings
 from app.models import utcnow
@@ -9,6 +13,14 @@ from app.pipeline.pool import NotPrefectAPIError, PoolHealth, pool_health
 from app.pipeline.reconcile import watchdog
 from app.readiness.check import Check, hidden
 from app.shown import shown_prefect_url
+
+
+def on_this_server(command: str) -> str:
+    """`command` with PREFECT_API_URL set to this process's Prefect server."""
+    return f"PREFECT_API_URL={shlex.quote(shown_prefect_url(get_settings().prefect_api_url))} {command}"
+
+
+DEPLOY = ".venv/bin/python app/pipeline/deploy.py"
 
 
 async def prefect_checks() -> tuple[list[Check], PoolHealth | None]:
@@ -50,9 +62,11 @@ async def prefect_checks() -> tuple[list[Check], PoolHealth | None]:
             + (", ".join(health.live_workers) or "none"),
             None
             if health.live_workers
-            else f"start a worker: python -m app.pipeline.worker --pool {pool} --type process "
-            "(as `make up` does; with PREFECT_API_URL set to this server: a worker that cannot "
-            "connect sends no heartbeat)",
+            else "start a worker: "
+            + on_this_server(
+                f".venv/bin/python -m app.pipeline.worker --pool {pool} --type process"
+            )
+            + " (as `make up` does)",
         ),
         deployment_check(health, settings.deployment_name, pool),
     ]
@@ -66,15 +80,16 @@ def work_pool_check(health: PoolHealth, pool: str) -> Check:
             "work_pool",
             False,
             f"pool '{pool}' missing",
-            "run python app/pipeline/deploy.py (creates the pool)",
+            f"run {on_this_server(DEPLOY)} (creates the pool)",
         )
     limit = health.pool_concurrency_limit
     shown_limit = "" if limit is None else f", concurrency limit {limit}"
-    fixes = [f"prefect work-pool resume {pool}"] if health.pool_paused else []
+    prefect = on_this_server(".venv/bin/prefect")
+    fixes = [f"{prefect} work-pool resume {pool}"] if health.pool_paused else []
     if limit == 0:  # Prefect starts no run at all: every one waits
         fixes.append(
-            f"prefect work-pool clear-concurrency-limit {pool} (no limit), or prefect work-pool "
-            f"set-concurrency-limit {pool} N (N runs at once)"
+            f"{prefect} work-pool clear-concurrency-limit {pool} (no limit), or {prefect} "
+            f"work-pool set-concurrency-limit {pool} N (N runs at once)"
         )
     state = "paused" if health.pool_paused else "starts no runs" if limit == 0 else "ready"
     return Check(
@@ -84,14 +99,14 @@ def work_pool_check(health: PoolHealth, pool: str) -> Check:
 
 def deployment_check(health: PoolHealth, name: str, pool: str) -> Check:
     if not health.deployment_exists:
-        return Check("deployment", False, f"'{name}' missing", "run python app/pipeline/deploy.py")
+        return Check("deployment", False, f"'{name}' missing", f"run {on_this_server(DEPLOY)}")
     if health.deployment_pool != pool:
         return Check(
             "deployment",
             False,
             f"'{name}' sends its runs to pool '{health.deployment_pool}', not '{pool}' "
             "(WORK_POOL_NAME), whose workers this service watches",
-            "run python app/pipeline/deploy.py to move it to this pool, or set "
+            f"run {on_this_server(DEPLOY)} to move it to this pool, or set "
             f"WORK_POOL_NAME={health.deployment_pool} in every process",
         )
     return Check("deployment", True, f"'{name}' exists, in pool '{pool}'", None)

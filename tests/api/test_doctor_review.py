@@ -3,12 +3,15 @@ passing or misreading: PREFECT_API_URL without /api (or this service's own API) 
 that is missing, a pool whose concurrency limit is 0 as ready, a database migrated by newer code
 as one to migrate, and a worker fix that was not the command `make up` runs."""
 
+import asyncio
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from itertools import count
 from pathlib import Path
+from subprocess import PIPE, STDOUT
 
 import httpx
 import pytest
@@ -63,6 +66,19 @@ async def own_api(database: str) -> AsyncIterator[str]:
         yield url
 
 
+def prefect_cli(server: str) -> str:
+    """The Prefect CLI on `server`, as a fix writes it."""
+    return f"PREFECT_API_URL={server} .venv/bin/prefect"
+
+
+# a shell's environment with nothing of this test run's: no PREFECT_API_URL, no venv on PATH
+WITHOUT_VENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": os.environ.get("HOME", "/root"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
 def _by_name(checks: list[Check]) -> dict[str, Check]:
     return {check.name: check for check in checks}
 
@@ -105,7 +121,7 @@ async def test_this_service_s_own_api_is_not_taken_for_prefect_s(
 
 
 async def test_a_pool_whose_concurrency_limit_is_0_is_not_ready(
-    pool: str, prefect: PrefectClient
+    pool: str, prefect: PrefectClient, prefect_server: str
 ) -> None:
     """Prefect starts no run of a pool limited to 0: every check passed, and runs waited."""
     await prefect.create_work_pool(WorkPoolCreate(name=pool, type="process", concurrency_limit=0))
@@ -114,26 +130,43 @@ async def test_a_pool_whose_concurrency_limit_is_0_is_not_ready(
         "work_pool",
         False,
         f"pool '{pool}' starts no runs, concurrency limit 0",
-        f"prefect work-pool clear-concurrency-limit {pool} (no limit), or prefect work-pool "
-        f"set-concurrency-limit {pool} N (N runs at once)",
+        f"{prefect_cli(prefect_server)} work-pool clear-concurrency-limit {pool} (no limit), or "
+        f"{prefect_cli(prefect_server)} work-pool set-concurrency-limit {pool} N (N runs at once)",
     )
     # the worker `make up` starts (the warm start), not Prefect's own
     assert checks["worker"] == Check(
         "worker",
         False,
         "0 worker(s) with a recent heartbeat: none",
-        f"start a worker: python -m app.pipeline.worker --pool {pool} --type process (as "
-        "`make up` does; with PREFECT_API_URL set to this server: a worker that cannot connect "
-        "sends no heartbeat)",
+        f"start a worker: PREFECT_API_URL={prefect_server} .venv/bin/python -m "
+        f"app.pipeline.worker --pool {pool} --type process (as `make up` does)",
     )
 
     await prefect.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
-    assert _by_name(await run_checks())["work_pool"] == Check(
+    work_pool = _by_name(await run_checks())["work_pool"]
+    assert work_pool == Check(
         "work_pool",
         False,
         f"pool '{pool}' paused, concurrency limit 0",
-        f"prefect work-pool resume {pool}; and prefect work-pool clear-concurrency-limit {pool} "
-        f"(no limit), or prefect work-pool set-concurrency-limit {pool} N (N runs at once)",
+        f"{prefect_cli(prefect_server)} work-pool resume {pool}; and {prefect_cli(prefect_server)} "
+        f"work-pool clear-concurrency-limit {pool} (no limit), or {prefect_cli(prefect_server)} "
+        f"work-pool set-concurrency-limit {pool} N (N runs at once)",
+    )
+    # each fix as printed, in a shell in the project's directory, of a PATH without the venv: it
+    # said `prefect work-pool resume …`, not found there, and on the default server without
+    # PREFECT_API_URL (a throwaway one of Prefect's own)
+    resume, clear = (
+        work_pool.fix.split("; and ")[0],
+        work_pool.fix.split("; and ")[1].split(" (")[0],
+    )
+    for fix in (resume, clear):
+        shell = await asyncio.create_subprocess_shell(
+            fix, cwd=PROJECT_ROOT, env=WITHOUT_VENV, stdout=PIPE, stderr=STDOUT
+        )
+        output, _ = await shell.communicate()
+        assert shell.returncode == 0, output.decode()
+    assert _by_name(await run_checks())["work_pool"] == Check(
+        "work_pool", True, f"pool '{pool}' ready"
     )
     await prefect.update_work_pool(pool, WorkPoolUpdate(is_paused=False, concurrency_limit=2))
     assert _by_name(await run_checks())["work_pool"] == Check(

@@ -11,6 +11,8 @@ from app.readiness import Check, storage
 from app.readiness.orchestration import deployment_check
 from tests.conftest import use_settings
 
+URL = "http://127.0.0.1:9/api"  # the tests' PREFECT_API_URL (tests/conftest.py)
+
 
 def _health(deployment_pool: str | None, exists: bool = True) -> PoolHealth:
     return PoolHealth(
@@ -33,11 +35,15 @@ def test_the_deployment_must_send_its_runs_to_the_pool_the_service_watches() -> 
         False,
         f"'{name}' sends its runs to pool 'default', not 'k8s' (WORK_POOL_NAME), whose workers "
         "this service watches",
-        "run python app/pipeline/deploy.py to move it to this pool, or set "
+        f"run PREFECT_API_URL={URL} .venv/bin/python app/pipeline/deploy.py to move it to this "
+        "pool, or set "
         "WORK_POOL_NAME=default in every process",
     )
     assert deployment_check(_health(None, exists=False), name, "default") == Check(
-        "deployment", False, f"'{name}' missing", "run python app/pipeline/deploy.py"
+        "deployment",
+        False,
+        f"'{name}' missing",
+        f"run PREFECT_API_URL={URL} .venv/bin/python app/pipeline/deploy.py",
     )
 
 
