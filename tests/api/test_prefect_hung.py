@@ -13,6 +13,7 @@ import pytest
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from starlette.types import Receive, Scope, Send
 
+from app import readiness
 from app.cli import client as cli_client
 from app.config import Settings
 from app.models import Pipeline, PipelineRun, PipelineStage
@@ -162,3 +163,18 @@ async def test_outside_a_request_prefects_own_retries_apply(hung: str) -> None:
     )
     assert type(failed.value) is orchestrator.PrefectUnavailableError
     assert took > 1.5, took  # two attempts of 0.4 s and ~2 s of back-off, past the 1 s budget
+
+
+def test_make_doctor_gives_up_within_the_budget_as_get_ready_does(
+    hung: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make doctor` (python -m app.readiness) on a hung server: Prefect's client alone retried
+    for ~2 min before its check failed saying "unreachable … Start the server"."""
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exited:
+        readiness.main()
+    took = time.monotonic() - started
+    assert exited.value.code == 1
+    prefect_api = [line for line in capsys.readouterr().out.splitlines() if "prefect_api" in line]
+    assert prefect_api == [f"FAIL  prefect_api    {silent(hung)}"]
+    assert took < 30, took  # the budget is 1 s; Prefect's own retries took ~2 min
