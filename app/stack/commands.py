@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from dotenv import dotenv_values
 
 from app.access_settings import DEFAULT_PORTS
 from app.config import PROJECT_ROOT, get_settings
@@ -163,22 +164,32 @@ def banner(stack: Stack) -> str:
     )
 
 
+# what a Prefect UI address at another port than the stack's server does wrong
+_UI_ADDRESSES = {
+    "PREFECT_UI_URL": "links to runs in Prefect's UI open port {port}",
+    "PREFECT_UI_API_URL": "Prefect's UI asks port {port} for what it shows",
+}
+
+
 def _ui_elsewhere(stack: Stack, env: Mapping[str, str]) -> list[str]:
     """Prefect UI addresses of this machine at another port than the stack's Prefect server
-    (.env.example's localhost:4200 under `make up PREFECT_PORT=4201`): every link to a run in
-    Prefect's UI, in the API's answers and on the dashboard, opened that other port."""
+    (.env.example's localhost:4200 under `make up PREFECT_PORT=4201`), given in the environment
+    or in .env, where the processes read them too: every link to a run in Prefect's UI, in the
+    API's answers and on the dashboard, opened that other port."""
+    from_file = dotenv_values(stack.env_file)
     warnings = []
-    for name in ("PREFECT_UI_URL", "PREFECT_UI_API_URL"):
+    for name, wrong in _UI_ADDRESSES.items():
+        value = env.get(name) or from_file.get(name) or ""
         try:
-            parts = urlsplit(env.get(name) or "")
+            parts = urlsplit(value)
             host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme)
         except ValueError:  # a port that is no number: the settings check said so
             continue
         if host in ("localhost", "127.0.0.1", "::1") and port != stack.prefect_port:
             warnings.append(
-                f"warning: {name}={env[name]} is not this stack's Prefect server (port "
-                f"{stack.prefect_port}): links to runs in Prefect's UI open port {port}; remove "
-                "it from .env (the stack sets its own) or give it this stack's port"
+                f"warning: {name}={value} is not this stack's Prefect server (port "
+                f"{stack.prefect_port}): {wrong.format(port=port)}; remove it from .env (the "
+                "stack sets its own) or give it this stack's port"
             )
     return warnings
 

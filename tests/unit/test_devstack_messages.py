@@ -270,10 +270,21 @@ def test_make_up_warns_of_prefect_ui_addresses_at_another_port(tmp_path: Path) -
         "4299): links to runs in Prefect's UI open port 4200; remove it from .env (the stack "
         "sets its own) or give it this stack's port\n\n"
         "warning: PREFECT_UI_API_URL=http://127.0.0.1/api is not this stack's Prefect server "
-        "(port 4299): links to runs in Prefect's UI open port 80; remove it from .env (the stack "
-        "sets its own) or give it this stack's port\n\n"
+        "(port 4299): Prefect's UI asks port 80 for what it shows; remove it from .env (the "
+        "stack sets its own) or give it this stack's port\n\n"
         "Ctrl-C (or `make down`) stops everything."
     )
     ok = "Ctrl-C (or `make down`) stops everything."
+    # in .env only (`cp .env.example .env`), where the API reads it too: it was not looked at
+    env_file = tmp_path / "example.env"
+    env_file.write_text("PREFECT_UI_URL=http://localhost:4200\n")
+    in_file = Stack(
+        env=env, api_port=8123, prefect_port=4299, state_dir=tmp_path, env_file=env_file
+    )
+    assert banner(in_file).split("<run id>/\n\n")[1] == (
+        "warning: PREFECT_UI_URL=http://localhost:4200 is not this stack's Prefect server (port "
+        "4299): links to runs in Prefect's UI open port 4200; remove it from .env (the stack "
+        f"sets its own) or give it this stack's port\n\n{ok}"
+    )
     assert said(PREFECT_UI_URL="http://localhost:4299") == ok
     assert said(PREFECT_UI_URL="https://prefect.example.com") == ok  # a proxy's: not ours to say
