@@ -7,6 +7,7 @@ and a second one is refused, naming what they share; the kernel (the database se
 locks however the stack ends. Only stacks take them: the API replicas of docker-compose.yml share
 one database on purpose, and take none."""
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Mapping
@@ -46,27 +47,57 @@ def shared_paths(env: Mapping[str, str]) -> dict[str, Path]:
 
 
 def claim(env: Mapping[str, str]) -> Held:
-    """Lock what the stack will use; RuntimeError naming it when another running stack has it."""
+    """Lock what the stack will use; RuntimeError naming it when another running stack has it.
+    Refused, it leaves nothing it made: a state directory holding only `data/.stack.lock` was one
+    `make clean` would not remove ("only data")."""
     held = Held()
-    for setting, lock in shared_paths(env).items():
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            release(held)
-            used = env[setting] if setting == "DATABASE_URL" else lock.parent
-            raise RuntimeError(_refusal(setting, used)) from None
-        held.files.append(fd)
-    database_url = async_database_url(env["DATABASE_URL"])  # postgresql:// as Settings takes it
-    if make_url(database_url).get_backend_name() == "postgresql":
-        try:
+    made: list[Path] = []  # directories and lock files this claim created, in that order
+    try:
+        for setting, lock in shared_paths(env).items():
+            made += _missing(lock.parent)
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = _open_lock(lock, made)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                used = env[setting] if setting == "DATABASE_URL" else lock.parent
+                raise RuntimeError(_refusal(setting, used)) from None
+            held.files.append(fd)
+        database_url = async_database_url(env["DATABASE_URL"])  # postgresql:// as Settings takes it
+        if make_url(database_url).get_backend_name() == "postgresql":
             held.databases.append(_lock_database(database_url))
-        except BaseException:
-            release(held)
-            raise
+    except BaseException:
+        _remove(made)  # while still locked: a stack opening one meanwhile finds it locked
+        release(held)
+        raise
     return held
+
+
+def _missing(directory: Path) -> list[Path]:
+    """The directories `mkdir(parents=True)` of `directory` makes, outermost first."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    return missing[::-1]
+
+
+def _open_lock(lock: Path, made: list[Path]) -> int:
+    """The lock file, opened for its lock; noted in `made` when this call created it."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    made.append(lock)
+    return fd
+
+
+def _remove(made: list[Path]) -> None:
+    """What a refused claim made, newest first: a directory only while empty."""
+    for path in reversed(made):
+        with contextlib.suppress(OSError):
+            path.rmdir() if path.is_dir() else path.unlink()
 
 
 def _lock_database(url: str) -> AdvisoryLock:

@@ -39,8 +39,11 @@ def test_a_second_stack_on_the_same_database_is_refused_until_the_first_is_gone(
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        before = sorted(tmp_path.rglob("*"))
         with pytest.raises(RuntimeError) as refused:
-            locks.claim(_env(tmp_path, "shared.db", "data-2"))
+            # a new state directory's data directory: it was left holding only its lock file
+            locks.claim(_env(tmp_path, "shared.db", "new-state/data-2"))
+        assert sorted(tmp_path.rglob("*")) == before  # nothing made is left
         assert str(refused.value) == (
             f"another running stack uses DATABASE_URL (sqlite+aiosqlite:///{tmp_path}/shared.db): "
             "two stacks on one database or data directory, each with its own Prefect server, fail "
@@ -49,6 +52,7 @@ def test_a_second_stack_on_the_same_database_is_refused_until_the_first_is_gone(
         )
         with pytest.raises(RuntimeError, match=r"uses PIPELINE_DATA_DIR \(.*/data-1\)"):
             locks.claim(_env(tmp_path, "other.db", "data-1"))
+        assert sorted(tmp_path.rglob("*")) == before  # the lock it found is kept: not its own
         held = locks.claim(_env(tmp_path, "other.db", "data-2"))  # nothing shared
         locks.release(held)
     finally:
