@@ -3,6 +3,7 @@
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -65,21 +66,26 @@ def main(argv: list[str] | None = None) -> None:
     # `make doctor` checks the stack running with this state, on whichever ports it runs
     ledgers = Ledger.all_in(log_dir) if args.command == "doctor" else []
     running = next((w for ledger in ledgers if (w := ledger.running()) is not None), None)
+    # or what a killed `make up` left running there: its processes, on its ports
+    killed = next((w for ledger in ledgers if (w := ledger.read()) and w.left_behind), None)
+    ran = running or killed
     stack = Stack(
         workers=args.workers,
         worker_limit=args.worker_limit,
-        prefect_port=args.prefect_port or _port_of(running, "prefect") or 4200,
-        api_port=args.api_port or _port_of(running, "api") or 8000,
+        prefect_port=args.prefect_port or _port_of(ran, "prefect") or 4200,
+        api_port=args.api_port or _port_of(ran, "api") or 8000,
         state_dir=state_dir,
         log_dir=log_dir,
     )
-    given = running is not None or args.prefect_port or args.state_dir or args.log_dir
+    given = ran is not None or args.prefect_port or args.state_dir or args.log_dir
     env = stack.process_env() if given or args.command == "up" else dict(os.environ)
     if problem := settings_check.refusal(env):
         print(f"error: {problem}", file=sys.stderr, flush=True)
         raise SystemExit(STACK_FAILED if args.command == "up" else CHECK_FAILED)
     if args.command == "doctor":
-        if running is None:
+        if running is None and killed is not None:
+            print(_left_behind(stack, killed), flush=True)
+        elif running is None:
             prefect_url = stack.prefect_api_url if given else get_settings().prefect_api_url
             say_none_runs(stack, prefect_url, named=bool(given))
         raise SystemExit(doctor(env))
@@ -101,6 +107,23 @@ def say_none_runs(stack: Stack, prefect_url: str, *, named: bool) -> None:
         )
     elif named:
         print(_not_its_stack(stack, answering), flush=True)
+
+
+def _left_behind(stack: Stack, killed: Written) -> str:
+    """The processes a killed `make up` of this state directory left running: this stack's, not
+    another's (they answer on its ports), and how to stop them."""
+    state = (
+        ""
+        if stack.state_dir == STATE_DIR
+        else f" STATE_DIR={shlex.quote(str(shown_path(stack.state_dir)))}"
+    )
+    left = ", ".join(f"{e['name']} ({e['pid']})" for e in killed.left_behind)
+    return (
+        f"the stack of STATE_DIR={shown_path(stack.state_dir)} was killed (its process "
+        f"{killed.stack['pid']} is gone) and left running {left}, which the checks below ask; "
+        f"`make down{state}` stops them, and {stack.up_command()} stops them and starts the "
+        "stack again. Its checks:"
+    )
 
 
 def _not_its_stack(stack: Stack, answering: dict[str, str]) -> str:

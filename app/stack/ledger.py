@@ -29,6 +29,11 @@ class Written:
     def running(self) -> bool:
         return _alive(self.stack)
 
+    @property
+    def left_behind(self) -> list[dict[str, Any]]:
+        """The processes still running of a stack that was killed (none while it runs)."""
+        return [] if self.running else [e for e in self.processes if _alive(e)]
+
     def port(self, name: str) -> int | None:
         """The stack's port `name` ('api', 'prefect'), as it wrote it down."""
         value = self.about.get(f"{name}_port")
@@ -84,7 +89,7 @@ class Ledger:
         written = self.read()
         if written is None or written.running:
             return []
-        left = in_stop_order([e for e in written.processes if _alive(e)], lambda e: e["name"])
+        left = in_stop_order(written.left_behind, lambda e: e["name"])
         for entry in left:
             _stop(entry)
         self.path.unlink(missing_ok=True)

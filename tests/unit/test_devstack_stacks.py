@@ -2,6 +2,7 @@
 (app/stack/commands.py, app/stack/topology.py, app/stack/ledger.py), with stand-in stacks whose processes are `sleep`s."""
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -274,6 +275,32 @@ def test_doctor_checks_the_prefect_server_of_the_stack_running_with_this_state(
         f"http://127.0.0.1:{prefect_port}/api) to its address in every process: API, worker and "
         "this one"
     ) in lines
+
+
+def test_doctor_names_what_a_killed_stack_of_this_state_left_and_how_to_stop_it(
+    tmp_path: Path, killed_stack: int
+) -> None:
+    """Its processes answer on its ports: doctor said "no stack … runs …, yet something answers
+    …: another stack, … not this state directory's" and to start this one on other ports."""
+    (tmp_path / "log").mkdir()  # where `make up STATE_DIR=…` keeps its ledger
+    ledger = (tmp_path / "processes-8001.json").rename(tmp_path / "log" / "processes-8001.json")
+    doctor = subprocess.run(
+        [sys.executable, "-m", "app.stack.commands", "doctor", f"--state-dir={tmp_path}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    stack_pid = json.loads(ledger.read_text())["stack"]["pid"]
+    assert doctor.stdout.splitlines()[0] == (
+        f"the stack of STATE_DIR={tmp_path} was killed (its process {stack_pid} is gone) and "
+        f"left running prefect-server ({killed_stack}), which the checks below ask; `make down "
+        f"STATE_DIR={tmp_path}` stops them, and `make up STATE_DIR={tmp_path} API_PORT=8001` "
+        f"(`pipeline up --state-dir {tmp_path} --api-port 8001`) stops them and starts the stack "
+        "again. Its checks:"
+    )
+    assert len(_group(killed_stack)) == 2  # doctor stops nothing
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
