@@ -37,6 +37,15 @@ _ANCHOR = (
 )
 
 _ANCHOR_LIKE = "like 2026-01-01T06:00:00Z (UTC) or 2026-01-01T06:00:00+01:00"
+_DAY_OR = (
+    "cron only: true (as cron does) fires on a day that matches its day-of-month or its "
+    "day-of-week, when both are restricted; false: only on a day that matches both "
+    "(`0 0 1-7 * 1`, the first Monday). Null (left out) is true."
+)
+_RRULE = (
+    "an RFC 5545 recurrence rule: a schedule set in Prefect itself (its UI or API), which this API "
+    "reads but does not set; null for the schedules it sets"
+)
 
 
 def _within_a_year(value: object) -> object:
@@ -84,6 +93,7 @@ class ScheduleIn(BaseModel):
         AwareDatetime | None, Field(description=_ANCHOR, examples=["2026-01-01T06:00:00Z"])
     ] = None
     timezone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "UTC"
+    day_or: Annotated[StrictBool | None, Field(description=_DAY_OR)] = None
     active: Annotated[
         StrictBool,
         Field(
@@ -96,11 +106,22 @@ class ScheduleIn(BaseModel):
     schedule_id: Annotated[str | None, _READ_ONLY] = None
     next_run_at: Annotated[datetime | None, _READ_ONLY] = None
     pipeline_exists: Annotated[bool | None, _READ_ONLY] = None  # GET /api/schedules's
+    rrule: Annotated[str | None, Field(description=_RRULE)] = None  # null: only read back
 
     @model_validator(mode="before")
     @classmethod
     def _few_unknown_fields(cls, data: Any) -> Any:
         return few_unknown_fields(cls, data)
+
+    @field_validator("rrule")
+    @classmethod
+    def _not_an_rrule(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "a recurrence rule is set in Prefect itself, not through this API: send cron or "
+                "interval_seconds instead and leave rrule out (or null), or keep editing this "
+                "schedule in Prefect"
+            )
 
     @field_validator("cron")
     @classmethod
@@ -165,11 +186,15 @@ class ScheduleIn(BaseModel):
             raise ValueError("give exactly one of cron or interval_seconds")
         if self.cron is not None and self.anchor_date is not None:
             raise ValueError("anchor_date goes with interval_seconds, not cron; remove it")
+        if self.interval_seconds is not None and self.day_or is not None:
+            raise ValueError("day_or goes with cron, not interval_seconds; remove it")
         return self
 
     def to_prefect(self) -> CronSchedule | IntervalSchedule:
         if self.cron is not None:
-            return CronSchedule(cron=self.cron, timezone=self.timezone)
+            return CronSchedule(
+                cron=self.cron, timezone=self.timezone, day_or=self.day_or is not False
+            )
         assert self.interval_seconds is not None
         interval = timedelta(seconds=self.interval_seconds)
         if self.anchor_date is None:
@@ -189,6 +214,8 @@ class ScheduleOut(BaseModel):
     interval_seconds: int | None
     anchor_date: datetime | None = Field(description=_ANCHOR)
     timezone: str
+    day_or: bool | None = Field(description=_DAY_OR)
+    rrule: str | None = Field(description=_RRULE)
     active: bool
     next_run_at: datetime | None = Field(
         description="when the schedule next fires (Prefect's date rules); null while paused"

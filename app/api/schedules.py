@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from prefect.client.schemas.objects import DeploymentSchedule
-from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 from sqlalchemy import select
 
 from app import removal, service
@@ -32,6 +32,8 @@ async def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
         pipeline_id=pipeline_id,
         schedule_id=str(schedule.id),
         cron=kind.cron if isinstance(kind, CronSchedule) else None,
+        day_or=kind.day_or if isinstance(kind, CronSchedule) else None,
+        rrule=kind.rrule if isinstance(kind, RRuleSchedule) else None,
         interval_seconds=interval.interval // ONE_SECOND if interval else None,
         anchor_date=interval.anchor_date.astimezone(UTC) if interval else None,
         timezone=getattr(kind, "timezone", None) or "UTC",  # Prefect's schedules read none as UTC

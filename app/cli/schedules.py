@@ -51,7 +51,11 @@ def _said_here() -> Iterator[None]:
 
 def _when(schedule: dict[str, Any]) -> str:
     if schedule["cron"] is not None:
-        return f"cron {schedule['cron']} ({schedule['timezone']})"
+        both = ", on days matching both its day fields" if schedule.get("day_or") is False else ""
+        return f"cron {schedule['cron']} ({schedule['timezone']}{both})"
+    if schedule["interval_seconds"] is None:  # a recurrence rule set in Prefect itself
+        rule = " ".join(str(schedule.get("rrule")).split())  # Prefect adds a DTSTART line
+        return f"rrule {rule} ({schedule['timezone']}; set in Prefect)"
     seconds = schedule["interval_seconds"]  # 31622400, not :g's 3.16224e+07
     shown = f"{int(seconds)}" if float(seconds).is_integer() else f"{seconds}"
     return f"every {shown} s ({schedule['timezone']})"

@@ -158,6 +158,8 @@ def test_what_a_read_answers_its_write_takes_back() -> None:
         "ScheduleOut.interval_seconds": ["integer", "null"],
         "ScheduleOut.anchor_date": ["null", "string/date-time"],
         "ScheduleOut.timezone": ["string"],
+        "ScheduleOut.day_or": ["boolean", "null"],
+        "ScheduleOut.rrule": ["null", "string"],
         "ScheduleOut.active": ["boolean"],
         "ScheduleOut.next_run_at": ["null", "string/date-time"],
     }

@@ -27,6 +27,8 @@ def _listed(fake: FakePrefect, pipeline_id: int, *, exists: bool) -> dict[str, o
         "interval_seconds": None,
         "anchor_date": None,
         "timezone": "Europe/Paris",
+        "day_or": True,
+        "rrule": None,
         "active": False,
         "next_run_at": None,
         "pipeline_exists": exists,

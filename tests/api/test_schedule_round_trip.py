@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from prefect.client.schemas.objects import DeploymentSchedule
-from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 
 from app.pipeline import schedules
 from tests.support.rows import add_pipeline
@@ -41,6 +41,7 @@ def in_prefect(monkeypatch: pytest.MonkeyPatch) -> dict[int, DeploymentSchedule]
         {"interval_seconds": 3600, "timezone": "Europe/Paris"},
         {"interval_seconds": 366 * 86_400, "active": False},
         {"cron": "0 6 * * 1-5", "timezone": "UTC"},
+        {"cron": "0 0 1-7 * 1", "timezone": "UTC", "day_or": False},  # the first Monday
     ],
 )
 async def test_a_schedule_read_back_is_taken_back_unchanged(
@@ -51,7 +52,15 @@ async def test_a_schedule_read_back_is_taken_back_unchanged(
     assert (await client.put(path, json=sent)).status_code == 200
     read = await client.get(path)
     assert read.status_code == 200
-    expected = {"cron": None, "interval_seconds": None, "timezone": "UTC", "active": True, **sent}
+    expected = {
+        "cron": None,
+        "interval_seconds": None,
+        "timezone": "UTC",
+        "day_or": None if "interval_seconds" in sent else True,
+        "rrule": None,
+        "active": True,
+        **sent,
+    }
     assert {key: read.json()[key] for key in expected} == expected
     assert type(read.json()["interval_seconds"]) is type(sent.get("interval_seconds"))
 
@@ -160,3 +169,62 @@ async def test_an_anchor_needs_an_interval_and_a_timezone(
         )
         assert (response.status_code, response.json()["message"]) == (422, message), body
     assert in_prefect == {}
+
+
+async def test_a_cron_edited_in_prefect_to_match_both_days_keeps_it_when_sent_back(
+    client: httpx.AsyncClient, in_prefect: dict[int, DeploymentSchedule]
+) -> None:
+    """GET left out Prefect's day_or: `0 0 1 * 1` set to fire on a 1st that is a Monday became,
+    sent back, every 1st and every Monday."""
+    pipeline_id = await add_pipeline("first monday")
+    both = CronSchedule(cron="0 0 1 * 1", timezone="UTC", day_or=False)
+    in_prefect[pipeline_id] = DeploymentSchedule(schedule=both)
+    path = f"/api/pipelines/{pipeline_id}/schedule"
+    read = (await client.get(path)).json()
+    assert (read["cron"], read["day_or"]) == ("0 0 1 * 1", False)
+    assert read["next_run_at"] is not None and read["next_run_at"][8:10] == "01"
+
+    assert (await client.put(path, json=read)).status_code == 200
+    assert in_prefect[pipeline_id].schedule == both
+
+
+async def test_day_or_is_refused_beside_an_interval(
+    client: httpx.AsyncClient, in_prefect: dict[int, DeploymentSchedule]
+) -> None:
+    pipeline_id = await add_pipeline("day_or")
+    response = await client.put(
+        f"/api/pipelines/{pipeline_id}/schedule", json={"interval_seconds": 60, "day_or": False}
+    )
+    assert (response.status_code, response.json()["message"]) == (
+        422,
+        "body: day_or goes with cron, not interval_seconds; remove it",
+    )
+    assert in_prefect == {}
+
+
+async def test_a_recurrence_rule_set_in_prefect_is_read_and_not_taken_back(
+    client: httpx.AsyncClient, in_prefect: dict[int, DeploymentSchedule]
+) -> None:
+    """One set in Prefect's UI: GET said cron and interval_seconds null and nothing else, and the
+    CLI's list of every pipeline's schedules failed on it (a TypeError, exit 70)."""
+    pipeline_id = await add_pipeline("weekly in Prefect")
+    rule = RRuleSchedule(rrule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=6;BYMINUTE=0", timezone="Europe/Berlin")
+    in_prefect[pipeline_id] = DeploymentSchedule(schedule=rule)
+    path = f"/api/pipelines/{pipeline_id}/schedule"
+    read = (await client.get(path)).json()
+    assert {key: read[key] for key in ("cron", "interval_seconds", "day_or", "rrule")} == {
+        "cron": None,
+        "interval_seconds": None,
+        "day_or": None,
+        "rrule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=6;BYMINUTE=0",
+    }
+    assert read["timezone"] == "Europe/Berlin"
+
+    refused = await client.put(path, json=read)
+    assert (refused.status_code, refused.json()["message"]) == (
+        422,
+        "rrule: a recurrence rule is set in Prefect itself, not through this API: send cron or "
+        "interval_seconds instead and leave rrule out (or null), or keep editing this schedule in "
+        "Prefect",
+    )
+    assert in_prefect[pipeline_id].schedule == rule

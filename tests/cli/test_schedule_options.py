@@ -6,6 +6,7 @@ import re
 
 import pytest
 from prefect.client.schemas.objects import DeploymentSchedule
+from prefect.client.schemas.schedules import CronSchedule, RRuleSchedule
 from sqlalchemy import delete
 
 from app.db import get_sessionmaker
@@ -175,4 +176,50 @@ async def test_a_resume_racing_the_pipeline_s_delete_says_the_pipeline_is_gone(
         4,
         "",
         f"error: pipeline {pipeline_id} not found\n",
+    )
+
+
+async def test_schedules_set_in_prefect_as_a_rule_or_on_both_days_are_listed_as_such(
+    cli: Cli,
+    in_prefect: dict[int, DeploymentSchedule],  # noqa: F811
+) -> None:
+    """An RRule set in Prefect's UI made `pipeline schedules` fail for every pipeline ("unexpected
+    TypeError: float() argument must be … not 'NoneType'", exit 70), and so `schedule show`."""
+    rule, first_monday = await add_pipeline("rule"), await add_pipeline("first monday")
+    in_prefect[rule] = DeploymentSchedule(
+        schedule=RRuleSchedule(
+            rrule="DTSTART:20200101T000000\nFREQ=WEEKLY;BYDAY=MO", timezone="UTC"
+        ),
+        active=False,
+    )
+    in_prefect[first_monday] = DeploymentSchedule(
+        schedule=CronSchedule(cron="0 0 1-7 * 1", timezone="UTC", day_or=False), active=False
+    )
+    shown = await cli("schedule", "show", str(rule))
+    assert (shown.exit_code, shown.stdout, shown.stderr) == (
+        0,
+        f"pipeline {rule}: rrule DTSTART:20200101T000000 FREQ=WEEKLY;BYDAY=MO (UTC; set in "
+        "Prefect); next run: paused\n",
+        "",
+    )
+    shown = await cli("schedule", "show", str(first_monday))
+    assert (shown.exit_code, shown.stdout, shown.stderr) == (
+        0,
+        f"pipeline {first_monday}: cron 0 0 1-7 * 1 (UTC, on days matching both its day "
+        "fields); next run: paused\n",
+        "",
+    )
+    listed = await cli("schedules")
+    assert (listed.exit_code, listed.stdout.splitlines()[3:7]) == (
+        0,
+        [
+            f"│        {rule} │ rrule DTSTART:20200101T000000 FREQ=WEEKLY;BYDAY=MO (UTC; set in      │ "
+            "paused         │",
+            "│          │ Prefect)                                                             │ "
+            "               │",
+            f"│        {first_monday} │ cron 0 0 1-7 * 1 (UTC, on days matching both its day "
+            "fields)         │ paused         │",
+            "╰──────────┴──────────────────────────────────────────────────────────────────────┴"
+            "────────────────╯",
+        ],
     )

@@ -2,13 +2,16 @@
 real stack (Prefect server, worker, API). Screenshots go to tests/results/screenshots/."""
 
 from collections.abc import AsyncIterator
+from uuid import UUID
 
 import httpx
 import pytest
 from playwright.async_api import Browser, FilePayload, Page, Route, expect
 from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.schedules import RRuleSchedule
 
 from app.display import duration
+from app.pipeline.deploy import DEPLOYMENT_NAME
 from tests.e2e.browser import low_contrast, screenshot
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import next_daily, start_with_env, wait_for_stage
@@ -217,7 +220,7 @@ async def test_an_upload_whose_rows_are_all_rejected_shows_the_error(page: Page)
 
 
 async def test_the_pipeline_page_shows_its_schedule_and_next_run(
-    page: Page, api: httpx.AsyncClient
+    page: Page, api: httpx.AsyncClient, prefect: PrefectClient
 ) -> None:
     pipeline_id = (
         await api.post("/api/pipelines", json={"name": "scheduled", "record_count": 10})
@@ -239,6 +242,23 @@ async def test_the_pipeline_page_shows_its_schedule_and_next_run(
         await api.post(f"/api/pipelines/{pipeline_id}/schedule/pause")
         await page.reload()
         await expect(schedule).to_have_text("cron 0 6 * * * (Europe/Paris) · paused")
+
+        both = {"cron": "0 0 1-7 * 1", "day_or": False, "active": False}  # the first Monday
+        path = f"/api/pipelines/{pipeline_id}/schedule"
+        assert (await api.put(path, json=both)).status_code == 200
+        await page.reload()
+        await expect(schedule).to_have_text(
+            "cron 0 0 1-7 * 1 (UTC, on days matching both its day fields) · paused"
+        )
+        # a rule set in Prefect's own UI: the page said "every null s"
+        deployment = await prefect.read_deployment_by_name(f"Data Pipeline/{DEPLOYMENT_NAME}")
+        schedule_id = UUID((await api.get(path)).json()["schedule_id"])
+        rule = RRuleSchedule(rrule="FREQ=WEEKLY;BYDAY=MO", timezone="UTC")
+        await prefect.update_deployment_schedule(deployment.id, schedule_id, schedule=rule)
+        await page.reload()
+        await expect(schedule).to_have_text(  # Prefect adds a DTSTART line to the rule
+            "rrule DTSTART:20200101T000000 FREQ=WEEKLY;BYDAY=MO (UTC; set in Prefect) · paused"
+        )
     finally:
         await api.delete(f"/api/pipelines/{pipeline_id}/schedule")
 

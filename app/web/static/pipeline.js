@@ -144,6 +144,19 @@
   }
 
   /** The schedule Prefect keeps for the pipeline, and when it next runs (times in UTC). */
+  // as `pipeline schedules` says it: a cron, an interval, or a rule set in Prefect itself
+  function scheduleWhen(s) {
+    if (s.cron !== null) {
+      const both = s.day_or === false ? ", on days matching both its day fields" : "";
+      return `cron ${s.cron} (${s.timezone}${both})`;
+    }
+    if (s.interval_seconds === null) {
+      const rule = String(s.rrule).replace(/\s+/g, " "); // Prefect adds a DTSTART line
+      return `rrule ${rule} (${s.timezone}; set in Prefect)`;
+    }
+    return `every ${s.interval_seconds} s (${s.timezone})`;
+  }
+
   async function showSchedule() {
     const cell = document.getElementById("schedule");
     let text;
@@ -154,13 +167,13 @@
         ? (await response.json()).find((one) => String(one.pipeline_id) === pipelineId)
         : undefined;
       if (s) {
-        const when = s.cron !== null ? `cron ${s.cron}` : `every ${s.interval_seconds} s`;
+        const when = scheduleWhen(s);
         const next = !s.active
           ? "paused"
           : s.next_run_at
             ? `next run ${new Date(s.next_run_at).toISOString().slice(0, 19).replace("T", " ")} UTC`
             : "no run planned";
-        text = `${when} (${s.timezone}) · ${next}`;
+        text = `${when} · ${next}`;
       } else if (response.ok) {
         text = `none (pipeline schedule set ${pipelineId} --cron …, or PUT …/schedule)`;
       } else {
