@@ -23,6 +23,8 @@ SERVER_TUNING = {
     "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
 }
 
+LOG_DATES = "%Y-%m-%d %H:%M:%S"  # Prefect's own: %H:%M:%S
+
 # the file Settings reads: the project's .env, wherever a process runs
 ENV_FILE = Path(str(Settings.model_config.get("env_file")))
 
@@ -36,6 +38,8 @@ def stack_defaults(state_dir: Path, prefect_api_url: str) -> dict[tuple[str, ...
         ("PREFECT_HOME",): str(state_dir / "prefect"),
         ("PREFECT_UI_API_URL",): prefect_api_url,
         ("PREFECT_WORKER_QUERY_SECONDS",): "1",  # Prefect's 10 s: a run would wait for the poll
+        # the log files are appended to across starts and days: Prefect's lines had no date
+        ("PREFECT_LOGGING_FORMATTERS_STANDARD_DATEFMT",): LOG_DATES,
     }
 
 

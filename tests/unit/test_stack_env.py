@@ -1,6 +1,8 @@
 """What `make up` gives its processes (app/stack/env.py): its defaults give way to a variable set in
 the environment or, else, in the project's .env, as every setting does."""
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +57,15 @@ def test_the_environment_wins_over_dotenv_and_empty_means_unset(tmp_path: Path) 
     }
 
 
+# a line as the stack's processes log theirs: through Prefect's logging configuration
+LOGS_A_LINE = (
+    "import logging\n"
+    "from prefect.logging.configuration import setup_logging\n"
+    "setup_logging()\n"
+    "logging.getLogger('app.stack').warning('a line')\n"
+)
+
+
 def test_without_either_the_stack_keeps_its_state_under_its_state_directory(
     tmp_path: Path,
 ) -> None:
@@ -72,6 +83,19 @@ def test_without_either_the_stack_keeps_its_state_under_its_state_directory(
         "PREFECT_HOME": str(state / "prefect"),
     }
     assert (env["PREFECT_SERVER_EPHEMERAL_ENABLED"], env["PATH"]) == ("false", "/bin")
+    # a stack's process logs with the date: its log files run on across starts and days
+    (state / "prefect").mkdir(parents=True)  # as the stack's Prefect server makes it
+    logged = subprocess.run(
+        [sys.executable, "-c", LOGS_A_LINE],
+        cwd=PROJECT_ROOT,
+        env={**env, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| WARNING \| app\.stack - a line\n", logged.stderr
+    ), logged.stderr
 
 
 def test_a_configured_database_or_data_directory_is_kept_under_any_of_its_names(
