@@ -126,6 +126,8 @@ class ScheduleIn(BaseModel):
     @field_validator("cron")
     @classmethod
     def _cron_fires(cls, value: str | None) -> str | None:
+        """Spaces around it are no part of it (`"@daily "` was "not a valid cron expression")."""
+        value = value.strip() if value is not None else None
         problem = cron_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)

@@ -228,3 +228,15 @@ async def test_a_recurrence_rule_set_in_prefect_is_read_and_not_taken_back(
         "Prefect",
     )
     assert in_prefect[pipeline_id].schedule == rule
+
+
+async def test_a_cron_with_spaces_around_it_is_taken_without_them(
+    client: httpx.AsyncClient, in_prefect: dict[int, DeploymentSchedule]
+) -> None:
+    """`"@daily "` (pasted with a space) was a 422 "not a valid cron expression"."""
+    pipeline_id = await add_pipeline("pasted")
+    path = f"/api/pipelines/{pipeline_id}/schedule"
+    for sent, kept in ((" @daily ", "@daily"), ("0 6 * * * ", "0 6 * * *")):
+        response = await client.put(path, json={"cron": sent})
+        assert (response.status_code, response.json()["cron"]) == (200, kept)
+        assert in_prefect[pipeline_id].schedule == CronSchedule(cron=kept, timezone="UTC")
