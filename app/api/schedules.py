@@ -45,12 +45,17 @@ async def _out(pipeline_id: int, schedule: DeploymentSchedule) -> ScheduleOut:
 async def _not_found(pipeline_id: int) -> HTTPException:
     """The 404 of a pipeline that does not exist, saying so of a schedule it left in Prefect."""
     with suppress(orchestrator.PrefectUnavailableError):  # then the pipeline's 404 is all
-        if pipeline_id in await schedules.read_pipeline_schedules():
+        held = (await schedules.read_pipeline_schedules()).get(pipeline_id)
+        if held is not None:
+            doing = (
+                "making runs that end Cancelled without running anything"
+                if held.active
+                else "paused"
+            )
             return HTTPException(
                 status.HTTP_404_NOT_FOUND,
-                f"pipeline {pipeline_id} not found, but its schedule is still in Prefect, making "
-                "runs that end Cancelled without running anything; remove it with "
-                f"DELETE /api/pipelines/{pipeline_id}/schedule",
+                f"pipeline {pipeline_id} not found, but its schedule is still in Prefect, {doing}; "
+                f"remove it with DELETE /api/pipelines/{pipeline_id}/schedule",
             )
     return HTTPException(status.HTTP_404_NOT_FOUND, f"pipeline {pipeline_id} not found")
 

@@ -184,8 +184,9 @@ def schedules(ctx: typer.Context, as_json: JsonOption = False) -> None:
     for schedule in found:
         if not schedule.get("pipeline_exists", True):
             pipeline_id = schedule["pipeline_id"]
+            doing = "makes runs that end Cancelled" if schedule["active"] else "is paused"
             stdout().print(
-                f"pipeline {pipeline_id} no longer exists; its schedule makes runs that end "
-                f"Cancelled; remove it with pipeline schedule remove {pipeline_id}",
+                f"pipeline {pipeline_id} no longer exists; its schedule {doing}; remove it with "
+                f"pipeline schedule remove {pipeline_id}",
                 soft_wrap=True,
             )

@@ -53,9 +53,16 @@ async def test_the_list_marks_a_schedule_whose_pipeline_is_gone_and_reading_it_s
     read = await client.get(f"/api/pipelines/{orphan}/schedule")
     assert (read.status_code, read.json()["detail"]) == (
         404,
+        f"pipeline {orphan} not found, but its schedule is still in Prefect, paused; remove it "
+        f"with DELETE /api/pipelines/{orphan}/schedule",
+    )  # it said "making runs" of a paused one too
+    prefect.schedules[f"pipeline-{orphan}"].active = True
+    active = await client.get(f"/api/pipelines/{orphan}/schedule")
+    assert active.json()["detail"] == (
         f"pipeline {orphan} not found, but its schedule is still in Prefect, making runs that end "
-        f"Cancelled without running anything; remove it with DELETE /api/pipelines/{orphan}/schedule",
+        f"Cancelled without running anything; remove it with DELETE /api/pipelines/{orphan}/schedule"
     )
+    prefect.schedules[f"pipeline-{orphan}"].active = False
     for method, path in [("POST", "pause"), ("POST", "resume"), ("PUT", "")]:
         written = await client.request(
             method,

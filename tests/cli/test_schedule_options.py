@@ -140,17 +140,16 @@ async def test_a_schedule_whose_pipeline_is_gone_is_listed_with_how_to_remove_it
             f"│        {kept} │ cron 0 6 * * * (UTC) │ paused         │",
             f"│        {orphan} │ cron 0 6 * * * (UTC) │ pipeline gone  │",
             "╰──────────┴──────────────────────┴────────────────╯",
-            f"pipeline {orphan} no longer exists; its schedule makes runs that end Cancelled; "
-            f"remove it with pipeline schedule remove {orphan}",
+            f"pipeline {orphan} no longer exists; its schedule is paused; remove it with "
+            f"pipeline schedule remove {orphan}",
         ],
     )
     shown = await cli("schedule", "show", str(orphan))
     assert (shown.exit_code, shown.stdout, shown.stderr) == (
         4,
         "",
-        f"error: pipeline {orphan} not found, but its schedule is still in Prefect, making runs "
-        "that end Cancelled without running anything; remove it with pipeline schedule remove "
-        f"{orphan}\n",
+        f"error: pipeline {orphan} not found, but its schedule is still in Prefect, paused; remove "
+        f"it with pipeline schedule remove {orphan}\n",
     )
     removed = await cli("schedule", "remove", str(orphan))
     assert (removed.exit_code, removed.stdout) == (0, f"pipeline {orphan}: schedule removed\n")
