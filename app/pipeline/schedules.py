@@ -53,6 +53,13 @@ def cron_problem(cron: str) -> str | None:
     try:
         next(rules._get_dates_generator(n=1))
     except ValueError:  # croniter's "failed to find next date"
+        fields = cron.split()
+        if len(fields) == 5 and "#" in fields[4] and fields[2] != "*":
+            return (
+                f"{cron!r} never fires: Prefect's cron reader (croniter) finds no date for a "
+                f"day-of-month ({fields[2]}) beside an nth weekday ({fields[4]}); keep one of "
+                "them and use * for the other"
+            )
         return f"{cron!r} never fires: no date matches its day-of-month and month; change them"
     return None
 

@@ -599,6 +599,8 @@ async def test_schedule_input_is_validated_before_prefect(client: httpx.AsyncCli
         '{"cron": "0 6 *"}': "cron: '0 6 *' is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)",
         # valid syntax, but no 30th of February: Prefect's scheduler would fail on the deployment
         '{"cron": "0 0 30 2 *"}': "cron: '0 0 30 2 *' never fires: no date matches its day-of-month and month; change them",
+        # croniter cannot pair a day-of-month with an nth weekday (it said "day-of-month and month")
+        '{"cron": "0 0 1 * MON#2"}': "cron: '0 0 1 * MON#2' never fires: Prefect's cron reader (croniter) finds no date for a day-of-month (1) beside an nth weekday (MON#2); keep one of them and use * for the other",
         '{"cron": "0 6 * * *", "interval_seconds": 60}': "body: give exactly one of cron or interval_seconds",
         "{}": "body: give exactly one of cron or interval_seconds",
         '{"interval_seconds": 5}': "interval_seconds: must be at least 10; got 5",
