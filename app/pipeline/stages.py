@@ -100,15 +100,14 @@ def validate(
     if missing:
         raise ValueError(f"missing required columns: {', '.join(missing)}")
     typed = [
-        casts.cast(name, schema[name], dtype).alias(name)
-        for name, dtype in REQUIRED_COLUMNS.items()
+        _typed(name, schema[name], dtype).alias(name) for name, dtype in REQUIRED_COLUMNS.items()
     ]
     # columns read as text (CSV, JSON Lines), and floats or decimals cast to integers, are kept
     # beside the cast: a value the cast made null was unparseable (blank text is missing), and
-    # rejects show what was sent
+    # rejects show what was sent (a category's spaces too)
     texts = [
         name for name, dtype in REQUIRED_COLUMNS.items() if casts.keeps_sent(schema[name], dtype)
-    ]
+    ] + (["category"] if isinstance(schema["category"], pl.String) else [])
 
     def unparseable(name: str) -> pl.Expr:
         if name not in texts:
@@ -135,7 +134,7 @@ def validate(
         .then(pl.lit("unparseable quantity"))
         .when(~quantity.is_between(*QUANTITY_RANGE))
         .then(pl.lit(f"quantity out of range [{QUANTITY_RANGE[0]}, {QUANTITY_RANGE[1]}]"))
-        .when(~_category().is_in(CATEGORIES).fill_null(False))
+        .when(~pl.col("category").is_in(CATEGORIES).fill_null(False))
         .then(pl.lit(UNKNOWN_CATEGORY))
         .when(unparseable("is_active"))
         .then(pl.lit("unparseable is_active (true or false)"))
@@ -166,11 +165,7 @@ def validate(
             )
             .drop(ROW_INDEX)
         )
-    valid = (
-        checked.filter(pl.col(REJECT_REASON).is_null())
-        .drop(REJECT_REASON, *texts_kept, *own)
-        .with_columns(_category().alias("category"))
-    )
+    valid = checked.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, *texts_kept, *own)
     rejects = (
         checked.filter(pl.col(REJECT_REASON).is_not_null())
         .with_columns(pl.col(_TEXT + name).alias(name) for name in texts)
@@ -179,10 +174,11 @@ def validate(
     return valid, rejects
 
 
-def _category() -> pl.Expr:
-    """The category as it is judged and kept: " A" is A, as spaces around a number, a boolean or
-    a timestamp are no part of it (a rejected row keeps what was sent)."""
-    return pl.col("category").str.strip_chars()
+def _typed(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+    """Column `name` as the stages take it: cast, and a category without the spaces around it
+    (" A" is A), as spaces around a number, a boolean or a timestamp are no part of it."""
+    typed = casts.cast(name, source, target)
+    return typed.str.strip_chars() if name == "category" else typed
 
 
 # --------------------------------------------------------------------------- process / transform
