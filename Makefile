@@ -37,7 +37,7 @@ install-dev: uv
 
 # The local stack's ports and state directory (its SQLite database, Prefect home, run files, logs),
 # the same for `make up`, `make doctor` and `make down`; unset, 8000, 4200 and var:
-#   make up API_PORT=8001 PREFECT_PORT=4201 STATE_DIR=var/stack-2
+#   make up API_PORT=8001 PREFECT_PORT=4201 STATE_DIR=var-2
 # STATE_DIR in single quotes, each of its own quotes closed, escaped and reopened: a path with a
 # space or a quote in it is one argument to the shell, never shell syntax.
 QUOTED_STATE_DIR = '$(subst ','\'',$(STATE_DIR))'

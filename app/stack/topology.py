@@ -138,7 +138,7 @@ class Stack:
             f"{running.stack['pid']}, API on port {api}, Prefect server on port {prefect}); a second "
             "one would share its database, Prefect server and run files: stop it first (Ctrl-C "
             f"where it runs, or `make down{state}`), or give this one a state directory of its own "
-            f"and other ports: `make up STATE_DIR=var/stack-2 API_PORT={max(self.api_port, api + 1)} "
+            f"and other ports: `make up STATE_DIR=var-2 API_PORT={max(self.api_port, api + 1)} "
             f"PREFECT_PORT={max(self.prefect_port, prefect + 1)}`"
         )
 

@@ -235,11 +235,11 @@ async def test_up_hands_its_state_directory_to_the_stack(
 
     given: list[list[str]] = []
     monkeypatch.setattr(commands, "main", given.append)
-    result = await cli("up", "--state-dir", "var/stack-2", "--api-port", "8001")
+    result = await cli("up", "--state-dir", "var-2", "--api-port", "8001")
     assert result.exit_code == 0, result.stderr
     assert given == [
         ["--workers=1", "--worker-limit=4", "--prefect-port=4200", "--api-port=8001",
-         "--state-dir=var/stack-2"]
+         "--state-dir=var-2"]
     ]  # fmt: skip
 
 

@@ -96,7 +96,7 @@ async def test_up_runs_a_stack_of_its_own_state_directory_and_down_stops_all_of_
             f"{api_port}, Prefect server on port {prefect_port}); a second one would share its "
             "database, Prefect server and run files: stop it first (Ctrl-C where it runs, or "
             f"`make down STATE_DIR={state}`), or give this one a state directory of its own and "
-            f"other ports: `make up STATE_DIR=var/stack-2 API_PORT={api_port + 7} "
+            f"other ports: `make up STATE_DIR=var-2 API_PORT={api_port + 7} "
             f"PREFECT_PORT={prefect_port + 7}`\n",
         )
 

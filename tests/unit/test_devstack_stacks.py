@@ -157,7 +157,7 @@ def test_a_second_stack_of_the_same_state_is_refused(
         f"{owner.pid}, API on port 8000, Prefect server on port 4200); a second one would share "
         "its database, Prefect server and run files: stop it first (Ctrl-C where it runs, or "
         f"`make down STATE_DIR={tmp_path}`), or give this one a state directory of its own and "
-        "other ports: `make up STATE_DIR=var/stack-2 API_PORT=8001 PREFECT_PORT=4201`"
+        "other ports: `make up STATE_DIR=var-2 API_PORT=8001 PREFECT_PORT=4201`"
     )
     assert all(map(alive, pids))  # the running stack keeps its processes
 
@@ -309,11 +309,11 @@ def test_doctor_names_what_a_killed_stack_of_this_state_left_and_how_to_stop_it(
     [
         (
             "up",
-            "-m app.stack.commands --api-port=8001 --prefect-port=4201 --state-dir='var/stack-2'",
+            "-m app.stack.commands --api-port=8001 --prefect-port=4201 --state-dir='var-2'",
         ),
         (
             "doctor",
-            "-m app.stack.commands doctor --api-port=8001 --prefect-port=4201 --state-dir='var/stack-2'",
+            "-m app.stack.commands doctor --api-port=8001 --prefect-port=4201 --state-dir='var-2'",
         ),
     ],
 )
@@ -322,7 +322,7 @@ def test_make_passes_the_ports_and_state_directory(target: str, command: str) ->
     # run by `make test`, make is make's child: its flags (-w: "Leaving directory") are not ours
     outer = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
     dry_run = subprocess.run(
-        ["make", "-n", target, "API_PORT=8001", "PREFECT_PORT=4201", "STATE_DIR=var/stack-2"],
+        ["make", "-n", target, "API_PORT=8001", "PREFECT_PORT=4201", "STATE_DIR=var-2"],
         env={name: value for name, value in os.environ.items() if name not in outer},
         cwd=PROJECT_ROOT,
         capture_output=True,

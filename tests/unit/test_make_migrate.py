@@ -41,9 +41,9 @@ def _revision(database: Path) -> str:
 
 
 def test_make_migrate_passes_the_state_directory() -> None:
-    dry_run = _make("-n", "migrate", "STATE_DIR=var/stack-2", "PREFECT_PORT=4201")
+    dry_run = _make("-n", "migrate", "STATE_DIR=var-2", "PREFECT_PORT=4201")
     assert dry_run.stdout.splitlines()[-1] == (
-        ".venv/bin/python -m app.stack.migrate --prefect-port=4201 --state-dir='var/stack-2'"
+        ".venv/bin/python -m app.stack.migrate --prefect-port=4201 --state-dir='var-2'"
     )
 
 
